@@ -1,0 +1,56 @@
+"""Env backends: each turns (suite, task, split) into a gymnasium env.
+
+A backend is registered here by name; suite files pick one with ``backend:``.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, Any
+
+from vla_eval.registry import Registry
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+
+    from vla_eval.spec import SuiteSpec
+
+
+class Backend(abc.ABC):
+    name: str
+
+    @abc.abstractmethod
+    def task_names(self) -> list[str]:
+        """Tasks this backend can build (for validation and ``vla-eval list envs``)."""
+
+    @abc.abstractmethod
+    def validate_suite(self, spec: "SuiteSpec", source: str) -> None:
+        """Raise ConfigError naming ``source`` and the field if the suite asks for something unknown."""
+
+    @abc.abstractmethod
+    def make_env(self, spec: "SuiteSpec", task: str, split: str, cameras: list[str], depth: bool = False) -> "gym.Env":
+        """Build one env for ``task`` under ``split``'s perturbations; reused across that task's episodes."""
+
+    def episode_reset_options(self, spec: "SuiteSpec", task: str, episode_index: int) -> dict[str, Any] | None:
+        """Extra ``reset(options=...)`` for an episode (e.g. a fixed init-state id)."""
+        return None
+
+    def init_state_id(self, spec: "SuiteSpec", episode_index: int) -> int:
+        """Which fixed initial state an episode uses; seeded backends use the episode index."""
+        return episode_index
+
+    def versions(self) -> dict[str, str]:
+        """Simulator and asset versions recorded with every run."""
+        return {}
+
+
+BACKENDS: Registry[Backend] = Registry("backend")
+BACKENDS.register("tabletop", "vla_eval.backends.tabletop:TabletopBackend", help="built-in MuJoCo tabletop scenes")
+
+_instances: dict[str, Backend] = {}
+
+
+def get_backend(name: str) -> Backend:
+    if name not in _instances:
+        _instances[name] = BACKENDS.create(name)
+    return _instances[name]

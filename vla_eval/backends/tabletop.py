@@ -1,0 +1,56 @@
+"""The built-in MuJoCo tabletop scenes as a suite backend (the embedded default)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from vla_eval.backends import Backend
+from vla_eval.errors import ConfigError, UnknownNameError
+
+if TYPE_CHECKING:
+    from vla_eval.spec import SuiteSpec
+
+KNOWN_CAMERAS = ("agentview", "wrist")
+
+
+class TabletopBackend(Backend):
+    name = "tabletop"
+
+    def task_names(self) -> list[str]:
+        from vla_eval.envs.tabletop.scene import list_scenes
+
+        return sorted(list_scenes())
+
+    def validate_suite(self, spec: "SuiteSpec", source: str) -> None:
+        from vla_eval.envs.tabletop.perturbations import validate_perturbations
+
+        known = self.task_names()
+        for i, task in enumerate(spec.tasks):
+            if task.name not in known:
+                raise ConfigError(f"{source}: field 'tasks.{i}': {UnknownNameError('task', task.name, known)}")
+        for cam in spec.cameras:
+            if cam not in KNOWN_CAMERAS:
+                raise ConfigError(f"{source}: field 'cameras': unknown camera {cam!r}, expected one of {list(KNOWN_CAMERAS)}")
+        for i, split in enumerate(spec.splits):
+            try:
+                validate_perturbations(split.perturbations)
+            except ValueError as exc:
+                raise ConfigError(f"{source}: field 'splits.{i}.perturbations' (split {split.name!r}): {exc}") from exc
+        if len(spec.settle_action) != 7:
+            raise ConfigError(f"{source}: field 'settle_action': expected 7 numbers, got {len(spec.settle_action)}")
+
+    def make_env(self, spec: "SuiteSpec", task: str, split: str, cameras: list[str], depth: bool = False):
+        from vla_eval.envs.tabletop.env import TabletopEnv
+
+        return TabletopEnv(
+            scene=task,
+            cameras=tuple(cameras),
+            image_size=tuple(spec.image_size),
+            depth=depth,
+            perturbations=list(spec.split(split).perturbations),
+        )
+
+    def versions(self) -> dict[str, str]:
+        import mujoco
+
+        return {"mujoco": mujoco.__version__}

@@ -1,0 +1,26 @@
+"""Errors a user can act on: each names the file, field or value at fault."""
+
+from __future__ import annotations
+
+import difflib
+
+
+class VlaEvalError(Exception):
+    """Base of every user-facing error; the CLI prints it without a traceback and exits 2."""
+
+
+class ConfigError(VlaEvalError):
+    """A suite, scene or policy file (or a CLI value) is invalid."""
+
+
+class UnknownNameError(VlaEvalError, KeyError):
+    """A registry lookup failed; the message carries "did you mean" suggestions."""
+
+    def __init__(self, kind: str, name: str, known: list[str]):
+        self.kind, self.name, self.known = kind, name, sorted(known)
+        close = difflib.get_close_matches(name, self.known, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        super().__init__(f"unknown {kind} {name!r}.{hint} Known: {', '.join(self.known) or '(none)'}")
+
+    def __str__(self) -> str:
+        return self.args[0]

@@ -1,0 +1,170 @@
+"""Local executor: N spawned worker processes, each keeping its env alive.
+
+Why not ``ProcessPoolExecutor``: when a worker dies it breaks the whole pool and loses
+every pending future without saying which episode killed it. Here each worker has its
+own pipe, so the driver knows exactly which episode was in flight on a dead worker,
+retries that one episode once on a fresh worker, and records ``env_error`` if it dies
+again; other episodes are untouched.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from typing import Callable, Iterator
+
+from vla_eval.errors import VlaEvalError
+from vla_eval.plan import PlanItem
+from vla_eval.record import EpisodeRecord
+from vla_eval.worker import WORKER_ENV, WorkerConfig, worker_main
+
+MAX_ATTEMPTS = 2
+
+
+@contextmanager
+def _worker_environment() -> Iterator[None]:
+    """Spawned children inherit os.environ at start: set per-worker thread limits only then."""
+    saved = {k: os.environ.get(k) for k in WORKER_ENV}
+    for key, value in WORKER_ENV.items():
+        os.environ.setdefault(key, value)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@dataclass
+class _Slot:
+    process: mp.Process
+    conn: object
+    item: PlanItem | None = None
+    env_key: tuple[str, str] | None = None
+    ready: bool = False
+
+
+@dataclass
+class ExecutionSummary:
+    retried: list[tuple[str, str, int]] = field(default_factory=list)
+    worker_deaths: int = 0
+
+
+class LocalExecutor:
+    def __init__(self, config: WorkerConfig, workers: int):
+        if workers < 1:
+            raise VlaEvalError(f"--workers must be >= 1, got {workers}")
+        self.config = config
+        self.n_workers = workers
+        self._ctx = mp.get_context("spawn")
+
+    def _start(self) -> _Slot:
+        parent, child = self._ctx.Pipe()
+        with _worker_environment():
+            proc = self._ctx.Process(target=worker_main, args=(child, self.config), daemon=True)
+            proc.start()
+        child.close()
+        return _Slot(process=proc, conn=parent)
+
+    def run(self, items: list[PlanItem], on_record: Callable[[EpisodeRecord], None]) -> ExecutionSummary:
+        """Run ``items``; ``on_record`` is called in the driver for each finished episode, in completion order."""
+        summary = ExecutionSummary()
+        pending: deque[PlanItem] = deque(items)
+        attempts = self._attempts = {}
+        slots = [self._start() for _ in range(min(self.n_workers, max(len(items), 1)))]
+        try:
+            while pending or any(s.item is not None for s in slots):
+                for slot in slots:
+                    if slot.ready and slot.item is None and pending:
+                        slot.item = _take(pending, slot.env_key)
+                        slot.env_key = slot.item.env_key
+                        attempts[slot.item.key] = attempts.get(slot.item.key, 0) + 1
+                        slot.conn.send(("run", slot.item))
+                waitables = [s.conn for s in slots] + [s.process.sentinel for s in slots]
+                for ready in wait(waitables):
+                    slot = next((s for s in slots if ready is s.conn or ready == s.process.sentinel), None)
+                    if slot is None:
+                        continue
+                    if ready is slot.conn:
+                        try:
+                            msg = slot.conn.recv()
+                        except (EOFError, OSError):
+                            msg = None
+                        if msg is not None:
+                            self._handle(slot, msg, on_record)
+                            continue
+                    slot.process.join(timeout=10)
+                    slots[slots.index(slot)] = self._replace_dead(slot, pending, attempts, summary, on_record)
+        finally:
+            self._shutdown(slots)
+        return summary
+
+    def _handle(self, slot: _Slot, msg: tuple, on_record) -> None:
+        kind, payload = msg
+        if kind == "ready":
+            slot.ready = True
+        elif kind == "fatal":
+            raise VlaEvalError(payload)
+        elif kind == "done":
+            record = EpisodeRecord.model_validate(payload)
+            record.attempts = self._attempts.get(record.key, 1)
+            slot.item = None
+            on_record(record)
+
+    def _replace_dead(self, slot, pending, attempts, summary, on_record) -> _Slot:
+        try:
+            while slot.conn.poll():
+                self._handle(slot, slot.conn.recv(), on_record)
+        except (EOFError, OSError):
+            pass
+        summary.worker_deaths += 1
+        item = slot.item
+        if item is not None:
+            code = slot.process.exitcode
+            if attempts[item.key] < MAX_ATTEMPTS:
+                summary.retried.append(item.key)
+                pending.appendleft(item)
+            else:
+                on_record(
+                    EpisodeRecord(
+                        run_id=self.config.settings.run_id, suite=self.config.settings.suite, task=item.task,
+                        split=item.split, episode_index=item.episode_index, init_state_id=item.init_state_id,
+                        seed=item.seed, success=False, steps=0, termination="env_error", attempts=attempts[item.key],
+                        error=f"worker process died (exit code {code}) on {attempts[item.key]} attempts",
+                    )
+                )
+        elif not slot.ready:
+            raise VlaEvalError(f"a worker process died while starting (exit code {slot.process.exitcode})")
+        try:
+            slot.conn.close()
+        except OSError:
+            pass
+        return self._start()
+
+    def _shutdown(self, slots: list[_Slot]) -> None:
+        for slot in slots:
+            try:
+                slot.conn.send(("stop",))
+            except (OSError, BrokenPipeError):
+                pass
+        for slot in slots:
+            slot.process.join(timeout=60)
+            if slot.process.is_alive():
+                slot.process.terminate()
+                slot.process.join(timeout=5)
+
+
+def _take(pending: deque[PlanItem], env_key: tuple[str, str] | None) -> PlanItem:
+    """Prefer an episode the worker's live env can serve; otherwise the next in plan order."""
+    if env_key is not None:
+        for i, item in enumerate(pending):
+            if item.env_key == env_key:
+                del pending[i]
+                return item
+    return pending.popleft()

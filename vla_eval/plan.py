@@ -1,0 +1,60 @@
+"""The episode plan: every episode of a run, fixed before anything runs.
+
+Seeds come from a hash of (suite seed, task, episode index), never from timing, worker
+count or completion order, so the same plan gives the same episodes on 1 worker or 8.
+The seed deliberately ignores the split: episode *i* of every split starts from the
+same sampled layout, so the in-domain vs out-of-domain difference is a paired comparison.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+
+from vla_eval.spec import SuiteSpec
+
+
+@dataclass(frozen=True, order=True)
+class PlanItem:
+    task: str
+    split: str
+    episode_index: int
+    init_state_id: int
+    seed: int
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.task, self.split, self.episode_index)
+
+    @property
+    def env_key(self) -> tuple[str, str]:
+        """Episodes with the same env key can share one live env."""
+        return (self.task, self.split)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def episode_seed(suite_seed: int, task: str, episode_index: int) -> int:
+    digest = hashlib.sha256(f"{suite_seed}/{task}/{episode_index}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def build_plan(spec: SuiteSpec) -> list[PlanItem]:
+    from vla_eval.backends import get_backend
+
+    backend = get_backend(spec.backend)
+    items = []
+    for task in spec.tasks:
+        for split in spec.splits:
+            for i in range(spec.episodes_per_task):
+                items.append(
+                    PlanItem(
+                        task=task.name,
+                        split=split.name,
+                        episode_index=i,
+                        init_state_id=backend.init_state_id(spec, i),
+                        seed=episode_seed(spec.seed, task.name, i),
+                    )
+                )
+    return items

@@ -1,0 +1,52 @@
+"""Honest lower bounds: what success rate a task gives away for free."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vla_eval.policies.base import LIBERO_DELTA_EEF, ActionChunk, Policy
+
+
+class NoopPolicy(Policy):
+    """Holds still with the gripper open (LIBERO's settle action)."""
+
+    name = "noop"
+    needs_images = False
+
+    def __init__(self, chunk_size: int = 1):
+        self.chunk_size = int(chunk_size)
+
+    def predict(self, obs_batch):
+        actions = np.zeros((len(obs_batch), self.chunk_size, LIBERO_DELTA_EEF.dim))
+        actions[..., -1] = -1.0
+        return ActionChunk(actions=actions, space=LIBERO_DELTA_EEF)
+
+    def describe(self):
+        return {"name": self.name, "chunk_size": self.chunk_size}
+
+
+class RandomPolicy(Policy):
+    """Uniform actions in [-1, 1]; seeded per episode so reruns are identical."""
+
+    name = "random"
+    needs_images = False
+
+    def __init__(self, chunk_size: int = 1, scale: float = 1.0):
+        self.chunk_size = int(chunk_size)
+        self.scale = float(scale)
+        self._rngs: list[np.random.Generator] = []
+
+    def reset(self, instructions, seeds=None):
+        seeds = seeds if seeds is not None else [None] * len(instructions)
+        self._rngs = [np.random.default_rng(s) for s in seeds]
+
+    def predict(self, obs_batch):
+        if len(self._rngs) != len(obs_batch):
+            self._rngs = [np.random.default_rng() for _ in obs_batch]
+        actions = np.stack(
+            [rng.uniform(-self.scale, self.scale, size=(self.chunk_size, LIBERO_DELTA_EEF.dim)) for rng in self._rngs]
+        )
+        return ActionChunk(actions=actions, space=LIBERO_DELTA_EEF)
+
+    def describe(self):
+        return {"name": self.name, "chunk_size": self.chunk_size, "scale": self.scale}

