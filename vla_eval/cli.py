@@ -32,6 +32,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             replan_steps=args.replan_steps,
             episodes_per_task=args.episodes,
             seed=args.seed,
+            batch_envs=args.batch_envs,
+            executor=args.executor,
+            ray_address=args.ray_address,
             progress=not args.no_progress,
         )
     )
@@ -99,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", default="scripted", help="registered policy name or policy YAML path")
     p.add_argument("--policy-arg", action="append", default=[], metavar="KEY=VALUE", help="override a policy argument")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU cores)")
+    p.add_argument("--batch-envs", type=int, default=1, metavar="K",
+                   help="step K envs in lock-step per worker so a batched policy gets one call per step")
+    p.add_argument("--executor", choices=["local", "ray"], default="local")
+    p.add_argument("--ray-address", default=None, help="existing Ray cluster (host:port or auto); default: start a local Ray")
     p.add_argument("--episodes", type=int, default=None, help="override episodes per task")
     p.add_argument("--seed", type=int, default=None, help="override the suite seed")
     p.add_argument("--run-dir", type=Path, default=None, help="run folder (default RESULTS_ROOT/<suite>__<policy>__<time>)")

@@ -45,7 +45,7 @@ def _worker_environment() -> Iterator[None]:
 class _Slot:
     process: mp.Process
     conn: object
-    item: PlanItem | None = None
+    items: list[PlanItem] = field(default_factory=list)
     env_key: tuple[str, str] | None = None
     ready: bool = False
 
@@ -57,11 +57,14 @@ class ExecutionSummary:
 
 
 class LocalExecutor:
-    def __init__(self, config: WorkerConfig, workers: int):
+    def __init__(self, config: WorkerConfig, workers: int, batch_envs: int = 1):
         if workers < 1:
             raise VlaEvalError(f"--workers must be >= 1, got {workers}")
+        if batch_envs < 1:
+            raise VlaEvalError(f"--batch-envs must be >= 1, got {batch_envs}")
         self.config = config
         self.n_workers = workers
+        self.batch_envs = batch_envs
         self._ctx = mp.get_context("spawn")
 
     def _start(self) -> _Slot:
@@ -76,16 +79,18 @@ class LocalExecutor:
         """Run ``items``; ``on_record`` is called in the driver for each finished episode, in completion order."""
         summary = ExecutionSummary()
         pending: deque[PlanItem] = deque(items)
+        solo: deque[PlanItem] = deque()
         attempts = self._attempts = {}
         slots = [self._start() for _ in range(min(self.n_workers, max(len(items), 1)))]
         try:
-            while pending or any(s.item is not None for s in slots):
+            while pending or solo or any(s.items for s in slots):
                 for slot in slots:
-                    if slot.ready and slot.item is None and pending:
-                        slot.item = _take(pending, slot.env_key)
-                        slot.env_key = slot.item.env_key
-                        attempts[slot.item.key] = attempts.get(slot.item.key, 0) + 1
-                        slot.conn.send(("run", slot.item))
+                    if slot.ready and not slot.items and (pending or solo):
+                        slot.items = [solo.popleft()] if solo else _take(pending, slot.env_key, self.batch_envs)
+                        slot.env_key = slot.items[0].env_key
+                        for item in slot.items:
+                            attempts[item.key] = attempts.get(item.key, 0) + 1
+                        slot.conn.send(("run", slot.items))
                 waitables = [s.conn for s in slots] + [s.process.sentinel for s in slots]
                 for ready in wait(waitables):
                     slot = next((s for s in slots if ready is s.conn or ready == s.process.sentinel), None)
@@ -100,7 +105,7 @@ class LocalExecutor:
                             self._handle(slot, msg, on_record)
                             continue
                     slot.process.join(timeout=10)
-                    slots[slots.index(slot)] = self._replace_dead(slot, pending, attempts, summary, on_record)
+                    slots[slots.index(slot)] = self._replace_dead(slot, solo, attempts, summary, on_record)
         finally:
             self._shutdown(slots)
         return summary
@@ -112,24 +117,25 @@ class LocalExecutor:
         elif kind == "fatal":
             raise VlaEvalError(payload)
         elif kind == "done":
-            record = EpisodeRecord.model_validate(payload)
-            record.attempts = self._attempts.get(record.key, 1)
-            slot.item = None
-            on_record(record)
+            slot.items = []
+            for raw in payload:
+                record = EpisodeRecord.model_validate(raw)
+                record.attempts = self._attempts.get(record.key, 1)
+                on_record(record)
 
-    def _replace_dead(self, slot, pending, attempts, summary, on_record) -> _Slot:
+    def _replace_dead(self, slot, solo, attempts, summary, on_record) -> _Slot:
+        """Retry what the dead worker held, each episode alone so a second death blames exactly one."""
         try:
             while slot.conn.poll():
                 self._handle(slot, slot.conn.recv(), on_record)
         except (EOFError, OSError):
             pass
         summary.worker_deaths += 1
-        item = slot.item
-        if item is not None:
-            code = slot.process.exitcode
-            if attempts[item.key] < MAX_ATTEMPTS:
+        code = slot.process.exitcode
+        for item in slot.items:
+            if attempts[item.key] < MAX_ATTEMPTS or len(slot.items) > 1:
                 summary.retried.append(item.key)
-                pending.appendleft(item)
+                solo.append(item)
             else:
                 on_record(
                     EpisodeRecord(
@@ -139,7 +145,7 @@ class LocalExecutor:
                         error=f"worker process died (exit code {code}) on {attempts[item.key]} attempts",
                     )
                 )
-        elif not slot.ready:
+        if not slot.items and not slot.ready:
             raise VlaEvalError(f"a worker process died while starting (exit code {slot.process.exitcode})")
         try:
             slot.conn.close()
@@ -160,11 +166,10 @@ class LocalExecutor:
                 slot.process.join(timeout=5)
 
 
-def _take(pending: deque[PlanItem], env_key: tuple[str, str] | None) -> PlanItem:
-    """Prefer an episode the worker's live env can serve; otherwise the next in plan order."""
-    if env_key is not None:
-        for i, item in enumerate(pending):
-            if item.env_key == env_key:
-                del pending[i]
-                return item
-    return pending.popleft()
+def _take(pending: deque[PlanItem], env_key: tuple[str, str] | None, count: int) -> list[PlanItem]:
+    """Up to ``count`` episodes sharing one env key, preferring the worker's live envs' key."""
+    key = env_key if env_key is not None and any(i.env_key == env_key for i in pending) else pending[0].env_key
+    taken = [i for i in pending if i.env_key == key][:count]
+    for item in taken:
+        pending.remove(item)
+    return taken

@@ -1,7 +1,9 @@
-"""One episode: env and policy in a loop, turned into an :class:`EpisodeRecord`.
+"""Episodes: envs and one policy in a loop, turned into :class:`EpisodeRecord` objects.
 
-This runs inside worker processes. Nothing here may raise for a bad policy or a
-failing env: both end the episode with a recorded termination reason instead.
+``run_episodes`` steps K envs in lock-step so a batched policy gets one ``predict`` call
+for K observations per step (where GPU throughput comes from). Nothing here raises for a
+bad policy or a failing env: both end the affected episode with a recorded termination
+reason, and the other episodes of the batch carry on.
 """
 
 from __future__ import annotations
@@ -43,129 +45,194 @@ def state_digest(obs: dict[str, Any]) -> str:
     return h.hexdigest()[:16]
 
 
-def _error_text(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" at {last[0].filename}:{last[0].lineno}" if last else ""
     return f"{type(exc).__name__}: {exc}{where}"[:2000]
 
 
-class EnvFailure(Exception):
-    """The env raised; the worker must discard it before the next episode."""
+class _Episode:
+    """Mutable state of one episode inside a lock-step batch."""
+
+    def __init__(self, env, item: PlanItem, settings: EpisodeSettings, frames: list | None):
+        self.env, self.item, self.frames = env, item, frames
+        self.max_steps = settings.max_steps[item.task]
+        self.video_camera = settings.video_camera
+        self.obs: dict[str, Any] = {}
+        self.instruction = ""
+        self.queue: list[np.ndarray] = []
+        self.stats = dict(steps=0, policy_calls=0, policy_time_s=0.0, sim_time_s=0.0, parse_failures=0, outputs_checked=0)
+        self.extras: dict[str, Any] = {}
+        self.success = False
+        self.termination: str | None = None
+        self.error: str | None = None
+        self.env_ok = True
+        self.t0 = time.perf_counter()
+
+    @property
+    def active(self) -> bool:
+        return self.termination is None
+
+    def fail(self, termination: str, error: str) -> None:
+        self.termination, self.error, self.success = termination, error, False
+        if termination == "env_error":
+            self.env_ok = False
+
+    def reset(self, options: dict[str, Any] | None) -> None:
+        t = time.perf_counter()
+        try:
+            self.obs, info = self.env.reset(seed=self.item.seed, options=options or None)
+        except Exception as exc:
+            self.fail("env_error", error_text(exc))
+            return
+        finally:
+            self.stats["sim_time_s"] += time.perf_counter() - t
+        self.instruction = str(self.obs.get("instruction", ""))
+        self.success = bool(info.get("success", False))
+
+    def step(self, action: np.ndarray, counted: bool = True) -> None:
+        t = time.perf_counter()
+        try:
+            self.obs, _, _, _, info = self.env.step(np.asarray(action, dtype=np.float32))
+        except Exception as exc:
+            self.fail("env_error", error_text(exc))
+            return
+        finally:
+            self.stats["sim_time_s"] += time.perf_counter() - t
+        self.success = bool(info.get("success", False))
+        if counted:
+            self.stats["steps"] += 1
+            self.grab_frame()
+            self.settle_outcome()
+
+    def settle_outcome(self) -> None:
+        if self.success:
+            self.termination = "success"
+        elif self.stats["steps"] >= self.max_steps:
+            self.termination = "timeout"
+
+    def grab_frame(self) -> None:
+        if self.frames is not None and self.video_camera and "images" in self.obs:
+            self.frames.append(self.obs["images"][self.video_camera])
+
+    def policy_obs(self, needs_privileged: bool) -> dict[str, Any]:
+        o = dict(self.obs)
+        if needs_privileged and self.env_ok:
+            o["privileged"] = self.env.unwrapped.privileged_state()
+        return o
+
+    def record(self, settings: EpisodeSettings) -> EpisodeRecord:
+        item = self.item
+        return EpisodeRecord(
+            run_id=settings.run_id,
+            suite=settings.suite,
+            task=item.task,
+            split=item.split,
+            episode_index=item.episode_index,
+            init_state_id=item.init_state_id,
+            seed=item.seed,
+            instruction=self.instruction,
+            success=self.success,
+            termination=self.termination or "timeout",
+            error=self.error,
+            final_state_digest=state_digest(self.obs) if self.env_ok else "",
+            wall_time_s=time.perf_counter() - self.t0,
+            extras=self.extras,
+            **self.stats,
+        )
 
 
-def run_episode(
-    env,
+def run_episodes(
+    envs: list,
     policy: Policy,
-    item: PlanItem,
+    items: list[PlanItem],
     settings: EpisodeSettings,
-    frames: list[np.ndarray] | None = None,
-) -> tuple[EpisodeRecord, bool]:
-    """Roll out ``item``; returns the record and whether the env is still usable."""
-    wall0 = time.perf_counter()
-    base = dict(
-        run_id=settings.run_id,
-        suite=settings.suite,
-        task=item.task,
-        split=item.split,
-        episode_index=item.episode_index,
-        init_state_id=item.init_state_id,
-        seed=item.seed,
-    )
-    stats = dict(steps=0, policy_calls=0, policy_time_s=0.0, sim_time_s=0.0, parse_failures=0, outputs_checked=0)
-    extras: dict[str, Any] = {}
-    instruction = ""
-    success = False
-    termination = "timeout"
-    error: str | None = None
-    env_ok = True
-    obs: dict[str, Any] = {}
+    frames: list[list | None] | None = None,
+    reset_options: list[dict[str, Any] | None] | None = None,
+) -> list[tuple[EpisodeRecord, bool]]:
+    """Roll out ``items`` on ``envs`` in lock-step; returns (record, env still usable) per episode.
 
-    def step(action: np.ndarray):
-        t = time.perf_counter()
-        try:
-            result = env.step(np.asarray(action, dtype=np.float32))
-        except Exception as exc:
-            raise EnvFailure(_error_text(exc)) from exc
-        finally:
-            stats["sim_time_s"] += time.perf_counter() - t
-        return result
-
-    def grab_frame(o: dict[str, Any]) -> None:
-        if frames is not None and settings.video_camera and "images" in o:
-            frames.append(o["images"][settings.video_camera])
-
-    try:
-        t = time.perf_counter()
-        try:
-            obs, info = env.reset(seed=item.seed, options=settings.reset_options or None)
-        except Exception as exc:
-            raise EnvFailure(_error_text(exc)) from exc
-        finally:
-            stats["sim_time_s"] += time.perf_counter() - t
-        instruction = str(obs.get("instruction", ""))
+    The policy always sees the whole batch (finished episodes keep their last observation
+    and their actions are dropped), so per-env policy state keeps a stable index.
+    """
+    frames = frames or [None] * len(items)
+    reset_options = reset_options or [settings.reset_options] * len(items)
+    eps = [_Episode(env, item, settings, f) for env, item, f in zip(envs, items, frames)]
+    for ep, opts in zip(eps, reset_options):
+        ep.reset(opts)
         for _ in range(settings.settle_steps):
-            obs, _, _, _, info = step(np.asarray(settings.settle_action))
-        grab_frame(obs)
-        policy.reset([instruction], seeds=[item.seed])
-        success = bool(info.get("success", False))
-        max_steps = settings.max_steps[item.task]
-        queue: list[np.ndarray] = []
-        while not success and stats["steps"] < max_steps:
-            if not queue:
-                queue = _next_actions(env, policy, obs, stats, extras)
-                if settings.replan_steps:
-                    queue = queue[: settings.replan_steps]
-            obs, _, _, _, info = step(queue.pop(0))
-            stats["steps"] += 1
-            grab_frame(obs)
-            success = bool(info.get("success", False))
-        termination = "success" if success else "timeout"
-    except EnvFailure as exc:
-        termination, error, env_ok, success = "env_error", str(exc), False, False
-    except PolicyOutputError as exc:
-        termination, error, success = "policy_error", f"invalid policy output: {exc}", False
+            if ep.active:
+                ep.step(np.asarray(settings.settle_action), counted=False)
+        if ep.active:
+            ep.grab_frame()
+            ep.settle_outcome()
+    try:
+        policy.reset([ep.instruction for ep in eps], seeds=[ep.item.seed for ep in eps])
     except Exception as exc:
-        termination, error, success = "policy_error", _error_text(exc), False
-
-    record = EpisodeRecord(
-        **base,
-        instruction=instruction,
-        success=success,
-        termination=termination,
-        error=error,
-        final_state_digest=state_digest(obs) if env_ok else "",
-        wall_time_s=time.perf_counter() - wall0,
-        extras=extras,
-        **stats,
-    )
-    return record, env_ok
+        for ep in eps:
+            if ep.active:
+                ep.fail("policy_error", f"policy reset failed: {error_text(exc)}")
+    while any(ep.active for ep in eps):
+        if any(ep.active and not ep.queue for ep in eps):
+            _refill(eps, policy, settings)
+        for ep in eps:
+            if ep.active and ep.queue:
+                ep.step(ep.queue.pop(0))
+    return [(ep.record(settings), ep.env_ok) for ep in eps]
 
 
-def _next_actions(env, policy: Policy, obs: dict[str, Any], stats: dict, extras: dict) -> list[np.ndarray]:
-    policy_obs = dict(obs)
-    if policy.needs_privileged:
-        policy_obs["privileged"] = env.unwrapped.privileged_state()
+def run_episode(env, policy: Policy, item: PlanItem, settings: EpisodeSettings, frames: list | None = None):
+    """One episode on its own (a batch of one)."""
+    return run_episodes([env], policy, [item], settings, [frames])[0]
+
+
+def _refill(eps: list[_Episode], policy: Policy, settings: EpisodeSettings) -> None:
+    needing = [ep for ep in eps if ep.active and not ep.queue]
+    obs_batch = [ep.policy_obs(policy.needs_privileged) for ep in eps]
     t = time.perf_counter()
     try:
-        chunk = policy.predict([policy_obs])
+        chunk = policy.predict(obs_batch)
+    except Exception as exc:
+        for ep in needing:
+            ep.fail("policy_error", error_text(exc))
+        return
     finally:
-        stats["policy_time_s"] += time.perf_counter() - t
-        stats["policy_calls"] += 1
-    if getattr(chunk, "extras", None):
-        _merge_extras(extras, chunk.extras[0], stats)
-    env_space = getattr(env.unwrapped, "native_action_space", LIBERO_DELTA_EEF)
-    actions = validate_chunk(chunk, batch_size=1, action_dim=chunk.space.dim if hasattr(chunk, "space") else 7)
-    actions = to_env_actions(actions, chunk.space, env_space)
-    return list(actions[0])
+        elapsed = time.perf_counter() - t
+        for ep in needing:
+            ep.stats["policy_time_s"] += elapsed
+            ep.stats["policy_calls"] += 1
+    try:
+        space = chunk.space
+        actions = validate_chunk(chunk, batch_size=len(eps), action_dim=space.dim, per_row=True)
+    except PolicyOutputError as exc:
+        for ep in needing:
+            ep.fail("policy_error", f"invalid policy output: {exc}")
+        return
+    env_space = getattr(eps[0].env.unwrapped, "native_action_space", LIBERO_DELTA_EEF) if eps[0].env_ok else LIBERO_DELTA_EEF
+    for i, ep in enumerate(eps):
+        if ep not in needing:
+            continue
+        if chunk.extras and i < len(chunk.extras):
+            _merge_extras(ep, chunk.extras[i])
+        row = actions[i]
+        if not np.all(np.isfinite(row)):
+            ep.fail("policy_error", "invalid policy output: actions contain NaN or infinite values")
+            continue
+        try:
+            converted = to_env_actions(row[None], space, env_space)[0]
+        except PolicyOutputError as exc:
+            ep.fail("policy_error", f"invalid policy output: {exc}")
+            continue
+        ep.queue = list(converted[: settings.replan_steps] if settings.replan_steps else converted)
 
 
-def _merge_extras(extras: dict, new: dict[str, Any], stats: dict) -> None:
+def _merge_extras(ep: _Episode, new: dict[str, Any]) -> None:
     """Fold one call's extras into the episode: counters add up, texts are kept (bounded)."""
-    stats["parse_failures"] += int(new.get("parse_failure", 0))
-    stats["outputs_checked"] += int("parse_failure" in new)
+    ep.stats["parse_failures"] += int(new.get("parse_failure", 0))
+    ep.stats["outputs_checked"] += int("parse_failure" in new)
     for key, value in new.items():
         if key == "parse_failure":
             continue
-        bucket = extras.setdefault(key, [])
+        bucket = ep.extras.setdefault(key, [])
         if len(bucket) < 50:
             bucket.append(value)

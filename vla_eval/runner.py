@@ -40,6 +40,9 @@ class RunRequest:
     replan_steps: int | None = None
     episodes_per_task: int | None = None
     seed: int | None = None
+    batch_envs: int = 1
+    executor: str = "local"
+    ray_address: str | None = None
     progress: bool = True
 
 
@@ -113,7 +116,7 @@ def run(req: RunRequest) -> RunOutcome:
         worker_cfg = WorkerConfig(spec=spec, policy=policy_cfg, settings=settings, run_dir=str(run_dir), videos=videos, cameras=cameras)
         execution = ExecutionSummary()
         if todo:
-            execution = _execute(worker_cfg, workers, todo, store, len(plan), len(done), req.progress)
+            execution = _execute(_make_executor(req, worker_cfg, workers), todo, store, len(plan), len(done), req.progress)
         records = list(store.records())
         summary = summary_frame(records, [s.name for s in spec.splits], [t.name for t in spec.tasks])
         table = wide_table(summary, spec.in_domain_split, [s.name for s in spec.splits])
@@ -126,7 +129,7 @@ def run(req: RunRequest) -> RunOutcome:
         store.close()
 
 
-def _execute(worker_cfg: WorkerConfig, workers: int, todo, store: RunStore, total: int, done: int, progress: bool) -> ExecutionSummary:
+def _execute(executor, todo, store: RunStore, total: int, done: int, progress: bool) -> ExecutionSummary:
     counts = {"ok": 0, "n": 0}
     bar = tqdm(total=total, initial=done, unit="ep", disable=not progress, file=sys.stderr, dynamic_ncols=True)
 
@@ -138,9 +141,19 @@ def _execute(worker_cfg: WorkerConfig, workers: int, todo, store: RunStore, tota
         bar.set_postfix_str(f"success {counts['ok']}/{counts['n']} ({100 * counts['ok'] / counts['n']:.0f}%)")
 
     try:
-        return LocalExecutor(worker_cfg, workers).run(todo, on_record)
+        return executor.run(todo, on_record)
     finally:
         bar.close()
+
+
+def _make_executor(req: RunRequest, worker_cfg: WorkerConfig, workers: int):
+    if req.executor == "local":
+        return LocalExecutor(worker_cfg, workers, req.batch_envs)
+    if req.executor == "ray":
+        from vla_eval.ray_executor import RayExecutor
+
+        return RayExecutor(worker_cfg, workers, req.batch_envs, address=req.ray_address)
+    raise ConfigError(f"--executor {req.executor!r}: expected 'local' or 'ray'")
 
 
 def _parse_videos(text: str) -> VideoPolicy:
@@ -175,6 +188,8 @@ def _run_config(run_id: str, spec: SuiteSpec, policy: PolicyConfig, req: RunRequ
         "replan_steps": req.replan_steps,
         "videos": req.videos,
         "workers": workers,
+        "batch_envs": req.batch_envs,
+        "executor": req.executor,
         "versions": {**provenance.package_versions(), **get_backend(spec.backend).versions()},
         "git": provenance.git_commit(),
         "machine": provenance.machine(),

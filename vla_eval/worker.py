@@ -12,7 +12,7 @@ from pathlib import Path
 from vla_eval.plan import PlanItem
 from vla_eval.policy_config import PolicyConfig
 from vla_eval.record import EpisodeRecord
-from vla_eval.rollout import EpisodeSettings, run_episode
+from vla_eval.rollout import EpisodeSettings, error_text, run_episodes
 from vla_eval.spec import SuiteSpec
 from vla_eval.video import BackgroundVideoWriter, VideoPolicy
 
@@ -39,62 +39,74 @@ class WorkerConfig:
 
 
 class EpisodeWorker:
+    """Holds the policy and up to K live envs of one (task, split); runs batches of episodes."""
+
     def __init__(self, config: WorkerConfig):
         from vla_eval.backends import get_backend
 
         self.config = config
         self.backend = get_backend(config.spec.backend)
         self.policy = config.policy.create()
-        self._env = None
+        self._envs: list = []
         self._env_key: tuple[str, str] | None = None
         self._videos = BackgroundVideoWriter() if config.videos.enabled else None
 
-    def _env_for(self, item: PlanItem):
+    def _envs_for(self, item: PlanItem, count: int) -> list:
         if self._env_key != item.env_key:
-            self._drop_env()
-            self._env = self.backend.make_env(self.config.spec, item.task, item.split, list(self.config.cameras))
+            self._drop_envs()
             self._env_key = item.env_key
-        return self._env
+        while len(self._envs) < count:
+            self._envs.append(self.backend.make_env(self.config.spec, item.task, item.split, list(self.config.cameras)))
+        return self._envs[:count]
 
-    def _drop_env(self) -> None:
-        if self._env is not None:
+    def _drop_envs(self, which: list | None = None) -> None:
+        for env in list(self._envs if which is None else which):
             try:
-                self._env.close()
+                env.close()
             except Exception:
                 pass
-        self._env, self._env_key = None, None
+            self._envs.remove(env)
+        if not self._envs:
+            self._env_key = None
 
     def run(self, item: PlanItem) -> EpisodeRecord:
-        from vla_eval.rollout import _error_text
+        return self.run_batch([item])[0]
 
+    def run_batch(self, items: list[PlanItem]) -> list[EpisodeRecord]:
+        """Run episodes of one (task, split) in lock-step, one env each."""
         settings = self.config.settings
-        opts = self.backend.episode_reset_options(self.config.spec, item.task, item.episode_index)
-        if opts:
-            settings = EpisodeSettings(**{**settings.__dict__, "reset_options": opts})
         try:
-            env = self._env_for(item)
+            envs = self._envs_for(items[0], len(items))
         except Exception as exc:
-            self._drop_env()
-            return EpisodeRecord(
-                run_id=settings.run_id, suite=settings.suite, task=item.task, split=item.split,
-                episode_index=item.episode_index, init_state_id=item.init_state_id, seed=item.seed,
-                success=False, steps=0, termination="env_error", error=f"env creation failed: {_error_text(exc)}",
-            )
-        frames: list | None = [] if self._videos and self.config.videos.may_want(item.episode_index) else None
-        record, env_ok = run_episode(env, self.policy, item, settings, frames)
-        if not env_ok:
-            self._drop_env()
-        if frames and self.config.videos.wants(item.episode_index, record.success):
-            rel = Path("videos") / f"{item.task}__{item.split}__{item.episode_index:04d}.mp4"
-            self._videos.submit(Path(self.config.run_dir) / rel, frames, record.instruction, record.termination)
-            record.video_path = str(rel)
-        return record
+            self._drop_envs()
+            return [_env_creation_failure(settings, item, exc) for item in items]
+        options = [self.backend.episode_reset_options(self.config.spec, i.task, i.episode_index) for i in items]
+        videos = self.config.videos
+        frames = [[] if self._videos and videos.may_want(i.episode_index) else None for i in items]
+        results = run_episodes(envs, self.policy, items, settings, frames, options)
+        self._drop_envs([env for env, (_, ok) in zip(envs, results) if not ok])
+        records = []
+        for item, f, (record, _) in zip(items, frames, results):
+            if f and videos.wants(item.episode_index, record.success):
+                rel = Path("videos") / f"{item.task}__{item.split}__{item.episode_index:04d}.mp4"
+                self._videos.submit(Path(self.config.run_dir) / rel, f, record.instruction, record.termination)
+                record.video_path = str(rel)
+            records.append(record)
+        return records
 
     def close(self) -> None:
-        self._drop_env()
+        self._drop_envs()
         if self._videos:
             self._videos.close()
         self.policy.close()
+
+
+def _env_creation_failure(settings: EpisodeSettings, item: PlanItem, exc: Exception) -> EpisodeRecord:
+    return EpisodeRecord(
+        run_id=settings.run_id, suite=settings.suite, task=item.task, split=item.split,
+        episode_index=item.episode_index, init_state_id=item.init_state_id, seed=item.seed,
+        success=False, steps=0, termination="env_error", error=f"env creation failed: {error_text(exc)}",
+    )
 
 
 def worker_main(conn, config: WorkerConfig) -> None:
@@ -104,9 +116,7 @@ def worker_main(conn, config: WorkerConfig) -> None:
     try:
         worker = EpisodeWorker(config)
     except Exception as exc:
-        from vla_eval.rollout import _error_text
-
-        conn.send(("fatal", f"could not start worker: {_error_text(exc)}"))
+        conn.send(("fatal", f"could not start worker: {error_text(exc)}"))
         return
     conn.send(("ready", os.getpid()))
     try:
@@ -117,9 +127,8 @@ def worker_main(conn, config: WorkerConfig) -> None:
                 break
             if msg[0] == "stop":
                 break
-            item: PlanItem = msg[1]
-            record = worker.run(item)
-            conn.send(("done", record.model_dump(mode="json")))
+            records = worker.run_batch(msg[1])
+            conn.send(("done", [r.model_dump(mode="json") for r in records]))
     finally:
         worker.close()
 

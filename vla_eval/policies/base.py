@@ -54,11 +54,12 @@ class PolicyOutputError(ValueError):
     """A policy returned something the harness cannot execute (NaN, wrong shape)."""
 
 
-def validate_chunk(chunk: Any, batch_size: int, action_dim: int) -> np.ndarray:
+def validate_chunk(chunk: Any, batch_size: int, action_dim: int, per_row: bool = False) -> np.ndarray:
     """Return the chunk's actions as float64 ``(B, T, D)`` or raise :class:`PolicyOutputError`.
 
-    Checked here, once, so that a malformed output ends one episode with a recorded
-    ``policy_error`` instead of reaching the simulator.
+    Checked here, once, so that a malformed output ends an episode with a recorded
+    ``policy_error`` instead of reaching the simulator. With ``per_row`` the caller checks
+    finiteness per env, so one bad row of a batch fails only its own episode.
     """
     if not isinstance(chunk, ActionChunk):
         raise PolicyOutputError(f"policy returned {type(chunk).__name__}, expected ActionChunk")
@@ -70,7 +71,7 @@ def validate_chunk(chunk: Any, batch_size: int, action_dim: int) -> np.ndarray:
         raise PolicyOutputError(
             f"actions have shape {actions.shape}, expected ({batch_size}, T>=1, {action_dim})"
         )
-    if not np.all(np.isfinite(actions)):
+    if not per_row and not np.all(np.isfinite(actions)):
         raise PolicyOutputError("actions contain NaN or infinite values")
     return actions
 

@@ -1,0 +1,83 @@
+"""Deliberately broken policies and envs for fault-injection tests (imported by spawned workers)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from vla_eval.backends.tabletop import TabletopBackend
+from vla_eval.policies.base import ActionChunk, Policy
+from vla_eval.policies.baselines import NoopPolicy
+
+
+class BadOutputPolicy(Policy):
+    """Returns NaN, a wrong shape, or raises, on the episodes whose index is in ``bad``."""
+
+    name = "bad_output"
+    needs_images = False
+
+    def __init__(self, mode: str = "nan", bad_seeds: list[int] | None = None):
+        self.mode = mode
+        self.bad_seeds = set(bad_seeds or [])
+        self._seed = None
+
+    def reset(self, instructions, seeds=None):
+        self._seed = seeds[0] if seeds else None
+
+    def predict(self, obs_batch):
+        if self.bad_seeds and self._seed not in self.bad_seeds:
+            return NoopPolicy().predict(obs_batch)
+        if self.mode == "nan":
+            return ActionChunk(actions=np.full((len(obs_batch), 1, 7), np.nan))
+        if self.mode == "shape":
+            return ActionChunk(actions=np.zeros((len(obs_batch), 1, 5)))
+        raise RuntimeError("model exploded")
+
+
+class CrashingPolicy(Policy):
+    """Kills its worker process (like a segfault) on one seed; once only if ``marker`` is given."""
+
+    name = "crashing"
+    needs_images = False
+
+    def __init__(self, crash_seed: int, marker: str | None = None):
+        self.crash_seed = crash_seed
+        self.marker = marker
+
+    def reset(self, instructions, seeds=None):
+        if seeds and seeds[0] == self.crash_seed:
+            if self.marker is None or not Path(self.marker).exists():
+                if self.marker:
+                    Path(self.marker).write_text("crashed")
+                os._exit(137)
+
+    def predict(self, obs_batch):
+        return NoopPolicy().predict(obs_batch)
+
+
+class _RaisingEnv:
+    def __init__(self, env, bad_seed):
+        self._env, self._bad_seed, self._seed = env, bad_seed, None
+
+    def __getattr__(self, name):
+        return getattr(self._env, name)
+
+    def reset(self, seed=None, options=None):
+        self._seed = seed
+        return self._env.reset(seed=seed, options=options)
+
+    def step(self, action):
+        if self._seed == self._bad_seed:
+            raise RuntimeError("simulated physics blow-up")
+        return self._env.step(action)
+
+
+class FaultyBackend(TabletopBackend):
+    """Tabletop backend whose env raises in ``step`` for the seed in $VLA_EVAL_TEST_BAD_SEED."""
+
+    name = "faulty"
+
+    def make_env(self, spec, task, split, cameras, depth=False):
+        return _RaisingEnv(super().make_env(spec, task, split, cameras, depth), int(os.environ["VLA_EVAL_TEST_BAD_SEED"]))

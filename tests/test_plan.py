@@ -1,0 +1,27 @@
+from vla_eval.plan import build_plan, episode_seed
+from vla_eval.spec import load_suite
+
+
+def test_plan_is_fixed_and_complete():
+    spec = load_suite("tabletop_basic", {"episodes_per_task": 4})
+    a, b = build_plan(spec), build_plan(spec)
+    assert a == b
+    assert len(a) == len(spec.tasks) * len(spec.splits) * 4
+    assert len({i.key for i in a}) == len(a)
+
+
+def test_seeds_are_paired_across_splits_and_differ_across_episodes():
+    spec = load_suite("tabletop_basic", {"episodes_per_task": 5})
+    plan = build_plan(spec)
+    by_split = {}
+    for item in plan:
+        by_split.setdefault(item.split, {})[(item.task, item.episode_index)] = item.seed
+    splits = list(by_split)
+    assert by_split[splits[0]] == by_split[splits[1]]
+    seeds = list(by_split[splits[0]].values())
+    assert len(set(seeds)) == len(seeds)
+
+
+def test_seed_changes_with_suite_seed():
+    assert episode_seed(0, "t", 0) != episode_seed(1, "t", 0)
+    assert episode_seed(0, "t", 0) == episode_seed(0, "t", 0)

@@ -1,0 +1,142 @@
+"""Ray executor: the same episode workers as Ray actors, locally or on a cluster.
+
+Each actor wraps :class:`~vla_eval.worker.EpisodeWorker` (so records are identical to the
+local executor's), keeps its envs alive across episodes of a task, and returns finished
+records to the driver, which writes them durably as they arrive. An actor that dies
+(segfault, OOM kill, ``os._exit``) costs only its episodes in flight: each is retried
+once, alone, on a fresh actor, and recorded as ``env_error`` if it dies again.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections import deque
+from typing import Callable
+
+from vla_eval.errors import VlaEvalError
+from vla_eval.executor import MAX_ATTEMPTS, ExecutionSummary, _take
+from vla_eval.plan import PlanItem
+from vla_eval.record import EpisodeRecord
+from vla_eval.worker import WORKER_ENV, WorkerConfig
+
+
+class _EnvActor:
+    def __init__(self, config: WorkerConfig):
+        for key, value in WORKER_ENV.items():
+            os.environ.setdefault(key, value)
+        from vla_eval.worker import EpisodeWorker
+
+        self._worker = EpisodeWorker(config)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def run_batch(self, items: list[PlanItem]) -> list[dict]:
+        return [r.model_dump(mode="json") for r in self._worker.run_batch(items)]
+
+    def close(self) -> None:
+        self._worker.close()
+
+
+def _check_address(address: str) -> None:
+    """Fail fast: Ray retries an unreachable explicit address for minutes."""
+    if address in ("auto", "local") or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=3):
+            pass
+    except (OSError, ValueError) as exc:
+        raise VlaEvalError(f"--ray-address {address}: no Ray cluster reachable there ({exc})") from exc
+
+
+class RayExecutor:
+    def __init__(self, config: WorkerConfig, workers: int, batch_envs: int = 1, address: str | None = None,
+                 cpus_per_actor: float = 1.0):
+        try:
+            import ray  # noqa: F401
+        except ImportError as exc:
+            raise VlaEvalError('--executor ray needs Ray: pip install -e ".[ray]"') from exc
+        if workers < 1 or batch_envs < 1:
+            raise VlaEvalError("--workers and --batch-envs must be >= 1")
+        self.config, self.n_workers, self.batch_envs = config, workers, batch_envs
+        self.address, self.cpus_per_actor = address, cpus_per_actor
+
+    def _init_ray(self):
+        import ray
+
+        if ray.is_initialized():
+            return ray
+        env_vars = dict(WORKER_ENV)
+        if self.address:
+            _check_address(self.address)
+            if os.path.exists(os.path.expanduser("~/.ray/auth_token")) or os.environ.get("RAY_AUTH_TOKEN"):
+                os.environ.setdefault("RAY_AUTH_MODE", "token")
+            ray.init(address=self.address, runtime_env={"env_vars": env_vars}, log_to_driver=False)
+        else:
+            ray.init(num_cpus=max(self.n_workers, 1), include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": env_vars})
+        return ray
+
+    def run(self, items: list[PlanItem], on_record: Callable[[EpisodeRecord], None]) -> ExecutionSummary:
+        ray = self._init_ray()
+        from ray.exceptions import RayActorError
+
+        actor_cls = ray.remote(num_cpus=self.cpus_per_actor, max_restarts=0)(_EnvActor)
+        summary = ExecutionSummary()
+        pending: deque[PlanItem] = deque(items)
+        solo: deque[PlanItem] = deque()
+        attempts: dict[tuple, int] = {}
+        actors = [actor_cls.remote(self.config) for _ in range(min(self.n_workers, max(len(items), 1)))]
+        env_keys: dict[int, tuple | None] = {id(a): None for a in actors}
+        in_flight: dict = {}
+        idle = list(actors)
+        try:
+            while pending or solo or in_flight:
+                while idle and (pending or solo):
+                    actor = idle.pop(0)
+                    batch = [solo.popleft()] if solo else _take(pending, env_keys[id(actor)], self.batch_envs)
+                    env_keys[id(actor)] = batch[0].env_key
+                    for item in batch:
+                        attempts[item.key] = attempts.get(item.key, 0) + 1
+                    in_flight[actor.run_batch.remote(batch)] = (actor, batch)
+                done, _ = ray.wait(list(in_flight), num_returns=1)
+                ref = done[0]
+                actor, batch = in_flight.pop(ref)
+                try:
+                    raws = ray.get(ref)
+                except RayActorError as exc:
+                    summary.worker_deaths += 1
+                    ray.kill(actor, no_restart=True)
+                    for item in batch:
+                        if attempts[item.key] < MAX_ATTEMPTS or len(batch) > 1:
+                            summary.retried.append(item.key)
+                            solo.append(item)
+                        else:
+                            on_record(self._env_error(item, attempts[item.key], exc))
+                    replacement = actor_cls.remote(self.config)
+                    env_keys[id(replacement)] = None
+                    idle.append(replacement)
+                    continue
+                for raw in raws:
+                    record = EpisodeRecord.model_validate(raw)
+                    record.attempts = attempts.get(record.key, 1)
+                    on_record(record)
+                idle.append(actor)
+        finally:
+            for actor in idle + [a for a, _ in in_flight.values()]:
+                try:
+                    ray.get(actor.close.remote(), timeout=60)
+                except Exception:
+                    pass
+                ray.kill(actor, no_restart=True)
+        return summary
+
+    def _env_error(self, item: PlanItem, attempts: int, exc: Exception) -> EpisodeRecord:
+        s = self.config.settings
+        return EpisodeRecord(
+            run_id=s.run_id, suite=s.suite, task=item.task, split=item.split, episode_index=item.episode_index,
+            init_state_id=item.init_state_id, seed=item.seed, success=False, steps=0, termination="env_error",
+            attempts=attempts, error=f"Ray actor died on {attempts} attempts: {type(exc).__name__}",
+        )
