@@ -35,11 +35,16 @@ class SplitSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     out_of_domain: bool = False
     perturbations: list[dict[str, Any]] = Field(default_factory=list)
+    task_perturbations: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     description: str = ""
+
+    def perturbations_for(self, task: str) -> list[dict[str, Any]]:
+        """Split-wide perturbations plus those that only make sense for one task (e.g. its object names)."""
+        return [*self.perturbations, *self.task_perturbations.get(task, [])]
 
     @model_validator(mode="after")
     def _ood_has_perturbations(self) -> "SplitSpec":
-        if self.out_of_domain and not self.perturbations:
+        if self.out_of_domain and not (self.perturbations or self.task_perturbations):
             raise ValueError(f"split {self.name!r} is out_of_domain but declares no perturbations")
         return self
 
@@ -81,6 +86,11 @@ class SuiteSpec(_Strict):
                 raise ValueError(f"{label} names must be unique; repeated: {dupes}")
         if self.splits[0].out_of_domain:
             raise ValueError("the first split is the in-domain reference; it must not be out_of_domain")
+        tasks = {t.name for t in self.tasks}
+        for split in self.splits:
+            unknown = sorted(set(split.task_perturbations) - tasks)
+            if unknown:
+                raise ValueError(f"split {split.name!r}: task_perturbations names tasks not in this suite: {unknown}")
         return self
 
     @property

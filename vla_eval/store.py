@@ -43,6 +43,11 @@ class RunStore:
             if not self.path.exists():
                 raise FileNotFoundError(f"{self.path}: no episode store here (is {self.run_dir} a run folder?)")
             self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+            if not self._conn.execute("SELECT 1 FROM sqlite_master WHERE name='episodes'").fetchone():
+                # a run that is still creating its store: read it as empty rather than fail
+                self._conn.close()
+                self._conn = sqlite3.connect(":memory:")
+                self._conn.executescript(_SCHEMA)
         else:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)

@@ -22,7 +22,8 @@ class TabletopBackend(Backend):
         return sorted(list_scenes())
 
     def validate_suite(self, spec: "SuiteSpec", source: str) -> None:
-        from vla_eval.envs.tabletop.perturbations import validate_perturbations
+        from vla_eval.envs.tabletop.perturbations import apply_to_scene, validate_perturbations
+        from vla_eval.envs.tabletop.scene import load_scene
 
         known = self.task_names()
         for i, task in enumerate(spec.tasks):
@@ -32,10 +33,12 @@ class TabletopBackend(Backend):
             if cam not in KNOWN_CAMERAS:
                 raise ConfigError(f"{source}: field 'cameras': unknown camera {cam!r}, expected one of {list(KNOWN_CAMERAS)}")
         for i, split in enumerate(spec.splits):
-            try:
-                validate_perturbations(split.perturbations)
-            except ValueError as exc:
-                raise ConfigError(f"{source}: field 'splits.{i}.perturbations' (split {split.name!r}): {exc}") from exc
+            for task in spec.tasks:
+                field = "perturbations" if task.name not in split.task_perturbations else f"task_perturbations.{task.name}"
+                try:
+                    apply_to_scene(load_scene(task.name), validate_perturbations(split.perturbations_for(task.name)))
+                except ValueError as exc:
+                    raise ConfigError(f"{source}: field 'splits.{i}.{field}' (split {split.name!r}, task {task.name!r}): {exc}") from exc
         if len(spec.settle_action) != 7:
             raise ConfigError(f"{source}: field 'settle_action': expected 7 numbers, got {len(spec.settle_action)}")
 
@@ -47,7 +50,7 @@ class TabletopBackend(Backend):
             cameras=tuple(cameras),
             image_size=tuple(spec.image_size),
             depth=depth,
-            perturbations=list(spec.split(split).perturbations),
+            perturbations=spec.split(split).perturbations_for(task),
         )
 
     def versions(self) -> dict[str, str]:
