@@ -113,7 +113,10 @@ def run(req: RunRequest) -> RunOutcome:
             replan_steps=req.replan_steps,
             video_camera=spec.cameras[0] if videos.enabled and spec.cameras else None,
         )
-        worker_cfg = WorkerConfig(spec=spec, policy=policy_cfg, settings=settings, run_dir=str(run_dir), videos=videos, cameras=cameras)
+        worker_cfg = WorkerConfig(
+            spec=spec, policy=policy_cfg, settings=settings, run_dir=str(run_dir), videos=videos, cameras=cameras,
+            depth=bool(getattr(policy_cls, "needs_depth", False)),
+        )
         execution = ExecutionSummary()
         if todo:
             execution = _execute(_make_executor(req, worker_cfg, workers), todo, store, len(plan), len(done), req.progress)

@@ -36,6 +36,7 @@ class WorkerConfig:
     run_dir: str
     videos: VideoPolicy
     cameras: tuple[str, ...]
+    depth: bool = False
 
 
 class EpisodeWorker:
@@ -56,7 +57,9 @@ class EpisodeWorker:
             self._drop_envs()
             self._env_key = item.env_key
         while len(self._envs) < count:
-            self._envs.append(self.backend.make_env(self.config.spec, item.task, item.split, list(self.config.cameras)))
+            self._envs.append(self.backend.make_env(
+                self.config.spec, item.task, item.split, list(self.config.cameras), depth=self.config.depth
+            ))
         return self._envs[:count]
 
     def _drop_envs(self, which: list | None = None) -> None:

@@ -86,6 +86,7 @@ class Policy(abc.ABC):
     name: str = "policy"
     action_space: ActionSpace = LIBERO_DELTA_EEF
     needs_images: bool = True
+    needs_depth: bool = False
     needs_privileged: bool = False
     deterministic: bool = True
 

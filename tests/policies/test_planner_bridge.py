@@ -1,0 +1,177 @@
+"""2D -> 3D -> motion bridge on synthetic cameras with analytic depth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vla_eval.policies.image_preprocess import ImagePreprocess
+from vla_eval.policies.planner_bridge import BridgeConfig, BridgeError, CameraModel, PlanFollower, PlannerBridge, sample_depth
+from vla_eval.policies.vla_r1 import ImagePlannerPolicy, PlannerSettings
+
+from scene import BOX_CENTER, BOX_HALF, look_at, intrinsics, make_obs, simulate, to_opengl
+
+
+@pytest.mark.parametrize("convention", ["opencv", "opengl"])
+def test_unproject_inverts_project(convention):
+    rng = np.random.default_rng(1)
+    T = look_at([1.0, 0.3, 0.8], [0.5, 0.0, 0.0])
+    if convention == "opengl":
+        T = to_opengl(T)
+    cam = CameraModel(intrinsics(96, 128), T, width=128, height=96, convention=convention)
+    pts = rng.uniform([0.2, -0.4, 0.0], [0.8, 0.4, 0.3], size=(50, 3))
+    uv, z = cam.project(pts)
+    assert np.all(z > 0)
+    np.testing.assert_allclose(cam.unproject(uv, z), pts, atol=1e-10)
+    # both conventions describe the same physical camera: same pixels
+    other = CameraModel(cam.intrinsics, to_opengl(T) if convention == "opencv" else look_at([1.0, 0.3, 0.8], [0.5, 0.0, 0.0]),
+                        128, 96, "opengl" if convention == "opencv" else "opencv")
+    np.testing.assert_allclose(other.project(pts)[0], uv, atol=1e-9)
+
+
+def test_project_known_point_hits_principal_point():
+    T = look_at([0, 0, 1.0], [0, 0, 0], up=(0, 1, 0))
+    cam = CameraModel(intrinsics(64, 64), T, 64, 64)
+    uv, z = cam.project(np.array([[0.0, 0.0, 0.0]]))
+    np.testing.assert_allclose(uv, [[32, 32]])
+    assert z[0] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("convention", ["opencv", "opengl"])
+def test_lift_recovers_surface_points(convention):
+    obs, cam = make_obs(convention=convention)
+    bridge = PlannerBridge(BridgeConfig(depth_window=0))
+    table_pts = np.array([[0.4, -0.2, 0.0], [0.6, 0.2, 0.0], [0.5, 0.0, 0.0]])
+    box_top = BOX_CENTER + [0, 0, BOX_HALF]
+    pts = np.vstack([table_pts, box_top])
+    uv, _ = cam.project(pts)
+    world, valid = bridge.lift(cam.pixels_to_normalized(uv), obs)
+    assert valid.all()
+    # error bounded by sampling the depth at the pixel centre (sub-pixel offset on a tilted plane)
+    np.testing.assert_allclose(world, pts, atol=6e-3)
+
+
+def test_sample_depth_window_ignores_invalid_and_outside():
+    d = np.full((10, 10), 2.0)
+    d[5, 5] = np.nan
+    d[4, 4] = 0.0
+    out = sample_depth(d, np.array([[5.5, 5.5], [-1.0, 3.0], [100.0, 2.0]]), radius=1)
+    assert out[0] == 2.0 and np.isnan(out[1]) and np.isnan(out[2])
+    assert np.isnan(sample_depth(np.full((4, 4), np.nan), np.array([[1.0, 1.0]]))[0])
+
+
+def test_missing_depth_is_a_clear_error():
+    obs, _ = make_obs()
+    del obs["depth"]
+    with pytest.raises(BridgeError, match="depth=True"):
+        PlannerBridge().lift(np.array([[0.5, 0.5]]), obs)
+
+
+def test_pick_plan_reaches_box_closes_and_lifts():
+    obs, cam = make_obs()
+    cfg = BridgeConfig()
+    bridge = PlannerBridge(cfg)
+    start = obs["state"]["eef_pos"]
+    path3d = np.linspace(start, BOX_CENTER + [0, 0, BOX_HALF], 5)
+    uv, _ = cam.project(path3d)
+    follower = PlanFollower(bridge.pick_plan(cam.pixels_to_normalized(uv), obs), cfg)
+    eef = np.array(start, dtype=float)
+    grip_closed_at = None
+    for t in range(400):
+        a = follower.step(eef)
+        if a is None:
+            break
+        assert np.all(np.abs(a[:3]) <= 1.0) and np.all(a[3:6] == 0)
+        if a[6] > 0 and grip_closed_at is None:
+            grip_closed_at = eef.copy()
+        eef = eef + a[:3] * cfg.position_scale
+    assert follower.done
+    assert follower.trace[-4:] == ["hover", "descend", "close", "lift"]
+    grasp_target = BOX_CENTER + [0, 0, BOX_HALF - cfg.grasp_depth]
+    assert np.linalg.norm(grip_closed_at - grasp_target) < 0.012
+    assert eef[2] > BOX_CENTER[2] + 0.1  # lifted
+
+
+class _Fixed:
+    """A text source that answers with the projection of a 3D path (what an ideal VLA-R1 would say)."""
+
+    def __init__(self, texts):
+        self.texts = list(texts)
+        self.prompts: list[str] = []
+
+    def __call__(self, obs_batch, prompts):
+        self.prompts += prompts
+        return [self.texts.pop(0) for _ in obs_batch]
+
+
+def _format_traj(points_norm) -> str:
+    body = ", ".join(f"[{x:.4f}, {y:.4f}]" for x, y in points_norm)
+    return f"<think>The gripper should move to the cube.</think><output>[{body}]</output>"
+
+
+def test_planner_policy_text_to_grasp_with_flipped_preprocessing():
+    """Coordinates answered on a 180°-flipped, cropped image are mapped back before lifting."""
+    obs, cam = make_obs()
+    pre = ImagePreprocess(flip_180=True, center_crop_area=0.81, resize=(64, 64))
+    target = BOX_CENTER + [0, 0, BOX_HALF]
+    uv, _ = cam.project(np.vstack([obs["state"]["eef_pos"], target]))
+    model_xy = pre.from_source_coords(cam.pixels_to_normalized(uv), (cam.height, cam.width))
+    src = _Fixed([_format_traj(model_xy)])
+    policy = ImagePlannerPolicy(PlannerSettings(image=pre), text_source=src)
+    policy.reset([obs["instruction"]])
+    eef, actions, extras = simulate(policy, obs, 150)
+    assert extras[0]["parse_failure"] == 0 and extras[0]["bridge_failure"] == 0
+    assert "cube" in extras[0]["reasoning"]
+    assert src.prompts[0].startswith("pick up the cube Please output the optimal trajectory")
+    assert all(e == {} for e in extras[1:])  # one query; the rest is closed-loop following
+    assert max(a[6] for a in actions) == 1.0 and eef[2] > 0.12
+
+
+def test_planner_policy_parse_failure_holds_then_requeries():
+    obs, cam = make_obs()
+    uv, _ = cam.project((BOX_CENTER + [0, 0, BOX_HALF])[None])
+    good = _format_traj(cam.pixels_to_normalized(uv))
+    src = _Fixed(["I refuse to answer in the format.", good])
+    policy = ImagePlannerPolicy(PlannerSettings(retry_after_steps=3), text_source=src)
+    policy.reset([obs["instruction"]])
+    _, actions, extras = simulate(policy, obs, 10)
+    assert extras[0]["parse_failure"] == 1 and "no <output>" in extras[0]["parse_error"]
+    assert all(np.all(a[:6] == 0) and a[6] == -1 for a in actions[:3])  # holds still, gripper open
+    queried = [i for i, e in enumerate(extras) if e]
+    assert queried == [0, 3] and extras[3]["parse_failure"] == 0
+
+
+def test_affordance_variant_and_max_queries():
+    obs, cam = make_obs()
+    uv, _ = cam.project((BOX_CENTER + [0, 0, BOX_HALF])[None])
+    x, y = cam.pixels_to_normalized(uv)[0]
+    src = _Fixed([f'<output>{{"x": {x:.4f}, "y": {y:.4f}, "width": 0.05, "height": 0.05}}</output>'])
+    policy = ImagePlannerPolicy(PlannerSettings(prompt="affordance"), text_source=src)
+    policy.reset([obs["instruction"]])
+    eef, actions, extras = simulate(policy, obs, 120)
+    assert extras[0]["parse_failure"] == 0 and "affordance region" in src.prompts[0]
+    assert eef[2] > 0.12 and actions[-1][6] == 1.0
+
+    bad = _Fixed(["nope"] * 10)
+    policy = ImagePlannerPolicy(PlannerSettings(max_queries=2, retry_after_steps=1), text_source=bad)
+    policy.reset(["x"])
+    _, _, extras = simulate(policy, obs, 10)
+    assert sum(e.get("parse_failure", 0) for e in extras) == 2
+
+
+def test_pick_place_two_queries():
+    obs, cam = make_obs()
+    pick = BOX_CENTER + [0, 0, BOX_HALF]
+    place = np.array([0.5, -0.15, 0.0])
+    uv, _ = cam.project(np.vstack([pick, place]))
+    xy = cam.pixels_to_normalized(uv)
+    src = _Fixed([_format_traj(xy[:1]), _format_traj(xy[1:])])
+    policy = ImagePlannerPolicy(
+        PlannerSettings(task_mode="pick_place", place_instruction="place it: {instruction}"), text_source=src
+    )
+    policy.reset([obs["instruction"]])
+    eef, actions, extras = simulate(policy, obs, 300)
+    assert [e["stage"] for e in extras if e] == ["pick", "place"]
+    assert src.prompts[1].startswith("place it: pick up the cube")
+    assert actions[-1][6] == -1.0  # released
+    assert np.linalg.norm(eef[:2] - place[:2]) < 0.02
