@@ -9,5 +9,9 @@ POLICIES: Registry[Policy] = Registry("policy")
 POLICIES.register("random", "vla_eval.policies.baselines:RandomPolicy", help="uniform random actions (seeded per episode)")
 POLICIES.register("noop", "vla_eval.policies.baselines:NoopPolicy", help="zero motion, gripper open")
 POLICIES.register("scripted", "vla_eval.policies.scripted:ScriptedExpert", help="privileged-state expert for built-in scenes")
+POLICIES.register("vla_r1", "vla_eval.policies.vla_r1:VlaR1Policy", help="VLA-R1 (Qwen2.5-VL) 2D trajectory/affordance + depth planner bridge")
+POLICIES.register("openvla", "vla_eval.policies.openvla:OpenVlaPolicy", help="OpenVLA-style action-token model")
+POLICIES.register("remote", "vla_eval.policies.remote:RemotePolicy", help="openpi-protocol websocket policy server (pi0, pi05, vla-eval serve)")
+POLICIES.register("libero_scripted", "vla_eval.policies.libero_expert:LiberoScriptedExpert", help="privileged-state pick-and-place expert for LIBERO (spatial, object)")
 
 __all__ = ["POLICIES", "ActionChunk", "ActionSpace", "Policy", "PolicyOutputError"]
