@@ -1,0 +1,1 @@
+"""Built-in MuJoCo tabletop backend: scene files, MJCF builder, IK controller, predicates, perturbations, env."""
