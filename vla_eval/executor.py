@@ -20,6 +20,7 @@ from typing import Callable, Iterator
 from vla_eval.errors import VlaEvalError
 from vla_eval.plan import PlanItem
 from vla_eval.record import EpisodeRecord
+from vla_eval.rollout import failed_record
 from vla_eval.worker import WORKER_ENV, WorkerConfig, worker_main
 
 MAX_ATTEMPTS = 2
@@ -137,14 +138,8 @@ class LocalExecutor:
                 summary.retried.append(item.key)
                 solo.append(item)
             else:
-                on_record(
-                    EpisodeRecord(
-                        run_id=self.config.settings.run_id, suite=self.config.settings.suite, task=item.task,
-                        split=item.split, episode_index=item.episode_index, init_state_id=item.init_state_id,
-                        seed=item.seed, success=False, steps=0, termination="env_error", attempts=attempts[item.key],
-                        error=f"worker process died (exit code {code}) on {attempts[item.key]} attempts",
-                    )
-                )
+                on_record(failed_record(self.config.settings, item, attempts=attempts[item.key],
+                                        error=f"worker process died (exit code {code}) on {attempts[item.key]} attempts"))
         if not slot.items and not slot.ready:
             raise VlaEvalError(f"a worker process died while starting (exit code {slot.process.exitcode})")
         try:

@@ -18,6 +18,7 @@ from vla_eval.errors import VlaEvalError
 from vla_eval.executor import MAX_ATTEMPTS, ExecutionSummary, _take
 from vla_eval.plan import PlanItem
 from vla_eval.record import EpisodeRecord
+from vla_eval.rollout import failed_record
 from vla_eval.worker import WORKER_ENV, WorkerConfig
 
 
@@ -114,7 +115,8 @@ class RayExecutor:
                             summary.retried.append(item.key)
                             solo.append(item)
                         else:
-                            on_record(self._env_error(item, attempts[item.key], exc))
+                            on_record(failed_record(self.config.settings, item, attempts=attempts[item.key],
+                                                    error=f"Ray actor died on {attempts[item.key]} attempts: {type(exc).__name__}"))
                     replacement = actor_cls.remote(self.config)
                     env_keys[id(replacement)] = None
                     idle.append(replacement)
@@ -132,11 +134,3 @@ class RayExecutor:
                     pass
                 ray.kill(actor, no_restart=True)
         return summary
-
-    def _env_error(self, item: PlanItem, attempts: int, exc: Exception) -> EpisodeRecord:
-        s = self.config.settings
-        return EpisodeRecord(
-            run_id=s.run_id, suite=s.suite, task=item.task, split=item.split, episode_index=item.episode_index,
-            init_state_id=item.init_state_id, seed=item.seed, success=False, steps=0, termination="env_error",
-            attempts=attempts, error=f"Ray actor died on {attempts} attempts: {type(exc).__name__}",
-        )

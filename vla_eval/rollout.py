@@ -51,6 +51,15 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"[:2000]
 
 
+def failed_record(settings: EpisodeSettings, item: PlanItem, error: str, attempts: int = 1) -> EpisodeRecord:
+    """The record of an episode that never ran because its env or worker failed."""
+    return EpisodeRecord(
+        run_id=settings.run_id, suite=settings.suite, task=item.task, split=item.split,
+        episode_index=item.episode_index, init_state_id=item.init_state_id, seed=item.seed,
+        success=False, steps=0, termination="env_error", error=error, attempts=attempts,
+    )
+
+
 class _Episode:
     """Mutable state of one episode inside a lock-step batch."""
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from vla_eval.plan import PlanItem
 from vla_eval.policy_config import PolicyConfig
 from vla_eval.record import EpisodeRecord
-from vla_eval.rollout import EpisodeSettings, error_text, run_episodes
+from vla_eval.rollout import EpisodeSettings, error_text, failed_record, run_episodes
 from vla_eval.spec import SuiteSpec
 from vla_eval.video import BackgroundVideoWriter, VideoPolicy
 
@@ -82,7 +82,7 @@ class EpisodeWorker:
             envs = self._envs_for(items[0], len(items))
         except Exception as exc:
             self._drop_envs()
-            return [_env_creation_failure(settings, item, exc) for item in items]
+            return [failed_record(settings, item, f"env creation failed: {error_text(exc)}") for item in items]
         options = [self.backend.episode_reset_options(self.config.spec, i.task, i.episode_index) for i in items]
         videos = self.config.videos
         frames = [[] if self._videos and videos.may_want(i.episode_index) else None for i in items]
@@ -102,14 +102,6 @@ class EpisodeWorker:
         if self._videos:
             self._videos.close()
         self.policy.close()
-
-
-def _env_creation_failure(settings: EpisodeSettings, item: PlanItem, exc: Exception) -> EpisodeRecord:
-    return EpisodeRecord(
-        run_id=settings.run_id, suite=settings.suite, task=item.task, split=item.split,
-        episode_index=item.episode_index, init_state_id=item.init_state_id, seed=item.seed,
-        success=False, steps=0, termination="env_error", error=f"env creation failed: {error_text(exc)}",
-    )
 
 
 def worker_main(conn, config: WorkerConfig) -> None:
