@@ -39,3 +39,5 @@ def registered_env_ids() -> list[str]:
 
 
 _register_all()
+
+import vla_eval.envs.libero  # noqa: E402,F401  (registers vla_eval/LIBERO-v0; LIBERO itself loads lazily)
