@@ -1,0 +1,117 @@
+"""baseline save / check: exit codes 0, 1, 2; power warning; sequential mode."""
+
+import json
+
+import pytest
+
+from runfixtures import make_run, suite_dict
+from vla_eval.cli import main
+from vla_eval.results.check import check_run, load_baseline
+
+TASKS = ("t1", "t2", "t3")
+
+
+def _run(root, name, rates, n=50, **kw):
+    return make_run(root, name, {(t, "in_domain"): (k, n) for t, k in zip(TASKS, rates)},
+                    suite=suite_dict(tasks=TASKS, ood=(), episodes=n), **kw)
+
+
+@pytest.fixture
+def baseline(runs_root, tmp_path):
+    run = _run(runs_root, "base", (45, 44, 46))
+    path = tmp_path / "baseline.json"
+    assert main(["baseline", "save", str(run), "-o", str(path)]) == 0
+    return path
+
+
+def test_baseline_file_is_small_and_diffable(baseline):
+    data = json.loads(baseline.read_text())
+    assert data["format"] == "vla-eval-baseline" and data["run_id"] == "base"
+    assert data["counts"]["in_domain"]["t1"] == {"episodes": 50, "successes": 45}
+    assert data["policy"] == {"name": "vla_r1", "adapter": "vla_r1", "checkpoint": "ckpt-aaaa1111"}
+    assert data["protocol"]["max_steps"] == 220 and data["created_at"]
+    assert baseline.read_text().count("\n") > 20 and len(baseline.read_text()) < 4000  # one fact per line
+
+
+def test_non_regression_exits_0(runs_root, baseline, capsys):
+    new = _run(runs_root, "new", (44, 45, 44), order_seed=3)
+    assert main(["check", str(new), "--baseline", str(baseline)]) == 0
+    out = capsys.readouterr().out
+    assert "no significant regression" in out and "exit 0" in out
+
+
+def test_synthetic_regression_exits_1_with_report(runs_root, baseline, capsys):
+    new = _run(runs_root, "new", (44, 25, 45), order_seed=3)
+    assert main(["check", str(new), "--baseline", str(baseline), "--alpha", "0.05", "--max-drop", "0.05"]) == 1
+    out = capsys.readouterr().out
+    assert "REGRESSION" in out and "t2/in_domain" in out and "exit 1" in out
+
+
+def test_drop_within_allowance_is_not_a_regression(runs_root, baseline):
+    # t2 drops 14 points: significant against max-drop 0, not against an allowance of 0.3
+    new = _run(runs_root, "new", (45, 37, 46))
+    assert main(["check", str(new), "--baseline", str(baseline), "--max-drop", "0.3"]) == 0
+
+
+def test_holm_family_includes_overall(runs_root, baseline):
+    new = _run(runs_root, "new", (40, 39, 41))
+    res = check_run(new, load_baseline(baseline), max_drop=0.0)
+    assert [r.task for r in res.rows][-1] == "(all)"
+    from statsmodels.stats.multitest import multipletests
+
+    assert [r.p_adjusted for r in res.rows] == pytest.approx(list(multipletests([r.p_value for r in res.rows], method="holm")[1]))
+
+
+def test_bad_input_exits_2(runs_root, baseline, tmp_path, capsys):
+    new = _run(runs_root, "new", (45, 44, 46))
+    assert main(["check", str(new), "--baseline", str(tmp_path / "missing.json")]) == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main(["check", str(new), "--baseline", str(bad)]) == 2
+    bad.write_text(json.dumps({"format": "something-else"}))
+    assert main(["check", str(new), "--baseline", str(bad)]) == 2
+    data = json.loads(baseline.read_text())
+    data["counts"]["in_domain"]["t1"]["successes"] = 99
+    bad.write_text(json.dumps(data))
+    assert main(["check", str(new), "--baseline", str(bad)]) == 2
+    assert main(["check", str(tmp_path / "no-run"), "--baseline", str(baseline)]) == 2
+    err = capsys.readouterr().err
+    assert "not valid JSON" in err and "successes" in err
+
+
+def test_protocol_mismatch_exits_2_unless_allowed(runs_root, baseline, capsys):
+    other = make_run(runs_root, "other", {(t, "in_domain"): (45, 50) for t in TASKS},
+                     suite=suite_dict(tasks=TASKS, ood=(), max_steps=400))
+    assert main(["check", str(other), "--baseline", str(baseline)]) == 2
+    assert "max_steps: 220 != 400" in capsys.readouterr().err
+    assert main(["check", str(other), "--baseline", str(baseline), "--allow-protocol-mismatch"]) == 0
+
+
+def test_warns_when_run_is_too_small(runs_root, tmp_path, capsys):
+    base = _run(runs_root, "base_small", (9, 9, 9), n=10)
+    path = tmp_path / "b.json"
+    main(["baseline", "save", str(base), "-o", str(path)])
+    capsys.readouterr()
+    new = _run(runs_root, "new_small", (9, 8, 9), n=10)
+    assert main(["check", str(new), "--baseline", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "too small to detect" in out and "needs >=" in out
+    # a big run against a big baseline does not warn
+    big_base = _run(runs_root, "bb", (360, 360, 360), n=400)
+    main(["baseline", "save", str(big_base), "-o", str(path)])
+    big = _run(runs_root, "bn", (360, 359, 361), n=400)
+    capsys.readouterr()
+    assert main(["check", str(big), "--baseline", str(path), "--detect-drop", "0.1"]) == 0
+    assert "too small" not in capsys.readouterr().out
+
+
+def test_sequential_check(runs_root, baseline, capsys):
+    bad = _run(runs_root, "seq_bad", (44, 15, 45), order_seed=5)
+    assert main(["check", str(bad), "--baseline", str(baseline), "--sequential"]) == 1
+    out = capsys.readouterr().out
+    assert "regression" in out and "saved" in out
+    good = _run(runs_root, "seq_good", (46, 45, 47), order_seed=6)
+    res = check_run(good, load_baseline(baseline), sequential=True)
+    assert res.exit_code == 0
+    assert res.episodes_used < res.episodes_total  # stopped early on clearly fine cells
+    assert all(r.seq_decision.startswith("no_regression") for r in res.rows)
