@@ -46,6 +46,7 @@ class Backend(abc.ABC):
 
 BACKENDS: Registry[Backend] = Registry("backend")
 BACKENDS.register("tabletop", "vla_eval.backends.tabletop:TabletopBackend", help="built-in MuJoCo tabletop scenes")
+BACKENDS.register("simpler", "vla_eval.backends.simpler:SimplerBackend", help="SimplerEnv-style Google-robot / Bridge tasks rebuilt in MuJoCo")
 BACKENDS.register("libero", "vla_eval.backends.libero:LiberoBackend", help="LIBERO suites (robosuite + MuJoCo; pip install -e .[libero])")
 
 _instances: dict[str, Backend] = {}
