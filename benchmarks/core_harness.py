@@ -75,7 +75,7 @@ def overhead(scene: str, steps: int, cameras: tuple[str, ...], size: tuple[int, 
     env.reset(seed=0)
     env_steps_per_s(env, 20)  # warm-up: renderer and caches
     results = []
-    for _ in range(3):
+    for _ in range(5):
         env.reset(seed=0)
         raw = raw_steps_per_s(env, steps, cameras, size, controller=False)
         env.reset(seed=0)

@@ -33,11 +33,18 @@ class PerCallCostPolicy(RandomPolicy):
         return super().predict(obs_batch)
 
 
-def _suite(tmp: Path, episodes: int) -> Path:
-    path = tmp / "bench.yaml"
+class RenderingRandomPolicy(RandomPolicy):
+    """Random actions from a policy that asks for images, so every step renders."""
+
+    name = "random_rendering"
+    needs_images = True
+
+
+def _suite(tmp: Path, episodes: int, max_steps: int) -> Path:
+    path = tmp / f"bench_{episodes}_{max_steps}.yaml"
     path.write_text(yaml.safe_dump({
-        "name": "bench_exec", "backend": "tabletop", "tasks": ["pick_place_cube"], "episodes_per_task": episodes,
-        "max_steps": 60, "cameras": ["agentview"], "image_size": [64, 64],
+        "name": "bench_exec", "backend": "tabletop", "tasks": ["pick_place_cube", "push_block"],
+        "episodes_per_task": episodes, "max_steps": max_steps, "cameras": ["agentview", "wrist"], "image_size": [128, 128],
     }))
     return path
 
@@ -58,7 +65,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        suite = str(_suite(tmp, args.episodes))
+        suite = str(_suite(tmp, args.episodes, 60))
         policy = "executors:PerCallCostPolicy"
         rates = {}
         for k in (1, args.batch):
@@ -68,8 +75,10 @@ def main() -> None:
         print(f"[batching] batch_envs={args.batch} vs 1: {rates[args.batch] / rates[1]:.2f}x")
 
         walls = {}
+        big = str(_suite(tmp, args.episodes * 2, 150))
         for executor in ("local", "ray"):
-            wall, steps = _timed(suite=suite, policy="random", workers=2, executor=executor, run_dir=tmp / executor)
+            wall, steps = _timed(suite=big, policy="executors:RenderingRandomPolicy", workers=2, executor=executor,
+                                 run_dir=tmp / executor)
             walls[executor] = wall
             print(f"[executor] {executor}: {steps} env-steps, {wall:.1f} s wall (incl. start-up)")
         print(f"[executor] ray vs local throughput: {walls['local'] / walls['ray']:.2f}x")

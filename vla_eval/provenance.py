@@ -43,3 +43,31 @@ def machine() -> dict[str, str | int]:
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+_SMALL_FILE = 1 << 20
+
+
+def checkpoint_fingerprint(checkpoint: str | None) -> str | None:
+    """A short hash identifying a checkpoint folder without reading gigabytes of weights.
+
+    Small files (configs, tokenizers, normalisation stats) are hashed by content, large
+    weight shards by name and size; a hub id or a missing path is hashed as its string.
+    """
+    import hashlib
+    from pathlib import Path
+
+    if not checkpoint:
+        return None
+    root = Path(str(checkpoint)).expanduser()
+    h = hashlib.sha256()
+    if not root.exists():
+        h.update(f"id:{checkpoint}".encode())
+        return h.hexdigest()[:16]
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    for f in files:
+        size = f.stat().st_size
+        h.update(f"{f.relative_to(root) if f != root else f.name}:{size}".encode())
+        if size <= _SMALL_FILE:
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]

@@ -55,6 +55,10 @@ def _check_address(address: str) -> None:
 class RayExecutor:
     def __init__(self, config: WorkerConfig, workers: int, batch_envs: int = 1, address: str | None = None,
                  cpus_per_actor: float = 1.0):
+        if address and (os.path.exists(os.path.expanduser("~/.ray/auth_token")) or os.environ.get("RAY_AUTH_TOKEN")):
+            # Ray reads its auth mode when it is first imported; a cluster with token auth
+            # (the default for `ray start` once a token exists) rejects drivers without it.
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
         try:
             import ray  # noqa: F401
         except ImportError as exc:
@@ -72,8 +76,6 @@ class RayExecutor:
         env_vars = dict(WORKER_ENV)
         if self.address:
             _check_address(self.address)
-            if os.path.exists(os.path.expanduser("~/.ray/auth_token")) or os.environ.get("RAY_AUTH_TOKEN"):
-                os.environ.setdefault("RAY_AUTH_MODE", "token")
             ray.init(address=self.address, runtime_env={"env_vars": env_vars}, log_to_driver=False)
         else:
             ray.init(num_cpus=max(self.n_workers, 1), include_dashboard=False, log_to_driver=False,

@@ -54,6 +54,7 @@ class EpisodeRecord(BaseModel):
     final_state_digest: str = ""
     video_path: str | None = None
     attempts: int = 1
+    finished_at: str | None = Field(default=None, description="UTC time the episode ended (ISO 8601)")
     extras: dict[str, Any] = Field(default_factory=dict)
 
     @property

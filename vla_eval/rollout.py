@@ -18,6 +18,7 @@ import numpy as np
 
 from vla_eval.actions import to_env_actions
 from vla_eval.plan import PlanItem
+from vla_eval.provenance import now_iso
 from vla_eval.policies.base import LIBERO_DELTA_EEF, Policy, PolicyOutputError, validate_chunk
 from vla_eval.record import EpisodeRecord
 
@@ -56,7 +57,7 @@ def failed_record(settings: EpisodeSettings, item: PlanItem, error: str, attempt
     return EpisodeRecord(
         run_id=settings.run_id, suite=settings.suite, task=item.task, split=item.split,
         episode_index=item.episode_index, init_state_id=item.init_state_id, seed=item.seed,
-        success=False, steps=0, termination="env_error", error=error, attempts=attempts,
+        success=False, steps=0, termination="env_error", error=error, attempts=attempts, finished_at=now_iso(),
     )
 
 
@@ -146,6 +147,7 @@ class _Episode:
             error=self.error,
             final_state_digest=state_digest(self.obs) if self.env_ok else "",
             wall_time_s=time.perf_counter() - self.t0,
+            finished_at=now_iso(),
             extras=self.extras,
             **self.stats,
         )

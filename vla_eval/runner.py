@@ -124,6 +124,9 @@ def run(req: RunRequest) -> RunOutcome:
         summary = summary_frame(records, [s.name for s in spec.splits], [t.name for t in spec.tasks])
         table = wide_table(summary, spec.in_domain_split, [s.name for s in spec.splits])
         md = markdown(table)
+        protocol_md = get_backend(spec.backend).protocol_summary(spec, summary)
+        if protocol_md:
+            md = f"{md}\n\n{protocol_md}"
         (run_dir / "table.md").write_text(md + "\n")
         summary.to_csv(run_dir / "summary.csv", index=False)
         table.to_csv(run_dir / "table.csv")
@@ -188,6 +191,7 @@ def _run_config(run_id: str, spec: SuiteSpec, policy: PolicyConfig, req: RunRequ
         "suite": spec.model_dump(mode="json"),
         "suite_hash": spec.spec_hash(),
         "policy": policy.model_dump(mode="json"),
+        "checkpoint_hash": provenance.checkpoint_fingerprint(policy.args.get("checkpoint")),
         "replan_steps": req.replan_steps,
         "videos": req.videos,
         "workers": workers,

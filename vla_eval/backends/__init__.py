@@ -39,6 +39,10 @@ class Backend(abc.ABC):
         """Which fixed initial state an episode uses; seeded backends use the episode index."""
         return episode_index
 
+    def protocol_summary(self, spec: "SuiteSpec", summary: Any) -> str | None:
+        """Markdown for a protocol-level score (e.g. SimplerEnv's variant aggregation), if the backend has one."""
+        return None
+
     def versions(self) -> dict[str, str]:
         """Simulator and asset versions recorded with every run."""
         return {}

@@ -102,3 +102,16 @@ class SimplerBackend(Backend):
         from vla_eval.envs.simpler import ASSET_VERSION
 
         return {"mujoco": mujoco.__version__, "simpler_assets": ASSET_VERSION}
+
+    def protocol_summary(self, spec: "SuiteSpec", summary: Any) -> str | None:
+        from vla_eval.envs.simpler.protocol import aggregated_splits, variant_aggregation
+
+        if backend_options(spec).get("protocol") != "variant_aggregation":
+            return None
+        agg = variant_aggregation(summary, spec.model_dump(mode="json"))
+        if agg.empty:
+            return None
+        rows = "\n".join(f"| {r.task} | {100 * r.aggregate:.1f} |" for r in agg.itertuples())
+        used = ", ".join(aggregated_splits(spec.model_dump(mode="json")))
+        return (f"Variant aggregation (mean over splits: {used}; camera-shift splits reported, not aggregated)\n\n"
+                f"| task | aggregate % |\n|---|---|\n{rows}")
