@@ -17,7 +17,6 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import numpy as np
 import yaml
 
 from vla_eval.policies.baselines import RandomPolicy

@@ -10,7 +10,7 @@ from PIL import Image
 
 from runfixtures import make_run, suite_dict
 from vla_eval.cli import main
-from vla_eval.results.report import TH_COLOR, build_report
+from vla_eval.results.report import TH_COLOR
 
 CHROMIUM = Path("/usr/bin/chromium")
 EVIL = "<script>alert('x')</script>"

@@ -26,8 +26,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from vla_eval.policies.base import LIBERO_DELTA_EEF, ActionChunk, Policy
-from vla_eval.policies.scripted import CLOSE, OPEN, _Episode, _quat_yaw_of_mat, _wrap, move_action
+from vla_eval.policies.scripted import CLOSE, OPEN, ScriptedExpert, _Episode, _quat_yaw_of_mat, _wrap, move_action
 
 
 def _mat(quat) -> np.ndarray:
@@ -68,28 +67,10 @@ def footprint(shape: str, size) -> float:
     return float(np.hypot(size[0], size[1])) if shape == "box" else float(size[0])
 
 
-class SimplerScriptedExpert(Policy):
+class SimplerScriptedExpert(ScriptedExpert):
+    """The tabletop expert's batching and bookkeeping with SimplerEnv-style task skills."""
+
     name = "simpler_scripted"
-    action_space = LIBERO_DELTA_EEF
-    needs_images = False
-    needs_privileged = True
-
-    def __init__(self, tolerance: float = 0.008):
-        self.tolerance = float(tolerance)
-        self._episodes: list[_Episode] = []
-
-    def reset(self, instructions: list[str], seeds: list[int] | None = None) -> None:
-        self._episodes = [_Episode() for _ in instructions]
-
-    def predict(self, obs_batch: list[dict[str, Any]]) -> ActionChunk:
-        if len(self._episodes) != len(obs_batch):
-            self._episodes = [_Episode() for _ in obs_batch]
-        actions = np.stack([self._act(obs["privileged"], ep) for obs, ep in zip(obs_batch, self._episodes)])
-        return ActionChunk(actions=actions[:, None, :], space=LIBERO_DELTA_EEF,
-                           extras=[{"phase": ep.phase} for ep in self._episodes])
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "tolerance": self.tolerance}
 
     # ------------------------------------------------------------------ dispatch
     def _act(self, priv: dict[str, Any], ep: _Episode) -> np.ndarray:

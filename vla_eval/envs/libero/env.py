@@ -443,7 +443,7 @@ class LiberoEnv(gym.Env):
         ``goal``: the BDDL goal, e.g. ``[["on", "akita_black_bowl_1", "plate_1"]]``.
         """
         e = self._env.env
-        m, d = self._sim.model._model, self._sim.data._data
+        d = self._sim.data._data
         out: dict[str, Any] = {"objects": {}, "fixtures": {}, "sites": {}}
         for group, table in (("objects", e.objects_dict), ("fixtures", e.fixtures_dict)):
             for name, obj in table.items():

@@ -46,7 +46,6 @@ from vla_eval.envs.tabletop.builder import ARM_JOINTS, FINGER_JOINTS, build_scen
 from vla_eval.envs.tabletop.controller import DiffIKController, mat_from_rotvec
 from vla_eval.envs.tabletop.env import TabletopEnv
 from vla_eval.envs.tabletop.perturbations import (
-    Distractors,
     Language,
     ObjectLayout,
     apply_to_model,
