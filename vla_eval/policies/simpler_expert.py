@@ -26,6 +26,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
+from vla_eval.envs.simpler.env import half_z
 from vla_eval.policies.scripted import CLOSE, OPEN, ScriptedExpert, _Episode, _quat_yaw_of_mat, _wrap, move_action
 
 
@@ -33,16 +34,6 @@ def _mat(quat) -> np.ndarray:
     out = np.empty(9)
     mujoco.mju_quat2Mat(out, np.asarray(quat, dtype=float))
     return out.reshape(3, 3)
-
-
-def half_z(shape: str, size, quat) -> float:
-    r = _mat(quat)
-    if shape == "box":
-        return float(sum(abs(r[2, i]) * size[i] for i in range(3)))
-    if shape == "cylinder":
-        c = abs(r[2, 2])
-        return float(c * size[1] + math.sqrt(max(0.0, 1 - c * c)) * size[0])
-    return float(size[0])
 
 
 def grasp_yaw(shape: str, size, quat, current: float) -> float:

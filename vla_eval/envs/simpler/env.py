@@ -42,8 +42,8 @@ from vla_eval.envs.simpler.looks import (
     table_image,
 )
 from vla_eval.envs.simpler.tasks import SimplerTask, get_task
-from vla_eval.envs.tabletop.builder import ARM_JOINTS, FINGER_JOINTS, build_scene
-from vla_eval.envs.tabletop.controller import DiffIKController, mat_from_rotvec
+from vla_eval.envs.tabletop.builder import build_scene
+from vla_eval.envs.tabletop.controller import mat_from_rotvec
 from vla_eval.envs.tabletop.env import TabletopEnv
 from vla_eval.envs.tabletop.perturbations import (
     Language,
@@ -126,27 +126,8 @@ class SimplerEnv(TabletopEnv):
         self.model = mujoco.MjModel.from_xml_string(self._decorate(built.xml))
         self._paint()
         apply_to_model(self.model, self.perturbations)
-        self.data = mujoco.MjData(self.model)
-        self.n_substeps = int(round(1.0 / self.task.control_hz / self.model.opt.timestep))
-        for cam in self.cameras:
-            if mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, cam) < 0:
-                raise ValueError(f"unknown camera {cam!r}; simpler tasks have 'agentview' and 'wrist'")
-
+        self._bind_model(built, self.task.control_hz, "simpler tasks have 'agentview' and 'wrist'")
         m = self.model
-        self._arm_qadr = np.array([m.joint(j).qposadr[0] for j in ARM_JOINTS])
-        self._finger_qadr = np.array([m.joint(j).qposadr[0] for j in FINGER_JOINTS])
-        self._home_qpos = built.home_qpos
-        self._home_ctrl = built.home_ctrl
-        self._eef = m.site("eef").id
-        self.ik = DiffIKController(m, "eef", ARM_JOINTS, home=built.home_qpos[:7])
-        fixture_roots = {m.body(f.name).id for f in self.scene.fixtures}
-        self._fixture_joints = [
-            m.joint(j).name for j in range(m.njnt) if int(m.body_rootid[m.jnt_bodyid[j]]) in fixture_roots
-        ]
-        self._fixture_sites = [
-            m.site(s).name for s in range(m.nsite)
-            if m.site(s).name and int(m.body_rootid[m.site_bodyid[s]]) in fixture_roots
-        ]
         self._geom_cache: dict[str, set[int]] = {}
         self._pads = (m.geom("left_pad").id, m.geom("right_pad").id)
         self._renderer = None

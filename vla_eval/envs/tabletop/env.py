@@ -104,29 +104,9 @@ class TabletopEnv(gym.Env):
         built = build_scene(self.scene, self.image_size)
         self.model = mujoco.MjModel.from_xml_string(built.xml)
         apply_to_model(self.model, self.perturbations)
-        self.data = mujoco.MjData(self.model)
-        self.n_substeps = int(round(1.0 / CONTROL_HZ / self.model.opt.timestep))
-        for cam in self.cameras:
-            if mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, cam) < 0:
-                raise ValueError(f"unknown camera {cam!r}; the tabletop has 'agentview' and 'wrist'")
-
-        m = self.model
-        self._arm_qadr = np.array([m.joint(j).qposadr[0] for j in ARM_JOINTS])
-        self._finger_qadr = np.array([m.joint(j).qposadr[0] for j in FINGER_JOINTS])
-        self._home_qpos = built.home_qpos
-        self._home_ctrl = built.home_ctrl
-        self._eef = m.site("eef").id
-        self.ik = DiffIKController(m, "eef", ARM_JOINTS, home=built.home_qpos[:7])
-        self.predicate = make_predicate(m, self.scene)
+        self._bind_model(built, CONTROL_HZ, "the tabletop has 'agentview' and 'wrist'")
+        self.predicate = make_predicate(self.model, self.scene)
         self._placements = self._placement_table()
-        fixture_roots = {m.body(f.name).id for f in self.scene.fixtures}
-        self._fixture_joints = [
-            m.joint(j).name for j in range(m.njnt) if int(m.body_rootid[m.jnt_bodyid[j]]) in fixture_roots
-        ]
-        self._fixture_sites = [
-            m.site(s).name for s in range(m.nsite)
-            if m.site(s).name and int(m.body_rootid[m.site_bodyid[s]]) in fixture_roots
-        ]
 
         self._renderer: mujoco.Renderer | None = None
         self._noise_std = noise_std(self.perturbations)
@@ -222,6 +202,32 @@ class TabletopEnv(gym.Env):
         template = language_template(self.scene, self.perturbations, language_rng)
         self.instruction = self.scene.render_instruction(template)
         return self._observation(), {"success": bool(self.predicate(d))}
+
+    def _bind_model(self, built, control_hz: float, camera_hint: str) -> None:
+        """Index the compiled model: data, substeps, arm/finger addresses, IK, fixture joints and sites.
+
+        Shared by every env built on this arm so they stay in step when the robot changes.
+        """
+        self.data = mujoco.MjData(self.model)
+        self.n_substeps = int(round(1.0 / control_hz / self.model.opt.timestep))
+        for cam in self.cameras:
+            if mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, cam) < 0:
+                raise ValueError(f"unknown camera {cam!r}; {camera_hint}")
+        m = self.model
+        self._arm_qadr = np.array([m.joint(j).qposadr[0] for j in ARM_JOINTS])
+        self._finger_qadr = np.array([m.joint(j).qposadr[0] for j in FINGER_JOINTS])
+        self._home_qpos = built.home_qpos
+        self._home_ctrl = built.home_ctrl
+        self._eef = m.site("eef").id
+        self.ik = DiffIKController(m, "eef", ARM_JOINTS, home=built.home_qpos[:7])
+        fixture_roots = {m.body(f.name).id for f in self.scene.fixtures}
+        self._fixture_joints = [
+            m.joint(j).name for j in range(m.njnt) if int(m.body_rootid[m.jnt_bodyid[j]]) in fixture_roots
+        ]
+        self._fixture_sites = [
+            m.site(s).name for s in range(m.nsite)
+            if m.site(s).name and int(m.body_rootid[m.site_bodyid[s]]) in fixture_roots
+        ]
 
     def step(self, action):
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(7), -1.0, 1.0)
