@@ -27,6 +27,7 @@ class PolicyConfig(BaseModel):
     adapter: str
     args: dict[str, Any] = Field(default_factory=dict)
     source: str | None = None
+    replan_steps: int | None = Field(default=None, ge=1, description="actions executed per chunk unless --replan-steps overrides")
 
     def create(self) -> Policy:
         return POLICIES.create(self.adapter, **self.args)
@@ -38,6 +39,7 @@ class _PolicyFile(BaseModel):
     adapter: str
     name: str | None = None
     args: dict[str, Any] = Field(default_factory=dict)
+    replan_steps: int | None = Field(default=None, ge=1)
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
@@ -76,7 +78,9 @@ def resolve_policy(name_or_path: str, overrides: list[str] | None = None) -> Pol
         pf = load_model(_PolicyFile, file)
         if pf.adapter not in POLICIES:
             raise ConfigError(f"{file}: field 'adapter': {UnknownNameError('policy adapter', pf.adapter, POLICIES.names())}")
-        cfg = PolicyConfig(name=pf.name or file.stem, adapter=pf.adapter, args={**pf.args, **extra}, source=str(file))
+        cfg = PolicyConfig(
+            name=pf.name or file.stem, adapter=pf.adapter, args={**pf.args, **extra}, source=str(file), replan_steps=pf.replan_steps
+        )
     elif name_or_path in POLICIES:
         cfg = PolicyConfig(name=name_or_path, adapter=name_or_path, args=extra)
     else:

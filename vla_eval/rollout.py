@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from vla_eval.actions import to_env_actions
+from vla_eval.envs.orientation import ImageConversion, conversion, conversion_for
 from vla_eval.plan import PlanItem
 from vla_eval.provenance import now_iso
 from vla_eval.policies.base import LIBERO_DELTA_EEF, Policy, PolicyOutputError, validate_chunk
@@ -78,6 +79,19 @@ class _Episode:
         self.error: str | None = None
         self.env_ok = True
         self.t0 = time.perf_counter()
+        self.conversion: ImageConversion | None = None
+        self._video_view: ImageConversion | None = None
+
+    def bind_orientation(self, policy: Policy) -> None:
+        """Pick the image conversion from the env's declared origin to the policy's declared orientation."""
+        try:
+            self.conversion = conversion_for(self.env, policy)
+            self._video_view = conversion(_origin(self.env), "upright")  # videos show the true view
+        except Exception as exc:
+            self.fail("policy_error", f"image orientation: {error_text(exc)}")
+            return
+        if self.conversion is not None:
+            self.extras["image_conversion"] = self.conversion.describe()
 
     @property
     def active(self) -> bool:
@@ -123,10 +137,13 @@ class _Episode:
 
     def grab_frame(self) -> None:
         if self.frames is not None and self.video_camera and "images" in self.obs:
-            self.frames.append(self.obs["images"][self.video_camera])
+            frame = self.obs["images"][self.video_camera]
+            self.frames.append(self._video_view.image(frame) if self._video_view is not None else frame)
 
     def policy_obs(self, needs_privileged: bool) -> dict[str, Any]:
-        o = dict(self.obs)
+        o = self.conversion.observation(self.obs) if self.conversion is not None else dict(self.obs)
+        if o is self.obs:
+            o = dict(self.obs)
         if needs_privileged and self.env_ok:
             o["privileged"] = self.env.unwrapped.privileged_state()
         return o
@@ -169,7 +186,11 @@ def run_episodes(
     frames = frames or [None] * len(items)
     reset_options = reset_options or [settings.reset_options] * len(items)
     eps = [_Episode(env, item, settings, f) for env, item, f in zip(envs, items, frames)]
+    for ep in eps:
+        ep.bind_orientation(policy)
     for ep, opts in zip(eps, reset_options):
+        if not ep.active:
+            continue
         ep.reset(opts)
         for _ in range(settings.settle_steps):
             if ep.active:
@@ -235,6 +256,12 @@ def _refill(eps: list[_Episode], policy: Policy, settings: EpisodeSettings) -> N
             ep.fail("policy_error", f"invalid policy output: {exc}")
             continue
         ep.queue = list(converted[: settings.replan_steps] if settings.replan_steps else converted)
+
+
+def _origin(env) -> str:
+    from vla_eval.envs.contract import image_origin_of
+
+    return image_origin_of(env)
 
 
 def _merge_extras(ep: _Episode, new: dict[str, Any]) -> None:

@@ -62,9 +62,18 @@ def protocol_of(spec: SuiteSpec, policy: PolicyConfig, replan_steps: int | None)
     return {
         "suite_hash": spec.spec_hash(),
         "suite": spec.model_dump(mode="json"),
-        "policy": policy.model_dump(mode="json", exclude={"source"}),
+        "policy": policy.model_dump(mode="json", exclude={"source", "replan_steps"}),
         "replan_steps": replan_steps,
     }
+
+
+def effective_replan_steps(cli_value: int | None, policy: PolicyConfig) -> int | None:
+    """``--replan-steps`` when given, else the policy file's ``replan_steps`` (openpi LIBERO: 5 of 10)."""
+    if cli_value is not None:
+        if cli_value < 1:
+            raise ConfigError(f"--replan-steps {cli_value}: expected a positive number of actions")
+        return cli_value
+    return policy.replan_steps
 
 
 def _describe_diff(old: dict, new: dict) -> str:
@@ -80,7 +89,8 @@ def run(req: RunRequest) -> RunOutcome:
     run_dir = Path(req.run_dir) if req.run_dir else Path(req.results_root) / (
         f"{spec.name}__{policy_cfg.name}__{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     )
-    protocol = protocol_of(spec, policy_cfg, req.replan_steps)
+    replan_steps = effective_replan_steps(req.replan_steps, policy_cfg)
+    protocol = protocol_of(spec, policy_cfg, replan_steps)
     store = RunStore(run_dir)
     try:
         existing = store.get_meta("protocol")
@@ -95,7 +105,7 @@ def run(req: RunRequest) -> RunOutcome:
         if existing is None:
             store.set_meta("run_id", run_id)
             store.set_meta("protocol", protocol)
-            config = _run_config(run_id, spec, policy_cfg, req, workers, videos)
+            config = _run_config(run_id, spec, policy_cfg, req, workers, videos, replan_steps)
             store.set_meta("config", config)
             (run_dir / "run.json").write_text(json.dumps(config, indent=2, sort_keys=True))
 
@@ -110,7 +120,7 @@ def run(req: RunRequest) -> RunOutcome:
             max_steps={t.name: spec.task_max_steps(t.name) for t in spec.tasks},
             settle_steps=spec.settle_steps,
             settle_action=tuple(spec.settle_action),
-            replan_steps=req.replan_steps,
+            replan_steps=replan_steps,
             video_camera=spec.cameras[0] if videos.enabled and spec.cameras else None,
         )
         worker_cfg = WorkerConfig(
@@ -184,7 +194,9 @@ def _cameras_needed(spec: SuiteSpec, policy_cls, videos: VideoPolicy) -> tuple[s
     return ()
 
 
-def _run_config(run_id: str, spec: SuiteSpec, policy: PolicyConfig, req: RunRequest, workers: int, videos: VideoPolicy) -> dict:
+def _run_config(
+    run_id: str, spec: SuiteSpec, policy: PolicyConfig, req: RunRequest, workers: int, videos: VideoPolicy, replan_steps: int | None = None
+) -> dict:
     return {
         "run_id": run_id,
         "created_at": provenance.now_iso(),
@@ -192,7 +204,7 @@ def _run_config(run_id: str, spec: SuiteSpec, policy: PolicyConfig, req: RunRequ
         "suite_hash": spec.spec_hash(),
         "policy": policy.model_dump(mode="json"),
         "checkpoint_hash": provenance.checkpoint_fingerprint(policy.args.get("checkpoint")),
-        "replan_steps": req.replan_steps,
+        "replan_steps": replan_steps,
         "videos": req.videos,
         "workers": workers,
         "batch_envs": req.batch_envs,

@@ -8,6 +8,7 @@ per condition (env creation is ~5 s).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from vla_eval.rollout import EpisodeSettings, run_episode  # noqa: E402
 from vla_eval.spec import SuiteSpec, load_suite  # noqa: E402
 
 pytestmark = pytest.mark.slow
+sys.path.insert(0, str(Path(__file__).parents[1] / "envs"))  # orientation_markers
 
 NOOP = np.array([0, 0, 0, 0, 0, 0, -1.0])
 SPATIAL0 = suite_tasks("libero_spatial")[0].name
@@ -149,7 +151,7 @@ def test_depth_and_camera_parameters_lift_pixels_to_3d(rendered_env):
     env = rendered_env
     env.reset(seed=0, options={"init_state_id": 0})
     obs = _settle(env)
-    K, E = obs["camera"]["agentview"]["intrinsics"], obs["camera"]["agentview"]["extrinsics"]
+    K, E = obs["camera_params"]["agentview"]["intrinsics"], obs["camera_params"]["agentview"]["extrinsics"]
     depth = obs["depth"]["agentview"]
     assert depth.shape == IMG and depth.dtype == np.float32 and 0.3 < np.median(depth) < 3.0
     # project the plate's centre into the delivered array, read depth there, lift back to 3D
@@ -160,6 +162,83 @@ def test_depth_and_camera_parameters_lift_pixels_to_3d(rendered_env):
     z = float(depth[int(v), int(u)])
     lifted = E @ np.r_[np.linalg.inv(K) @ np.array([u, v, 1.0]) * z, 1.0]
     assert np.linalg.norm(lifted[:3] - plate["pos"]) < 0.03
+
+
+def test_real_observations_pass_the_contract(rendered_env):
+    from vla_eval.envs.contract import check_observation, contract_of
+
+    env = rendered_env
+    obs, _ = env.reset(seed=0, options={"init_state_id": 1})
+    assert contract_of(env).image_origin == "bottom_left" and contract_of(env).depth
+    assert check_observation(obs, env) == []
+    assert check_observation(_settle(env, 2), env) == []
+    assert "camera" not in obs  # the pre-contract key the planner bridge never read (issue 10, defect 1)
+
+
+def _plate_geoms(env):
+    m = env._sim.model._model
+    bid = env._sim.model.body_name2id(env._env.env.objects_dict["plate_1"].root_body)
+    return m, [g for g in range(m.ngeom) if m.body_rootid[m.geom_bodyid[g]] == bid]
+
+
+def test_marker_orientation_upright_and_rot180(rendered_env):
+    """A magenta plate at its known 3D position lands where the textbook pinhole model says, per orientation."""
+    from orientation_markers import magenta_centroid, painted, project_with_params, true_view_pixel
+
+    from vla_eval.envs.orientation import conversion
+
+    env = rendered_env
+    env.reset(seed=0, options={"init_state_id": 0})
+    m, geoms = _plate_geoms(env)
+    with painted(m, geoms):
+        obs = _settle(env, 2)
+    d = env._sim.data._data
+    plate = env.privileged_state()["objects"]["plate_1"]["pos"]
+    eu, ev = true_view_pixel(m, d, env._sim.model.camera_name2id("agentview"), plate, IMG)
+    h, w = IMG
+    u, v, n = magenta_centroid(obs["images"]["agentview"])
+    assert n > 10 and abs(u - eu) < 3 and abs(v - (h - ev)) < 3, "LIBERO delivers rows bottom-up"
+    up = conversion("bottom_left", "upright").observation(obs)
+    u, v, _ = magenta_centroid(up["images"]["agentview"])
+    assert abs(u - eu) < 3 and abs(v - ev) < 3, (u, v, eu, ev)
+    np.testing.assert_allclose(project_with_params(up["camera_params"]["agentview"], plate), (eu, ev), atol=0.5)
+    rot = conversion("bottom_left", "libero_rot180").observation(obs)
+    u, v, _ = magenta_centroid(rot["images"]["agentview"])
+    assert abs(u - (w - eu)) < 3 and abs(v - ev) < 3
+    # exactly what openvla libero_utils.get_libero_image / openpi examples/libero/main.py feed their models
+    np.testing.assert_array_equal(rot["images"]["agentview"], obs["images"]["agentview"][::-1, ::-1])
+    np.testing.assert_array_equal(rot["images"]["wrist"], obs["images"]["wrist"][::-1, ::-1])
+    np.testing.assert_allclose(project_with_params(rot["camera_params"]["agentview"], plate), (w - eu, ev), atol=0.5)
+
+
+def test_vla_r1_output_lifts_through_the_bridge_on_libero(rendered_env):
+    """Valid VLA-R1 text pointing at the plate, through the harness conversion and the real adapter path."""
+    from orientation_markers import true_view_pixel
+
+    from vla_eval.envs.orientation import conversion_for
+    from vla_eval.policies.vla_r1 import ImagePlannerPolicy, PlannerSettings
+
+    env = rendered_env
+    env.reset(seed=0, options={"init_state_id": 2})
+    obs = _settle(env)
+    m, d = env._sim.model._model, env._sim.data._data
+    plate = env.privileged_state()["objects"]["plate_1"]["pos"]
+    cid = env._sim.model.camera_name2id("agentview")
+    h, w = IMG
+    start = true_view_pixel(m, d, cid, obs["state"]["eef_pos"], IMG)
+    goal = true_view_pixel(m, d, cid, plate, IMG)
+    text = f"<think>the plate</think><output>[[{start[0] / w:.4f}, {start[1] / h:.4f}], [{goal[0] / w:.4f}, {goal[1] / h:.4f}]]</output>"
+    policy = ImagePlannerPolicy(PlannerSettings(), text_source=lambda obs_batch, prompts: [text])
+    conv = conversion_for(env, policy)
+    assert conv.describe() == "bottom_left->upright:flip_rows"
+    policy.reset([obs["instruction"]])
+    chunk = policy.predict([conv.observation(obs)])
+    ex = chunk.extras[0]
+    assert ex["parse_failure"] == 0 and ex.get("bridge_failure") == 0, ex.get("bridge_error")
+    hover = [t for t in policy._states[0].follower.targets if t.label == "hover"][0]
+    assert np.linalg.norm(hover.pos[:2] - plate[:2]) < 0.03
+    lifted, ok = policy.bridge.lift(np.array([[goal[0] / w, goal[1] / h]]), conv.observation(obs))
+    assert ok[0] and np.linalg.norm(lifted[0] - plate) < 0.03
 
 
 def test_state_only_env_renders_nothing():

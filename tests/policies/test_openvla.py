@@ -62,7 +62,8 @@ def test_prompt_and_preprocessing_defaults(tiny_llava):
     d = policy.describe()
     assert d["unnorm_key"] == "libero_spatial_no_noops"
     img = d["config"]["image"]
-    assert img["flip_180"] and img["resize"] == [224, 224] and img["center_crop_area"] == 0.9
+    assert not img["flip_180"] and img["resize"] == [224, 224] and img["center_crop_area"] == 0.9
+    assert d["config"]["image_orientation"] == "libero_rot180" and policy.image_orientation == "libero_rot180"
     assert d["config"]["trust_remote_code"] is False
 
 

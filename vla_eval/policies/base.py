@@ -89,6 +89,9 @@ class Policy(abc.ABC):
     needs_depth: bool = False
     needs_privileged: bool = False
     deterministic: bool = True
+    image_orientation: str = "upright"
+    """The view the checkpoint was trained on (``upright`` | ``libero_rot180``); the harness converts
+    each env's images, depth and intrinsics to it (:mod:`vla_eval.envs.orientation`)."""
 
     def reset(self, instructions: list[str], seeds: list[int] | None = None) -> None:
         """Start new episodes; ``seeds`` makes stochastic policies reproducible per episode."""

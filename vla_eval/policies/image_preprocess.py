@@ -29,7 +29,9 @@ _RESAMPLE = {
 class ImagePreprocess(BaseModel):
     """Preprocessing steps, applied in this order: flip -> centre crop -> resize.
 
-    * ``flip_180``: rotate by 180° (LIBERO renders upside down w.r.t. OpenVLA / openpi data).
+    * ``flip_180``: an *extra* 180° rotation on top of the harness's orientation conversion.
+      Leave it off: the env declares its image origin, the policy declares
+      ``image_orientation`` and :mod:`vla_eval.envs.orientation` converts between the two.
     * ``center_crop_area``: keep a centred crop covering this fraction of the area
       (OpenVLA's ``center_crop`` uses 0.9: side scale ``sqrt(0.9)``), then resize back.
     * ``resize``: ``[H, W]`` output size, or ``None`` to keep the size.

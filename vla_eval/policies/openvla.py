@@ -124,7 +124,10 @@ class OpenVlaConfig(HFLoadOptions):
     action_dim: int = Field(default=7, ge=1)
     vocab_size: int | None = Field(default=None, description="action bins are the last 256 ids below this (default tokenizer.vocab_size)")
     camera: str = "agentview"
-    image: ImagePreprocess = ImagePreprocess(flip_180=True, resize=(224, 224), resample="lanczos", center_crop_area=0.9)
+    image_orientation: Literal["upright", "libero_rot180"] = Field(
+        default="libero_rot180", description="view the checkpoint was trained on; the harness converts (LIBERO fine-tunes: libero_rot180)"
+    )
+    image: ImagePreprocess = ImagePreprocess(resize=(224, 224), resample="lanczos", center_crop_area=0.9)
     binarize_gripper: bool = True
     rotation: Literal["axis_angle", "euler_xyz"] = "axis_angle"
     gripper: Literal["close_positive", "open_positive", "open_01", "close_01"] = "open_01"
@@ -156,6 +159,7 @@ class OpenVlaPolicy(Policy):
     def __init__(self, **kwargs: Any):
         cfg: OpenVlaConfig = validate_config(OpenVlaConfig, kwargs, "openvla")  # type: ignore[assignment]
         self.cfg = cfg
+        self.image_orientation = cfg.image_orientation
         self.action_space = ActionSpace(
             kind="delta_eef", dim=cfg.action_dim, rotation=cfg.rotation, position_units=cfg.position_units, gripper=cfg.gripper
         )

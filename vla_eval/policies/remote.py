@@ -35,6 +35,9 @@ class RemoteConfig(BaseModel):
     request_timeout: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=2, ge=0)
     check_health: bool = Field(default=True, description="GET /healthz once before the first request")
+    image_orientation: Literal["upright", "libero_rot180"] = Field(
+        default="upright", description="view the served checkpoint was trained on (openpi LIBERO servers: libero_rot180)"
+    )
     obs: ObsFormat = ObsFormat()
     send_reset: bool = Field(default=False, description="add reset=True to an episode's first request (vla-eval servers)")
     actions_key: str = "actions"
@@ -55,6 +58,7 @@ class RemotePolicy(Policy):
 
         cfg: RemoteConfig = validate_config(RemoteConfig, kwargs, "remote")  # type: ignore[assignment]
         self.cfg = cfg
+        self.image_orientation = cfg.image_orientation
         self.action_space = ActionSpace(
             kind="delta_eef", dim=cfg.action_dim, rotation=cfg.rotation, position_units=cfg.position_units, gripper=cfg.gripper
         )
@@ -93,6 +97,7 @@ class RemotePolicy(Policy):
                 msg["reset"] = True
                 self._fresh[i] = False
             reply = self.client.infer(msg)
+            self._check_orientation()
             if self.cfg.actions_key not in reply:
                 raise RemotePolicyError(f"policy server reply has no {self.cfg.actions_key!r}: keys {sorted(reply)}")
             a = np.asarray(reply[self.cfg.actions_key], dtype=np.float64)
@@ -112,6 +117,17 @@ class RemotePolicy(Policy):
         if len({r.shape for r in rows}) != 1:
             raise RemotePolicyError(f"policy server returned chunks of different shapes {[r.shape for r in rows]}")
         return ActionChunk(actions=np.stack(rows), space=self.action_space, extras=extras)
+
+    def _check_orientation(self) -> None:
+        """A vla-eval server states the orientation its policy needs; refuse to feed it a different one."""
+        from vla_eval.remote.client import RemotePolicyError
+
+        served = (self.client.metadata or {}).get("image_orientation")
+        if self.needs_images and served and served != self.image_orientation:
+            raise RemotePolicyError(
+                f"policy server {self.client.uri} serves a policy trained on {served!r} images but this client "
+                f"declares image_orientation {self.image_orientation!r}; pass --policy-arg image_orientation={served}"
+            )
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "config": self.cfg.model_dump(mode="json"), "server_metadata": _plain(self.client.metadata)}

@@ -191,6 +191,9 @@ class PlannerSettings(BaseModel):
     prompt: Literal["trajectory", "affordance"] = "trajectory"
     prompt_template: str | None = Field(default=None, description="override; must contain {instruction}")
     coords: Literal["normalized", "pixels"] = "normalized"
+    image_orientation: Literal["upright", "libero_rot180"] = Field(
+        default="upright", description="view the checkpoint was trained on; the harness converts every env's images to it"
+    )
     image: ImagePreprocess = ImagePreprocess()
     bridge: BridgeConfig = BridgeConfig()
     task_mode: Literal["pick", "pick_place"] = "pick"
@@ -241,6 +244,7 @@ class ImagePlannerPolicy(Policy):
 
     def __init__(self, settings: PlannerSettings, text_source: Callable[[list[dict], list[str]], list[str]] | None = None):
         self.settings = settings
+        self.image_orientation = settings.image_orientation
         self.bridge = PlannerBridge(settings.bridge)
         self._text_source = text_source
         self._states: list[_EnvState] = []

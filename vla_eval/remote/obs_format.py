@@ -4,8 +4,12 @@
   ``depth`` / ``camera_params`` when present) and ``prompt``.  Nested dicts are fine in msgpack.
 * ``openpi_libero``: the keys openpi's LIBERO example client sends and its pi0 / pi0-FAST /
   pi05 LIBERO servers expect: ``observation/image``, ``observation/wrist_image`` (already
-  flipped and resized by the client), ``observation/state`` = ``eef_pos (3) +
-  axis-angle of eef_quat (3) + gripper_qpos (2)`` as float32, and ``prompt``.
+  converted to the policy's declared orientation by the harness, then resized),
+  ``observation/state`` = ``eef_pos (3) + axis-angle of eef_quat (3) + gripper_qpos (2)`` as
+  float32, and ``prompt``.  The axis-angle is computed exactly as robosuite's
+  ``quat2axisangle`` (which openpi's LIBERO client, ``examples/libero/main.py``, copies):
+  angle ``2 * acos(w)`` in ``[0, 2 pi]``, so above pi whenever ``w < 0`` -- scipy's
+  ``as_rotvec`` would fold it to the equivalent rotation below pi, a different input vector.
 
 The server accepts both (it detects the layout from the keys), so an openpi client can
 drive any policy that ``vla-eval serve`` exposes.
@@ -13,11 +17,11 @@ drive any policy that ``vla-eval serve`` exposes.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
-from scipy.spatial.transform import Rotation
 
 from vla_eval.policies.image_preprocess import ImagePreprocess
 
@@ -37,8 +41,26 @@ class ObsFormat(BaseModel):
 
 
 def quat_wxyz_to_axis_angle(q: np.ndarray) -> np.ndarray:
-    q = np.asarray(q, dtype=np.float64)
-    return Rotation.from_quat([q[1], q[2], q[3], q[0]]).as_rotvec()
+    """robosuite ``transform_utils.quat2axisangle`` for a w, x, y, z quaternion (our state convention).
+
+    The angle is ``2 * acos(w)`` with ``w`` clipped to [-1, 1]: in ``[0, 2 pi]``, no folding,
+    no sign canonicalisation; an exactly zero ``sqrt(1 - w^2)`` gives the zero vector.
+    """
+    q = np.asarray(q, dtype=np.float64).reshape(4)
+    w = min(max(float(q[0]), -1.0), 1.0)
+    den = math.sqrt(1.0 - w * w)
+    if math.isclose(den, 0.0):
+        return np.zeros(3)
+    return q[1:4] * 2.0 * math.acos(w) / den
+
+
+def axis_angle_to_quat_wxyz(v: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`quat_wxyz_to_axis_angle`: angles up to 2 pi give back the same quaternion, sign included."""
+    v = np.asarray(v, dtype=np.float64).reshape(3)
+    angle = float(np.linalg.norm(v))
+    if angle == 0.0:
+        return np.array([1.0, 0.0, 0.0, 0.0])
+    return np.concatenate([[math.cos(angle / 2)], v / angle * math.sin(angle / 2)])
 
 
 def encode_obs(obs: dict[str, Any], fmt: ObsFormat) -> dict[str, Any]:
@@ -81,10 +103,9 @@ def decode_obs(msg: dict[str, Any], image_camera: str = "agentview", wrist_camer
         if OPENPI_WRIST in msg:
             obs["images"][wrist_camera] = np.asarray(msg[OPENPI_WRIST])
         if state.size >= 6:
-            q = Rotation.from_rotvec(state[3:6]).as_quat()  # xyzw
             obs["state"] = {
                 "eef_pos": state[:3],
-                "eef_quat": np.array([q[3], q[0], q[1], q[2]]),
+                "eef_quat": axis_angle_to_quat_wxyz(state[3:6]),
                 "gripper_qpos": state[6:8],
             }
         return obs

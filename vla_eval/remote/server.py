@@ -50,6 +50,8 @@ class PolicyServer:
             "server": "vla-eval",
             "policy": policy.describe(),
             "action_space": dict(space.__dict__) if space is not None else None,
+            # clients must send images in this orientation (vla_eval.envs.orientation); RemotePolicy checks it
+            "image_orientation": getattr(policy, "image_orientation", "upright") if getattr(policy, "needs_images", True) else None,
             **(metadata or {}),
         }
         self._lock = threading.Lock()

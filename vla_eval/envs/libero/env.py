@@ -8,8 +8,9 @@ Observation (numpy only):
 * ``images[cam]`` — ``H x W x 3`` uint8 for each requested camera (``agentview``,
   ``wrist`` = robosuite ``robot0_eye_in_hand``), **exactly as LIBERO renders them**:
   robosuite's OpenGL convention, rows bottom-to-top, i.e. upside down (``img[::-1]`` is
-  the upright view). Nothing is flipped here; the flip a checkpoint was trained with
-  belongs to its policy adapter (OpenVLA/openpi LIBERO adapters use ``img[::-1, ::-1]``).
+  the upright view). Nothing is flipped here: the env declares ``image_origin="bottom_left"``
+  in its :attr:`observation_contract` and the harness (:mod:`vla_eval.envs.orientation`)
+  converts to the orientation each policy declares.
   Omitted entirely when no camera is requested (state-only policies pay no rendering).
 * ``state`` — ``eef_pos`` (3, world metres), ``eef_quat`` (4, **w, x, y, z**; robosuite's
   ``robot0_eef_quat`` is x, y, z, w and is reordered here), ``gripper_qpos`` (2, finger
@@ -17,7 +18,8 @@ Observation (numpy only):
 * ``instruction`` — the task's language (or a paraphrase from the shipped table in a
   paraphrase split).
 * with ``depth=True``: ``depth[cam]`` (``H x W`` float32 metres along the optical axis, same
-  row order as the image) and ``camera[cam]`` = ``{"intrinsics": 3x3, "extrinsics": 4x4}``.
+  row order as the image) and ``camera_params[cam]`` = ``{"intrinsics": 3x3, "extrinsics": 4x4}``
+  (the key every env uses, :data:`vla_eval.envs.contract.CAMERA_PARAMS_KEY`).
   ``extrinsics`` is the camera-to-world pose in the OpenCV convention (x right, y down,
   z forward). ``intrinsics`` maps camera coordinates to pixel coordinates *of the arrays as
   delivered* (bottom-up rows), so ``fy`` is negative and ``cy = H - H/2``; flip it with the
@@ -39,6 +41,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from vla_eval.envs.contract import ObservationContract
 from vla_eval.envs.libero.perturbations import make_texture, validate_perturbations
 from vla_eval.envs.libero.tasks import CAMERA_MAP, find_task, load_init_states
 from vla_eval.policies.base import LIBERO_DELTA_EEF
@@ -142,7 +145,7 @@ class LiberoEnv(gym.Env):
             d["images"] = spaces.Dict({c: spaces.Box(0, 255, shape=(h, w, 3), dtype=np.uint8) for c in self.cameras})
         if self.depth:
             d["depth"] = spaces.Dict({c: spaces.Box(0.0, np.inf, shape=(h, w), dtype=np.float32) for c in self.cameras})
-            d["camera"] = spaces.Dict(
+            d["camera_params"] = spaces.Dict(
                 {
                     c: spaces.Dict(
                         {
@@ -309,7 +312,7 @@ class LiberoEnv(gym.Env):
                 c: self._metric_depth(raw[f"{lc}_depth"][..., 0])
                 for c, lc in zip(self.cameras, self._lib_cams)
             }
-            obs["camera"] = {c: self.camera_params(c) for c in self.cameras}
+            obs["camera_params"] = {c: self.camera_params(c) for c in self.cameras}
         return obs
 
     def _add_noise(self, img: np.ndarray, p: dict[str, Any]) -> np.ndarray:
@@ -330,6 +333,11 @@ class LiberoEnv(gym.Env):
         near, far = m.vis.map.znear * extent, m.vis.map.zfar * extent
         z = np.clip(z.astype(np.float64), 0.0, 1.0)
         return (near / (1.0 - z * (1.0 - near / far))).astype(np.float32)
+
+    @property
+    def observation_contract(self) -> ObservationContract:
+        """robosuite renders through OpenGL: row 0 is the bottom of the view."""
+        return ObservationContract(cameras=self.cameras, image_size=self.image_size, image_origin="bottom_left", depth=self.depth)
 
     def camera_params(self, cam: str) -> dict[str, np.ndarray]:
         """Intrinsics for the delivered (bottom-up) arrays and camera-to-world extrinsics (OpenCV axes)."""

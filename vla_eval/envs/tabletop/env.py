@@ -35,6 +35,7 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
+from vla_eval.envs.contract import ObservationContract
 from vla_eval.envs.tabletop.builder import ARM_JOINTS, FINGER_JOINTS, build_scene, yaw_quat
 from vla_eval.envs.tabletop.controller import DiffIKController, mat_from_rotvec
 from vla_eval.envs.tabletop.perturbations import (
@@ -272,6 +273,13 @@ class TabletopEnv(gym.Env):
             return r.render().astype(np.float32)
         finally:
             r.disable_depth_rendering()
+
+    @property
+    def observation_contract(self) -> ObservationContract:
+        """MuJoCo's Python renderer delivers row 0 at the top of the view (checked in tests/envs/test_orientation.py)."""
+        return ObservationContract(
+            cameras=self.cameras, image_size=self.image_size, image_origin="top_left", depth=self.depth and bool(self.cameras)
+        )
 
     def camera_params(self, camera: str) -> dict[str, np.ndarray]:
         """Pinhole intrinsics and world-from-camera extrinsics (OpenCV axes) for the current state."""

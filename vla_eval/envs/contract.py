@@ -1,0 +1,222 @@
+"""The observation contract every env declares, and the one checker that enforces it.
+
+A contract written only in prose let the LIBERO env ship ``camera`` where the planner
+bridge reads ``camera_params``; every backend therefore declares a typed
+:class:`ObservationContract` (``env.unwrapped.observation_contract``) and its tests, the
+runner's ``doctor`` command and anyone debugging a new backend call
+:func:`check_observation` on *real* observations.
+
+What an observation holds (numpy only):
+
+* ``images[cam]``: ``H x W x 3`` uint8 for each declared camera, row 0 at the image's
+  declared :attr:`ObservationContract.image_origin` (``top_left``: row 0 is the top of the
+  true camera view; ``bottom_left``: rows run bottom-up, a vertical flip of the true view,
+  as LIBERO / robosuite deliver them).
+* ``depth[cam]`` (optional): ``H x W`` float32, metres along the optical axis, same row
+  order as the image.
+* ``camera_params[cam]`` (whenever depth is present): ``intrinsics`` ``K`` (3x3) mapping
+  camera coordinates to continuous pixel coordinates ``(u = column, v = row)`` *of the
+  arrays as delivered* (so a bottom-left image has a negative ``fy``), and ``extrinsics``
+  (4x4) = ``T_world_from_camera`` (camera-to-world: ``p_world = R @ p_cam + t``) with the
+  camera axes in the declared ``camera_convention`` (OpenCV: x right, y down, z forward).
+* ``state``: named proprio vectors with fixed lengths; ``eef_quat`` in the declared
+  ``quat_order`` (``wxyz``).
+* ``instruction``: a non-empty string.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+ImageOrigin = Literal["top_left", "bottom_left"]
+IMAGE_ORIGINS: tuple[str, ...] = ("top_left", "bottom_left")
+CAMERA_PARAMS_KEY = "camera_params"
+
+STANDARD_STATE: dict[str, int] = {"eef_pos": 3, "eef_quat": 4, "gripper_qpos": 2, "joint_pos": 7}
+"""Proprio fields every arm env here returns: world metres, quaternion, finger joints, arm joints."""
+
+
+class ContractViolation(ValueError):
+    """An observation broke its env's declared contract; the message lists every problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("observation contract violated:\n  - " + "\n  - ".join(self.problems))
+
+
+@dataclass(frozen=True)
+class ObservationContract:
+    """What one env promises about every observation it returns (see the module docstring)."""
+
+    cameras: tuple[str, ...]
+    image_size: tuple[int, int]
+    image_origin: ImageOrigin
+    depth: bool = False
+    camera_convention: Literal["opencv", "opengl"] = "opencv"
+    extrinsics: Literal["camera_to_world"] = "camera_to_world"
+    state_fields: dict[str, int] = field(default_factory=lambda: dict(STANDARD_STATE))
+    quat_order: Literal["wxyz"] = "wxyz"
+    instruction: bool = True
+
+    def __post_init__(self) -> None:
+        if self.image_origin not in IMAGE_ORIGINS:
+            raise ValueError(f"image_origin must be one of {IMAGE_ORIGINS}, got {self.image_origin!r}")
+
+    def describe(self) -> dict[str, Any]:
+        """Plain data for run records and the doctor report."""
+        return {
+            "cameras": list(self.cameras),
+            "image_size": list(self.image_size),
+            "image_origin": self.image_origin,
+            "depth": self.depth,
+            "camera_convention": self.camera_convention,
+            "extrinsics": self.extrinsics,
+            "state_fields": dict(self.state_fields),
+            "quat_order": self.quat_order,
+        }
+
+
+def contract_of(env: Any) -> ObservationContract | None:
+    """The contract an env (or its unwrapped core) declares, or None for an env that declares none."""
+    base = getattr(env, "unwrapped", env)
+    c = getattr(base, "observation_contract", None)
+    if callable(c) and not isinstance(c, ObservationContract):
+        c = c()
+    return c if isinstance(c, ObservationContract) else None
+
+
+def image_origin_of(env: Any) -> ImageOrigin:
+    """The env's declared image origin; envs that declare no contract are taken as ``top_left``."""
+    c = contract_of(env)
+    return c.image_origin if c is not None else "top_left"
+
+
+def _check_camera_params(cam: str, params: Any, hw: tuple[int, int], c: ObservationContract) -> list[str]:
+    where = f"{CAMERA_PARAMS_KEY}[{cam!r}]"
+    if not isinstance(params, dict):
+        return [f"{where} is {type(params).__name__}, expected a dict with 'intrinsics' and 'extrinsics'"]
+    out: list[str] = []
+    missing = [k for k in ("intrinsics", "extrinsics") if k not in params]
+    if missing:
+        return [f"{where} lacks {missing}"]
+    K = np.asarray(params["intrinsics"], dtype=np.float64)
+    E = np.asarray(params["extrinsics"], dtype=np.float64)
+    if K.shape != (3, 3):
+        out.append(f"{where}['intrinsics'] has shape {K.shape}, expected (3, 3)")
+    if E.shape != (4, 4):
+        out.append(f"{where}['extrinsics'] has shape {E.shape}, expected (4, 4)")
+    if out:
+        return out
+    if not (np.all(np.isfinite(K)) and np.all(np.isfinite(E))):
+        return [f"{where} contains NaN or infinite values"]
+    h, w = hw
+    if not np.allclose(K[2], [0, 0, 1]) or abs(K[0, 1]) > 1e-9 or abs(K[1, 0]) > 1e-9:
+        out.append(f"{where}['intrinsics'] is not a pinhole matrix [[fx,0,cx],[0,fy,cy],[0,0,1]]: {K.round(3).tolist()}")
+    if K[0, 0] <= 0:
+        out.append(f"{where}['intrinsics'] fx = {K[0, 0]:.3f}: expected > 0 (columns run left to right)")
+    want_fy_sign = 1.0 if c.image_origin == "top_left" else -1.0
+    if np.sign(K[1, 1]) != want_fy_sign:
+        out.append(
+            f"{where}['intrinsics'] fy = {K[1, 1]:.3f} but image_origin is {c.image_origin!r} "
+            f"(expected fy {'> 0' if want_fy_sign > 0 else '< 0'} for rows as delivered)"
+        )
+    if not (0 <= K[0, 2] <= w and 0 <= K[1, 2] <= h):
+        out.append(f"{where}['intrinsics'] principal point ({K[0, 2]:.1f}, {K[1, 2]:.1f}) lies outside the {w}x{h} image")
+    R = E[:3, :3]
+    if not np.allclose(E[3], [0, 0, 0, 1], atol=1e-6):
+        out.append(f"{where}['extrinsics'] last row is {E[3].tolist()}, expected [0, 0, 0, 1]")
+    if not np.allclose(R.T @ R, np.eye(3), atol=1e-4) or np.linalg.det(R) < 0.99:
+        out.append(f"{where}['extrinsics'] rotation is not a proper rotation (det {np.linalg.det(R):.4f})")
+    return out
+
+
+def check_observation(obs: Any, env: Any = None, contract: ObservationContract | None = None, raise_on_error: bool = False) -> list[str]:
+    """Every way ``obs`` breaks the contract declared by ``env`` (or given as ``contract``); [] when it holds.
+
+    With ``raise_on_error`` a non-empty list raises :class:`ContractViolation` naming all problems.
+    """
+    c = contract or (contract_of(env) if env is not None else None)
+    problems: list[str] = []
+    if c is None:
+        problems.append(f"env {type(getattr(env, 'unwrapped', env)).__name__} declares no observation_contract")
+    elif not isinstance(obs, dict):
+        problems.append(f"observation is {type(obs).__name__}, expected a dict")
+    else:
+        problems += _check(obs, c)
+    if problems and raise_on_error:
+        raise ContractViolation(problems)
+    return problems
+
+
+def _check(obs: dict[str, Any], c: ObservationContract) -> list[str]:
+    out: list[str] = []
+    h, w = c.image_size
+    if c.cameras:
+        images = obs.get("images")
+        if not isinstance(images, dict):
+            out.append("obs['images'] is missing (the env declares cameras " f"{list(c.cameras)})")
+        else:
+            for cam in c.cameras:
+                img = images.get(cam)
+                if img is None:
+                    out.append(f"obs['images'] has no camera {cam!r} (has {sorted(images)})")
+                    continue
+                a = np.asarray(img)
+                if a.shape != (h, w, 3) or a.dtype != np.uint8:
+                    out.append(f"obs['images'][{cam!r}] is {a.dtype} {a.shape}, expected uint8 ({h}, {w}, 3)")
+            extra = sorted(set(images) - set(c.cameras))
+            if extra:
+                out.append(f"obs['images'] has undeclared cameras {extra}")
+    elif "images" in obs:
+        out.append("obs['images'] present but the env declares no cameras")
+    if "camera" in obs:
+        out.append(f"obs has key 'camera'; camera parameters belong under {CAMERA_PARAMS_KEY!r}")
+    if c.depth and c.cameras:
+        depth = obs.get("depth")
+        params = obs.get(CAMERA_PARAMS_KEY)
+        if not isinstance(depth, dict):
+            out.append("obs['depth'] is missing (the env declares depth)")
+        if not isinstance(params, dict):
+            out.append(f"obs[{CAMERA_PARAMS_KEY!r}] is missing (needed with depth to lift pixels to 3D)")
+        for cam in c.cameras:
+            if isinstance(depth, dict):
+                d = depth.get(cam)
+                if d is None:
+                    out.append(f"obs['depth'] has no camera {cam!r}")
+                else:
+                    d = np.asarray(d)
+                    if d.shape != (h, w) or d.dtype != np.float32:
+                        out.append(f"obs['depth'][{cam!r}] is {d.dtype} {d.shape}, expected float32 ({h}, {w})")
+                    elif not np.all(np.isfinite(d)) or d.min() < 0:
+                        out.append(f"obs['depth'][{cam!r}] has negative or non-finite values (metres expected)")
+            if isinstance(params, dict):
+                if cam not in params:
+                    out.append(f"obs[{CAMERA_PARAMS_KEY!r}] has no camera {cam!r}")
+                else:
+                    out += _check_camera_params(cam, params[cam], (h, w), c)
+    state = obs.get("state")
+    if not isinstance(state, dict):
+        out.append("obs['state'] is missing")
+    else:
+        for name, n in c.state_fields.items():
+            if name not in state:
+                out.append(f"obs['state'] has no {name!r}")
+                continue
+            v = np.asarray(state[name])
+            if v.shape != (n,):
+                out.append(f"obs['state'][{name!r}] has shape {v.shape}, expected ({n},)")
+            elif not np.all(np.isfinite(v)):
+                out.append(f"obs['state'][{name!r}] has NaN or infinite values")
+        q = state.get("eef_quat")
+        if q is not None and np.asarray(q).shape == (4,) and np.all(np.isfinite(q)):
+            norm = float(np.linalg.norm(q))
+            if abs(norm - 1.0) > 1e-3:
+                out.append(f"obs['state']['eef_quat'] has norm {norm:.4f}, expected a unit quaternion ({c.quat_order})")
+    if c.instruction:
+        ins = obs.get("instruction")
+        if not isinstance(ins, str) or not ins.strip():
+            out.append(f"obs['instruction'] is {ins!r}, expected a non-empty string")
+    return out
