@@ -241,6 +241,35 @@ def test_vla_r1_output_lifts_through_the_bridge_on_libero(rendered_env):
     assert ok[0] and np.linalg.norm(lifted[0] - plate) < 0.03
 
 
+def test_openpi_state_vector_is_robosuites_quat2axisangle(rendered_env):
+    """openpi's LIBERO client (examples/libero/main.py) sends eef_pos + robosuite quat2axisangle + gripper qpos."""
+    import robosuite.utils.transform_utils as T
+
+    from vla_eval.remote.obs_format import OPENPI_STATE, ObsFormat, decode_obs, encode_obs
+
+    env = rendered_env
+    fmt = ObsFormat(kind="openpi_libero")
+    pairs = []
+    for k, turn in ((0, 0.6), (4, -0.6)):
+        env.reset(seed=0, options={"init_state_id": k})
+        for t in range(10):
+            raw, *_ = env._env.step(np.array([0, 0, 0, 0, 0, turn if t >= 2 else 0.0, -1.0]))
+            pairs.append((raw, env._obs(raw)))
+    ws = np.array([raw["robot0_eef_quat"][3] for raw, _ in pairs])
+    assert (ws < 0).any() and (ws > 0).any(), ws  # the gripper points down: w hovers around 0 with either sign
+    for raw, obs in pairs:
+        expected = np.concatenate(
+            [raw["robot0_eef_pos"], T.quat2axisangle(np.array(raw["robot0_eef_quat"], copy=True)), raw["robot0_gripper_qpos"]]
+        ).astype(np.float32)
+        sent = encode_obs(obs, fmt)[OPENPI_STATE]
+        assert sent.dtype == np.float32 and sent.shape == (8,)
+        np.testing.assert_allclose(sent, expected, rtol=0, atol=1e-6)
+        if raw["robot0_eef_quat"][3] < 0:
+            assert np.linalg.norm(sent[3:6]) > np.pi  # robosuite's angle 2*acos(w) is not folded below pi
+        back = decode_obs({OPENPI_STATE: sent, "observation/image": np.zeros((4, 4, 3), np.uint8)})["state"]["eef_quat"]
+        np.testing.assert_allclose(back, obs["state"]["eef_quat"], atol=1e-5)  # same quaternion, sign included
+
+
 def test_state_only_env_renders_nothing():
     env = get_backend("libero").make_env(_spec(), SPATIAL0, "in_domain", cameras=[])
     try:
