@@ -69,6 +69,7 @@ def test_suite_files_state_the_protocol(suite):
     assert spec.max_steps == STANDARD_MAX_STEPS[suite]
     assert spec.settle_steps == 10 and list(spec.settle_action) == [0, 0, 0, 0, 0, 0, -1]
     assert spec.episodes_per_task == 50 and spec.backend_options["render_quality"] == "reference"
+    assert spec.backend_options["fixture_seed"] == 0  # OpenVLA's env.seed(0), stated in the file so it is in the hash
     assert [t.name for t in spec.tasks] == [t.name for t in suite_tasks(suite)]
     assert len(spec.tasks) == (90 if suite == "libero_90" else 10)
     assert spec.splits[0].name == "in_domain" and not spec.splits[0].out_of_domain
@@ -85,6 +86,7 @@ def test_suite_files_state_the_protocol(suite):
         ({"backend_options": {"suite": "libero_nope"}}, "backend_options.suite"),
         ({"backend_options": {"suite": "libero_spatial", "render_quality": "ultra"}}, "backend_options.render_quality"),
         ({"backend_options": {"suite": "libero_spatial", "colour": 1}}, "backend_options"),
+        ({"backend_options": {"suite": "libero_spatial", "fixture_seed": "once"}}, "backend_options.fixture_seed"),
         ({"tasks": ["pick_up_the_alphabet_soup_and_place_it_in_the_basket"]}, "tasks.0"),
         ({"cameras": ["frontview"]}, "cameras"),
         ({"splits": [{"name": "in_domain"}, {"name": "x", "out_of_domain": True, "perturbations": [{"type": "fog"}]}]}, "splits.1"),
@@ -276,6 +278,60 @@ def test_state_only_env_renders_nothing():
         obs, _ = env.reset(seed=0, options={"init_state_id": 0})
         assert "images" not in obs and env._ctx is None
         assert env._env.env.has_offscreen_renderer is False
+    finally:
+        env.close()
+
+
+# --------------------------------------------------------------------------- fixture seed
+
+
+def _fixture_layout(env) -> np.ndarray:
+    e = env._env.env
+    return np.concatenate([e.sim.model.body_pos[e.sim.model.body_name2id(o.root_body)] for o in e.fixtures_dict.values()])
+
+
+def test_fixture_seed_reproduces_the_reference_layout_in_any_order():
+    """OpenVLA seeds once per task (env.seed(0)) and resets per episode; fixtures follow that sequence."""
+    import contextlib
+    import io
+
+    from libero.libero.envs.env_wrapper import ControlEnv
+
+    backend = get_backend("libero")
+    task = suite_tasks("libero_spatial")[0]
+    with contextlib.redirect_stdout(io.StringIO()):  # the reference: a hard-reset env, as OffScreenRenderEnv
+        ref = ControlEnv(bddl_file_name=task.bddl_file, use_camera_obs=False, has_offscreen_renderer=False, hard_reset=True, ignore_done=True)
+        ref.seed(0)
+        reference = []
+        for _ in range(3):
+            ref.reset()
+            inner = ref.env
+            reference.append(np.concatenate([inner.sim.model.body_pos[inner.sim.model.body_name2id(o.root_body)] for o in inner.fixtures_dict.values()]))
+        n_fixtures = len(ref.env.fixtures_dict)
+    ref.close()
+    assert n_fixtures >= 2 and np.abs(reference[1] - reference[0]).max() > 1e-3
+
+    spec = _spec()
+    assert spec.backend_options.get("fixture_seed", 0) == 0
+    env = backend.make_env(spec, task.name, "in_domain", cameras=[])
+    try:
+        def layout(episode, seed):
+            env.reset(seed=seed, options=backend.episode_reset_options(spec, task.name, episode))
+            return _fixture_layout(env).copy()
+
+        for episode, seed in ((2, 11), (0, 99), (1, 5), (2, 0)):  # out of order, any episode seed
+            np.testing.assert_array_equal(layout(episode, seed), reference[episode])
+        per_ep = _spec(backend_options={"suite": "libero_spatial", "fixture_seed": "per_episode"})
+        opts = backend.episode_reset_options(per_ep, task.name, 0)
+        assert "fixture_seed" not in opts
+        env.reset(seed=1, options=opts)
+        a = _fixture_layout(env).copy()
+        env.reset(seed=2, options=opts)
+        b = _fixture_layout(env).copy()
+        assert np.abs(a - b).max() > 1e-3  # reseeded per episode: the cabinet and stove move
+        openpi = _spec(backend_options={"suite": "libero_spatial", "fixture_seed": 7})
+        env.reset(seed=0, options=backend.episode_reset_options(openpi, task.name, 0))
+        assert np.abs(_fixture_layout(env) - reference[0]).max() > 1e-3
     finally:
         env.close()
 

@@ -7,6 +7,7 @@ Suite files pick it with ``backend: libero`` and say which LIBERO suite the task
       suite: libero_spatial        # libero_spatial | libero_object | libero_goal | libero_10 | libero_90
       render_quality: reference    # reference (LIBERO's 4x MSAA + reflections) | fast (neither); recorded
       init_states: fixed           # episode i uses LIBERO's fixed init state i % 50
+      fixture_seed: 0              # 0 (OpenVLA) | 7 (openpi) | any int | per_episode (reseed with each episode's seed)
 
 Everything that changes a success rate (step limits, settle steps, render quality, the
 perturbations of each split) is in the suite spec, so it is stored with every run.
@@ -24,7 +25,12 @@ if TYPE_CHECKING:
     from vla_eval.spec import SuiteSpec
 
 N_INIT_STATES = 50
-OPTION_DEFAULTS: dict[str, Any] = {"suite": None, "render_quality": "reference", "init_states": "fixed"}
+OPTION_DEFAULTS: dict[str, Any] = {"suite": None, "render_quality": "reference", "init_states": "fixed", "fixture_seed": 0}
+FIXTURE_SEED_CONVENTIONS = {
+    "openvla": (0, "openvla experiments/robot/libero/libero_utils.py, get_libero_env: env.seed(0)"),
+    "openpi": (7, "openpi examples/libero/main.py, _get_libero_env(task, resolution, args.seed=7): env.seed(seed)"),
+}
+"""Reference seeds of the env, once per task; the default follows OpenVLA."""
 INSTALL_HINT = "pip install -e '.[libero]' (plus the GL libraries: apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri)"
 
 
@@ -73,6 +79,12 @@ class LiberoBackend(Backend):
             raise ConfigError(f"{source}: field 'backend_options.render_quality': expected 'reference' or 'fast', got {rq!r}")
         if opts.get("init_states", "fixed") != "fixed":
             raise ConfigError(f"{source}: field 'backend_options.init_states': only 'fixed' (LIBERO's 50 init states) is supported")
+        fs = opts.get("fixture_seed", OPTION_DEFAULTS["fixture_seed"])
+        if fs != "per_episode" and (isinstance(fs, bool) or not isinstance(fs, int) or fs < 0):
+            raise ConfigError(
+                f"{source}: field 'backend_options.fixture_seed': expected 'per_episode' or a seed >= 0 "
+                f"(OpenVLA 0, openpi 7), got {fs!r}"
+            )
         for cam in spec.cameras:
             if cam not in CAMERA_MAP:
                 raise ConfigError(f"{source}: field 'cameras': unknown camera {cam!r}, expected one of {list(CAMERA_MAP)}")
@@ -115,7 +127,12 @@ class LiberoBackend(Backend):
         )
 
     def episode_reset_options(self, spec: "SuiteSpec", task: str, episode_index: int) -> dict[str, Any] | None:
-        return {"init_state_id": self.init_state_id(spec, episode_index)}
+        opts: dict[str, Any] = {"init_state_id": self.init_state_id(spec, episode_index)}
+        fs = backend_options(spec)["fixture_seed"]
+        if fs != "per_episode":
+            # fixtures as in the reference scripts: env seeded once per task, episode i = the (i+1)-th reset
+            opts.update(fixture_seed=int(fs), fixture_draw=int(episode_index))
+        return opts
 
     def init_state_id(self, spec: "SuiteSpec", episode_index: int) -> int:
         return episode_index % N_INIT_STATES

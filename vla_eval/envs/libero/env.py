@@ -128,6 +128,8 @@ class LiberoEnv(gym.Env):
         self.instruction = self.task.language
         self._noise_rng = np.random.default_rng(0)
         self._geom_cache: dict[str, np.ndarray] = {}
+        self._fixture_rng: tuple[int, int, Any] | None = None  # (seed, draws done, numpy RNG state) after the last reset
+        self._fixture_pending: tuple[int, int] | None = None
         self.observation_space = self._make_obs_space()
         self.action_space = spaces.Box(-1.0, 1.0, shape=(7,), dtype=np.float32)
 
@@ -240,7 +242,10 @@ class LiberoEnv(gym.Env):
         super().reset(seed=seed)
         options = dict(options or {})
         k = int(options.get("init_state_id", (seed or 0) % self.n_init_states)) % self.n_init_states
-        if seed is not None:
+        fixture_seed = options.get("fixture_seed")
+        if fixture_seed is not None:
+            self._seed_fixtures(int(fixture_seed), int(options.get("fixture_draw", k)))
+        elif seed is not None:
             self._env.seed(seed)  # LIBERO seeds numpy's global RNG (its placement samplers use it)
         ss = np.random.SeedSequence([0 if seed is None else seed, k])
         pert_rng, noise_seed = np.random.default_rng(ss.spawn(1)[0]), ss.generate_state(1)[0]
@@ -248,6 +253,9 @@ class LiberoEnv(gym.Env):
         self._make_current()
         with contextlib.redirect_stdout(io.StringIO()):
             self._env.reset()
+        if self._fixture_pending is not None:
+            self._fixture_rng = (*self._fixture_pending, np.random.get_state())
+            self._fixture_pending = None
         # A soft reset keeps the gripper's integrated command (robosuite's PandaGripper.current_action)
         # from the last episode; a hard reset rebuilds it as zeros. Match the hard reset so a reused
         # env gives bit-identical episodes to a fresh one (1 worker == 8 workers).
@@ -261,9 +269,49 @@ class LiberoEnv(gym.Env):
         self.instruction = self._pick_instruction(seed)
         success = bool(self._env.check_success())
         info = {"success": success, "init_state_id": k, "instruction": self.instruction, "render_quality": self.render_quality}
+        if fixture_seed is not None:
+            info["fixture_seed"] = int(fixture_seed)
         if draws:
             info["perturbation_draws"] = draws
         return self._obs(raw), info
+
+    def _seed_fixtures(self, fixture_seed: int, draw: int) -> None:
+        """Put numpy's global RNG where the reference evaluations have it before episode ``draw``'s reset.
+
+        OpenVLA (``experiments/robot/libero/libero_utils.py``, ``get_libero_env``: ``env.seed(0)``)
+        and openpi (``examples/libero/main.py``, ``_get_libero_env``: ``env.seed(7)``) seed the env
+        once per task and reset it once per episode. The init state fixes every movable object,
+        but LIBERO's placement sampler also moves fixtures (cabinets, stoves: model ``body_pos``,
+        not part of the state) on every reset, so episode ``i`` gets the layout of the
+        ``(i+1)``-th reset after seeding. That is replayed here, so the layout depends only on
+        ``(fixture_seed, draw)``, never on worker count or episode order; the RNG state after
+        each episode is kept so consecutive episodes cost one draw each.
+        """
+        cached = self._fixture_rng
+        if cached is not None and cached[0] == fixture_seed and cached[1] <= draw:
+            np.random.set_state(cached[2])
+            done = cached[1]
+        else:
+            self._env.seed(fixture_seed)
+            done = 0
+        for _ in range(draw - done):
+            self._draw_layout()
+        self._fixture_rng = None
+        self._fixture_pending = (fixture_seed, draw + 1)
+
+    def _draw_layout(self) -> None:
+        """The random part of one LIBERO reset (robosuite ``MujocoEnv.reset`` minus observations and rendering)."""
+        from robosuite.utils.errors import RandomizationError  # LIBERO's ControlEnv.reset retries on it too
+
+        e = self._env.env
+        while True:
+            try:
+                e.sim.reset()
+                e._reset_internal()
+                e.sim.forward()
+                return
+            except RandomizationError:
+                continue
 
     def _make_current(self) -> None:
         # robosuite makes its GL context current only when it is created; with several envs (or any
