@@ -81,3 +81,22 @@ class FaultyBackend(TabletopBackend):
 
     def make_env(self, spec, task, split, cameras, depth=False):
         return _RaisingEnv(super().make_env(spec, task, split, cameras, depth), int(os.environ["VLA_EVAL_TEST_BAD_SEED"]))
+
+
+class ImageEchoPolicy(Policy):
+    """Needs images, declares an orientation, and reports the image it 'fed its model' (for the doctor)."""
+
+    name = "image_echo"
+    needs_images = True
+
+    def __init__(self, image_orientation: str = "upright", nan: bool = False):
+        self.image_orientation = image_orientation
+        self.nan = nan
+        self.last_model_images: list[np.ndarray] = []
+
+    def predict(self, obs_batch):
+        self.last_model_images = [np.asarray(o["images"]["agentview"])[::2, ::2] for o in obs_batch]
+        out = NoopPolicy().predict(obs_batch)
+        if self.nan:
+            out.actions[..., 0] = np.nan
+        return out
