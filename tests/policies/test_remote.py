@@ -217,7 +217,7 @@ def _pi0_like(obs):
 def test_remote_policy_talks_to_openpi_server():
     srv = OpenpiStyleServer(_pi0_like)
     try:
-        policy = POLICIES.create("remote", port=srv.port, obs={"kind": "openpi_libero", "image": {"flip_180": True, "resize": [224, 224], "resize_mode": "pad"}},
+        policy = POLICIES.create("remote", port=srv.port, obs={"kind": "openpi_libero", "image": {"resize": [224, 224], "resize_mode": "pad"}}, image_orientation="libero_rot180",
                                  max_chunk=5, request_timeout=5)
         obs, _ = make_obs(64, 64)
         quat_z90 = np.array([np.sqrt(0.5), 0, 0, np.sqrt(0.5)])  # wxyz, 90° about z
@@ -296,3 +296,87 @@ def test_dead_server_is_a_recorded_policy_error():
     assert record.termination == "policy_error" and env_ok
     assert "RemotePolicyError" in record.error and "unreachable" in record.error
     assert time.perf_counter() - t < 5
+
+
+# --------------------------------------------------------------------------- conventions (issue 10)
+
+
+def test_openpi_state_axis_angle_is_robosuites_for_either_sign_of_w():
+    T = pytest.importorskip("robosuite.utils.transform_utils")
+    from vla_eval.remote.obs_format import OPENPI_STATE, ObsFormat, decode_obs, encode_obs
+
+    rng = np.random.default_rng(0)
+    quats = [np.array([-0.02, 0.999, 0.03, 0.0]), np.array([0.02, 0.999, -0.03, 0.0]), np.array([-0.6, 0.0, 0.8, 0.0])]
+    quats += [q * np.sign(rng.normal()) for q in rng.normal(size=(20, 4))]
+    fmt = ObsFormat(kind="openpi_libero", wrist_camera=None)
+    for q in quats:
+        q = q / np.linalg.norm(q)  # w, x, y, z
+        obs = {"images": {"agentview": np.zeros((8, 8, 3), np.uint8)}, "instruction": "x",
+               "state": {"eef_pos": np.zeros(3), "eef_quat": q, "gripper_qpos": np.zeros(2)}}
+        sent = encode_obs(obs, fmt)[OPENPI_STATE]
+        expected = T.quat2axisangle(np.array([q[1], q[2], q[3], q[0]]))  # robosuite takes x, y, z, w
+        np.testing.assert_allclose(sent[3:6], expected, atol=1e-6)
+        assert (np.linalg.norm(sent[3:6]) > np.pi) == (q[0] < 0)
+        back = decode_obs({OPENPI_STATE: sent, "observation/image": obs["images"]["agentview"]})["state"]["eef_quat"]
+        np.testing.assert_allclose(back, q, atol=1e-6)
+
+
+class _SeesImages(Policy):
+    name = "sees_images"
+    needs_images = True
+
+    def __init__(self, orientation="upright"):
+        self.image_orientation = orientation
+        self.seen = []
+
+    def predict(self, obs_batch):
+        self.seen.extend(obs_batch)
+        acts = np.zeros((len(obs_batch), 1, 7))
+        acts[..., 6] = -1
+        return ActionChunk(actions=acts)
+
+
+def test_client_refuses_an_orientation_the_served_policy_was_not_trained_on():
+    server = PolicyServer(_SeesImages("libero_rot180"), port=0)
+    server.start_in_thread()
+    try:
+        obs, _ = make_obs(32, 32)
+        wrong = POLICIES.create("remote", port=server.port, request_timeout=5)
+        wrong.reset([obs["instruction"]])
+        with pytest.raises(RemotePolicyError, match="image_orientation=libero_rot180"):
+            wrong.predict([obs])
+        wrong.close()
+        right = POLICIES.create("remote", port=server.port, request_timeout=5, image_orientation="libero_rot180")
+        right.reset([obs["instruction"]])
+        assert right.predict([obs]).actions.shape == (1, 1, 7)
+        right.close()
+    finally:
+        server.shutdown()
+
+
+def test_remote_rollout_forwards_converted_images_and_camera_params():
+    from vla_eval.envs.tabletop.env import TabletopEnv
+    from vla_eval.plan import PlanItem
+    from vla_eval.rollout import EpisodeSettings, run_episode
+
+    served = _SeesImages("libero_rot180")
+    server = PolicyServer(served, port=0)
+    server.start_in_thread()
+    env = TabletopEnv("pick_place_cube", cameras=("agentview",), image_size=(32, 32), depth=True)
+    try:
+        policy = POLICIES.create("remote", port=server.port, request_timeout=5, image_orientation="libero_rot180",
+                                 obs={"send_depth": True, "wrist_camera": None})
+        settings = EpisodeSettings(run_id="t", suite="s", max_steps={"t": 1}, settle_steps=0, settle_action=(0, 0, 0, 0, 0, 0, -1))
+        rec, ok = run_episode(env, policy, PlanItem(task="t", split="in_domain", episode_index=0, init_state_id=0, seed=3), settings)
+        assert ok and rec.termination == "timeout", rec.error
+        assert rec.extras["image_conversion"] == "top_left->libero_rot180:flip_cols"
+        raw, _ = env.reset(seed=3)
+        got = served.seen[0]
+        np.testing.assert_array_equal(got["images"]["agentview"], raw["images"]["agentview"][:, ::-1])
+        K0, K = raw["camera_params"]["agentview"]["intrinsics"], np.asarray(got["camera_params"]["agentview"]["intrinsics"])
+        assert K[0, 0] == -K0[0, 0] and K[0, 2] == 32 - K0[0, 2]  # columns flipped with the image
+        np.testing.assert_array_equal(got["depth"]["agentview"], raw["depth"]["agentview"][:, ::-1])
+        policy.close()
+    finally:
+        env.close()
+        server.shutdown()
