@@ -222,7 +222,7 @@ def test_vla_r1_output_lifts_through_the_bridge_on_libero(rendered_env):
 
     env = rendered_env
     env.reset(seed=0, options={"init_state_id": 2})
-    obs = _settle(env)
+    obs = _settle(env, 3)
     m, d = env._sim.model._model, env._sim.data._data
     plate = env.privileged_state()["objects"]["plate_1"]["pos"]
     cid = env._sim.model.camera_name2id("agentview")
@@ -254,8 +254,8 @@ def test_openpi_state_vector_is_robosuites_quat2axisangle(rendered_env):
     pairs = []
     for k, turn in ((0, 0.6), (4, -0.6)):
         env.reset(seed=0, options={"init_state_id": k})
-        for t in range(10):
-            raw, *_ = env._env.step(np.array([0, 0, 0, 0, 0, turn if t >= 2 else 0.0, -1.0]))
+        for t in range(5):
+            raw, *_ = env._env.step(np.array([0, 0, 0, 0, 0, turn if t >= 1 else 0.0, -1.0]))
             pairs.append((raw, env._obs(raw)))
     ws = np.array([raw["robot0_eef_quat"][3] for raw, _ in pairs])
     assert (ws < 0).any() and (ws > 0).any(), ws  # the gripper points down: w hovers around 0 with either sign
