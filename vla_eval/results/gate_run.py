@@ -121,3 +121,30 @@ def gate_config(args: argparse.Namespace) -> GateConfig | None:
     cfg = GateConfig(baseline=args.gate, **{k: v for k, v in options.items() if v is not None})
     cfg.validate()
     return cfg
+
+
+def check_gated(run_dir: str | Path, baseline_path: str | Path) -> GateState | None:
+    """``vla-eval check`` on a gated run folder: the stored design, replayed on the stored episodes.
+
+    Returns None for a run that was not gated. The baseline must be the file the run was
+    gated against (same SHA-256): the design's bounds were computed from its counts.
+    """
+    from vla_eval.results.runs import read_run
+    from vla_eval.store import DB_NAME, RunStore
+
+    run_dir = Path(run_dir)
+    if not (run_dir / DB_NAME).is_file():
+        return None
+    with RunStore(run_dir, readonly=True) as store:
+        meta = store.get_meta(GATE_META)
+    if not meta:
+        return None
+    design = meta["design"]
+    sha = file_sha256(Path(baseline_path))
+    if design["baseline"].get("sha256") and sha != design["baseline"]["sha256"]:
+        raise ConfigError(
+            f"{run_dir} was gated against baseline {design['baseline'].get('path')} (sha256 {design['baseline']['sha256'][:12]}), "
+            f"but {baseline_path} has sha256 {sha[:12]}; pass that baseline, or --fixed-sample to test this run's episodes "
+            "as a fixed sample (not valid for a run that stopped early)")
+    _, records = read_run(run_dir)
+    return evaluate(design, [_outcome(r) for _, r in records])
