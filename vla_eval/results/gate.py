@@ -19,7 +19,8 @@ baseline's counts are data, so its own sampling noise is in every test):
   statistic against D, with efficacy bounds spending ``cell_alpha_share * alpha / C``.
 
 Verdict at look k: *regression* if the primary or any cell crosses its efficacy bound;
-*no regression* if the primary is below its futility bound; else continue. At the last
+*no regression* if the primary is below its futility bound and no cell's own z reaches
+``cell_futility_z`` (before the last look); else continue. At the last
 look, a z between the bounds is *undecided* (the plan was too small for the requested
 power). Family-wise false-alarm probability <= alpha by the union bound over the
 primary and the C cell tests, each of which controls its own share; efficacy bounds are
@@ -33,6 +34,7 @@ verdict at the same look. Look k is taken at the first prefix of at least
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -73,6 +75,10 @@ class GateConfig:
     alpha_spending: str = "hsd:-1"
     beta_spending: str = "hsd:-1"
     cell_alpha_share: float = 0.25
+    cell_futility_z: float = 1.0
+    """A cell whose own z is at or above this blocks an early "no regression" stop: a large
+    drop in one task keeps the run going until its per-cell test can settle it. Futility
+    rules never raise the false-alarm rate (the efficacy bounds are non-binding)."""
     cell_spending: str = "obf"
     """O'Brien-Fleming-type for the per-cell tests: they spend almost nothing while a cell
     has few episodes, where the normal approximation of a single cell's tail is poorest."""
@@ -145,7 +151,7 @@ def build_design(cfg: GateConfig, baseline: dict[str, Any], plan_cells: Sequence
     alpha_cell = cfg.alpha * cfg.cell_alpha_share / len(cells)
 
     rows, var_base, var_new = [], 0.0, 0.0
-    cell_info = []
+    cell_info, cell_ratio = [], []
     for task, split, n_plan in cells:
         kb, nb = base[split][task]["successes"], base[split][task]["episodes"]
         w = n_plan / total
@@ -157,19 +163,17 @@ def build_design(cfg: GateConfig, baseline: dict[str, Any], plan_cells: Sequence
         var_new += w * w * vn / n_plan
         rows.append({"task": task, "split": split, "k_base": kb, "n_base": nb, "n_plan": n_plan, "weight": w})
         cell_info.append(1.0 / (vb + vn / (n_plan * frac)))
+        cell_ratio.append(vb / (vn / n_plan))
     info = 1.0 / (var_base + var_new / frac)
     upper = groupseq.efficacy_bounds(info, alpha_primary, cfg.alpha_spending)
     lower = groupseq.futility_bounds(info, upper, beta, delta, cfg.beta_spending)
-    rci = groupseq.efficacy_bounds(info, (1 - RCI_LEVEL) / 2, cfg.alpha_spending)
-    cache: dict[tuple, list] = {}
-    for row, ci in zip(rows, cell_info):
+    # repeated-CI constants: only shown, never decide; simulations skip them
+    rci = (groupseq.efficacy_bounds(info, (1 - RCI_LEVEL) / 2, cfg.alpha_spending) if with_operating
+           else np.full(len(marks), np.nan))
+    for row, ci, ratio in zip(rows, cell_info, cell_ratio):
         row["info"] = ci.tolist()
-        # z bounds under eta = 0 depend only on the information fractions
-        key = tuple(np.round(ci / ci[-1], 4))
-        if key not in cache:
-            cache[key] = (groupseq.efficacy_bounds(ci, alpha_cell, cfg.cell_spending).tolist() if cfg.cell_alpha_share > 0
-                          else [None] * len(marks))
-        row["efficacy"] = cache[key]
+        row["efficacy"] = (_cell_bounds(ratio, tuple(frac.tolist()), alpha_cell, cfg.cell_spending) if cfg.cell_alpha_share > 0
+                           else [None] * len(marks))
     episode_frac = frac
     ops = {}
     for label, drop in dict.fromkeys([("drop_0", 0.0), ("drop_max", d), ("drop_alternative", d + delta), ("drop_2x_max", 2 * d)]):
@@ -190,12 +194,29 @@ def build_design(cfg: GateConfig, baseline: dict[str, Any], plan_cells: Sequence
         "look_episodes": marks,
         "cells": rows,
         "untested_cells": untested,
-        "primary": {"info": info.tolist(), "efficacy": _jsonable(upper), "futility": _jsonable(lower), "rci": rci.tolist()},
+        "primary": {"info": info.tolist(), "efficacy": _jsonable(upper), "futility": _jsonable(lower), "rci": _jsonable(rci)},
         "operating": ops,
         "statistic": "stratified two-sample score z: (sum_c w_c (p_base_c - p_new_c) - max_drop) / se, "
                      "se from each cell's Farrington-Manning rates restricted to p_base_c - p_new_c = max_drop; "
                      "per cell the same z with w_c = 1",
     }
+
+
+def _cell_bounds(ratio: float, fractions: tuple[float, ...], alpha: float, spend: str) -> list:
+    """A cell's efficacy bounds at episode fractions ``fractions`` of its plan.
+
+    A cell's information is proportional to 1 / (ratio + 1 / f_k), with ratio = (baseline
+    variance) / (variance of the full plan's new episodes): that one number fixes the
+    bounds. It is a plug-in estimate, so rounding it to two significant digits costs
+    nothing and lets cells (and simulated baselines) share one computation.
+    """
+    return _cached_bounds(float(f"{ratio:.2g}"), fractions, alpha, spend)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_bounds(ratio: float, fractions: tuple[float, ...], alpha: float, spend: str) -> list:
+    f = np.asarray(fractions)
+    return groupseq.efficacy_bounds(1.0 / (ratio + 1.0 / f), alpha, spend).tolist()
 
 
 def _jsonable(a: np.ndarray) -> list:
@@ -273,6 +294,7 @@ class _Arrays:
     rci: np.ndarray
     cell_upper: np.ndarray  # (K, C), nan where a cell has no bound
     marks: list[int]
+    cell_futility_z: float = float("inf")
 
     @classmethod
     def of(cls, design: dict[str, Any]) -> "_Arrays":
@@ -285,9 +307,10 @@ class _Arrays:
             d=float(design["config"]["max_drop"]),
             upper=np.array([_num(x) for x in prim["efficacy"]]),
             lower=np.array([_num(x) for x in prim["futility"]]),
-            rci=np.array(prim["rci"], dtype=float),
+            rci=np.array([_num(x) for x in prim["rci"]]),
             cell_upper=np.array([[_num(x) for x in c["efficacy"]] for c in cells], dtype=float).T.reshape(len(prim["efficacy"]), len(cells)),
             marks=list(design["look_episodes"]),
+            cell_futility_z=float(design["config"].get("cell_futility_z", float("inf"))),
         )
 
 
@@ -325,11 +348,15 @@ def decide(a: _Arrays, k: int, kn: np.ndarray, m: np.ndarray):
     drop = drop_c @ a.w
     se = np.sqrt(var_c @ (a.w * a.w))
     z = (drop - a.d) / se
+    last = k == len(a.marks) - 1
     with np.errstate(invalid="ignore"):
-        flagged = (drop_c - a.d) / np.sqrt(var_c) >= a.cell_upper[k]
+        cell_z = (drop_c - a.d) / np.sqrt(var_c)
+        flagged = cell_z >= a.cell_upper[k]
         reg = (z >= a.upper[k]) | flagged.any(axis=-1)
         no = ~reg & (z < a.lower[k])
-    codes = np.where(reg, 1, np.where(no, 2, 3 if k == len(a.marks) - 1 else 0))
+        if not last:
+            no &= (cell_z < a.cell_futility_z).all(axis=-1)
+    codes = np.where(reg, 1, np.where(no, 2, 3 if last else 0))
     return codes, z, drop, se, flagged
 
 
@@ -394,6 +421,10 @@ class SimulatedOC:
     p_undecided: float
     mean_episodes: float
     runs: int
+    se_regression: float
+    """Monte-Carlo standard error of p_regression: runs against one drawn baseline share its
+    noise, so it comes from the spread between baselines, not from the run count."""
+    se_no_regression: float
 
 
 def simulate(design: dict[str, Any], p_new: Sequence[float], runs: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -437,9 +468,17 @@ def simulate_oc(design_for_baseline, p_base: Sequence[float], n_base: Sequence[i
         codes, used = simulate(design, p_new, runs_per_baseline, rng)
         all_codes.append(codes)
         all_used.append(used)
+    per_reg = np.array([(c == 1).mean() for c in all_codes])
+    per_no = np.array([(c == 2).mean() for c in all_codes])
     codes, used = np.concatenate(all_codes), np.concatenate(all_used)
+
+    def se(per: np.ndarray, p: float) -> float:
+        within = p * (1 - p) / len(codes)
+        between = per.var(ddof=1) / len(per) if len(per) > 1 else 0.0
+        return float(math.sqrt(max(within, between)))
+
     return SimulatedOC(float((codes == 1).mean()), float((codes == 2).mean()), float((codes == 3).mean()),
-                       float(used.mean()), len(codes))
+                       float(used.mean()), len(codes), se(per_reg, float(per_reg.mean())), se(per_no, float(per_no.mean())))
 
 
 # ------------------------------------------------------------------ intervals

@@ -139,6 +139,15 @@ class Recursion:
         self.k += 1
 
 
+def _solve(f, guess: float, lo: float, hi: float) -> float:
+    """Root of the monotone ``f`` in [lo, hi]: bracket near ``guess`` first (a few evaluations, not thirty)."""
+    for width in (0.5, 2.0):
+        a, b = max(lo, guess - width), min(hi, guess + width)
+        if f(a) * f(b) <= 0:
+            return optimize.brentq(f, a, b, xtol=1e-7)
+    return optimize.brentq(f, lo, hi, xtol=1e-7)
+
+
 def efficacy_bounds(info: np.ndarray, alpha: float, spend: str, max_info: float | None = None) -> np.ndarray:
     """Upper z bounds u_k spending ``alpha`` under eta = 0, ignoring futility (non-binding).
 
@@ -162,7 +171,8 @@ def efficacy_bounds(info: np.ndarray, alpha: float, spend: str, max_info: float 
             def excess(u: float) -> float:
                 return rec.cross_probs(-np.inf, u)[0] - target
 
-            u = optimize.brentq(excess, -10.0, 40.0, xtol=1e-9)
+            guess = float(stats.norm.isf(target)) if k == 0 or not np.isfinite(bounds[k - 1]) else float(bounds[k - 1])
+            u = _solve(excess, guess, -10.0, 40.0)
         spent += rec.cross_probs(-np.inf, u)[0] if np.isfinite(u) else 0.0
         bounds[k] = u
         if k < len(info) - 1:
@@ -193,7 +203,8 @@ def futility_bounds(info: np.ndarray, upper: np.ndarray, beta: float, eta1: floa
                 return rec.cross_probs(x, u)[1] - target
 
             top = u if np.isfinite(u) else 40.0
-            lo = top if excess(top) <= 0 else optimize.brentq(excess, -40.0, top, xtol=1e-9)
+            guess = lower[k - 1] if k > 0 and np.isfinite(lower[k - 1]) else eta1 * math.sqrt(info[k]) - 1.5
+            lo = top if excess(top) <= 0 else _solve(excess, min(top, guess), -40.0, top)
         lower[k] = min(lo, u)
         spent += rec.cross_probs(lower[k], u)[1] if np.isfinite(lower[k]) else 0.0
         if k < len(info) - 1:
