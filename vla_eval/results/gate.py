@@ -73,9 +73,9 @@ class GateConfig:
     """Drop beyond max_drop at which ``power`` applies (default: max_drop, i.e. a true drop of 2 x max_drop)."""
     looks: int = 10
     alpha_spending: str = "hsd:-1"
-    beta_spending: str = "hsd:-1"
+    beta_spending: str = "hsd:1"
     cell_alpha_share: float = 0.25
-    cell_futility_z: float = 1.0
+    cell_futility_z: float = 1.5
     """A cell whose own z is at or above this blocks an early "no regression" stop: a large
     drop in one task keeps the run going until its per-cell test can settle it. Futility
     rules never raise the false-alarm rate (the efficacy bounds are non-binding)."""
@@ -350,7 +350,9 @@ def decide(a: _Arrays, k: int, kn: np.ndarray, m: np.ndarray):
     z = (drop - a.d) / se
     last = k == len(a.marks) - 1
     with np.errstate(invalid="ignore"):
-        cell_z = (drop_c - a.d) / np.sqrt(var_c)
+        # continuity-corrected toward "no regression": one cell's binomial tail is heavier
+        # than the normal one at the small per-cell alpha (measured 6% vs 5% at p = 0.9, 26 episodes)
+        cell_z = (drop_c - a.d - (0.5 / a.nb + 0.5 / m)) / np.sqrt(var_c)
         flagged = cell_z >= a.cell_upper[k]
         reg = (z >= a.upper[k]) | flagged.any(axis=-1)
         no = ~reg & (z < a.lower[k])
