@@ -549,7 +549,7 @@ def describe(state: GateState) -> str:
     ]
     for x in state.looks:
         lines.append(
-            f"| {x.look} | {x.episodes} | {100 * x.drop:+.1f} [{100 * x.drop_ci[0]:+.1f}, {100 * x.drop_ci[1]:+.1f}] | {x.z:.2f} | "
+            f"| {x.look} | {x.episodes} | {100 * x.drop:+.1f} [{_pts(x.drop_ci[0])}, {_pts(x.drop_ci[1])}] | {x.z:.2f} | "
             f"{_b(x.efficacy)} | {_b(x.futility)} | {x.decision}{' (' + ', '.join(x.flagged_cells) + ')' if x.flagged_cells else ''} |"
         )
     lines.append("")
@@ -561,6 +561,11 @@ def describe(state: GateState) -> str:
                      "(in flight at the stop, or run later by --resume); they do not change the verdict")
     lines.append(f"RESULT: {verdict.get(state.decision, 'UNDECIDED: run incomplete (exit 3); continue it with --resume')}")
     return "\n".join(lines)
+
+
+def _pts(x: float) -> str:
+    """A drop in points, clipped to the possible range [-100, 100]."""
+    return "-" if x != x else f"{100 * min(max(x, -1.0), 1.0):+.1f}"
 
 
 def _b(x: float) -> str:
