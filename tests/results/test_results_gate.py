@@ -7,7 +7,6 @@ from the drawn baseline, and replay episodes in the runner's balanced order.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 
 from vla_eval.errors import ConfigError
 from vla_eval.results.gate import (
-    EXIT_UNDECIDED, NO_REGRESSION, REGRESSION, UNDECIDED, GateConfig, build_design, evaluate, restricted_rates, simulate_oc,
+    EXIT_UNDECIDED, REGRESSION, UNDECIDED, GateConfig, build_design, evaluate, repeated_wilson, restricted_rates, simulate_oc,
 )
 
 HET = [0.55, 0.7, 0.8, 0.9, 0.95, 0.98]  # heterogeneous tasks, up to rates where the normal approximation is worst
@@ -32,10 +31,6 @@ def _factory(n_base, n_plan, tasks, **cfg):
         return build_design(config, _baseline(kb, n_base, tasks), [(t, "in_domain", n_plan) for t in tasks], with_operating=False)
 
     return make
-
-
-def _se(p, n):
-    return math.sqrt(max(p * (1 - p), 1e-4) / n)
 
 
 @pytest.mark.parametrize("rates,n_base,n_plan", [(HET, 60, 30), ([0.8] * 6, 100, 50)])
@@ -153,3 +148,16 @@ def test_design_records_bounds_and_operating_characteristics():
     ops = design["operating"]
     assert ops["drop_max"]["p_regression"] <= design["alpha_primary"] + 1e-9
     assert ops["drop_0"]["expected_fraction_of_plan"] < ops["drop_max"]["expected_fraction_of_plan"]
+
+
+def test_repeated_ci_is_wilson_for_a_single_look_and_wider_at_an_interim_stop():
+    from statsmodels.stats.proportion import proportion_confint
+
+    one_look = _design([40, 35], 50, 20, looks=1)
+    lo, hi = repeated_wilson(15, 20, 1.0, one_look)
+    ref = proportion_confint(15, 20, alpha=0.05, method="wilson")
+    assert lo == pytest.approx(ref[0], abs=1e-3) and hi == pytest.approx(ref[1], abs=1e-3)
+    ten_looks = _design([40, 35], 50, 20)
+    lo2, hi2 = repeated_wilson(6, 8, 0.4, ten_looks)
+    ref2 = proportion_confint(6, 8, alpha=0.05, method="wilson")
+    assert lo2 < ref2[0] and hi2 > ref2[1]  # a stop at a data-dependent look costs width

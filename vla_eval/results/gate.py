@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -525,6 +524,7 @@ def sequential_summary(summary, design: dict[str, Any]):
             continue
         lo, hi = repeated_wilson(int(row["successes"]), int(row["n"]), int(row["n"]) / n_plan, design)
         out.at[i, "ci_low"], out.at[i, "ci_high"] = lo, hi
+    out["interval"] = "95% repeated CI (group-sequential)"
     return out
 
 
@@ -576,20 +576,8 @@ def table_header(state: GateState) -> str:
     """The line shown above a gated run's table: how far it ran, its verdict, what the intervals are."""
     look = state.decisive_look
     n_at = look.episodes if look else state.episodes_seen
+    verdict = state.decision.replace("_", " ") if state.settled else "none yet (run incomplete)"
     return (f"**Gated run** against baseline `{state.design['baseline'].get('run_id')}`: stopped after {n_at} of "
-            f"{state.design['plan_episodes']} planned episodes; verdict **{state.decision.replace('_', ' ')}**. "
+            f"{state.design['plan_episodes']} planned episodes; verdict **{verdict}**. "
             f"Intervals are {int(100 * RCI_LEVEL)}% repeated confidence intervals of the group-sequential design "
             f"(valid at a data-dependent stop), not Wilson intervals.")
-
-
-def design_summary(design: dict[str, Any]) -> str:
-    ops = design["operating"]
-    return " ; ".join(
-        f"true drop {100 * o['true_drop']:g} pts: P(regression) {o['p_regression']:.3f}, "
-        f"expected {100 * o['expected_fraction_of_plan']:.0f}% of plan"
-        for o in ops.values()
-    )
-
-
-def load_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
