@@ -100,3 +100,12 @@ def test_gate_input_errors_exit_2_before_any_episode(tmp_path, expert_baseline, 
                  "--gate", str(expert_baseline)]) == 2
     assert "different protocols" in capsys.readouterr().err
     assert _count(run_dir) == 0
+
+
+@pytest.mark.slow
+def test_report_labels_a_gated_run(tmp_path, expert_baseline):
+    run_dir = tmp_path / "results" / "noop"
+    assert _gated(run_dir, "noop", expert_baseline) == 1
+    assert main(["report", str(tmp_path / "results"), "-o", str(tmp_path / "site")]) == 0
+    md = (tmp_path / "site" / "index.md").read_text()
+    assert "gated run" in md and "repeated CI" in md and f"of {PLANNED} planned" in md

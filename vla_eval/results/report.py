@@ -193,6 +193,9 @@ def _boards(views: list[RunView]) -> tuple[list[Board], list[RunView]]:
                 superseded.append(e.runs[v.info.suite])
             e.runs[v.info.suite] = v  # latest wins
         notes = []
+        gated = sorted({e.runs[s].info.run_id for e in entries.values() for s in suites if s in e.runs and e.runs[s].gate})
+        if gated:
+            notes.append(f"gated runs (stopped early by `run --gate`; their intervals are 95% repeated CIs, not Wilson): {', '.join(gated)}")
         for s in suites:
             hashes = {e.runs[s].info.protocol.get("protocol_hash") for e in entries.values() if s in e.runs}
             if len(hashes) > 1:
