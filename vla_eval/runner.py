@@ -132,6 +132,10 @@ def run(req: RunRequest) -> RunOutcome:
         if todo:
             execution = _execute(_make_executor(req, worker_cfg, workers), todo, store, len(plan), len(done), req.progress, gate)
         gate_state = gate.finish(store, run_dir) if gate is not None else None
+        if gate is None and store.get_meta("gate") and todo:
+            from vla_eval.results.gate_run import GateMonitor
+
+            GateMonitor(store.get_meta("gate")["design"], []).finish(store, run_dir)  # a stopped gated run resumed to the full plan
         records = list(store.records())
         summary = summary_frame(records, [s.name for s in spec.splits], [t.name for t in spec.tasks])
         summary, gate_md = _gate_view(store, summary)

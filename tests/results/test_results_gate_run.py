@@ -82,6 +82,8 @@ def test_same_policy_against_its_own_baseline_stops_early_with_exit_0_and_resume
     rc = main(["run", "--policy", "scripted", "--episodes", str(PLAN), "--seed", "1", "--workers", "2",
                "--run-dir", str(run_dir), "--no-progress", "--resume"])
     assert rc == 0 and _count(run_dir) == PLANNED
+    result = json.loads((run_dir / "gate.json").read_text())["result"]
+    assert result["episodes_recorded"] == PLANNED and result["episodes_at_decision"] == at_decision
     capsys.readouterr()
     assert main(["check", str(run_dir), "--baseline", str(expert_baseline)]) == 0
     out = capsys.readouterr().out
