@@ -16,7 +16,8 @@ baseline's counts are data, so its own sampling noise is in every test):
   spend ``(1 - cell_alpha_share) * alpha`` at theta = D; its futility bounds spend
   ``beta = 1 - power`` at the alternative theta = D + detect_drop.
 * **per cell**, so a drop in one task cannot hide in the mean: each cell's own z
-  statistic against D, with efficacy bounds spending ``cell_alpha_share * alpha / C``.
+  statistic against D (continuity-corrected), with O'Brien-Fleming-type efficacy bounds
+  spending ``cell_alpha_share * alpha / C``.
 
 Verdict at look k: *regression* if the primary or any cell crosses its efficacy bound;
 *no regression* if the primary is below its futility bound and no cell's own z reaches
