@@ -25,3 +25,19 @@ def test_seeds_are_paired_across_splits_and_differ_across_episodes():
 def test_seed_changes_with_suite_seed():
     assert episode_seed(0, "t", 0) != episode_seed(1, "t", 0)
     assert episode_seed(0, "t", 0) == episode_seed(0, "t", 0)
+
+
+def test_balanced_order_keeps_the_plan_and_balances_every_prefix():
+    from collections import Counter
+
+    from vla_eval.plan import balanced_order
+
+    spec = load_suite("tabletop_basic", {"episodes_per_task": 5})
+    plan = build_plan(spec)
+    order = balanced_order(plan)
+    assert sorted(order) == sorted(plan) and order != plan
+    cells = {i.env_key for i in plan}
+    for n in range(1, len(order) + 1):
+        counts = Counter(i.env_key for i in order[:n])
+        assert max(counts.values()) - min(counts.get(c, 0) for c in cells) <= 1
+    assert balanced_order(order) == order

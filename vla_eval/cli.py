@@ -15,6 +15,7 @@ SUBCOMMAND_MODULES = ("vla_eval.results.cli", "vla_eval.serve_cli", "vla_eval.do
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from vla_eval.results.gate_run import gate_config
     from vla_eval.runner import RunRequest, run
 
     if args.resume and args.run_dir is None:
@@ -36,6 +37,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             executor=args.executor,
             ray_address=args.ray_address,
             progress=not args.no_progress,
+            gate=gate_config(args),
         )
     )
     print(f"\nSuite {outcome.spec.name} ({outcome.spec.backend}); run folder {outcome.run_dir}")
@@ -47,6 +49,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     errors = outcome.summary[outcome.summary["task"] != "suite mean"][["policy_errors", "env_errors"]].sum()
     if errors.sum():
         print(f"\npolicy errors: {int(errors['policy_errors'])}, env errors: {int(errors['env_errors'])} (see episodes.sqlite)")
+    if outcome.gate is not None:
+        from vla_eval.results.gate import describe
+
+        print("\n" + describe(outcome.gate))
+        return outcome.gate.exit_code
     return 0
 
 
@@ -114,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--videos", default="none", help="none | failures | all | first:N")
     p.add_argument("--replan-steps", type=int, default=None, help="execute only the first K actions of each chunk")
     p.add_argument("--no-progress", action="store_true")
+    from vla_eval.results.gate_run import add_gate_arguments
+
+    add_gate_arguments(p)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("table", help="print the success table of a run folder")

@@ -76,8 +76,13 @@ class LocalExecutor:
         child.close()
         return _Slot(process=proc, conn=parent)
 
-    def run(self, items: list[PlanItem], on_record: Callable[[EpisodeRecord], None]) -> ExecutionSummary:
-        """Run ``items``; ``on_record`` is called in the driver for each finished episode, in completion order."""
+    def run(self, items: list[PlanItem], on_record: Callable[[EpisodeRecord], None],
+            should_stop: Callable[[], bool] | None = None) -> ExecutionSummary:
+        """Run ``items``; ``on_record`` is called in the driver for each finished episode, in completion order.
+
+        With ``should_stop`` (a gated run), items are launched strictly in the given order
+        and nothing new is launched once it returns True; episodes in flight still finish.
+        """
         summary = ExecutionSummary()
         pending: deque[PlanItem] = deque(items)
         solo: deque[PlanItem] = deque()
@@ -85,9 +90,14 @@ class LocalExecutor:
         slots = [self._start() for _ in range(min(self.n_workers, max(len(items), 1)))]
         try:
             while pending or solo or any(s.items for s in slots):
+                if should_stop is not None and should_stop():
+                    pending.clear()
+                    if not (solo or any(s.items for s in slots)):
+                        break
                 for slot in slots:
                     if slot.ready and not slot.items and (pending or solo):
-                        slot.items = [solo.popleft()] if solo else _take(pending, slot.env_key, self.batch_envs)
+                        slot.items = [solo.popleft()] if solo else _take(
+                            pending, None if should_stop else slot.env_key, self.batch_envs)
                         slot.env_key = slot.items[0].env_key
                         for item in slot.items:
                             attempts[item.key] = attempts.get(item.key, 0) + 1

@@ -58,3 +58,15 @@ def build_plan(spec: SuiteSpec) -> list[PlanItem]:
                     )
                 )
     return items
+
+
+def balanced_order(items: list[PlanItem]) -> list[PlanItem]:
+    """The same items, round-robin over (task, split) cells: every prefix is balanced.
+
+    A gated run looks at its results part-way; launching episodes cell by cell (as the
+    plan is listed) would make an early look all one task. Sorting by episode index,
+    then by the cell's position in the plan, is deterministic and keeps the plan itself
+    (seeds, init states) untouched.
+    """
+    rank = {key: j for j, key in enumerate(dict.fromkeys(i.env_key for i in items))}
+    return sorted(items, key=lambda it: (it.episode_index, rank[it.env_key]))

@@ -82,7 +82,9 @@ class RayExecutor:
                      runtime_env={"env_vars": env_vars})
         return ray
 
-    def run(self, items: list[PlanItem], on_record: Callable[[EpisodeRecord], None]) -> ExecutionSummary:
+    def run(self, items: list[PlanItem], on_record: Callable[[EpisodeRecord], None],
+            should_stop: Callable[[], bool] | None = None) -> ExecutionSummary:
+        """As :meth:`LocalExecutor.run`, including the gated-run ``should_stop`` hook."""
         ray = self._init_ray()
         from ray.exceptions import RayActorError
 
@@ -97,9 +99,14 @@ class RayExecutor:
         idle = list(actors)
         try:
             while pending or solo or in_flight:
+                if should_stop is not None and should_stop():
+                    pending.clear()
+                    if not (solo or in_flight):
+                        break
                 while idle and (pending or solo):
                     actor = idle.pop(0)
-                    batch = [solo.popleft()] if solo else _take(pending, env_keys[id(actor)], self.batch_envs)
+                    batch = [solo.popleft()] if solo else _take(
+                        pending, None if should_stop else env_keys[id(actor)], self.batch_envs)
                     env_keys[id(actor)] = batch[0].env_key
                     for item in batch:
                         attempts[item.key] = attempts.get(item.key, 0) + 1

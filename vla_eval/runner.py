@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
@@ -44,6 +45,8 @@ class RunRequest:
     executor: str = "local"
     ray_address: str | None = None
     progress: bool = True
+    gate: Any = None
+    """A :class:`vla_eval.results.gate.GateConfig`: run in balanced order, stop once the verdict is settled."""
 
 
 @dataclass
@@ -55,6 +58,8 @@ class RunOutcome:
     executed: int
     skipped: int
     execution: ExecutionSummary
+    gate: Any = None
+    """The gated run's :class:`vla_eval.results.gate.GateState` (verdict, looks), if any."""
 
 
 def protocol_of(spec: SuiteSpec, policy: PolicyConfig, replan_steps: int | None) -> dict:
@@ -112,6 +117,12 @@ def run(req: RunRequest) -> RunOutcome:
         plan = build_plan(spec)
         done = store.done_keys()
         todo = [item for item in plan if item.key not in done]
+        gate = None
+        if req.gate is not None:
+            from vla_eval.results.gate_run import GateMonitor
+
+            gate = GateMonitor.start(req.gate, store, plan)
+            todo = [] if gate.should_stop() else gate.order(todo)
         policy_cls = _policy_class(policy_cfg)
         cameras = _cameras_needed(spec, policy_cls, videos)
         settings = EpisodeSettings(
@@ -129,34 +140,56 @@ def run(req: RunRequest) -> RunOutcome:
         )
         execution = ExecutionSummary()
         if todo:
-            execution = _execute(_make_executor(req, worker_cfg, workers), todo, store, len(plan), len(done), req.progress)
+            execution = _execute(_make_executor(req, worker_cfg, workers), todo, store, len(plan), len(done), req.progress, gate)
+        gate_state = gate.finish(store, run_dir) if gate is not None else None
+        if gate is None and store.get_meta("gate") and todo:
+            from vla_eval.results.gate_run import GateMonitor
+
+            GateMonitor(store.get_meta("gate")["design"], []).finish(store, run_dir)  # a stopped gated run resumed to the full plan
         records = list(store.records())
         summary = summary_frame(records, [s.name for s in spec.splits], [t.name for t in spec.tasks])
+        summary, gate_md = _gate_view(store, summary)
         table = wide_table(summary, spec.in_domain_split, [s.name for s in spec.splits])
-        md = markdown(table)
+        md = gate_md + markdown(table)
         protocol_md = get_backend(spec.backend).protocol_summary(spec, summary)
         if protocol_md:
             md = f"{md}\n\n{protocol_md}"
         (run_dir / "table.md").write_text(md + "\n")
         summary.to_csv(run_dir / "summary.csv", index=False)
         table.to_csv(run_dir / "table.csv")
-        return RunOutcome(run_dir, spec, summary, md, len(todo), len(plan) - len(todo), execution)
+        executed = len(store.done_keys()) - len(done)
+        return RunOutcome(run_dir, spec, summary, md, executed, len(done), execution, gate_state)
     finally:
         store.close()
 
 
-def _execute(executor, todo, store: RunStore, total: int, done: int, progress: bool) -> ExecutionSummary:
+def _gate_view(store: RunStore, summary: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """A gated run's table: repeated CIs instead of Wilson, and a line saying where it stopped."""
+    meta = store.get_meta("gate")
+    if not meta:
+        return summary, ""
+    from vla_eval.results.gate_run import gate_view
+
+    _, summary, header = gate_view(meta, list(store.records_in_completion_order()), summary)
+    return summary, header + "\n\n"
+
+
+def _execute(executor, todo, store: RunStore, total: int, done: int, progress: bool, gate=None) -> ExecutionSummary:
     counts = {"ok": 0, "n": 0}
     bar = tqdm(total=total, initial=done, unit="ep", disable=not progress, file=sys.stderr, dynamic_ncols=True)
 
     def on_record(record: EpisodeRecord) -> None:
         store.add(record)
+        if gate is not None:
+            gate.observe(record)
         counts["n"] += 1
         counts["ok"] += int(record.success)
         bar.update(1)
         bar.set_postfix_str(f"success {counts['ok']}/{counts['n']} ({100 * counts['ok'] / counts['n']:.0f}%)")
 
     try:
+        if gate is not None:
+            return executor.run(todo, on_record, should_stop=gate.should_stop)
         return executor.run(todo, on_record)
     finally:
         bar.close()
@@ -221,10 +254,18 @@ def load_run_table(run_dir: Path) -> tuple[dict, pd.DataFrame, str]:
     with RunStore(run_dir, readonly=True) as store:
         config = store.get_meta("config") or {}
         records = list(store.records())
+        gate_meta = store.get_meta("gate")
+        in_order = list(store.records_in_completion_order()) if gate_meta else []
     suite = config.get("suite", {})
     splits = [s["name"] for s in suite.get("splits", [])] or None
     tasks = [t["name"] for t in suite.get("tasks", [])] or None
     summary = summary_frame(records, splits, tasks)
+    header = ""
+    if gate_meta:
+        from vla_eval.results.gate_run import gate_view
+
+        _, summary, header = gate_view(gate_meta, in_order, summary)
+        header += "\n\n"
     in_domain = splits[0] if splits else (summary["split"].iloc[0] if not summary.empty else "")
     table = wide_table(summary, in_domain, splits or sorted(summary["split"].unique()) if not summary.empty else [])
-    return config, summary, markdown(table)
+    return config, summary, header + markdown(table)

@@ -89,6 +89,11 @@ class RunStore:
         for (raw,) in self._conn.execute("SELECT record FROM episodes ORDER BY task, split, episode_index"):
             yield EpisodeRecord.model_validate_json(raw)
 
+    def records_in_completion_order(self) -> Iterator[EpisodeRecord]:
+        """Records in the order they became final (rowid; a retried episode is re-inserted)."""
+        for (raw,) in self._conn.execute("SELECT record FROM episodes ORDER BY rowid"):
+            yield EpisodeRecord.model_validate_json(raw)
+
     def count(self) -> int:
         return self._conn.execute("SELECT COUNT(*) FROM episodes").fetchone()[0]
 

@@ -3,7 +3,8 @@
 ``load(root, **filters)`` gives every episode under a results root as a pandas DataFrame;
 ``list_runs(root)`` summarises the run folders. The statistics live in
 :mod:`vla_eval.results.stats`, the comparison in :mod:`.compare`, the CI gate in
-:mod:`.check`, sequential testing in :mod:`.sequential`, sim-vs-real agreement in
+:mod:`.check`, sequential testing in :mod:`.sequential`, the gated run's group-sequential
+design in :mod:`.gate` (boundaries in :mod:`.groupseq`, runner glue in :mod:`.gate_run`), sim-vs-real agreement in
 :mod:`.correlate` and the static leaderboard in :mod:`.report`.
 """
 

@@ -1,6 +1,7 @@
 """Subcommands: compare, baseline save, check, plan-episodes, correlate, report, runs.
 
-Exit codes: 0 = fine, 1 = ``check`` found a significant regression, 2 = bad input
+Exit codes: 0 = fine, 1 = ``check`` found a significant regression, 3 = a gated run
+(``run --gate``) whose verdict is undecided (plan too small, or run incomplete), 2 = bad input
 (missing file, malformed baseline, protocol mismatch, ...: raised as
 :class:`~vla_eval.errors.ConfigError`, which :func:`vla_eval.cli.main` turns into 2).
 """
@@ -53,6 +54,15 @@ def _cmd_check(args) -> int:
     from vla_eval.results.check import check_run, load_baseline
 
     baseline = load_baseline(args.baseline)
+    if not (args.sequential or args.fixed_sample):
+        from vla_eval.results.gate import describe
+        from vla_eval.results.gate_run import check_gated
+
+        state = check_gated(args.run, args.baseline)
+        if state is not None:
+            print("gated run: the design stored in the run record applies (its alpha, max drop and bounds)")
+            print(describe(state))
+            return state.exit_code
     result = check_run(
         args.run, baseline, alpha=args.alpha, max_drop=args.max_drop, detect_drop=args.detect_drop, power=args.power,
         sequential=args.sequential, beta=args.beta, allow_protocol_mismatch=args.allow_protocol_mismatch,
@@ -142,7 +152,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     bp.add_argument("-o", "--output", type=Path, required=True, help="baseline JSON to write")
     bp.set_defaults(func=_cmd_baseline_save)
 
-    p = sub.add_parser("check", help="CI gate: exit 1 on a significant regression against a baseline, else 0 (2 = bad input)")
+    p = sub.add_parser("check", help="CI gate: exit 1 on a significant regression against a baseline, else 0 (2 = bad input; 3 = gated run undecided)")
     p.add_argument("run", help="run folder to check")
     p.add_argument("--baseline", type=Path, required=True, help="baseline JSON written by `vla-eval baseline save`")
     p.add_argument("--alpha", **alpha)
@@ -153,6 +163,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--power", type=_prob("--power"), default=0.8, help="target power for the too-small warning (default 0.8)")
     p.add_argument("--sequential", action="store_true", help="truncated SPRT per cell over episodes in completion order; reports episodes saved")
     p.add_argument("--beta", type=_prob("--beta"), default=0.2, help="SPRT type II error (default 0.2)")
+    p.add_argument("--fixed-sample", action="store_true",
+                   help="for a gated run (`run --gate`): ignore its design and test the episodes as a fixed sample")
     p.add_argument("--allow-protocol-mismatch", action="store_true")
     p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON to this file")
     p.set_defaults(func=_cmd_check)

@@ -65,6 +65,8 @@ class RunView:
     instructions: dict[str, str]
     videos: dict[tuple[str, str], list[tuple[int, bool, str]]]  # (task, split) -> [(episode, success, path)]
     n: int
+    gate: str | None = None
+    """For a gated run (``run --gate``): where it stopped and its verdict; its intervals are repeated CIs."""
 
     @property
     def anchor(self) -> str:
@@ -102,7 +104,24 @@ def _view(run_dir: Path) -> RunView:
             videos.setdefault((r.task, r.split), []).append((r.episode_index, r.success, r.video_path))
     for v in videos.values():
         v.sort()
-    return RunView(info, summary, instructions, videos, len(recs))
+    gate = None
+    gate_meta = _gate_meta(run_dir)
+    if gate_meta:
+        from vla_eval.results.gate_run import gate_view
+
+        state, summary, _ = gate_view(gate_meta, recs, summary)
+        look = state.decisive_look
+        gate = (f"stopped after {look.episodes if look else state.episodes_seen} of {state.design['plan_episodes']} planned "
+                f"episodes; verdict {state.decision.replace('_', ' ')} against baseline {state.design['baseline'].get('run_id')}; "
+                "intervals are 95% repeated CIs of the group-sequential design, not Wilson")
+    return RunView(info, summary, instructions, videos, len(recs), gate)
+
+
+def _gate_meta(run_dir: Path):
+    from vla_eval.store import RunStore
+
+    with RunStore(run_dir, readonly=True) as store:
+        return store.get_meta("gate")
 
 
 @dataclass
@@ -174,6 +193,9 @@ def _boards(views: list[RunView]) -> tuple[list[Board], list[RunView]]:
                 superseded.append(e.runs[v.info.suite])
             e.runs[v.info.suite] = v  # latest wins
         notes = []
+        gated = sorted({e.runs[s].info.run_id for e in entries.values() for s in suites if s in e.runs and e.runs[s].gate})
+        if gated:
+            notes.append(f"gated runs (stopped early by `run --gate`; their intervals are 95% repeated CIs, not Wilson): {', '.join(gated)}")
         for s in suites:
             hashes = {e.runs[s].info.protocol.get("protocol_hash") for e in entries.values() if s in e.runs}
             if len(hashes) > 1:
@@ -376,7 +398,8 @@ def _board_rows(b: Board) -> tuple[list[str], list[list]]:
 def _task_rows(v: RunView, out: Path) -> tuple[list[str], list[list[str]], list[list[list[tuple[str, str]]]]]:
     splits = [s for s in v.info.splits if s in set(v.summary["split"])] or list(dict.fromkeys(v.summary["split"]))
     in_domain = v.info.in_domain_split
-    header = ["task"] + [f"{s} % [95% CI] (n)" + ("" if s == in_domain else " / drop") for s in splits] + ["videos"]
+    ci = "95% repeated CI" if v.gate else "95% CI"
+    header = ["task"] + [f"{s} % [{ci}] (n)" + ("" if s == in_domain else " / drop") for s in splits] + ["videos"]
     lookup = v.summary.set_index(["task", "split"]) if not v.summary.empty else None
     tasks = list(dict.fromkeys(v.summary["task"])) if not v.summary.empty else []
     rows, links = [], []
@@ -479,6 +502,7 @@ def _meta_items(v: RunView) -> list[tuple[str, str]]:
         ("image size", str(pr.get("image_size"))),
         ("render quality", pr.get("render_quality") or "reference"),
         ("episodes", str(v.n)),
+        *([("gated run", v.gate)] if v.gate else []),
         ("git", f"{git.get('commit', '—')}{' (dirty)' if git.get('dirty') else ''}" if git else "—"),
         ("versions", ", ".join(f"{k} {val}" for k, val in sorted(versions.items()))),
         ("folder", str(i.run_dir)),
