@@ -10,6 +10,7 @@ import numpy as np
 from vla_eval.backends.tabletop import TabletopBackend
 from vla_eval.policies.base import ActionChunk, Policy
 from vla_eval.policies.baselines import NoopPolicy
+from vla_eval.policies.scripted import ScriptedExpert
 
 
 class BadOutputPolicy(Policy):
@@ -81,3 +82,33 @@ class FaultyBackend(TabletopBackend):
 
     def make_env(self, spec, task, split, cameras, depth=False):
         return _RaisingEnv(super().make_env(spec, task, split, cameras, depth), int(os.environ["VLA_EVAL_TEST_BAD_SEED"]))
+
+
+class CheckpointNoop(NoopPolicy):
+    """A no-op policy that names a checkpoint (for resume / provenance tests); loads nothing."""
+
+    name = "checkpoint_noop"
+
+    def __init__(self, checkpoint: str = "", chunk_size: int = 1):
+        super().__init__(chunk_size)
+        self.checkpoint = checkpoint
+
+
+class ScriptedWithErrors(ScriptedExpert):
+    """The scripted expert, except that ``predict`` raises on the episodes whose seed is in ``bad_seeds``."""
+
+    name = "scripted_with_errors"
+
+    def __init__(self, bad_seeds: list[int] | None = None):
+        super().__init__()
+        self.bad_seeds = set(bad_seeds or [])
+        self._bad = False
+
+    def reset(self, instructions, seeds=None):
+        self._bad = bool(seeds) and seeds[0] in self.bad_seeds
+        return super().reset(instructions, seeds=seeds)
+
+    def predict(self, obs_batch):
+        if self._bad:
+            raise RuntimeError("model exploded on purpose")
+        return super().predict(obs_batch)
