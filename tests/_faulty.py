@@ -95,17 +95,20 @@ class CheckpointNoop(NoopPolicy):
 
 
 class ScriptedWithErrors(ScriptedExpert):
-    """The scripted expert, except that ``predict`` raises on the episodes whose seed is in ``bad_seeds``."""
+    """The scripted expert, except that ``predict`` raises on the episodes whose seed is in
+    ``bad_seeds`` or whose instruction contains one of ``bad_instructions``."""
 
     name = "scripted_with_errors"
 
-    def __init__(self, bad_seeds: list[int] | None = None):
+    def __init__(self, bad_seeds: list[int] | None = None, bad_instructions: list[str] | None = None):
         super().__init__()
         self.bad_seeds = set(bad_seeds or [])
+        self.bad_instructions = list(bad_instructions or [])
         self._bad = False
 
     def reset(self, instructions, seeds=None):
         self._bad = bool(seeds) and seeds[0] in self.bad_seeds
+        self._bad |= any(b in instructions[0] for b in self.bad_instructions)
         return super().reset(instructions, seeds=seeds)
 
     def predict(self, obs_batch):
