@@ -115,14 +115,44 @@ def test_minimal_detectable_drop_inverts_power():
     assert 0.1 < d < 0.3  # 50 episodes: only drops of ~20 points are reliably caught
 
 
+def _n_two_sample_by_hand(p0, p1, alpha, power):
+    """Cohen's h, equal groups, one-sided: n = 2 ((z_{1-a} + z_power) / h)^2, rounded up."""
+    h = 2 * math.asin(math.sqrt(p0)) - 2 * math.asin(math.sqrt(p1))
+    return math.ceil(2 * ((stats.norm.ppf(1 - alpha) + stats.norm.ppf(power)) / h) ** 2 - 1e-9)
+
+
+def _n_exact_binomial_by_hand(p0, p1, alpha, power):
+    """Smallest n whose exact one-sided binomial test (reject k <= c, P0(K <= c) <= alpha) has the power."""
+    import numpy as np
+
+    for n in range(1, 5000):
+        k = np.arange(n + 1)
+        c = k[stats.binom.cdf(k, n, p0) <= alpha]
+        if c.size and stats.binom.cdf(c.max(), n, p1) >= power:
+            return n
+    raise AssertionError("not found")
+
+
 def test_plan_episodes_cli(capsys):
     from vla_eval.cli import main
 
     assert main(["plan-episodes", "--p0", "0.9", "--delta", "0.05", "--power", "0.8", "--alpha", "0.05"]) == 0
     out = capsys.readouterr().out
-    assert f"{rs.required_n_two_sample(0.9, 0.85, 0.05, 0.8)} episodes per task" in out
-    assert f"{rs.required_n_exact_binomial(0.9, 0.85, 0.05, 0.8)} episodes per task" in out
-    assert "sequential" in out
+    assert _n_two_sample_by_hand(0.9, 0.85, 0.05, 0.8) == 536 and _n_exact_binomial_by_hand(0.9, 0.85, 0.05, 0.8) == 270
+    assert "1x as many baseline episodes): 536 episodes per task" in out
+    assert "exact one-sided binomial test): 270 episodes per task" in out
+    exact_power = stats.binom.cdf(max(k for k in range(271) if stats.binom.cdf(k, 270, 0.9) <= 0.05), 270, 0.85)
+    assert f"(exact power {exact_power:.3f})" in out
+    assert "sequential (SPRT, truncated at 540)" in out  # twice the exact-binomial n
+    # 10 tasks: Holm's first step tests at 0.05 / 10; the allowed drop moves p0 to 0.85
     assert main(["plan-episodes", "--p0", "0.9", "--delta", "0.1", "--max-drop", "0.05", "--tasks", "10"]) == 0
-    assert f"{rs.required_n_two_sample(0.85, 0.75, 0.005, 0.8)} episodes per task" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert _n_two_sample_by_hand(0.85, 0.75, 0.005, 0.8) == 369
+    assert "369 episodes per task" in out and "0.05 / 10 tasks (Holm first step) = 0.005" in out
+    assert f"{_n_exact_binomial_by_hand(0.85, 0.75, 0.005, 0.8)} episodes per task" in out
+    assert main(["plan-episodes", "--p0", "0.9", "--delta", "0.1", "--ratio", "3"]) == 0
+    # unequal groups (baseline r times larger): n_new = (1 + 1/r) ((z_a + z_b) / h)^2
+    h = 2 * math.asin(math.sqrt(0.9)) - 2 * math.asin(math.sqrt(0.8))
+    n_r = math.ceil((1 + 1 / 3) * ((stats.norm.ppf(0.95) + stats.norm.ppf(0.8)) / h) ** 2 - 1e-9)
+    assert f"3x as many baseline episodes): {n_r} episodes per task" in capsys.readouterr().out
     assert main(["plan-episodes", "--p0", "0.1", "--delta", "0.2"]) == 2  # cannot drop below 0
