@@ -97,3 +97,16 @@ def test_readonly_store_refuses_missing_folder_and_reads_a_store_being_created(t
     sqlite3.connect(tmp_path / "episodes.sqlite").close()  # file exists, schema not yet written
     with RunStore(tmp_path, readonly=True) as store:
         assert store.count() == 0 and list(store.records()) == [] and store.done_keys() == set()
+
+
+def test_store_creates_nested_run_folders_and_readers_cannot_write(tmp_path):
+    import pytest
+
+    nested = tmp_path / "results" / "suite" / "run"
+    with RunStore(nested) as store:
+        store.add(_record(0))
+    with RunStore(nested, readonly=True) as reader:
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            reader._conn.execute("DELETE FROM episodes")
+        assert reader.count() == 1
+    assert not (tmp_path / ":memory:").exists() and not list(tmp_path.glob("*memory*"))
