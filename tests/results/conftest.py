@@ -35,12 +35,7 @@ from vla_eval.cli import main
 from vla_eval.plan import build_plan
 from vla_eval.spec import load_suite
 
-LANGUAGE_SPLIT = "ood_language"
-EVIL = {
-    "run_id": "<img src=x onerror=alert(1)>",
-    "policy": "<script>alert('policy')</script>",
-    "checkpoint": "<b onmouseover=alert(2)>ckpt</b>",
-}
+from realruns import EVIL, LANGUAGE_SPLIT
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import sqlite3
 import pandas as pd
 import pytest
 
-from conftest import EVIL, LANGUAGE_SPLIT
+from realruns import EVIL, LANGUAGE_SPLIT
 from runfixtures import make_run, suite_dict
 from vla_eval.cli import main
 from vla_eval.store import DB_NAME
