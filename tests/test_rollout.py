@@ -205,3 +205,162 @@ def test_actions_are_clipped_to_the_env_space():
     env = RecordingEnv()
     run_episode(env, Big(1), ITEM, _settings(max_steps=1))
     assert env.actions[0].tolist() == [1.0] * 7
+
+
+# ---------------------------------------------------------------- what an episode record carries
+
+
+class ImageEnv(RecordingEnv):
+    def _obs(self):
+        o = super()._obs()
+        o["images"] = {"cam": np.full((2, 2, 3), self.t, np.uint8)}
+        o["instruction"] = f"task at {self.t}"
+        return o
+
+
+def test_record_fields_frames_and_timings():
+    import time as _time
+
+    class Slow(ChunkPolicy):
+        def predict(self, obs_batch):
+            _time.sleep(0.002)
+            return super().predict(obs_batch)
+
+    env = ImageEnv()
+    frames: list = []
+    settings = EpisodeSettings(run_id="run-x", suite="suite-y", max_steps={"t": 3}, settle_steps=1,
+                               settle_action=(0, 0, 0, 0, 0, 0, -1.0), video_camera="cam")
+    item = PlanItem(task="t", split="ood", episode_index=4, init_state_id=2, seed=99)
+    rec, ok = run_episode(env, Slow(length=2), item, settings, frames)
+    assert (rec.run_id, rec.suite, rec.task, rec.split, rec.episode_index, rec.init_state_id, rec.seed) == (
+        "run-x", "suite-y", "t", "ood", 4, 2, 99)
+    assert rec.instruction == "task at 0"  # the instruction at reset, not after settling
+    assert [int(f[0, 0, 0]) for f in frames] == [1, 2, 3, 4]  # after settle, then one per counted step
+    assert rec.policy_time_s >= 2 * 0.002 and rec.sim_time_s > 0 and rec.wall_time_s >= rec.policy_time_s
+    assert rec.finished_at and rec.final_state_digest and ok and all(a.dtype == np.float64 for a in env.actions)
+
+
+def test_actions_reach_the_env_as_float32():
+    seen = []
+
+    class Dtype(RecordingEnv):
+        def step(self, action):
+            seen.append(action.dtype)
+            return super().step(action)
+
+    run_episode(Dtype(), ChunkPolicy(length=2), ITEM, _settings(max_steps=2))
+    assert seen == [np.float32, np.float32]
+
+
+def test_state_digest_identifies_the_final_state():
+    from vla_eval.rollout import state_digest
+
+    a = {"state": {"x": np.array([1.0, 2.0]), "y": np.array([3.0])}}
+    b = {"state": {"y": np.array([3.0]), "x": np.array([1.0, 2.0])}}
+    assert state_digest(a) == state_digest(b) and len(state_digest(a)) == 16
+    assert state_digest(a) != state_digest({"state": {"x": np.array([1.0, 2.5]), "y": np.array([3.0])}})
+    assert state_digest({}) == state_digest({"state": {}})
+    r1, _ = run_episode(RecordingEnv(), ChunkPolicy(2), ITEM, _settings(max_steps=3))
+    r2, _ = run_episode(RecordingEnv(), ChunkPolicy(2), ITEM, _settings(max_steps=4))
+    assert r1.final_state_digest != r2.final_state_digest
+    r3, _ = run_episode(RecordingEnv(raise_at=2), ChunkPolicy(2), ITEM, _settings(max_steps=4))
+    assert r3.final_state_digest == ""
+
+
+def test_privileged_state_only_for_policies_that_ask():
+    seen = []
+
+    class Peek(ChunkPolicy):
+        needs_privileged = True
+
+        def predict(self, obs_batch):
+            seen.append(obs_batch[0].get("privileged"))
+            return super().predict(obs_batch)
+
+    run_episode(RecordingEnv(), Peek(2), ITEM, _settings(max_steps=3))
+    assert seen == [{"t": 0}, {"t": 2}]
+    plain = []
+
+    class Plain(ChunkPolicy):
+        def predict(self, obs_batch):
+            plain.append("privileged" in obs_batch[0])
+            return super().predict(obs_batch)
+
+    run_episode(RecordingEnv(), Plain(2), ITEM, _settings(max_steps=2))
+    assert plain == [False]
+
+
+class RowPolicy(ChunkPolicy):
+    """Row 1 of the batch is NaN / the chunk has a wrong shape / reset raises, per ``mode``."""
+
+    def __init__(self, mode):
+        super().__init__(length=2)
+        self.mode = mode
+
+    def reset(self, instructions, seeds=None):
+        if self.mode == "reset":
+            raise RuntimeError("cannot load")
+        super().reset(instructions, seeds)
+
+    def predict(self, obs_batch):
+        chunk = super().predict(obs_batch)
+        if self.mode == "nan":
+            chunk.actions[1, 0, 0] = np.nan
+        elif self.mode == "shape":
+            chunk.actions = chunk.actions[:, :, :5]
+        elif self.mode == "space":
+            chunk.space = type(chunk.space)(kind="joint", dim=7)
+        return chunk
+
+
+ITEMS2 = [ITEM, PlanItem(task="t", split="in_domain", episode_index=1, init_state_id=1, seed=2)]
+
+
+def test_a_nan_row_fails_only_its_own_episode():
+    (r0, _), (r1, _) = run_episodes([RecordingEnv(), RecordingEnv()], RowPolicy("nan"), ITEMS2, _settings(max_steps=3))
+    assert r0.termination == "timeout" and r0.steps == 3 and r0.error is None
+    assert r1.termination == "policy_error" and r1.steps == 0
+    assert r1.error == "invalid policy output: actions contain NaN or infinite values"
+
+
+@pytest.mark.parametrize("mode,message", [("shape", "invalid policy output: actions have shape (2, 2, 5), expected (2, T>=1, 7)"),
+                                          ("space", "invalid policy output: no stateless conversion from joint to the env's delta_eef"),
+                                          ("reset", "policy reset failed: RuntimeError: cannot load")])
+def test_malformed_output_or_reset_fails_every_episode_with_its_reason(mode, message):
+    out = run_episodes([RecordingEnv(), RecordingEnv()], RowPolicy(mode), ITEMS2, _settings(max_steps=3))
+    for rec, ok in out:
+        assert rec.termination == "policy_error" and rec.error.startswith(message) and rec.steps == 0 and ok
+
+
+def test_error_text_names_type_message_and_place():
+    from vla_eval.rollout import error_text
+
+    try:
+        raise KeyError("boom")
+    except KeyError as exc:
+        text = error_text(exc)
+    assert text.startswith("KeyError: 'boom' at ") and "test_rollout.py:" in text
+    assert error_text(ValueError("x" * 5000)) == ("ValueError: " + "x" * 5000)[:2000]
+
+
+def test_failed_record_is_an_env_error_with_the_plan_item():
+    from vla_eval.rollout import failed_record
+
+    item = PlanItem(task="t", split="s", episode_index=3, init_state_id=5, seed=8)
+    rec = failed_record(_settings(), item, "worker died", attempts=2)
+    assert (rec.run_id, rec.suite, rec.task, rec.split, rec.episode_index, rec.init_state_id, rec.seed) == ("r", "s", "t", "s", 3, 5, 8)
+    assert rec.termination == "env_error" and not rec.success and rec.steps == 0
+    assert rec.error == "worker died" and rec.attempts == 2 and rec.finished_at
+
+
+def test_extras_counters_add_up_and_texts_are_bounded():
+    class Talk(ChunkPolicy):
+        def predict(self, obs_batch):
+            chunk = super().predict(obs_batch)
+            chunk.extras = [{"parse_failure": self.calls % 2, "raw_text": f"answer {self.calls}"} for _ in obs_batch]
+            return chunk
+
+    rec, _ = run_episode(RecordingEnv(), Talk(1), ITEM, _settings(max_steps=60))
+    assert rec.outputs_checked == 60 and rec.parse_failures == 30  # calls 1, 3, 5, ... (counted after predict)
+    assert rec.extras["raw_text"] == [f"answer {i}" for i in range(1, 51)]  # the first 50 kept
+    assert "parse_failure" not in rec.extras
