@@ -94,14 +94,15 @@ CFG
       "$MUTMUT" results --all true >"$OUT/$name.results" 2>&1 || true
       sampled=""
     fi
-    killed=$(grep -c ': killed$' "$OUT/$name.results" || true)
-    survived=$(grep -c ': survived$' "$OUT/$name.results" || true)
-    other=$(grep -v -c -E ': (killed|survived)$' "$OUT/$name.results" || true)
+    # a timeout counts as killed (the mutant hung the tests); a mutant no test runs counts as survived
+    killed=$(grep -c -E ': (killed|timeout)$' "$OUT/$name.results" || true)
+    survived=$(grep -c -E ': (survived|no tests)$' "$OUT/$name.results" || true)
+    other=$(grep -v -c -E ': (killed|timeout|survived|no tests)$' "$OUT/$name.results" || true)
     total=$((killed + survived))
     score=$([ "$total" -gt 0 ] && echo "scale=1; 100 * $killed / $total" | bc || echo "n/a")
     {
       echo "$name ($src): $killed killed / $total mutants = $score%$sampled (other states: $other)"
-      grep ': survived$' "$OUT/$name.results" | sed 's/: survived$//' | while read -r m; do
+      grep -E ': (survived|no tests)$' "$OUT/$name.results" | sed -E 's/: (survived|no tests)$//' | while read -r m; do
         echo; echo "--- survivor $m"; "$MUTMUT" show "$m" 2>/dev/null | sed -n '1,40p'
       done
     } >"$OUT/$name.txt"
