@@ -186,3 +186,46 @@ def test_baseline_from_empty_run_is_refused(runs_root, tmp_path):
     empty = make_run(runs_root, "empty", {}, suite=suite_dict(tasks=TASKS, ood=()))
     with pytest.raises(ConfigError, match="no finished episodes; nothing to save as a baseline"):
         baseline_from_run(empty)
+
+
+def test_baseline_file_layout(baseline):
+    text = baseline.read_text()
+    data = json.loads(text)
+    assert data["splits"] == ["in_domain"] and text.endswith("}\n")
+    assert text == json.dumps(data, indent=2, sort_keys=True) + "\n"  # sorted keys, 2-space indent: stable diffs
+
+
+def test_check_table_header_and_protocol_warning(runs_root, baseline):
+    other = make_run(runs_root, "other", {(t, "in_domain"): (45, 50) for t in TASKS},
+                     suite=suite_dict(tasks=TASKS, ood=(), max_steps=400))
+    from vla_eval.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="different protocols"):
+        check_run(other, load_baseline(baseline))  # refused unless asked
+    res = check_run(other, load_baseline(baseline), allow_protocol_mismatch=True)
+    lines = res.text().splitlines()
+    assert lines[3] == "WARNING: protocols differ (checked anyway, --allow-protocol-mismatch):"
+    assert lines[4].startswith("  - protocol_hash: ") and lines[5] == "  - max_steps: 220 != 400"
+    header = [l for l in lines if l.startswith("| task")][0]
+    assert [c.strip() for c in header.strip("|").split("|")] == [
+        "task", "split", "baseline %", "run % [95% CI]", "drop pts", "p", "p adj (Holm)", "power@-15pts", "result"]
+    seq = check_run(other, load_baseline(baseline), allow_protocol_mismatch=True, sequential=True).text().splitlines()
+    header = [l for l in seq if l.startswith("| task")][0]
+    assert [c.strip() for c in header.strip("|").split("|")][-3:] == ["SPRT", "episodes used", "result"]
+
+
+def test_sequential_on_a_perfect_baseline_and_truncation(runs_root, tmp_path):
+    base = _run(runs_root, "perfect", (20, 20, 20), n=20)
+    path = tmp_path / "perfect.json"
+    assert main(["baseline", "save", str(base), "-o", str(path)]) == 0
+    new = _run(runs_root, "new_perfect", (4, 4, 4), n=4)
+    res = check_run(new, load_baseline(path), sequential=True, max_drop=0.05, detect_drop=0.1)
+    from vla_eval.results.sequential import SequentialTest
+
+    # p_base = 1 is shrunk by half an episode: 1 - 0.5 / 20 = 0.975, p0 = 0.925; four successes do not settle it
+    ref = SequentialTest(0.975 - 0.05, 0.1, 0.05 / 3, 0.2, max_n=4)
+    for _ in range(4):
+        ref.update(True)
+    for r in res.rows:
+        assert r.seq_used == 4 == ref.n and r.seq_decision == ref.decision + (" (truncated)" if ref.truncated else "")
+    assert ref.truncated and res.rows[0].seq_decision == "no_regression (truncated)"
