@@ -103,3 +103,25 @@ def test_openpi_request_without_state_decodes_a_zero_state():
     np.testing.assert_array_equal(obs["state"]["eef_pos"], [0, 0, 0])
     short = decode_obs({OPENPI_IMAGE: np.zeros((2, 2, 3), np.uint8), OPENPI_STATE: np.zeros(5, np.float32)})
     assert "state" not in short  # fewer than 6 values carry no pose
+
+
+def test_vla_eval_layout_carries_images_and_defaults():
+    img = np.arange(12, dtype=np.uint8).reshape(2, 2, 3)
+    msg = encode_obs({"images": {"agentview": img}, "state": {}}, ObsFormat())
+    np.testing.assert_array_equal(msg["images"]["agentview"], img)
+    assert msg["instruction"] == "" and msg["prompt"] == "" and msg["state"] == {}
+    assert encode_obs({}, ObsFormat())["images"] == {}
+    back = decode_obs({"images": {"agentview": img}, "instruction": "lift it", "prompt": "other"})
+    assert back["instruction"] == "lift it"  # the vla_eval layout's own field wins over prompt
+    assert decode_obs({OPENPI_IMAGE: img})["instruction"] == ""
+
+
+def test_openpi_state_shapes():
+    obs = {"images": {"agentview": np.zeros((2, 2, 3), np.uint8)},
+           "state": {"eef_pos": [[0.1, 0.2, 0.3]], "eef_quat": [1.0, 0, 0, 0], "gripper_qpos": [[0.01], [-0.02]]}}
+    msg = encode_obs(obs, ObsFormat(kind="openpi_libero", wrist_camera=None))
+    np.testing.assert_allclose(msg[OPENPI_STATE], [0.1, 0.2, 0.3, 0, 0, 0, 0.01, -0.02], atol=1e-7)
+    st = decode_obs(_request([[1, 2, 3, 0, 0, 0, 0.5, 0.6, 9.0]]))["state"]  # 2-D and a ninth value
+    np.testing.assert_allclose(st["eef_pos"], [1, 2, 3])
+    np.testing.assert_allclose(st["gripper_qpos"], [0.5, 0.6])
+    assert st["gripper_qpos"].shape == (2,)

@@ -176,3 +176,22 @@ def test_compare_refuses_empty_run_and_disjoint_cells(runs_root, capsys):
         compare_runs(a, empty)
     with pytest.raises(ConfigError, match=r"--alpha must be in \(0, 1\), got 0"):
         compare_runs(a, b, alpha=0)
+
+
+def test_compare_text_header_and_only_in_lines(runs_root):
+    a = make_run(runs_root, "a", {("t1", "in_domain"): (3, 4), ("t2", "in_domain"): (1, 4)}, suite=suite_dict(tasks=("t1", "t2", "t3"), ood=()))
+    b = make_run(runs_root, "b", {("t1", "in_domain"): (2, 4), ("t3", "in_domain"): (1, 4)}, suite=suite_dict(tasks=("t1", "t2", "t3"), ood=()))
+    res = compare_runs(a, b)
+    lines = res.text().splitlines()
+    assert not any(l.startswith("note:") for l in lines)  # identical suite specs: no note
+    header = [l for l in lines if l.startswith("| scope")][0]
+    assert [c.strip() for c in header.strip("|").split("|")] == [
+        "scope", "task", "split", "A % [95% CI]", "B % [95% CI]", "B-A pts", "p", "p adj", "test", "verdict"]
+    assert "only in A (not compared): t2/in_domain" in lines and "only in B (not compared): t3/in_domain" in lines
+    from vla_eval.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--alpha must be in \(0, 1\), got 1.5"):
+        compare_runs(a, b, alpha=1.5)
+    c = make_run(runs_root, "c", {("t3", "in_domain"): (1, 4)}, suite=suite_dict(tasks=("t1", "t2", "t3"), ood=()))
+    with pytest.raises(ConfigError, match="^the two runs share no"):
+        compare_runs(a, c)
