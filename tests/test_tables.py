@@ -68,6 +68,7 @@ def test_missing_cells_and_splits():
     table = wide_table(summary_frame(recs, ["id", "ood", "never"], ["a", "b"]), "id", ["id", "ood", "never"])
     assert table.loc["b", "id %"] == "" and table.loc["a", "ood %"] == ""
     assert table.loc["b", "ood drop vs id (pts)"] == ""  # no in-domain cell: no drop
+    assert table.loc["a", "ood drop vs id (pts)"] == ""  # no OOD cell: no drop
     assert not any(c.startswith("never") for c in table.columns)
 
 
