@@ -223,3 +223,11 @@ def test_two_sided_sample_size_uses_z_half_alpha():
     n = 2 * ((stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) / h) ** 2
     assert rs.required_n_two_sample(0.9, 0.7, 0.05, 0.8, one_sided=False) == math.ceil(n)
     assert rs.power_two_sample(0.9, 0.7, math.ceil(n), math.ceil(n), 0.05, one_sided=False) >= 0.8
+
+
+def test_default_alpha_is_five_percent():
+    assert rs.power_two_sample(0.9, 0.8, 50, 50) == rs.power_two_sample(0.9, 0.8, 50, 50, 0.05)
+    h = 2 * math.asin(math.sqrt(0.9)) - 2 * math.asin(math.sqrt(0.8))
+    # one-sided normal power on the arcsine scale: Phi(h / sqrt(2/n) - z_{0.95})
+    assert rs.power_two_sample(0.9, 0.8, 50, 50) == pytest.approx(stats.norm.cdf(h / math.sqrt(2 / 50) - stats.norm.ppf(0.95)), abs=1e-6)
+    assert rs.minimal_detectable_drop(0.9, 50, 50) == rs.minimal_detectable_drop(0.9, 50, 50, 0.05, 0.8)
