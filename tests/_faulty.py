@@ -10,6 +10,7 @@ import numpy as np
 from vla_eval.backends.tabletop import TabletopBackend
 from vla_eval.policies.base import ActionChunk, Policy
 from vla_eval.policies.baselines import NoopPolicy
+from vla_eval.policies.scripted import ScriptedExpert
 
 
 class BadOutputPolicy(Policy):
@@ -100,3 +101,36 @@ class ImageEchoPolicy(Policy):
         if self.nan:
             out.actions[..., 0] = np.nan
         return out
+
+
+class CheckpointNoop(NoopPolicy):
+    """A no-op policy that names a checkpoint (for resume / provenance tests); loads nothing."""
+
+    name = "checkpoint_noop"
+
+    def __init__(self, checkpoint: str = "", chunk_size: int = 1):
+        super().__init__(chunk_size)
+        self.checkpoint = checkpoint
+
+
+class ScriptedWithErrors(ScriptedExpert):
+    """The scripted expert, except that ``predict`` raises on the episodes whose seed is in
+    ``bad_seeds`` or whose instruction contains one of ``bad_instructions``."""
+
+    name = "scripted_with_errors"
+
+    def __init__(self, bad_seeds: list[int] | None = None, bad_instructions: list[str] | None = None):
+        super().__init__()
+        self.bad_seeds = set(bad_seeds or [])
+        self.bad_instructions = list(bad_instructions or [])
+        self._bad = False
+
+    def reset(self, instructions, seeds=None):
+        self._bad = bool(seeds) and seeds[0] in self.bad_seeds
+        self._bad |= any(b in instructions[0] for b in self.bad_instructions)
+        return super().reset(instructions, seeds=seeds)
+
+    def predict(self, obs_batch):
+        if self._bad:
+            raise RuntimeError("model exploded on purpose")
+        return super().predict(obs_batch)

@@ -202,3 +202,128 @@ def test_executor_rejects_bad_chunks():
         ex.add_chunk(np.zeros((2, 7)))
     with pytest.raises(ValueError):
         ChunkExecutor(replan_steps=0)
+
+
+# ----------------------------------------------------------------------------- error messages and options
+def test_refusals_say_what_is_wrong():
+    from vla_eval.actions import rotation_dim, rotation_from, rotation_to
+
+    with pytest.raises(PolicyOutputError, match=r"unknown rotation representation 'rpy'; known: \['axis_angle'"):
+        rotation_dim("rpy")
+    with pytest.raises(PolicyOutputError, match="cannot express a rotation as 'none'"):
+        rotation_to(rotation_from(np.zeros(3), "axis_angle"), "none")
+    with pytest.raises(PolicyOutputError, match="unknown gripper convention 'closed'"):
+        gripper_to_close_positive(np.zeros(1), "closed")
+    with pytest.raises(PolicyOutputError, match="unknown gripper convention 'closed'"):
+        gripper_from_close_positive(np.zeros(1), "closed")
+    joint = ActionSpace(kind="delta_eef", rotation="axis_angle", dim=7)
+    with pytest.raises(PolicyOutputError, match=r"action dim 6 \(space says 7\) does not match 3 \+ 3 \(axis_angle\) \+ 1"):
+        to_env_actions(np.zeros((1, 6)), joint, ActionSpace(kind="delta_eef", rotation="euler_xyz", dim=7))
+    wrong_dim = ActionSpace(kind="delta_eef", rotation="axis_angle", dim=8)
+    with pytest.raises(PolicyOutputError, match=r"action dim 7 \(space says 8\)"):
+        to_env_actions(np.zeros((1, 7)), wrong_dim, LIBERO_DELTA_EEF)
+    with pytest.raises(PolicyOutputError, match="no stateless conversion from absolute_eef to the env's delta_eef .*absolute_to_delta"):
+        to_env_actions(np.zeros((1, 7)), ActionSpace(kind="absolute_eef", dim=7), LIBERO_DELTA_EEF)
+    with pytest.raises(PolicyOutputError, match="the env takes no rotation but the policy emits axis_angle"):
+        to_env_actions(np.zeros((1, 7)), LIBERO_DELTA_EEF, ActionSpace(kind="delta_eef", rotation="none", dim=4))
+    with pytest.raises(PolicyOutputError, match="joint-space actions cannot be converted to an end-effector space"):
+        to_env_actions(np.zeros((1, 7)), ActionSpace(kind="joint", dim=7), ActionSpace(kind="joint", dim=7, rotation="euler_xyz"))
+    with pytest.raises(ValueError, match="replan_steps must be >= 1"):
+        ChunkExecutor(replan_steps=0)
+    with pytest.raises(ValueError, match=r"temporal_ensemble \(k\) must be >= 0"):
+        ChunkExecutor(temporal_ensemble=-1.0)
+    with pytest.raises(RuntimeError, match="no action left: call add_chunk first"):
+        ChunkExecutor().pop()
+
+
+def test_normalised_euler_policy_is_scaled_like_axis_angle():
+    # 0.4 normalised rad about z = 0.2 rad; expressed as axis-angle in the env's normalised units: 0.4 again
+    euler = ActionSpace(kind="delta_eef", rotation="euler_xyz", dim=7, position_units="normalized")
+    out = to_env_actions(np.array([[0.2, 0, 0, 0, 0, 0.4, 1.0]]), euler, LIBERO_DELTA_EEF)
+    np.testing.assert_allclose(out, [[0.2, 0, 0, 0, 0, 0.4, 1.0]], atol=1e-12)
+    out = to_env_actions(np.array([[0, 0, 0, 0.4, 0, 0, -1.0]]), euler, LIBERO_DELTA_EEF)
+    np.testing.assert_allclose(out[0, 3:6], [0.4, 0, 0], atol=1e-12)
+
+
+def test_custom_scales_are_used_both_ways():
+    metric = ActionSpace(kind="delta_eef", rotation="axis_angle", dim=7, position_units="meters")
+    opts = ConversionOptions(position_scale=0.1, rotation_scale=0.25)
+    out = to_env_actions(np.array([[0.02, 0, 0, 0, 0, 0.05, -1.0]]), metric, LIBERO_DELTA_EEF, opts)
+    np.testing.assert_allclose(out, [[0.2, 0, 0, 0, 0, 0.2, -1.0]], atol=1e-12)  # 0.02 / 0.1, 0.05 / 0.25
+    back = to_env_actions(np.array([[0.5, 0, 0, 0, 0, 0.4, 1.0]]), LIBERO_DELTA_EEF, metric, opts)
+    np.testing.assert_allclose(back, [[0.05, 0, 0, 0, 0, 0.1, 1.0]], atol=1e-12)
+
+
+def test_clip_both_bounds_and_opt_out():
+    big = np.array([[3.0, -3.0, 0.5, 2.0, -2.0, 0.0, 5.0]])
+    big[0, :3] *= 0.05  # metres
+    big[0, 3:6] *= 0.5  # radians
+    metric = ActionSpace(kind="delta_eef", rotation="axis_angle", dim=7, position_units="meters")
+    out = to_env_actions(big, metric, LIBERO_DELTA_EEF)
+    np.testing.assert_allclose(out, [[1.0, -1.0, 0.5, 1.0, -1.0, 0.0, 1.0]], atol=1e-12)
+    raw = to_env_actions(big, metric, LIBERO_DELTA_EEF, ConversionOptions(clip=False))
+    np.testing.assert_allclose(raw[0, :3], [3.0, -3.0, 0.5], atol=1e-12)
+
+
+def test_integer_inputs_come_back_as_float64():
+    assert gripper_to_close_positive(np.array([0, 1]), "close_positive").dtype == np.float64
+    assert gripper_from_close_positive(np.array([-1, 1]), "close_positive").dtype == np.float64
+    assert convert_rotation(np.array([[0, 0, 0]]), "axis_angle", "axis_angle").dtype == np.float64
+    out = to_env_actions(np.array([[0, 0, 0, 0, 0, 0, 1]]), LIBERO_DELTA_EEF, LIBERO_DELTA_EEF, ConversionOptions(clip=False))
+    assert out.dtype == np.float64
+    dpos, _ = absolute_to_delta(np.array([1, 2, 3]), np.zeros(3), "axis_angle", np.array([0, 0, 1]), np.array([1.0, 0, 0, 0]))
+    assert dpos.dtype == np.float64 and dpos.tolist() == [1.0, 2.0, 2.0]
+
+
+def test_quaternions_come_out_with_non_negative_scalar_part_in_both_orders():
+    q = convert_rotation(np.array([[0, 0, -S, -S]]), "quat_xyzw", "quat_wxyz")  # w < 0 in, same rotation out
+    np.testing.assert_allclose(q, [[S, 0, 0, S]], atol=1e-12)
+    q = convert_rotation(np.array([[0, 0, 3 * np.pi / 2]]), "axis_angle", "quat_xyzw")  # 270° = -90° about z
+    np.testing.assert_allclose(q, [[0, 0, -S, S]], atol=1e-12)
+
+
+def test_batched_rotations_keep_their_leading_shape():
+    v = np.zeros((2, 3, 3))
+    v[1, 2] = [0, 0, np.pi / 2]
+    q = convert_rotation(v, "axis_angle", "quat_wxyz")
+    assert q.shape == (2, 3, 4)
+    np.testing.assert_allclose(q[1, 2], [S, 0, 0, S], atol=1e-12)
+    np.testing.assert_allclose(q[0, 0], [1, 0, 0, 0], atol=1e-12)
+    eef = np.zeros((2, 3))
+    dpos, drot = absolute_to_delta(np.ones((2, 3)), np.zeros((2, 3)), "axis_angle", eef, np.tile([1.0, 0, 0, 0], (2, 1)))
+    assert dpos.shape == drot.shape == (2, 3)
+
+
+def test_executor_reset_starts_a_fresh_episode():
+    ex = ChunkExecutor(replan_steps=2)
+    ex.add_chunk(np.arange(3, dtype=float).reshape(1, 3, 1))
+    ex.pop()
+    ex.reset()
+    assert ex.needs_chunk() and not ex.can_pop()
+    ex.add_chunk(np.array([[[7.0], [8.0], [9.0]]]))
+    assert ex.pop().tolist() == [[7.0]] and ex.pop().tolist() == [[8.0]] and ex.needs_chunk()
+
+
+def test_executor_refuses_malformed_chunks_with_their_shape():
+    ex = ChunkExecutor()
+    with pytest.raises(PolicyOutputError, match=r"chunk must be \(B, T>=1, D\), got \(1, 0, 7\)"):
+        ex.add_chunk(np.zeros((1, 0, 7)))
+    with pytest.raises(PolicyOutputError, match=r"got \(3, 7\)"):
+        ex.add_chunk(np.zeros((3, 7)))
+    ex.add_chunk(np.zeros((2, 3, 7)))
+    with pytest.raises(PolicyOutputError, match=r"chunk shape \(2, 3, 6\) does not match the previous chunk's batch/dim"):
+        ex.add_chunk(np.zeros((2, 3, 6)))
+    with pytest.raises(PolicyOutputError, match="does not match"):
+        ex.add_chunk(np.zeros((1, 3, 7)))
+    ex.add_chunk(np.zeros((2, 5, 7)))  # another length is fine
+
+
+def test_ensemble_drops_chunks_that_no_longer_cover_the_step():
+    ex = ChunkExecutor(replan_steps=1, temporal_ensemble=0.0)
+    ex.add_chunk(np.array([[[1.0], [1.0]]]))   # covers steps 0-1
+    assert ex.pop().tolist() == [[1.0]]
+    ex.add_chunk(np.array([[[3.0], [3.0]]]))   # covers steps 1-2
+    assert ex.pop().tolist() == [[2.0]]        # (1 + 3) / 2
+    ex.add_chunk(np.array([[[5.0], [5.0]]]))   # covers 2-3; the first chunk has expired
+    assert ex.pop().tolist() == [[4.0]]        # (3 + 5) / 2, not (1 + 3 + 5) / 3
+    assert len(ex._chunks) == 2

@@ -41,3 +41,25 @@ def test_balanced_order_keeps_the_plan_and_balances_every_prefix():
         counts = Counter(i.env_key for i in order[:n])
         assert max(counts.values()) - min(counts.get(c, 0) for c in cells) <= 1
     assert balanced_order(order) == order
+
+
+def test_seed_is_the_documented_digest():
+    """Seeds are part of every published run: sha256("<suite seed>/<task>/<episode>"), first 4 bytes little-endian, 31 bits."""
+    import hashlib
+
+    def ref(seed, task, i):
+        return int.from_bytes(hashlib.sha256(f"{seed}/{task}/{i}".encode()).digest()[:4], "little") & 0x7FFFFFFF
+
+    for args in [(0, "pick_place_cube", 0), (7, "push_block", 3), (123, "open_drawer", 49)]:
+        assert episode_seed(*args) == ref(*args)
+    spec = load_suite("tabletop_basic", {"episodes_per_task": 3, "seed": 0})
+    for item in build_plan(spec):
+        assert item.seed == ref(0, item.task, item.episode_index)
+        assert item.init_state_id == item.episode_index  # seeded backends: the episode index
+    order = [(i.task, i.split, i.episode_index) for i in build_plan(spec)]
+    assert order[:4] == [("pick_place_cube", "in_domain", 0), ("pick_place_cube", "in_domain", 1),
+                         ("pick_place_cube", "in_domain", 2), ("pick_place_cube", "ood_layout_light", 0)]
+    first = build_plan(spec)[0]
+    assert first.to_dict() == {"task": "pick_place_cube", "split": "in_domain", "episode_index": 0, "init_state_id": 0,
+                               "seed": ref(0, "pick_place_cube", 0)}
+    assert first.env_key == ("pick_place_cube", "in_domain") and first.key == ("pick_place_cube", "in_domain", 0)

@@ -18,8 +18,8 @@ from vla_eval.store import RunStore
 def test_pi0_remote_executes_five_of_each_ten():
     # openpi examples/libero/main.py: Args.replan_steps = 5 of each 10-action chunk
     raw = yaml.safe_load(paths.find_named_yaml("policies", "pi0_remote").read_text())
-    assert raw["replan_steps"] == 5 and raw["args"]["max_chunk"] == 10
-    assert resolve_policy("pi0_remote").replan_steps == 5
+    assert raw["execution"]["replan_steps"] == 5 and raw["args"]["max_chunk"] == 10
+    assert resolve_policy("pi0_remote").execution.replan_steps == 5
 
 
 def _run(tmp_path: Path, policy_file: dict, name: str, cli_replan: int | None = None):
@@ -42,14 +42,14 @@ def test_policy_file_replan_steps_is_honoured(tmp_path):
     chunked = {"adapter": "noop", "args": {"chunk_size": 10}}
     rec, config = _run(tmp_path, chunked, "whole_chunks")
     assert rec.steps == 20 and rec.policy_calls == 2 and config["replan_steps"] is None
-    rec, config = _run(tmp_path, {**chunked, "replan_steps": 5}, "five_of_ten")
+    rec, config = _run(tmp_path, {**chunked, "execution": {"replan_steps": 5}}, "five_of_ten")
     assert rec.steps == 20 and rec.policy_calls == 4 and config["replan_steps"] == 5
-    rec, config = _run(tmp_path, {**chunked, "replan_steps": 5}, "cli_wins", cli_replan=2)
+    rec, config = _run(tmp_path, {**chunked, "execution": {"replan_steps": 5}}, "cli_wins", cli_replan=2)
     assert rec.policy_calls == 10 and config["replan_steps"] == 2
 
 
 def test_bad_replan_steps_names_the_file(tmp_path):
     pol = tmp_path / "bad.yaml"
-    pol.write_text(yaml.safe_dump({"adapter": "noop", "replan_steps": 0}))
+    pol.write_text(yaml.safe_dump({"adapter": "noop", "execution": {"replan_steps": 0}}))
     with pytest.raises(ConfigError, match="bad.yaml"):
         resolve_policy(str(pol))

@@ -248,7 +248,10 @@ class ChunkExecutor:
       ``replan_steps=1``.  ``None`` disables it.
 
     Usage: ``if ex.needs_chunk(): ex.add_chunk(chunk_actions)`` then ``action = ex.pop()``.
-    Actions are ``(B, T, D)`` in, ``(B, D)`` out.
+    Actions are ``(B, T, D)`` in, ``(B, D)`` out.  The rollout keeps one executor per
+    episode (``B = 1``) and feeds it chunks already converted to the env's action space;
+    ``replan_steps`` / ``temporal_ensemble`` come from ``--replan-steps`` or the policy
+    config's ``execution`` block.
     """
 
     replan_steps: int | None = None
@@ -273,6 +276,10 @@ class ChunkExecutor:
             return 0
         start, acts = self._chunks[-1]
         return start + acts.shape[1] - self._t
+
+    def can_pop(self) -> bool:
+        """True while the newest chunk still has an action for the current step."""
+        return self._remaining() > 0
 
     def needs_chunk(self) -> bool:
         """True when the newest chunk is used up or ``replan_steps`` actions of it have run."""

@@ -3,6 +3,11 @@
 ``--policy NAME`` picks a registered adapter; ``--policy path.yaml`` (or a file in
 ``policies/``) names an adapter plus arguments; ``--policy-arg key=value`` overrides
 are parsed as YAML scalars and recorded with the run.
+
+How chunks are executed belongs to the policy's recipe (openpi LIBERO: replan every 5 of
+10 actions; ACT: temporal ensembling), not to the adapter, so it is its own block:
+``execution: {replan_steps: K, temporal_ensemble: k}`` in the policy YAML, or
+``--policy-arg execution.replan_steps=K`` / ``--policy-arg execution.temporal_ensemble=k``.
 """
 
 from __future__ import annotations
@@ -12,12 +17,25 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vla_eval import paths
 from vla_eval.errors import ConfigError, UnknownNameError
 from vla_eval.policies import POLICIES, Policy
 from vla_eval.yaml_io import load_model
+
+
+class ExecutionConfig(BaseModel):
+    """How the rollout turns action chunks into env steps (see :class:`vla_eval.actions.ChunkExecutor`).
+
+    ``temporal_ensemble`` (ACT's ``k``) only has an effect when chunks overlap, so it
+    implies ``replan_steps = 1`` (a new chunk every step) unless ``replan_steps`` is given.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    replan_steps: int | None = Field(default=None, ge=1)
+    temporal_ensemble: float | None = Field(default=None, ge=0)
 
 
 class PolicyConfig(BaseModel):
@@ -26,8 +44,8 @@ class PolicyConfig(BaseModel):
     name: str
     adapter: str
     args: dict[str, Any] = Field(default_factory=dict)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     source: str | None = None
-    replan_steps: int | None = Field(default=None, ge=1, description="actions executed per chunk unless --replan-steps overrides")
 
     def create(self) -> Policy:
         return POLICIES.create(self.adapter, **self.args)
@@ -39,7 +57,32 @@ class _PolicyFile(BaseModel):
     adapter: str
     name: str | None = None
     args: dict[str, Any] = Field(default_factory=dict)
-    replan_steps: int | None = Field(default=None, ge=1)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+
+
+def _split_execution(extra: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Separate ``execution`` / ``execution.<field>`` overrides from adapter arguments."""
+    args, execution = {}, {}
+    for key, value in extra.items():
+        if key == "execution":
+            if not isinstance(value, dict):
+                raise ConfigError(f"--policy-arg execution={value!r}: expected a mapping such as {{replan_steps: 5}}")
+            execution.update(value)
+        elif key.startswith("execution."):
+            execution[key.partition(".")[2]] = value
+        else:
+            args[key] = value
+    return args, execution
+
+
+def _execution(base: ExecutionConfig, overrides: dict[str, Any], source: str) -> ExecutionConfig:
+    if not overrides:
+        return base
+    try:
+        return ExecutionConfig.model_validate({**base.model_dump(), **overrides})
+    except ValidationError as exc:
+        fields = "; ".join(f"field 'execution.{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{source}: {fields} (known: replan_steps >= 1, temporal_ensemble >= 0)") from None
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
@@ -69,7 +112,7 @@ def _check_args(adapter: str, args: dict[str, Any], source: str) -> None:
 
 
 def resolve_policy(name_or_path: str, overrides: list[str] | None = None) -> PolicyConfig:
-    extra = parse_overrides(overrides)
+    extra, exec_overrides = _split_execution(parse_overrides(overrides))
     candidate = Path(name_or_path)
     file = candidate if candidate.suffix in (".yaml", ".yml") else paths.find_named_yaml("policies", name_or_path)
     if file is not None:
@@ -78,11 +121,11 @@ def resolve_policy(name_or_path: str, overrides: list[str] | None = None) -> Pol
         pf = load_model(_PolicyFile, file)
         if pf.adapter not in POLICIES:
             raise ConfigError(f"{file}: field 'adapter': {UnknownNameError('policy adapter', pf.adapter, POLICIES.names())}")
-        cfg = PolicyConfig(
-            name=pf.name or file.stem, adapter=pf.adapter, args={**pf.args, **extra}, source=str(file), replan_steps=pf.replan_steps
-        )
+        cfg = PolicyConfig(name=pf.name or file.stem, adapter=pf.adapter, args={**pf.args, **extra},
+                           execution=_execution(pf.execution, exec_overrides, "--policy-arg"), source=str(file))
     elif name_or_path in POLICIES:
-        cfg = PolicyConfig(name=name_or_path, adapter=name_or_path, args=extra)
+        cfg = PolicyConfig(name=name_or_path, adapter=name_or_path, args=extra,
+                           execution=_execution(ExecutionConfig(), exec_overrides, "--policy-arg"))
     else:
         known = sorted(set(POLICIES.names()) | set(paths.list_named_yaml("policies")))
         raise UnknownNameError("policy", name_or_path, known)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_eval.actions import to_env_actions
+from vla_eval.actions import ChunkExecutor, to_env_actions
 from vla_eval.envs.orientation import ImageConversion, conversion, conversion_for
 from vla_eval.plan import PlanItem
 from vla_eval.provenance import now_iso
@@ -34,6 +34,7 @@ class EpisodeSettings:
     settle_steps: int
     settle_action: tuple[float, ...]
     replan_steps: int | None = None
+    temporal_ensemble: float | None = None
     video_camera: str | None = None
     reset_options: dict[str, Any] = field(default_factory=dict)
 
@@ -71,7 +72,7 @@ class _Episode:
         self.video_camera = settings.video_camera
         self.obs: dict[str, Any] = {}
         self.instruction = ""
-        self.queue: list[np.ndarray] = []
+        self.executor = ChunkExecutor(settings.replan_steps, settings.temporal_ensemble)
         self.stats = dict(steps=0, policy_calls=0, policy_time_s=0.0, sim_time_s=0.0, parse_failures=0, outputs_checked=0)
         self.extras: dict[str, Any] = {}
         self.success = False
@@ -205,11 +206,11 @@ def run_episodes(
             if ep.active:
                 ep.fail("policy_error", f"policy reset failed: {error_text(exc)}")
     while any(ep.active for ep in eps):
-        if any(ep.active and not ep.queue for ep in eps):
+        if any(ep.active and ep.executor.needs_chunk() for ep in eps):
             _refill(eps, policy, settings)
         for ep in eps:
-            if ep.active and ep.queue:
-                ep.step(ep.queue.pop(0))
+            if ep.active and ep.executor.can_pop():
+                ep.step(ep.executor.pop()[0])
     return [(ep.record(settings), ep.env_ok) for ep in eps]
 
 
@@ -219,7 +220,7 @@ def run_episode(env, policy: Policy, item: PlanItem, settings: EpisodeSettings, 
 
 
 def _refill(eps: list[_Episode], policy: Policy, settings: EpisodeSettings) -> None:
-    needing = [ep for ep in eps if ep.active and not ep.queue]
+    needing = [ep for ep in eps if ep.active and ep.executor.needs_chunk()]
     obs_batch = [ep.policy_obs(policy.needs_privileged) for ep in eps]
     t = time.perf_counter()
     try:
@@ -252,10 +253,10 @@ def _refill(eps: list[_Episode], policy: Policy, settings: EpisodeSettings) -> N
             continue
         try:
             converted = to_env_actions(row[None], space, env_space)[0]
+            ep.executor.add_chunk(converted[None])
         except PolicyOutputError as exc:
             ep.fail("policy_error", f"invalid policy output: {exc}")
             continue
-        ep.queue = list(converted[: settings.replan_steps] if settings.replan_steps else converted)
 
 
 def _origin(env) -> str:

@@ -18,7 +18,7 @@ from vla_eval.backends import get_backend
 from vla_eval.errors import ConfigError
 from vla_eval.executor import ExecutionSummary, LocalExecutor
 from vla_eval.plan import build_plan
-from vla_eval.policy_config import PolicyConfig, resolve_policy
+from vla_eval.policy_config import ExecutionConfig, PolicyConfig, resolve_policy
 from vla_eval.record import EpisodeRecord
 from vla_eval.rollout import EpisodeSettings
 from vla_eval.spec import SuiteSpec, load_suite
@@ -64,26 +64,51 @@ class RunOutcome:
 
 def protocol_of(spec: SuiteSpec, policy: PolicyConfig, replan_steps: int | None) -> dict:
     """Everything that must match for two sessions to write into one run folder."""
+    policy_block = policy.model_dump(mode="json", exclude={"source"})
+    if policy.execution == ExecutionConfig():
+        policy_block.pop("execution")  # runs stored before the execution block existed stay resumable
     return {
         "suite_hash": spec.spec_hash(),
         "suite": spec.model_dump(mode="json"),
-        "policy": policy.model_dump(mode="json", exclude={"source", "replan_steps"}),
+        "policy": policy_block,
         "replan_steps": replan_steps,
     }
 
 
+def chunk_execution(policy: PolicyConfig, replan_steps: int | None) -> tuple[int | None, float | None]:
+    """(replan_steps, temporal_ensemble) for the rollout: ``--replan-steps`` wins over the policy config
+    (openpi LIBERO: ``execution: {replan_steps: 5}`` of each 10-action chunk)."""
+    if replan_steps is not None and replan_steps < 1:
+        raise ConfigError(f"--replan-steps {replan_steps}: expected a positive number of actions")
+    ensemble = policy.execution.temporal_ensemble
+    replan = replan_steps if replan_steps is not None else policy.execution.replan_steps
+    if replan is None and ensemble is not None:
+        replan = 1  # ensembling needs overlapping chunks: a new chunk every step, as ACT does
+    return replan, ensemble
+
+
 def effective_replan_steps(cli_value: int | None, policy: PolicyConfig) -> int | None:
-    """``--replan-steps`` when given, else the policy file's ``replan_steps`` (openpi LIBERO: 5 of 10)."""
-    if cli_value is not None:
-        if cli_value < 1:
-            raise ConfigError(f"--replan-steps {cli_value}: expected a positive number of actions")
-        return cli_value
-    return policy.replan_steps
+    """The number of actions of each chunk the rollout executes (None: the whole chunk)."""
+    return chunk_execution(policy, cli_value)[0]
 
 
-def _describe_diff(old: dict, new: dict) -> str:
-    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-    return ", ".join(keys)
+def _describe_diff(old: dict, new: dict, prefix: str = "") -> str:
+    """Every differing leaf as ``path: stored X, now Y`` so the user sees what changed."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.append(_describe_diff(a, b, f"{prefix}{key}."))
+        else:
+            out.append(f"{prefix}{key}: stored {_brief(a)}, now {_brief(b)}")
+    return "; ".join(out)
+
+
+def _brief(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def run(req: RunRequest) -> RunOutcome:
@@ -106,6 +131,15 @@ def run(req: RunRequest) -> RunOutcome:
             )
         if existing is not None and not req.resume and store.count():
             raise ConfigError(f"{run_dir} already holds {store.count()} episodes; pass --resume to continue it")
+        if existing is not None:
+            stored = (store.get_meta("config") or {}).get("checkpoint_hash")
+            current = provenance.checkpoint_fingerprint(policy_cfg.args.get("checkpoint"))
+            if stored != current:
+                raise ConfigError(
+                    f"{run_dir}: checkpoint {policy_cfg.args.get('checkpoint')!r} is not the one this run started with "
+                    f"(fingerprint stored {stored}, now {current}); resuming would mix two models' episodes. "
+                    "Choose another --run-dir"
+                )
         run_id = store.get_meta("run_id") or run_dir.name
         if existing is None:
             store.set_meta("run_id", run_id)
@@ -125,13 +159,15 @@ def run(req: RunRequest) -> RunOutcome:
             todo = [] if gate.should_stop() else gate.order(todo)
         policy_cls = _policy_class(policy_cfg)
         cameras = _cameras_needed(spec, policy_cls, videos)
+        replan, ensemble = chunk_execution(policy_cfg, req.replan_steps)
         settings = EpisodeSettings(
             run_id=run_id,
             suite=spec.name,
             max_steps={t.name: spec.task_max_steps(t.name) for t in spec.tasks},
             settle_steps=spec.settle_steps,
             settle_action=tuple(spec.settle_action),
-            replan_steps=replan_steps,
+            replan_steps=replan,
+            temporal_ensemble=ensemble,
             video_camera=spec.cameras[0] if videos.enabled and spec.cameras else None,
         )
         worker_cfg = WorkerConfig(

@@ -28,7 +28,11 @@ def test_run_vla_r1_tiny_records_format_validity_and_latency(tiny_qwen, tmp_path
         recs = list(store.records())
     assert len(recs) == 1
     r = recs[0]
-    assert r.termination in ("timeout", "success", "policy_error")
-    assert r.outputs_checked >= 1 and 0 <= r.parse_failures <= r.outputs_checked
-    assert r.policy_calls >= 1 and r.policy_time_s > 0
-    assert r.extras["raw_text"] and len(r.extras["raw_text"]) == r.outputs_checked
+    # random weights and 8 new tokens cannot write "<output>...</output>": every answer is a parse
+    # failure, the robot holds still for retry_after_steps and asks again, and the episode runs to
+    # its step limit. A policy_error here (the adapter crashing) is a failure of this test.
+    assert r.termination == "timeout" and r.error is None and r.steps == 12 and not r.success
+    # the adapter answers every step (one-action chunks) but queries the model only at steps 0, 4 and 8
+    assert r.policy_calls == 12 and r.policy_time_s > 0
+    assert r.outputs_checked == 12 // 4 and r.parse_failures == r.outputs_checked
+    assert len(r.extras["raw_text"]) == r.outputs_checked and all(isinstance(t, str) for t in r.extras["raw_text"])

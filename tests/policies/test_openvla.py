@@ -30,6 +30,35 @@ def test_unnormalize_q01_q99_with_mask():
     np.testing.assert_allclose(unnormalize(np.array([-1.0, 1.0]), ActionStats(q01=[-2.0, 0.0], q99=[2.0, 10.0])), [-2.0, 10.0])
 
 
+# tests/policies/tiny_models.py writes these statistics into the tiny checkpoint
+TINY_STATS = {"q01": [-0.5, -0.6, -0.7, -0.1, -0.2, -0.3, 0.0], "q99": [0.5, 0.6, 0.7, 0.1, 0.2, 0.3, 1.0],
+              "mask": [True, True, True, True, True, True, False]}
+
+
+def _reference_decode(tokens, vocab_size, st):
+    """OpenVLA's predict_action written out (prismatic/extern/hf/modeling_prismatic.py):
+    bins = linspace(-1, 1, 256), centres of consecutive bins, index clip(V - token - 1, 0, 254),
+    then 0.5 (a + 1)(q99 - q01) + q01 where mask; the gripper (unmasked, [0, 1] dataset space)
+    is binarised at 0.5 as the LIBERO client's normalize_gripper_action(binarize=True) does."""
+    bins = np.linspace(-1, 1, 256)
+    centres = (bins[:-1] + bins[1:]) / 2
+    a = centres[np.clip(vocab_size - np.asarray(tokens) - 1, 0, 254)]
+    q01, q99 = np.array(st["q01"]), np.array(st["q99"])
+    out = np.where(st["mask"], 0.5 * (a + 1) * (q99 - q01) + q01, a)
+    out[-1] = 1.0 if out[-1] > 0.5 else 0.0
+    return out
+
+
+def test_reference_decode_hand_values():
+    V = 32000
+    # token V-1 -> bin 0, centre -1 + 1/255; token V-255 -> bin 254, centre 1 - 1/255
+    out = _reference_decode([V - 1, V - 255, V - 128, V - 1, V - 1, V - 1, V - 255], V, TINY_STATS)
+    assert out[0] == pytest.approx(0.5 * (1 / 255) * 1.0 - 0.5)
+    assert out[1] == pytest.approx(0.5 * (2 - 1 / 255) * 1.2 - 0.6)
+    assert out[2] == pytest.approx(0.5 * (1 + (-1 + 2 * 127.5 / 255)) * 1.4 - 0.7)
+    assert out[-1] == 1.0
+
+
 def _policy(ckpt, **kw):
     kw.setdefault("unnorm_key", "libero_spatial_no_noops")
     return POLICIES.create("openvla", checkpoint=str(ckpt), **kw)
@@ -46,14 +75,13 @@ def test_generate_restricted_to_action_tokens_and_decode(tiny_llava):
     for b, ex in enumerate(chunk.extras):
         toks = np.array(ex["action_tokens"])
         assert toks.shape == (7,) and np.all((toks >= lo) & (toks <= hi))
-        expected = unnormalize(tokens_to_normalized(toks, policy.vocab_size), policy.stats)
-        expected[-1] = 1.0 if expected[-1] > 0.5 else 0.0
-        np.testing.assert_allclose(chunk.actions[b, 0], expected)
+        np.testing.assert_allclose(chunk.actions[b, 0], _reference_decode(toks, policy.vocab_size, TINY_STATS))
         q01, q99 = np.array(policy.stats.q01), np.array(policy.stats.q99)
         assert np.all(chunk.actions[b, 0, :6] >= q01[:6] - 1e-9) and np.all(chunk.actions[b, 0, :6] <= q99[:6] + 1e-9)
-    # harness conversion: open_01 gripper -> LIBERO -1 open / +1 close
+    # harness conversion, as OpenVLA's LIBERO client does it: normalize_gripper_action maps [0, 1] to
+    # [-1, 1] and takes the sign, invert_gripper_action flips it (LIBERO: -1 open, +1 close)
     env = to_env_actions(chunk.actions, chunk.space, LIBERO_DELTA_EEF)
-    np.testing.assert_array_equal(env[..., -1], np.where(chunk.actions[..., -1] == 1.0, -1.0, 1.0))
+    np.testing.assert_array_equal(env[..., -1], -np.sign(2 * chunk.actions[..., -1] - 1))
 
 
 def test_prompt_and_preprocessing_defaults(tiny_llava):

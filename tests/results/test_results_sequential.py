@@ -32,15 +32,68 @@ def test_rejects_bad_parameters():
             SequentialTest(**kw)
 
 
-def test_false_positive_rate_by_simulation():
+def _wald(p0, delta, alpha, beta, max_n, outcomes):
+    """Wald's truncated SPRT written out: 'regression' when the LLR of p0-delta vs p0 reaches
+    log((1-beta)/alpha), 'no_regression' at log(beta/(1-alpha)) or when max_n runs out."""
+    p1 = p0 - delta
+    upper, lower = math.log((1 - beta) / alpha), math.log(beta / (1 - alpha))
+    llr = 0.0
+    for n, ok in enumerate(outcomes[:max_n], 1):
+        llr += math.log(p1 / p0) if ok else math.log((1 - p1) / (1 - p0))
+        if llr >= upper - 1e-12:
+            return "regression", n
+        if llr <= lower + 1e-12:
+            return "no_regression", n
+    return "no_regression", min(max_n, len(outcomes))
+
+
+def test_simulation_is_the_written_out_sprt_on_the_same_draws():
+    import numpy as np
+
     p0, delta, alpha, beta, max_n, runs = 0.85, 0.1, 0.05, 0.2, 200, 2000
     fpr = simulate_false_positive_rate(p0, delta, alpha, beta, max_n, runs, seed=1)
+    draws = np.random.default_rng(1).random((runs, max_n)) < p0  # the documented draws: uniform < p
+    by_hand = sum(_wald(p0, delta, alpha, beta, max_n, row)[0] == "regression" for row in draws) / runs
+    assert fpr == by_hand
     se = math.sqrt(alpha * (1 - alpha) / runs)
     assert fpr <= alpha + 3 * se  # controlled at the boundary of H0
-    exact = SequentialTest(p0, delta, alpha, beta, max_n).operating_characteristics(p0)
-    assert exact.p_regression <= alpha
-    assert abs(fpr - exact.p_regression) <= 4 * math.sqrt(exact.p_regression * (1 - exact.p_regression) / runs)
-    # inside H0 (p above p0) false alarms are rarer still
+    assert fpr > 0.005  # and not trivially conservative
+
+
+def test_operating_characteristics_equal_full_enumeration():
+    import itertools
+
+    p0, delta, alpha, beta, max_n = 0.8, 0.3, 0.1, 0.2, 12
+    t = SequentialTest(p0, delta, alpha, beta, max_n)
+    for p in (0.8, 0.5, 0.65):
+        p_reg = e_n = 0.0
+        for seq in itertools.product((True, False), repeat=max_n):
+            prob = math.prod(p if s else 1 - p for s in seq)
+            verdict, used = _wald(p0, delta, alpha, beta, max_n, seq)
+            p_reg += prob * (verdict == "regression")
+            e_n += prob * used
+        oc = t.operating_characteristics(p)
+        assert oc.p_regression == pytest.approx(p_reg, abs=1e-12)
+        assert oc.p_no_regression == pytest.approx(1 - p_reg, abs=1e-12)
+        assert oc.expected_n == pytest.approx(e_n, abs=1e-9)
+
+
+def test_update_decisions_match_the_written_out_sprt():
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        row = rng.random(40) < rng.uniform(0.5, 0.95)
+        t = SequentialTest(0.9, 0.15, 0.05, 0.2, max_n=30)
+        for s in row:
+            if t.update(bool(s)) != CONTINUE:
+                break
+        assert (t.decision, t.n) == _wald(0.9, 0.15, 0.05, 0.2, 30, row)
+
+
+def test_false_positive_rate_inside_h0_is_lower():
+    p0, delta, alpha, beta, max_n, runs = 0.85, 0.1, 0.05, 0.2, 200, 2000
+    fpr = simulate_false_positive_rate(p0, delta, alpha, beta, max_n, runs, seed=1)
     assert simulate_false_positive_rate(p0, delta, alpha, beta, max_n, runs, seed=2, p=0.9) < fpr
 
 

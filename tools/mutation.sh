@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Mutation testing of vla-eval's core modules with mutmut (not run in CI: it is slow).
+#
+#   tools/mutation.sh                 # every module below, one at a time
+#   tools/mutation.sh stats tables    # only these modules
+#   MUTMUT_MAX_CHILDREN=2 tools/mutation.sh actions
+#   MUTATION_SAMPLE=120 tools/mutation.sh check   # a seeded random sample of 120 mutants
+#
+# Each module is mutated in its own scratch copy of the working tree (so runs never
+# touch the checkout), driven only by that module's fast tests, at low CPU priority.
+# Results: mutation-results/<module>.txt (summary line + every surviving mutant's diff).
+# Scores and the survivors judged equivalent are recorded in docs/testing.md.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+PY="${PYTHON:-python}"
+MUTMUT="${MUTMUT:-mutmut}"
+OUT="${MUTATION_OUT:-$ROOT/mutation-results}"
+CHILDREN="${MUTMUT_MAX_CHILDREN:-1}"
+SAMPLE="${MUTATION_SAMPLE:-0}"   # > 0: run only this many mutants per module, drawn with a fixed seed
+mkdir -p "$OUT"
+
+# module name | source file | fast tests that drive it (space-separated; override one
+# module's list with MUTATION_TESTS_<name>="tests/a.py tests/b.py")
+MODULES=(
+  "actions|vla_eval/actions.py|tests/test_actions.py"
+  "stats|vla_eval/stats.py|tests/test_stats.py"
+  "results_stats|vla_eval/results/stats.py|tests/results/test_results_stats.py"
+  "check|vla_eval/results/check.py|tests/results/test_results_check.py"
+  "compare|vla_eval/results/compare.py|tests/results/test_results_compare.py"
+  "tables|vla_eval/tables.py|tests/test_tables.py"
+  "plan|vla_eval/plan.py|tests/test_plan.py"
+  "store|vla_eval/store.py|tests/test_store.py"
+  "obs_format|vla_eval/remote/obs_format.py|tests/remote/test_obs_format.py"
+  "protocol|vla_eval/remote/protocol.py|tests/remote/test_protocol.py"
+  "rollout|vla_eval/rollout.py|tests/test_rollout.py"
+)
+
+want=("$@")
+for entry in "${MODULES[@]}"; do
+  IFS='|' read -r name src tests <<<"$entry"
+  override="MUTATION_TESTS_${name}"
+  tests="${!override:-$tests}"
+  if [ ${#want[@]} -gt 0 ] && [[ ! " ${want[*]} " =~ " ${name} " ]]; then continue; fi
+  work="$(mktemp -d "${TMPDIR:-/tmp}/vla-eval-mutation-$name.XXXX")"
+  # tracked + untracked-not-ignored files of the working tree, as they are now
+  if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+    (cd "$ROOT" && git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} "$work/" 2>/dev/null || true)
+  else
+    cp -a "$ROOT/." "$work/"
+  fi
+  sel=""
+  for t in $tests; do [ -e "$work/$t" ] && sel="$sel
+    $t"; done
+  if [ -z "$sel" ]; then echo "== $name: none of its tests ($tests) exist; skipped"; rm -rf "$work"; continue; fi
+  # mutmut reads pyproject's [tool.mutmut] first; the scratch copy's config lives in setup.cfg
+  "$PY" - "$work/pyproject.toml" <<'PYEOF'
+import re, sys
+p = sys.argv[1]
+text = open(p).read()
+open(p, "w").write(re.sub(r"\n\[tool\.mutmut\][^\[]*", "\n", text))
+PYEOF
+  cat > "$work/setup.cfg" <<CFG
+[mutmut]
+source_paths = vla_eval
+also_copy =
+    suites
+    policies
+    envs
+only_mutate = $src
+pytest_add_cli_args_test_selection =$sel
+pytest_add_cli_args =
+    -p
+    no:cacheprovider
+    -m
+    not slow
+CFG
+  echo "== $name: mutating $src with $tests ($work)"
+  (
+    cd "$work"
+    export MUJOCO_GL="${MUJOCO_GL:-egl}" OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 LP_NUM_THREADS=1
+    unset PYTHONPATH
+    if [ "${SAMPLE}" -gt 0 ]; then
+      # generate every mutant and collect test coverage without running any, then run a seeded sample
+      nice -n 15 "$MUTMUT" run --max-children "$CHILDREN" "no_such_mutant_*" >"$OUT/$name.log" 2>&1 || true
+      "$MUTMUT" results --all true 2>/dev/null | sed -n 's/^ *\([^ :]*\): .*/\1/p' >all-mutants.txt
+      "$PY" -c "import random,sys; n=[l.strip() for l in open('all-mutants.txt') if l.strip()]; random.Random(17).shuffle(n); print('\n'.join(sorted(n[:int(sys.argv[1])])))" "$SAMPLE" >sample.txt
+      echo "sampled $(wc -l <sample.txt) of $(wc -l <all-mutants.txt) mutants (seed 17)" >>"$OUT/$name.log"
+      nice -n 15 "$MUTMUT" run --max-children "$CHILDREN" $(cat sample.txt) >>"$OUT/$name.log" 2>&1 || true
+      "$MUTMUT" results --all true 2>/dev/null | awk 'NR==FNR {want[$1]; next} {n=$1; sub(/:$/, "", n)} n in want' sample.txt - >"$OUT/$name.results" || true
+      sampled=" (sample of $(wc -l <sample.txt) from $(wc -l <all-mutants.txt) mutants, seed 17)"
+    else
+      nice -n 15 "$MUTMUT" run --max-children "$CHILDREN" >"$OUT/$name.log" 2>&1 || true
+      "$MUTMUT" results --all true >"$OUT/$name.results" 2>&1 || true
+      sampled=""
+    fi
+    # a timeout counts as killed (the mutant hung the tests); a mutant no test runs counts as survived
+    killed=$(grep -c -E ': (killed|timeout)$' "$OUT/$name.results" || true)
+    survived=$(grep -c -E ': (survived|no tests)$' "$OUT/$name.results" || true)
+    other=$(grep -v -c -E ': (killed|timeout|survived|no tests)$' "$OUT/$name.results" || true)
+    total=$((killed + survived))
+    score=$([ "$total" -gt 0 ] && echo "scale=1; 100 * $killed / $total" | bc || echo "n/a")
+    {
+      echo "$name ($src): $killed killed / $total mutants = $score%$sampled (other states: $other)"
+      grep -E ': (survived|no tests)$' "$OUT/$name.results" | sed -E 's/: (survived|no tests)$//' | while read -r m; do
+        echo; echo "--- survivor $m"; "$MUTMUT" show "$m" 2>/dev/null | sed -n '1,40p'
+      done
+    } >"$OUT/$name.txt"
+    head -1 "$OUT/$name.txt"
+  )
+  [ -n "${KEEP_MUTATION_WORK:-}" ] || rm -rf "$work"
+done
