@@ -66,3 +66,20 @@ def test_unknown_split_is_a_clear_error(tmp_path, capsys):
     assert main(["record-demos", "--episodes", "1", "--split", "nope", "-o", str(tmp_path), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "nope" in err and "in_domain" in err
+
+
+def test_action_noise_keeps_clean_labels_beside_executed_actions(tmp_path):
+    assert main(["record-demos", "--episodes", "2", "--action-noise", "0.1", "-o", str(tmp_path), "--no-progress"]) == 0
+    with h5py.File(tmp_path / "open_drawer_demo.hdf5", "r") as f:
+        demo = f["data/demo_0"]
+        diff = np.abs(demo["executed_actions"][()] - demo["actions"][()])
+        seed, executed = int(demo.attrs["seed"]), demo["executed_actions"][()]
+        assert json.loads(f["data"].attrs["env_args"])["action_noise"]["sigma"] == 0.1
+    assert diff[:, [0, 1, 2, 5]].max() > 0.01
+    assert diff[:, [3, 4, 6]].max() == 0.0
+    env = TabletopEnv("open_drawer")  # the executed actions, replayed, reach the same success
+    env.reset(seed=seed)
+    for a in executed:
+        _, _, _, _, info = env.step(a)
+    env.close()
+    assert info["success"]

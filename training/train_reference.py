@@ -30,12 +30,13 @@ import numpy as np
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--demos", type=Path, required=True, help="folder of <task>_demo.hdf5 files")
+    p.add_argument("--demos", type=Path, nargs="+", required=True, help="folder(s) of <task>_demo.hdf5 files")
     p.add_argument("--out", type=Path, required=True, help="output folder for the checkpoints")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=6000)
-    p.add_argument("--early-step", type=int, default=600, help="also save the weights after this many steps as 'early'")
-    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--steps", type=int, default=7000)
+    p.add_argument("--early-step", type=int, default=500, help="also save the weights after this many steps as 'early'")
+    p.add_argument("--save-every", type=int, default=0, help="also save step_<N> checkpoints every N steps (0 = off)")
+    p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--image-size", type=int, default=64)
@@ -58,16 +59,16 @@ def file_sha(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def load_demos(folder: Path, image_size: int, cameras: tuple[str, ...], max_demos: int | None):
+def load_demos(folders: list[Path], image_size: int, cameras: tuple[str, ...], max_demos: int | None):
     """Every step of every demo, as arrays; chunk targets are padded with each demo's last action."""
     import h5py
 
     from vla_eval.demos import CAMERA_KEYS
     from vla_eval.policies.reference_model import downsample, proprio_vector
 
-    files = sorted(folder.glob("*_demo.hdf5"))
+    files = [f for folder in folders for f in sorted(Path(folder).glob("*_demo.hdf5"))]
     if not files:
-        raise SystemExit(f"error: no *_demo.hdf5 files in {folder} (record them with vla-eval record-demos)")
+        raise SystemExit(f"error: no *_demo.hdf5 files in {[str(f) for f in folders]} (record them with vla-eval record-demos)")
     images, proprio, actions, instr, demo_id, step_id = [], [], [], [], [], []
     data_info, n_demo = {}, 0
     for path in files:
@@ -85,7 +86,7 @@ def load_demos(folder: Path, image_size: int, cameras: tuple[str, ...], max_demo
                 demo_id += [n_demo] * n
                 step_id += list(range(n))
                 n_demo += 1
-            data_info[path.name] = {"sha256_16": file_sha(path), "demos_used": len(names),
+            data_info[f"{path.parent.name}/{path.name}"] = {"sha256_16": file_sha(path), "demos_used": len(names),
                                     "problem_info": json.loads(grp.attrs["problem_info"])}
     return dict(
         images=np.concatenate(images), proprio=np.concatenate(proprio), actions=actions,
@@ -195,6 +196,8 @@ def main(argv=None) -> int:
             rate = step / (time.perf_counter() - t0)
             print(f"step {step}/{args.steps} loss {running / args.log_every:.4f} ({rate:.1f} steps/s, load {os.getloadavg()[0]:.1f})", flush=True)
             running = 0.0
+        if args.save_every and step % args.save_every == 0 and step < args.steps:
+            save(f"step_{step}", step)
         if step == args.early_step:
             net.eval()
             save("early", step)

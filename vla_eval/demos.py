@@ -11,6 +11,7 @@ file per task, so loaders written for LIBERO datasets read them::
 
     data.attrs: env_args (json), problem_info (json: suite, task, split, instruction), num_demos, total
     data/demo_<i>/actions              (T, 7) float32, env-native delta EEF + gripper
+    data/demo_<i>/executed_actions     (T, 7) only with --action-noise: what the env received
     data/demo_<i>/rewards, dones       (T,) uint8, 1 on the last step of a successful demo
     data/demo_<i>/obs/agentview_rgb    (T, H, W, 3) uint8, rows top-down as rendered
     data/demo_<i>/obs/eye_in_hand_rgb  (T, H, W, 3) uint8 (the ``wrist`` camera)
@@ -33,30 +34,75 @@ import gymnasium as gym
 import numpy as np
 
 from vla_eval.errors import ConfigError
+from vla_eval.policies.base import ActionChunk, Policy
 
 CAMERA_KEYS = {"agentview": "agentview_rgb", "wrist": "eye_in_hand_rgb"}
 DEMO_SEED_OFFSET = 1000
 """Demos are recorded under suite seed + this offset by default, so no demo shares a layout
 with the evaluation plan (whose episode seeds hash the suite seed itself)."""
+NOISE_DIMS = (0, 1, 2, 5)
+"""Action dimensions perturbed by ``--action-noise``: the position deltas and the yaw delta."""
+
+
+class NoisyPolicy(Policy):
+    """Executes the inner policy's actions plus gaussian noise, and remembers the clean ones.
+
+    DART-style data collection (Laskey et al., 2017): the demos then visit states off the
+    expert's own path, each labelled with what the expert would do there, so a cloned policy
+    learns to recover from its own small errors instead of compounding them. Batch of one.
+    """
+
+    def __init__(self, inner: Policy, sigma: float, dims: tuple[int, ...] = NOISE_DIMS, seed: int = 0):
+        self.inner, self.sigma, self.dims = inner, float(sigma), list(dims)
+        self.needs_images, self.needs_privileged = inner.needs_images, inner.needs_privileged
+        self.action_space = inner.action_space
+        self.clean_queue: list[np.ndarray] = []
+        self._rng = np.random.default_rng(seed)
+
+    def reset(self, instructions, seeds=None):
+        self.inner.reset(instructions, seeds)
+        self.clean_queue = []
+        self._rng = np.random.default_rng([int(s) for s in (seeds or [0])])
+
+    def predict(self, obs_batch):
+        chunk = self.inner.predict(obs_batch)
+        clean = np.asarray(chunk.actions, dtype=np.float64)
+        self.clean_queue = list(clean[0])
+        noisy = clean.copy()
+        noisy[..., self.dims] += self._rng.normal(0.0, self.sigma, noisy[..., self.dims].shape)
+        noisy[..., self.dims] = np.clip(noisy[..., self.dims], -1.0, 1.0)
+        return ActionChunk(actions=noisy, space=chunk.space, extras=chunk.extras)
+
+    def close(self):
+        self.inner.close()
 
 
 class StepRecorder(gym.Wrapper):
-    """Keeps every (observation, executed action) pair of the current episode."""
+    """Keeps every (observation, executed action) pair of the current episode.
 
-    def __init__(self, env: gym.Env):
+    With a :class:`NoisyPolicy` it also keeps the clean action behind each executed one
+    (the label a cloned policy should learn).
+    """
+
+    def __init__(self, env: gym.Env, labels: NoisyPolicy | None = None):
         super().__init__(env)
+        self.labels = labels
         self.observations: list[dict[str, Any]] = []
         self.actions: list[np.ndarray] = []
+        self.clean: list[np.ndarray] = []
         self._last: dict[str, Any] | None = None
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
-        self.observations, self.actions, self._last = [], [], obs
+        self.observations, self.actions, self.clean, self._last = [], [], [], obs
         return obs, info
 
     def step(self, action):
         self.observations.append(self._last)
         self.actions.append(np.asarray(action, dtype=np.float32).copy())
+        if self.labels is not None:
+            queue = self.labels.clean_queue
+            self.clean.append(np.asarray(queue.pop(0) if queue else action, dtype=np.float32))
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._last = obs
         return obs, reward, terminated, truncated, info
@@ -73,14 +119,17 @@ class DemoSummary:
 def _stack_episode(rec: StepRecorder, cameras: tuple[str, ...]) -> dict[str, np.ndarray]:
     obs = rec.observations
     state = {k: np.stack([o["state"][k] for o in obs]).astype(np.float32) for k in obs[0]["state"]}
+    executed = np.stack(rec.actions).astype(np.float32)
     out = {
-        "actions": np.stack(rec.actions).astype(np.float32),
+        "actions": np.stack(rec.clean).astype(np.float32) if rec.clean else executed,
         "obs/ee_pos": state["eef_pos"],
         "obs/ee_ori": state["eef_quat"],
         "obs/ee_states": np.concatenate([state["eef_pos"], state["eef_quat"]], axis=1),
         "obs/gripper_states": state["gripper_qpos"],
         "obs/joint_states": state["joint_pos"],
     }
+    if rec.clean:
+        out["executed_actions"] = executed
     for cam in cameras:
         out[f"obs/{CAMERA_KEYS.get(cam, cam + '_rgb')}"] = np.stack([o["images"][cam] for o in obs])
     return out
@@ -95,12 +144,15 @@ def record_demos(
     seed: int | None = None,
     policy_args: list[str] | None = None,
     keep_failures: bool = False,
+    action_noise: float = 0.0,
     progress: bool = True,
 ) -> DemoSummary:
     """Record ``episodes`` per task of ``split`` (default: the in-domain split) into ``out_dir``.
 
     Only successful episodes are kept unless ``keep_failures``: behaviour cloning learns
-    whatever it is shown. Returns where each task's file went and how many demos it holds.
+    whatever it is shown. ``action_noise`` > 0 records DART-style demos (:class:`NoisyPolicy`):
+    ``actions`` then holds the clean expert actions (the labels) and ``executed_actions``
+    what the env received. Returns where each task's file went and how many demos it holds.
     """
     import h5py
 
@@ -118,6 +170,10 @@ def record_demos(
         raise ConfigError(f"--split {split_name!r}: suite {spec.name} has splits {split_names}")
     cfg = resolve_policy(policy, policy_args)
     pol = cfg.create()
+    if action_noise < 0:
+        raise ConfigError(f"--action-noise {action_noise}: expected a standard deviation >= 0")
+    noisy = NoisyPolicy(pol, action_noise) if action_noise > 0 else None
+    pol = noisy or pol
     backend = get_backend(spec.backend)
     cameras = tuple(spec.cameras)
     settings = EpisodeSettings(
@@ -132,7 +188,7 @@ def record_demos(
     try:
         for task in [t.name for t in spec.tasks]:
             items = [i for i in plan if i.task == task]
-            env = StepRecorder(backend.make_env(spec, task, split_name, list(cameras)))
+            env = StepRecorder(backend.make_env(spec, task, split_name, list(cameras)), labels=noisy)
             path = out_dir / f"{task}_demo.hdf5"
             tmp = path.with_suffix(".hdf5.part")
             kept = total = 0
@@ -165,6 +221,7 @@ def record_demos(
                         "backend": spec.backend, "task": task, "split": split_name, "cameras": list(cameras),
                         "image_size": list(spec.image_size), "perturbations": spec.split(split_name).perturbations_for(task),
                         "control": "delta_eef_7d_close_positive",
+                        "action_noise": {"sigma": action_noise, "dims": list(NOISE_DIMS)} if action_noise > 0 else None,
                     })
                     grp.attrs["problem_info"] = json.dumps({
                         "suite": spec.name, "suite_hash": spec.spec_hash(), "task": task, "split": split_name,
