@@ -102,6 +102,14 @@ def chunk_targets(actions: list[np.ndarray], chunk: int) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
+def _jsonable(value):
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
 def git_commit() -> str | None:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
@@ -167,7 +175,7 @@ def main(argv=None) -> int:
             "name": name, "step": step, "net": cfg.to_dict(), "normalizer": norm.__dict__,
             "weights_sha256": file_sha(weights), "parameters": n_params,
             "training": {
-                "seed": args.seed, "command": command, "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                "seed": args.seed, "command": command, "args": {k: _jsonable(v) for k, v in vars(args).items()},
                 "steps_total": args.steps, "data": data["files"], "samples": n, "demos": data["n_demos"],
                 "wall_time_s": round(time.perf_counter() - t0, 1), "data_load_s": round(load_s, 1),
                 "losses": losses, "git_commit": git_commit(), "torch": torch.__version__,

@@ -117,7 +117,7 @@ def downsample(images: np.ndarray, size: int) -> np.ndarray:
     for dy in range(fy):
         for dx in range(fx):
             total += images[:, dy::fy, dx::fx]
-    return ((total + (fy * fx) // 2) // (fy * fx)).astype(np.uint8).transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(((total + (fy * fx) // 2) // (fy * fx)).astype(np.uint8).transpose(0, 3, 1, 2))
 
 
 def proprio_vector(eef_pos: np.ndarray, eef_quat_wxyz: np.ndarray, gripper_qpos: np.ndarray) -> np.ndarray:
