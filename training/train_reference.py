@@ -163,6 +163,7 @@ def main(argv=None) -> int:
     print(f"network: {n_params} parameters; {args.steps} steps of batch {args.batch}", flush=True)
 
     losses: list[tuple[int, float]] = []
+    commit = git_commit()  # of the code that runs, taken before anyone can commit during training
     t0 = time.perf_counter()
     running = 0.0
 
@@ -178,7 +179,7 @@ def main(argv=None) -> int:
                 "seed": args.seed, "command": command, "args": {k: _jsonable(v) for k, v in vars(args).items()},
                 "steps_total": args.steps, "data": data["files"], "samples": n, "demos": data["n_demos"],
                 "wall_time_s": round(time.perf_counter() - t0, 1), "data_load_s": round(load_s, 1),
-                "losses": losses, "git_commit": git_commit(), "torch": torch.__version__,
+                "losses": losses, "git_commit": commit, "torch": torch.__version__,
                 "python": platform.python_version(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
                 "load_average_at_save": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
             },
