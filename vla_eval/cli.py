@@ -10,7 +10,7 @@ from vla_eval.errors import VlaEvalError
 
 DEFAULT_SUITE = "tabletop_basic"
 
-SUBCOMMAND_MODULES = ("vla_eval.results.cli", "vla_eval.serve_cli", "vla_eval.doctor")
+SUBCOMMAND_MODULES = ("vla_eval.results.cli", "vla_eval.serve_cli", "vla_eval.doctor", "vla_eval.demos_cli", "vla_eval.canary_cli")
 """Modules that add their own subcommands through ``register(subparsers)``."""
 
 

@@ -13,6 +13,7 @@ POLICIES.register("vla_r1", "vla_eval.policies.vla_r1:VlaR1Policy", help="VLA-R1
 POLICIES.register("openvla", "vla_eval.policies.openvla:OpenVlaPolicy", help="OpenVLA-style action-token model")
 POLICIES.register("remote", "vla_eval.policies.remote:RemotePolicy", help="openpi-protocol websocket policy server (pi0, pi05, vla-eval serve)")
 POLICIES.register("libero_scripted", "vla_eval.policies.libero_expert:LiberoScriptedExpert", help="privileged-state pick-and-place expert for LIBERO (spatial, object)")
+POLICIES.register("reference", "vla_eval.policies.reference:ReferencePolicy", help="small CNN trained by behaviour cloning on tabletop_basic demos (checkpoint=early|final|PATH)")
 POLICIES.register("simpler_scripted", "vla_eval.policies.simpler_expert:SimplerScriptedExpert", help="privileged-state expert for the SimplerEnv-style tasks")
 
 __all__ = ["POLICIES", "ActionChunk", "ActionSpace", "Policy", "PolicyOutputError"]
