@@ -37,6 +37,9 @@ class SplitSpec(_Strict):
     perturbations: list[dict[str, Any]] = Field(default_factory=list)
     task_perturbations: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     description: str = ""
+    family: str = "vla_eval"
+    """Who defined the condition: ``vla_eval`` (this project's perturbations), ``libero_pro``
+    (LIBERO-PRO's official suites), ... Tables never average OOD rates across families."""
 
     def perturbations_for(self, task: str) -> list[dict[str, Any]]:
         """Split-wide perturbations plus those that only make sense for one task (e.g. its object names)."""
