@@ -499,6 +499,7 @@ def _meta_items(v: RunView) -> list[tuple[str, str]]:
         ("max steps / settle", f"{pr.get('max_steps')} / {pr.get('settle_steps')}"),
         ("image size", str(pr.get("image_size"))),
         ("render quality", pr.get("render_quality") or "reference"),
+        ("sim stack", pr.get("sim_stack") or "—"),
         ("episodes", str(v.n)),
         ("git", f"{git.get('commit', '—')}{' (dirty)' if git.get('dirty') else ''}" if git else "—"),
         ("versions", ", ".join(f"{k} {val}" for k, val in sorted(versions.items()))),
