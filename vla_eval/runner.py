@@ -279,6 +279,7 @@ def _run_config(
         "batch_envs": req.batch_envs,
         "executor": req.executor,
         "versions": {**provenance.package_versions(), **get_backend(spec.backend).versions()},
+        "sim_stack": provenance.sim_stack(provenance.package_versions()),
         "git": provenance.git_commit(),
         "machine": provenance.machine(),
         "argv": sys.argv,

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from vla_eval import paths
 from vla_eval.errors import ConfigError, UnknownNameError
@@ -37,6 +37,17 @@ class SplitSpec(_Strict):
     perturbations: list[dict[str, Any]] = Field(default_factory=list)
     task_perturbations: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     description: str = ""
+    family: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$")
+    """Who defined the condition: unset = this project's perturbations (``vla_eval``),
+    ``libero_pro`` = LIBERO-PRO's official suites. Tables never average OOD rates across families."""
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_family(self, handler):
+        # unset stays out of the dump so suite hashes of runs recorded before the field existed hold
+        data = handler(self)
+        if isinstance(data, dict) and data.get("family") is None:
+            data.pop("family", None)
+        return data
 
     def perturbations_for(self, task: str) -> list[dict[str, Any]]:
         """Split-wide perturbations plus those that only make sense for one task (e.g. its object names)."""

@@ -28,7 +28,7 @@ def suite_dict(name="tabletop_basic", tasks=("pick_cube", "open_drawer"), ood=("
 
 def make_run(root: Path, name: str, counts: dict, *, suite: dict | None = None, policy="vla_r1", checkpoint="ckpt-aaaa1111",
              created_at="2025-06-01T12:00:00+00:00", instruction="pick up the {task}", videos=False, order_seed=0,
-             adapter="vla_r1") -> Path:
+             adapter="vla_r1", versions: dict | None = None) -> Path:
     """Write a run folder. ``counts`` maps (task, split) -> (successes, episodes)."""
     suite = suite or suite_dict(tasks=tuple(dict.fromkeys(t for t, _ in counts)),
                                 ood=tuple(s for s in dict.fromkeys(s for _, s in counts) if s != "in_domain"))
@@ -38,7 +38,7 @@ def make_run(root: Path, name: str, counts: dict, *, suite: dict | None = None, 
     config = {
         "run_id": name, "created_at": created_at, "suite": suite, "suite_hash": suite_hash, "policy": policy_block,
         "replan_steps": None, "videos": "all" if videos else "none", "workers": 2,
-        "versions": {"python": "3.11.9", "mujoco": "3.3.2", "numpy": "2.1.0"},
+        "versions": versions or {"python": "3.11.9", "mujoco": "3.3.2", "numpy": "2.1.0"},
         "git": {"commit": "0123456789abcdef", "dirty": False}, "machine": {"platform": "linux", "cpus": 2, "machine": "x86_64"},
         "argv": ["vla-eval", "run"],
     }

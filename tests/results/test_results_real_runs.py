@@ -14,6 +14,8 @@ import sqlite3
 import pandas as pd
 import pytest
 
+from vla_eval.provenance import package_versions
+
 from realruns import EVIL, LANGUAGE_SPLIT
 from runfixtures import make_run, suite_dict
 from vla_eval.cli import main
@@ -195,7 +197,8 @@ def site(real_runs, tmp_path_factory):
     # instruction comes from the scene), written into a hand-made run beside the real ones
     make_run(root, "handmade", {("<u>task</u>", "in_domain"): (3, 4), ("<u>task</u>", "<i>split</i>"): (1, 4)},
              suite=suite_dict("<s>suite</s>", tasks=("<u>task</u>",), ood=("<i>split</i>",)),
-             policy="handmade_policy", checkpoint="<em>ckpt2</em>", instruction="<script>alert('instr')</script> {task}")
+             policy="handmade_policy", checkpoint="<em>ckpt2</em>", instruction="<script>alert('instr')</script> {task}",
+             versions=package_versions())  # same simulator stack as the real runs: one board
     out = tmp_path_factory.mktemp("site")
     assert main(["report", str(root), "-o", str(out)]) == 0
     return out

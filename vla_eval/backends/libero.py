@@ -53,6 +53,24 @@ def backend_options(spec: "SuiteSpec") -> dict[str, Any]:
     return {**OPTION_DEFAULTS, **spec.backend_options}
 
 
+def _validate_pro_split(spec: "SuiteSpec", base: str, pro_suite: Any, where: str) -> None:
+    """A LIBERO-PRO split must name a variant of this suite that the package's audit finds complete."""
+    from vla_eval.envs.libero.tasks import PRO_BASES, pro_suite_issues, pro_task
+
+    if base not in PRO_BASES:
+        raise ConfigError(f"{where}: LIBERO-PRO varies only {list(PRO_BASES)}, not {base!r}")
+    if not isinstance(pro_suite, str) or not (pro_suite == base or pro_suite.startswith(base + "_")):
+        raise ConfigError(f"{where}: libero_pro suite must be {base!r} or one of its variants ({base}_lan, ...), got {pro_suite!r}")
+    issues = pro_suite_issues(pro_suite)
+    if issues:
+        raise ConfigError(f"{where}: LIBERO-PRO suite {pro_suite!r} fails the resource audit (libero-pro audit): {list(issues)[:3]}")
+    for task in spec.tasks:
+        try:
+            pro_task(pro_suite, task.name)
+        except KeyError as exc:
+            raise ConfigError(f"{where}: {exc.args[0]}") from exc
+
+
 class LiberoBackend(Backend):
     name = "libero"
 
@@ -103,6 +121,10 @@ class LiberoBackend(Backend):
         for i, task in enumerate(spec.tasks):
             if task.name not in known:
                 raise ConfigError(f"{source}: field 'tasks.{i}': {UnknownNameError(f'{suite} task', task.name, known)}")
+        for i, split in enumerate(spec.splits):
+            for p in split.perturbations:
+                if p.get("type") == "libero_pro":
+                    _validate_pro_split(spec, suite, p.get("suite"), f"{source}: field 'splits.{i}.perturbations' (split {split.name!r})")
         if uses_paraphrase:
             table = paraphrase_table()
             missing = [t.name for t in spec.tasks if not table.get(t.name)]

@@ -41,6 +41,10 @@ MAX_VIDEO_LINKS = 4
 TH_COLOR = "#1d3d6e"  # table header colour (the screenshot test looks for it)
 
 
+FAMILY_TAGS = {"vla_eval": "", "libero_pro": "[LIBERO-PRO] "}
+"""Column prefix naming who defined an OOD split (unmarked = this project's perturbations)."""
+
+
 def family_of(suite: str) -> str:
     return "LIBERO" if suite in LIBERO_FAMILY else suite
 
@@ -86,9 +90,13 @@ class RunView:
     def id_rate(self):
         return self.split_rate(self.info.in_domain_split)
 
-    def ood_splits(self) -> list[str]:
+    def ood_splits(self, family: str | None = None) -> list[str]:
+        """OOD splits present in the run; with ``family``, only those of that family (``vla_eval``, ``libero_pro``)."""
         present = set(self.summary["split"]) if not self.summary.empty else set()
-        return [s for s in self.info.splits[1:] if s in present]
+        return [
+            s for s in self.info.splits[1:]
+            if s in present and (family is None or self.info.split_family.get(s, "vla_eval") == family)
+        ]
 
 
 def _view(run_dir: Path) -> RunView:
@@ -142,11 +150,14 @@ class Entry:
         return float(np.mean([r[0] for r in rates])), lo, hi
 
     def ood_mean(self) -> tuple[float, float] | None:
-        """(mean in-domain rate, mean OOD rate) over suites that have OOD splits."""
+        """(mean in-domain rate, mean OOD rate) over suites that have OOD splits.
+
+        Only this project's perturbations: LIBERO-PRO's official columns are never averaged with them.
+        """
         ids, oods = [], []
         for v in self.runs.values():
             idr = v.id_rate()
-            rates = [v.split_rate(s) for s in v.ood_splits()]
+            rates = [v.split_rate(s) for s in v.ood_splits("vla_eval")]
             rates = [r[0] for r in rates if r]
             if idr and rates:
                 ids.append(idr[0])
@@ -167,24 +178,33 @@ class Board:
     suites: list[str]
     entries: list[Entry]
     notes: list[str]
+    stack: str | None = None
+    """Set when the runs came from more than one simulator stack: one board per stack."""
 
     @property
     def title(self) -> str:
-        return family_label(self.family) + (" — fast render (not comparable with reference-quality runs)" if self.fast else "")
+        return (
+            family_label(self.family)
+            + (" — fast render (not comparable with reference-quality runs)" if self.fast else "")
+            + (f" — sim stack {self.stack} (not ranked with other stacks)" if self.stack else "")
+        )
 
     @property
     def slug(self) -> str:
-        return re.sub(r"[^A-Za-z0-9_-]+", "-", self.family) + ("-fast" if self.fast else "")
+        stack = "-" + hashlib.sha1(self.stack.encode()).hexdigest()[:6] if self.stack else ""
+        return re.sub(r"[^A-Za-z0-9_-]+", "-", self.family) + ("-fast" if self.fast else "") + stack
 
 
 def _boards(views: list[RunView]) -> tuple[list[Board], list[RunView]]:
-    groups: dict[tuple[str, bool], list[RunView]] = {}
+    groups: dict[tuple[str, bool, str], list[RunView]] = {}
+    stacks = {str(v.info.protocol.get("sim_stack")) for v in views if v.n}
     for v in views:
         if v.n == 0:
             continue
-        groups.setdefault((family_of(v.info.suite), v.info.is_fast_render), []).append(v)
+        stack = str(v.info.protocol.get("sim_stack")) if len(stacks) > 1 else ""
+        groups.setdefault((family_of(v.info.suite), v.info.is_fast_render, stack), []).append(v)
     boards, superseded = [], []
-    for (family, fast), vs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0] != "LIBERO", kv[0][0])):
+    for (family, fast, stack), vs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0] != "LIBERO", kv[0][0], kv[0][2])):
         suites = [s for s in LIBERO_FAMILY if any(v.info.suite == s for v in vs)] if family == "LIBERO" else [family]
         entries: dict[tuple[str, str | None], Entry] = {}
         for v in sorted(vs, key=lambda v: v.info.created_at or ""):
@@ -202,7 +222,7 @@ def _boards(views: list[RunView]) -> tuple[list[Board], list[RunView]]:
                 notes.append(f"{s}: rows use {len(hashes)} different protocols ({', '.join(sorted(map(str, hashes)))}); compare with care")
         if family == "LIBERO" and len(suites) < len(LIBERO_FAMILY):
             notes.append("family mean needs all four LIBERO suites; missing: " + ", ".join(s for s in LIBERO_FAMILY if s not in suites))
-        boards.append(Board(family, fast, suites, sorted(entries.values(), key=lambda e: e.sort_key(suites)), notes))
+        boards.append(Board(family, fast, suites, sorted(entries.values(), key=lambda e: e.sort_key(suites)), notes, stack or None))
     return boards, superseded
 
 
@@ -362,13 +382,14 @@ def _board_rows(b: Board) -> tuple[list[str], list[list]]:
     header = ["#", "policy", "checkpoint"]
     ood_splits: list[str] = []
     if multi:
-        header += [f"{s} ID %" for s in b.suites] + ["mean ID % [95% CI]", "OOD mean % (drop)"]
+        header += [f"{s} ID %" for s in b.suites] + ["mean ID % [95% CI]", "OOD mean, vla_eval perturbations % (drop)"]
     else:
         for e in b.entries:
             for s in e.runs[b.suites[0]].ood_splits():
                 if s not in ood_splits:
                     ood_splits.append(s)
-        header += ["in-domain % [95% CI]"] + [f"{s} % (drop)" for s in ood_splits]
+        fam = {s: f for e in b.entries for s, f in e.runs[b.suites[0]].info.split_family.items()}
+        header += ["in-domain % [95% CI]"] + [f"{FAMILY_TAGS.get(fam.get(s) or 'vla_eval', '')}{s} % (drop)" for s in ood_splits]
     header += ["episodes", "date", "protocol", "run"]
     rows = []
     for i, e in enumerate(b.entries, 1):
@@ -501,6 +522,7 @@ def _meta_items(v: RunView) -> list[tuple[str, str]]:
         ("max steps / settle", f"{pr.get('max_steps')} / {pr.get('settle_steps')}"),
         ("image size", str(pr.get("image_size"))),
         ("render quality", pr.get("render_quality") or "reference"),
+        ("sim stack", pr.get("sim_stack") or "—"),
         ("episodes", str(v.n)),
         *([("gated run", v.gate)] if v.gate else []),
         ("git", f"{git.get('commit', '—')}{' (dirty)' if git.get('dirty') else ''}" if git else "—"),

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 
 from vla_eval.errors import ConfigError
+from vla_eval.provenance import sim_stack
 from vla_eval.record import EpisodeRecord
 from vla_eval.store import DB_NAME
 
@@ -48,6 +49,8 @@ class RunInfo:
     n_episodes: int
     splits: list[str] = field(default_factory=list)
     ood_splits: list[str] = field(default_factory=list)
+    split_family: dict[str, str] = field(default_factory=dict)
+    """Split -> who defined it (``vla_eval``, ``libero_pro``); OOD means never cross families."""
     tasks: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -96,11 +99,12 @@ def protocol_summary(config: dict[str, Any]) -> dict[str, Any]:
         "image_size": list(image_size) if image_size is not None else None,
         "render_quality": (suite.get("backend_options") or {}).get("render_quality"),
         "episodes_per_task": suite.get("episodes_per_task"),
+        "sim_stack": config.get("sim_stack") or sim_stack(config.get("versions") or {}),
     }
 
 
 #: Keys of :func:`protocol_summary` that must be equal for two runs to be compared.
-PROTOCOL_KEYS = ("protocol_hash", "suite", "backend", "max_steps", "task_max_steps", "settle_steps", "image_size", "render_quality")
+PROTOCOL_KEYS = ("protocol_hash", "suite", "backend", "max_steps", "task_max_steps", "settle_steps", "image_size", "render_quality", "sim_stack")
 
 
 def protocol_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
@@ -194,6 +198,7 @@ def read_run(run_dir: str | Path, with_records: bool = True) -> tuple[RunInfo, l
     suite = config.get("suite") or {}
     splits = [s.get("name") for s in suite.get("splits") or []]
     ood = [s.get("name") for s in suite.get("splits") or [] if s.get("out_of_domain")]
+    split_family = {s.get("name"): s.get("family") or "vla_eval" for s in suite.get("splits") or []}
     tasks = [t.get("name") for t in suite.get("tasks") or []]
     if not splits and records:
         splits = sorted({r.split for _, r in records})
@@ -212,6 +217,7 @@ def read_run(run_dir: str | Path, with_records: bool = True) -> tuple[RunInfo, l
         n_episodes=int(n),
         splits=splits,
         ood_splits=ood,
+        split_family=split_family,
         tasks=tasks,
         config=config,
     )

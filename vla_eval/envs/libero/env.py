@@ -43,7 +43,7 @@ from gymnasium import spaces
 
 from vla_eval.envs.contract import ObservationContract
 from vla_eval.envs.libero.perturbations import make_texture, validate_perturbations
-from vla_eval.envs.libero.tasks import CAMERA_MAP, find_task, load_init_states
+from vla_eval.envs.libero.tasks import CAMERA_MAP, find_task, load_init_states, pro_task
 from vla_eval.policies.base import LIBERO_DELTA_EEF
 
 RENDER_QUALITIES = ("reference", "fast")
@@ -89,7 +89,9 @@ class LiberoEnv(gym.Env):
         paraphrases: list[str] | None = None,
     ):
         super().__init__()
-        self.task = find_task(task, suite)
+        pro = [p for p in validate_perturbations(list(perturbations or [])) if p["type"] == "libero_pro"]
+        # a LIBERO-PRO split swaps in the variant's own BDDL scene, init states and instruction
+        self.task = pro_task(pro[0]["suite"], find_task(task, suite).name) if pro else find_task(task, suite)
         self.cameras = tuple(cameras)
         for cam in self.cameras:
             if cam not in CAMERA_MAP:

@@ -52,6 +52,10 @@ SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
     "paraphrase": {
         "variant": ("variant", "seeded"),  # an index into the task's paraphrase list, or "seeded"
     },
+    "libero_pro": {
+        # an official LIBERO-PRO suite (e.g. libero_spatial_lan): its BDDL, init states and instruction
+        "suite": ("str", None),
+    },
     "image_noise": {
         "std": ("float", 8.0),  # Gaussian, in uint8 intensity units
         "salt_pepper": ("float", 0.0),  # fraction of pixels set to 0 or 255
