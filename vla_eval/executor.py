@@ -49,12 +49,14 @@ class _Slot:
     items: list[PlanItem] = field(default_factory=list)
     env_key: tuple[str, str] | None = None
     ready: bool = False
+    recycle: str | None = None
 
 
 @dataclass
 class ExecutionSummary:
     retried: list[tuple[str, str, int]] = field(default_factory=list)
     worker_deaths: int = 0
+    recycled: list[str] = field(default_factory=list)
 
 
 class LocalExecutor:
@@ -86,7 +88,7 @@ class LocalExecutor:
         try:
             while pending or solo or any(s.items for s in slots):
                 for slot in slots:
-                    if slot.ready and not slot.items and (pending or solo):
+                    if slot.ready and slot.recycle is None and not slot.items and (pending or solo):
                         slot.items = [solo.popleft()] if solo else _take(pending, slot.env_key, self.batch_envs)
                         slot.env_key = slot.items[0].env_key
                         for item in slot.items:
@@ -117,6 +119,8 @@ class LocalExecutor:
             slot.ready = True
         elif kind == "fatal":
             raise VlaEvalError(payload)
+        elif kind == "recycle":
+            slot.recycle = str(payload)
         elif kind == "done":
             slot.items = []
             for raw in payload:
@@ -131,7 +135,10 @@ class LocalExecutor:
                 self._handle(slot, slot.conn.recv(), on_record)
         except (EOFError, OSError):
             pass
-        summary.worker_deaths += 1
+        if slot.recycle is not None and not slot.items:
+            summary.recycled.append(slot.recycle)
+        else:
+            summary.worker_deaths += 1
         code = slot.process.exitcode
         for item in slot.items:
             if attempts[item.key] < MAX_ATTEMPTS or len(slot.items) > 1:

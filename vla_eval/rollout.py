@@ -19,7 +19,7 @@ import numpy as np
 from vla_eval.actions import to_env_actions
 from vla_eval.plan import PlanItem
 from vla_eval.provenance import now_iso
-from vla_eval.policies.base import LIBERO_DELTA_EEF, Policy, PolicyOutputError, validate_chunk
+from vla_eval.policies.base import LIBERO_DELTA_EEF, Policy, PolicyOutputError, normalize_chunk, validate_chunk
 from vla_eval.record import EpisodeRecord
 
 
@@ -213,6 +213,7 @@ def _refill(eps: list[_Episode], policy: Policy, settings: EpisodeSettings) -> N
             ep.stats["policy_time_s"] += elapsed
             ep.stats["policy_calls"] += 1
     try:
+        chunk = normalize_chunk(chunk, len(eps))
         space = chunk.space
         actions = validate_chunk(chunk, batch_size=len(eps), action_dim=space.dim, per_row=True)
     except PolicyOutputError as exc:
@@ -235,6 +236,8 @@ def _refill(eps: list[_Episode], policy: Policy, settings: EpisodeSettings) -> N
             ep.fail("policy_error", f"invalid policy output: {exc}")
             continue
         ep.queue = list(converted[: settings.replan_steps] if settings.replan_steps else converted)
+        if not ep.queue:
+            ep.fail("policy_error", "invalid policy output: no action to execute (empty chunk after replan_steps)")
 
 
 def _merge_extras(ep: _Episode, new: dict[str, Any]) -> None:
