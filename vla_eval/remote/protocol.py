@@ -101,7 +101,7 @@ def unpackb(data: bytes, max_frame_bytes: int | None = None) -> Any:
     if len(data) > limit:
         raise ProtocolError(f"frame of {len(data)} bytes exceeds the limit of {limit} bytes (max_frame_bytes)")
     try:
-        return msgpack.unpackb(data, object_hook=unpack_array, max_buffer_size=limit)
+        return msgpack.unpackb(data, object_hook=unpack_array)
     except ProtocolError:
         raise
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, RecursionError) as exc:

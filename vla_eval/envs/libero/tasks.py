@@ -104,4 +104,4 @@ def data_dir() -> Path:
     """The shipped data folder ``envs/libero`` (paraphrase table)."""
     from vla_eval import paths
 
-    return paths.REPO_ROOT / "envs" / "libero"
+    return paths.builtin_dir("envs") / "libero"
