@@ -105,7 +105,7 @@ class EpisodeWorker:
                 rel = Path("videos") / f"{item.task}__{item.split}__{item.episode_index:04d}.mp4"
                 self._videos.submit(Path(self.config.run_dir) / rel, f, record.instruction, record.termination)
                 record.video_path = str(rel)
-            records.append(record)
+            records.append(_storable(record))
         return records
 
     def close(self) -> None:
@@ -162,6 +162,18 @@ def worker_main(conn, config: WorkerConfig) -> None:
         if watchdog is not None:
             watchdog.close()
         worker.close()
+
+
+def _storable(record: EpisodeRecord) -> EpisodeRecord:
+    """The record with extras that survive JSON (and so pickling, pipes and Ray) on every executor."""
+    try:
+        record.model_dump_json()
+        return record
+    except Exception:
+        from vla_eval.policies.base import json_safe
+
+        record.extras = json_safe(record.extras)
+        return record
 
 
 def timeout_record(config: WorkerConfig, item: PlanItem, termination: str, message: str) -> EpisodeRecord:
