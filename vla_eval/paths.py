@@ -23,6 +23,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
 BUNDLED_DATA = PACKAGE_DIR / "_data"
 DATA_KINDS = ("suites", "policies", "envs")
+_SINGULAR = {"suites": "suite", "policies": "policy", "envs": "env"}
 
 
 def data_root() -> Path:
@@ -87,13 +88,13 @@ def find_named_yaml(kind: str, name: str, reserved: dict[str, str] | None = None
     others = [f for f in found if f.parent.resolve() != builtin]
     if first.parent.resolve() == builtin and others:
         raise ConfigError(
-            f"{others[0]} shadows the built-in {kind[:-1]} {name!r} ({first}); built-in names always mean the "
-            f"built-in: rename your file, or pass its path (--{kind[:-1]} {others[0]})"
+            f"{others[0]} shadows the built-in {_SINGULAR.get(kind, kind)} {name!r} ({first}); built-in names always mean the "
+            f"built-in: rename your file, or pass its path (--{_SINGULAR.get(kind, kind)} {others[0]})"
         )
     if first.parent.resolve() != builtin and reserved and name in reserved:
         raise ConfigError(
-            f"{first} shadows the registered {kind[:-1]} {name!r} ({reserved[name]}); built-in names always mean the "
-            f"built-in: rename your file, or pass its path (--{kind[:-1]} {first})"
+            f"{first} shadows the registered {_SINGULAR.get(kind, kind)} {name!r} ({reserved[name]}); built-in names always mean the "
+            f"built-in: rename your file, or pass its path (--{_SINGULAR.get(kind, kind)} {first})"
         )
     return first
 

@@ -80,7 +80,7 @@ def unpack_array(obj: dict) -> Any:
         expected = math.prod(shape) * dtype.itemsize
         if expected != len(data):
             raise ProtocolError(f"array of shape {shape} and dtype {dtype.str} needs {expected} bytes, frame carries {len(data)}")
-        return np.frombuffer(data, dtype=dtype).reshape(shape)
+        return np.frombuffer(data, dtype=dtype).reshape(shape).copy()  # writable, independent of the frame
     if b"__npgeneric__" in obj:
         dtype = _dtype(obj.get(b"dtype"))
         value = obj.get(b"data")
