@@ -17,7 +17,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 def safe_component(name: str, max_len: int = 80) -> str:
     """One path component: unsafe characters become ``_``, no leading dot, never empty."""
-    text = _UNSAFE.sub("_", str(name)).strip("._") or "unnamed"
+    text = re.sub(r"\.{2,}", "_", _UNSAFE.sub("_", str(name))).strip("._") or "unnamed"
     return text[:max_len]
 
 

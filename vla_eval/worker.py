@@ -129,8 +129,8 @@ def worker_main(conn, config: WorkerConfig) -> None:
             if items is None:
                 return
             records = [timeout_record(config, item, termination, message) for item in items]
+            conn.send(("recycle", message))  # first, so the driver sends nothing more to this worker
             conn.send(("done", [r.model_dump(mode="json") for r in records]))
-            conn.send(("recycle", message))
             os._exit(0)
 
     watchdog = Watchdog(config.limits, on_overrun) if config.limits.timed else None
@@ -151,12 +151,13 @@ def worker_main(conn, config: WorkerConfig) -> None:
             with send_lock:
                 in_flight["items"] = msg[1]
             records = worker.run_batch(msg[1])
+            reason = needs_recycling(config.limits, records)
             with send_lock:
                 in_flight["items"] = None
+                if reason:
+                    conn.send(("recycle", reason))  # before "done": no new batch may be sent here
                 conn.send(("done", [r.model_dump(mode="json") for r in records]))
-            reason = needs_recycling(config.limits, records)
             if reason:
-                conn.send(("recycle", reason))
                 break
     finally:
         if watchdog is not None:
