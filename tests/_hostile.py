@@ -44,6 +44,10 @@ class HangingPolicy(_OnSeeds):
         if self.mode == "slow":
             time.sleep(0.3)
             return NoopPolicy().predict(obs_batch)
+        if self.mode == "gil":
+            import re
+
+            re.match(r"(a+)+$", "a" * 64 + "b")  # catastrophic backtracking in C, GIL held: no thread runs
         threading.Event().wait()  # forever
 
 

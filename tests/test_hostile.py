@@ -168,6 +168,24 @@ def test_2_policy_that_never_answers_ends_its_episode_and_the_run_goes_on(tmp_pa
 
 
 @pytest.mark.slow
+def test_2_call_stuck_in_c_holding_the_gil_is_killed_by_the_driver(tmp_path, monkeypatch):
+    """The worker's watchdog thread cannot run while C code holds the GIL; the driver's backstop kills the worker."""
+    from vla_eval import executor
+
+    monkeypatch.setattr(executor, "BACKSTOP_GRACE_S", 1.0)
+    suite = _suite(tmp_path, episodes_per_task=2, max_steps=3)
+    run_dir = tmp_path / "run"
+    t = time.monotonic()
+    rc = main(["run", "--suite", str(suite), "--policy", "_hostile:HangingPolicy", "--policy-arg", "mode=gil",
+               "--policy-arg", f"bad_seeds=[{_bad_seed(suite, 0)}]", "--policy-timeout", "1", "--workers", "1",
+               "--run-dir", str(run_dir), "--no-progress"])
+    assert rc == 0 and time.monotonic() - t < 60
+    recs = _records(run_dir)
+    assert [r.termination for r in recs] == ["policy_timeout", "timeout"]
+    assert "killed by the driver" in recs[0].error
+
+
+@pytest.mark.slow
 def test_2_episode_wall_clock_limit(tmp_path):
     suite = _suite(tmp_path, episodes_per_task=2, max_steps=40)
     run_dir = tmp_path / "run"

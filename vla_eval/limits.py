@@ -42,6 +42,19 @@ class Limits:
         return bool(self.policy_call_s or self.episode_s)
 
 
+def batch_deadline_s(limits: Limits, max_steps: int) -> float | None:
+    """Wall-clock limit of one batch as seen by the driver (for a worker that cannot report its own hang).
+
+    The episode limit when set; else the per-call limit times the most calls an episode can
+    make (one per step plus the reset). ``None``: no limit.
+    """
+    if limits.episode_s:
+        return limits.episode_s
+    if limits.policy_call_s:
+        return limits.policy_call_s * (max_steps + 2)
+    return None
+
+
 def rss_mb() -> float:
     """Resident memory of this process now (Linux ``/proc``; peak RSS elsewhere)."""
     try:

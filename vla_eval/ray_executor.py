@@ -17,24 +17,17 @@ from typing import Callable
 
 from vla_eval.errors import VlaEvalError
 from vla_eval.executor import MAX_ATTEMPTS, ExecutionSummary, _take
+from vla_eval.limits import batch_deadline_s as limits_deadline
 from vla_eval.plan import PlanItem
 from vla_eval.record import EpisodeRecord
 from vla_eval.rollout import failed_record
 from vla_eval.worker import WORKER_ENV, WorkerConfig, timeout_record
 
 
-def batch_deadline_s(config: WorkerConfig) -> float | None:
-    """Wall-clock limit of one batch, enforced by the driver (an actor cannot report its own hang).
 
-    The episode limit when set; else the per-call limit times the most calls an episode can
-    make (one per step plus the reset). ``None``: no limit.
-    """
-    limits = config.limits
-    if limits.episode_s:
-        return limits.episode_s
-    if limits.policy_call_s:
-        return limits.policy_call_s * (max(config.settings.max_steps.values(), default=1) + 2)
-    return None
+def batch_deadline_s(config: WorkerConfig) -> float | None:
+    """The driver-enforced batch limit (an actor cannot report its own hang)."""
+    return limits_deadline(config.limits, max(config.settings.max_steps.values(), default=1))
 
 
 class _EnvActor:
