@@ -12,12 +12,12 @@ from pathlib import Path
 
 from vla_eval.errors import ConfigError
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_UNSAFE = re.compile(r"(?:[^A-Za-z0-9_.-]|\.{2,})+")
 
 
 def safe_component(name: str, max_len: int = 80) -> str:
     """One path component: unsafe characters become ``_``, no leading dot, never empty."""
-    text = re.sub(r"\.{2,}", "_", _UNSAFE.sub("_", str(name))).strip("._") or "unnamed"
+    text = _UNSAFE.sub("_", str(name)).strip("._") or "unnamed"
     return text[:max_len]
 
 

@@ -83,5 +83,10 @@ def resolve_policy(name_or_path: str, overrides: list[str] | None = None) -> Pol
     else:
         known = sorted(set(POLICIES.names()) | set(paths.list_named_yaml("policies")))
         raise UnknownNameError("policy", name_or_path, known)
+    try:
+        POLICIES.get(cfg.adapter)  # imports and type-checks a module:Class before anything is called
+    except ConfigError as exc:
+        where = f"{cfg.source}: field 'adapter'" if cfg.source else f"--policy {name_or_path}"
+        raise ConfigError(f"{where}: {exc}") from exc
     _check_args(cfg.adapter, cfg.args, cfg.source or "--policy-arg")
     return cfg
