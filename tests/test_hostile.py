@@ -290,6 +290,7 @@ def test_5_cwd_file_cannot_shadow_a_builtin_policy_or_run_a_shell_command(tmp_pa
     proc = _cli(["run", "--suite", str(suite), "--policy", "scripted", "--workers", "1", "--no-progress"], tmp_path)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert str(tmp_path / "policies" / "scripted.yaml") in proc.stderr and "shadows the registered policy 'scripted'" in proc.stderr
+    assert "vla_eval.policies.scripted:ScriptedExpert" in proc.stderr
     # named explicitly, the file is still refused before os.system is called
     proc = _cli(["run", "--suite", str(suite), "--policy", "policies/scripted.yaml", "--workers", "1", "--no-progress"], tmp_path)
     assert proc.returncode == 2 and "not a vla_eval.policies.base.Policy subclass" in proc.stderr, proc.stderr[-2000:]

@@ -69,7 +69,7 @@ def _check_args(adapter: str, args: dict[str, Any], source: str) -> None:
 def resolve_policy(name_or_path: str, overrides: list[str] | None = None) -> PolicyConfig:
     extra = parse_overrides(overrides)
     candidate = Path(name_or_path)
-    reserved = {n: f"adapter {POLICIES.origin(n) or 'built-in'}" for n in POLICIES.names()}
+    reserved = {n: f"{POLICIES.origin(n)} adapter {POLICIES.target(n)}" for n in POLICIES.names()}
     file = candidate if candidate.suffix in (".yaml", ".yml") else paths.find_named_yaml("policies", name_or_path, reserved)
     if file is not None:
         if not file.is_file():

@@ -78,6 +78,13 @@ class Registry(Generic[T]):
     def origin(self, name: str) -> str:
         return self._origin.get(name, "")
 
+    def target(self, name: str) -> str:
+        """Where ``name`` points: ``"module:attr"`` (for messages; imports nothing)."""
+        f = self._factories.get(name)
+        if f is None or isinstance(f, str):
+            return f or ""
+        return f"{getattr(f, '__module__', '?')}:{getattr(f, '__qualname__', repr(f))}"
+
     def __contains__(self, name: str) -> bool:
         return name in self._factories or ":" in name
 
