@@ -8,9 +8,8 @@ command) run in a subprocess.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import sqlite3
+import signal
 import subprocess
 import sys
 import time
@@ -51,8 +50,16 @@ def _env(**extra) -> dict:
 
 
 def _cli(args: list[str], cwd: Path, timeout: float = 120, **env) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vla_eval", *args], cwd=cwd, env=_env(**env), capture_output=True,
-                          text=True, timeout=timeout)
+    """``vla-eval ARGS`` in its own process group, so a run that hangs is killed with all its workers."""
+    proc = subprocess.Popen([sys.executable, "-m", "vla_eval", *args], cwd=cwd, env=_env(**env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"vla-eval {' '.join(args[:4])} ... did not finish within {timeout:g}s")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def _bad_seed(suite: Path, index: int = 1) -> int:
@@ -217,8 +224,13 @@ def test_2_episode_wall_clock_limit(tmp_path):
 # ------------------------------------------------------------------ 3. CLI values
 
 
+def test_3_negative_replan_steps_is_refused_instead_of_looping_forever(tmp_path):
+    proc = _cli(["run", "--suite", str(_suite(tmp_path)), "--policy", "noop", "--replan-steps", "-1", "--workers", "1",
+                 "--no-progress"], tmp_path, timeout=120)
+    assert proc.returncode == 2 and "--replan-steps must be >= 1, got -1" in proc.stderr, proc.stderr[-2000:]
+
+
 @pytest.mark.parametrize("flag,value,expected", [
-    ("--replan-steps", "-1", "--replan-steps must be >= 1"),
     ("--replan-steps", "0", "--replan-steps must be >= 1"),
     ("--workers", "0", "--workers must be >= 1"),
     ("--episodes", "0", "--episodes must be >= 1"),

@@ -85,7 +85,8 @@ def find_named_yaml(kind: str, name: str, reserved: dict[str, str] | None = None
         return None
     builtin = builtin_dir(kind).resolve()
     first = found[0]
-    others = [f for f in found if f.parent.resolve() != builtin]
+    # an identical copy (a checkout of this project as the current folder) shadows nothing
+    others = [f for f in found if f.parent.resolve() != builtin and f.read_bytes() != first.read_bytes()]
     if first.parent.resolve() == builtin and others:
         raise ConfigError(
             f"{others[0]} shadows the built-in {_SINGULAR.get(kind, kind)} {name!r} ({first}); built-in names always mean the "
