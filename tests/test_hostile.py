@@ -434,16 +434,16 @@ def test_7_ray_records_the_same_as_local_on_bad_extras(tmp_path):
 def test_9_worker_over_its_memory_limit_is_recycled_between_episodes(tmp_path):
     from vla_eval.runner import RunRequest, run
 
-    suite = _suite(tmp_path, episodes_per_task=3)
+    suite = _suite(tmp_path, episodes_per_task=2)
     run_dir = tmp_path / "run"
     # the policy keeps 400 MB more alive per episode; an idle worker is far below 350 MB
     out = run(RunRequest(suite=str(suite), policy="_hostile:LeakyPolicy", policy_args=["mb=400"], workers=1,
                          run_dir=run_dir, progress=False, max_worker_rss_mb=350))
     recs = _records(run_dir)
-    assert [r.termination for r in recs] == ["timeout"] * 3
+    assert [r.termination for r in recs] == ["timeout"] * 2
     pids = [r.extras["pid"][0] for r in recs]
-    assert len(set(pids)) == 3, (pids, [r.extras["rss_mb"] for r in recs])  # a fresh worker for every episode
-    assert len(out.execution.recycled) >= 2 and "max_worker_rss_mb=350" in out.execution.recycled[0]
+    assert len(set(pids)) == 2, (pids, [r.extras["rss_mb"] for r in recs])  # a fresh worker for every episode
+    assert len(out.execution.recycled) >= 1 and "max_worker_rss_mb=350" in out.execution.recycled[0]
     assert out.execution.worker_deaths == 0
 
 
