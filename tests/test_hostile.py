@@ -250,12 +250,28 @@ def test_3_resume_of_a_missing_folder_is_refused(tmp_path, capsys):
     assert not missing.exists()
 
 
-def test_3_api_refuses_a_negative_replan_too(tmp_path):
-    from vla_eval.errors import ConfigError
-    from vla_eval.runner import RunRequest, run
+_API_REPLAN = r"""
+import sys
+from vla_eval.errors import ConfigError
+from vla_eval.runner import RunRequest, run
+try:
+    run(RunRequest(suite=sys.argv[1], policy="noop", replan_steps=-1, workers=1, run_dir=sys.argv[2], progress=False))
+except ConfigError as exc:
+    print("REFUSED", exc)
+"""
 
-    with pytest.raises(ConfigError, match="replan-steps"):
-        run(RunRequest(suite=str(_suite(tmp_path)), policy="noop", replan_steps=-1, run_dir=tmp_path / "r", progress=False))
+
+def test_3_api_refuses_a_negative_replan_too(tmp_path):
+    """Through the Python API as well (in a subprocess: the old code loops forever)."""
+    proc = subprocess.Popen([sys.executable, "-c", _API_REPLAN, str(_suite(tmp_path)), str(tmp_path / "r")], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("run(replan_steps=-1) did not return")
+    assert "REFUSED --replan-steps must be an integer >= 1, got -1" in out
 
 
 @pytest.mark.slow
