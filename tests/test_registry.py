@@ -31,3 +31,14 @@ def test_lazy_registered_strings_are_checked_too():
     reg.register("shell", "os:system")
     with pytest.raises(ConfigError, match="not a"):
         reg.get("shell")
+
+
+def test_openvla_model_class_must_be_a_transformers_model():
+    pytest.importorskip("transformers")
+    from vla_eval.policies.openvla import load_model_class
+
+    with pytest.raises(ConfigError, match="not a transformers.*PreTrainedModel subclass"):
+        load_model_class("os:system")
+    import transformers
+
+    assert load_model_class("transformers:LlamaForCausalLM") is transformers.LlamaForCausalLM
