@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from vla_eval.errors import VlaEvalError
+from vla_eval.preflight import int_at_least, positive_float
 
 DEFAULT_SUITE = "tabletop_basic"
 
@@ -38,12 +39,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
             ray_address=args.ray_address,
             progress=not args.no_progress,
             gate=gate_config(args),
+            policy_timeout_s=args.policy_timeout,
+            episode_timeout_s=args.episode_timeout,
+            max_worker_rss_mb=args.max_worker_rss_mb,
+            dead_policy_episodes=args.stop_if_dead,
         )
     )
     print(f"\nSuite {outcome.spec.name} ({outcome.spec.backend}); run folder {outcome.run_dir}")
     print(f"episodes run now: {outcome.executed}, already done before: {outcome.skipped}")
     if outcome.execution.retried:
         print(f"episodes retried after a worker died: {len(outcome.execution.retried)}")
+    if outcome.execution.recycled:
+        print(f"workers replaced: {len(outcome.execution.recycled)} ({outcome.execution.recycled[-1]})")
     print()
     print(outcome.table_markdown)
     errors = outcome.summary[outcome.summary["task"] != "suite mean"][["policy_errors", "env_errors"]].sum()
@@ -108,18 +115,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", default=DEFAULT_SUITE, help=f"suite name or YAML path (default {DEFAULT_SUITE})")
     p.add_argument("--policy", default="scripted", help="registered policy name or policy YAML path")
     p.add_argument("--policy-arg", action="append", default=[], metavar="KEY=VALUE", help="override a policy argument")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU cores)")
-    p.add_argument("--batch-envs", type=int, default=1, metavar="K",
+    p.add_argument("--workers", type=int_at_least(1, "--workers"), default=None, help="worker processes (default: CPU cores)")
+    p.add_argument("--batch-envs", type=int_at_least(1, "--batch-envs"), default=1, metavar="K",
                    help="step K envs in lock-step per worker so a batched policy gets one call per step")
     p.add_argument("--executor", choices=["local", "ray"], default="local")
     p.add_argument("--ray-address", default=None, help="existing Ray cluster (host:port or auto); default: start a local Ray")
-    p.add_argument("--episodes", type=int, default=None, help="override episodes per task")
+    p.add_argument("--episodes", type=int_at_least(1, "--episodes"), default=None, help="override episodes per task")
     p.add_argument("--seed", type=int, default=None, help="override the suite seed")
     p.add_argument("--run-dir", type=Path, default=None, help="run folder (default RESULTS_ROOT/<suite>__<policy>__<time>)")
     p.add_argument("--results-root", type=Path, default=Path("results"))
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir, skipping finished episodes")
     p.add_argument("--videos", default="none", help="none | failures | all | first:N")
-    p.add_argument("--replan-steps", type=int, default=None, help="execute only the first K actions of each chunk")
+    p.add_argument("--replan-steps", type=int_at_least(1, "--replan-steps"), default=None,
+                   help="execute only the first K >= 1 actions of each chunk")
+    p.add_argument("--policy-timeout", type=positive_float("--policy-timeout"), default=None, metavar="SECONDS",
+                   help="wall-clock limit per policy reset/predict call; an overrun ends the episode as policy_timeout")
+    p.add_argument("--episode-timeout", type=positive_float("--episode-timeout"), default=None, metavar="SECONDS",
+                   help="wall-clock limit per episode (per lock-step batch); an overrun ends it as episode_timeout")
+    p.add_argument("--max-worker-rss-mb", type=positive_float("--max-worker-rss-mb"), default=None, metavar="MB",
+                   help="replace a worker between episodes once its resident memory passes this")
+    p.add_argument("--stop-if-dead", type=int_at_least(0, "--stop-if-dead"), default=10, metavar="K",
+                   help="stop the run (exit 3) if its first K episodes all fail in the policy; 0 = never (default 10)")
     p.add_argument("--no-progress", action="store_true")
     from vla_eval.results.gate_run import add_gate_arguments
 
@@ -152,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except VlaEvalError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return int(getattr(exc, "exit_code", 2))
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

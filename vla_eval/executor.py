@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import time
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,12 +19,16 @@ from multiprocessing.connection import wait
 from typing import Callable, Iterator
 
 from vla_eval.errors import VlaEvalError
+from vla_eval.limits import batch_deadline_s
 from vla_eval.plan import PlanItem
 from vla_eval.record import EpisodeRecord
 from vla_eval.rollout import failed_record
-from vla_eval.worker import WORKER_ENV, WorkerConfig, worker_main
+from vla_eval.worker import WORKER_ENV, WorkerConfig, timeout_record, worker_main
 
 MAX_ATTEMPTS = 2
+BACKSTOP_GRACE_S = 30.0
+"""Extra time the driver allows past a batch's wall-clock limit before it kills a worker
+whose own watchdog never reported (a call stuck in C code that holds the GIL)."""
 
 
 @contextmanager
@@ -49,12 +54,15 @@ class _Slot:
     items: list[PlanItem] = field(default_factory=list)
     env_key: tuple[str, str] | None = None
     ready: bool = False
+    recycle: str | None = None
+    sent_at: float = 0.0
 
 
 @dataclass
 class ExecutionSummary:
     retried: list[tuple[str, str, int]] = field(default_factory=list)
     worker_deaths: int = 0
+    recycled: list[str] = field(default_factory=list)
 
 
 class LocalExecutor:
@@ -88,6 +96,8 @@ class LocalExecutor:
         solo: deque[PlanItem] = deque()
         attempts = self._attempts = {}
         slots = [self._start() for _ in range(min(self.n_workers, max(len(items), 1)))]
+        limit = batch_deadline_s(self.config.limits, max(self.config.settings.max_steps.values(), default=1))
+        backstop = None if limit is None else limit + BACKSTOP_GRACE_S
         try:
             while pending or solo or any(s.items for s in slots):
                 if should_stop is not None and should_stop():
@@ -95,15 +105,20 @@ class LocalExecutor:
                     if not (solo or any(s.items for s in slots)):
                         break
                 for slot in slots:
-                    if slot.ready and not slot.items and (pending or solo):
+                    if slot.ready and slot.recycle is None and not slot.items and (pending or solo):
                         slot.items = [solo.popleft()] if solo else _take(
                             pending, None if should_stop else slot.env_key, self.batch_envs)
                         slot.env_key = slot.items[0].env_key
                         for item in slot.items:
                             attempts[item.key] = attempts.get(item.key, 0) + 1
                         slot.conn.send(("run", slot.items))
+                        slot.sent_at = time.monotonic()
+                if backstop is not None:
+                    for i, slot in enumerate(slots):
+                        if slot.items and time.monotonic() - slot.sent_at > backstop:
+                            slots[i] = self._kill_stuck(slot, backstop, summary, on_record)
                 waitables = [s.conn for s in slots] + [s.process.sentinel for s in slots]
-                for ready in wait(waitables):
+                for ready in wait(waitables, timeout=None if backstop is None else 1.0):
                     slot = next((s for s in slots if ready is s.conn or ready == s.process.sentinel), None)
                     if slot is None:
                         continue
@@ -127,6 +142,8 @@ class LocalExecutor:
             slot.ready = True
         elif kind == "fatal":
             raise VlaEvalError(payload)
+        elif kind == "recycle":
+            slot.recycle = str(payload)
         elif kind == "done":
             slot.items = []
             for raw in payload:
@@ -141,7 +158,10 @@ class LocalExecutor:
                 self._handle(slot, slot.conn.recv(), on_record)
         except (EOFError, OSError):
             pass
-        summary.worker_deaths += 1
+        if slot.recycle is not None and not slot.items:
+            summary.recycled.append(slot.recycle)
+        else:
+            summary.worker_deaths += 1
         code = slot.process.exitcode
         for item in slot.items:
             if attempts[item.key] < MAX_ATTEMPTS or len(slot.items) > 1:
@@ -152,6 +172,21 @@ class LocalExecutor:
                                         error=f"worker process died (exit code {code}) on {attempts[item.key]} attempts"))
         if not slot.items and not slot.ready:
             raise VlaEvalError(f"a worker process died while starting (exit code {slot.process.exitcode})")
+        try:
+            slot.conn.close()
+        except OSError:
+            pass
+        return self._start()
+
+    def _kill_stuck(self, slot: _Slot, backstop: float, summary: ExecutionSummary, on_record) -> _Slot:
+        """A worker silent past its batch limit: kill it, record its episodes as timed out, start a fresh one."""
+        slot.process.kill()
+        slot.process.join(timeout=10)
+        term = "episode_timeout" if self.config.limits.episode_s else "policy_timeout"
+        message = f"worker gave no answer within {backstop:g}s (batch limit + {BACKSTOP_GRACE_S:g}s); killed by the driver"
+        for item in slot.items:
+            on_record(timeout_record(self.config, item, term, message))
+        summary.recycled.append(message)
         try:
             slot.conn.close()
         except OSError:

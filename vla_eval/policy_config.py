@@ -114,7 +114,8 @@ def _check_args(adapter: str, args: dict[str, Any], source: str) -> None:
 def resolve_policy(name_or_path: str, overrides: list[str] | None = None) -> PolicyConfig:
     extra, exec_overrides = _split_execution(parse_overrides(overrides))
     candidate = Path(name_or_path)
-    file = candidate if candidate.suffix in (".yaml", ".yml") else paths.find_named_yaml("policies", name_or_path)
+    reserved = {n: f"{POLICIES.origin(n)} adapter {POLICIES.target(n)}" for n in POLICIES.names()}
+    file = candidate if candidate.suffix in (".yaml", ".yml") else paths.find_named_yaml("policies", name_or_path, reserved)
     if file is not None:
         if not file.is_file():
             raise ConfigError(f"policy file {file} does not exist")
@@ -129,5 +130,10 @@ def resolve_policy(name_or_path: str, overrides: list[str] | None = None) -> Pol
     else:
         known = sorted(set(POLICIES.names()) | set(paths.list_named_yaml("policies")))
         raise UnknownNameError("policy", name_or_path, known)
+    try:
+        POLICIES.get(cfg.adapter)  # imports and type-checks a module:Class before anything is called
+    except ConfigError as exc:
+        where = f"{cfg.source}: field 'adapter'" if cfg.source else f"--policy {name_or_path}"
+        raise ConfigError(f"{where}: {exc}") from exc
     _check_args(cfg.adapter, cfg.args, cfg.source or "--policy-arg")
     return cfg

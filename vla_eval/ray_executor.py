@@ -11,15 +11,23 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections import deque
 from typing import Callable
 
 from vla_eval.errors import VlaEvalError
 from vla_eval.executor import MAX_ATTEMPTS, ExecutionSummary, _take
+from vla_eval.limits import batch_deadline_s as limits_deadline
 from vla_eval.plan import PlanItem
 from vla_eval.record import EpisodeRecord
 from vla_eval.rollout import failed_record
-from vla_eval.worker import WORKER_ENV, WorkerConfig
+from vla_eval.worker import WORKER_ENV, WorkerConfig, timeout_record
+
+
+
+def batch_deadline_s(config: WorkerConfig) -> float | None:
+    """The driver-enforced batch limit (an actor cannot report its own hang)."""
+    return limits_deadline(config.limits, max(config.settings.max_steps.values(), default=1))
 
 
 class _EnvActor:
@@ -96,7 +104,9 @@ class RayExecutor:
         actors = [actor_cls.remote(self.config) for _ in range(min(self.n_workers, max(len(items), 1)))]
         env_keys: dict[int, tuple | None] = {id(a): None for a in actors}
         in_flight: dict = {}
+        started: dict = {}
         idle = list(actors)
+        deadline = batch_deadline_s(self.config)
         try:
             while pending or solo or in_flight:
                 if should_stop is not None and should_stop():
@@ -110,8 +120,23 @@ class RayExecutor:
                     env_keys[id(actor)] = batch[0].env_key
                     for item in batch:
                         attempts[item.key] = attempts.get(item.key, 0) + 1
-                    in_flight[actor.run_batch.remote(batch)] = (actor, batch)
-                done, _ = ray.wait(list(in_flight), num_returns=1)
+                    ref = actor.run_batch.remote(batch)
+                    in_flight[ref] = (actor, batch)
+                    started[ref] = time.monotonic()
+                done, _ = ray.wait(list(in_flight), num_returns=1, timeout=None if deadline is None else 0.5)
+                if not done:
+                    for ref in [r for r in in_flight if time.monotonic() - started[r] > deadline]:
+                        actor, batch = in_flight.pop(ref)
+                        ray.kill(actor, no_restart=True)
+                        summary.recycled.append(f"batch exceeded its wall-clock limit of {deadline:g}s")
+                        term = "episode_timeout" if self.config.limits.episode_s else "policy_timeout"
+                        for item in batch:
+                            on_record(timeout_record(self.config, item, term,
+                                                     f"episode did not finish within {deadline:g}s (wall clock; Ray driver)"))
+                        replacement = actor_cls.remote(self.config)
+                        env_keys[id(replacement)] = None
+                        idle.append(replacement)
+                    continue
                 ref = done[0]
                 actor, batch = in_flight.pop(ref)
                 try:
@@ -129,6 +154,13 @@ class RayExecutor:
                     replacement = actor_cls.remote(self.config)
                     env_keys[id(replacement)] = None
                     idle.append(replacement)
+                    continue
+                except ray.exceptions.RayError as exc:
+                    # the task failed but its actor lives (e.g. a result Ray cannot serialise): record, go on
+                    for item in batch:
+                        on_record(failed_record(self.config.settings, item, attempts=attempts[item.key],
+                                                error=f"Ray task failed: {type(exc).__name__}: {str(exc)[:500]}"))
+                    idle.append(actor)
                     continue
                 for raw in raws:
                     record = EpisodeRecord.model_validate(raw)

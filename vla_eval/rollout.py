@@ -20,7 +20,7 @@ from vla_eval.actions import ChunkExecutor, to_env_actions
 from vla_eval.envs.orientation import ImageConversion, conversion, conversion_for
 from vla_eval.plan import PlanItem
 from vla_eval.provenance import now_iso
-from vla_eval.policies.base import LIBERO_DELTA_EEF, Policy, PolicyOutputError, validate_chunk
+from vla_eval.policies.base import LIBERO_DELTA_EEF, Policy, PolicyOutputError, normalize_chunk, validate_chunk
 from vla_eval.record import EpisodeRecord
 
 
@@ -235,6 +235,7 @@ def _refill(eps: list[_Episode], policy: Policy, settings: EpisodeSettings) -> N
             ep.stats["policy_time_s"] += elapsed
             ep.stats["policy_calls"] += 1
     try:
+        chunk = normalize_chunk(chunk, len(eps))
         space = chunk.space
         actions = validate_chunk(chunk, batch_size=len(eps), action_dim=space.dim, per_row=True)
     except PolicyOutputError as exc:

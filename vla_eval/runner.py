@@ -13,13 +13,15 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
-from vla_eval import provenance
+from vla_eval import naming, preflight, provenance
 from vla_eval.backends import get_backend
 from vla_eval.errors import ConfigError
 from vla_eval.executor import ExecutionSummary, LocalExecutor
+from vla_eval.limits import DEFAULT_DEAD_POLICY_EPISODES, DeadPolicyMonitor, Limits
 from vla_eval.plan import build_plan
 from vla_eval.policy_config import ExecutionConfig, PolicyConfig, resolve_policy
 from vla_eval.record import EpisodeRecord
+from vla_eval.run_lock import RunLock, open_store_errors, prepare_run_dir
 from vla_eval.rollout import EpisodeSettings
 from vla_eval.spec import SuiteSpec, load_suite
 from vla_eval.store import RunStore
@@ -47,6 +49,10 @@ class RunRequest:
     progress: bool = True
     gate: Any = None
     """A :class:`vla_eval.results.gate.GateConfig`: run in balanced order, stop once the verdict is settled."""
+    policy_timeout_s: float | None = None
+    episode_timeout_s: float | None = None
+    max_worker_rss_mb: float | None = None
+    dead_policy_episodes: int = DEFAULT_DEAD_POLICY_EPISODES
 
 
 @dataclass
@@ -112,16 +118,24 @@ def _brief(value) -> str:
 
 
 def run(req: RunRequest) -> RunOutcome:
+    preflight.check_request(req)
     spec = load_suite(req.suite, {"episodes_per_task": req.episodes_per_task, "seed": req.seed})
     policy_cfg = resolve_policy(req.policy, req.policy_args)
+    preflight.check_policy_checkpoints(policy_cfg.args, policy_cfg.source or "--policy")
     videos = _parse_videos(req.videos)
     workers = req.workers or os.cpu_count() or 1
-    run_dir = Path(req.run_dir) if req.run_dir else Path(req.results_root) / (
-        f"{spec.name}__{policy_cfg.name}__{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    run_dir = Path(req.run_dir) if req.run_dir else naming.run_folder(
+        Path(req.results_root), spec.name, policy_cfg.name, datetime.now().strftime('%Y%m%d-%H%M%S')
     )
     replan_steps = effective_replan_steps(req.replan_steps, policy_cfg)
     protocol = protocol_of(spec, policy_cfg, replan_steps)
-    store = RunStore(run_dir)
+    prepare_run_dir(run_dir)
+    lock = RunLock(run_dir).acquire()
+    try:
+        store = RunStore(run_dir)
+    except Exception as exc:
+        lock.release()
+        raise open_store_errors(run_dir, exc) from exc
     try:
         existing = store.get_meta("protocol")
         if existing is not None and existing != protocol:
@@ -172,11 +186,13 @@ def run(req: RunRequest) -> RunOutcome:
         )
         worker_cfg = WorkerConfig(
             spec=spec, policy=policy_cfg, settings=settings, run_dir=str(run_dir), videos=videos, cameras=cameras,
-            depth=bool(getattr(policy_cls, "needs_depth", False)),
+            depth=bool(getattr(policy_cls, "needs_depth", False)), limits=_limits(req),
         )
         execution = ExecutionSummary()
         if todo:
-            execution = _execute(_make_executor(req, worker_cfg, workers), todo, store, len(plan), len(done), req.progress, gate)
+            monitor = DeadPolicyMonitor(req.dead_policy_episodes, len(todo))
+            execution = _execute(_make_executor(req, worker_cfg, workers), todo, store, len(plan), len(done), req.progress,
+                                 gate, monitor)
         gate_state = gate.finish(store, run_dir) if gate is not None else None
         if gate is None and store.get_meta("gate") and todo:
             from vla_eval.results.gate_run import GateMonitor
@@ -197,6 +213,7 @@ def run(req: RunRequest) -> RunOutcome:
         return RunOutcome(run_dir, spec, summary, md, executed, len(done), execution, gate_state)
     finally:
         store.close()
+        lock.release()
 
 
 def _gate_view(store: RunStore, summary: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -210,7 +227,13 @@ def _gate_view(store: RunStore, summary: pd.DataFrame) -> tuple[pd.DataFrame, st
     return summary, header + "\n\n"
 
 
-def _execute(executor, todo, store: RunStore, total: int, done: int, progress: bool, gate=None) -> ExecutionSummary:
+def _limits(req: RunRequest) -> Limits:
+    return Limits(policy_call_s=req.policy_timeout_s, episode_s=req.episode_timeout_s,
+                  max_rss_mb=req.max_worker_rss_mb, dead_policy_episodes=req.dead_policy_episodes)
+
+
+def _execute(executor, todo, store: RunStore, total: int, done: int, progress: bool,
+             gate=None, monitor: DeadPolicyMonitor | None = None) -> ExecutionSummary:
     counts = {"ok": 0, "n": 0}
     bar = tqdm(total=total, initial=done, unit="ep", disable=not progress, file=sys.stderr, dynamic_ncols=True)
 
@@ -222,6 +245,8 @@ def _execute(executor, todo, store: RunStore, total: int, done: int, progress: b
         counts["ok"] += int(record.success)
         bar.update(1)
         bar.set_postfix_str(f"success {counts['ok']}/{counts['n']} ({100 * counts['ok'] / counts['n']:.0f}%)")
+        if monitor is not None:
+            monitor.feed(record)
 
     try:
         if gate is not None:
@@ -278,6 +303,8 @@ def _run_config(
         "workers": workers,
         "batch_envs": req.batch_envs,
         "executor": req.executor,
+        "limits": {"policy_timeout_s": req.policy_timeout_s, "episode_timeout_s": req.episode_timeout_s,
+                   "max_worker_rss_mb": req.max_worker_rss_mb, "stop_if_dead": req.dead_policy_episodes},
         "versions": {**provenance.package_versions(), **get_backend(spec.backend).versions()},
         "sim_stack": provenance.sim_stack(provenance.package_versions()),
         "git": provenance.git_commit(),

@@ -152,7 +152,7 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
     spec = validate_model(SuiteSpec, data, str(path))
     try:
         backend = get_backend(spec.backend)
-    except UnknownNameError as exc:
+    except ConfigError as exc:
         raise ConfigError(f"{path}: field 'backend': {exc}") from exc
     backend.validate_suite(spec, source=str(path))
     return spec

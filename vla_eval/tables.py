@@ -6,7 +6,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from vla_eval.record import EpisodeRecord
+from vla_eval.record import POLICY_FAILURES, EpisodeRecord
 from vla_eval.stats import wilson_interval
 
 MEAN_ROW = "suite mean"
@@ -55,7 +55,7 @@ def _row(task: str, split: str, df: pd.DataFrame) -> dict:
         "rate": k / n,
         "ci_low": lo,
         "ci_high": hi,
-        "policy_errors": int((df["termination"] == "policy_error").sum()),
+        "policy_errors": int(df["termination"].isin(POLICY_FAILURES).sum()),
         "env_errors": int((df["termination"] == "env_error").sum()),
         "mean_steps": float(df["steps"].mean()),
     }

@@ -7,8 +7,11 @@ so every executor produces identical records.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from vla_eval.limits import Limits, TimedPolicy, Watchdog, needs_recycling
 from vla_eval.plan import PlanItem
 from vla_eval.policy_config import PolicyConfig
 from vla_eval.record import EpisodeRecord
@@ -37,17 +40,21 @@ class WorkerConfig:
     videos: VideoPolicy
     cameras: tuple[str, ...]
     depth: bool = False
+    limits: Limits = field(default_factory=Limits)
 
 
 class EpisodeWorker:
     """Holds the policy and up to K live envs of one (task, split); runs batches of episodes."""
 
-    def __init__(self, config: WorkerConfig):
+    def __init__(self, config: WorkerConfig, watchdog: Watchdog | None = None):
         from vla_eval.backends import get_backend
 
         self.config = config
         self.backend = get_backend(config.spec.backend)
         self.policy = config.policy.create()
+        self._watchdog = watchdog
+        if watchdog is not None:
+            self.policy = TimedPolicy(self.policy, watchdog)
         self._envs: list = []
         self._env_key: tuple[str, str] | None = None
         self._videos = BackgroundVideoWriter() if config.videos.enabled else None
@@ -86,7 +93,11 @@ class EpisodeWorker:
         options = [self.backend.episode_reset_options(self.config.spec, i.task, i.episode_index) for i in items]
         videos = self.config.videos
         frames = [[] if self._videos and videos.may_want(i.episode_index) else None for i in items]
-        results = run_episodes(envs, self.policy, items, settings, frames, options)
+        if self._watchdog is not None:
+            with self._watchdog.batch():
+                results = run_episodes(envs, self.policy, items, settings, frames, options)
+        else:
+            results = run_episodes(envs, self.policy, items, settings, frames, options)
         self._drop_envs([env for env, (_, ok) in zip(envs, results) if not ok])
         records = []
         for item, f, (record, _) in zip(items, frames, results):
@@ -94,7 +105,7 @@ class EpisodeWorker:
                 rel = Path("videos") / f"{item.task}__{item.split}__{item.episode_index:04d}.mp4"
                 self._videos.submit(Path(self.config.run_dir) / rel, f, record.instruction, record.termination)
                 record.video_path = str(rel)
-            records.append(record)
+            records.append(_storable(record))
         return records
 
     def close(self) -> None:
@@ -108,8 +119,23 @@ def worker_main(conn, config: WorkerConfig) -> None:
     """Process entry point: serve ``("run", item)`` requests until ``("stop",)``."""
     for key, value in WORKER_ENV.items():
         os.environ.setdefault(key, value)
+    send_lock = threading.Lock()
+    in_flight: dict[str, list[PlanItem] | None] = {"items": None}
+
+    def on_overrun(termination: str, message: str) -> None:
+        # runs on the watchdog thread while the main thread is stuck in the policy or env
+        with send_lock:
+            items = in_flight["items"]
+            if items is None:
+                return
+            records = [timeout_record(config, item, termination, message) for item in items]
+            conn.send(("recycle", message))  # first, so the driver sends nothing more to this worker
+            conn.send(("done", [r.model_dump(mode="json") for r in records]))
+            os._exit(0)
+
+    watchdog = Watchdog(config.limits, on_overrun) if config.limits.timed else None
     try:
-        worker = EpisodeWorker(config)
+        worker = EpisodeWorker(config, watchdog)
     except Exception as exc:
         conn.send(("fatal", f"could not start worker: {error_text(exc)}"))
         return
@@ -122,8 +148,37 @@ def worker_main(conn, config: WorkerConfig) -> None:
                 break
             if msg[0] == "stop":
                 break
+            with send_lock:
+                in_flight["items"] = msg[1]
             records = worker.run_batch(msg[1])
-            conn.send(("done", [r.model_dump(mode="json") for r in records]))
+            reason = needs_recycling(config.limits, records)
+            with send_lock:
+                in_flight["items"] = None
+                if reason:
+                    conn.send(("recycle", reason))  # before "done": no new batch may be sent here
+                conn.send(("done", [r.model_dump(mode="json") for r in records]))
+            if reason:
+                break
     finally:
+        if watchdog is not None:
+            watchdog.close()
         worker.close()
+
+
+def _storable(record: EpisodeRecord) -> EpisodeRecord:
+    """The record with extras that survive JSON (and so pickling, pipes and Ray) on every executor."""
+    try:
+        record.model_dump_json()
+        return record
+    except Exception:
+        from vla_eval.policies.base import json_safe
+
+        record.extras = json_safe(record.extras)
+        return record
+
+
+def timeout_record(config: WorkerConfig, item: PlanItem, termination: str, message: str) -> EpisodeRecord:
+    record = failed_record(config.settings, item, message)
+    record.termination = termination
+    return record
 

@@ -108,13 +108,13 @@ def test_undecided_at_the_full_plan_has_its_own_exit_code():
     outcomes = [(t, "in_domain", i % 4 != 0) for i in range(8) for t in ("a", "b")]
     state = evaluate(design, outcomes)
     assert lower <= state.looks[-1].z < upper
-    assert state.decision == UNDECIDED and state.exit_code == EXIT_UNDECIDED == 3
+    assert state.decision == UNDECIDED and state.exit_code == EXIT_UNDECIDED == 5
 
 
 def test_incomplete_gated_run_is_not_a_verdict():
     design = _design([45, 45], 50, 50)
     state = evaluate(design, [("a", "in_domain", True), ("b", "in_domain", True)])
-    assert not state.settled and state.exit_code == 3 and "incomplete" in state.stop_reason
+    assert not state.settled and state.exit_code == 5 and "incomplete" in state.stop_reason
 
 
 def test_restricted_rates_maximise_the_likelihood_on_the_null_boundary():

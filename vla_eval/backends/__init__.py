@@ -48,10 +48,14 @@ class Backend(abc.ABC):
         return {}
 
 
-BACKENDS: Registry[Backend] = Registry("backend")
+BACKENDS: Registry[Backend] = Registry("backend", base=Backend)
 BACKENDS.register("tabletop", "vla_eval.backends.tabletop:TabletopBackend", help="built-in MuJoCo tabletop scenes")
 BACKENDS.register("simpler", "vla_eval.backends.simpler:SimplerBackend", help="SimplerEnv-style Google-robot / Bridge tasks rebuilt in MuJoCo")
 BACKENDS.register("libero", "vla_eval.backends.libero:LiberoBackend", help="LIBERO suites (robosuite + MuJoCo; pip install -e .[libero])")
+
+from vla_eval.plugins import BACKEND_GROUP, register_plugins  # noqa: E402
+
+register_plugins(BACKENDS, BACKEND_GROUP)
 
 _instances: dict[str, Backend] = {}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from vla_eval.policies.base import ActionChunk, ActionSpace, Policy, PolicyOutputError
 from vla_eval.registry import Registry
 
-POLICIES: Registry[Policy] = Registry("policy")
+POLICIES: Registry[Policy] = Registry("policy", base=Policy)
 POLICIES.register("random", "vla_eval.policies.baselines:RandomPolicy", help="uniform random actions (seeded per episode)")
 POLICIES.register("noop", "vla_eval.policies.baselines:NoopPolicy", help="zero motion, gripper open")
 POLICIES.register("scripted", "vla_eval.policies.scripted:ScriptedExpert", help="privileged-state expert for built-in scenes")
@@ -15,5 +15,9 @@ POLICIES.register("remote", "vla_eval.policies.remote:RemotePolicy", help="openp
 POLICIES.register("libero_scripted", "vla_eval.policies.libero_expert:LiberoScriptedExpert", help="privileged-state pick-and-place expert for LIBERO (spatial, object)")
 POLICIES.register("reference", "vla_eval.policies.reference:ReferencePolicy", help="small CNN trained by behaviour cloning on tabletop_basic demos (checkpoint=early|final|PATH)")
 POLICIES.register("simpler_scripted", "vla_eval.policies.simpler_expert:SimplerScriptedExpert", help="privileged-state expert for the SimplerEnv-style tasks")
+
+from vla_eval.plugins import POLICY_GROUP, register_plugins  # noqa: E402
+
+register_plugins(POLICIES, POLICY_GROUP)
 
 __all__ = ["POLICIES", "ActionChunk", "ActionSpace", "Policy", "PolicyOutputError"]

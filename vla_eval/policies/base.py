@@ -64,9 +64,12 @@ def validate_chunk(chunk: Any, batch_size: int, action_dim: int, per_row: bool =
     if not isinstance(chunk, ActionChunk):
         raise PolicyOutputError(f"policy returned {type(chunk).__name__}, expected ActionChunk")
     try:
-        actions = np.asarray(chunk.actions, dtype=np.float64)
+        raw = np.asarray(chunk.actions)
+        if raw.dtype.kind not in "biuf":
+            raise TypeError(f"dtype {raw.dtype} (expected real numbers)")
+        actions = raw.astype(np.float64)
     except (TypeError, ValueError) as exc:
-        raise PolicyOutputError(f"actions are not numeric: {exc}") from exc
+        raise PolicyOutputError(f"actions are not real numbers: {exc}") from exc
     if actions.ndim != 3 or actions.shape[0] != batch_size or actions.shape[2] != action_dim or actions.shape[1] < 1:
         raise PolicyOutputError(
             f"actions have shape {actions.shape}, expected ({batch_size}, T>=1, {action_dim})"
@@ -74,6 +77,61 @@ def validate_chunk(chunk: Any, batch_size: int, action_dim: int, per_row: bool =
     if not per_row and not np.all(np.isfinite(actions)):
         raise PolicyOutputError("actions contain NaN or infinite values")
     return actions
+
+
+def normalize_chunk(chunk: Any, batch_size: int) -> ActionChunk:
+    """Check what a policy returned before anything reads it, and make its extras storable.
+
+    Policies are user code: a list instead of an :class:`ActionChunk`, ``space=None``, a
+    text ``parse_failure`` or numpy arrays in ``extras`` must end the episode as a
+    recorded ``policy_error`` (or be stored as plain JSON), never crash the worker, so
+    every executor records the same thing.
+    """
+    if not isinstance(chunk, ActionChunk):
+        raise PolicyOutputError(f"policy returned {type(chunk).__name__}, expected ActionChunk")
+    if not isinstance(chunk.space, ActionSpace):
+        raise PolicyOutputError(f"ActionChunk.space is {type(chunk.space).__name__}, expected ActionSpace")
+    if not isinstance(chunk.space.dim, int) or chunk.space.dim < 1:
+        raise PolicyOutputError(f"ActionChunk.space.dim is {chunk.space.dim!r}, expected a positive integer")
+    extras = chunk.extras if chunk.extras is not None else []
+    if not isinstance(extras, (list, tuple)) or not all(isinstance(e, dict) for e in extras):
+        raise PolicyOutputError("ActionChunk.extras must be a list with one dict per env")
+    if len(extras) > batch_size:
+        raise PolicyOutputError(f"ActionChunk.extras has {len(extras)} entries for a batch of {batch_size}")
+    clean = []
+    for e in extras:
+        e = {str(k): json_safe(v) for k, v in e.items()}
+        if "parse_failure" in e:
+            pf = e["parse_failure"]
+            if isinstance(pf, bool) or (isinstance(pf, (int, float)) and pf in (0, 1)):
+                e["parse_failure"] = int(pf)
+            else:
+                raise PolicyOutputError(f"extras 'parse_failure' must be 0/1 or a bool, got {pf!r}"[:200])
+        clean.append(e)
+    return ActionChunk(actions=chunk.actions, space=chunk.space, extras=clean)
+
+
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """A JSON-storable copy of ``value``: arrays become lists, unknown objects their ``repr`` (bounded)."""
+    if depth > 20:
+        return "<nested too deep>"
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float)):
+        return value if not isinstance(value, float) or np.isfinite(value) else str(value)
+    if isinstance(value, np.generic):
+        return json_safe(value.item(), depth + 1)
+    if isinstance(value, np.ndarray):
+        if value.size > 10_000 or value.dtype.kind not in "biuf":
+            return f"<array shape={value.shape} dtype={value.dtype}>"
+        return json_safe(value.tolist(), depth + 1)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v, depth + 1) for v in value]
+    if isinstance(value, bytes):
+        return value[:2000].decode("utf-8", errors="replace")
+    return repr(value)[:2000]
 
 
 class Policy(abc.ABC):

@@ -24,7 +24,6 @@ the policy config, never by default); any image-text-to-text model with a Llava-
 
 from __future__ import annotations
 
-import importlib
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -149,6 +148,17 @@ def _action_logits_processor(lo: int, hi: int):
     return ActionTokenOnly()
 
 
+
+def load_model_class(spec: str):
+    """``model_class: module:Class`` from a policy file, checked to be a transformers model before it is used."""
+    import transformers
+
+    from vla_eval.registry import check_subclass, import_object
+
+    cls = import_object(spec, "model_class")
+    check_subclass(cls, transformers.PreTrainedModel, "model_class", spec)
+    return cls
+
 class OpenVlaPolicy(Policy):
     """OpenVLA-style action-token policy; one batched greedy ``generate`` per step for all envs."""
 
@@ -172,8 +182,7 @@ class OpenVlaPolicy(Policy):
             import transformers
 
             return transformers.AutoModelForImageTextToText
-        module, _, attr = self.cfg.model_class.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return load_model_class(self.cfg.model_class)
 
     def _load(self) -> None:
         import torch

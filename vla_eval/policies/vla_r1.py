@@ -155,6 +155,9 @@ def parse_output(
         data = _load_json(body)
     except (ValueError, SyntaxError) as exc:
         return ParsedOutput(raw, reasoning, error=f"output is not JSON: {exc}")
+    except (RecursionError, MemoryError) as exc:
+        # hostile or degenerate output ("[" * 100000): a parse failure like any other
+        return ParsedOutput(raw, reasoning, error=f"output is not JSON: nested too deeply ({type(exc).__name__})")
     box = None
     try:
         if variant == "trajectory":

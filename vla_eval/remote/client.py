@@ -39,6 +39,7 @@ class RemotePolicyClient:
         max_retries: int = 2,
         retry_backoff: float = 0.5,
         api_key: str | None = None,
+        max_frame_bytes: int | None = None,
     ):
         self.uri = uri if uri.startswith("ws") else f"ws://{uri}"
         self.connect_timeout = float(connect_timeout)
@@ -48,6 +49,7 @@ class RemotePolicyClient:
         self._headers = {"Authorization": f"Api-Key {api_key}"} if api_key else None
         self._ws: ClientConnection | None = None
         self._packer = protocol.Packer()
+        self.max_frame_bytes = int(max_frame_bytes or protocol.MAX_FRAME_BYTES)
         self.metadata: dict[str, Any] = {}
         self.reconnects = 0
 
@@ -60,7 +62,7 @@ class RemotePolicyClient:
                 self.uri,
                 open_timeout=self.connect_timeout,
                 compression=None,
-                max_size=None,
+                max_size=self.max_frame_bytes,
                 additional_headers=self._headers,
                 close_timeout=1.0,
             ).__enter__()  # long-lived connection: entered here, closed in close()
@@ -76,8 +78,13 @@ class RemotePolicyClient:
         if isinstance(first, str):
             ws.close()
             raise RemotePolicyError(f"policy server {self.uri} sent text instead of metadata: {first[:500]}")
+        try:
+            metadata = protocol.unpackb(first, self.max_frame_bytes)
+        except protocol.ProtocolError as exc:
+            ws.close()
+            raise RemotePolicyError(f"policy server {self.uri} sent a malformed metadata frame: {exc}") from exc
         self._ws = ws
-        self.metadata = protocol.unpackb(first)
+        self.metadata = metadata if isinstance(metadata, dict) else {}
         return self.metadata
 
     def close(self) -> None:
@@ -130,7 +137,11 @@ class RemotePolicyClient:
             if isinstance(reply, str):
                 self.close()  # the server closes after an error frame
                 raise RemotePolicyError(f"policy server {self.uri} failed on the request:\n{reply[-4000:]}")
-            out = protocol.unpackb(reply)
+            try:
+                out = protocol.unpackb(reply, self.max_frame_bytes)
+            except protocol.ProtocolError as exc:
+                self.close()
+                raise RemotePolicyError(f"policy server {self.uri} sent a malformed reply: {exc}") from exc
             if not isinstance(out, dict):
                 raise RemotePolicyError(f"policy server {self.uri} answered a {type(out).__name__}, expected a map")
             return out

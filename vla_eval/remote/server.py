@@ -41,8 +41,10 @@ class PolicyServer:
     """Expose ``policy`` on ``ws://host:port`` (loopback by default: a policy server runs models
     on whatever it is sent, so exposing it beyond the machine must be a deliberate choice)."""
 
-    def __init__(self, policy: Policy, host: str = "127.0.0.1", port: int = 8000, metadata: dict[str, Any] | None = None):
+    def __init__(self, policy: Policy, host: str = "127.0.0.1", port: int = 8000, metadata: dict[str, Any] | None = None,
+                 max_frame_bytes: int | None = None):
         self.policy = policy
+        self.max_frame_bytes = int(max_frame_bytes or protocol.MAX_FRAME_BYTES)
         self.host = host
         self.port = port
         space = getattr(policy, "action_space", None)
@@ -62,7 +64,7 @@ class PolicyServer:
     def start(self) -> "PolicyServer":
         """Bind now (so ``port=0`` resolves to a real port) without blocking."""
         self._server = serve(
-            self._handle, self.host, self.port, compression=None, max_size=None, process_request=_health
+            self._handle, self.host, self.port, compression=None, max_size=self.max_frame_bytes, process_request=_health
         )
         self.port = self._server.socket.getsockname()[1]
         self._ready.set()
@@ -118,10 +120,19 @@ class PolicyServer:
                 return
             try:
                 if isinstance(raw, str):
-                    raise ValueError("expected a binary msgpack frame, got text")
-                msg = protocol.unpackb(raw)
+                    raise protocol.ProtocolError("expected a binary msgpack frame, got text")
+                msg = protocol.unpackb(raw, self.max_frame_bytes)
                 if not isinstance(msg, dict):
-                    raise ValueError(f"expected a map, got {type(msg).__name__}")
+                    raise protocol.ProtocolError(f"expected a map, got {type(msg).__name__}")
+            except protocol.ProtocolError as exc:
+                # a malformed frame is the client's fault: answer with an error frame, keep serving
+                log.warning("policy server: rejected a malformed frame: %s", exc)
+                try:
+                    ws.send(f"rejected frame: {exc}")
+                except websockets.ConnectionClosed:
+                    return
+                continue
+            try:
                 reply = self.infer(msg, session)
                 ws.send(packer.pack(reply))
             except websockets.ConnectionClosed:

@@ -36,10 +36,18 @@ from typing import Any
 import pandas as pd
 
 from vla_eval.errors import ConfigError
+from vla_eval.record import ERROR_TERMINATIONS
 from vla_eval.results.compare import ALL, counts, format_table
 from vla_eval.results.runs import RunInfo, protocol_differences, protocol_summary, read_run, records_to_frame
 from vla_eval.results.sequential import CONTINUE, REGRESSION, SequentialTest
 from vla_eval.results.stats import noninferiority_pvalue, holm, power_two_sample, required_n_two_sample, wilson_interval
+
+EXIT_PASS, EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_INCOMPLETE, EXIT_ERRORS = 0, 1, 2, 3, 4
+"""``check`` exit codes (docs/results.md). Errors and missing cells never pass: a run whose
+episodes failed in the policy or env (above ``--max-error-rate``) is 4, a run missing cells
+of its plan or of the baseline is 3, both before the regression verdict (1) is considered."""
+
+DEFAULT_MAX_ERROR_RATE = 0.1
 
 BASELINE_FORMAT = "vla-eval-baseline"
 BASELINE_VERSION = 1
@@ -156,14 +164,35 @@ class CheckResult:
     warnings: list[str] = field(default_factory=list)
     episodes_used: int | None = None
     episodes_total: int | None = None
+    n_errors: int = 0
+    n_episodes: int = 0
+    max_error_rate: float = DEFAULT_MAX_ERROR_RATE
+    empty_cells: list[tuple[str, str]] = field(default_factory=list)
+    allow_incomplete: bool = False
 
     @property
     def regression(self) -> bool:
         return any(r.regression for r in self.rows)
 
     @property
+    def error_rate(self) -> float:
+        return self.n_errors / self.n_episodes if self.n_episodes else 0.0
+
+    @property
+    def too_many_errors(self) -> bool:
+        return self.error_rate > self.max_error_rate
+
+    @property
+    def incomplete(self) -> bool:
+        return bool(self.missing or self.empty_cells) and not self.allow_incomplete
+
+    @property
     def exit_code(self) -> int:
-        return 1 if self.regression else 0
+        if self.too_many_errors:
+            return EXIT_ERRORS
+        if self.incomplete:
+            return EXIT_INCOMPLETE
+        return EXIT_REGRESSION if self.regression else EXIT_PASS
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame([{**r.__dict__, "rate_base": r.rate_base, "rate_new": r.rate_new} for r in self.rows])
@@ -209,7 +238,19 @@ class CheckResult:
                 f"a runner stopping each settled cell would have saved {saved} episodes ({100 * saved / max(1, self.episodes_total):.0f}%)"
             )
         flagged = [f"{r.task}/{r.split}" for r in self.rows if r.regression]
-        if flagged:
+        if self.empty_cells:
+            lines.append("planned by the run, no episodes: " + ", ".join(f"{t}/{s}" for t, s in self.empty_cells))
+        if self.too_many_errors:
+            lines.append(
+                f"RESULT: {self.n_errors} of {self.n_episodes} episodes ({100 * self.error_rate:.0f}%) ended in "
+                f"policy_error / policy_timeout / episode_timeout / env_error, above --max-error-rate "
+                f"{100 * self.max_error_rate:g}%: the run is broken, not checked (exit {EXIT_ERRORS})"
+            )
+        elif self.incomplete:
+            n = len(self.missing) + len(self.empty_cells)
+            lines.append(f"RESULT: run incomplete: {n} task/split cells have no episodes; an incomplete run never passes "
+                         f"(exit {EXIT_INCOMPLETE}; finish it with --resume, or pass --allow-incomplete)")
+        elif flagged:
             lines.append(f"RESULT: significant regression beyond the allowed drop of {100 * self.max_drop:g} pts in: {', '.join(flagged)} (exit 1)")
         else:
             lines.append(f"RESULT: no significant regression beyond the allowed drop of {100 * self.max_drop:g} pts (exit 0)")
@@ -245,6 +286,8 @@ def check_run(
     sequential: bool = False,
     beta: float = 0.2,
     allow_protocol_mismatch: bool = False,
+    max_error_rate: float = DEFAULT_MAX_ERROR_RATE,
+    allow_incomplete: bool = False,
 ) -> CheckResult:
     """Check a run folder against a loaded baseline (see the module docstring)."""
     _validate(alpha, max_drop, detect_drop, power, beta)
@@ -268,6 +311,11 @@ def check_run(
     merged = merged.assign(_o=merged["split"].map(lambda s: split_order.get(s, len(split_order)))).sort_values(["_o", "task"])
     rows = [CheckRow(r.task, r.split, int(r.k_base), int(r.n_base), int(r.k_new), int(r.n_new)) for r in merged.itertuples()]
     result = CheckResult(info, baseline, alpha, max_drop, detect_drop, power, rows, sequential, diffs, missing)
+    present = set(zip(df["task"], df["split"]))
+    result.empty_cells = [(t, s) for s in info.splits for t in info.tasks if (t, s) not in present and (t, s) not in missing]
+    result.n_episodes = len(df)
+    result.n_errors = int(df["termination"].isin(ERROR_TERMINATIONS).sum())
+    result.max_error_rate, result.allow_incomplete = max_error_rate, allow_incomplete
     if sequential:
         _sequential(result, df, beta)
     else:

@@ -1,9 +1,11 @@
 """Subcommands: compare, baseline save, check, plan-episodes, correlate, report, runs.
 
-Exit codes: 0 = fine, 1 = ``check`` found a significant regression, 3 = a gated run
-(``run --gate``) whose verdict is undecided (plan too small, or run incomplete), 2 = bad input
+Exit codes: 0 = fine, 1 = ``check`` found a significant regression, 2 = bad input
 (missing file, malformed baseline, protocol mismatch, ...: raised as
-:class:`~vla_eval.errors.ConfigError`, which :func:`vla_eval.cli.main` turns into 2).
+:class:`~vla_eval.errors.ConfigError`, which :func:`vla_eval.cli.main` turns into 2),
+3 = ``check`` on an incomplete run (cells without episodes), 4 = ``check`` on a run whose
+error rate is above ``--max-error-rate`` (see :mod:`vla_eval.results.check`), 5 = a gated run
+(``run --gate``) whose verdict is undecided (plan too small, or run incomplete).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def _cmd_check(args) -> int:
     result = check_run(
         args.run, baseline, alpha=args.alpha, max_drop=args.max_drop, detect_drop=args.detect_drop, power=args.power,
         sequential=args.sequential, beta=args.beta, allow_protocol_mismatch=args.allow_protocol_mismatch,
+        max_error_rate=args.max_error_rate, allow_incomplete=args.allow_incomplete,
     )
     if args.json:
         result.frame().to_json(args.json, orient="records", indent=2)
@@ -152,7 +155,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     bp.add_argument("-o", "--output", type=Path, required=True, help="baseline JSON to write")
     bp.set_defaults(func=_cmd_baseline_save)
 
-    p = sub.add_parser("check", help="CI gate: exit 1 on a significant regression against a baseline, else 0 (2 = bad input; 3 = gated run undecided)")
+    p = sub.add_parser("check", help="CI gate: exit 1 on a significant regression against a baseline, else 0 "
+                                      "(2 = bad input, 3 = incomplete run, 4 = error rate too high, 5 = gated run undecided)")
     p.add_argument("run", help="run folder to check")
     p.add_argument("--baseline", type=Path, required=True, help="baseline JSON written by `vla-eval baseline save`")
     p.add_argument("--alpha", **alpha)
@@ -166,6 +170,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fixed-sample", action="store_true",
                    help="for a gated run (`run --gate`): ignore its design and test the episodes as a fixed sample")
     p.add_argument("--allow-protocol-mismatch", action="store_true")
+    p.add_argument("--max-error-rate", type=_prob("--max-error-rate", lo_open=False, hi_open=False), default=0.1,
+                   help="fraction of episodes that may end in policy_error/timeouts/env_error (default 0.1; above: exit 4)")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="check a run with empty task/split cells instead of exiting 3")
     p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON to this file")
     p.set_defaults(func=_cmd_check)
 

@@ -54,7 +54,7 @@ REGRESSION, NO_REGRESSION, UNDECIDED, CONTINUE = "regression", "no_regression", 
 
 EXIT_NO_REGRESSION = 0
 EXIT_REGRESSION = 1
-EXIT_UNDECIDED = 3
+EXIT_UNDECIDED = 5
 """A gated run that reached the end of its plan (or stopped incomplete) without a verdict.
 2 stays "bad input" as everywhere else in the CLI."""
 
@@ -554,13 +554,13 @@ def describe(state: GateState) -> str:
             f"{_b(x.efficacy)} | {_b(x.futility)} | {x.decision}{' (' + ', '.join(x.flagged_cells) + ')' if x.flagged_cells else ''} |"
         )
     lines.append("")
-    verdict = {REGRESSION: "REGRESSION (exit 1)", NO_REGRESSION: "no regression (exit 0)", UNDECIDED: "UNDECIDED (exit 3)"}
+    verdict = {REGRESSION: "REGRESSION (exit 1)", NO_REGRESSION: "no regression (exit 0)", UNDECIDED: "UNDECIDED (exit 5)"}
     lines.append(f"gate: stopped after {n_at} of {des['plan_episodes']} planned episodes ({state.stop_reason})"
                  if state.settled else f"gate: {state.stop_reason}")
     if state.episodes_seen > n_at:
         lines.append(f"gate: {state.episodes_seen - n_at} more episodes were recorded after the decisive look "
                      "(in flight at the stop, or run later by --resume); they do not change the verdict")
-    lines.append(f"RESULT: {verdict.get(state.decision, 'UNDECIDED: run incomplete (exit 3); continue it with --resume')}")
+    lines.append(f"RESULT: {verdict.get(state.decision, 'UNDECIDED: run incomplete (exit 5); continue it with --resume')}")
     return "\n".join(lines)
 
 

@@ -101,7 +101,7 @@ def gate_view(gate_meta: dict[str, Any] | None, records_in_order: list[EpisodeRe
 
 
 def add_gate_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("gated run (stop as soon as the regression verdict is settled; exit 1 regression, 0 none, 3 undecided)")
+    g = p.add_argument_group("gated run (stop as soon as the regression verdict is settled; exit 1 regression, 0 none, 5 undecided)")
     g.add_argument("--gate", type=Path, default=None, metavar="BASELINE.json",
                    help="baseline written by `vla-eval baseline save`; run in balanced order and stop once settled")
     g.add_argument("--max-drop", type=float, default=None, help="allowed drop in success rate (default 0.05)")

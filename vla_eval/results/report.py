@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vla_eval.results.runs import RunInfo, find_run_dirs, read_run
+from vla_eval.results.runs import RunInfo, find_run_dirs, read_run, readable
 from vla_eval.stats import wilson_interval
 from vla_eval.tables import MEAN_ROW, summary_frame
 
@@ -99,8 +99,9 @@ class RunView:
         ]
 
 
-def _view(run_dir: Path) -> RunView:
-    info, records = read_run(run_dir)
+def _view(run_dir: Path, info: RunInfo | None = None, records: list | None = None) -> RunView:
+    if info is None or records is None:
+        info, records = read_run(run_dir)
     recs = [r for _, r in records]
     summary = summary_frame(recs, info.splits or None, info.tasks or None)
     instructions: dict[str, str] = {}
@@ -354,7 +355,7 @@ def build_report(root: str | Path, out_dir: str | Path, title: str = "vla-eval l
     """Render ``index.html``, ``index.md`` and ``plots/*.png`` into ``out_dir``."""
     out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)
-    views = [_view(d) for d in find_run_dirs(root)]
+    views = [_view(d, info, recs) for d, info, recs in readable(find_run_dirs(root), with_records=True)]
     boards, superseded = _boards(views)
     plots: dict[str, list[tuple[str, str]]] = {}
     written: list[Path] = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import sys
 import urllib.parse
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -182,18 +183,23 @@ def read_run(run_dir: str | Path, with_records: bool = True) -> tuple[RunInfo, l
     db = run_dir / DB_NAME
     if not db.is_file():
         raise FileNotFoundError(f"{db}: no episode store here (is {run_dir} a run folder?)")
-    conn = _connect_ro(db)
+    conn = None
     try:
+        conn = _connect_ro(db)
         conn.execute("BEGIN")  # one read snapshot for meta + episodes
         meta = {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM run_meta")}
         n = conn.execute("SELECT COUNT(*) FROM episodes").fetchone()[0]
         rows = conn.execute("SELECT rowid, record FROM episodes ORDER BY rowid").fetchall() if with_records else []
         conn.execute("COMMIT")
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, ValueError) as exc:
         raise ConfigError(f"{db}: cannot read the episode store ({exc})") from exc
     finally:
-        conn.close()
-    records = [(i, EpisodeRecord.model_validate_json(raw)) for i, (_, raw) in enumerate(rows)]
+        if conn is not None:
+            conn.close()
+    try:
+        records = [(i, EpisodeRecord.model_validate_json(raw)) for i, (_, raw) in enumerate(rows)]
+    except ValueError as exc:
+        raise ConfigError(f"{db}: holds a malformed episode record ({str(exc)[:300]})") from exc
     config = meta.get("config") or {}
     suite = config.get("suite") or {}
     splits = [s.get("name") for s in suite.get("splits") or []]
@@ -222,6 +228,18 @@ def read_run(run_dir: str | Path, with_records: bool = True) -> tuple[RunInfo, l
         config=config,
     )
     return info, records
+
+
+def readable(run_dirs: Iterable[Path], with_records: bool = False) -> Iterable[tuple[Path, RunInfo, list]]:
+    """``read_run`` over many folders; an unreadable one (corrupt or empty store) is skipped
+    with a warning naming it, so one broken file cannot hide every other run of a results root."""
+    for run_dir in run_dirs:
+        try:
+            info, records = read_run(run_dir, with_records=with_records)
+        except (ConfigError, FileNotFoundError) as exc:
+            print(f"warning: skipping {Path(run_dir) / DB_NAME}: {exc}", file=sys.stderr)
+            continue
+        yield run_dir, info, records
 
 
 def _matches(value: Any, flt: Filter, prefix: bool = False) -> bool:
@@ -271,8 +289,7 @@ def list_runs(
 ) -> list[RunInfo]:
     """Summaries of the runs under a results root (run id, suite, policy, checkpoint, created_at, protocol)."""
     out = []
-    for run_dir in find_run_dirs(root_or_runs):
-        info, _ = read_run(run_dir, with_records=False)
+    for _, info, _ in readable(find_run_dirs(root_or_runs)):
         if _run_selected(info, policy, checkpoint, suite, run_id, date, since, until):
             out.append(info)
     return sorted(out, key=lambda r: (r.suite, r.policy, r.created_at or "", str(r.run_dir)))
@@ -341,8 +358,7 @@ def load(
     while runs are still writing: each run is read from one consistent snapshot.
     """
     frames = []
-    for run_dir in find_run_dirs(root_or_runs):
-        info, _ = read_run(run_dir, with_records=False)
+    for run_dir, info, _ in readable(find_run_dirs(root_or_runs)):
         if not _run_selected(info, policy, checkpoint, suite, run_id, date, since, until):
             continue
         info, records = read_run(run_dir)

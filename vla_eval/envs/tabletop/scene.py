@@ -31,7 +31,9 @@ def envs_dir() -> Path:
     override = os.environ.get("VLA_EVAL_ENVS_DIR")
     if override:
         return Path(override).resolve()
-    return Path(vla_eval.__file__).resolve().parent.parent / "envs"
+    from vla_eval import paths
+
+    return paths.builtin_dir("envs")
 
 
 class SceneError(ConfigError, ValueError):
