@@ -86,13 +86,30 @@ class SimplerScriptedExpert(ScriptedExpert):
     # ------------------------------------------------------------- place targets
     @staticmethod
     def _near_place(priv, task) -> dict[str, Any]:
+        """A spot beside the target, clear of the other objects and nearer the target than any of them
+        (SimplerEnv's ``is_closest_to_tgt``), preferring the one closest to where the source started."""
         src, tgt = task["object"], task["target"]
         start = np.asarray(priv[f"{src}_init_pos"])[:2]
         tgt_xy = np.asarray(priv[f"{tgt}_pos"])[:2]
-        u = start - tgt_xy
-        u /= max(float(np.linalg.norm(u)), 1e-6)
-        gap = footprint(priv[f"{src}_shape"], priv[f"{src}_size"]) + footprint(priv[f"{tgt}_shape"], priv[f"{tgt}_size"]) + 0.02
-        return {"xy": tgt_xy + u * gap, "floor": 0.0, "rim": 0.02, "release": 0.004}
+        fp_src = footprint(priv[f"{src}_shape"], priv[f"{src}_size"])
+        gap = fp_src + footprint(priv[f"{tgt}_shape"], priv[f"{tgt}_size"]) + 0.05
+        others = [(np.asarray(priv[f"{n}_pos"])[:2], footprint(priv[f"{n}_shape"], priv[f"{n}_size"]))
+                  for n in task.get("others", []) if f"{n}_pos" in priv and np.asarray(priv[f"{n}_pos"])[2] > -1.0]
+        best, best_cost = None, math.inf
+        for k in range(24):
+            a = 2 * math.pi * k / 24
+            cand = tgt_xy + gap * np.array([math.cos(a), math.sin(a)])
+            if not (0.36 <= cand[0] <= 0.66 and abs(cand[1]) <= 0.3):
+                continue
+            if any(np.linalg.norm(cand - p) < max(fp_src + fp + 0.05, gap + 0.04) for p, fp in others):
+                continue
+            cost = float(np.linalg.norm(cand - start))
+            if cost < best_cost:
+                best, best_cost = cand, cost
+        if best is None:
+            u = start - tgt_xy
+            best = tgt_xy + u / max(float(np.linalg.norm(u)), 1e-6) * gap
+        return {"xy": best, "floor": 0.0, "rim": 0.02, "release": 0.004}
 
     @staticmethod
     def _on_top_place(priv, task) -> dict[str, Any]:

@@ -208,6 +208,11 @@ class SimplerEnv(TabletopEnv):
         ET.SubElement(asset, "material", name="table_mat", texture="table_tex", texrepeat="1 1", texuniform="false",
                       specular="0.05", shininess="0")
         world = root.find("worldbody")
+        spheres = {o.name for o in self.scene.objects if o.shape == "sphere" and o.free}
+        for body in world.iter("body"):
+            if body.get("name") in spheres:
+                for geom in body.findall("geom"):
+                    geom.set("condim", "6")  # rolling friction: a released apple / orange must not roll away forever
         w, h = view["backdrop_size"]
         ET.SubElement(world, "geom", name="backdrop", type="plane", pos=" ".join(map(str, view["backdrop_pos"])),
                       xyaxes=view["backdrop_xyaxes"], size=f"{w} {h} 0.1", material="backdrop_mat",

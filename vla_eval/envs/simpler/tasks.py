@@ -110,7 +110,8 @@ def _coke_task(orientation: str, quat, z) -> SimplerTask:
 
 
 # SimplerEnv move_near_in_scene.py MoveNearGoogleInSceneEnv: 5 triplets x 6 (source, target) pairs x 2 layouts.
-BOTTLE = _obj("blue_plastic_bottle", "cylinder", (0.03, 0.08), (0.2, 0.45, 0.85, 1.0), mass=0.05)
+BOTTLE = _obj("blue_plastic_bottle", "box", (0.075, 0.028, 0.028), (0.2, 0.45, 0.85, 1.0), mass=0.05)
+"""Lying down, as SimplerEnv's bottle; a box rather than a cylinder so it cannot roll away once set down."""
 PEPSI = _obj("pepsi_can", "cylinder", (0.033, 0.061), (0.1, 0.2, 0.6, 1.0), mass=0.06)
 SEVENUP = _obj("sevenup_can", "cylinder", (0.033, 0.061), (0.2, 0.65, 0.25, 1.0), mass=0.06)
 REDBULL = _obj("redbull_can", "cylinder", (0.033, 0.061), (0.7, 0.72, 0.8, 1.0), mass=0.06)
@@ -134,7 +135,6 @@ MOVE_NEAR_LAYOUTS = (
     ((0.62, 0.17), (0.62, -0.13), (0.44, 0.02)),
     ((0.44, 0.17), (0.62, 0.02), (0.44, -0.13)),
 )
-_LYING_BOTTLE = (math.sqrt(0.5), math.sqrt(0.5), 0.0, 0.0)
 
 
 def _move_near_configs() -> tuple[Config, ...]:
@@ -149,10 +149,7 @@ def _move_near_configs() -> tuple[Config, ...]:
         poses = {}
         for name, xy in zip(triplet, layout):
             o = objs[name]
-            if name == "blue_plastic_bottle":
-                poses[name] = Pose(xy, o.size[0], _LYING_BOTTLE)
-            else:
-                poses[name] = Pose(xy, o.half_height, yaw_quat(math.pi / 2) if o.shape == "box" else IDENTITY)
+            poses[name] = Pose(xy, o.half_height, yaw_quat(math.pi / 2) if o.shape == "box" else IDENTITY)
         src, tgt = triplet[src_i], triplet[tgt_i]
         configs.append(Config(
             poses=poses, instruction=f"move {MOVE_NEAR_NAMES[src]} near {MOVE_NEAR_NAMES[tgt]}",
