@@ -92,7 +92,7 @@ class SimplerScriptedExpert(ScriptedExpert):
         start = np.asarray(priv[f"{src}_init_pos"])[:2]
         tgt_xy = np.asarray(priv[f"{tgt}_pos"])[:2]
         fp_src = footprint(priv[f"{src}_shape"], priv[f"{src}_size"])
-        gap = fp_src + footprint(priv[f"{tgt}_shape"], priv[f"{tgt}_size"]) + 0.05
+        gap = fp_src + footprint(priv[f"{tgt}_shape"], priv[f"{tgt}_size"]) + 0.09  # well inside SimplerEnv's + 0.10
         others = [(np.asarray(priv[f"{n}_pos"])[:2], footprint(priv[f"{n}_shape"], priv[f"{n}_size"]))
                   for n in task.get("others", []) if f"{n}_pos" in priv and np.asarray(priv[f"{n}_pos"])[2] > -1.0]
         best, best_cost = None, math.inf
@@ -103,7 +103,8 @@ class SimplerScriptedExpert(ScriptedExpert):
                 continue
             if any(np.linalg.norm(cand - p) < max(fp_src + fp + 0.05, gap + 0.04) for p, fp in others):
                 continue
-            cost = float(np.linalg.norm(cand - start))
+            # fingers open along world y: prefer spots beside the target along x, so they do not sweep into it
+            cost = float(np.linalg.norm(cand - start)) + 0.15 * abs(math.sin(a))
             if cost < best_cost:
                 best, best_cost = cand, cost
         if best is None:
