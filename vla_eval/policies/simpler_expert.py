@@ -11,7 +11,7 @@ shut, and a two-stage open-then-place plan.
 Strategies by ``task["type"]`` in the env's privileged state:
 
 * ``lift``: pick the object and hold it 12 cm up.
-* ``near``: pick the source and set it down beside the target, on the side it came from.
+* ``near``: pick the source and set it down beside the target, on a spot clear of the third object.
 * ``on_top``: pick the source and set it down on the target object / into the target fixture.
 * ``drawer_open``: approach the handle from the front, close, pull along the slide axis.
 * ``drawer_close``: approach the open drawer's handle from the front, push it shut.
