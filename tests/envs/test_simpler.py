@@ -442,3 +442,10 @@ def test_suite_runs_with_scripted_expert(tmp_path):
     cells = dict(zip(groups["group"], groups["cells"]))
     assert cells == {"pick coke can": 2, "close drawer": 2, "mean over groups": 4}
     assert (groups["aggregate"] == 1.0).all()
+    from vla_eval.results.report import build_report
+
+    report = build_report(tmp_path, tmp_path / "report")
+    md = report.markdown_path.read_text()
+    assert "SimplerEnv-style aggregate % (mean over task groups)" in md
+    assert "group: pick coke can | 100.0 | 2 | 2" in md
+    assert "task: google\\_close\\_top\\_drawer | 100.0 | 2 | 2" in md  # Markdown-escaped underscores
