@@ -47,7 +47,9 @@ def build_plan(spec: SuiteSpec) -> list[PlanItem]:
     items = []
     for task in spec.tasks:
         for split in spec.splits:
-            for i in range(spec.episodes_per_task):
+            if not split.applies_to(task.name):
+                continue
+            for i in range(spec.task_episodes(task.name)):
                 items.append(
                     PlanItem(
                         task=task.name,

@@ -37,6 +37,7 @@ class EpisodeSettings:
     temporal_ensemble: float | None = None
     video_camera: str | None = None
     reset_options: dict[str, Any] = field(default_factory=dict)
+    success_rule: str = "first_success"
 
 
 def state_digest(obs: dict[str, Any]) -> str:
@@ -60,6 +61,7 @@ def failed_record(settings: EpisodeSettings, item: PlanItem, error: str, attempt
         run_id=settings.run_id, suite=settings.suite, task=item.task, split=item.split,
         episode_index=item.episode_index, init_state_id=item.init_state_id, seed=item.seed,
         success=False, steps=0, termination="env_error", error=error, attempts=attempts, finished_at=now_iso(),
+        success_rule="final_step" if settings.success_rule == "final_step" else "first_success",
     )
 
 
@@ -69,6 +71,7 @@ class _Episode:
     def __init__(self, env, item: PlanItem, settings: EpisodeSettings, frames: list | None):
         self.env, self.item, self.frames = env, item, frames
         self.max_steps = settings.max_steps[item.task]
+        self.final_step = settings.success_rule == "final_step"
         self.video_camera = settings.video_camera
         self.obs: dict[str, Any] = {}
         self.instruction = ""
@@ -131,10 +134,12 @@ class _Episode:
             self.settle_outcome()
 
     def settle_outcome(self) -> None:
-        if self.success:
+        """first_success: stop at the first successful step. final_step: run to the step limit and let
+        the last step's success decide (a success earlier in the episode does not count)."""
+        if self.success and not self.final_step:
             self.termination = "success"
         elif self.stats["steps"] >= self.max_steps:
-            self.termination = "timeout"
+            self.termination = "success" if self.success else "timeout"
 
     def grab_frame(self) -> None:
         if self.frames is not None and self.video_camera and "images" in self.obs:
@@ -162,6 +167,7 @@ class _Episode:
             instruction=self.instruction,
             success=self.success,
             termination=self.termination or "timeout",
+            success_rule="final_step" if self.final_step else "first_success",
             error=self.error,
             final_state_digest=state_digest(self.obs) if self.env_ok else "",
             wall_time_s=time.perf_counter() - self.t0,

@@ -183,6 +183,7 @@ def run(req: RunRequest) -> RunOutcome:
             replan_steps=replan,
             temporal_ensemble=ensemble,
             video_camera=spec.cameras[0] if videos.enabled and spec.cameras else None,
+            success_rule=spec.success_rule,
         )
         worker_cfg = WorkerConfig(
             spec=spec, policy=policy_cfg, settings=settings, run_dir=str(run_dir), videos=videos, cameras=cameras,

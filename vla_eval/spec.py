@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
@@ -27,6 +27,7 @@ class TaskSpec(_Strict):
 
     name: str
     max_steps: int | None = Field(default=None, gt=0)
+    episodes: int | None = Field(default=None, gt=0, description="this task's episode count (SimplerEnv's per-task grids); episodes_per_task caps it (CLI --episodes)")
 
 
 class SplitSpec(_Strict):
@@ -36,6 +37,7 @@ class SplitSpec(_Strict):
     out_of_domain: bool = False
     perturbations: list[dict[str, Any]] = Field(default_factory=list)
     task_perturbations: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    tasks: list[str] | None = Field(default=None, description="tasks this split runs on (None = all); SimplerEnv's variant lists are per task")
     description: str = ""
     family: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$")
     """Who defined the condition: unset = this project's perturbations (``vla_eval``),
@@ -48,6 +50,9 @@ class SplitSpec(_Strict):
         if isinstance(data, dict) and data.get("family") is None:
             data.pop("family", None)
         return data
+
+    def applies_to(self, task: str) -> bool:
+        return self.tasks is None or task in self.tasks
 
     def perturbations_for(self, task: str) -> list[dict[str, Any]]:
         """Split-wide perturbations plus those that only make sense for one task (e.g. its object names)."""
@@ -73,6 +78,9 @@ class SuiteSpec(_Strict):
     cameras: list[str] = Field(default_factory=lambda: ["agentview", "wrist"])
     image_size: tuple[int, int] = (128, 128)
     seed: int = 0
+    success_rule: Literal["first_success", "final_step"] = "first_success"
+    """first_success: an episode ends at its first successful step (LIBERO, tabletop); final_step: every
+    episode runs to its step limit and the last step's success counts (SimplerEnv's evaluator)."""
     backend_options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("tasks", mode="before")
@@ -102,6 +110,9 @@ class SuiteSpec(_Strict):
             unknown = sorted(set(split.task_perturbations) - tasks)
             if unknown:
                 raise ValueError(f"split {split.name!r}: task_perturbations names tasks not in this suite: {unknown}")
+            unknown = sorted(set(split.tasks or []) - tasks)
+            if unknown:
+                raise ValueError(f"split {split.name!r}: field 'tasks' names tasks not in this suite: {unknown}")
         return self
 
     @property
@@ -114,6 +125,12 @@ class SuiteSpec(_Strict):
                 return t.max_steps or self.max_steps
         raise KeyError(task)
 
+    def task_episodes(self, task: str) -> int:
+        for t in self.tasks:
+            if t.name == task:
+                return min(t.episodes, self.episodes_per_task) if t.episodes else self.episodes_per_task
+        raise KeyError(task)
+
     def split(self, name: str) -> SplitSpec:
         for s in self.splits:
             if s.name == name:
@@ -121,10 +138,26 @@ class SuiteSpec(_Strict):
         raise KeyError(name)
 
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return json.dumps(without_unset_protocol_fields(self.model_dump(mode="json")), sort_keys=True, separators=(",", ":"))
 
     def spec_hash(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+
+def without_unset_protocol_fields(suite: dict[str, Any]) -> dict[str, Any]:
+    """The suite dict without fields added later that still hold their defaults (``success_rule``
+    first_success, per-task ``episodes``, per-split ``tasks``), so hashes of suites that do not
+    use them stay what they were before those fields existed."""
+    out = dict(suite)
+    if out.get("success_rule") == "first_success":
+        out.pop("success_rule")
+    if isinstance(out.get("tasks"), list):
+        out["tasks"] = [{k: v for k, v in t.items() if not (k == "episodes" and v is None)} if isinstance(t, dict) else t
+                        for t in out["tasks"]]
+    if isinstance(out.get("splits"), list):
+        out["splits"] = [{k: v for k, v in sp.items() if not (k == "tasks" and v is None)} if isinstance(sp, dict) else sp
+                         for sp in out["splits"]]
+    return out
 
 
 def resolve_suite_path(name_or_path: str) -> Path:

@@ -107,8 +107,10 @@ def real_runs(tmp_path_factory) -> RealRuns:
         "max_steps": 3, "cameras": ["agentview"], "image_size": [32, 32], "splits": [{"name": "in_domain"}],
     }))
     policy_file = base / "evil_policy.yaml"
+    evil_ckpt = base / EVIL["checkpoint"]  # a real folder: the runner's preflight refuses checkpoints that don't exist
+    evil_ckpt.mkdir(parents=True)
     policy_file.write_text(yaml.safe_dump({"adapter": "_faulty:CheckpointNoop", "name": EVIL["policy"],
-                                           "args": {"checkpoint": EVIL["checkpoint"]}}))
+                                           "args": {"checkpoint": str(evil_ckpt)}}))
     _run(evil_suite, root / EVIL["run_id"], str(policy_file))
     return RealRuns(root, root / "scripted", root / "flaky", root / "noop", base / "faulty" / "env_faulty",
                     root / EVIL["run_id"], suite, bad_seeds, env_bad_seed, 200)

@@ -89,7 +89,10 @@ def test_check_same_policy_passes(real_runs, baseline, tmp_path, capsys):
 
 
 def test_check_counts_policy_errors_as_failures(real_runs, baseline, tmp_path, capsys):
-    rc, rows = _check_rows(real_runs.flaky, baseline, tmp_path)
+    rc, _ = _check_rows(real_runs.flaky, baseline, tmp_path)
+    assert rc == 4  # 11 of 18 episodes errored: above the default --max-error-rate, the run is refused as broken
+    capsys.readouterr()
+    rc, rows = _check_rows(real_runs.flaky, baseline, tmp_path, "--max-error-rate", "1")
     raw = _raw(real_runs.flaky)
     for task in TASKS:
         for split in SPLITS:
@@ -107,7 +110,8 @@ def test_check_counts_timeouts_and_env_errors_as_failures(real_runs, baseline, t
     assert rc == 1 and (rows[("(all)", "(all)")]["k_new"], rows[("(all)", "(all)")]["n_new"]) == (0, 18)
     rc, rows = _check_rows(real_runs.env_faulty, baseline, tmp_path)
     assert rc == 2 and "backend" in capsys.readouterr().err  # another backend: refused by default
-    rc, rows = _check_rows(real_runs.env_faulty, baseline, tmp_path, "--allow-protocol-mismatch", "--max-drop", "0")
+    rc, rows = _check_rows(real_runs.env_faulty, baseline, tmp_path, "--allow-protocol-mismatch", "--max-drop", "0",
+                           "--max-error-rate", "1")
     for split in SPLITS:
         assert (rows[("pick_place_cube", split)]["k_new"], rows[("pick_place_cube", split)]["n_new"]) == (1, 2)
         assert (rows[("push_block", split)]["k_new"], rows[("push_block", split)]["n_new"]) == (2, 2)

@@ -5,11 +5,15 @@ Suite files pick it with ``backend: simpler``::
     backend: simpler
     backend_options:
       protocol: visual_matching        # visual_matching (reference look) | variant_aggregation (simulated base look)
-      gripper: absolute                # absolute | relative (sticky delta gripper, SimplerEnv's Google robot)
-      exclude_from_aggregate: []       # variant-aggregation splits reported but not averaged (camera shifts)
+      gripper: auto                    # auto (Google: relative, Bridge: absolute, as SimplerEnv) | absolute | relative
+      exclude_from_aggregate: []       # splits reported but not averaged (camera shifts)
+      task_groups: {}                  # group name -> tasks, averaged together as SimplerEnv's calc_metrics reports them
+      extension: false                 # true: a protocol SimplerEnv does not have (labelled so in tables and the report)
+    success_rule: final_step           # SimplerEnv judges the last step
 
-Episode *i* of a task uses the task's initial configuration ``i % len(configs)`` (passed to
-``reset`` as ``config_id``), so episode counts walk SimplerEnv-style grids deterministically.
+Episode *i* of a (task, split) uses the task's initial configuration *i* (passed to ``reset``
+as ``config_id``); a suite asking a task for more episodes than its grid holds is rejected,
+so no configuration runs twice within a split.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ if TYPE_CHECKING:
 
 KNOWN_CAMERAS = ("agentview", "wrist")
 PROTOCOL_LOOK = {"visual_matching": "visual_matching", "variant_aggregation": "simulated"}
-OPTION_DEFAULTS: dict[str, Any] = {"protocol": "visual_matching", "gripper": "absolute", "exclude_from_aggregate": []}
+OPTION_DEFAULTS: dict[str, Any] = {"protocol": "visual_matching", "gripper": "auto", "exclude_from_aggregate": [],
+                                   "task_groups": {}, "extension": False}
 
 
 def backend_options(spec: "SuiteSpec") -> dict[str, Any]:
@@ -51,16 +56,30 @@ class SimplerBackend(Backend):
         opts = backend_options(spec)
         if opts["protocol"] not in PROTOCOL_LOOK:
             raise ConfigError(f"{source}: field 'backend_options.protocol': expected one of {list(PROTOCOL_LOOK)}, got {opts['protocol']!r}")
-        if opts["gripper"] not in GRIPPER_MODES:
-            raise ConfigError(f"{source}: field 'backend_options.gripper': expected one of {list(GRIPPER_MODES)}, got {opts['gripper']!r}")
+        if opts["gripper"] not in ("auto", *GRIPPER_MODES):
+            raise ConfigError(f"{source}: field 'backend_options.gripper': expected one of {['auto', *GRIPPER_MODES]}, got {opts['gripper']!r}")
+        groups = opts["task_groups"]
+        if not isinstance(groups, dict) or any(not isinstance(v, list) for v in groups.values()):
+            raise ConfigError(f"{source}: field 'backend_options.task_groups': expected a mapping of group name to a list of tasks")
+        suite_tasks = [t.name for t in spec.tasks]
+        for group, members in groups.items():
+            bad = sorted(set(members) - set(suite_tasks))
+            if bad:
+                raise ConfigError(f"{source}: field 'backend_options.task_groups.{group}': {bad} are not tasks of this suite")
         splits = [s.name for s in spec.splits]
         bad = sorted(set(opts["exclude_from_aggregate"]) - set(splits))
         if bad:
             raise ConfigError(f"{source}: field 'backend_options.exclude_from_aggregate': {bad} are not splits of this suite {splits}")
         known = self.task_names()
+        from vla_eval.envs.simpler.tasks import get_task
+
         for i, task in enumerate(spec.tasks):
             if task.name not in known:
                 raise ConfigError(f"{source}: field 'tasks.{i}': {UnknownNameError('simpler task', task.name, known)}")
+            grid = len(get_task(task.name).configs)
+            if spec.task_episodes(task.name) > grid:
+                raise ConfigError(f"{source}: field 'tasks.{i}' ({task.name}): {spec.task_episodes(task.name)} episodes asked, "
+                                  f"but the task has {grid} distinct configurations (episodes would repeat)")
         for cam in spec.cameras:
             if cam not in KNOWN_CAMERAS:
                 raise ConfigError(f"{source}: field 'cameras': unknown camera {cam!r}, expected one of {list(KNOWN_CAMERAS)}")
@@ -88,13 +107,14 @@ class SimplerBackend(Backend):
             image_size=tuple(spec.image_size),
             depth=depth,
             perturbations=spec.split(split).perturbations_for(task),
-            gripper_mode=opts["gripper"],
+            gripper_mode=None if opts["gripper"] == "auto" else opts["gripper"],
         )
 
     def episode_reset_options(self, spec: "SuiteSpec", task: str, episode_index: int) -> dict[str, Any] | None:
         from vla_eval.envs.simpler.tasks import get_task
 
-        return {"config_id": episode_index % len(get_task(task).configs)}
+        get_task(task).config(episode_index)
+        return {"config_id": int(episode_index)}
 
     def versions(self) -> dict[str, str]:
         import mujoco
@@ -104,14 +124,6 @@ class SimplerBackend(Backend):
         return {"mujoco": mujoco.__version__, "simpler_assets": ASSET_VERSION}
 
     def protocol_summary(self, spec: "SuiteSpec", summary: Any) -> str | None:
-        from vla_eval.envs.simpler.protocol import aggregated_splits, variant_aggregation
+        from vla_eval.envs.simpler.protocol import protocol_markdown
 
-        if backend_options(spec).get("protocol") != "variant_aggregation":
-            return None
-        agg = variant_aggregation(summary, spec.model_dump(mode="json"))
-        if agg.empty:
-            return None
-        rows = "\n".join(f"| {r.task} | {100 * r.aggregate:.1f} |" for r in agg.itertuples())
-        used = ", ".join(aggregated_splits(spec.model_dump(mode="json")))
-        return (f"Variant aggregation (mean over splits: {used}; camera-shift splits reported, not aggregated)\n\n"
-                f"| task | aggregate % |\n|---|---|\n{rows}")
+        return protocol_markdown(summary, spec.model_dump(mode="json"))

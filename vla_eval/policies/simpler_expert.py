@@ -11,7 +11,7 @@ shut, and a two-stage open-then-place plan.
 Strategies by ``task["type"]`` in the env's privileged state:
 
 * ``lift``: pick the object and hold it 12 cm up.
-* ``near``: pick the source and set it down beside the target, on the side it came from.
+* ``near``: pick the source and set it down beside the target, on a spot clear of the third object.
 * ``on_top``: pick the source and set it down on the target object / into the target fixture.
 * ``drawer_open``: approach the handle from the front, close, pull along the slide axis.
 * ``drawer_close``: approach the open drawer's handle from the front, push it shut.
@@ -86,13 +86,31 @@ class SimplerScriptedExpert(ScriptedExpert):
     # ------------------------------------------------------------- place targets
     @staticmethod
     def _near_place(priv, task) -> dict[str, Any]:
+        """A spot beside the target, clear of the other objects and nearer the target than any of them
+        (SimplerEnv's ``is_closest_to_tgt``), preferring the one closest to where the source started."""
         src, tgt = task["object"], task["target"]
         start = np.asarray(priv[f"{src}_init_pos"])[:2]
         tgt_xy = np.asarray(priv[f"{tgt}_pos"])[:2]
-        u = start - tgt_xy
-        u /= max(float(np.linalg.norm(u)), 1e-6)
-        gap = footprint(priv[f"{src}_shape"], priv[f"{src}_size"]) + footprint(priv[f"{tgt}_shape"], priv[f"{tgt}_size"]) + 0.02
-        return {"xy": tgt_xy + u * gap, "floor": 0.0, "rim": 0.02, "release": 0.004}
+        fp_src = footprint(priv[f"{src}_shape"], priv[f"{src}_size"])
+        gap = fp_src + footprint(priv[f"{tgt}_shape"], priv[f"{tgt}_size"]) + 0.09  # well inside SimplerEnv's + 0.10
+        others = [(np.asarray(priv[f"{n}_pos"])[:2], footprint(priv[f"{n}_shape"], priv[f"{n}_size"]))
+                  for n in task.get("others", []) if f"{n}_pos" in priv and np.asarray(priv[f"{n}_pos"])[2] > -1.0]
+        best, best_cost = None, math.inf
+        for k in range(24):
+            a = 2 * math.pi * k / 24
+            cand = tgt_xy + gap * np.array([math.cos(a), math.sin(a)])
+            if not (0.36 <= cand[0] <= 0.66 and abs(cand[1]) <= 0.3):
+                continue
+            if any(np.linalg.norm(cand - p) < max(fp_src + fp + 0.05, gap + 0.04) for p, fp in others):
+                continue
+            # fingers open along world y: prefer spots beside the target along x, so they do not sweep into it
+            cost = float(np.linalg.norm(cand - start)) + 0.15 * abs(math.sin(a))
+            if cost < best_cost:
+                best, best_cost = cand, cost
+        if best is None:
+            u = start - tgt_xy
+            best = tgt_xy + u / max(float(np.linalg.norm(u)), 1e-6) * gap
+        return {"xy": best, "floor": 0.0, "rim": 0.02, "release": 0.004}
 
     @staticmethod
     def _on_top_place(priv, task) -> dict[str, Any]:

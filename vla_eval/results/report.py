@@ -56,6 +56,8 @@ def family_label(family: str) -> str:
         return f"{family} (SimplerEnv-style visual matching)"
     if family.endswith("_va"):
         return f"{family} (SimplerEnv-style variant aggregation)"
+    if family.startswith("simpler_") and family.endswith("_ext"):
+        return f"{family} (vla-eval extension, not a SimplerEnv protocol)"
     return family
 
 
@@ -71,6 +73,9 @@ class RunView:
     n: int
     gate: str | None = None
     """For a gated run (``run --gate``): where it stopped and its verdict; its intervals are repeated CIs."""
+    protocol_groups: pd.DataFrame | None = None
+    """SimplerEnv-style suites: calc_metrics-style aggregate per task group (vla_eval.envs.simpler.protocol)."""
+    protocol_tasks: pd.DataFrame | None = None
 
     @property
     def anchor(self) -> str:
@@ -123,7 +128,14 @@ def _view(run_dir: Path, info: RunInfo | None = None, records: list | None = Non
         gate = (f"stopped after {look.episodes if look else state.episodes_seen} of {state.design['plan_episodes']} planned "
                 f"episodes; verdict {state.decision.replace('_', ' ')} against baseline {state.design['baseline'].get('run_id')}; "
                 "intervals are 95% repeated CIs of the group-sequential design, not Wilson")
-    return RunView(info, summary, instructions, videos, len(recs), gate)
+    view = RunView(info, summary, instructions, videos, len(recs), gate)
+    suite = (info.config or {}).get("suite") or {}
+    if suite.get("backend") == "simpler" and not summary.empty:
+        from vla_eval.envs.simpler.protocol import group_aggregation, variant_aggregation
+
+        view.protocol_groups = group_aggregation(summary, suite)
+        view.protocol_tasks = variant_aggregation(summary, suite)
+    return view
 
 
 def _gate_meta(run_dir: Path):
@@ -131,6 +143,24 @@ def _gate_meta(run_dir: Path):
 
     with RunStore(run_dir, readonly=True) as store:
         return store.get_meta("gate")
+
+
+def _protocol_rows(v: RunView) -> tuple[list[str], list[list[str]]] | None:
+    """Rows of the SimplerEnv-style aggregate: task groups (calc_metrics) then the per-task means."""
+    if v.protocol_groups is None or v.protocol_groups.empty:
+        return None
+    from vla_eval.envs.simpler.protocol import protocol_title
+
+    title = protocol_title((v.info.config or {}).get("suite") or {})
+    rows = [[f"group: {r.group}", f"{100 * r.aggregate:.1f}", str(r.cells), str(r.episodes)] for r in v.protocol_groups.itertuples()]
+    rows += [[f"task: {r.task}", f"{100 * r.aggregate:.1f}", str(r.splits), str(r.episodes)] for r in v.protocol_tasks.itertuples()]
+    return [f"{title} (mean over splits, then over a group's cells)", "success %", "cells / splits", "episodes"], rows
+
+
+def protocol_headline(v: RunView) -> float | None:
+    if v.protocol_groups is None or v.protocol_groups.empty:
+        return None
+    return float(v.protocol_groups.iloc[-1]["aggregate"])
 
 
 @dataclass
@@ -391,6 +421,9 @@ def _board_rows(b: Board) -> tuple[list[str], list[list]]:
                     ood_splits.append(s)
         fam = {s: f for e in b.entries for s, f in e.runs[b.suites[0]].info.split_family.items()}
         header += ["in-domain % [95% CI]"] + [f"{FAMILY_TAGS.get(fam.get(s) or 'vla_eval', '')}{s} % (drop)" for s in ood_splits]
+        simpler = any(protocol_headline(e.runs[b.suites[0]]) is not None for e in b.entries)
+        if simpler:
+            header += ["SimplerEnv-style aggregate % (mean over task groups)"]
     header += ["episodes", "date", "protocol", "run"]
     rows = []
     for i, e in enumerate(b.entries, 1):
@@ -407,6 +440,9 @@ def _board_rows(b: Board) -> tuple[list[str], list[list]]:
             for s in ood_splits:
                 r = v.split_rate(s)
                 cells.append((f"{_pct(r)} ({100 * (r[0] - idr[0]):+.1f})" if r and idr else "—", None))
+            if simpler:
+                h = protocol_headline(v)
+                cells.append((f"{100 * h:.1f}" if h is not None else "—", None))
         runs = [e.runs[s] for s in b.suites if s in e.runs]
         cells.append((str(sum(v.n for v in runs)), None))
         cells.append((max(_date(v.info) for v in runs), None))
@@ -548,7 +584,13 @@ def _html_run(v: RunView, out: Path, superseded: bool) -> str:
         first = f"<td>{esc(task)}" + (f'<div class="instr">{esc(instr)}</div>' if instr else "") + "</td>"
         vid_html = " ".join(f'<a href="{href(path)}">{esc(label)}</a>' for label, path in vids) or "—"
         p.append("<tr>" + first + "".join(f"<td>{esc(c)}</td>" for c in cells[1:]) + f"<td>{vid_html}</td></tr>")
-    p.append("</tbody></table></section>")
+    p.append("</tbody></table>")
+    prot = _protocol_rows(v)
+    if prot:
+        p.append("<table><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in prot[0]) + "</tr></thead><tbody>")
+        p += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in prot[1]]
+        p.append("</tbody></table>")
+    p.append("</section>")
     return "\n".join(p)
 
 
@@ -585,4 +627,7 @@ def _markdown(title, root, generated, boards: list[Board], views: list[RunView],
             vid = " ".join(f"[{md_esc(label)}]({href(path)})" for label, path in vids) or "—"
             body.append([first] + [md_esc(c) for c in cells[1:]] + [vid])
         lines += [""] + _md_table([md_esc(h) for h in header], body)
+        prot = _protocol_rows(v)
+        if prot:
+            lines += [""] + _md_table([md_esc(h) for h in prot[0]], [[md_esc(c) for c in row] for row in prot[1]])
     return "\n".join(lines) + "\n"

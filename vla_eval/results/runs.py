@@ -78,7 +78,9 @@ def protocol_hash(suite: dict[str, Any]) -> str | None:
     """Hash of the suite spec without the keys that do not change what is measured."""
     if not suite:
         return None
-    core = {k: v for k, v in suite.items() if k not in NON_PROTOCOL_SUITE_KEYS}
+    from vla_eval.spec import without_unset_protocol_fields
+
+    core = {k: v for k, v in without_unset_protocol_fields(suite).items() if k not in NON_PROTOCOL_SUITE_KEYS}
     text = json.dumps(core, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -12,7 +12,7 @@ import vla_eval.envs  # noqa: F401  (rendering env vars before MuJoCo's renderer
 from gymnasium.envs.registration import register, registry  # noqa: E402
 
 ENTRY_POINT = "vla_eval.envs.simpler.env:SimplerEnv"
-ASSET_VERSION = "1"
+ASSET_VERSION = "2"
 """Bumped whenever task geometry, grids, looks or success rules change (recorded with every run)."""
 
 

@@ -9,14 +9,21 @@ observation, rendering, camera-parameter and privileged-state code; what differs
   substeps of 2 ms per action. The action is the tabletop's 7-D delta EEF pose + gripper in
   [-1, 1] (``a[:3] * 0.05`` m, ``a[3:6] * 0.5`` rad axis-angle, world frame);
 * ``gripper_mode``: ``absolute`` (a[6] = -1 open ... +1 closed, as LIBERO) or ``relative``
-  (SimplerEnv's Google-robot ``pd_joint_target_delta_pos``: a[6] moves a *sticky* gripper
-  target by ``a[6]`` x full stroke, and the target persists while a[6] = 0);
+  (SimplerEnv's Google-robot ``gripper_pd_joint_target_delta_pos``: normalised a[6] in [-1, 1]
+  moves a *sticky* gripper target by ``a[6]`` x full stroke, clipped to the stroke, and the
+  target persists while a[6] = 0). Default (``None``): relative for the Google family,
+  absolute for Bridge, as SimplerEnv's controllers;
 * reset places items from the task's configuration grid (``options={"config_id": i}``; without
   it the id is drawn from the seed), sets drawer joints, settles 0.3 s, then records what the
   success rule needs (settled positions);
-* ``info["success"]`` comes from the SimplerEnv-semantics rule of the task, evaluated every step
-  (stateful where SimplerEnv is: consecutive-grasp counter). ``info`` also carries the rule's
-  sub-statistics (SimplerEnv's ``episode_stats``).
+* ``info["success"]`` comes from the task's rule, evaluated every step and stateful where
+  SimplerEnv's is (coke can: lift latch and cumulative lift count; apple: subtask id and
+  cumulative drawer contact). ``info`` also carries the rule's sub-statistics (SimplerEnv's
+  ``episode_stats``). Each rule and threshold is checked from both sides in
+  tests/envs/test_simpler_rules.py;
+* two-subtask tasks (apple into drawer) switch instruction and subtask at step ``switch_step``
+  (SimplerEnv's ``force_advance_subtask_time_steps`` = 100) or when :meth:`advance_to_next_subtask`
+  is called; ``obs["instruction"]`` carries the current one.
 """
 
 from __future__ import annotations
@@ -33,11 +40,13 @@ from gymnasium import spaces
 from vla_eval.envs.simpler.looks import (
     BG_SIZE,
     FAMILY_VIEW,
-    ROBOT_RGBA,
+    CABINET_RGBA,
     TABLE_SIZE,
+    NoDistractor,
     background_image,
     look_at_xyaxes,
     resolve_look,
+    robot_rgba,
     split_variants,
     table_image,
 )
@@ -65,7 +74,34 @@ SETTLE_SUBSTEPS = 150
 GRIPPER_MODES = ("absolute", "relative")
 DISTRACTOR_AREA = {"x": (0.32, 0.66), "y": (-0.34, 0.34)}
 CONSECUTIVE_GRASP = 5
-LIFT_HEIGHT = 0.02
+LIFT_CLEAR = 0.01
+LIFT_SIGNIFICANT = 0.02
+LIFT_SIGNIFICANT_STEPS = 5
+NEAR_MARGIN = 0.10
+MOVED = 0.03
+ON_TOP_XY_MARGIN = 0.003
+DRAWER_OPEN = 0.15
+DRAWER_CLOSED = 0.05
+APPLE_DRAWER_OPEN = 0.05
+CONTACT_FORCE = 1e-6
+"""A contact counts when its force exceeds this (SimplerEnv: contact impulse norm > 1e-6)."""
+PARK_Z = -2.0
+IDENTITY_QUAT = (1.0, 0.0, 0.0, 0.0)
+FAMILY_GRIPPER = {"google": "relative", "bridge": "absolute"}
+
+
+def world_half_extents(shape: str, size, quat) -> np.ndarray:
+    """Half extents of the world-axis-aligned bounding box of a primitive at orientation ``quat`` (wxyz)."""
+    mat = np.empty(9)
+    mujoco.mju_quat2Mat(mat, np.asarray(quat, dtype=float))
+    r = mat.reshape(3, 3)
+    if shape == "box":
+        return np.abs(r) @ np.asarray(size, float)
+    if shape == "cylinder":
+        rad, hh = size[0], size[1]
+        axis = r[:, 2]
+        return np.array([abs(axis[i]) * hh + math.sqrt(max(0.0, 1 - axis[i] ** 2)) * rad for i in range(3)])
+    return np.full(3, float(size[0]))
 
 
 def half_z(shape: str, size, quat) -> float:
@@ -94,13 +130,14 @@ class SimplerEnv(TabletopEnv):
         depth: bool = False,
         perturbations: list[dict] | None = None,
         render_mode: str | None = None,
-        gripper_mode: str = "absolute",
+        gripper_mode: str | None = None,
     ):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode {render_mode!r} not supported; use None or 'rgb_array'")
+        self.task = get_task(task) if isinstance(task, str) else task
+        gripper_mode = gripper_mode or FAMILY_GRIPPER[self.task.family]
         if gripper_mode not in GRIPPER_MODES:
             raise ValueError(f"gripper_mode {gripper_mode!r}: expected one of {list(GRIPPER_MODES)}")
-        self.task = get_task(task) if isinstance(task, str) else task
         self.render_mode = render_mode
         self.look_name = look
         self.gripper_mode = gripper_mode
@@ -110,6 +147,7 @@ class SimplerEnv(TabletopEnv):
             if isinstance(p, (ObjectLayout, Language)):
                 raise ValueError(f"perturbation {p.type!r} is not supported by simpler tasks (fixed configuration grids, no paraphrases)")
         self.look = resolve_look(self.task.family, look, self.variants)
+        self.no_distractor = any(isinstance(v, NoDistractor) for v in self.variants)
         self.metadata = {**type(self).metadata, "render_fps": self.task.control_hz}
 
         self.base_scene = SceneSpec(
@@ -140,6 +178,12 @@ class SimplerEnv(TabletopEnv):
         self._stats: dict[str, Any] = {}
         self._init_xyz: dict[str, np.ndarray] = {}
         self._consecutive_grasp = 0
+        self._rule_state: dict[str, Any] = {}
+        self._episode_objects: list[str] = []
+        self._parked: set[str] = set()
+        self._collision = {g: (int(m.geom_contype[g]), int(m.geom_conaffinity[g])) for g in range(m.ngeom)}
+        self._robot_geoms = self._geoms_of("link0")
+        self._steps = 0
 
         self.action_space = spaces.Box(-1.0, 1.0, shape=(7,), dtype=np.float32)
         self.observation_space = self._make_observation_space()
@@ -164,6 +208,11 @@ class SimplerEnv(TabletopEnv):
         ET.SubElement(asset, "material", name="table_mat", texture="table_tex", texrepeat="1 1", texuniform="false",
                       specular="0.05", shininess="0")
         world = root.find("worldbody")
+        spheres = {o.name for o in self.scene.objects if o.shape == "sphere" and o.free}
+        for body in world.iter("body"):
+            if body.get("name") in spheres:
+                for geom in body.findall("geom"):
+                    geom.set("condim", "6")  # rolling friction: a released apple / orange must not roll away forever
         w, h = view["backdrop_size"]
         ET.SubElement(world, "geom", name="backdrop", type="plane", pos=" ".join(map(str, view["backdrop_pos"])),
                       xyaxes=view["backdrop_xyaxes"], size=f"{w} {h} 0.1", material="backdrop_mat",
@@ -180,11 +229,18 @@ class SimplerEnv(TabletopEnv):
             adr, n = int(m.tex_adr[tid]), int(m.tex_height[tid] * m.tex_width[tid] * m.tex_nchannel[tid])
             # MuJoCo's texture row 0 is the bottom of the plane: flip so image row 0 is the top.
             m.tex_data[adr:adr + n] = np.ascontiguousarray(img[::-1]).reshape(-1)
-        main, accent = ROBOT_RGBA[self.look["robot"]]
+        main, accent = robot_rgba(self.look["robot"])
         arm_root = m.body("link0").id
         for g in range(m.ngeom):
             if int(m.body_rootid[m.geom_bodyid[g]]) == arm_root:
                 m.geom_rgba[g] = main if m.geom_rgba[g][:3].mean() > 0.5 else accent
+        station = CABINET_RGBA.get(self.look.get("cabinet", "mk_station"))
+        if station is not None and "cabinet" in [f.name for f in self.task.fixtures]:
+            cab = m.body("cabinet").id
+            for g in range(m.ngeom):
+                name = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_GEOM, g) or ""
+                if int(m.body_rootid[m.geom_bodyid[g]]) == cab and "knob" not in name:
+                    m.geom_rgba[g] = station
 
     # ------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -205,6 +261,8 @@ class SimplerEnv(TabletopEnv):
             d.qpos[self._arm_qadr] = q
             d.ctrl[:7] = q
         self._grip_target = GRIPPER_OPEN
+        self.rule = dict(cfg.success or self.task.success)
+        self._park_unused(cfg)
         placed = self._place_config(cfg)
         self._place_distractors(layout_rng, placed)
         for joint, q in cfg.joints.items():
@@ -213,9 +271,12 @@ class SimplerEnv(TabletopEnv):
         mujoco.mj_step(m, d, nstep=SETTLE_SUBSTEPS)
         self._noise_rng = noise_rng
         self.instruction = cfg.instruction or self.task.instruction
-        self.rule = dict(cfg.success or self.task.success)
-        self._init_xyz = {o.name: d.xpos[m.body(o.name).id].copy() for o in self.scene.objects}
+        self._init_xyz = {o.name: d.xpos[m.body(o.name).id].copy() for o in self.scene.objects if o.name not in self._parked}
+        self._init_half = {o.name: world_half_extents(o.shape, o.size, d.xquat[m.body(o.name).id])
+                           for o in self.scene.objects if o.name not in self._parked}
         self._consecutive_grasp = 0
+        self._rule_state = {"lifted": False, "n_lift_significant": 0, "has_contact": 0, "subtask": 0}
+        self._steps = 0
         success = self._evaluate()
         return self._observation(), {"success": success, "config_id": self.config_id, **self._stats}
 
@@ -232,9 +293,23 @@ class SimplerEnv(TabletopEnv):
         else:
             self._grip_target = float(np.clip(self._grip_target - a[6] * GRIPPER_OPEN, 0.0, GRIPPER_OPEN))
         d.ctrl[7] = self._grip_target
+        switch = self.rule.get("switch_step")
+        if switch is not None and self._steps >= int(switch):
+            self.advance_to_next_subtask()
         mujoco.mj_step(m, d, nstep=self.n_substeps)
+        self._steps += 1
         success = self._evaluate()
         return self._observation(), float(success), success, False, {"success": success, **self._stats}
+
+    # ------------------------------------------------------------ subtasks
+    def is_final_subtask(self) -> bool:
+        return "second_instruction" not in self.rule or self._rule_state.get("subtask", 0) == 1
+
+    def advance_to_next_subtask(self) -> None:
+        """Second subtask of a two-stage task (SimplerEnv ``advance_to_next_subtask``): new instruction."""
+        if "second_instruction" in self.rule and self._rule_state.get("subtask", 0) == 0:
+            self._rule_state["subtask"] = 1
+            self.instruction = self.rule["second_instruction"]
 
     def _start_posture(self) -> np.ndarray:
         """Arm joints putting the gripper (pointing down) at the task's ``robot_init``; solved once, cached."""
@@ -253,6 +328,8 @@ class SimplerEnv(TabletopEnv):
         placed = []
         items = {o.name: o for o in self.scene.objects}
         for name, pose in cfg.poses.items():
+            if name in self._parked:
+                continue
             body = m.body(name)
             pos = np.array([pose.xy[0], pose.xy[1], pose.z])
             if body.jntnum[0] > 0:
@@ -265,6 +342,26 @@ class SimplerEnv(TabletopEnv):
             fp = items[name].footprint if name in items else next(f.radius for f in self.scene.fixtures if f.name == name)
             placed.append((pos[:2], fp))
         return placed
+
+    def _park_unused(self, cfg) -> None:
+        """Task objects this configuration does not use (move near: 3 of 8; 2 with ``no_distractor``) go
+        2 m below the table with collisions off and gravity compensated, so they touch nothing."""
+        m, d = self.model, self.data
+        unused = {o.name for o in self.task.objects} - set(cfg.poses)
+        if self.no_distractor and self.rule.get("type") == "near":
+            unused |= set(self.rule.get("others", []))
+        for k, obj in enumerate(self.task.objects):
+            body = m.body(obj.name)
+            parked = obj.name in unused
+            for g in self._geoms_of(obj.name):
+                m.geom_contype[g], m.geom_conaffinity[g] = (0, 0) if parked else self._collision[g]
+            m.body_gravcomp[body.id] = 1.0 if parked else 0.0
+            if parked and body.jntnum[0] > 0:
+                adr = m.jnt_qposadr[body.jntadr[0]]
+                d.qpos[adr:adr + 3] = [0.3 * k, 0.0, PARK_Z]
+                d.qpos[adr + 3:adr + 7] = IDENTITY_QUAT
+        self._parked = unused
+        self._episode_objects = [o.name for o in self.task.objects if o.name not in unused]
 
     def _keepout(self, xy) -> bool:
         if not self.task.keepout or not self.task.fixtures:
@@ -309,69 +406,109 @@ class SimplerEnv(TabletopEnv):
         obj = self.scene.object(name)
         return half_z(obj.shape, obj.size, self.data.xquat[self.model.body(name).id])
 
+    def _touching_other(self, name: str, allowed: set[int]) -> bool:
+        """Whether ``name`` has a contact with force > CONTACT_FORCE against any geom outside ``allowed``."""
+        m, d = self.model, self.data
+        own = self._geoms_of(name)
+        force = np.zeros(6)
+        for i in range(d.ncon):
+            c = d.contact[i]
+            g1, g2 = int(c.geom1), int(c.geom2)
+            other = g2 if g1 in own else g1 if g2 in own else None
+            if other is None or other in allowed or other in own:
+                continue
+            mujoco.mj_contactForce(m, d, i, force)
+            if np.linalg.norm(force[:3]) > CONTACT_FORCE:
+                return True
+        return False
+
+    def _touching(self, name: str, geoms: set[int]) -> bool:
+        m, d = self.model, self.data
+        own = self._geoms_of(name)
+        force = np.zeros(6)
+        for i in range(d.ncon):
+            c = d.contact[i]
+            g1, g2 = int(c.geom1), int(c.geom2)
+            if (g1 in own and g2 in geoms) or (g2 in own and g1 in geoms):
+                mujoco.mj_contactForce(m, d, i, force)
+                if np.linalg.norm(force[:3]) > CONTACT_FORCE:
+                    return True
+        return False
+
     def _evaluate(self) -> bool:
-        m, d, rule = self.model, self.data, self.rule
+        m, d, rule, st = self.model, self.data, self.rule, self._rule_state
         kind = rule["type"]
         stats: dict[str, Any] = {}
         if kind == "lift":
+            # SimplerEnv grasp_single_in_scene.py GraspSingleInSceneEnv.evaluate
             name = rule["object"]
             grasped = self.is_grasped(name)
-            self._consecutive_grasp = self._consecutive_grasp + 1 if grasped else 0
+            if grasped:
+                self._consecutive_grasp += 1
+            else:
+                self._consecutive_grasp = 0
+                st["lifted"] = False
+            clear = not self._touching_other(name, self._robot_geoms)
             dz = float(d.xpos[m.body(name).id][2] - self._init_xyz[name][2])
-            stats = {"is_grasped": grasped, "consecutive_grasp": self._consecutive_grasp >= CONSECUTIVE_GRASP, "lift_height": dz}
-            success = self._consecutive_grasp >= CONSECUTIVE_GRASP and dz > LIFT_HEIGHT
+            st["lifted"] = bool(st.get("lifted")) or (clear and dz > LIFT_CLEAR)
+            significant = st["lifted"] and dz > LIFT_SIGNIFICANT
+            st["n_lift_significant"] = int(st.get("n_lift_significant", 0)) + int(significant)
+            stats = {"is_grasped": grasped, "consecutive_grasp": self._consecutive_grasp >= CONSECUTIVE_GRASP,
+                     "lifted_object": st["lifted"], "lifted_object_significantly": significant,
+                     "n_lift_significant": st["n_lift_significant"], "lift_height": dz}
+            success = st["lifted"] or st["n_lift_significant"] >= LIFT_SIGNIFICANT_STEPS
         elif kind == "near":
+            # SimplerEnv move_near_in_scene.py MoveNearInSceneEnv.evaluate
             src, tgt = rule["object"], rule["target"]
-            pos = {n: d.xpos[m.body(n).id] for n in self._init_xyz}
-            moved = {n: float(np.linalg.norm(pos[n][:2] - self._init_xyz[n][:2])) for n in self._init_xyz}
-            others = [n for n in moved if n != src]
-            moved_correct = moved[src] > 0.03 and all(moved[n] < moved[src] for n in others)
-            moved_wrong = any(moved[n] > 0.03 for n in others) and any(moved[n] > moved[src] for n in others)
-            keep_height = all(pos[n][2] - self._init_xyz[n][2] > (-0.15 if n in (src, tgt) else -0.02) for n in pos)
+            names = [n for n in self._episode_objects if n in self._init_xyz]
+            pos = {n: d.xpos[m.body(n).id] for n in names}
+            moved = {n: float(np.linalg.norm(pos[n][:2] - self._init_xyz[n][:2])) for n in names}
+            others = [n for n in names if n != src]
+            moved_correct = moved[src] > MOVED and all(moved[n] < moved[src] for n in others)
+            moved_wrong = any(moved[n] > MOVED for n in others) and any(moved[n] > moved[src] for n in others)
+            keep_height = all(pos[n][2] - self._init_xyz[n][2] > (-0.15 if n in (src, tgt) else -0.02) for n in names)
             dist = float(np.linalg.norm(pos[src][:2] - pos[tgt][:2]))
-
-            def half_diag(n):
-                o = self.scene.object(n)
-                return float(np.hypot(o.size[0], o.size[1] if o.shape == "box" else o.size[0]))
-
-            near = dist < half_diag(src) + half_diag(tgt) + 0.05
+            near = dist < float(np.linalg.norm(self._init_half[src][:2]) + np.linalg.norm(self._init_half[tgt][:2])) + NEAR_MARGIN
             closest = all(dist < float(np.linalg.norm(pos[src][:2] - pos[n][:2])) + 0.01 for n in others)
             stats = {"moved_correct_obj": moved_correct, "moved_wrong_obj": moved_wrong, "near_tgt_obj": near,
                      "is_closest_to_tgt": closest, "all_obj_keep_height": keep_height}
             success = keep_height and moved_correct and near and closest
         elif kind in ("drawer_open", "drawer_close"):
+            # SimplerEnv open_drawer_in_scene.py OpenDrawerInSceneEnv / CloseDrawerInSceneEnv.evaluate
             q = float(d.qpos[m.joint(rule["joint"]).qposadr[0]])
             stats = {"qpos": q}
-            success = q >= 0.15 if kind == "drawer_open" else q <= 0.05
+            success = q >= DRAWER_OPEN if kind == "drawer_open" else q <= DRAWER_CLOSED
         elif kind == "in_drawer":
-            name = rule["object"]
-            floor = m.geom(f"{rule['drawer']}_drawer_floor").id
-            rel = d.geom_xmat[floor].reshape(3, 3).T @ (d.xpos[m.body(name).id] - d.geom_xpos[floor])
-            size = m.geom_size[floor]
-            inside = bool(abs(rel[0]) < size[0] and abs(rel[1]) < size[1] and size[2] < rel[2] < size[2] + 0.09)
-            grasped = self.is_grasped(name)
-            stats = {"is_obj_in_drawer": inside, "is_grasped": grasped,
-                     "drawer_qpos": float(d.qpos[m.joint(rule["joint"]).qposadr[0]])}
-            success = inside and not grasped
+            # SimplerEnv place_in_closed_drawer_in_scene.py PlaceObjectInClosedDrawerInSceneEnv.evaluate
+            q = float(d.qpos[m.joint(rule["joint"]).qposadr[0]])
+            floor = {m.geom(f"{rule['drawer']}_drawer_floor").id}
+            st["has_contact"] = int(st.get("has_contact", 0)) + int(self._touching(rule["object"], floor))
+            st["is_drawer_open"] = bool(st.get("is_drawer_open")) or q >= DRAWER_OPEN
+            stats = {"qpos": q, "is_drawer_open": st["is_drawer_open"], "has_contact": st["has_contact"],
+                     "subtask": int(st.get("subtask", 0))}
+            success = st.get("subtask", 0) == 1 and q >= APPLE_DRAWER_OPEN and st["has_contact"] >= 1
         elif kind == "on_top":
+            # SimplerEnv put_on_in_scene.py PutOnInSceneEnv.evaluate
             src, tgt = rule["object"], rule["target"]
             p_src = d.xpos[m.body(src).id]
-            p_tgt = d.xpos[m.body(tgt).id]
+            p_tgt = d.xpos[m.body(tgt).id].copy()
             if tgt in self.task.fixture_sizes:
                 hx, hy, top = self.task.fixture_sizes[tgt]
-                top_z = p_tgt[2] + top
+                p_tgt[2] += top
+                tgt_half = np.array([hx, hy, 0.0])
+                allowed = self._robot_geoms | self._geoms_of(tgt)
             else:
-                o = self.scene.object(tgt)
-                hx, hy = (o.size[0], o.size[1]) if o.shape == "box" else (o.size[0], o.size[0])
-                top_z = p_tgt[2] + self._obj_half_z(tgt)
+                tgt_half = self._init_half[tgt]
+                allowed = self._robot_geoms | self._geoms_of(tgt)
             off = p_src - p_tgt
-            xy_ok = abs(off[0]) <= hx + 0.003 and abs(off[1]) <= hy + 0.003
-            gap = (p_src[2] - self._obj_half_z(src)) - top_z
-            z_ok = off[2] > 0 and gap <= 0.02
-            contact = self._contact(self._geoms_of(src), self._geoms_of(tgt))
+            xy_ok = float(np.linalg.norm(off[:2])) <= float(np.linalg.norm(tgt_half[:2])) + ON_TOP_XY_MARGIN
+            z_ok = off[2] > 0 and off[2] - tgt_half[2] - self._init_half[src][2] <= float(rule.get("z_offset", 0.02))
+            on = bool(xy_ok and z_ok)
+            if rule.get("clear", True):
+                on = on and not self._touching_other(src, allowed)
             grasped = self.is_grasped(src)
-            stats = {"is_src_obj_grasped": grasped, "src_on_target": bool(xy_ok and z_ok and contact)}
-            success = stats["src_on_target"]
+            stats = {"is_src_obj_grasped": grasped, "src_on_target": on}
+            success = on
         else:
             raise ValueError(f"unknown success rule {kind!r}")
         self._stats = {k: (bool(v) if isinstance(v, (bool, np.bool_)) else v) for k, v in stats.items()}

@@ -16,6 +16,13 @@ renderer uploads it, so a "reference image" is bit-identical on every machine.
 
 * ``{type: table_texture, texture: wood_dark | marble}``: a different table-top texture.
 * ``{type: background, image: kitchen | office}``: a different backdrop image.
+* ``{type: robot_colors, urdf: ...}``: the arm's colours for one of SimplerEnv's four Google-robot
+  URDF colourings that visual matching averages over (``None``, ``recolor_tabletop_visual_matching_1``,
+  ``recolor_tabletop_visual_matching_2``, ``recolor_cabinet_visual_matching_1``). These recolour
+  *this* arm, not a Google robot: the split set is SimplerEnv's, the colours are ours.
+* ``{type: cabinet_station, station: mk_station2 | mk_station3}``: the cabinet's colours
+  (SimplerEnv's two alternative cabinet stations in drawer variant aggregation).
+* ``{type: no_distractor}``: move near without its third object (SimplerEnv ``no_distractor=True``).
 * ``{type: distractors, count, seed}`` (tabletop): extra free objects off the task's items.
 * ``{type: lighting, scale}`` (tabletop): every light and the headlight scaled.
 * ``{type: camera_pose, pos_delta, fovy_delta}`` (tabletop): the main camera moved.
@@ -49,9 +56,39 @@ class Background(_Strict):
     image: Literal["kitchen", "office"]
 
 
-SimplerVariant = Annotated[Union[TableTexture, Background], Field(discriminator="type")]
+URDF_COLORINGS = ("None", "recolor_tabletop_visual_matching_1", "recolor_tabletop_visual_matching_2",
+                  "recolor_cabinet_visual_matching_1")
+"""SimplerEnv scripts/*_visual_matching.sh ``urdf_version_arr``."""
+
+
+class RobotColors(_Strict):
+    type: Literal["robot_colors"]
+    urdf: Literal["None", "recolor_tabletop_visual_matching_1", "recolor_tabletop_visual_matching_2",
+                  "recolor_cabinet_visual_matching_1"]
+
+
+class CabinetStation(_Strict):
+    type: Literal["cabinet_station"]
+    station: Literal["mk_station2", "mk_station3"]
+
+
+class NoDistractor(_Strict):
+    type: Literal["no_distractor"]
+
+
+SimplerVariant = Annotated[Union[TableTexture, Background, RobotColors, CabinetStation, NoDistractor], Field(discriminator="type")]
 _LIST = TypeAdapter(list[SimplerVariant])
-OWN_TYPES = {"table_texture", "background"}
+OWN_TYPES = {"table_texture", "background", "robot_colors", "cabinet_station", "no_distractor"}
+
+URDF_RGBA = {
+    "None": ((0.9, 0.9, 0.88, 1.0), (0.25, 0.25, 0.27, 1.0)),
+    "recolor_tabletop_visual_matching_1": ((0.8, 0.8, 0.76, 1.0), (0.34, 0.33, 0.32, 1.0)),
+    "recolor_tabletop_visual_matching_2": ((0.96, 0.95, 0.93, 1.0), (0.16, 0.16, 0.18, 1.0)),
+    "recolor_cabinet_visual_matching_1": ((0.72, 0.74, 0.78, 1.0), (0.3, 0.32, 0.36, 1.0)),
+}
+"""(main, accent) arm colours per URDF colouring: four distinct light-grey schemes, our own values."""
+
+CABINET_RGBA = {"mk_station": None, "mk_station2": (0.55, 0.4, 0.28, 1.0), "mk_station3": (0.25, 0.3, 0.38, 1.0)}
 
 
 def split_variants(items: list[dict[str, Any]] | None) -> tuple[list[BaseModel], list[dict[str, Any]]]:
@@ -179,9 +216,18 @@ def resolve_look(family: str, look: str, variants: list[BaseModel]) -> dict[str,
         out = {"background": f"reference_{family}", "table": f"reference_{family}", "robot": family}
     else:
         out = {"background": "studio", "table": "sim", "robot": "simulated"}
+    out["cabinet"] = "mk_station"
     for v in variants:
         if isinstance(v, TableTexture):
             out["table"] = v.texture
         elif isinstance(v, Background):
             out["background"] = v.image
+        elif isinstance(v, RobotColors):
+            out["robot"] = f"urdf:{v.urdf}"
+        elif isinstance(v, CabinetStation):
+            out["cabinet"] = v.station
     return out
+
+
+def robot_rgba(key: str):
+    return URDF_RGBA[key.split(":", 1)[1]] if key.startswith("urdf:") else ROBOT_RGBA[key]
