@@ -34,7 +34,12 @@ class _EnvActor:
         return os.getpid()
 
     def run_batch(self, items: list[PlanItem]) -> list[dict]:
-        return [r.model_dump(mode="json") for r in self._worker.run_batch(items)]
+        from vla_eval.errors import RETRY_EXIT_CODE, RetryEpisode
+
+        try:
+            return [r.model_dump(mode="json") for r in self._worker.run_batch(items)]
+        except RetryEpisode:
+            os._exit(RETRY_EXIT_CODE)  # the driver sees the actor die and reruns the batch
 
     def close(self) -> None:
         self._worker.close()

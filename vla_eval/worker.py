@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from vla_eval.errors import RETRY_EXIT_CODE, RetryEpisode
 from vla_eval.plan import PlanItem
 from vla_eval.policy_config import PolicyConfig
 from vla_eval.record import EpisodeRecord
@@ -122,7 +123,10 @@ def worker_main(conn, config: WorkerConfig) -> None:
                 break
             if msg[0] == "stop":
                 break
-            records = worker.run_batch(msg[1])
+            try:
+                records = worker.run_batch(msg[1])
+            except RetryEpisode:
+                os._exit(RETRY_EXIT_CODE)  # the executor reruns this batch as for a crashed worker
             conn.send(("done", [r.model_dump(mode="json") for r in records]))
     finally:
         worker.close()
