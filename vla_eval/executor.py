@@ -13,7 +13,7 @@ import multiprocessing as mp
 import os
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import wait
 from typing import Callable, Iterator
 
@@ -67,6 +67,14 @@ class LocalExecutor:
         self.n_workers = workers
         self.batch_envs = batch_envs
         self._ctx = mp.get_context("spawn")
+        self.supervisor = None  # a policy server to keep alive (``--policy-server auto``)
+
+    def _check_server(self) -> None:
+        """Let the supervisor restart a dead policy server before workers need it."""
+        if self.supervisor is not None:
+            new_policy = self.supervisor.check()
+            if new_policy is not None:
+                self.config = replace(self.config, policy=new_policy)
 
     def _start(self) -> _Slot:
         parent, child = self._ctx.Pipe()
@@ -93,7 +101,9 @@ class LocalExecutor:
                             attempts[item.key] = attempts.get(item.key, 0) + 1
                         slot.conn.send(("run", slot.items))
                 waitables = [s.conn for s in slots] + [s.process.sentinel for s in slots]
-                for ready in wait(waitables):
+                ready_now = wait(waitables, timeout=1.0 if self.supervisor is not None else None)
+                self._check_server()
+                for ready in ready_now:
                     slot = next((s for s in slots if ready is s.conn or ready == s.process.sentinel), None)
                     if slot is None:
                         continue
@@ -146,6 +156,7 @@ class LocalExecutor:
             slot.conn.close()
         except OSError:
             pass
+        self._check_server()
         return self._start()
 
     def _shutdown(self, slots: list[_Slot]) -> None:

@@ -72,6 +72,18 @@ class RayExecutor:
             raise VlaEvalError("--workers and --batch-envs must be >= 1")
         self.config, self.n_workers, self.batch_envs = config, workers, batch_envs
         self.address, self.cpus_per_actor = address, cpus_per_actor
+        self.supervisor = None  # a policy server to keep alive (``--policy-server auto``)
+
+    def _check_server(self) -> None:
+        if self.supervisor is not None:
+            new_policy = self.supervisor.check()
+            if new_policy is not None:
+                from dataclasses import replace
+
+                self.config = replace(self.config, policy=new_policy)
+
+    def ray_init(self):
+        return self._init_ray()
 
     def _init_ray(self):
         import ray
@@ -109,7 +121,10 @@ class RayExecutor:
                     for item in batch:
                         attempts[item.key] = attempts.get(item.key, 0) + 1
                     in_flight[actor.run_batch.remote(batch)] = (actor, batch)
-                done, _ = ray.wait(list(in_flight), num_returns=1)
+                done, _ = ray.wait(list(in_flight), num_returns=1, timeout=5.0 if self.supervisor is not None else None)
+                self._check_server()
+                if not done:
+                    continue
                 ref = done[0]
                 actor, batch = in_flight.pop(ref)
                 try:
@@ -124,6 +139,7 @@ class RayExecutor:
                         else:
                             on_record(failed_record(self.config.settings, item, attempts=attempts[item.key],
                                                     error=f"Ray actor died on {attempts[item.key]} attempts: {type(exc).__name__}"))
+                    self._check_server()
                     replacement = actor_cls.remote(self.config)
                     env_keys[id(replacement)] = None
                     idle.append(replacement)

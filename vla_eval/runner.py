@@ -43,6 +43,7 @@ class RunRequest:
     batch_envs: int = 1
     executor: str = "local"
     ray_address: str | None = None
+    policy_server: str = "none"
     progress: bool = True
 
 
@@ -119,7 +120,19 @@ def run(req: RunRequest) -> RunOutcome:
         )
         execution = ExecutionSummary()
         if todo:
-            execution = _execute(_make_executor(req, worker_cfg, workers), todo, store, len(plan), len(done), req.progress)
+            executor = _make_executor(req, worker_cfg, workers)
+            server = None
+            if req.policy_server == "auto":  # one batching server; workers reach it through the remote adapter
+                from vla_eval.remote.supervisor import serve_for_run
+
+                server = serve_for_run(executor, policy_cfg, run_dir, max_batch=workers * req.batch_envs)
+            elif req.policy_server != "none":
+                raise ConfigError(f"--policy-server {req.policy_server!r}: expected 'auto' or 'none'")
+            try:
+                execution = _execute(executor, todo, store, len(plan), len(done), req.progress)
+            finally:
+                if server is not None:
+                    server.stop()
         records = list(store.records())
         summary = summary_frame(records, [s.name for s in spec.splits], [t.name for t in spec.tasks])
         table = wide_table(summary, spec.in_domain_split, [s.name for s in spec.splits])
@@ -197,6 +210,7 @@ def _run_config(run_id: str, spec: SuiteSpec, policy: PolicyConfig, req: RunRequ
         "workers": workers,
         "batch_envs": req.batch_envs,
         "executor": req.executor,
+        "policy_server": req.policy_server,
         "versions": {**provenance.package_versions(), **get_backend(spec.backend).versions()},
         "git": provenance.git_commit(),
         "machine": provenance.machine(),
