@@ -83,7 +83,7 @@ class LocalPolicyServer:
         log = open(self.log_path, "a")
         try:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
+                                         env=_server_env(), start_new_session=True)
         finally:
             log.close()
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -132,6 +132,13 @@ class LocalPolicyServer:
             return self.log_path.read_text(errors="replace")[-chars:]
         except OSError:
             return "(no log)"
+
+
+def _server_env() -> dict[str, str]:
+    """The run's environment plus its import path, so a ``module:Class`` policy the run can
+    import (a plugin, a test double) is importable in the server too."""
+    path = [p for p in sys.path if p] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(dict.fromkeys(path)))
 
 
 class _ServerActor:
