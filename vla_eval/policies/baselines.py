@@ -52,3 +52,32 @@ class RandomPolicy(Policy):
 
     def describe(self):
         return {"name": self.name, "chunk_size": self.chunk_size, "scale": self.scale}
+
+
+class FixedLatencyPolicy(Policy):
+    """Holds still, but each ``predict`` call costs ``latency_ms`` whatever the batch size.
+
+    A stand-in for a GPU model (one forward pass per call, extra rows almost free) with no
+    model: sizes a serving layout (``--policy-server auto``, ``--batch-envs``) before the real
+    checkpoint is at hand, and is what ``benchmarks/serving.py`` measures with.
+    """
+
+    name = "fixed_latency"
+    needs_images = False
+
+    def __init__(self, latency_ms: float = 50.0, chunk_size: int = 1):
+        if latency_ms < 0:
+            raise ValueError(f"fixed_latency: latency_ms must be >= 0, got {latency_ms}")
+        self.latency_s = float(latency_ms) / 1000.0
+        self.chunk_size = int(chunk_size)
+
+    def predict(self, obs_batch):
+        import time
+
+        time.sleep(self.latency_s)
+        actions = np.zeros((len(obs_batch), self.chunk_size, LIBERO_DELTA_EEF.dim))
+        actions[..., -1] = -1.0
+        return ActionChunk(actions=actions, space=LIBERO_DELTA_EEF)
+
+    def describe(self):
+        return {"name": self.name, "latency_ms": self.latency_s * 1000.0, "chunk_size": self.chunk_size}
