@@ -81,3 +81,23 @@ class FaultyBackend(TabletopBackend):
 
     def make_env(self, spec, task, split, cameras, depth=False):
         return _RaisingEnv(super().make_env(spec, task, split, cameras, depth), int(os.environ["VLA_EVAL_TEST_BAD_SEED"]))
+
+
+class ServerCrashingPolicy(NoopPolicy):
+    """Slot-aware; kills its process when an episode with ``crash_seed`` starts, once (``marker``).
+    Served by a batching server, it dies whatever else shares the batch."""
+
+    name = "server_crashing"
+    slot_aware = True
+
+    def __init__(self, crash_seed: int, marker: str):
+        super().__init__()
+        self.crash_seed, self.marker = crash_seed, marker
+
+    def reset(self, instructions, seeds=None, slots=None):
+        if seeds and self.crash_seed in seeds and not Path(self.marker).exists():
+            Path(self.marker).write_text("crashed")
+            os._exit(137)
+
+    def predict(self, obs_batch, slots=None):
+        return super().predict(obs_batch)
