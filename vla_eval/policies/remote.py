@@ -53,6 +53,7 @@ class RemoteConfig(BaseModel):
     server_lost: Literal["policy_error", "retry_episode"] = Field(
         default="policy_error", description="a lost server: record policy_error, or rerun the episode (a supervised server)")
     wait_for_server_s: float = Field(default=0.0, ge=0, description="poll /healthz this long before the first request")
+    ray_server_actor: str | None = Field(default=None, description="look the URI up from this named Ray actor (a server that may move)")
     actions_key: str = "actions"
     max_chunk: int | None = Field(default=None, ge=1, description="keep at most this many actions of each reply")
     action_dim: int = Field(default=7, ge=1)
@@ -85,8 +86,10 @@ class RemotePolicy(Policy):
                 raise ConfigError(f"remote: environment variable {cfg.api_key_env!r} (api_key_env) is not set")
         uri = cfg.uri or f"ws://{cfg.host}:{cfg.port}"
 
+        self._uri = uri
+
         def new_client() -> RemotePolicyClient:
-            return RemotePolicyClient(uri, connect_timeout=cfg.connect_timeout, request_timeout=cfg.request_timeout,
+            return RemotePolicyClient(self._uri, connect_timeout=cfg.connect_timeout, request_timeout=cfg.request_timeout,
                                       max_retries=cfg.max_retries, api_key=api_key)
 
         self._new_client = new_client
@@ -115,12 +118,29 @@ class RemotePolicy(Policy):
         from vla_eval.remote.client import PolicyServerLost
 
         deadline = time.monotonic() + self.cfg.wait_for_server_s
-        while not self.client.health(timeout=2.0):
+        while not (self._resolve_uri() and self.client.health(timeout=2.0)):
             if time.monotonic() >= deadline:
                 raise PolicyServerLost(f"policy server {self.client.uri}: /healthz did not answer OK"
                                         + (f" within {self.cfg.wait_for_server_s:g}s" if self.cfg.wait_for_server_s else ""))
             time.sleep(0.2)
         self._checked = True
+
+    def _resolve_uri(self) -> bool:
+        """Point every connection at the named Ray actor's current address; False while it has none."""
+        if not self.cfg.ray_server_actor:
+            return True
+        import ray
+
+        try:
+            uri = ray.get(ray.get_actor(self.cfg.ray_server_actor).url.remote(), timeout=10)
+        except Exception:  # not (yet) there, or the old one is dead: the caller polls again
+            return False
+        for client in {id(c): c for c in [self.client, *self._clients.values()]}.values():
+            if client.uri != uri:
+                client.close()
+                client.uri = uri
+        self._uri = uri
+        return True
 
     def predict(self, obs_batch: list[dict[str, Any]], slots=None) -> ActionChunk:
         from vla_eval.remote.client import PolicyServerLost, RemotePolicyError

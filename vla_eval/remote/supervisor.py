@@ -34,13 +34,14 @@ START_TIMEOUT_S = 900.0
 MAX_RESTARTS = 1
 
 
-def client_policy(served: PolicyConfig, uri: str) -> PolicyConfig:
+def client_policy(served: PolicyConfig, uri: str, ray_actor: str | None = None) -> PolicyConfig:
     """The remote config every env worker uses to reach the server holding ``served``."""
     from vla_eval.policies import POLICIES
 
     cls = POLICIES.get(served.adapter)
     args: dict[str, Any] = {
         "uri": uri,
+        "ray_server_actor": ray_actor,
         "send_reset": True,
         "space_from_server": True,
         "send_privileged": bool(getattr(cls, "needs_privileged", False)),
@@ -169,11 +170,16 @@ class _ServerActor:
 
 
 class RayPolicyServer:
-    """One server actor; a replacement after a crash may land on another node, so its URI is handed back."""
+    """One named server actor.  A replacement after a crash may land on another node with
+    another port, so env actors look the address up by the actor's name whenever they
+    (re)start, instead of holding a URI that may be stale."""
 
     def __init__(self, served: PolicyConfig, max_batch: int, max_wait_ms: float = 5.0, cluster: bool = False):
+        import uuid
+
         self.served, self.max_batch, self.max_wait_ms = served, max(1, int(max_batch)), float(max_wait_ms)
         self.host = None if cluster else "127.0.0.1"  # on a cluster, env actors on other nodes must reach it
+        self.name = f"vla_eval_policy_server_{uuid.uuid4().hex[:12]}"
         self.restarts = 0
         self.actor = None
         self.uri = ""
@@ -183,9 +189,18 @@ class RayPolicyServer:
 
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         # num_cpus=0: the server must not hold a CPU slot an env actor is waiting for
-        cls = ray.remote(num_cpus=0, num_gpus=gpus, max_restarts=0)(_ServerActor)
+        cls = ray.remote(num_cpus=0, num_gpus=gpus, max_restarts=0)(_ServerActor).options(name=self.name)
         self.gpus = gpus
-        self.actor = cls.remote(json.dumps(self.served.model_dump(mode="json")), self.host, self.max_batch, self.max_wait_ms)
+        args = (json.dumps(self.served.model_dump(mode="json")), self.host, self.max_batch, self.max_wait_ms)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.actor = cls.remote(*args)
+                break
+            except ValueError:  # the dead actor's name is released asynchronously
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
         try:
             self.uri = ray.get(self.actor.url.remote(), timeout=START_TIMEOUT_S)
         except Exception as exc:
@@ -207,8 +222,9 @@ class RayPolicyServer:
                                    "stored, continue with --resume") from exc
         self.restarts += 1
         print("\npolicy server actor died; starting a new one; episodes in flight will be rerun", file=sys.stderr, flush=True)
+        ray.kill(self.actor, no_restart=True)  # frees its name for the replacement
         self.start()
-        return client_policy(self.served, self.uri)
+        return None  # env actors find the new one by name
 
     def stop(self) -> None:
         import ray
@@ -236,6 +252,6 @@ def serve_for_run(executor, served: PolicyConfig, run_dir: Path, max_batch: int)
     else:
         server = LocalPolicyServer(served, run_dir, max_batch)
     server.start()
-    executor.config = replace(executor.config, policy=client_policy(served, server.uri))
+    executor.config = replace(executor.config, policy=client_policy(served, server.uri, getattr(server, "name", None)))
     executor.supervisor = server
     return server
