@@ -201,8 +201,12 @@ def test_client_disconnecting_mid_batch_does_not_fail_the_others():
         t.join()
         assert ra["actions"][0, :2].tolist() == [1.0, 1.0] and rb["actions"][0, :2].tolist() == [1.0, 2.0]
         assert ra["server_timing"]["batch_size"] == 3  # the quitter's request was in the same batch
-        # the server goes on serving, and the next batch frees the quitter's episode state
-        assert a.infer(_obs(1.0, "one"))["actions"][0, 0] == 2.0
+        # the server goes on serving a's episode, and a later batch frees the quitter's episode state
+        for n in range(2, 40):
+            assert a.infer(_obs(1.0, "one"))["actions"][0, 0] == n
+            if policy.released:
+                break
+            time.sleep(0.05)
         assert len(policy.released) == 1
         a.close()
         b.close()
