@@ -167,13 +167,14 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=500)
     ap.add_argument("--skip-qwen", action="store_true")
     ap.add_argument("--skip-a", action="store_true")
+    ap.add_argument("--skip-b", action="store_true")
     args = ap.parse_args()
     ns = [int(x) for x in args.workers.split(",")]
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         print("\n(b) added latency at batch 1", flush=True)
-        b = part_b(tmp, args.calls)
+        b = [] if args.skip_b else part_b(tmp, args.calls)
         a = [] if args.skip_a else part_a(tmp, ns, args.episodes_per_worker, args.steps, args.skip_qwen)
     print("\n(a) env workers through one batching server vs each with its own policy\n")
     print("\n".join(a))

@@ -11,7 +11,8 @@ batch of B observations in about the time of one; so requests from all connectio
 into one queue, and a single batcher thread answers them with one ``predict`` per batch.
 A batch closes when it holds ``max_batch`` requests, when every open connection has a
 request in it (nobody else can add one, so waiting would only add latency: one client
-is never delayed), or ``max_wait_ms`` after its first request arrived.  Each reply carries
+is never delayed), or ``max_wait_ms`` after its first request arrived or the previous
+batch ended, whichever is later.  Each reply carries
 ``server_timing``: ``batch_size``, ``queue_ms`` (arrival to batch start), ``reset_ms`` and
 ``infer_ms`` (the batch's ``predict``); openpi clients ignore keys they do not know.
 
@@ -127,6 +128,7 @@ class PolicyServer:
         self._stopping = False
         self._batcher: threading.Thread | None = None
         self._last_rows: list[Hashable] | None = None
+        self._free_since = 0.0
         self._warned_unaware = False
         self.stats = {"batches": 0, "requests": 0, "failed_batches": 0}
 
@@ -247,7 +249,11 @@ class PolicyServer:
                 self._cond.wait()
             if self._stopping:
                 return None
-            deadline = self._queue[0].t_in + self.max_wait_s
+            # The window opens when the batcher is free, not when the oldest request arrived: a
+            # request that queued behind the previous batch would otherwise close its batch at
+            # once, and clients that were just answered (back within an env step) would lock
+            # into alternating batches of one.
+            deadline = max(self._queue[0].t_in, self._free_since) + self.max_wait_s
             while len(self._queue) < min(self.max_batch, len(self._sessions)):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._stopping:
@@ -271,6 +277,7 @@ class PolicyServer:
                 for req in batch:
                     if not req.done.is_set():
                         req.fail(text)
+            self._free_since = time.monotonic()
 
     def _run_batch(self, batch: list[_Request], releases: list[Hashable]) -> None:
         policy = self.policy

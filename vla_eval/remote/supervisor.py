@@ -59,7 +59,7 @@ def client_policy(served: PolicyConfig, uri: str, ray_actor: str | None = None) 
 class LocalPolicyServer:
     """``vla-eval serve`` as a child process of the run, its output in ``RUN_DIR/policy_server.log``."""
 
-    def __init__(self, served: PolicyConfig, run_dir: Path, max_batch: int, max_wait_ms: float = 5.0,
+    def __init__(self, served: PolicyConfig, run_dir: Path, max_batch: int, max_wait_ms: float = 15.0,
                  host: str = "127.0.0.1"):
         self.served, self.run_dir = served, Path(run_dir)
         self.max_batch, self.max_wait_ms, self.host = max(1, int(max_batch)), float(max_wait_ms), host
