@@ -44,6 +44,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     print(f"serving policy {cfg.name} ({cfg.adapter}) on {server.url}  (health: http://{args.host}:{server.port}/healthz; "
           f"batches up to {args.max_batch}, wait {args.max_wait_ms:g} ms)", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)
+    if args.exit_with_parent:
+        _watch_parent(args.exit_with_parent)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -59,6 +61,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt  # SIGTERM (from `vla-eval run`) shuts down like Ctrl-C: policy closed, stats printed
+
+
+def _watch_parent(pid: int) -> None:
+    """A server started by `vla-eval run` must not outlive it (the run may be killed with -9)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == pid:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="vla-eval-parent-watch", daemon=True).start()
 
 
 def _device() -> str:
@@ -77,6 +92,7 @@ def register(subparsers) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback only)")
     p.add_argument("--port", type=int, default=8000, help="port (0 picks a free one and prints it)")
     p.add_argument("--port-file", default=None, help="write the bound port to this file once listening")
+    p.add_argument("--exit-with-parent", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--max-batch", type=int, default=16, help="most requests answered by one predict call (default 16)")
     p.add_argument("--max-wait-ms", type=float, default=5.0,
                    help="longest a request waits for others to join its batch (default 5; "

@@ -60,8 +60,9 @@ class LocalPolicyServer:
     """``vla-eval serve`` as a child process of the run, its output in ``RUN_DIR/policy_server.log``."""
 
     def __init__(self, served: PolicyConfig, run_dir: Path, max_batch: int, max_wait_ms: float = 15.0,
-                 host: str = "127.0.0.1"):
+                 host: str = "127.0.0.1", cpu_workers: int = 1):
         self.served, self.run_dir = served, Path(run_dir)
+        self.cpu_workers = cpu_workers
         self.max_batch, self.max_wait_ms, self.host = max(1, int(max_batch)), float(max_wait_ms), host
         self.port = 0
         self.restarts = 0
@@ -80,11 +81,12 @@ class LocalPolicyServer:
             "--policy-config-json", json.dumps(self.served.model_dump(mode="json")),
             "--host", self.host, "--port", str(self.port), "--port-file", str(port_file),
             "--max-batch", str(self.max_batch), "--max-wait-ms", f"{self.max_wait_ms:g}",
+            "--exit-with-parent", str(os.getpid()),
         ]
         log = open(self.log_path, "a")
         try:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=_server_env(), start_new_session=True)
+                                         env=_server_env(self.cpu_workers), start_new_session=True)
         finally:
             log.close()
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -135,11 +137,21 @@ class LocalPolicyServer:
             return "(no log)"
 
 
-def _server_env() -> dict[str, str]:
+def _server_env(cpu_workers: int) -> dict[str, str]:
     """The run's environment plus its import path, so a ``module:Class`` policy the run can
-    import (a plugin, a test double) is importable in the server too."""
+    import (a plugin, a test double) is importable in the server too.
+
+    CPU threads: the env workers already hold one core each, and a CPU model whose OpenMP
+    threads outnumber the free cores spins at every op (measured here: the tiny Qwen2.5-VL
+    ran 7x slower served with default threads next to busy workers than in a one-thread
+    worker).  So the server gets the cores the workers leave, at least one, unless the user
+    set ``OMP_NUM_THREADS`` (a GPU model barely uses CPU threads either way)."""
     path = [p for p in sys.path if p] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    return dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(dict.fromkeys(path)))
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(dict.fromkeys(path)))
+    if "OMP_NUM_THREADS" not in os.environ:
+        threads = str(max(1, (os.cpu_count() or 1) - cpu_workers))
+        env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
+    return env
 
 
 class _ServerActor:
@@ -250,7 +262,7 @@ def serve_for_run(executor, served: PolicyConfig, run_dir: Path, max_batch: int)
         executor.ray_init()
         server: LocalPolicyServer | RayPolicyServer = RayPolicyServer(served, max_batch, cluster=bool(executor.address))
     else:
-        server = LocalPolicyServer(served, run_dir, max_batch)
+        server = LocalPolicyServer(served, run_dir, max_batch, cpu_workers=getattr(executor, "n_workers", 1))
     server.start()
     executor.config = replace(executor.config, policy=client_policy(served, server.uri, getattr(server, "name", None)))
     executor.supervisor = server
