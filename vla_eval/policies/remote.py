@@ -97,6 +97,7 @@ class RemotePolicy(Policy):
         self._clients: dict[Any, RemotePolicyClient] = {}
         self._episodes: SlotStates[_Episode] = SlotStates(lambda instruction, seed: _Episode(instruction, seed))
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 0
         self._checked = False
 
     def reset(self, instructions: list[str], seeds: list[int] | None = None, slots=None) -> None:
@@ -205,8 +206,11 @@ class RemotePolicy(Policy):
         """One request per connection, all in flight at once so the server can batch them."""
         if len(msgs) == 1:
             return [clients[0].infer(msgs[0])]
-        if self._pool is None or self._pool._max_workers < len(msgs):
+        if self._pool is None or self._pool_size < len(msgs):
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
             self._pool = ThreadPoolExecutor(max_workers=len(msgs), thread_name_prefix="vla-eval-remote")
+            self._pool_size = len(msgs)
         futures = [self._pool.submit(c.infer, m) for c, m in zip(clients, msgs)]
         wait(futures)  # every connection has its reply (or has failed) before anything raises
         return [f.result() for f in futures]
