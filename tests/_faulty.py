@@ -125,12 +125,32 @@ class ScriptedWithErrors(ScriptedExpert):
         self.bad_instructions = list(bad_instructions or [])
         self._bad = False
 
-    def reset(self, instructions, seeds=None):
+    def reset(self, instructions, seeds=None, slots=None):
         self._bad = bool(seeds) and seeds[0] in self.bad_seeds
         self._bad |= any(b in instructions[0] for b in self.bad_instructions)
-        return super().reset(instructions, seeds=seeds)
+        return super().reset(instructions, seeds=seeds, slots=slots)
 
-    def predict(self, obs_batch):
+    def predict(self, obs_batch, slots=None):
         if self._bad:
             raise RuntimeError("model exploded on purpose")
+        return super().predict(obs_batch, slots=slots)
+
+
+class ServerCrashingPolicy(NoopPolicy):
+    """Slot-aware; kills its process when an episode with ``crash_seed`` starts, once (``marker``).
+    Served by a batching server, it dies whatever else shares the batch."""
+
+    name = "server_crashing"
+    slot_aware = True
+
+    def __init__(self, crash_seed: int, marker: str):
+        super().__init__()
+        self.crash_seed, self.marker = crash_seed, marker
+
+    def reset(self, instructions, seeds=None, slots=None):
+        if seeds and self.crash_seed in seeds and not Path(self.marker).exists():
+            Path(self.marker).write_text("crashed")
+            os._exit(137)
+
+    def predict(self, obs_batch, slots=None):
         return super().predict(obs_batch)

@@ -32,7 +32,9 @@ def _free_port() -> int:
 def ray_head(tmp_path_factory):
     ray_bin = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
     port = _free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    tests_dir = str(Path(__file__).parent)  # actors import the test doubles in tests/_faulty.py
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
+           "PYTHONPATH": os.pathsep.join(p for p in (tests_dir, os.environ.get("PYTHONPATH", "")) if p)}
     subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
                     "--include-dashboard=false", "--disable-usage-stats"], check=True, env=env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
@@ -109,3 +111,30 @@ def test_unreachable_address_fails_fast(tmp_path, capsys):
     assert rc == 2
     assert "no Ray cluster reachable" in capsys.readouterr().err
     assert time.time() - t0 < 30
+
+
+def test_ray_policy_server_actor_restarted_after_crash(tmp_path, ray_head):
+    """--policy-server auto under Ray: the server is one named actor; it dies once (the served policy
+    kills its process when one episode starts), a new actor replaces it, env actors find it by name,
+    and only the episodes in flight are rerun."""
+    suite = _suite(tmp_path, episodes=2)
+    from vla_eval.plan import build_plan
+    from vla_eval.spec import load_suite
+
+    plan = build_plan(load_suite(str(suite)))
+    crash_seed = plan[1].seed
+    run_dir, marker = tmp_path / "ray", tmp_path / "crashed"
+    # a fresh process: Ray reads its auth mode when first imported, and this test module imported it already
+    proc = subprocess.run(
+        [sys.executable, "-m", "vla_eval", "run", "--suite", str(suite), "--policy", "_faulty:ServerCrashingPolicy",
+         "--policy-arg", f"crash_seed={crash_seed}", "--policy-arg", f"marker={marker}", "--workers", "2",
+         "--executor", "ray", "--ray-address", ray_head, "--policy-server", "auto", "--run-dir", str(run_dir), "--no-progress"],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])},
+    )
+    logs = proc.stdout + proc.stderr[-3000:]
+    assert proc.returncode == 0, logs
+    assert marker.exists() and "policy server actor died" in proc.stderr  # it really died and was replaced
+    views, records = _views(run_dir)
+    assert sorted((v["seed"], v["termination"], v["steps"]) for v in views) == sorted((i.seed, "timeout", 60) for i in plan), logs
+    assert [r.attempts for r in records if r.seed == crash_seed] == [2]

@@ -37,6 +37,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             batch_envs=args.batch_envs,
             executor=args.executor,
             ray_address=args.ray_address,
+            policy_server=args.policy_server,
             progress=not args.no_progress,
             gate=gate_config(args),
             policy_timeout_s=args.policy_timeout,
@@ -120,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="step K envs in lock-step per worker so a batched policy gets one call per step")
     p.add_argument("--executor", choices=["local", "ray"], default="local")
     p.add_argument("--ray-address", default=None, help="existing Ray cluster (host:port or auto); default: start a local Ray")
+    p.add_argument("--policy-server", choices=["none", "auto"], default="none",
+                   help="auto: load the policy once in a batching server (GPU if any) that all workers share")
     p.add_argument("--episodes", type=int_at_least(1, "--episodes"), default=None, help="override episodes per task")
     p.add_argument("--seed", type=int, default=None, help="override the suite seed")
     p.add_argument("--run-dir", type=Path, default=None, help="run folder (default RESULTS_ROOT/<suite>__<policy>__<time>)")

@@ -13,6 +13,16 @@ class ConfigError(VlaEvalError):
     """A suite, scene or policy file (or a CLI value) is invalid."""
 
 
+class RetryEpisode(VlaEvalError):
+    """The episode cannot go on for a reason outside the policy and the env (its policy server
+    died and lost the episode's state).  Not recorded: the worker exits, and the executor
+    reruns the episodes it held exactly as it does for a crashed worker."""
+
+
+RETRY_EXIT_CODE = 75
+"""Exit status of a worker that gave up its episodes because of :class:`RetryEpisode`."""
+
+
 class UnknownNameError(VlaEvalError, KeyError):
     """A registry lookup failed; the message carries "did you mean" suggestions."""
 

@@ -14,7 +14,7 @@ import os
 import time
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import wait
 from typing import Callable, Iterator
 
@@ -75,6 +75,14 @@ class LocalExecutor:
         self.n_workers = workers
         self.batch_envs = batch_envs
         self._ctx = mp.get_context("spawn")
+        self.supervisor = None  # a policy server to keep alive (``--policy-server auto``)
+
+    def _check_server(self) -> None:
+        """Let the supervisor restart a dead policy server before workers need it."""
+        if self.supervisor is not None:
+            new_policy = self.supervisor.check()
+            if new_policy is not None:
+                self.config = replace(self.config, policy=new_policy)
 
     def _start(self) -> _Slot:
         parent, child = self._ctx.Pipe()
@@ -118,7 +126,9 @@ class LocalExecutor:
                         if slot.items and time.monotonic() - slot.sent_at > backstop:
                             slots[i] = self._kill_stuck(slot, backstop, summary, on_record)
                 waitables = [s.conn for s in slots] + [s.process.sentinel for s in slots]
-                for ready in wait(waitables, timeout=None if backstop is None else 1.0):
+                ready_now = wait(waitables, timeout=1.0 if (self.supervisor is not None or backstop is not None) else None)
+                self._check_server()
+                for ready in ready_now:
                     slot = next((s for s in slots if ready is s.conn or ready == s.process.sentinel), None)
                     if slot is None:
                         continue
@@ -176,6 +186,7 @@ class LocalExecutor:
             slot.conn.close()
         except OSError:
             pass
+        self._check_server()
         return self._start()
 
     def _kill_stuck(self, slot: _Slot, backstop: float, summary: ExecutionSummary, on_record) -> _Slot:

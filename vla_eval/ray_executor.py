@@ -42,7 +42,12 @@ class _EnvActor:
         return os.getpid()
 
     def run_batch(self, items: list[PlanItem]) -> list[dict]:
-        return [r.model_dump(mode="json") for r in self._worker.run_batch(items)]
+        from vla_eval.errors import RETRY_EXIT_CODE, RetryEpisode
+
+        try:
+            return [r.model_dump(mode="json") for r in self._worker.run_batch(items)]
+        except RetryEpisode:
+            os._exit(RETRY_EXIT_CODE)  # the driver sees the actor die and reruns the batch
 
     def close(self) -> None:
         self._worker.close()
@@ -75,6 +80,18 @@ class RayExecutor:
             raise VlaEvalError("--workers and --batch-envs must be >= 1")
         self.config, self.n_workers, self.batch_envs = config, workers, batch_envs
         self.address, self.cpus_per_actor = address, cpus_per_actor
+        self.supervisor = None  # a policy server to keep alive (``--policy-server auto``)
+
+    def _check_server(self) -> None:
+        if self.supervisor is not None:
+            new_policy = self.supervisor.check()
+            if new_policy is not None:
+                from dataclasses import replace
+
+                self.config = replace(self.config, policy=new_policy)
+
+    def ray_init(self):
+        return self._init_ray()
 
     def _init_ray(self):
         import ray
@@ -123,7 +140,9 @@ class RayExecutor:
                     ref = actor.run_batch.remote(batch)
                     in_flight[ref] = (actor, batch)
                     started[ref] = time.monotonic()
-                done, _ = ray.wait(list(in_flight), num_returns=1, timeout=None if deadline is None else 0.5)
+                timeouts = [t for t in (None if deadline is None else 0.5, 5.0 if self.supervisor is not None else None) if t is not None]
+                done, _ = ray.wait(list(in_flight), num_returns=1, timeout=min(timeouts) if timeouts else None)
+                self._check_server()
                 if not done:
                     for ref in [r for r in in_flight if time.monotonic() - started[r] > deadline]:
                         actor, batch = in_flight.pop(ref)
@@ -151,6 +170,7 @@ class RayExecutor:
                         else:
                             on_record(failed_record(self.config.settings, item, attempts=attempts[item.key],
                                                     error=f"Ray actor died on {attempts[item.key]} attempts: {type(exc).__name__}"))
+                    self._check_server()
                     replacement = actor_cls.remote(self.config)
                     env_keys[id(replacement)] = None
                     idle.append(replacement)

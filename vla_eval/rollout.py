@@ -20,7 +20,8 @@ from vla_eval.actions import ChunkExecutor, to_env_actions
 from vla_eval.envs.orientation import ImageConversion, conversion, conversion_for
 from vla_eval.plan import PlanItem
 from vla_eval.provenance import now_iso
-from vla_eval.policies.base import LIBERO_DELTA_EEF, Policy, PolicyOutputError, normalize_chunk, validate_chunk
+from vla_eval.errors import RetryEpisode
+from vla_eval.policies.base import LIBERO_DELTA_EEF, Policy, PolicyOutputError, normalize_chunk, predict_policy, reset_policy, validate_chunk
 from vla_eval.record import EpisodeRecord
 
 
@@ -187,8 +188,12 @@ def run_episodes(
 ) -> list[tuple[EpisodeRecord, bool]]:
     """Roll out ``items`` on ``envs`` in lock-step; returns (record, env still usable) per episode.
 
-    The policy always sees the whole batch (finished episodes keep their last observation
-    and their actions are dropped), so per-env policy state keeps a stable index.
+    Row ``i`` is policy slot ``i`` (see :class:`~vla_eval.policies.base.Policy`): a
+    slot-aware policy is asked only for the episodes that need actions, tagged with their
+    slots; any other policy sees the whole batch (finished episodes keep their last
+    observation and their actions are dropped), so its per-env state keeps a stable index.
+    :class:`~vla_eval.errors.RetryEpisode` from the policy propagates: the episodes are
+    rerun elsewhere rather than recorded.
     """
     frames = frames or [None] * len(items)
     reset_options = reset_options or [settings.reset_options] * len(items)
@@ -206,7 +211,9 @@ def run_episodes(
             ep.grab_frame()
             ep.settle_outcome()
     try:
-        policy.reset([ep.instruction for ep in eps], seeds=[ep.item.seed for ep in eps])
+        reset_policy(policy, [ep.instruction for ep in eps], [ep.item.seed for ep in eps], range(len(eps)))
+    except RetryEpisode:
+        raise
     except Exception as exc:
         for ep in eps:
             if ep.active:
@@ -227,10 +234,13 @@ def run_episode(env, policy: Policy, item: PlanItem, settings: EpisodeSettings, 
 
 def _refill(eps: list[_Episode], policy: Policy, settings: EpisodeSettings) -> None:
     needing = [ep for ep in eps if ep.active and ep.executor.needs_chunk()]
-    obs_batch = [ep.policy_obs(policy.needs_privileged) for ep in eps]
+    rows = needing if policy.slot_aware else eps
+    obs_batch = [ep.policy_obs(policy.needs_privileged) for ep in rows]
     t = time.perf_counter()
     try:
-        chunk = policy.predict(obs_batch)
+        chunk = predict_policy(policy, obs_batch, [eps.index(ep) for ep in rows])
+    except RetryEpisode:
+        raise
     except Exception as exc:
         for ep in needing:
             ep.fail("policy_error", error_text(exc))
@@ -241,15 +251,15 @@ def _refill(eps: list[_Episode], policy: Policy, settings: EpisodeSettings) -> N
             ep.stats["policy_time_s"] += elapsed
             ep.stats["policy_calls"] += 1
     try:
-        chunk = normalize_chunk(chunk, len(eps))
+        chunk = normalize_chunk(chunk, len(rows))
         space = chunk.space
-        actions = validate_chunk(chunk, batch_size=len(eps), action_dim=space.dim, per_row=True)
+        actions = validate_chunk(chunk, batch_size=len(rows), action_dim=space.dim, per_row=True)
     except PolicyOutputError as exc:
         for ep in needing:
             ep.fail("policy_error", f"invalid policy output: {exc}")
         return
     env_space = getattr(eps[0].env.unwrapped, "native_action_space", LIBERO_DELTA_EEF) if eps[0].env_ok else LIBERO_DELTA_EEF
-    for i, ep in enumerate(eps):
+    for i, ep in enumerate(rows):
         if ep not in needing:
             continue
         if chunk.extras and i < len(chunk.extras):

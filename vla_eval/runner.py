@@ -46,6 +46,7 @@ class RunRequest:
     batch_envs: int = 1
     executor: str = "local"
     ray_address: str | None = None
+    policy_server: str = "none"
     progress: bool = True
     gate: Any = None
     """A :class:`vla_eval.results.gate.GateConfig`: run in balanced order, stop once the verdict is settled."""
@@ -192,8 +193,19 @@ def run(req: RunRequest) -> RunOutcome:
         execution = ExecutionSummary()
         if todo:
             monitor = DeadPolicyMonitor(req.dead_policy_episodes, len(todo))
-            execution = _execute(_make_executor(req, worker_cfg, workers), todo, store, len(plan), len(done), req.progress,
-                                 gate, monitor)
+            executor = _make_executor(req, worker_cfg, workers)
+            server = None
+            if req.policy_server == "auto":  # one batching server; workers reach it through the remote adapter
+                from vla_eval.remote.supervisor import serve_for_run
+
+                server = serve_for_run(executor, policy_cfg, run_dir, max_batch=workers * req.batch_envs)
+            elif req.policy_server != "none":
+                raise ConfigError(f"--policy-server {req.policy_server!r}: expected 'auto' or 'none'")
+            try:
+                execution = _execute(executor, todo, store, len(plan), len(done), req.progress, gate, monitor)
+            finally:
+                if server is not None:
+                    server.stop()
         gate_state = gate.finish(store, run_dir) if gate is not None else None
         if gate is None and store.get_meta("gate") and todo:
             from vla_eval.results.gate_run import GateMonitor
@@ -306,6 +318,7 @@ def _run_config(
         "executor": req.executor,
         "limits": {"policy_timeout_s": req.policy_timeout_s, "episode_timeout_s": req.episode_timeout_s,
                    "max_worker_rss_mb": req.max_worker_rss_mb, "stop_if_dead": req.dead_policy_episodes},
+        "policy_server": req.policy_server,
         "versions": {**provenance.package_versions(), **get_backend(spec.backend).versions()},
         "sim_stack": provenance.sim_stack(provenance.package_versions()),
         "git": provenance.git_commit(),

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vla_eval.limits import Limits, TimedPolicy, Watchdog, needs_recycling
+from vla_eval.errors import RETRY_EXIT_CODE, RetryEpisode
 from vla_eval.plan import PlanItem
 from vla_eval.policy_config import PolicyConfig
 from vla_eval.record import EpisodeRecord
@@ -150,7 +151,10 @@ def worker_main(conn, config: WorkerConfig) -> None:
                 break
             with send_lock:
                 in_flight["items"] = msg[1]
-            records = worker.run_batch(msg[1])
+            try:
+                records = worker.run_batch(msg[1])
+            except RetryEpisode:
+                os._exit(RETRY_EXIT_CODE)  # the executor reruns this batch as for a crashed worker
             reason = needs_recycling(config.limits, records)
             with send_lock:
                 in_flight["items"] = None

@@ -8,6 +8,7 @@ from vla_eval.registry import Registry
 POLICIES: Registry[Policy] = Registry("policy", base=Policy)
 POLICIES.register("random", "vla_eval.policies.baselines:RandomPolicy", help="uniform random actions (seeded per episode)")
 POLICIES.register("noop", "vla_eval.policies.baselines:NoopPolicy", help="zero motion, gripper open")
+POLICIES.register("fixed_latency", "vla_eval.policies.baselines:FixedLatencyPolicy", help="holds still; each call costs latency_ms (a model stand-in for sizing a serving layout)")
 POLICIES.register("scripted", "vla_eval.policies.scripted:ScriptedExpert", help="privileged-state expert for built-in scenes")
 POLICIES.register("vla_r1", "vla_eval.policies.vla_r1:VlaR1Policy", help="VLA-R1 (Qwen2.5-VL) 2D trajectory/affordance + depth planner bridge")
 POLICIES.register("openvla", "vla_eval.policies.openvla:OpenVlaPolicy", help="OpenVLA-style action-token model")

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_eval.policies.base import LIBERO_DELTA_EEF, ActionChunk, Policy
+from vla_eval.policies.base import LIBERO_DELTA_EEF, ActionChunk, Policy, SlotStates
 
 POS_SCALE = 0.05  # metres per unit action (robosuite OSC_POSE output_max)
 ROT_SCALE = 0.5  # radians per unit action
@@ -81,22 +81,25 @@ class LiberoScriptedExpert(Policy):
     needs_images = False
     needs_privileged = True
     deterministic = True
+    slot_aware = True
 
     def __init__(self, gain: float = 1.0, lift_clearance: float = 0.08):
         self.gain = float(gain)
         self.lift_clearance = float(lift_clearance)
-        self._plans: list[_Plan] = []
+        self._plans: SlotStates[_Plan] = SlotStates(lambda instruction, seed: _Plan())
 
-    def reset(self, instructions, seeds=None):
-        self._plans = [_Plan() for _ in instructions]
+    def reset(self, instructions, seeds=None, slots=None):
+        self._plans.reset(instructions, seeds, slots)
+
+    def release(self, slots):
+        self._plans.release(slots)
 
     def describe(self):
         return {"name": self.name, "gain": self.gain, "lift_clearance": self.lift_clearance}
 
-    def predict(self, obs_batch: list[dict[str, Any]]) -> ActionChunk:
-        if len(self._plans) != len(obs_batch):
-            self._plans = [_Plan() for _ in obs_batch]
-        actions = np.stack([self._act(obs, plan) for obs, plan in zip(obs_batch, self._plans)])[:, None, :]
+    def predict(self, obs_batch: list[dict[str, Any]], slots=None) -> ActionChunk:
+        plans = self._plans.rows(obs_batch, slots)
+        actions = np.stack([self._act(obs, plan) for obs, plan in zip(obs_batch, plans)])[:, None, :]
         return ActionChunk(actions=actions, space=LIBERO_DELTA_EEF, extras=[{} for _ in obs_batch])
 
     # ------------------------------------------------------------------ planning

@@ -42,7 +42,7 @@ from vla_eval.policies._hf import (
     resolve_dtype,
     validate_config,
 )
-from vla_eval.policies.base import ActionChunk, ActionSpace, Policy
+from vla_eval.policies.base import ActionChunk, ActionSpace, Policy, SlotStates
 from vla_eval.policies.image_preprocess import ImagePreprocess
 
 N_BINS = 256
@@ -164,6 +164,7 @@ class OpenVlaPolicy(Policy):
 
     name = "openvla"
     needs_images = True
+    slot_aware = True
     Config = OpenVlaConfig
 
     def __init__(self, **kwargs: Any):
@@ -175,7 +176,7 @@ class OpenVlaPolicy(Policy):
         )
         require_models_extra()
         self._load()
-        self._instructions: list[str] = []
+        self._instructions: SlotStates[str] = SlotStates(lambda instruction, seed: instruction)
 
     def _model_class(self):
         if self.cfg.model_class == "auto":
@@ -224,15 +225,18 @@ class OpenVlaPolicy(Policy):
         instr = instruction.strip()
         return self.cfg.prompt_template.format(instruction=instr.lower() if self.cfg.lowercase_instruction else instr)
 
-    def reset(self, instructions: list[str], seeds: list[int] | None = None) -> None:
-        self._instructions = [str(i) for i in instructions]
+    def reset(self, instructions: list[str], seeds: list[int] | None = None, slots=None) -> None:
+        self._instructions.reset(instructions, seeds, slots)
 
-    def predict(self, obs_batch: list[dict[str, Any]]) -> ActionChunk:
+    def release(self, slots) -> None:
+        self._instructions.release(slots)
+
+    def predict(self, obs_batch: list[dict[str, Any]], slots=None) -> ActionChunk:
         torch = self._torch
         from PIL import Image
 
         t0 = time.perf_counter()
-        instr = self._instructions if len(self._instructions) == len(obs_batch) else [str(o.get("instruction", "")) for o in obs_batch]
+        instr = self._instructions.rows(obs_batch, slots)
         images = [Image.fromarray(self.cfg.image.apply(np.asarray(o["images"][self.cfg.camera]))) for o in obs_batch]
         pix = self.image_processor(images=images, return_tensors="pt")["pixel_values"]
         rows = []

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_eval.policies.base import LIBERO_DELTA_EEF, ActionChunk, Policy
+from vla_eval.policies.base import LIBERO_DELTA_EEF, ActionChunk, Policy, SlotStates
 
 POS_SCALE = 0.05
 ROT_SCALE = 0.5
@@ -98,20 +98,23 @@ class ScriptedExpert(Policy):
     action_space = LIBERO_DELTA_EEF
     needs_images = False
     needs_privileged = True
+    slot_aware = True
 
     def __init__(self, tolerance: float = 0.008):
         self.tolerance = float(tolerance)
-        self._episodes: list[_Episode] = []
+        self._episodes: SlotStates[_Episode] = SlotStates(lambda instruction, seed: _Episode())
 
-    def reset(self, instructions: list[str], seeds: list[int] | None = None) -> None:
-        self._episodes = [_Episode() for _ in instructions]
+    def reset(self, instructions: list[str], seeds: list[int] | None = None, slots=None) -> None:
+        self._episodes.reset(instructions, seeds, slots)
 
-    def predict(self, obs_batch: list[dict[str, Any]]) -> ActionChunk:
-        if len(self._episodes) != len(obs_batch):
-            self._episodes = [_Episode() for _ in obs_batch]
-        actions = np.stack([self._act(obs["privileged"], ep) for obs, ep in zip(obs_batch, self._episodes)])
+    def release(self, slots) -> None:
+        self._episodes.release(slots)
+
+    def predict(self, obs_batch: list[dict[str, Any]], slots=None) -> ActionChunk:
+        episodes = self._episodes.rows(obs_batch, slots)
+        actions = np.stack([self._act(obs["privileged"], ep) for obs, ep in zip(obs_batch, episodes)])
         return ActionChunk(actions=actions[:, None, :], space=LIBERO_DELTA_EEF,
-                           extras=[{"phase": ep.phase} for ep in self._episodes])
+                           extras=[{"phase": ep.phase} for ep in episodes])
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "tolerance": self.tolerance}

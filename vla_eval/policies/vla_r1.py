@@ -40,7 +40,7 @@ from vla_eval.policies._hf import (
     resolve_dtype,
     validate_config,
 )
-from vla_eval.policies.base import LIBERO_DELTA_EEF, ActionChunk, Policy
+from vla_eval.policies.base import LIBERO_DELTA_EEF, ActionChunk, Policy, SlotStates
 from vla_eval.policies.image_preprocess import ImagePreprocess
 from vla_eval.policies.planner_bridge import BridgeConfig, BridgeError, PlanFollower, PlannerBridge
 
@@ -244,13 +244,15 @@ class ImagePlannerPolicy(Policy):
     action_space = LIBERO_DELTA_EEF
     needs_images = True
     needs_depth = True
+    slot_aware = True
 
     def __init__(self, settings: PlannerSettings, text_source: Callable[[list[dict], list[str]], list[str]] | None = None):
         self.settings = settings
         self.image_orientation = settings.image_orientation
         self.bridge = PlannerBridge(settings.bridge)
         self._text_source = text_source
-        self._states: list[_EnvState] = []
+        self._slots: SlotStates[_EnvState] = SlotStates(lambda instruction, seed: _EnvState(instruction=instruction))
+        self._states: list[_EnvState] = []  # the current call's rows
 
     # -- hooks
     def generate(self, images: list[np.ndarray], prompts: list[str]) -> "Generation":
@@ -258,8 +260,11 @@ class ImagePlannerPolicy(Policy):
         raise NotImplementedError
 
     # -- Policy API
-    def reset(self, instructions: list[str], seeds: list[int] | None = None) -> None:
-        self._states = [_EnvState(instruction=str(i)) for i in instructions]
+    def reset(self, instructions: list[str], seeds: list[int] | None = None, slots=None) -> None:
+        self._slots.reset(instructions, seeds, slots)
+
+    def release(self, slots) -> None:
+        self._slots.release(slots)
 
     def _prompt(self, st: _EnvState) -> str:
         instr = st.instruction
@@ -267,9 +272,8 @@ class ImagePlannerPolicy(Policy):
             instr = self.settings.place_instruction.replace("{instruction}", instr)
         return build_prompt(instr, self.settings.prompt, self.settings.prompt_template)
 
-    def predict(self, obs_batch: list[dict[str, Any]]) -> ActionChunk:
-        if len(self._states) != len(obs_batch):
-            self.reset([str(o.get("instruction", "")) for o in obs_batch])
+    def predict(self, obs_batch: list[dict[str, Any]], slots=None) -> ActionChunk:
+        self._states = self._slots.rows(obs_batch, slots)
         extras: list[dict[str, Any]] = [{} for _ in obs_batch]
         ask = [
             i

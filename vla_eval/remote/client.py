@@ -30,6 +30,10 @@ class RemotePolicyError(RuntimeError):
     """The remote policy server is unreachable, too slow, or failed on a request."""
 
 
+class PolicyServerLost(RemotePolicyError):
+    """The connection is gone and reconnecting failed: the server process is down (or restarting)."""
+
+
 class RemotePolicyClient:
     def __init__(
         self,
@@ -128,7 +132,7 @@ class RemotePolicyClient:
             except (websockets.ConnectionClosed, OSError, RemotePolicyError) as exc:
                 self.close()
                 if attempt >= self.max_retries:
-                    raise RemotePolicyError(
+                    raise PolicyServerLost(
                         f"policy server {self.uri} unreachable after {attempt + 1} attempt(s): {exc}"
                     ) from exc
                 attempt += 1

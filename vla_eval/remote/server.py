@@ -1,34 +1,60 @@
-"""Serve any policy over the openpi websocket protocol.
+"""Serve any policy over the openpi websocket protocol, batching requests across connections.
 
 Per connection: send a metadata frame, then answer every request frame (an observation)
 with exactly one response frame ``{"actions": (T, D) array, "server_timing": {...},
-"extras": {...}}``.  ``GET /healthz`` answers ``OK``.  On a policy exception the server
-sends the traceback as a *text* frame and closes the connection, as openpi's server does,
-so an openpi client raises instead of waiting.
+"action_space": {...}, "extras": {...}}``.  ``GET /healthz`` answers ``OK``.  On a failed
+request the server sends the traceback as a *text* frame and closes that connection, as
+openpi's server does, so an openpi client raises instead of waiting.
 
-Policies are not thread-safe, so inference is serialised with a lock; connections are
-handled in threads (``websockets.sync.server``), which keeps the serving code free of
-asyncio and lets a blocking PyTorch call run without stalling other handshakes.
+**Batching.**  On a GPU the cost of an evaluation is inference, and a model answers a
+batch of B observations in about the time of one; so requests from all connections go
+into one queue, and a single batcher thread answers them with one ``predict`` per batch.
+A batch closes when it holds ``max_batch`` requests, when every open connection has a
+request in it (nobody else can add one, so waiting would only add latency: one client
+is never delayed), or ``max_wait_ms`` after its first request arrived or the previous
+batch ended, whichever is later.  Each reply carries
+``server_timing``: ``batch_size``, ``queue_ms`` (arrival to batch start), ``reset_ms`` and
+``infer_ms`` (the batch's ``predict``); openpi clients ignore keys they do not know.
+
+**Per-episode state.**  Each connection is one session; each session's current episode is
+one policy *slot* (see :class:`~vla_eval.policies.base.Policy`).  A new episode starts on a
+connection's first request, on ``reset: true`` (vla-eval clients) and when the instruction
+changes (openpi clients never send a reset); the old slot is released.  A slot-aware
+policy is told the slot of every row, so sessions never reset or read each other's state.
+A policy that is not slot-aware is reset with the batch's instructions whenever the rows
+of a batch differ from the previous call's, which is exact for stateless policies and for
+a single client (and is what the unbatched server did).
+
+**Faults.**  Connections are handled in threads (``websockets.sync.server``) and never touch
+the policy; only the batcher thread does, so the policy needs no locking and a blocking
+PyTorch call never stalls other handshakes.  A client that disconnects while its request
+is in a batch loses only its own reply.  A policy exception (or malformed output) fails the
+requests of that batch only; later batches are served as usual.
 """
 
 from __future__ import annotations
 
 import http
+import itertools
 import logging
 import threading
 import time
 import traceback
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Hashable
 
 import numpy as np
 import websockets
 from websockets.sync.server import Server, ServerConnection, serve
 
-from vla_eval.policies.base import Policy, validate_chunk
+from vla_eval.policies.base import Policy, predict_policy, reset_policy, validate_chunk
 from vla_eval.remote import protocol
 from vla_eval.remote.obs_format import decode_obs
 
 log = logging.getLogger(__name__)
+
+CONTROL_KEYS = ("reset", "seed")
+"""Request keys that steer the session rather than describe the observation."""
 
 
 def _health(connection: ServerConnection, request) -> Any:
@@ -37,16 +63,55 @@ def _health(connection: ServerConnection, request) -> Any:
     return None
 
 
+@dataclass
+class _Session:
+    id: int
+    slot: Hashable | None = None
+    instruction: str | None = None
+
+
+@dataclass
+class _Request:
+    session: _Session
+    slot: Hashable
+    obs: dict[str, Any]
+    instruction: str
+    new_episode: bool
+    seed: int | None
+    t_in: float = field(default_factory=time.monotonic)
+    done: threading.Event = field(default_factory=threading.Event)
+    reply: dict[str, Any] | None = None
+    error: str | None = None
+
+    def fail(self, text: str) -> None:
+        self.error = text
+        self.done.set()
+
+
 class PolicyServer:
     """Expose ``policy`` on ``ws://host:port`` (loopback by default: a policy server runs models
     on whatever it is sent, so exposing it beyond the machine must be a deliberate choice)."""
 
-    def __init__(self, policy: Policy, host: str = "127.0.0.1", port: int = 8000, metadata: dict[str, Any] | None = None,
-                 max_frame_bytes: int | None = None):
+    def __init__(
+        self,
+        policy: Policy,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        metadata: dict[str, Any] | None = None,
+        max_batch: int = 16,
+        max_wait_ms: float = 5.0,
+        max_frame_bytes: int | None = None,
+    ):
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        if max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
         self.policy = policy
         self.max_frame_bytes = int(max_frame_bytes or protocol.MAX_FRAME_BYTES)
         self.host = host
         self.port = port
+        self.max_batch = int(max_batch)
+        self.max_wait_s = float(max_wait_ms) / 1000.0
         space = getattr(policy, "action_space", None)
         self.metadata = {
             "server": "vla-eval",
@@ -54,20 +119,32 @@ class PolicyServer:
             "action_space": dict(space.__dict__) if space is not None else None,
             # clients must send images in this orientation (vla_eval.envs.orientation); RemotePolicy checks it
             "image_orientation": getattr(policy, "image_orientation", "upright") if getattr(policy, "needs_images", True) else None,
+            "batching": {"max_batch": self.max_batch, "max_wait_ms": float(max_wait_ms)},
             **(metadata or {}),
         }
-        self._lock = threading.Lock()
         self._server: Server | None = None
-        self._ready = threading.Event()
+        self._cond = threading.Condition()
+        self._queue: list[_Request] = []
+        self._releases: list[Hashable] = []
+        self._sessions: dict[int, _Session] = {}
+        self._ids = itertools.count(1)
+        self._slots = itertools.count(1)
+        self._stopping = False
+        self._batcher: threading.Thread | None = None
+        self._last_rows: list[Hashable] | None = None
+        self._free_since = 0.0
+        self._warned_unaware = False
+        self.stats = {"batches": 0, "requests": 0, "failed_batches": 0}
 
     # -- lifecycle
     def start(self) -> "PolicyServer":
-        """Bind now (so ``port=0`` resolves to a real port) without blocking."""
+        """Bind now (so ``port=0`` resolves to a real port) and start the batcher, without blocking."""
         self._server = serve(
             self._handle, self.host, self.port, compression=None, max_size=self.max_frame_bytes, process_request=_health
         )
         self.port = self._server.socket.getsockname()[1]
-        self._ready.set()
+        self._batcher = threading.Thread(target=self._batch_loop, name="vla-eval-batcher", daemon=True)
+        self._batcher.start()
         return self
 
     def serve_forever(self) -> None:
@@ -83,65 +160,208 @@ class PolicyServer:
         return t
 
     def shutdown(self) -> None:
+        with self._cond:
+            self._stopping = True
+            pending, self._queue = self._queue, []
+            self._cond.notify_all()
+        for req in pending:
+            req.fail("policy server is shutting down")
         if self._server is not None:
             self._server.shutdown()
+        if self._batcher is not None:
+            self._batcher.join(timeout=10)
 
     @property
     def url(self) -> str:
         return f"ws://{self.host}:{self.port}"
 
-    # -- protocol
-    def infer(self, msg: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
-        obs = decode_obs(msg)
-        instruction = obs.get("instruction", "")
-        with self._lock:
-            # openpi clients never send a reset; a new instruction (or an explicit flag) starts an episode
-            if msg.get("reset") or session.get("instruction") != instruction:
-                self.policy.reset([instruction])
-                session["instruction"] = instruction
-            t = time.monotonic()
-            chunk = self.policy.predict([obs])
-            infer_s = time.monotonic() - t
-        actions = validate_chunk(chunk, batch_size=1, action_dim=chunk.space.dim)[0]
-        reply: dict[str, Any] = {"actions": np.asarray(actions, dtype=np.float64), "server_timing": {"infer_ms": infer_s * 1000.0}}
-        if chunk.extras and chunk.extras[0]:
-            reply["extras"] = protocol.to_wire(chunk.extras[0])
-        reply["action_space"] = dict(chunk.space.__dict__)
-        return reply
+    @property
+    def mean_batch_size(self) -> float:
+        return self.stats["requests"] / self.stats["batches"] if self.stats["batches"] else 0.0
 
+    # -- connections (one thread each; never touch the policy)
     def _handle(self, ws: ServerConnection) -> None:
         packer = protocol.Packer()
-        ws.send(packer.pack(self.metadata))
-        session: dict[str, Any] = {}
-        while True:
-            try:
+        session = _Session(next(self._ids))
+        with self._cond:
+            self._sessions[session.id] = session
+        try:
+            ws.send(packer.pack(self.metadata))
+            while True:
                 raw = ws.recv()
-            except websockets.ConnectionClosed:
-                return
-            try:
-                if isinstance(raw, str):
-                    raise protocol.ProtocolError("expected a binary msgpack frame, got text")
-                msg = protocol.unpackb(raw, self.max_frame_bytes)
-                if not isinstance(msg, dict):
-                    raise protocol.ProtocolError(f"expected a map, got {type(msg).__name__}")
-            except protocol.ProtocolError as exc:
-                # a malformed frame is the client's fault: answer with an error frame, keep serving
-                log.warning("policy server: rejected a malformed frame: %s", exc)
                 try:
+                    req = self._request(session, raw)
+                except protocol.ProtocolError as exc:
+                    # a malformed frame is the client's fault: answer with an error frame, keep serving
+                    log.warning("policy server: rejected a malformed frame: %s", exc)
                     ws.send(f"rejected frame: {exc}")
-                except websockets.ConnectionClosed:
+                    continue
+                except Exception:
+                    log.exception("policy server: bad request")
+                    self._send_error(ws, traceback.format_exc())
                     return
-                continue
+                self._submit(req)
+                req.done.wait()
+                if req.error is not None:
+                    self._send_error(ws, req.error)
+                    return
+                ws.send(packer.pack(req.reply))
+        except websockets.ConnectionClosed:
+            return
+        finally:
+            with self._cond:
+                self._sessions.pop(session.id, None)
+                if session.slot is not None:
+                    self._releases.append(session.slot)
+                self._cond.notify_all()
+
+    @staticmethod
+    def _send_error(ws: ServerConnection, text: str) -> None:
+        try:
+            ws.send(text)
+            ws.close(code=1011, reason="Internal server error. Traceback included in previous frame.")
+        except websockets.ConnectionClosed:
+            pass
+
+    def _request(self, session: _Session, raw: Any) -> _Request:
+        if isinstance(raw, str):
+            raise protocol.ProtocolError("expected a binary msgpack frame, got text")
+        msg = protocol.unpackb(raw, self.max_frame_bytes)
+        if not isinstance(msg, dict):
+            raise protocol.ProtocolError(f"expected a map, got {type(msg).__name__}")
+        seed = msg.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise ValueError(f"request field 'seed' must be an integer, got {seed!r}")
+        obs = decode_obs({k: v for k, v in msg.items() if k not in CONTROL_KEYS})
+        instruction = str(obs.get("instruction", ""))
+        new_episode = bool(msg.get("reset")) or session.slot is None or session.instruction != instruction
+        if new_episode:
+            with self._cond:
+                if session.slot is not None:
+                    self._releases.append(session.slot)
+            session.slot = next(self._slots)
+            session.instruction = instruction
+        return _Request(session, session.slot, obs, instruction, new_episode, None if seed is None else int(seed))
+
+    def _submit(self, req: _Request) -> None:
+        with self._cond:
+            if self._stopping:
+                req.fail("policy server is shutting down")
+                return
+            self._queue.append(req)
+            self._cond.notify_all()
+
+    # -- the batcher (the only thread that calls the policy)
+    def _gather(self) -> tuple[list[_Request], list[Hashable]] | None:
+        with self._cond:
+            while not self._queue and not self._stopping:
+                self._cond.wait()
+            if self._stopping:
+                return None
+            # The window opens when the batcher is free, not when the oldest request arrived: a
+            # request that queued behind the previous batch would otherwise close its batch at
+            # once, and clients that were just answered (back within an env step) would lock
+            # into alternating batches of one.
+            deadline = max(self._queue[0].t_in, self._free_since) + self.max_wait_s
+            while len(self._queue) < min(self.max_batch, len(self._sessions)):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stopping:
+                    break
+                self._cond.wait(remaining)
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            releases, self._releases = self._releases, []
+        return batch, releases
+
+    def _batch_loop(self) -> None:
+        while True:
+            got = self._gather()
+            if got is None:
+                return
+            batch, releases = got
             try:
-                reply = self.infer(msg, session)
-                ws.send(packer.pack(reply))
-            except websockets.ConnectionClosed:
-                return
+                self._run_batch(batch, releases)
+            except Exception:  # never lose the batcher: fail this batch, serve the next
+                log.exception("policy server: batch failed")
+                text = traceback.format_exc()
+                for req in batch:
+                    if not req.done.is_set():
+                        req.fail(text)
+            self._free_since = time.monotonic()
+
+    def _run_batch(self, batch: list[_Request], releases: list[Hashable]) -> None:
+        policy = self.policy
+        t0 = time.monotonic()
+        if releases and policy.slot_aware:
+            policy.release(releases)
+        live = self._reset(batch)
+        t1 = time.monotonic()
+        if not live:
+            return
+        try:
+            chunk = predict_policy(policy, [r.obs for r in live], [r.slot for r in live])
+            actions = validate_chunk(chunk, batch_size=len(live), action_dim=chunk.space.dim, per_row=True)
+        except Exception:
+            log.exception("policy server: predict failed on a batch of %d", len(live))
+            self.stats["failed_batches"] += 1
+            self._last_rows = None
+            text = traceback.format_exc()
+            for req in live:
+                req.fail(text)
+            return
+        t2 = time.monotonic()
+        self.stats["batches"] += 1
+        self.stats["requests"] += len(live)
+        space = dict(chunk.space.__dict__)
+        for i, req in enumerate(live):
+            reply: dict[str, Any] = {
+                "actions": np.asarray(actions[i], dtype=np.float64),
+                "server_timing": {
+                    "infer_ms": (t2 - t1) * 1000.0,
+                    "reset_ms": (t1 - t0) * 1000.0,
+                    "queue_ms": max(0.0, (t0 - req.t_in) * 1000.0),
+                    "batch_size": len(live),
+                },
+                "action_space": space,
+            }
+            if chunk.extras and i < len(chunk.extras) and chunk.extras[i]:
+                reply["extras"] = protocol.to_wire(chunk.extras[i])
+            req.reply = reply
+            req.done.set()
+
+    def _reset(self, batch: list[_Request]) -> list[_Request]:
+        """Start the batch's new episodes; returns the requests still to be answered."""
+        policy = self.policy
+        if policy.slot_aware:
+            fresh = [r for r in batch if r.new_episode]
+            if not fresh:
+                return batch
+            seeds = [r.seed for r in fresh]
+            try:
+                reset_policy(policy, [r.instruction for r in fresh], seeds if any(s is not None for s in seeds) else None,
+                             [r.slot for r in fresh])
             except Exception:
-                log.exception("policy server: request failed")
-                try:
-                    ws.send(traceback.format_exc())
-                    ws.close(code=1011, reason="Internal server error. Traceback included in previous frame.")
-                except websockets.ConnectionClosed:
-                    pass
-                return
+                log.exception("policy server: reset failed")
+                text = traceback.format_exc()
+                for req in fresh:
+                    req.fail(text)
+                return [r for r in batch if not r.new_episode]
+            return batch
+        rows = [r.slot for r in batch]
+        if rows == self._last_rows and not any(r.new_episode for r in batch):
+            return batch
+        if not self._warned_unaware and len({r.session.id for r in batch}) > 1:
+            self._warned_unaware = True
+            log.warning("policy %s is not slot-aware: it is reset for every new mix of sessions in a batch, "
+                        "which is only correct if it keeps no state between calls", policy.describe().get("name"))
+        seeds = [r.seed for r in batch]
+        try:
+            policy.reset([r.instruction for r in batch], seeds if any(s is not None for s in seeds) else None)
+        except Exception:
+            log.exception("policy server: reset failed")
+            self._last_rows = None
+            text = traceback.format_exc()
+            for req in batch:
+                req.fail(text)
+            return []
+        self._last_rows = rows
+        return batch
