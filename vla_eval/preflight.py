@@ -100,6 +100,8 @@ def check_checkpoint(value: Any, source: str = "--policy-arg checkpoint") -> Non
     path = Path(text).expanduser()
     if path.exists():
         return
+    if "/" not in text and not text.startswith((".", "~")):
+        return  # a bare name is the adapter's own alias (e.g. the reference policy's `early` / `final`)
     if not HUB_ID.match(text) or text.startswith((".", "/", "~")):
         raise ConfigError(f"{source}={text}: no such local folder (and not a hub id like org/name)")
     if _in_hf_cache(text):
