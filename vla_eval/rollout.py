@@ -185,6 +185,7 @@ def run_episodes(
     settings: EpisodeSettings,
     frames: list[list | None] | None = None,
     reset_options: list[dict[str, Any] | None] | None = None,
+    progress: dict[tuple, dict[str, Any]] | None = None,
 ) -> list[tuple[EpisodeRecord, bool]]:
     """Roll out ``items`` on ``envs`` in lock-step; returns (record, env still usable) per episode.
 
@@ -193,11 +194,14 @@ def run_episodes(
     slots; any other policy sees the whole batch (finished episodes keep their last
     observation and their actions are dropped), so its per-env state keeps a stable index.
     :class:`~vla_eval.errors.RetryEpisode` from the policy propagates: the episodes are
-    rerun elsewhere rather than recorded.
+    rerun elsewhere rather than recorded. ``progress`` (item key -> live step counters) lets a
+    watchdog thread that ends a stuck batch record how far each episode got.
     """
     frames = frames or [None] * len(items)
     reset_options = reset_options or [settings.reset_options] * len(items)
     eps = [_Episode(env, item, settings, f) for env, item, f in zip(envs, items, frames)]
+    if progress is not None:
+        progress.update({ep.item.key: ep.stats for ep in eps})
     for ep in eps:
         ep.bind_orientation(policy)
     for ep, opts in zip(eps, reset_options):
