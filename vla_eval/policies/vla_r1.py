@@ -10,8 +10,14 @@ the path, grasp at its end, lift (and optionally place after a second query).
 Loading deliberately avoids ``AutoProcessor``: for Qwen2.5-VL it also builds a video
 processor that needs torchvision, whose registry build is CUDA-only and breaks CPU
 machines.  ``AutoTokenizer`` + ``AutoImageProcessor(backend="pil")`` and expanding each
-``<|image_pad|>`` to ``grid_thw.prod() // merge_size**2`` tokens is exactly what the
-processor does, and works everywhere.
+``<|image_pad|>`` to ``grid_thw.prod() // merge_size**2`` tokens is how the processor
+builds its input, and works everywhere.
+
+The prompt follows upstream's inference code (GigaAI-research/VLA-R1 ``scripts/inference.py``
+and ``scripts/server.py``): the instruction plus upstream's format request, which ends in
+``".\n<image>"``, sent as one text item with a leading space and the image after it; the
+tests pin the rendered chat string to those bytes.  Generation uses upstream's server values
+(``generation.preset: upstream``) or greedy decoding, seeded per episode.
 
 The model is queried once per plan stage (not every step); between queries the bridge
 steers closed loop from ``eef_pos``.  Every query records ``parse_failure`` (0/1),
