@@ -173,7 +173,7 @@ def build_bridge_xml(assets: Path, task: SimplerTask, real: RealTask) -> tuple[s
     ]
     xml = f"""<mujoco model="{task.name}_real">
   <compiler angle="radian" autolimits="true"/>
-  <option timestep="{1.0 / W.SIM_HZ}" integrator="implicitfast" cone="elliptic" impratio="10"/>
+  <option timestep="{1.0 / W.SIM_HZ}" integrator="implicitfast" cone="elliptic" impratio="10" noslip_iterations="4"><flag multiccd="enable"/></option>
   <visual><global offwidth="{W.CAMERA_SIZE[0]}" offheight="{W.CAMERA_SIZE[1]}"/><quality shadowsize="0"/>
     <headlight ambient="0.45 0.45 0.45" diffuse="0.5 0.5 0.5" specular="0 0 0"/></visual>
   <default><geom solref="0.004 1" solimp="0.95 0.99 0.001"/></default>
@@ -216,6 +216,8 @@ class BridgeRealEnv(gym.Env):
         self.data = mujoco.MjData(self.model)
         self._scratch = mujoco.MjData(self.model)
         m = self.model
+        for j in W.ARM_JOINTS:
+            m.dof_armature[m.joint(j).dofadr[0]] = W.ARM_ARMATURE
         self._arm_q = np.array([m.joint(j).qposadr[0] for j in W.ARM_JOINTS])
         self._arm_v = np.array([m.joint(j).dofadr[0] for j in W.ARM_JOINTS])
         self._finger_q = np.array([m.joint(j).qposadr[0] for j in W.FINGER_JOINTS])
@@ -230,7 +232,9 @@ class BridgeRealEnv(gym.Env):
         for link in ("left_finger_link", "right_finger_link"):
             for g in range(m.ngeom):
                 if m.geom_bodyid[g] == m.body(link).id and m.geom_contype[g]:
-                    m.geom_friction[g, 0] = W.GRIPPER_FRICTION
+                    # SimplerEnv gives the fingers torsional friction (patch_radius 0.01): condim 4
+                    m.geom_friction[g] = (W.GRIPPER_FRICTION, W.GRIPPER_FRICTION * W.FINGER_PATCH_RADIUS, 0.0001)
+                    m.geom_condim[g] = 4
         self._obj_names = [o.name for o in self.task.objects]
         self._obj_geoms = {n: {g for g in range(m.ngeom) if m.geom_bodyid[g] == m.body(n).id} for n in self._obj_names}
         self._foreground = set(self._robot_geoms).union(*self._obj_geoms.values())
@@ -425,7 +429,9 @@ class BridgeRealEnv(gym.Env):
         out: dict[str, Any] = {"task": dict(self.rule), "task_type": self.rule["type"], "family": "bridge_real",
                                "control_hz": W.CONTROL_HZ, "config_id": self.config_id,
                                "base_pos": bp, "base_mat": br, "eef_pos": d.xpos[self._ee].copy(),
-                               "eef_mat": d.xmat[self._ee].reshape(3, 3).copy(), "gripper_qpos": d.qpos[self._finger_q].copy()}
+                               "eef_mat": d.xmat[self._ee].reshape(3, 3).copy(), "gripper_qpos": d.qpos[self._finger_q].copy(),
+                               "ee_target_pos": self._target_pos.copy(), "ee_target_mat": self._target_mat.copy(),
+                               **self._stats}
         for n in self._obj_names:
             out[f"{n}_pos"] = d.xpos[m.body(n).id].copy()
             out[f"{n}_quat"] = d.xquat[m.body(n).id].copy()

@@ -24,13 +24,19 @@ ARM_DAMPING = (330.0, 180.0, 152.12036565582588, 309.6215302722146, 201.04998711
 ARM_FORCE_LIMIT = (200.0, 200.0, 100.0, 100.0, 100.0, 100.0)
 """defaults.py, the gains tuned for arm_pd_ee_target_delta_pose_align2 (5 Hz)"""
 
+ARM_ARMATURE = 0.01
+"""Not a SimplerEnv value: PhysX drives are implicit, MuJoCo's position gains are not, and the wrist links'
+inertia (~1e-5 kg m^2) with kp ~1000 would need a 1e-4 s step; a 0.01 kg m^2 rotor inertia (about a
+Dynamixel's reflected inertia) keeps the 500 Hz step stable."""
+
 GRIPPER_STIFFNESS, GRIPPER_DAMPING, GRIPPER_FORCE_LIMIT = 1000.0, 200.0, 60.0
 GRIPPER_LOW, GRIPPER_HIGH = 0.015 - 0.001, 0.037 + 0.001
 """defaults.py gripper_pd_joint_pos: normalized [-1, 1] -> finger target in [0.014, 0.038] m (1 = open)"""
 
 GRIPPER_FRICTION = 2.0
+FINGER_PATCH_RADIUS = 0.01
 OBJECT_FRICTION = 0.5
-"""defaults.py gripper material (static/dynamic friction 2.0); envs/custom_scenes/base_env.py obj_*_friction 0.5"""
+"""defaults.py gripper material (static/dynamic friction 2.0), finger patch_radius 0.01 (torsional friction); envs/custom_scenes/base_env.py obj_*_friction 0.5"""
 
 POS_BOUND, ROT_BOUND = 1.0, math.pi / 2
 """defaults.py arm_common_args: position bounds +-1.0 m (unused: normalize_action=False), rot_bound pi/2"""
