@@ -21,10 +21,10 @@ import numpy as np
 from vla_eval.policies.scripted import _Episode, _wrap
 
 OPEN, CLOSE = 1.0, -1.0
-FAST, SLOW, LIFT = 0.035, 0.015, 0.02  # metres per 5 Hz step
+FAST, SLOW, LIFT, CARRY = 0.035, 0.015, 0.02, 0.02  # metres per 5 Hz step
 TURN = 0.35  # radians per step
 CLEAR = 0.07  # approach / carry height above the object tops
-TABLE_CLEAR = 0.012
+TABLE_CLEAR = 0.021  # the fingertips reach 1.6 cm below the EE point: keep them ~5 mm above the table
 
 
 def _yaw_of(v) -> float:
@@ -57,6 +57,7 @@ def bridge_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
     eef = at_base(priv["eef_pos"])
     tpos, tmat = np.asarray(priv["ee_target_pos"]), np.asarray(priv["ee_target_mat"])
     obj = at_base(priv[f"{src}_pos"])
+    com = at_base(priv.get(f"{src}_com", priv[f"{src}_pos"]))  # grasp over the centre of mass: no gravity torque in the hand
     goal_obj = at_base(priv[f"{tgt}_pos"])
     src_box, tgt_box = np.asarray(priv[f"{src}_bbox"]), np.asarray(priv[f"{tgt}_bbox"])
     # fingers (ee y axis) across the object's long horizontal side
@@ -78,13 +79,13 @@ def bridge_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
     if ep.phase == "start":
         ep.go("above")
     if ep.phase == "above":
-        goal = np.array([obj[0], obj[1], top_src + CLEAR])
+        goal = np.array([com[0], com[1], top_src + CLEAR])
         dpos = _step(tpos, goal, FAST)
         drot = np.array([0.0, 0.0, float(np.clip(yaw_err, -TURN, TURN))])
         if np.linalg.norm(goal - eef) < 0.012 and abs(yaw_err) < 0.05:
             ep.go("descend")
     if ep.phase == "descend":
-        goal = np.array([obj[0], obj[1], grasp_z])
+        goal = np.array([com[0], com[1], grasp_z])
         dpos = _step(tpos, goal, SLOW if tpos[2] - goal[2] < 0.04 else FAST)
         if np.linalg.norm(goal - eef) < 0.006 or ep.count > 12:
             ep.go("close")
@@ -104,7 +105,7 @@ def bridge_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
             ep.go("carry")
     if ep.phase == "carry":
         goal = np.array([drop[0], drop[1], carry_z])
-        dpos = _step(tpos, goal, FAST)
+        dpos = _step(tpos, goal, CARRY)
         if np.linalg.norm(goal[:2] - eef[:2]) < 0.01:
             ep.go("lower")
     if ep.phase == "lower":

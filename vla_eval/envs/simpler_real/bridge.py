@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,10 +174,10 @@ def build_bridge_xml(assets: Path, task: SimplerTask, real: RealTask) -> tuple[s
     ]
     xml = f"""<mujoco model="{task.name}_real">
   <compiler angle="radian" autolimits="true"/>
-  <option timestep="{1.0 / W.SIM_HZ}" integrator="implicitfast" cone="elliptic" impratio="10" noslip_iterations="4"><flag multiccd="enable"/></option>
+  <option timestep="{1.0 / W.SIM_HZ}" integrator="implicitfast" cone="elliptic" impratio="{os.environ.get("C14_IMP", "10")}" noslip_iterations="{os.environ.get("C14_NOSLIP", "4")}"><flag multiccd="enable"/></option>
   <visual><global offwidth="{W.CAMERA_SIZE[0]}" offheight="{W.CAMERA_SIZE[1]}"/><quality shadowsize="0"/>
     <headlight ambient="0.45 0.45 0.45" diffuse="0.5 0.5 0.5" specular="0 0 0"/></visual>
-  <default><geom solref="0.004 1" solimp="0.95 0.99 0.001"/></default>
+  <default><geom solref="{os.environ.get("C14_SOLREF", "0.004 1")}" solimp="{os.environ.get("C14_SOLIMP", "0.95 0.99 0.001")}"/></default>
   <asset>{''.join(asset_xml)}</asset>
   <worldbody>
     <light name="sun" directional="true" dir="0 0 -1" pos="0 0 3" diffuse="0.3 0.3 0.3" castshadow="false"/>
@@ -232,9 +233,9 @@ class BridgeRealEnv(gym.Env):
         for link in ("left_finger_link", "right_finger_link"):
             for g in range(m.ngeom):
                 if m.geom_bodyid[g] == m.body(link).id and m.geom_contype[g]:
-                    # SimplerEnv gives the fingers torsional friction (patch_radius 0.01): condim 4
-                    m.geom_friction[g] = (W.GRIPPER_FRICTION, W.GRIPPER_FRICTION * W.FINGER_PATCH_RADIUS, 0.0001)
-                    m.geom_condim[g] = 4
+                    # SimplerEnv gives the fingers a contact patch (patch_radius 0.01): torsional + rolling friction, condim 6
+                    m.geom_friction[g] = (W.GRIPPER_FRICTION, W.GRIPPER_FRICTION * W.FINGER_PATCH_RADIUS, W.FINGER_ROLLING)
+                    m.geom_condim[g] = 6
         self._obj_names = [o.name for o in self.task.objects]
         self._obj_geoms = {n: {g for g in range(m.ngeom) if m.geom_bodyid[g] == m.body(n).id} for n in self._obj_names}
         self._foreground = set(self._robot_geoms).union(*self._obj_geoms.values())
@@ -434,6 +435,7 @@ class BridgeRealEnv(gym.Env):
                                **self._stats}
         for n in self._obj_names:
             out[f"{n}_pos"] = d.xpos[m.body(n).id].copy()
+            out[f"{n}_com"] = d.xipos[m.body(n).id].copy()
             out[f"{n}_quat"] = d.xquat[m.body(n).id].copy()
             out[f"{n}_bbox"] = self.facts["bbox"][n].copy()
             out[f"{n}_init_pos"] = self._init_xyz[n].copy()
