@@ -57,7 +57,8 @@ def bridge_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
     eef = at_base(priv["eef_pos"])
     tpos, tmat = np.asarray(priv["ee_target_pos"]), np.asarray(priv["ee_target_mat"])
     obj = at_base(priv[f"{src}_pos"])
-    com = at_base(priv.get(f"{src}_com", priv[f"{src}_pos"]))  # grasp over the centre of mass: no gravity torque in the hand
+    # grasp where the collision shape is widest (parallel sides; see BridgeRealEnv widest_section)
+    com = at_base(priv.get(f"{src}_grasp", priv[f"{src}_pos"]))
     goal_obj = at_base(priv[f"{tgt}_pos"])
     src_box, tgt_box = np.asarray(priv[f"{src}_bbox"]), np.asarray(priv[f"{tgt}_bbox"])
     # fingers (ee y axis) across the object's long horizontal side

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,6 +125,37 @@ def _rot_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
     return v
 
 
+def widest_section(parts: list[Path], scale: float, bins: int = 12) -> np.ndarray:
+    """Object-frame xy of the collision shape's widest cross-section along its long axis.
+
+    Squeezing a convex hull where its sides slant pushes it out of the hand (MuJoCo's soft
+    contacts let it creep out; PhysX's do not): the expert grasps where the sides are parallel.
+    """
+    verts = []
+    for path in parts:
+        for line in path.read_text().splitlines():
+            if line.startswith("v "):
+                verts.append([float(x) for x in line.split()[1:4]])
+    v = np.asarray(verts) * scale
+    ext = v.max(axis=0) - v.min(axis=0)
+    long_i = 0 if ext[0] >= ext[1] else 1
+    short_i = 1 - long_i
+    edges = np.linspace(v[:, long_i].min(), v[:, long_i].max(), bins + 1)
+    widths = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = v[(v[:, long_i] >= lo) & (v[:, long_i] <= hi)]
+        if len(sel) >= 3:
+            widths.append(((lo + hi) / 2, float(sel[:, short_i].max() - sel[:, short_i].min())))
+    out = np.zeros(2)
+    out[short_i] = float((v[:, short_i].max() + v[:, short_i].min()) / 2)
+    if len(widths) < bins // 2:  # a coarse mesh (a cube): vertices only at the ends, use the middle
+        out[long_i] = float((edges[0] + edges[-1]) / 2)
+        return out
+    best = max(widths, key=lambda cw: cw[1])[0]
+    out[long_i] = best
+    return out
+
+
 def build_bridge_xml(assets: Path, task: SimplerTask, real: RealTask) -> tuple[str, dict[str, Any]]:
     """The scene's MJCF and facts the env needs (model bboxes, names)."""
     db = json.loads((assets / "data" / "custom" / real.model_json).read_text())
@@ -163,6 +193,7 @@ def build_bridge_xml(assets: Path, task: SimplerTask, real: RealTask) -> tuple[s
             asset_xml.append(f'<mesh name="{mesh}" file="{path}" scale="{scale} {scale} {scale}" inertia="convex"/>')
             geoms.append(f'<geom name="{mesh}" type="mesh" mesh="{mesh}" group="3" density="{density}" '
                          f'friction="{W.OBJECT_FRICTION} 0.005 0.0001" contype="1" conaffinity="3" rgba="0 0 0 0"/>')
+        facts.setdefault("grasp", {})[name] = widest_section(collision_parts(model_dir), scale)
         objects_xml.append(f'<body name="{name}" pos="0 0 2"><freejoint name="{name}_free"/>{"".join(geoms)}</body>')
     actuators = [
         f'<position name="act_{j}" joint="{j}" kp="{kp}" kv="{kv}" forcerange="{-f} {f}" forcelimited="true"/>'
@@ -174,10 +205,10 @@ def build_bridge_xml(assets: Path, task: SimplerTask, real: RealTask) -> tuple[s
     ]
     xml = f"""<mujoco model="{task.name}_real">
   <compiler angle="radian" autolimits="true"/>
-  <option timestep="{1.0 / W.SIM_HZ}" integrator="implicitfast" cone="elliptic" impratio="{os.environ.get("C14_IMP", "10")}" noslip_iterations="{os.environ.get("C14_NOSLIP", "4")}"><flag multiccd="enable"/></option>
+  <option timestep="{1.0 / W.SIM_HZ}" integrator="implicitfast" cone="pyramidal"><flag multiccd="enable"/></option>
   <visual><global offwidth="{W.CAMERA_SIZE[0]}" offheight="{W.CAMERA_SIZE[1]}"/><quality shadowsize="0"/>
     <headlight ambient="0.45 0.45 0.45" diffuse="0.5 0.5 0.5" specular="0 0 0"/></visual>
-  <default><geom solref="{os.environ.get("C14_SOLREF", "0.004 1")}" solimp="{os.environ.get("C14_SOLIMP", "0.95 0.99 0.001")}"/></default>
+  <default><geom solref="0.004 1" solimp="0.95 0.99 0.001"/></default>
   <asset>{''.join(asset_xml)}</asset>
   <worldbody>
     <light name="sun" directional="true" dir="0 0 -1" pos="0 0 3" diffuse="0.3 0.3 0.3" castshadow="false"/>
@@ -233,9 +264,9 @@ class BridgeRealEnv(gym.Env):
         for link in ("left_finger_link", "right_finger_link"):
             for g in range(m.ngeom):
                 if m.geom_bodyid[g] == m.body(link).id and m.geom_contype[g]:
-                    # SimplerEnv gives the fingers a contact patch (patch_radius 0.01): torsional + rolling friction, condim 6
-                    m.geom_friction[g] = (W.GRIPPER_FRICTION, W.GRIPPER_FRICTION * W.FINGER_PATCH_RADIUS, W.FINGER_ROLLING)
-                    m.geom_condim[g] = 6
+                    # SimplerEnv gives the fingers a contact patch (patch_radius 0.01): torsional friction, condim 4
+                    m.geom_friction[g] = (W.GRIPPER_FRICTION, W.GRIPPER_FRICTION * W.FINGER_PATCH_RADIUS, 0.0001)
+                    m.geom_condim[g] = 4
         self._obj_names = [o.name for o in self.task.objects]
         self._obj_geoms = {n: {g for g in range(m.ngeom) if m.geom_bodyid[g] == m.body(n).id} for n in self._obj_names}
         self._foreground = set(self._robot_geoms).union(*self._obj_geoms.values())
@@ -436,6 +467,8 @@ class BridgeRealEnv(gym.Env):
         for n in self._obj_names:
             out[f"{n}_pos"] = d.xpos[m.body(n).id].copy()
             out[f"{n}_com"] = d.xipos[m.body(n).id].copy()
+            off = np.array([*self.facts["grasp"][n], 0.0])
+            out[f"{n}_grasp"] = d.xpos[m.body(n).id] + d.xmat[m.body(n).id].reshape(3, 3) @ off
             out[f"{n}_quat"] = d.xquat[m.body(n).id].copy()
             out[f"{n}_bbox"] = self.facts["bbox"][n].copy()
             out[f"{n}_init_pos"] = self._init_xyz[n].copy()

@@ -35,7 +35,6 @@ GRIPPER_LOW, GRIPPER_HIGH = 0.015 - 0.001, 0.037 + 0.001
 
 GRIPPER_FRICTION = 2.0
 FINGER_PATCH_RADIUS = 0.01
-FINGER_ROLLING = 0.01  # not a SimplerEnv value: MuJoCo point contacts need rolling friction to act like a pad
 OBJECT_FRICTION = 0.5
 """defaults.py gripper material (static/dynamic friction 2.0), finger patch_radius 0.01 (torsional friction); envs/custom_scenes/base_env.py obj_*_friction 0.5"""
 
