@@ -264,9 +264,9 @@ class BridgeRealEnv(gym.Env):
         for link in ("left_finger_link", "right_finger_link"):
             for g in range(m.ngeom):
                 if m.geom_bodyid[g] == m.body(link).id and m.geom_contype[g]:
-                    # SimplerEnv gives the fingers a contact patch (patch_radius 0.01): torsional friction, condim 4
-                    m.geom_friction[g] = (W.GRIPPER_FRICTION, W.GRIPPER_FRICTION * W.FINGER_PATCH_RADIUS, 0.0001)
-                    m.geom_condim[g] = 4
+                    # SimplerEnv's finger material (friction 2.0). Its patch_radius (PhysX torsional friction) is not
+                    # modelled: condim 4 held the expert's grasps worse than condim 3 here (docs/simpler.md).
+                    m.geom_friction[g, 0] = W.GRIPPER_FRICTION
         self._obj_names = [o.name for o in self.task.objects]
         self._obj_geoms = {n: {g for g in range(m.ngeom) if m.geom_bodyid[g] == m.body(n).id} for n in self._obj_names}
         self._foreground = set(self._robot_geoms).union(*self._obj_geoms.values())
