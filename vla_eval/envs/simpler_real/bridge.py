@@ -186,7 +186,7 @@ def build_bridge_xml(assets: Path, task: SimplerTask, real: RealTask) -> tuple[s
                 asset_xml.append(f'<texture name="{mesh}_tex" type="2d" file="{part.texture}"/>')
                 asset_xml.append(f'<material name="{mesh}_mat" texture="{mesh}_tex" rgba="{_fmt(part.rgba)}"/>')
             else:
-                asset_xml.append(f'<material name="{mesh}_mat" rgba="{_fmt(part.rgba)}"/>')
+                asset_xml.append(f'<material name="{mesh}_mat" rgba="{_fmt(part.rgba)}" emission="{part.emission}"/>')
             geoms.append(f'<geom type="mesh" mesh="{mesh}" material="{mesh}_mat" group="2" contype="0" conaffinity="0" density="0"/>')
         for i, path in enumerate(collision_parts(model_dir)):
             mesh = f"{name}_col{i}"

@@ -24,7 +24,7 @@ import numpy as np
 
 from vla_eval.errors import ConfigError
 
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 MAX_TEXTURE = 1024
 
 
@@ -40,6 +40,7 @@ class VisualPart:
     obj: Path
     texture: Path | None
     rgba: tuple[float, float, float, float]
+    emission: float = 0.0  # MuJoCo material emission: 1 = the colour is shown unlit ("baked" models)
 
 
 def _write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray | None) -> None:
@@ -64,7 +65,8 @@ def visual_parts(model_dir: Path) -> list[VisualPart]:
     out_dir = cache_root() / "simpler-meshes" / f"{model_dir.name}-{_file_hash(src)}-v{CONVERTER_VERSION}"
     index = out_dir / "parts.json"
     if index.is_file():
-        return [VisualPart(Path(p["obj"]), Path(p["texture"]) if p["texture"] else None, tuple(p["rgba"])) for p in json.loads(index.read_text())]
+        return [VisualPart(Path(p["obj"]), Path(p["texture"]) if p["texture"] else None, tuple(p["rgba"]), float(p.get("emission", 0.0)))
+                for p in json.loads(index.read_text())]
     import trimesh
     from PIL import Image
 
@@ -76,7 +78,7 @@ def visual_parts(model_dir: Path) -> list[VisualPart]:
         if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
             continue
         visual = mesh.visual
-        uv, tex_path, rgba = None, None, (0.6, 0.6, 0.6, 1.0)
+        uv, tex_path, rgba, emission = None, None, (0.6, 0.6, 0.6, 1.0), 0.0
         mat = getattr(visual, "material", None)
         if mat is not None:
             factor = getattr(mat, "baseColorFactor", None)
@@ -84,6 +86,10 @@ def visual_parts(model_dir: Path) -> list[VisualPart]:
                 factor = getattr(mat, "main_color", None)
             if factor is not None:
                 rgba = tuple(float(c) / 255.0 for c in np.asarray(factor, dtype=np.float64)[:4])
+            glow = getattr(mat, "emissiveFactor", None)
+            if glow is not None and max(rgba[:3]) < 1e-3 and float(np.max(glow)) > 0:
+                # SimplerEnv's baked cubes: black diffuse, the baked colour as COLLADA emission (SAPIEN shows it unlit)
+                rgba, emission = (*(float(c) for c in glow[:3]), 1.0), 1.0
             image = getattr(mat, "baseColorTexture", None) or getattr(mat, "image", None)
             if image is not None and getattr(visual, "uv", None) is not None:
                 image = image.convert("RGB")
@@ -97,7 +103,8 @@ def visual_parts(model_dir: Path) -> list[VisualPart]:
             rgba = tuple(float(c) / 255.0 for c in visual.main_color[:4])
         obj = tmp / f"part{i}.obj"
         _write_obj(obj, np.asarray(mesh.vertices), np.asarray(mesh.faces), uv)
-        parts.append({"obj": str(out_dir / obj.name), "texture": str(out_dir / tex_path.name) if tex_path else None, "rgba": list(rgba)})
+        parts.append({"obj": str(out_dir / obj.name), "texture": str(out_dir / tex_path.name) if tex_path else None,
+                      "rgba": list(rgba), "emission": emission})
     (tmp / "parts.json").write_text(json.dumps(parts, indent=1))
     try:
         os.replace(tmp, out_dir)
