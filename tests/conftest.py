@@ -32,3 +32,13 @@ def simpler_assets(monkeypatch) -> pathlib.Path:
                     "(vla-eval assets fetch simpler), or provide ../shared/assets/simpler-real2sim")
     monkeypatch.setenv("VLA_EVAL_ASSETS", str(root))
     return root / "simpler-real2sim"
+
+
+@pytest.fixture(scope="session")
+def simpler_assets_dir() -> pathlib.Path:
+    """The shared ``simpler-real2sim`` folder for session/module fixtures (no env change), or skip."""
+    root = shared_simpler_assets()
+    if root is None:
+        pytest.skip("SimplerEnv assets not found: set VLA_EVAL_ASSETS to a folder holding simpler-real2sim/ "
+                    "(vla-eval assets fetch simpler), or provide ../shared/assets/simpler-real2sim")
+    return root / "simpler-real2sim"

@@ -24,6 +24,7 @@ OPEN, CLOSE = 1.0, -1.0
 FAST, SLOW, LIFT, CARRY = 0.035, 0.015, 0.02, 0.02  # metres per 5 Hz step
 TURN = 0.35  # radians per step
 CLEAR = 0.07  # approach / carry height above the object tops
+DROP = 0.025  # release height of the object's bounding box above the target's
 TABLE_CLEAR = 0.021  # the fingertips reach 1.6 cm below the EE point: keep them ~5 mm above the table
 
 
@@ -71,7 +72,7 @@ def bridge_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
     grasp_z = max(obj[2], TABLE_CLEAR)
     obj0 = at_base(priv[f"{src}_init_pos"])
     top_src = obj0[2] + src_box[2] / 2  # from the start pose: a lifted object must not raise the carry height
-    drop = goal_obj + np.array([0.0, 0.0, tgt_box[2] / 2 + src_box[2] / 2 + 0.025])
+    drop = goal_obj + np.array([0.0, 0.0, tgt_box[2] / 2 + src_box[2] / 2 + DROP])
     carry_z = max(top_src, drop[2]) + CLEAR
     grip = OPEN
     dpos = np.zeros(3)
@@ -110,9 +111,9 @@ def bridge_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
         if np.linalg.norm(goal[:2] - eef[:2]) < 0.01:
             ep.go("lower")
     if ep.phase == "lower":
-        goal = drop + (eef - obj) * np.array([0.0, 0.0, 1.0])  # bring the object (not the hand) to the drop height
+        goal = drop + np.array([0.0, 0.0, eef[2] - obj[2]])  # the object (not the hand) to the drop height
         dpos = _step(tpos, goal, SLOW)
-        if abs(obj[2] - drop[2]) < 0.006 or ep.count > 8:
+        if abs(obj[2] - drop[2]) < 0.006 or ep.count > 10:
             ep.go("open")
     if ep.phase == "open":
         grip = OPEN

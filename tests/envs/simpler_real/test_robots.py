@@ -13,6 +13,10 @@ from scipy.spatial.transform import Rotation
 from vla_eval.envs.simpler_real.urdf import standalone_mjcf, urdf_to_mjcf_parts
 
 WIDOWX = "mani_skill2_real2sim/assets/descriptions/widowx_description/wx250s.urdf"
+GOOGLE = ("mani_skill2_real2sim/assets/descriptions/googlerobot_description/"
+          "google_robot_meta_sim_fix_wheel_fix_fingertip_recolor_tabletop_visual_matching_1.urdf")
+GOOGLE_JOINTS = ["joint_torso", "joint_shoulder", "joint_bicep", "joint_elbow", "joint_forearm", "joint_wrist",
+                 "joint_gripper", "joint_finger_right", "joint_finger_left", "joint_head_pan", "joint_head_tilt"]
 
 
 def _tf(xyz, rpy) -> np.ndarray:
@@ -91,3 +95,44 @@ def test_widowx_zero_pose_by_hand(simpler_assets):
     assert parts.joints[:6] == ["waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate"]
     assert parts.joint_ranges["left_finger"] == (0.015, 0.037)
     assert model.neq == 1  # right finger mimics the left one
+
+
+@pytest.fixture(scope="module")
+def google_model(simpler_assets_dir, tmp_path_factory):
+    import os
+
+    old = os.environ.get("VLA_EVAL_CACHE")
+    os.environ["VLA_EVAL_CACHE"] = str(tmp_path_factory.mktemp("cache"))  # the .glb meshes are converted here
+    try:
+        urdf = simpler_assets_dir / GOOGLE
+        parts = urdf_to_mjcf_parts(urdf)
+        model = mujoco.MjModel.from_xml_string(standalone_mjcf(parts, "google_robot"))
+    finally:
+        if old is None:
+            os.environ.pop("VLA_EVAL_CACHE")
+        else:
+            os.environ["VLA_EVAL_CACHE"] = old
+    return str(urdf), parts, model
+
+
+@pytest.mark.slow  # converts the .glb meshes once (~6 s)
+@pytest.mark.parametrize("q", [
+    {},
+    # SimplerEnv's Google-robot visual-matching start (envs/custom_scenes/base_env.py _initialize_agent)
+    dict(zip(GOOGLE_JOINTS, [-0.2639457174606611, 0.0831913360274175, 0.5017611504652179, 1.156859026208673,
+                             0.028583671314766423, 1.592598203487462, -1.080652960128774, 0, 0, -0.00285961, 0.7851361])),
+    {"joint_torso": 0.5, "joint_shoulder": -1.0, "joint_bicep": 1.2, "joint_elbow": -0.7, "joint_forearm": 2.0,
+     "joint_wrist": 0.9, "joint_gripper": -1.5, "joint_finger_right": 0.6, "joint_head_pan": 0.3, "joint_head_tilt": -0.5},
+])
+def test_google_robot_fk_matches_urdf_chain(google_model, q):
+    urdf, parts, model = google_model
+    assert parts.joints == GOOGLE_JOINTS
+    data = mujoco.MjData(model)
+    for name, val in q.items():
+        data.joint(name).qpos[0] = val
+    mujoco.mj_kinematics(model, data)
+    for link in ("link_gripper_tcp", "link_finger_tip_right", "link_camera"):
+        want = urdf_fk(urdf, link, q)
+        got = _mujoco_pose(model, data, link)
+        np.testing.assert_allclose(got[:3, 3], want[:3, 3], atol=1e-6, err_msg=link)
+        np.testing.assert_allclose(got[:3, :3], want[:3, :3], atol=1e-6, err_msg=link)

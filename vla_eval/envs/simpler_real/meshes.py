@@ -143,3 +143,21 @@ def collision_parts(model_dir: Path) -> list[Path]:
 
         shutil.rmtree(tmp, ignore_errors=True)
     return collision_parts(model_dir)
+
+
+def mujoco_mesh_file(path: Path) -> Path:
+    """``path`` itself if MuJoCo reads it (OBJ, STL), else its geometry as a cached OBJ (e.g. the Google robot's ``.glb``)."""
+    if path.suffix.lower() in (".obj", ".stl", ".msh"):
+        return path
+    out_dir = cache_root() / "simpler-meshes" / f"{path.stem}-{_file_hash(path)}-v{CONVERTER_VERSION}"
+    out = out_dir / "mesh.obj"
+    if out.is_file():
+        return out
+    import trimesh
+
+    mesh = trimesh.load(path, force="mesh")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f"mesh.obj.tmp{os.getpid()}"
+    _write_obj(tmp, np.asarray(mesh.vertices), np.asarray(mesh.faces), None)
+    os.replace(tmp, out)
+    return out

@@ -6,7 +6,8 @@ converter keeps every link as a body (fixed joints become joint-less child bodie
 the visual meshes (group 2, no collisions) apart from the collision meshes (group 3),
 turns ``<mimic>`` into a joint equality, and writes each mesh's colour from its ``.mtl``
 (the WidowX OBJs carry no texture coordinates, so a texture could not be mapped anyway;
-the colour of the texture image named by ``map_Kd`` is used instead).
+the colour of the texture image named by ``map_Kd`` is used instead). Meshes MuJoCo cannot
+read (the Google robot's ``.glb``) are converted to OBJ geometry on first use.
 
 The forward kinematics of the result are tested against an independent numpy evaluation
 of the URDF's joint chain and against MuJoCo's own URDF compiler
@@ -125,6 +126,9 @@ def urdf_to_mjcf_parts(urdf_path: Path, prefix: str = "", root_pos=(0.0, 0.0, 0.
         path = (urdf_path.parent / filename.replace("package://", "")).resolve()
         if not path.is_file():
             raise ConfigError(f"{urdf_path}: mesh {filename!r} not found at {path}")
+        from vla_eval.envs.simpler_real.meshes import mujoco_mesh_file
+
+        path = mujoco_mesh_file(path)  # .glb / .dae: converted (geometry only) and cached
         key = f"{path}|{_fmt(scale)}"
         if key not in meshes:
             name = f"{prefix}mesh{len(meshes)}_{path.stem}"
@@ -173,6 +177,9 @@ def urdf_to_mjcf_parts(urdf_path: Path, prefix: str = "", root_pos=(0.0, 0.0, 0.
         inertia = np.array([[ixx, ixy, ixz], [ixy, iyy, iyz], [ixz, iyz, izz]])
         rot = rpy_to_matrix(rpy)
         full = rot @ inertia @ rot.T  # MuJoCo takes one of quat / fullinertia: express it in the link frame
+        vals, vecs = np.linalg.eigh(full)
+        if vals.min() <= 0:  # the Google robot's finger nails: an inertia no body can have; keep its axes, floor it
+            full = vecs @ np.diag(np.maximum(np.abs(vals), 1e-9)) @ vecs.T
         return (f'<inertial pos="{_fmt(xyz)}" mass="{mass:.10g}" '
                 f'fullinertia="{_fmt((full[0, 0], full[1, 1], full[2, 2], full[0, 1], full[0, 2], full[1, 2]))}"/>')
 
@@ -215,5 +222,5 @@ def urdf_to_mjcf_parts(urdf_path: Path, prefix: str = "", root_pos=(0.0, 0.0, 0.
 
 def standalone_mjcf(parts: MjcfParts, name: str = "robot") -> str:
     """A model with only the robot (fixed base), for kinematics checks."""
-    return (f'<mujoco model="{name}"><compiler angle="radian"/><asset>{"".join(parts.assets)}</asset>'
+    return (f'<mujoco model="{name}"><compiler angle="radian" balanceinertia="true"/><asset>{"".join(parts.assets)}</asset>'
             f'<worldbody>{parts.body}</worldbody><equality>{"".join(parts.equalities)}</equality></mujoco>')
