@@ -21,7 +21,8 @@ import numpy as np
 from vla_eval.policies.scripted import _Episode, _wrap
 
 OPEN, CLOSE = 1.0, -1.0
-FAST, SLOW, LIFT, CARRY = 0.035, 0.015, 0.02, 0.02  # metres per 5 Hz step
+FAST, SLOW = 0.035, 0.015  # metres per 5 Hz step
+LIFT_CARRY = {False: (0.02, 0.02), True: (0.012, 0.015)}  # compact / elongated objects (long ones lever out of the hand)
 TURN = 0.35  # radians per step
 CLEAR = 0.07  # approach / carry height above the object tops
 DROP = 0.025  # release height of the object's bounding box above the target's
@@ -69,6 +70,7 @@ def bridge_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
     finger_yaw = _yaw_of(tmat[:, 1])
     want = _yaw_of(long_axis) + math.pi / 2
     yaw_err = _wrap(want - finger_yaw, math.pi / 2 if square else math.pi)
+    lift_speed, carry_speed = LIFT_CARRY[bool(max(src_box[:2]) > 2 * min(src_box[:2]))]
     grasp_z = max(obj[2], TABLE_CLEAR)
     obj0 = at_base(priv[f"{src}_init_pos"])
     top_src = obj0[2] + src_box[2] / 2  # from the start pose: a lifted object must not raise the carry height
@@ -102,12 +104,12 @@ def bridge_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
             return bridge_real_action(priv, ep)
     if ep.phase == "lift":
         goal = np.array([tpos[0], tpos[1], carry_z])
-        dpos = _step(tpos, goal, LIFT)
+        dpos = _step(tpos, goal, lift_speed)
         if eef[2] > carry_z - 0.015:
             ep.go("carry")
     if ep.phase == "carry":
         goal = np.array([drop[0], drop[1], carry_z])
-        dpos = _step(tpos, goal, CARRY)
+        dpos = _step(tpos, goal, carry_speed)
         if np.linalg.norm(goal[:2] - eef[:2]) < 0.01:
             ep.go("lower")
     if ep.phase == "lower":
