@@ -42,3 +42,9 @@ def simpler_assets_dir() -> pathlib.Path:
         pytest.skip("SimplerEnv assets not found: set VLA_EVAL_ASSETS to a folder holding simpler-real2sim/ "
                     "(vla-eval assets fetch simpler), or provide ../shared/assets/simpler-real2sim")
     return root / "simpler-real2sim"
+
+
+@pytest.fixture(scope="session")
+def mesh_cache(tmp_path_factory) -> pathlib.Path:
+    """One converted-mesh cache (VLA_EVAL_CACHE) for the whole session: converting costs seconds per model."""
+    return tmp_path_factory.mktemp("vla_eval_cache")

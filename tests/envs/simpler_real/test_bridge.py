@@ -8,6 +8,7 @@ exists and skip elsewhere, saying so.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import mujoco
 import numpy as np
@@ -108,8 +109,8 @@ def test_suite_matches_the_panda_look_suite():
 
 
 @pytest.fixture
-def bridge_env(simpler_assets, tmp_path, monkeypatch):
-    monkeypatch.setenv("VLA_EVAL_CACHE", str(tmp_path / "cache"))
+def bridge_env(simpler_assets, mesh_cache, monkeypatch):
+    monkeypatch.setenv("VLA_EVAL_CACHE", str(mesh_cache))
     envs = []
 
     def make(task, **kw):
@@ -186,3 +187,28 @@ def test_expert_succeeds_and_noop_does_not(bridge_env, task, config):
             _, _, success, _, info = env.step(action)
         results[who] = success
     assert results == {"expert": True, "noop": False}
+
+
+@pytest.mark.slow
+def test_picture_first_frames_beside_simplerenvs_photo(simpler_assets, mesh_cache, tmp_path, monkeypatch):
+    """The picture a person checks: [our first frame | SimplerEnv's photo] per task. Written to
+    $VLA_EVAL_PICTURES if set (else a temp folder); committed copies live in docs/simpler_vm/."""
+    import os
+
+    from PIL import Image
+
+    from vla_eval.envs.simpler_real.pictures import first_frames
+
+    monkeypatch.setenv("VLA_EVAL_CACHE", str(mesh_cache))
+    out = Path(os.environ.get("VLA_EVAL_PICTURES") or tmp_path / "pictures")
+    paths = first_frames(out, scale=0.5)
+    assert sorted(p.name for p in paths) == sorted(f"{t}_config0.png" for t in TASKS)
+    photo = np.asarray(Image.open(simpler_assets / "data/real_inpainting/bridge_real_eval_1.png").convert("RGB").resize((320, 240)))
+    for path in paths:
+        pair = np.asarray(Image.open(path).convert("RGB"))
+        assert pair.shape == (240, 640, 3)
+        ours, theirs = pair[:, :320].astype(int), pair[:, 320:].astype(int)
+        assert np.abs(theirs - photo).mean() < 3  # right half: SimplerEnv's photo
+        same = np.abs(ours - theirs).max(axis=2) < 12
+        assert 0.5 < same.mean() < 0.98  # left half: the photo around the robot and objects
+    print("pictures:", *paths, sep="\n  ")
