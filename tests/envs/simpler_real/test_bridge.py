@@ -212,3 +212,29 @@ def test_picture_first_frames_beside_simplerenvs_photo(simpler_assets, mesh_cach
         same = np.abs(ours - theirs).max(axis=2) < 12
         assert 0.5 < same.mean() < 0.98  # left half: the photo around the robot and objects
     print("pictures:", *paths, sep="\n  ")
+
+
+def test_backend_rejects_bad_render_scale(tmp_path):
+    from vla_eval.errors import ConfigError
+    from vla_eval.spec import load_suite
+
+    text = (Path(__file__).resolve().parents[3] / "suites" / "simpler_bridge_vm_real.yaml").read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("backend: simpler_real\n", "backend: simpler_real\nbackend_options: {render_scale: 3}\n"))
+    with pytest.raises(ConfigError, match=r"backend_options.render_scale.*\[0.1, 1.0\], got 3"):
+        load_suite(str(bad))
+    bad.write_text(text.replace("backend: simpler_real\n", "backend: simpler_real\nbackend_options: {protocol: visual_matching}\n"))
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['protocol'\]"):
+        load_suite(str(bad))
+
+
+@pytest.mark.slow
+def test_half_scale_render_is_the_same_composite(bridge_env):
+    env = bridge_env("bridge_put_carrot_on_plate", image_size=(128, 128), render_scale=0.5)
+    obs, _ = env.reset(seed=0, options={"config_id": 0})
+    assert env.render_wh == (320, 240) and obs["images"]["agentview"].shape == (128, 128, 3)
+    frame = env.render_native()
+    _, seg_r = env._renderers()
+    seg_r.update_scene(env.data, camera=env._cam, scene_option=env._opt)
+    fg = foreground_mask(seg_r.render(), env._foreground)
+    assert frame.shape == (240, 320, 3) and np.array_equal(frame[~fg], env._photo[~fg]) and 0.02 < fg.mean() < 0.5

@@ -229,7 +229,9 @@ class BridgeRealEnv(gym.Env):
     native_action_space = SIMPLER_WIDOWX_ACTION
 
     def __init__(self, task: str, assets: Path | str | None = None, cameras=("agentview",),
-                 image_size: tuple[int, int] = (256, 256), render_mode: str | None = None):
+                 image_size: tuple[int, int] = (256, 256), render_mode: str | None = None, render_scale: float = 1.0):
+        """``render_scale`` < 1 renders (and composites) below SimplerEnv's 640x480 before the resize to
+        ``image_size``: cheaper on a CPU, but not SimplerEnv's pipeline (which renders 640x480)."""
         from vla_eval.assets import SIMPLER, require_pack
 
         if task not in REAL_TASKS:
@@ -237,7 +239,10 @@ class BridgeRealEnv(gym.Env):
         self.task = get_task(task)
         self.real = REAL_TASKS[task]
         self.render_mode = render_mode
-        self.assets = Path(assets) if assets is not None else require_pack(SIMPLER, needed=[W.URDF, f"data/{self.real.overlay}"])
+        if not 0.1 <= float(render_scale) <= 1.0:
+            raise ValueError(f"render_scale {render_scale!r}: expected a number in [0.1, 1.0]")
+        self.render_wh = (int(round(W.CAMERA_SIZE[0] * render_scale)), int(round(W.CAMERA_SIZE[1] * render_scale)))
+        self.assets = Path(assets) if assets is not None else require_pack(SIMPLER)
         bad = [c for c in cameras if c != "agentview"]
         if bad:
             raise ValueError(f"cameras {bad}: the Bridge visual-matching scene has one camera, 'agentview' (SimplerEnv's 3rd_view_camera)")
@@ -274,7 +279,7 @@ class BridgeRealEnv(gym.Env):
 
         with Image.open(self.assets / "data" / self.real.overlay) as im:
             self._photo_native = np.asarray(im.convert("RGB"))
-        self._photo = resize_rgb(self._photo_native, W.CAMERA_SIZE[1], W.CAMERA_SIZE[0])
+        self._photo = resize_rgb(self._photo_native, self.render_wh[1], self.render_wh[0])
         self._renderer: mujoco.Renderer | None = None
         self._seg_renderer: mujoco.Renderer | None = None
         self.n_substeps = W.SIM_HZ // W.CONTROL_HZ
@@ -421,7 +426,7 @@ class BridgeRealEnv(gym.Env):
     # --------------------------------------------------------- rendering
     def _renderers(self) -> tuple[mujoco.Renderer, mujoco.Renderer]:
         if self._renderer is None:
-            w, h = W.CAMERA_SIZE
+            w, h = self.render_wh
             self._renderer = mujoco.Renderer(self.model, height=h, width=w)
             self._seg_renderer = mujoco.Renderer(self.model, height=h, width=w)
             self._seg_renderer.enable_segmentation_rendering()
@@ -430,7 +435,7 @@ class BridgeRealEnv(gym.Env):
         return self._renderer, self._seg_renderer
 
     def render_native(self) -> np.ndarray:
-        """The composite at SimplerEnv's native 640x480: real photo where the sim shows neither robot nor object."""
+        """The composite at SimplerEnv's 640x480 (times ``render_scale``): real photo where the sim shows neither robot nor object."""
         rgb_r, seg_r = self._renderers()
         rgb_r.update_scene(self.data, camera=self._cam, scene_option=self._opt)
         rgb = rgb_r.render()

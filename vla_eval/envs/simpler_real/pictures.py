@@ -40,12 +40,12 @@ def first_frames(out_dir: Path, tasks: list[str] | None = None, config_id: int =
     return paths
 
 
-def speed(task: str = "bridge_put_carrot_on_plate", steps: int = 30, image_size=(256, 256)) -> dict[str, float]:
+def speed(task: str = "bridge_put_carrot_on_plate", steps: int = 30, image_size=(256, 256), render_scale: float = 1.0) -> dict[str, float]:
     """Milliseconds: physics + control per step; native render + segmentation + composite; resize."""
     from vla_eval.envs.simpler_real.bridge import BridgeRealEnv
     from vla_eval.envs.simpler_real.overlay import resize_rgb
 
-    env = BridgeRealEnv(task, cameras=())
+    env = BridgeRealEnv(task, cameras=(), render_scale=render_scale)
     try:
         env.reset(seed=0, options={"config_id": 0})
         action = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
@@ -64,7 +64,8 @@ def speed(task: str = "bridge_put_carrot_on_plate", steps: int = 30, image_size=
         resize_ms = (time.perf_counter() - t) / steps * 1e3
     finally:
         env.close()
-    return {"step_ms_no_camera": round(step_ms, 2), "composite_640x480_ms": round(frame_ms, 2),
+    w, h = env.render_wh
+    return {"step_ms_no_camera": round(step_ms, 2), f"composite_{w}x{h}_ms": round(frame_ms, 2),
             f"resize_to_{image_size[0]}x{image_size[1]}_ms": round(resize_ms, 2),
             "step_with_frame_ms": round(step_ms + frame_ms + resize_ms, 2)}
 
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         print(path)
     if args.speed:
         print(json.dumps(speed(), indent=1))
+        print(json.dumps(speed(render_scale=0.5), indent=1))
     return 0
 
 
