@@ -146,6 +146,10 @@ def test_check_env_and_native_action_space(bridge_env):
     env = bridge_env("bridge_stack_green_on_yellow", image_size=(64, 64))
     check_env(env, skip_render_check=True)
     assert env.native_action_space == SIMPLER_WIDOWX_ACTION
+    from vla_eval.envs.contract import check_observation
+
+    obs, _ = env.reset(seed=0, options={"config_id": 3})
+    assert check_observation(obs, env) == []
 
 
 @pytest.mark.slow

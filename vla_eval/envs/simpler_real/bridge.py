@@ -459,6 +459,14 @@ class BridgeRealEnv(gym.Env):
     def render(self):
         return self.render_native()
 
+    @property
+    def observation_contract(self):
+        """Row 0 at the top of the view (MuJoCo's renderer, and the photo as stored); the WidowX has 6 arm joints."""
+        from vla_eval.envs.contract import STANDARD_STATE, ObservationContract
+
+        return ObservationContract(cameras=self.cameras, image_size=self.image_size, image_origin="top_left",
+                                   state_fields={**STANDARD_STATE, "joint_pos": len(W.ARM_JOINTS)})
+
     def privileged_state(self) -> dict[str, Any]:
         """Ground truth for the scripted expert: object poses, bbox sizes, EEF pose, base pose, the rule."""
         m, d = self.model, self.data
