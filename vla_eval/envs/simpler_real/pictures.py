@@ -2,7 +2,8 @@
 and the cost of a step and of a composite frame (``python -m vla_eval.envs.simpler_real.pictures``).
 
 Each PNG is ``[our first frame | SimplerEnv's photo]`` at half SimplerEnv's 640x480, for a
-person to check the alignment (table edge, robot base, object placement on the table).
+person to check the alignment (table edge, robot base, object placement on the table); where
+the pack has a photo of the real robot's first frame (the stack task), it is the third panel.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+
+REAL_FIRST_FRAME = {"bridge_stack_green_on_yellow": "real_inpainting/bridge/stack_cube_1st_frame.png"}
+"""Real-robot first frames in the asset pack (same table and camera, not inpainted)."""
 
 
 def first_frames(out_dir: Path, tasks: list[str] | None = None, config_id: int = 0, scale: float = 0.5) -> list[Path]:
@@ -30,7 +35,12 @@ def first_frames(out_dir: Path, tasks: list[str] | None = None, config_id: int =
             photo = env._photo
         finally:
             env.close()
-        pair = np.concatenate([ours, photo], axis=1)
+        panels = [ours, photo]
+        real = env.assets / "data" / REAL_FIRST_FRAME.get(task, "-")
+        if real.is_file():  # a photo of the real robot's first frame: gripper position and size to compare
+            with Image.open(real) as im:
+                panels.append(np.asarray(im.convert("RGB").resize((ours.shape[1], ours.shape[0]))))
+        pair = np.concatenate(panels, axis=1)
         img = Image.fromarray(pair)
         if scale != 1.0:
             img = img.resize((int(pair.shape[1] * scale), int(pair.shape[0] * scale)), Image.Resampling.LANCZOS)
