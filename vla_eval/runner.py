@@ -121,6 +121,9 @@ def _brief(value) -> str:
 def run(req: RunRequest) -> RunOutcome:
     preflight.check_request(req)
     spec = load_suite(req.suite, {"episodes_per_task": req.episodes_per_task, "seed": req.seed})
+    from vla_eval.backends import get_backend
+
+    get_backend(spec.backend).check_ready(spec)  # e.g. an asset pack not installed: fail before any folder is made
     policy_cfg = resolve_policy(req.policy, req.policy_args)
     preflight.check_policy_checkpoints(policy_cfg.args, policy_cfg.source or "--policy")
     videos = _parse_videos(req.videos)
