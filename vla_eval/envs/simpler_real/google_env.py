@@ -125,7 +125,8 @@ def build_google_xml(assets: Path, task: SimplerTask, real: GoogleRealTask, urdf
   <asset>{''.join(asset_xml)}</asset>
   <worldbody>
     <light name="sun" directional="true" dir="0 0 -1" pos="0 0 3" diffuse="0.3 0.3 0.3" castshadow="false"/>
-    <geom name="table" type="box" pos="{cx} {cy} {G.TABLE_HEIGHT - 0.05}" size="{hx} {hy} 0.05" rgba="0.55 0.5 0.45 1"
+    <geom name="floor" type="plane" size="5 5 0.1" rgba="0.3 0.25 0.2 1" contype="1" conaffinity="3"/>
+    <geom name="table" type="box" pos="{cx} {cy} {G.TABLE_HEIGHT / 2}" size="{hx} {hy} {G.TABLE_HEIGHT / 2}" rgba="0.55 0.5 0.45 1"
           contype="1" conaffinity="3" friction="{G.OBJECT_FRICTION} 0.005 0.0001"/>
     {body}
     {''.join(objects_xml)}
@@ -194,6 +195,7 @@ class GoogleRealEnv(BridgeRealEnv):
         self._obj_names = [o.name for o in self.task.objects]
         self._obj_geoms = {n: {g for g in range(m.ngeom) if m.geom_bodyid[g] == m.body(n).id} for n in self._obj_names}
         self._foreground = set(self._robot_geoms).union(*self._obj_geoms.values())
+        self._touch_allowed = set(self._robot_geoms)
         from PIL import Image
 
         with Image.open(self.assets / "data" / self.real.overlay) as im:
@@ -370,5 +372,6 @@ class GoogleRealEnv(BridgeRealEnv):
         out["family"] = "google_real"
         out["control_hz"] = G.CONTROL_HZ
         out["gripper_target"] = self._gripper_target
+        out["table_height"] = G.TABLE_HEIGHT
         out["finger_axis"] = self.data.xmat[self._ee].reshape(3, 3)[:, 1].copy()
         return out
