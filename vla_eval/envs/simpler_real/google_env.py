@@ -118,7 +118,7 @@ def build_google_xml(assets: Path, task: SimplerTask, real: GoogleRealTask, urdf
     (cx, cy), (hx, hy) = G.TABLE_BOX_CENTRE, G.TABLE_BOX_HALF
     xml = f"""<mujoco model="{task.name}_real">
   <compiler angle="radian" autolimits="true" balanceinertia="true"/>
-  <option timestep="{1.0 / G.SIM_HZ}" integrator="implicitfast" cone="pyramidal"><flag multiccd="enable"/></option>
+  <option timestep="{1.0 / G.SIM_HZ}" integrator="implicitfast" cone="pyramidal" impratio="{G.IMPRATIO}" noslip_iterations="{G.NOSLIP_ITERATIONS}"><flag multiccd="enable"/></option>
   <visual><global offwidth="{G.CAMERA_SIZE[0]}" offheight="{G.CAMERA_SIZE[1]}"/><quality shadowsize="0"/>
     <headlight ambient="0.45 0.45 0.45" diffuse="0.5 0.5 0.5" specular="0 0 0"/></visual>
   <default><geom solref="0.004 1" solimp="0.95 0.99 0.001"/></default>
