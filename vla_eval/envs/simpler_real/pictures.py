@@ -107,9 +107,11 @@ def compare_reference(reference: Path, out: Path, task: str = "google_pick_coke_
 def speed(task: str = "bridge_put_carrot_on_plate", steps: int = 30, image_size=(256, 256), render_scale: float = 1.0) -> dict[str, float]:
     """Milliseconds: physics + control per step; native render + segmentation + composite; resize."""
     from vla_eval.envs.simpler_real.bridge import BridgeRealEnv
+    from vla_eval.envs.simpler_real.google_env import GOOGLE_REAL_TASKS, GoogleRealEnv
     from vla_eval.envs.simpler_real.overlay import resize_rgb
 
-    env = BridgeRealEnv(task, cameras=(), render_scale=render_scale)
+    cls = GoogleRealEnv if task in GOOGLE_REAL_TASKS else BridgeRealEnv
+    env = cls(task, cameras=(), render_scale=render_scale)
     try:
         env.reset(seed=0, options={"config_id": 0})
         action = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
@@ -147,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out / "google_pick_coke_can_horizontal_vs_simplerenv.png"
         print(out, json.dumps(compare_reference(args.simplerenv_frame, out)))
     if args.speed:
-        print(json.dumps(speed(), indent=1))
-        print(json.dumps(speed(render_scale=0.5), indent=1))
+        for task in ("bridge_put_carrot_on_plate", "google_pick_coke_can_standing"):
+            print(task, json.dumps(speed(task), indent=1))
+            print(task, json.dumps(speed(task, render_scale=0.5), indent=1))
     return 0
 
 
