@@ -101,6 +101,15 @@ def test_start_pose_camera_and_composite(google_env):
     assert can_px.sum() > 500
     rows, cols = np.nonzero(can_px)
     assert 100 < rows.mean() < 400 and 100 < cols.mean() < 540  # the grid's centre lies mid-view, on the table
+    # the lift rule, as SimplerEnv's evaluate: resting on the table no;
+    # 5 cm up touching nothing but the robot yes (the latch needs no grasp; losing a grasp only resets it)
+    import mujoco
+
+    assert not env._evaluate()
+    adr = m.joint("coke_can_free").qposadr[0]
+    d.qpos[adr + 2] += 0.05
+    mujoco.mj_forward(m, d)
+    assert env._evaluate() and env._stats["lift_height"] > 0.04 and not env._stats["is_grasped"]
 
 
 @pytest.mark.slow
