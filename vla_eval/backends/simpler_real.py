@@ -4,7 +4,8 @@ Suite files pick it with ``backend: simpler_real``. The tasks are the SimplerEnv
 of :mod:`vla_eval.envs.simpler.tasks` (same names, grids, step limits and rules; episode *i*
 uses configuration *i*), staged with the asset pack that ``vla-eval assets fetch simpler``
 installs (:mod:`vla_eval.assets`). The protocol is visual matching, the gripper SimplerEnv's
-(Bridge: absolute). One option::
+(Bridge: absolute; Google robot: relative). Google-robot splits named after one of SimplerEnv's URDF
+colourings (``recolor_tabletop_visual_matching_1`` ...) load that URDF. One option::
 
     backend_options:
       render_scale: 1.0   # < 1: render below SimplerEnv's 640x480 before resizing (faster on a CPU; an extension)
@@ -26,8 +27,16 @@ class SimplerRealBackend(Backend):
 
     def task_names(self) -> list[str]:
         from vla_eval.envs.simpler_real.bridge import REAL_TASKS
+        from vla_eval.envs.simpler_real.google_env import GOOGLE_REAL_TASKS
 
-        return sorted(REAL_TASKS)
+        return sorted(REAL_TASKS) + sorted(GOOGLE_REAL_TASKS)
+
+    @staticmethod
+    def urdf_version(split: str) -> str:
+        """Google-robot splits named after SimplerEnv's URDF colourings use that URDF; any other split the plain one."""
+        from vla_eval.envs.simpler_real.google import URDF_VERSIONS
+
+        return split if split in URDF_VERSIONS else ""
 
     def validate_suite(self, spec: "SuiteSpec", source: str) -> None:
         from vla_eval.envs.simpler.tasks import get_task
@@ -63,9 +72,14 @@ class SimplerRealBackend(Backend):
 
     def make_env(self, spec: "SuiteSpec", task: str, split: str, cameras: list[str], depth: bool = False):
         from vla_eval.envs.simpler_real.bridge import BridgeRealEnv
+        from vla_eval.envs.simpler_real.google_env import GOOGLE_REAL_TASKS, GoogleRealEnv
 
         if depth:
             raise ConfigError("backend simpler_real renders no depth")
+        if task in GOOGLE_REAL_TASKS:
+            return GoogleRealEnv(task=task, cameras=tuple(cameras), image_size=tuple(spec.image_size),
+                                 render_scale=float(spec.backend_options.get("render_scale", 1.0)),
+                                 urdf_version=self.urdf_version(split))
         return BridgeRealEnv(task=task, cameras=tuple(cameras), image_size=tuple(spec.image_size),
                              render_scale=float(spec.backend_options.get("render_scale", 1.0)))
 

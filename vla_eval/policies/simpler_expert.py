@@ -65,22 +65,26 @@ class SimplerScriptedExpert(ScriptedExpert):
     name = "simpler_scripted"
 
     def predict(self, obs_batch: list[dict[str, Any]], slots=None) -> ActionChunk:
-        """As the tabletop expert; on the SimplerEnv-robot scenes (``family == "bridge_real"``) it
-        speaks that env's native SimplerEnv WidowX action (metres, base frame, +1 = open)."""
-        real = [o.get("privileged", {}).get("family") == "bridge_real" for o in obs_batch]
-        if not any(real):
+        """As the tabletop expert; on the SimplerEnv-robot scenes (``family`` ``bridge_real`` / ``google_real``) it
+        speaks that env's native SimplerEnv action (WidowX: metres, base frame, +1 = open; Google robot: metres,
+        base frame, relative gripper, + closes)."""
+        families = {o.get("privileged", {}).get("family") for o in obs_batch}
+        real = families & {"bridge_real", "google_real"}
+        if not real:
             return super().predict(obs_batch, slots)
-        if not all(real):
-            raise ValueError("simpler_scripted: one batch mixes SimplerEnv-robot and Panda-look envs")
+        if len(families) != 1:
+            raise ValueError(f"simpler_scripted: one batch mixes scene families {sorted(map(str, families))}")
         from vla_eval.envs.simpler_real.bridge import SIMPLER_WIDOWX_ACTION
-        from vla_eval.policies.simpler_real_expert import bridge_real_action
+        from vla_eval.envs.simpler_real.google_env import SIMPLER_GOOGLE_ACTION
+        from vla_eval.policies.simpler_real_expert import bridge_real_action, google_real_action
 
+        act, space = (bridge_real_action, SIMPLER_WIDOWX_ACTION) if "bridge_real" in real else (google_real_action, SIMPLER_GOOGLE_ACTION)
         episodes = self._episodes.rows(obs_batch, slots)
         actions = []
         for obs, ep in zip(obs_batch, episodes):
             ep.count += 1
-            actions.append(bridge_real_action(obs["privileged"], ep))
-        return ActionChunk(actions=np.stack(actions)[:, None, :], space=SIMPLER_WIDOWX_ACTION,
+            actions.append(act(obs["privileged"], ep))
+        return ActionChunk(actions=np.stack(actions)[:, None, :], space=space,
                            extras=[{"phase": ep.phase} for ep in episodes])
 
     # ------------------------------------------------------------------ dispatch

@@ -126,3 +126,98 @@ def bridge_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
         goal = np.array([tpos[0], tpos[1], max(tpos[2], drop[2] + CLEAR)])
         dpos = _step(tpos, goal, SLOW)
     return np.concatenate([dpos, drot, [grip]])
+
+
+# ------------------------------------------------------------------ Google robot
+G_FAST, G_SLOW = 0.06, 0.02  # metres per 3 Hz step
+G_TURN = 0.4  # radians per step
+G_CLEAR = 0.10  # approach height above the grasp point
+G_LIFT = 0.12  # lift above the grasp height (success needs > 0.02 m for 5 steps, or > 0.01 m while grasped)
+G_TIP_BELOW = 0.04  # the fingers close ~4-7 cm behind link_gripper_tcp: the TCP goes this far below the grasp point
+G_TCP_FLOOR = -0.005  # lowest TCP height above the table (the open fingertips stay ~2.5 cm above it)
+G_LEAN = 0.3  # forward lean of the approach axis (about 17 degrees, the start pose's)
+G_CLOSE, G_OPEN, G_KEEP = 1.0, -1.0, 0.0  # relative gripper: +1 closes fully in one step, 0 keeps the target
+
+
+def _rotvec(r: np.ndarray) -> np.ndarray:
+    """Axis-angle of a rotation matrix (numerically safe near 0 and pi)."""
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_matrix(r).as_rotvec()
+
+
+def _clip_norm(v: np.ndarray, n: float) -> np.ndarray:
+    k = float(np.linalg.norm(v))
+    return v if k <= n else v / k * n
+
+
+def google_grasp_frame(cur: np.ndarray, obj_axis: np.ndarray | None, reach: np.ndarray | None = None) -> np.ndarray:
+    """Base-frame gripper orientation: approach (z) straight down, closing axis (y) horizontal and across the object's
+    long axis (or the current closing direction for an upright can), the sign nearer the current one."""
+    z = np.array([0.0, 0.0, -1.0])
+    if reach is not None:  # far objects: lean the approach forward (a straight-down hand cannot reach them)
+        z = np.array([G_LEAN * reach[0], G_LEAN * reach[1], -1.0])
+        z /= np.linalg.norm(z)
+    if obj_axis is not None:
+        a = np.array([obj_axis[0], obj_axis[1], 0.0])
+        y = np.array([-a[1], a[0], 0.0])
+    else:
+        y = np.array([cur[0, 1], cur[1, 1], 0.0])
+    y = y - (y @ z) * z
+    y /= max(np.linalg.norm(y), 1e-9)
+    if float(y @ cur[:, 1]) < 0:
+        y = -y
+    return np.stack([np.cross(y, z), y, z], axis=1)
+
+
+def google_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
+    """Pick and lift on the Google-robot scene: align above the object, descend, close, lift, hold."""
+    task = priv["task"]
+    src = task["object"]
+    bp, br = np.asarray(priv["base_pos"]), np.asarray(priv["base_mat"])
+
+    def at_base(p):
+        return br.T @ (np.asarray(p) - bp)
+
+    eef = at_base(priv["eef_pos"])
+    cur = br.T @ np.asarray(priv["eef_mat"])
+    obj = at_base(priv[f"{src}_pos"])
+    box = np.asarray(priv[f"{src}_bbox"])
+    orient = br.T @ _quat_mat(priv[f"{src}_quat"])
+    long_i = int(np.argmax(box))
+    axis = orient[:, long_i]
+    lying = abs(float(axis[2])) < 0.5
+    horiz = obj[:2] / max(float(np.linalg.norm(obj[:2])), 1e-9)
+    want = google_grasp_frame(cur, axis if lying else None, horiz)
+    table_z = at_base(np.array([0.0, 0.0, float(priv["table_height"])]))[2]
+    grasp = np.array([obj[0], obj[1], max(obj[2] - G_TIP_BELOW, table_z + G_TCP_FLOOR)])
+    drot = _clip_norm(_rotvec(want @ cur.T), G_TURN)
+    grip = G_KEEP
+    dpos = np.zeros(3)
+    if ep.phase == "start":
+        ep.go("above")
+    if ep.phase == "above":
+        goal = grasp + np.array([0.0, 0.0, G_CLEAR])
+        dpos = _clip_norm(goal - eef, G_FAST)
+        grip = G_OPEN if ep.count == 1 else G_KEEP
+        if np.linalg.norm(goal - eef) < 0.015 and float(np.linalg.norm(_rotvec(want @ cur.T))) < 0.08:
+            ep.go("descend")
+    if ep.phase == "descend":
+        dpos = _clip_norm(grasp - eef, G_SLOW if eef[2] - grasp[2] < 0.05 else G_FAST)
+        if np.linalg.norm(grasp - eef) < 0.008 or ep.count > 8:
+            ep.go("close")
+    if ep.phase == "close":
+        dpos = np.zeros(3)
+        drot = np.zeros(3)
+        grip = G_CLOSE if ep.count == 1 else G_KEEP
+        if ep.count >= 3:
+            ep.memo["lift_goal"] = eef + np.array([0.0, 0.0, G_LIFT])
+            ep.go("lift")
+    if ep.phase == "lift":
+        drot = np.zeros(3)
+        dpos = _clip_norm(ep.memo["lift_goal"] - eef, G_SLOW)
+        if ep.count > 3 and not priv.get("is_src_obj_grasped") and obj[2] < grasp[2] + G_TIP_BELOW + 0.005:
+            ep.go("above")  # slipped before it left the table: open and try again
+            ep.memo["retries"] = ep.memo.get("retries", 0) + 1
+            return np.concatenate([np.zeros(3), np.zeros(3), [G_OPEN]])
+    return np.concatenate([dpos, drot, [grip]])

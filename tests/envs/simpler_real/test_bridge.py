@@ -205,7 +205,7 @@ def test_picture_first_frames_beside_simplerenvs_photo(simpler_assets, mesh_cach
 
     monkeypatch.setenv("VLA_EVAL_CACHE", str(mesh_cache))
     out = Path(os.environ.get("VLA_EVAL_PICTURES") or tmp_path / "pictures")
-    paths = first_frames(out, scale=0.5)
+    paths = first_frames(out, tasks=TASKS, scale=0.5)
     assert sorted(p.name for p in paths) == sorted(f"{t}_config0.png" for t in TASKS)
     photo = np.asarray(Image.open(simpler_assets / "data/real_inpainting/bridge_real_eval_1.png").convert("RGB").resize((320, 240)))
     for path in paths:

@@ -156,6 +156,39 @@ def widest_section(parts: list[Path], scale: float, bins: int = 12) -> np.ndarra
     return out
 
 
+def object_mjcf(assets: Path, model_json: str, db: dict, name: str, model_id: str, facts: dict[str, Any],
+                friction: float, damping: float = 0.0) -> tuple[list[str], str]:
+    """One SimplerEnv object model as MJCF assets and a free body named ``name``: visual meshes (group 2, no
+    collision) from the converted ``textured.*``, collision hulls (group 3) from ``collision.obj``, at the
+    ``info_*.json`` scale and density. Records the scaled bbox, model id and grasp point in ``facts``."""
+    info = db.get(model_id)
+    if info is None:
+        raise KeyError(f"{model_json} has no model {model_id!r}")
+    scale = float((info.get("scales") or [1.0])[0])
+    density = float(info.get("density", 1000))
+    facts.setdefault("bbox", {})[name] = (np.array(info["bbox"]["max"]) - np.array(info["bbox"]["min"])) * scale
+    facts.setdefault("model", {})[name] = model_id
+    model_dir = assets / "data" / "custom" / "models" / model_id
+    asset_xml, geoms = [], []
+    for i, part in enumerate(visual_parts(model_dir)):
+        mesh = f"{name}_vis{i}"
+        asset_xml.append(f'<mesh name="{mesh}" file="{part.obj}" scale="{scale} {scale} {scale}"/>')
+        if part.texture is not None:
+            asset_xml.append(f'<texture name="{mesh}_tex" type="2d" file="{part.texture}"/>')
+            asset_xml.append(f'<material name="{mesh}_mat" texture="{mesh}_tex" rgba="{_fmt(part.rgba)}"/>')
+        else:
+            asset_xml.append(f'<material name="{mesh}_mat" rgba="{_fmt(part.rgba)}" emission="{part.emission}"/>')
+        geoms.append(f'<geom type="mesh" mesh="{mesh}" material="{mesh}_mat" group="2" contype="0" conaffinity="0" density="0"/>')
+    for i, path in enumerate(collision_parts(model_dir)):
+        mesh = f"{name}_col{i}"
+        asset_xml.append(f'<mesh name="{mesh}" file="{path}" scale="{scale} {scale} {scale}" inertia="convex"/>')
+        geoms.append(f'<geom name="{mesh}" type="mesh" mesh="{mesh}" group="3" density="{density}" '
+                     f'friction="{friction} 0.005 0.0001" contype="1" conaffinity="3" rgba="0 0 0 0"/>')
+    facts.setdefault("grasp", {})[name] = widest_section(collision_parts(model_dir), scale)
+    joint = f'<joint name="{name}_free" type="free" damping="{damping}"/>' if damping else f'<freejoint name="{name}_free"/>'
+    return asset_xml, f'<body name="{name}" pos="0 0 2">{joint}{"".join(geoms)}</body>'
+
+
 def build_bridge_xml(assets: Path, task: SimplerTask, real: RealTask) -> tuple[str, dict[str, Any]]:
     """The scene's MJCF and facts the env needs (model bboxes, names)."""
     db = json.loads((assets / "data" / "custom" / real.model_json).read_text())
@@ -168,33 +201,9 @@ def build_bridge_xml(assets: Path, task: SimplerTask, real: RealTask) -> tuple[s
     objects_xml = []
     facts: dict[str, Any] = {"bbox": {}, "model": {}}
     for name in [o.name for o in task.objects]:
-        model_id = real.models[name]
-        info = db.get(model_id)
-        if info is None:
-            raise KeyError(f"{real.model_json} has no model {model_id!r}")
-        scale = float((info.get("scales") or [1.0])[0])
-        density = float(info.get("density", 1000))
-        bbox = (np.array(info["bbox"]["max"]) - np.array(info["bbox"]["min"])) * scale
-        facts["bbox"][name] = bbox
-        facts["model"][name] = model_id
-        model_dir = assets / "data" / "custom" / "models" / model_id
-        geoms = []
-        for i, part in enumerate(visual_parts(model_dir)):
-            mesh = f"{name}_vis{i}"
-            asset_xml.append(f'<mesh name="{mesh}" file="{part.obj}" scale="{scale} {scale} {scale}"/>')
-            if part.texture is not None:
-                asset_xml.append(f'<texture name="{mesh}_tex" type="2d" file="{part.texture}"/>')
-                asset_xml.append(f'<material name="{mesh}_mat" texture="{mesh}_tex" rgba="{_fmt(part.rgba)}"/>')
-            else:
-                asset_xml.append(f'<material name="{mesh}_mat" rgba="{_fmt(part.rgba)}" emission="{part.emission}"/>')
-            geoms.append(f'<geom type="mesh" mesh="{mesh}" material="{mesh}_mat" group="2" contype="0" conaffinity="0" density="0"/>')
-        for i, path in enumerate(collision_parts(model_dir)):
-            mesh = f"{name}_col{i}"
-            asset_xml.append(f'<mesh name="{mesh}" file="{path}" scale="{scale} {scale} {scale}" inertia="convex"/>')
-            geoms.append(f'<geom name="{mesh}" type="mesh" mesh="{mesh}" group="3" density="{density}" '
-                         f'friction="{W.OBJECT_FRICTION} 0.005 0.0001" contype="1" conaffinity="3" rgba="0 0 0 0"/>')
-        facts.setdefault("grasp", {})[name] = widest_section(collision_parts(model_dir), scale)
-        objects_xml.append(f'<body name="{name}" pos="0 0 2"><freejoint name="{name}_free"/>{"".join(geoms)}</body>')
+        assets_i, body_i = object_mjcf(assets, real.model_json, db, name, real.models[name], facts, W.OBJECT_FRICTION)
+        asset_xml += assets_i
+        objects_xml.append(body_i)
     actuators = [
         f'<position name="act_{j}" joint="{j}" kp="{kp}" kv="{kv}" forcerange="{-f} {f}" forcelimited="true"/>'
         for j, kp, kv, f in zip(W.ARM_JOINTS, W.ARM_STIFFNESS, W.ARM_DAMPING, W.ARM_FORCE_LIMIT)

@@ -24,7 +24,7 @@ import numpy as np
 
 from vla_eval.errors import ConfigError
 
-CONVERTER_VERSION = 2
+CONVERTER_VERSION = 3
 MAX_TEXTURE = 1024
 
 
@@ -91,6 +91,11 @@ def visual_parts(model_dir: Path) -> list[VisualPart]:
                 # SimplerEnv's baked cubes: black diffuse, the baked colour as COLLADA emission (SAPIEN shows it unlit)
                 rgba, emission = (*(float(c) for c in glow[:3]), 1.0), 1.0
             image = getattr(mat, "baseColorTexture", None) or getattr(mat, "image", None)
+            glow_tex = getattr(mat, "emissiveTexture", None)
+            if image is None and glow_tex is not None and max(rgba[:3]) < 1e-3:
+                # SimplerEnv's baked cans (baked_*_v2 textured.glb): black base colour, the baked look as emissive
+                # texture; used as the colour texture under this scene's near-unit lighting (SAPIEN shows it unlit)
+                image = glow_tex
             if image is not None and getattr(visual, "uv", None) is not None:
                 image = image.convert("RGB")
                 if max(image.size) > MAX_TEXTURE:

@@ -1,0 +1,196 @@
+"""Google-robot visual matching on SimplerEnv's robot and assets: grid, camera, controller, rule, env contract, expert.
+
+Tests that need the asset pack take the ``simpler_assets`` fixture (tests/conftest.py) and skip elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from vla_eval.envs.simpler.tasks import get_task
+from vla_eval.envs.simpler_real import google as G
+from vla_eval.envs.simpler_real import widowx as W
+from vla_eval.envs.simpler_real.google_env import GOOGLE_REAL_TASKS, SIMPLER_GOOGLE_ACTION, GoogleRealEnv, native_config
+from vla_eval.envs.simpler_real.overlay import foreground_mask
+
+TASKS = sorted(GOOGLE_REAL_TASKS)
+
+
+@pytest.mark.parametrize("task, quat", [
+    ("google_pick_coke_can_horizontal", (0, 0, 0, 1)),  # euler2quat(0, 0, pi)
+    ("google_pick_coke_can_vertical", (math.cos(math.pi / 4), 0, 0, math.sin(math.pi / 4))),
+    ("google_pick_coke_can_standing", (math.cos(math.pi / 4), math.sin(math.pi / 4), 0, 0)),
+])
+def test_native_grid_is_simplerenvs(task, quat):
+    """rt1_pick_coke_can_visual_matching.sh: --obj-init-x -0.35 -0.12 5 --obj-init-y -0.02 0.42 5, x outer, y inner."""
+    t = get_task(task)
+    assert len(t.configs) == 25 and t.max_steps == 80 and t.success == {"type": "lift", "object": "coke_can"}
+    xs, ys = np.linspace(-0.35, -0.12, 5), np.linspace(-0.02, 0.42, 5)
+    for i in range(25):
+        xy, q = native_config(t, i)["coke_can"]
+        np.testing.assert_allclose(xy, [xs[i // 5], ys[i % 5]], atol=1e-12)
+        np.testing.assert_allclose(q, quat, atol=1e-12)
+    with pytest.raises(IndexError):
+        native_config(t, 25)
+
+
+def test_overhead_camera_axes_and_fov():
+    """SAPIEN q (0.5, 0.5, -0.5, 0.5) on link_camera: forward = link z, left = -link x, up = -link y (OpenCV frame)."""
+    rot = W.sapien_camera_axes(("quat", G.CAMERA_QUAT))
+    np.testing.assert_allclose(rot[:, 0], [0, 0, 1], atol=1e-12)
+    np.testing.assert_allclose(rot[:, 1], [-1, 0, 0], atol=1e-12)
+    np.testing.assert_allclose(rot[:, 2], [0, -1, 0], atol=1e-12)
+    assert G.fovy_degrees() == pytest.approx(2 * math.degrees(math.atan(256 / 425)))
+    assert G.urdf_for("") == G.URDF and G.urdf_for("recolor_cabinet_visual_matching_1").endswith("_recolor_cabinet_visual_matching_1.urdf")
+    with pytest.raises(ValueError, match="urdf_version"):
+        G.urdf_for("recolor_sim_2")
+
+
+def test_suite_matches_the_panda_look_suite():
+    from vla_eval.spec import load_suite
+
+    real, panda = load_suite("simpler_google_vm_real"), load_suite("simpler_google_vm")
+    steps = {t.name: t.max_steps for t in panda.tasks}
+    assert [t.name for t in real.tasks] == [n for n in steps if n in GOOGLE_REAL_TASKS]
+    assert all(t.max_steps == steps[t.name] == 80 for t in real.tasks)
+    assert real.success_rule == panda.success_rule == "final_step"
+    assert real.episodes_per_task == 25
+    assert [s.name for s in real.splits] == ["default", *G.URDF_VERSIONS[1:]]
+
+
+@pytest.fixture
+def google_env(simpler_assets, mesh_cache, monkeypatch):
+    monkeypatch.setenv("VLA_EVAL_CACHE", str(mesh_cache))
+    envs = []
+
+    def make(task, **kw):
+        env = GoogleRealEnv(task, **kw)
+        envs.append(env)
+        return env
+
+    yield make
+    for env in envs:
+        env.close()
+
+
+@pytest.mark.slow
+def test_start_pose_camera_and_composite(google_env):
+    """SimplerEnv's start: base at (0.35, 0.20) turned 180 degrees, head at its init tilt; the can is in view, on
+    the photo's table, and every pixel outside robot and can is the photo."""
+    env = google_env("google_pick_coke_can_standing", image_size=(512, 640))
+    obs, info = env.reset(seed=0, options={"config_id": 12})
+    assert not info["success"]
+    base = env.data.xpos[env._base]
+    np.testing.assert_allclose(base, [0.35, 0.20, G.BASE_Z], atol=1e-6)
+    np.testing.assert_allclose(env.data.qpos[env._head_q], G.INIT_QPOS[-2:], atol=1e-3)
+    m, d = env.model, env.data
+    table = m.geom("table").id
+    assert any({int(c.geom1), int(c.geom2)} & env._obj_geoms["coke_can"] and table in (c.geom1, c.geom2) for c in d.contact[: d.ncon])
+    assert np.linalg.norm(d.qvel[m.joint("coke_can_free").dofadr[0]:][:3]) < 0.01  # settled on the table top
+    frame = obs["images"]["agentview"]
+    _, seg_r = env._renderers()
+    seg_r.update_scene(env.data, camera=env._cam, scene_option=env._opt)
+    seg = seg_r.render()
+    fg = foreground_mask(seg, env._foreground)
+    assert np.array_equal(frame[~fg], env._photo[~fg])
+    can_px = foreground_mask(seg, env._obj_geoms["coke_can"])
+    assert can_px.sum() > 500
+    rows, cols = np.nonzero(can_px)
+    assert 100 < rows.mean() < 400 and 100 < cols.mean() < 540  # the grid's centre lies mid-view, on the table
+    # the lift rule, as SimplerEnv's evaluate: resting on the table no;
+    # 5 cm up touching nothing but the robot yes (the latch needs no grasp; losing a grasp only resets it)
+    import mujoco
+
+    assert not env._evaluate()
+    adr = m.joint("coke_can_free").qposadr[0]
+    d.qpos[adr + 2] += 0.05
+    mujoco.mj_forward(m, d)
+    assert env._evaluate() and env._stats["lift_height"] > 0.04 and not env._stats["is_grasped"]
+
+
+@pytest.mark.slow
+def test_controller_base_frame_and_relative_gripper(google_env):
+    env = google_env("google_pick_coke_can_horizontal", cameras=())
+    env.reset(seed=0, options={"config_id": 12})
+    p0, _ = env.ee_pose_at_base()
+    w0 = env.data.xpos[env._ee].copy()
+    for _ in range(2):
+        env.step(np.array([0.03, 0, 0, 0, 0, 0, 0.0]))
+    p1, _ = env.ee_pose_at_base()
+    moved = p1 - p0
+    # SimplerEnv's gains (kd / kp ~ 0.6 s, zero velocity target, the target re-based on the measured pose each step)
+    # make the arm lag its commands: it moves along +x of the base, less than the 0.06 m asked within 2/3 s
+    assert 0.01 < moved[0] < 0.06 and abs(moved[0]) > 3 * np.abs(moved[1:]).max()
+    assert env.data.xpos[env._ee][0] - w0[0] == pytest.approx(-moved[0], abs=1e-3)  # base turned 180 degrees
+    env.step(np.array([0, 0, 0, 0, 0, 0, 0.5]))  # relative: half a stroke closed
+    assert env._gripper_target == pytest.approx(0.5 * 1.31, abs=1e-6)
+    env.step(np.array([0, 0, 0, 0, 0, 0, 0.005]))  # below SimplerEnv's 0.01: keeps the target
+    assert env._gripper_target == pytest.approx(0.5 * 1.31, abs=1e-6)
+    env.step(np.array([0, 0, 0, 0, 0, 0, 1.0]))
+    assert env._gripper_target == pytest.approx(1.3)  # clipped to the joint range
+    assert env.data.qpos[env._finger_q].min() > 1.0
+    env.step(np.array([0, 0, 0, 0, 0, 0, -1.0]))
+    assert env._gripper_target == pytest.approx(-0.0001)
+
+
+@pytest.mark.slow
+def test_check_env_and_contract(google_env):
+    env = google_env("google_pick_coke_can_vertical", image_size=(64, 64), urdf_version="recolor_tabletop_visual_matching_2")
+    check_env(env, skip_render_check=True)
+    assert env.native_action_space == SIMPLER_GOOGLE_ACTION
+    from vla_eval.envs.contract import check_observation
+
+    obs, _ = env.reset(seed=0, options={"config_id": 3})
+    assert check_observation(obs, env) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task, config", [("google_pick_coke_can_horizontal", 0), ("google_pick_coke_can_standing", 24)])
+def test_expert_succeeds_and_noop_does_not(google_env, task, config):
+    from vla_eval.policies.simpler_expert import SimplerScriptedExpert
+
+    env = google_env(task, cameras=())
+    results = {}
+    for who in ("expert", "noop"):
+        env.reset(seed=0, options={"config_id": config})
+        expert = SimplerScriptedExpert()
+        expert.reset([env.instruction])
+        for _ in range(env.task.max_steps):
+            if who == "expert":
+                chunk = expert.predict([{"privileged": env.privileged_state()}])
+                assert chunk.space == SIMPLER_GOOGLE_ACTION
+                action = chunk.actions[0, 0]
+            else:
+                action = np.zeros(7)
+            _, _, success, _, info = env.step(action)
+        results[who] = (success, info["n_lift_significant"] >= 5)
+    assert results == {"expert": (True, True), "noop": (False, False)}
+
+
+@pytest.mark.slow
+def test_picture_first_frames_beside_simplerenvs_photo(simpler_assets, mesh_cache, tmp_path, monkeypatch):
+    """[our first frame | SimplerEnv's google_coke_can_real_eval_1.png] per coke-can task, configuration 0; written
+    to $VLA_EVAL_PICTURES if set (else a temp folder); committed copies live in docs/simpler_vm/."""
+    import os
+    from pathlib import Path
+
+    from PIL import Image
+
+    from vla_eval.envs.simpler_real.pictures import first_frames
+
+    monkeypatch.setenv("VLA_EVAL_CACHE", str(mesh_cache))
+    out = Path(os.environ.get("VLA_EVAL_PICTURES") or tmp_path / "pictures")
+    paths = first_frames(out, tasks=TASKS, scale=0.5)
+    assert sorted(p.name for p in paths) == sorted(f"{t}_config0.png" for t in TASKS)
+    photo = np.asarray(Image.open(simpler_assets / "data" / G.COKE_OVERLAY).convert("RGB").resize((320, 256)))
+    for path in paths:
+        pair = np.asarray(Image.open(path).convert("RGB"))
+        assert pair.shape == (256, 640, 3)
+        ours, theirs = pair[:, :320].astype(int), pair[:, 320:].astype(int)
+        assert np.abs(theirs - photo).mean() < 3
+        same = np.abs(ours - theirs).max(axis=2) < 12
+        assert 0.6 < same.mean() < 0.99  # the photo around the robot's arm and the can

@@ -1,0 +1,125 @@
+"""SimplerEnv's Google robot (RT-1 "meta" robot, ``google_robot_static``) facts, each with its source in
+simpler-env/ManiSkill2_real2sim (commit ef7a4d4f, paths relative to ``mani_skill2_real2sim/``) or
+simpler-env/SimplerEnv (``scripts/``).
+
+Kept as data here so the scene builder, the controller, the tests and docs/simpler.md cite one place.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+DESCRIPTION = "mani_skill2_real2sim/assets/descriptions/googlerobot_description/"
+URDF = DESCRIPTION + "google_robot_meta_sim_fix_wheel_fix_fingertip.urdf"
+"""agents/configs/google_robot/defaults.py GoogleRobotDefaultConfig.urdf_path (mobile_base=False)"""
+
+URDF_VERSIONS = ("", "recolor_tabletop_visual_matching_1", "recolor_tabletop_visual_matching_2", "recolor_cabinet_visual_matching_1")
+"""SimplerEnv scripts/rt1_pick_coke_can_visual_matching.sh urdf_version_arr (None = the plain URDF);
+agents/robots/googlerobot.py appends ``_<urdf_version>`` to the URDF's stem."""
+
+
+def urdf_for(version: str) -> str:
+    if version not in URDF_VERSIONS:
+        raise ValueError(f"urdf_version {version!r}: expected one of {list(URDF_VERSIONS)}")
+    return URDF if not version else URDF.replace(".urdf", f"_{version}.urdf")
+
+
+ARM_JOINTS = ("joint_torso", "joint_shoulder", "joint_bicep", "joint_elbow", "joint_forearm", "joint_wrist", "joint_gripper")
+HEAD_JOINTS = ("joint_head_pan", "joint_head_tilt")
+FINGER_JOINTS = ("joint_finger_right", "joint_finger_left")
+EE_LINK = "link_gripper_tcp"
+"""defaults.py arm_joint_names (the 7 arm joints + the 2 head joints, all driven by the arm controller),
+gripper_joint_names, ee_link_name"""
+
+ARM_STIFFNESS = (1700.0, 1737.0471680861954, 979.975871856535, 930.0, 1212.154500274304, 432.96500923932535,
+                 468.0013365498738, 2000.0, 2000.0)
+ARM_DAMPING = (1059.9791902443303, 1010.4720585373592, 767.2803161582076, 680.0, 674.9946964336588, 274.613381336198,
+               340.532560578637, 900.0, 900.0)
+ARM_FORCE_LIMIT = (300.0, 300.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0)
+"""defaults.py base_arm_drive_mode == "force" (tuned for arm_pd_ee_delta_pose_align_interpolate_by_planner); order
+ARM_JOINTS + HEAD_JOINTS"""
+
+ARM_VEL_LIMIT, ARM_ACC_LIMIT = 1.5, 2.0
+"""defaults.py arm_vel_limit / arm_acc_limit: the planner that interpolates the joint targets over a control step"""
+
+ARM_ARMATURE = 0.05
+"""Not a SimplerEnv value: PhysX drives are implicit; a rotor inertia keeps MuJoCo's explicit PD drives with
+kp ~1000-2000 stable at SimplerEnv's 513 Hz step (the wrist and finger links are light)."""
+
+IMPRATIO, NOSLIP_ITERATIONS = 10.0, 5
+"""Not SimplerEnv values (PhysX has neither): without them the 20 g opened can, squeezed by the 60 N fingers, slid
+out of MuJoCo's soft contacts within a step or two in 3 of 4 standing-can trials; with them it stayed held in 4 of 4."""
+
+GRIPPER_STIFFNESS, GRIPPER_DAMPING, GRIPPER_FORCE_LIMIT = 200.0, 8.0, 60.0
+GRIPPER_LOW, GRIPPER_HIGH = -1.3 - 0.01, 1.3 + 0.01
+GRIPPER_JOINT_RANGE = (-0.0001, 1.3)
+"""defaults.py gripper_pd_joint_target_delta_pos_interpolate_by_planner: normalised action in [-1, 1] scaled to a
+delta in [-1.31, 1.31] rad added to the previous target (use_delta, use_target), the target clipped to the joint range
+(clip_target; URDF joint_finger_* limits -0.0001 ... 1.3); |action| < 0.01 keeps the last target
+(small_action_repeat_last_target). 0 = open, 1.3 = closed."""
+
+FINGER_FRICTION, FINGER_NAIL_FRICTION = 2.0, 0.1
+"""defaults.py urdf_config: finger_mat / finger_tip_mat friction 2.0, finger_nail_mat 0.1"""
+OBJECT_FRICTION = 0.5
+"""envs/custom_scenes/base_env.py obj_static_friction / obj_dynamic_friction 0.5"""
+OBJECT_DAMPING = 0.1
+"""grasp_single_in_scene.py _load_actors: obj.set_damping(0.1, 0.1)"""
+
+POS_BOUND, ROT_BOUND = 1.0, math.pi / 2
+"""defaults.py arm_common_args (-1, 1 unused since normalize_action=False; rot_bound pi/2, rotation clipped by its norm)"""
+
+CONTROL_HZ, SIM_HZ = 3, 513
+"""grasp_single_in_scene.py _setup_prepackaged_env_init_config and scripts/rt1_*_visual_matching.sh:
+--control-freq 3 --sim-freq 513"""
+
+INIT_QPOS = np.array([-0.2639457174606611, 0.0831913360274175, 0.5017611504652179, 1.156859026208673,
+                      0.028583671314766423, 1.592598203487462, -1.080652960128774, 0.0, 0.0, -0.00285961, 0.7851361])
+"""envs/custom_scenes/base_env.py _initialize_agent (google_robot_static): ARM_JOINTS, FINGER_JOINTS, HEAD_JOINTS"""
+
+BASE_Z = 0.06205 + 0.017
+BASE_QUAT = (0.0, 0.0, 0.0, 1.0)
+"""base_env.py _initialize_agent: robot_init_height = base height + ground offset, robot_init_rot_quat [0, 0, 0, 1]
+(wxyz: turned 180 degrees about z, the robot faces -x)"""
+BASE_XY_COKE = (0.35, 0.20)
+"""scripts/rt1_pick_coke_can_visual_matching.sh --robot-init-x 0.35 --robot-init-y 0.20 (and grasp_single_in_scene.py
+_additional_prepackaged_config_reset init_xy)"""
+
+TABLE_HEIGHT = 0.87
+"""base_env.py scene_table_height default 0.87 (the coke-can stage google_pick_coke_can_1_v4.glb is not in the pack)"""
+TABLE_BOX_CENTRE, TABLE_BOX_HALF = (-0.295, 0.21), (0.63 / 2, 0.615 / 2)
+"""The substitute table's footprint: SimplerEnv's own stand-in (base_env.py _load_arena_helper scene_name ==
+"dummy_tabletop": box at x -0.295, half size (0.63, 0.615) / 2, shifted by -scene_offset (0, -0.21)); its top here
+at TABLE_HEIGHT."""
+
+COKE_GRID_X = tuple(np.linspace(-0.35, -0.12, 5))
+COKE_GRID_Y = tuple(np.linspace(-0.02, 0.42, 5))
+"""rt1_pick_coke_can_visual_matching.sh --obj-init-x -0.35 -0.12 5 --obj-init-y -0.02 0.42 5; the evaluator
+(simpler_env/evaluation/maniskill2_evaluator.py) loops x outer, y inner"""
+
+COKE_ORIENTATION_QUAT = {
+    "horizontal": (0.0, 0.0, 0.0, 1.0),  # lr_switch: euler2quat(0, 0, pi)
+    "vertical": (math.cos(math.pi / 4), 0.0, 0.0, math.sin(math.pi / 4)),  # laid_vertically: euler2quat(0, 0, pi/2)
+    "standing": (math.cos(math.pi / 4), math.sin(math.pi / 4), 0.0, 0.0),  # upright: euler2quat(pi/2, 0, 0)
+}
+"""grasp_single_in_scene.py GraspSingleCustomOrientationInSceneEnv.orientations_dict (wxyz)"""
+
+COKE_MODEL, COKE_MODEL_JSON = "baked_opened_coke_can_v2", "info_pick_custom_baked_tex_v1.json"
+COKE_MODEL_SIMPLER = "opened_coke_can"
+"""SimplerEnv's coke-can task (GraspSingleOpenedCokeCanInScene-v0) loads ``opened_coke_can`` of info_pick_custom_v0.json;
+that model is not in the asset pack. Substitute: ``baked_opened_coke_can_v2`` (same bbox 0.066 x 0.123 x 0.066 m,
+same density 50; SimplerEnv's move-near tasks use it, move_near_in_scene.py DEFAULT_MODEL_JSON v1)."""
+
+COKE_OVERLAY = "real_inpainting/google_coke_can_real_eval_1.png"
+"""grasp_single_in_scene.py _setup_prepackaged_env_init_config rgb_overlay_path; rgb_overlay_cameras overhead_camera"""
+
+CAMERA_FX, CAMERA_FY, CAMERA_CX, CAMERA_CY = 425.0, 425.0, 320.0, 256.0
+CAMERA_SIZE = (640, 512)
+CAMERA_QUAT = (0.5, 0.5, -0.5, 0.5)
+"""defaults.py GoogleRobotDefaultConfig.cameras: overhead_camera on link_camera, p (0, 0, 0), q (wxyz), 640x512,
+intrinsic [[425, 0, 320], [0, 425, 256]]"""
+
+
+def fovy_degrees() -> float:
+    return math.degrees(2 * math.atan(CAMERA_SIZE[1] / 2 / CAMERA_FY))
