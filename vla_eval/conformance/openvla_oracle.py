@@ -2,8 +2,8 @@
 expert's action as the 7 action tokens OpenVLA would.
 
 Per step the privileged expert's action (LIBERO's native space) is re-expressed in the
-adapter's declared action space (gripper ``open_01``, rotation, units: the inverse of what
-the harness does afterwards), normalised with the checkpoint's dataset statistics
+space the checkpoint emits (:data:`MODEL_SPACE`: OpenVLA's gripper ``open_01``, axis-angle,
+normalised units -- fixed by the training data, not read from the adapter's config), normalised with the checkpoint's dataset statistics
 (``2 (a - q01) / (q99 - q01) - 1`` where ``mask``; the gripper is not normalised), clipped
 to [-1, 1] and binned to token ids exactly as OpenVLA's ``ActionTokenizer`` does
 (``vocab_size - digitize(a, linspace(-1, 1, 256))``).  Those ids are returned by the
@@ -24,8 +24,16 @@ import numpy as np
 
 from vla_eval.actions import ConversionOptions, to_env_actions
 from vla_eval.conformance.experts import BackendExpert
-from vla_eval.policies.base import LIBERO_DELTA_EEF, ActionChunk
+from vla_eval.policies.base import LIBERO_DELTA_EEF, ActionChunk, ActionSpace
 from vla_eval.policies.openvla import N_BINS, OpenVlaPolicy, normalized_to_tokens
+
+
+MODEL_SPACE = ActionSpace(kind="delta_eef", dim=7, rotation="axis_angle", position_units="normalized", gripper="open_01")
+"""What an OpenVLA LIBERO checkpoint emits, fixed by its training data, not by the adapter's config: LIBERO's
+normalised delta EEF with the RLDS gripper convention 0 = close, 1 = open (openvla
+experiments/robot/robot_utils.py: normalize_gripper_action maps [0, 1] to [-1, 1], invert_gripper_action
+flips it to LIBERO's -1 open / +1 close).  A config that declares another convention decodes wrongly,
+and the oracle sees it."""
 
 
 def normalize(actions: np.ndarray, q01: np.ndarray, q99: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -62,19 +70,19 @@ class OpenVlaOracle(OpenVlaPolicy):
 
     def predict(self, obs_batch: list[dict[str, Any]], slots=None) -> ActionChunk:
         expert = self.expert.actions(obs_batch, slots)  # (B, 7) LIBERO native
-        native = to_env_actions(expert, LIBERO_DELTA_EEF, self.action_space, ConversionOptions(clip=False))
+        native = to_env_actions(expert, LIBERO_DELTA_EEF, MODEL_SPACE, ConversionOptions(clip=False))
         q01, q99, mask = self._stats()
         self._tokens = normalized_to_tokens(normalize(native, q01, q99, mask), self.vocab_size)
         chunk = super().predict(obs_batch, slots)
         # what the harness will execute vs what the expert meant (within the statistics' range)
         executed = to_env_actions(chunk.actions[:, 0], chunk.space, LIBERO_DELTA_EEF)
         meant = to_env_actions(np.clip(native, np.where(mask, q01, -np.inf), np.where(mask, q99, np.inf)),
-                               self.action_space, LIBERO_DELTA_EEF)
+                               MODEL_SPACE, LIBERO_DELTA_EEF)
         if self.cfg.binarize_gripper:
             meant[:, -1] = np.where(meant[:, -1] > 0, 1.0, -1.0)
         bin_native = np.where(mask, (q99 - q01) / (N_BINS - 1), 2.0 / (N_BINS - 1))
-        bin_env = np.abs(to_env_actions(bin_native[None], self.action_space, LIBERO_DELTA_EEF, ConversionOptions(clip=False))
-                         - to_env_actions(np.zeros((1, len(q01))), self.action_space, LIBERO_DELTA_EEF, ConversionOptions(clip=False)))[0]
+        bin_env = np.abs(to_env_actions(bin_native[None], MODEL_SPACE, LIBERO_DELTA_EEF, ConversionOptions(clip=False))
+                         - to_env_actions(np.zeros((1, len(q01))), MODEL_SPACE, LIBERO_DELTA_EEF, ConversionOptions(clip=False)))[0]
         tol = 1.5 * bin_env[:6] + 1e-6
         for b, ex in enumerate(chunk.extras):
             err = np.abs(executed[b] - meant[b])

@@ -122,7 +122,7 @@ def run_conformance(req: ConformanceRequest) -> ConformanceReport:
         from vla_eval.conformance.openpi_oracle import start_oracle_server
 
         server = start_oracle_server(replan_steps=user.execution.replan_steps or 5, chunk=int(user.args.get("max_chunk") or 10))
-        args = {**user.args, "uri": server.url, "send_privileged": True, "check_health": True}
+        args = {**user.args, "uri": server.url, "send_privileged": True, "send_reset": True, "check_health": True}
         args.pop("host", None), args.pop("port", None)
         adapter = "remote"
         execution = user.execution.model_dump(exclude_none=True)

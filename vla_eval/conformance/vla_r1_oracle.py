@@ -31,8 +31,17 @@ from vla_eval.policies.planner_bridge import CameraModel
 from vla_eval.policies.vla_r1 import IMAGE_PAD, VlaR1Policy
 
 
+TRAINED_VIEW = "upright"
+"""The view VLA-R1 must be shown: its fine-tuning images are ordinary (upright) camera images, as
+policies/vla_r1.yaml states (issue 10, defect 2); the dataset is GigaAI-Research/vla_r1 (VLA-R1 README)."""
+
+
 class OracleRefusal(Exception):
     """The oracle cannot phrase an answer for this row (task not pick/place, key point off-image)."""
+
+
+class ViewError(Exception):
+    """The image the model is shown is not in the orientation its checkpoint expects."""
 
 
 def format_trajectory(points: np.ndarray) -> str:
@@ -79,6 +88,7 @@ class VlaR1Oracle(VlaR1Policy):
         uv, z = cam.project(world)
         if not np.all(z[1:] > 0):
             raise OracleRefusal(f"{stage} key point is behind the camera")
+        self._check_view(cam, kp.grasp if stage == "pick" else kp.place)
         src_norm = cam.pixels_to_normalized(uv)
         shown = self.settings.image.from_source_coords(src_norm, img.shape[:2])  # normalised on the model's image
         if np.any(shown[-1] < 0) or np.any(shown[-1] > 1):
@@ -89,6 +99,27 @@ class VlaR1Oracle(VlaR1Policy):
         if self.settings.prompt == "affordance":
             return format_affordance(shown[-1])
         return format_trajectory(shown)
+
+    def _check_view(self, cam: CameraModel, point: np.ndarray) -> None:
+        """The image the model is shown must be the view VLA-R1 was trained on: upright.
+
+        VLA-R1 was fine-tuned on upright camera images (:data:`TRAINED_VIEW`), a fact about the
+        checkpoint, not something the adapter's config can change.  With the camera parameters the
+        harness converted together with the image, world "up" at the key point must run up the image
+        (row index decreasing) and the camera's right axis to the right (column index increasing),
+        after the adapter's optional extra ``flip_180``; otherwise the env's
+        declared origin, the harness conversion or the adapter's declared ``image_orientation`` is
+        wrong -- a *preprocess* failure, whatever the bridge then makes of it.
+        """
+        right = cam.extrinsics[:3, 0]  # the camera's +x axis in the world (right in the true view, both conventions)
+        uv, _ = cam.project(np.stack([point, point + np.array([0.0, 0.0, 0.1]), point + 0.1 * right]))
+        dv, du = float(uv[1, 1] - uv[0, 1]), float(uv[2, 0] - uv[0, 0])
+        flip = bool(self.settings.image.flip_180)
+        rows_ok, cols_ok = (dv < 0) != flip, (du > 0) != flip
+        if not (rows_ok and cols_ok):
+            what = " and ".join(w for w, ok in (("upside down", rows_ok), ("mirrored left-right", cols_ok)) if not ok)
+            raise ViewError(f"the image the model is shown is {what} (adapter declares image_orientation="
+                            f"{self.image_orientation!r}, flip_180={flip}); VLA-R1 was trained on {TRAINED_VIEW} images")
 
     def _oracle_generate(self, input_ids=None, attention_mask=None, pixel_values=None, image_grid_thw=None, **kwargs):
         torch = self._torch
@@ -112,6 +143,9 @@ class VlaR1Oracle(VlaR1Policy):
                 text = self._text_for(obs, stage, model_hw)
             except OracleRefusal as exc:
                 self._notes[k] = {"oracle_stage": "oracle", "oracle_error": str(exc)}
+                text = ""
+            except ViewError as exc:
+                self._notes[k] = {"oracle_stage": "preprocess", "oracle_error": str(exc)}
                 text = ""
             self._notes[k].setdefault("oracle_text", text)
             answers.append(text)
