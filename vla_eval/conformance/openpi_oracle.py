@@ -21,8 +21,12 @@ It *uses* it:
   channel ``send_privileged: true`` (the request's ``privileged`` entry); the robot's
   pose in it is discarded and replaced by the wire state.
 
-The wire state is also compared with the true end-effector position of the side channel;
-a difference is recorded as an ``oracle_stage: preprocess`` failure so the report names it.
+The client is :class:`OracleClient`, the real remote adapter whose side channel also carries
+the env's own proprio state; the server rebuilds ``observation/state`` from it as openpi's
+client does (:func:`reference_openpi_state`, written independently) and records any
+difference as an ``oracle_stage: preprocess`` failure, so the report names it.  An arm that
+moved against the commanded displacement between two calls (a flipped action convention)
+is recorded as ``convert``.
 
 Chunks: the expert is closed loop, an openpi model answers with a chunk from one
 observation.  The oracle rolls the expert forward through a predicted end-effector pose
@@ -41,6 +45,7 @@ import numpy as np
 
 from vla_eval.conformance.keypoints import is_libero
 from vla_eval.policies.base import LIBERO_DELTA_EEF, ActionChunk, Policy, SlotStates
+from vla_eval.policies.remote import RemotePolicy
 from vla_eval.policies.libero_expert import ROT_SCALE, LiberoScriptedExpert, _quat_wxyz_to_mat
 from vla_eval.policies.scripted import ScriptedExpert
 from vla_eval.remote.obs_format import OPENPI_IMAGE, OPENPI_WRIST
@@ -65,6 +70,40 @@ def _mat_to_quat_wxyz(R: np.ndarray) -> np.ndarray:
     z = np.copysign(np.sqrt(max(0.0, 1.0 - R[0, 0] - R[1, 1] + R[2, 2])) / 2.0, R[1, 0] - R[0, 1])
     q = np.array([w, x, y, z])
     return q / np.linalg.norm(q)
+
+
+def reference_openpi_state(eef_pos: np.ndarray, eef_quat_wxyz: np.ndarray, gripper_qpos: np.ndarray) -> np.ndarray:
+    """``observation/state`` as openpi's LIBERO client builds it (openpi examples/libero/main.py:
+    ``concatenate(robot0_eef_pos, _quat2axisangle(robot0_eef_quat), robot0_gripper_qpos)``, the
+    axis-angle copied from robosuite ``transform_utils.quat2axisangle``, quaternion x, y, z, w).
+
+    Written out here, independently of :mod:`vla_eval.remote.obs_format`, which it checks.
+    """
+    x, y, z, w = (float(v) for v in (eef_quat_wxyz[1], eef_quat_wxyz[2], eef_quat_wxyz[3], eef_quat_wxyz[0]))
+    w = min(1.0, max(-1.0, w))
+    den = np.sqrt(1.0 - w * w)
+    aa = np.zeros(3) if np.isclose(den, 0.0) else np.array([x, y, z]) * 2.0 * np.arccos(w) / den
+    return np.concatenate([np.asarray(eef_pos, dtype=np.float64).reshape(3), aa,
+                           np.asarray(gripper_qpos, dtype=np.float64).reshape(-1)[:2]])
+
+
+class OracleClient(RemotePolicy):
+    """The real remote adapter, plus the oracle's side channel: the env's own proprio state rides in
+    ``privileged['proprio']`` so the server can check the client's ``observation/state`` against
+    :func:`reference_openpi_state`.  Everything the adapter sends is built by the adapter."""
+
+    needs_privileged = True
+
+    def predict(self, obs_batch: list[dict[str, Any]], slots=None) -> ActionChunk:
+        rows = []
+        for o in obs_batch:
+            o = dict(o)
+            st = o.get("state", {})
+            priv = dict(o.get("privileged") or {})
+            priv["proprio"] = {k: np.asarray(st[k], dtype=np.float64) for k in ("eef_pos", "eef_quat", "gripper_qpos") if k in st}
+            o["privileged"] = priv
+            rows.append(o)
+        return super().predict(rows, slots)
 
 
 class WireError(ValueError):
@@ -119,8 +158,9 @@ class OpenpiOracle(Policy):
                 if img.shape != IMAGE_SHAPE or img.dtype != np.uint8:
                     raise WireError(f"{key!r} is {img.dtype} {img.shape}, openpi expects uint8 {IMAGE_SHAPE}")
         st = obs.get("state")
-        if not st:
-            raise WireError("request has no 'observation/state' of 8 values")
+        if not st or obs.get("wire_state") is None:
+            raise WireError("request has no 'observation/state' (openpi's LIBERO layout: observation/image, "
+                            "observation/wrist_image, observation/state, prompt)")
         if "privileged" not in obs:
             raise WireError("request has no 'privileged' side channel (client send_privileged: true)")
         return np.asarray(st["eef_pos"], dtype=np.float64), np.asarray(st["eef_quat"], dtype=np.float64)
@@ -133,16 +173,24 @@ class OpenpiOracle(Policy):
         for obs, slot, track in zip(obs_batch, slots, tracks):
             pos, quat = self._check_wire(obs)
             ex: dict[str, Any] = {}
-            true_pos = np.asarray(obs["privileged"].get("eef_pos", pos), dtype=np.float64)
-            if np.linalg.norm(true_pos - pos) > 2e-3:
-                ex.update(oracle_stage="preprocess",
-                          oracle_error=f"observation/state eef_pos {pos.round(4).tolist()} != true {true_pos.round(4).tolist()}")
-            if "eef_mat" in obs["privileged"]:
-                R_true = np.asarray(obs["privileged"]["eef_mat"], dtype=np.float64)
-                R_wire = _quat_wxyz_to_mat(quat)
-                ang = np.arccos(np.clip((np.trace(R_true.T @ R_wire) - 1) / 2, -1, 1))
-                if ang > 0.02:
-                    ex.update(oracle_stage="preprocess", oracle_error=f"observation/state rotation is {ang:.3f} rad off the true pose")
+            proprio = obs["privileged"].get("proprio")
+            wire = obs.get("wire_state")
+            if proprio and wire is not None and {"eef_pos", "eef_quat", "gripper_qpos"} <= set(proprio):
+                ref = reference_openpi_state(proprio["eef_pos"], proprio["eef_quat"], proprio["gripper_qpos"])
+                got = np.asarray(wire, dtype=np.float64).reshape(-1)
+                if got.shape != ref.shape or not np.allclose(got, ref, atol=1e-3):
+                    ex.update(oracle_stage="preprocess", oracle_error=(
+                        f"observation/state {np.round(got, 4).tolist()} != openpi's {np.round(ref, 4).tolist()}"))
+            elif "eef_pos" in obs["privileged"]:
+                true_pos = np.asarray(obs["privileged"]["eef_pos"], dtype=np.float64)
+                if np.linalg.norm(true_pos - pos) > 2e-3:
+                    ex.update(oracle_stage="preprocess",
+                              oracle_error=f"observation/state eef_pos {pos.round(4).tolist()} != true {true_pos.round(4).tolist()}")
+            if track.last_pos is not None and track.commanded is not None and float(track.commanded @ track.commanded) > 1e-4:
+                moved = pos - track.last_pos
+                if float(moved @ track.commanded) < -0.25 * float(track.commanded @ track.commanded):
+                    ex.setdefault("oracle_stage", "convert")
+                    ex.setdefault("oracle_error", f"the arm moved {moved.round(4).tolist()} after {track.commanded.round(4).tolist()} was sent")
             self._update_ratio(track, pos)
             rows.append(self._rollout(obs, slot, pos, quat, track))
             extras.append(ex)

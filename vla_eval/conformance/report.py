@@ -77,7 +77,7 @@ class TaskRow:
 
     @property
     def gap_points(self) -> float:
-        return 100.0 * (self.expert_rate - self.oracle_rate)
+        return 100.0 * (self.expert_success - self.oracle_success) / self.episodes if self.episodes else 0.0
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -106,8 +106,9 @@ class ConformanceReport:
 
     @property
     def suite_gap_points(self) -> float:
-        o, e, _ = self.suite_rates()
-        return 100.0 * (e - o)
+        rows = self.applicable
+        n = sum(r.episodes for r in rows)
+        return 100.0 * sum(r.expert_success - r.oracle_success for r in rows) / n if n else 0.0
 
     @property
     def passed(self) -> bool:
@@ -137,14 +138,14 @@ class ConformanceReport:
                 f"{r.gap_points:+.0f}{flag} | {s['preprocess']} | {s['parse']} | {s['convert']} | {s['env']} |"
             )
         o, e, n = self.suite_rates()
-        lines.append(f"| **suite** | {n} | {100 * o:.1f}% | {100 * e:.1f}% | {100 * (e - o):+.1f} | | | | |")
+        lines.append(f"| **suite** | {n} | {100 * o:.1f}% | {100 * e:.1f}% | {self.suite_gap_points:+.1f} | | | | |")
         lines.append("")
         verdict = "PASS" if self.passed else "FAIL"
         stage = self.failing_stage()
         tail = f"; most failures at stage '{stage}'" if stage and not self.passed else ""
         if self.unmatched:
             tail += f"; {self.unmatched} oracle episodes have no expert episode to compare with"
-        lines.append(f"**{verdict}**: suite gap {100 * (e - o):+.1f} points vs margin {self.margin_points:g}{tail}.")
+        lines.append(f"**{verdict}**: suite gap {self.suite_gap_points:+.1f} points vs margin {self.margin_points:g}{tail}.")
         lines.append("Stage columns count oracle failures on episodes the expert solved, charged to the first broken stage.")
         return "\n".join(lines)
 

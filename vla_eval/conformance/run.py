@@ -43,6 +43,8 @@ class ConformanceRequest:
     render_quality: str = "fast"
     resume: bool = False
     progress: bool = False
+    checkpoint_dir: Path | None = None
+    """Where the oracle's tiny checkpoints are built (reused when present); default ``OUT/checkpoints``."""
     mutate: Callable[[dict[str, Any]], None] | None = None
     """Tests only: edit the oracle's policy config (a deliberately broken convention)."""
 
@@ -95,7 +97,7 @@ def _run(suite_path: Path, policy_path: Path, run_dir: Path, req: ConformanceReq
 def run_conformance(req: ConformanceRequest) -> ConformanceReport:
     user = resolve_policy(req.policy, req.policy_args)
     kind = adapter_kind(user.adapter)
-    ckpt_dir = req.out_dir / "checkpoints"
+    ckpt_dir = Path(req.checkpoint_dir) if req.checkpoint_dir else req.out_dir / "checkpoints"
     server = None
     cameras = ["agentview", "wrist"] if kind == "remote" else ["agentview"]
     suite_path, suite = derive_suite(req, cameras)
@@ -124,7 +126,7 @@ def run_conformance(req: ConformanceRequest) -> ConformanceReport:
         server = start_oracle_server(replan_steps=user.execution.replan_steps or 5, chunk=int(user.args.get("max_chunk") or 10))
         args = {**user.args, "uri": server.url, "send_privileged": True, "send_reset": True, "check_health": True}
         args.pop("host", None), args.pop("port", None)
-        adapter = "remote"
+        adapter = "vla_eval.conformance.openpi_oracle:OracleClient"
         execution = user.execution.model_dump(exclude_none=True)
     if req.mutate is not None:
         req.mutate(args)
