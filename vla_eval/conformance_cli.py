@@ -22,7 +22,7 @@ def _cmd(args: argparse.Namespace) -> int:
     report = run_conformance(ConformanceRequest(
         suite=args.suite, policy=args.policy, out_dir=out, episodes=args.episodes, margin_points=args.margin,
         workers=args.workers, policy_args=args.policy_arg or [], tasks=args.tasks, render_quality=args.render_quality,
-        resume=args.resume, progress=not args.no_progress,
+        resume=args.resume, progress=not args.no_progress, expert_runs=[Path(d) for d in args.expert_run or []] or None,
     ))
     print(report.markdown())
     print(f"\nrun folders and report: {out}", file=sys.stderr)
@@ -43,5 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out-dir", help="folder for the two run folders and the report (default results/conformance/...)")
     p.add_argument("--results-root", default="results")
     p.add_argument("--resume", action="store_true", help="continue the run folders in --out-dir")
+    p.add_argument("--expert-run", action="append", metavar="DIR",
+                   help="reuse an expert run folder of the same suite (episodes matched by task, index and seed); repeatable")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd)

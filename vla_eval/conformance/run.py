@@ -43,6 +43,8 @@ class ConformanceRequest:
     render_quality: str = "fast"
     resume: bool = False
     progress: bool = False
+    expert_runs: list[Path] | None = None
+    """Reuse these expert run folders (same suite and seeds; matched per episode) instead of running the expert."""
     checkpoint_dir: Path | None = None
     """Where the oracle's tiny checkpoints are built (reused when present); default ``OUT/checkpoints``."""
     mutate: Callable[[dict[str, Any]], None] | None = None
@@ -94,6 +96,14 @@ def _run(suite_path: Path, policy_path: Path, run_dir: Path, req: ConformanceReq
                           resume=resume, progress=req.progress, dead_policy_episodes=10**6))
 
 
+def _records(run_dir: Path) -> list:
+    store = RunStore(run_dir)
+    try:
+        return list(store.records())
+    finally:
+        store.close()
+
+
 def run_conformance(req: ConformanceRequest) -> ConformanceReport:
     user = resolve_policy(req.policy, req.policy_args)
     kind = adapter_kind(user.adapter)
@@ -132,18 +142,20 @@ def run_conformance(req: ConformanceRequest) -> ConformanceReport:
         req.mutate(args)
     oracle_policy = _write_policy(req.out_dir / "oracle_policy.yaml", adapter, f"{user.name}_oracle", args, execution)
     expert_policy = _write_policy(req.out_dir / "expert_policy.yaml", EXPERTS[suite["backend"]], "expert", {})
+    expert_dirs = [Path(d) for d in req.expert_runs] if req.expert_runs else [req.out_dir / "expert"]
+    for d in expert_dirs:
+        if req.expert_runs and not (d / "run.json").is_file():
+            raise ConfigError(f"--expert-run {d}: not a run folder (no run.json)")
     try:
-        _run(suite_path, expert_policy, req.out_dir / "expert", req)
+        if not req.expert_runs:
+            _run(suite_path, expert_policy, req.out_dir / "expert", req)
         _run(suite_path, oracle_policy, req.out_dir / "oracle", req)
     finally:
         if server is not None:
             server.shutdown()
-    stores = [RunStore(req.out_dir / d) for d in ("oracle", "expert")]
-    try:
-        oracle_recs, expert_recs = (list(s.records()) for s in stores)
-    finally:
-        for s in stores:
-            s.close()
+    oracle_recs, expert_recs = _records(req.out_dir / "oracle"), []
+    for d in expert_dirs:
+        expert_recs += _records(d)
     report = compare(suite["name"], user.name, oracle_recs, expert_recs, req.margin_points, list(suite["tasks"]))
     (req.out_dir / "conformance.md").write_text(report.markdown() + "\n")
     (req.out_dir / "conformance.json").write_text(json.dumps(report.as_dict(), indent=2))
