@@ -182,6 +182,7 @@ def test_2_policy_that_never_answers_ends_its_episode_and_the_run_goes_on(tmp_pa
     recs = _records(run_dir)
     assert [r.termination for r in recs] == ["timeout", "policy_timeout", "timeout"]
     assert "policy_timeout_s=1" in recs[1].error and not recs[1].success
+    assert recs[1].steps == 0 and recs[1].policy_calls == 0  # stuck in its first predict
     assert "workers replaced: 1" in proc.stdout
 
 
@@ -213,6 +214,8 @@ def test_2_episode_wall_clock_limit(tmp_path):
     assert rc == 0
     recs = _records(run_dir)
     assert [r.termination for r in recs] == ["episode_timeout", "timeout"]
+    # the record says how far the episode got before the limit (0.3 s per call, 2 s limit)
+    assert 3 <= recs[0].steps < 40 and recs[0].policy_calls >= 3 and recs[0].policy_time_s > 0.9, recs[0]
     # a timed-out episode is a failure and counts as a policy error in the table
     md = (run_dir / "table.md").read_text()
     assert "0.0 [" in md

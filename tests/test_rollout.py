@@ -364,3 +364,60 @@ def test_extras_counters_add_up_and_texts_are_bounded():
     assert rec.outputs_checked == 60 and rec.parse_failures == 30  # calls 1, 3, 5, ... (counted after predict)
     assert rec.extras["raw_text"] == [f"answer {i}" for i in range(1, 51)]  # the first 50 kept
     assert "parse_failure" not in rec.extras
+
+
+# ------------------------------------------------------------ instruction switch (two-subtask tasks)
+
+
+class SwitchingEnv(RecordingEnv):
+    """``obs["instruction"]`` changes from "open the drawer" to "place the apple" after step ``switch_at``."""
+
+    def __init__(self, switch_at: int):
+        super().__init__()
+        self.switch_at = switch_at
+
+    def _obs(self):
+        o = super()._obs()
+        o["instruction"] = "place the apple" if self.t >= self.switch_at else "open the drawer"
+        return o
+
+
+class SlotAwareChunks(ChunkPolicy):
+    """Slot-aware ``ChunkPolicy`` that logs every reset as (slots, instructions)."""
+
+    slot_aware = True
+
+    def __init__(self, length: int):
+        super().__init__(length)
+        self.resets: list[tuple[list, list[str]]] = []
+
+    def reset(self, instructions, seeds=None, slots=None):
+        self.resets.append((list(slots), list(instructions)))
+        self.calls = 0
+
+    def predict(self, obs_batch, slots=None):
+        return super().predict(obs_batch)
+
+
+def test_instruction_switch_resets_only_that_episode_and_drops_its_stale_actions():
+    envs = [SwitchingEnv(switch_at=3), SwitchingEnv(switch_at=100)]
+    policy = SlotAwareChunks(length=5)
+    items = [ITEM, PlanItem(task="t", split="in_domain", episode_index=1, init_state_id=1, seed=2)]
+    (rec, _), (other, _) = run_episodes(envs, policy, items, _settings(max_steps=6))
+    # reset for both at the start, then only slot 0 with the new instruction, as SimplerEnv's models do
+    assert policy.resets == [([0, 1], ["open the drawer"] * 2), ([0], ["place the apple"])]
+    # the rest of the first chunk (planned for the old subtask) never reached env 0: after 3 actions a
+    # new chunk starts (its x restarts from the reset call counter)
+    assert _x(envs[0])[:3] == [0.0, 0.01, 0.02] and _x(envs[0])[3] != 0.03
+    assert rec.extras["instruction_switches"] == [{"step": 3, "instruction": "place the apple"}]
+    assert rec.instruction == "open the drawer"  # the record keeps the episode's first instruction
+    assert "instruction_switches" not in other.extras and _x(envs[1])[:5] == [0.0, 0.01, 0.02, 0.03, 0.04]
+
+
+def test_instruction_switch_with_a_batch_of_one_resets_a_plain_policy():
+    env, policy = SwitchingEnv(switch_at=2), ChunkPolicy(length=4)
+    resets = []
+    policy.reset = lambda instructions, seeds=None: resets.append(list(instructions))
+    rec, _ = run_episode(env, policy, ITEM, _settings(max_steps=5))
+    assert resets == [["open the drawer"], ["place the apple"]]
+    assert rec.extras["instruction_switches"][0]["step"] == 2 and rec.steps == 5

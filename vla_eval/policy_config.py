@@ -136,4 +136,13 @@ def resolve_policy(name_or_path: str, overrides: list[str] | None = None) -> Pol
         where = f"{cfg.source}: field 'adapter'" if cfg.source else f"--policy {name_or_path}"
         raise ConfigError(f"{where}: {exc}") from exc
     _check_args(cfg.adapter, cfg.args, cfg.source or "--policy-arg")
-    return cfg
+    return _resolved_args(cfg)
+
+
+def _resolved_args(cfg: PolicyConfig) -> PolicyConfig:
+    """Let an adapter expand shorthand arguments (a named preset) to every value in force, so the
+    run records and compares them (``Cls.resolve_args(args, source) -> args``, optional)."""
+    resolve = getattr(POLICIES.get(cfg.adapter), "resolve_args", None)
+    if not callable(resolve):
+        return cfg
+    return cfg.model_copy(update={"args": resolve(dict(cfg.args), cfg.source or "--policy-arg")})

@@ -76,6 +76,7 @@ class _Episode:
         self.video_camera = settings.video_camera
         self.obs: dict[str, Any] = {}
         self.instruction = ""
+        self.current_instruction = ""
         self.executor = ChunkExecutor(settings.replan_steps, settings.temporal_ensemble)
         self.stats = dict(steps=0, policy_calls=0, policy_time_s=0.0, sim_time_s=0.0, parse_failures=0, outputs_checked=0)
         self.extras: dict[str, Any] = {}
@@ -117,6 +118,7 @@ class _Episode:
         finally:
             self.stats["sim_time_s"] += time.perf_counter() - t
         self.instruction = str(self.obs.get("instruction", ""))
+        self.current_instruction = self.instruction
         self.success = bool(info.get("success", False))
 
     def step(self, action: np.ndarray, counted: bool = True) -> None:
@@ -185,6 +187,7 @@ def run_episodes(
     settings: EpisodeSettings,
     frames: list[list | None] | None = None,
     reset_options: list[dict[str, Any] | None] | None = None,
+    progress: dict[tuple, dict[str, Any]] | None = None,
 ) -> list[tuple[EpisodeRecord, bool]]:
     """Roll out ``items`` on ``envs`` in lock-step; returns (record, env still usable) per episode.
 
@@ -193,11 +196,14 @@ def run_episodes(
     slots; any other policy sees the whole batch (finished episodes keep their last
     observation and their actions are dropped), so its per-env state keeps a stable index.
     :class:`~vla_eval.errors.RetryEpisode` from the policy propagates: the episodes are
-    rerun elsewhere rather than recorded.
+    rerun elsewhere rather than recorded. ``progress`` (item key -> live step counters) lets a
+    watchdog thread that ends a stuck batch record how far each episode got.
     """
     frames = frames or [None] * len(items)
     reset_options = reset_options or [settings.reset_options] * len(items)
     eps = [_Episode(env, item, settings, f) for env, item, f in zip(envs, items, frames)]
+    if progress is not None:
+        progress.update({ep.item.key: ep.stats for ep in eps})
     for ep in eps:
         ep.bind_orientation(policy)
     for ep, opts in zip(eps, reset_options):
@@ -219,6 +225,7 @@ def run_episodes(
             if ep.active:
                 ep.fail("policy_error", f"policy reset failed: {error_text(exc)}")
     while any(ep.active for ep in eps):
+        _follow_instruction_switches(eps, policy)
         if any(ep.active and ep.executor.needs_chunk() for ep in eps):
             _refill(eps, policy, settings)
         for ep in eps:
@@ -230,6 +237,39 @@ def run_episodes(
 def run_episode(env, policy: Policy, item: PlanItem, settings: EpisodeSettings, frames: list | None = None):
     """One episode on its own (a batch of one)."""
     return run_episodes([env], policy, [item], settings, [frames])[0]
+
+
+def _follow_instruction_switches(eps: list[_Episode], policy: Policy) -> None:
+    """A two-subtask task (SimplerEnv's apple into drawer) changes ``obs["instruction"]`` mid-episode.
+
+    SimplerEnv's model wrappers (``simpler_env/policies/octo/octo_model.py`` ``step``) reset
+    the policy when the instruction changes; the harness does the same for the episode whose
+    instruction changed, drops the actions still queued for the old subtask, and notes the
+    step on the episode. A policy that is not slot-aware can be reset alone only in a batch
+    of one; in a larger batch it sees the new instruction in the observation only, and the
+    episode says so.
+    """
+    changed = [ep for ep in eps if ep.active and "instruction" in ep.obs
+               and str(ep.obs["instruction"]) != ep.current_instruction]
+    if not changed:
+        return
+    for ep in changed:
+        ep.current_instruction = str(ep.obs["instruction"])
+        ep.executor.reset()
+        ep.extras.setdefault("instruction_switches", []).append(
+            {"step": ep.stats["steps"], "instruction": ep.current_instruction})
+    if not policy.slot_aware and len(eps) > 1:
+        for ep in changed:
+            ep.extras["instruction_switch_reset"] = "not reset: policy is not slot-aware in a batch; new instruction in obs only"
+        return
+    try:
+        reset_policy(policy, [ep.current_instruction for ep in changed], [ep.item.seed for ep in changed],
+                     [eps.index(ep) for ep in changed])
+    except RetryEpisode:
+        raise
+    except Exception as exc:
+        for ep in changed:
+            ep.fail("policy_error", f"policy reset on the instruction switch failed: {error_text(exc)}")
 
 
 def _refill(eps: list[_Episode], policy: Policy, settings: EpisodeSettings) -> None:

@@ -121,6 +121,9 @@ def _brief(value) -> str:
 def run(req: RunRequest) -> RunOutcome:
     preflight.check_request(req)
     spec = load_suite(req.suite, {"episodes_per_task": req.episodes_per_task, "seed": req.seed})
+    from vla_eval.backends import get_backend
+
+    get_backend(spec.backend).check_ready(spec)  # e.g. an asset pack not installed: fail before any folder is made
     policy_cfg = resolve_policy(req.policy, req.policy_args)
     preflight.check_policy_checkpoints(policy_cfg.args, policy_cfg.source or "--policy")
     videos = _parse_videos(req.videos)
@@ -148,7 +151,7 @@ def run(req: RunRequest) -> RunOutcome:
             raise ConfigError(f"{run_dir} already holds {store.count()} episodes; pass --resume to continue it")
         if existing is not None:
             stored = (store.get_meta("config") or {}).get("checkpoint_hash")
-            current = provenance.checkpoint_fingerprint(policy_cfg.args.get("checkpoint"))
+            current = checkpoint_hash(policy_cfg)
             if stored != current:
                 raise ConfigError(
                     f"{run_dir}: checkpoint {policy_cfg.args.get('checkpoint')!r} is not the one this run started with "
@@ -286,6 +289,16 @@ def _parse_videos(text: str) -> VideoPolicy:
         raise ConfigError(str(exc)) from exc
 
 
+def checkpoint_hash(cfg: PolicyConfig) -> str | None:
+    """The run's checkpoint fingerprint: of the weights the adapter will load (aliases resolved)."""
+    try:
+        cls = _policy_class(cfg)
+    except Exception:
+        cls = None
+    location = cls.checkpoint_location(cfg.args) if hasattr(cls, "checkpoint_location") else cfg.args.get("checkpoint")
+    return provenance.checkpoint_fingerprint(location)
+
+
 def _policy_class(cfg: PolicyConfig):
     from vla_eval.policies import POLICIES
 
@@ -310,7 +323,7 @@ def _run_config(
         "suite": spec.model_dump(mode="json"),
         "suite_hash": spec.spec_hash(),
         "policy": policy.model_dump(mode="json"),
-        "checkpoint_hash": provenance.checkpoint_fingerprint(policy.args.get("checkpoint")),
+        "checkpoint_hash": checkpoint_hash(policy),
         "replan_steps": replan_steps,
         "videos": req.videos,
         "workers": workers,

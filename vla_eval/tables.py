@@ -61,6 +61,15 @@ def _row(task: str, split: str, df: pd.DataFrame) -> dict:
     }
 
 
+def drop_pts(in_domain_rate: float, ood_rate: float) -> str:
+    """The out-of-domain drop as every table and report prints it: in-domain minus OOD, in points.
+
+    One sign everywhere (positive = worse out of domain) so a number copied from ``vla-eval table``
+    into a paper means the same as the one on the leaderboard page.
+    """
+    return f"{100 * (in_domain_rate - ood_rate):+.1f}"
+
+
 def wide_table(summary: pd.DataFrame, in_domain: str, splits: list[str]) -> pd.DataFrame:
     """Tasks as rows; per split ``rate [lo, hi]`` and, for OOD splits, the drop in points."""
     if summary.empty:
@@ -81,7 +90,7 @@ def wide_table(summary: pd.DataFrame, in_domain: str, splits: list[str]) -> pd.D
             r = lookup.loc[(task, split)]
             cells.append(f"{100 * r['rate']:.1f} [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}] (n={int(r['n'])})")
             if split != in_domain and (task, in_domain) in lookup.index:
-                drops.append(f"{100 * (lookup.loc[(task, in_domain)]['rate'] - r['rate']):+.1f}")
+                drops.append(drop_pts(lookup.loc[(task, in_domain)]["rate"], r["rate"]))
             else:
                 drops.append("")
         table[f"{split} %"] = cells

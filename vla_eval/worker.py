@@ -10,6 +10,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from vla_eval.limits import Limits, TimedPolicy, Watchdog, needs_recycling
 from vla_eval.errors import RETRY_EXIT_CODE, RetryEpisode
@@ -59,6 +60,8 @@ class EpisodeWorker:
         self._envs: list = []
         self._env_key: tuple[str, str] | None = None
         self._videos = BackgroundVideoWriter() if config.videos.enabled else None
+        self.progress: dict[tuple, dict[str, Any]] = {}
+        """Live step counters of the batch in flight, read by the watchdog when it ends the batch."""
 
     def _envs_for(self, item: PlanItem, count: int) -> list:
         if self._env_key != item.env_key:
@@ -94,11 +97,12 @@ class EpisodeWorker:
         options = [self.backend.episode_reset_options(self.config.spec, i.task, i.episode_index) for i in items]
         videos = self.config.videos
         frames = [[] if self._videos and videos.may_want(i.episode_index) else None for i in items]
+        self.progress = {}
         if self._watchdog is not None:
             with self._watchdog.batch():
-                results = run_episodes(envs, self.policy, items, settings, frames, options)
+                results = run_episodes(envs, self.policy, items, settings, frames, options, self.progress)
         else:
-            results = run_episodes(envs, self.policy, items, settings, frames, options)
+            results = run_episodes(envs, self.policy, items, settings, frames, options, self.progress)
         self._drop_envs([env for env, (_, ok) in zip(envs, results) if not ok])
         records = []
         for item, f, (record, _) in zip(items, frames, results):
@@ -129,11 +133,13 @@ def worker_main(conn, config: WorkerConfig) -> None:
             items = in_flight["items"]
             if items is None:
                 return
-            records = [timeout_record(config, item, termination, message) for item in items]
+            live = worker.progress if worker is not None else {}
+            records = [timeout_record(config, item, termination, message, live.get(item.key)) for item in items]
             conn.send(("recycle", message))  # first, so the driver sends nothing more to this worker
             conn.send(("done", [r.model_dump(mode="json") for r in records]))
             os._exit(0)
 
+    worker: EpisodeWorker | None = None
     watchdog = Watchdog(config.limits, on_overrun) if config.limits.timed else None
     try:
         worker = EpisodeWorker(config, watchdog)
@@ -181,8 +187,17 @@ def _storable(record: EpisodeRecord) -> EpisodeRecord:
         return record
 
 
-def timeout_record(config: WorkerConfig, item: PlanItem, termination: str, message: str) -> EpisodeRecord:
+def timeout_record(config: WorkerConfig, item: PlanItem, termination: str, message: str,
+                   progress: dict[str, Any] | None = None) -> EpisodeRecord:
+    """The record of an episode ended by a wall-clock limit; ``progress`` (the live step
+    counters, when the worker's own watchdog fired) says how far it got. The driver's backstop
+    kills a silent process and cannot know, so its records keep ``steps=0``."""
     record = failed_record(config.settings, item, message)
     record.termination = termination
+    if progress:
+        record.steps = int(progress.get("steps", 0))
+        record.policy_calls = int(progress.get("policy_calls", 0))
+        record.policy_time_s = float(progress.get("policy_time_s", 0.0))
+        record.sim_time_s = float(progress.get("sim_time_s", 0.0))
     return record
 

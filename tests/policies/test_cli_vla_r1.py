@@ -36,3 +36,12 @@ def test_run_vla_r1_tiny_records_format_validity_and_latency(tiny_qwen, tmp_path
     assert r.policy_calls == 12 and r.policy_time_s > 0
     assert r.outputs_checked == 12 // 4 and r.parse_failures == r.outputs_checked
     assert len(r.extras["raw_text"]) == r.outputs_checked and all(isinstance(t, str) for t in r.extras["raw_text"])
+    # the generation settings in force: expanded in run.json (the max_new_tokens shortcut folded in)
+    # and on the episode once, with one sampling seed per query
+    import json
+
+    upstream = {"preset": "upstream", "temperature": 0.7, "top_p": 0.9, "repetition_penalty": 1.1, "max_new_tokens": 8, "seed": 0}
+    assert json.loads((run_dir / "run.json").read_text())["policy"]["args"]["generation"] == upstream
+    (gen,) = r.extras["generation"]
+    assert {k: gen[k] for k in upstream} == upstream and gen["do_sample"] is True and gen["top_k"] == 50
+    assert len(set(r.extras["sampling_seed"])) == r.outputs_checked

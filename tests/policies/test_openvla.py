@@ -90,7 +90,9 @@ def test_prompt_and_preprocessing_defaults(tiny_llava):
     d = policy.describe()
     assert d["unnorm_key"] == "libero_spatial_no_noops"
     img = d["config"]["image"]
-    assert not img["flip_180"] and img["resize"] == [224, 224] and img["center_crop_area"] == 0.9
+    assert img["chain"] == "openvla_libero" and img["center_crop"] is True and not img["flip_180"]
+    steps = d["image_chain"]["steps"]
+    assert [s.split()[0] for s in steps] == ["jpeg", "resize", "center"] and "lanczos3" in steps[1]
     assert d["config"]["image_orientation"] == "libero_rot180" and policy.image_orientation == "libero_rot180"
     assert d["config"]["trust_remote_code"] is False
 
@@ -126,3 +128,23 @@ def test_stats_from_dataset_statistics_file(tmp_path):
     ckpt = build_tiny_llava(tmp_path / "ck", stats_file=True)
     p = POLICIES.create("openvla", checkpoint=str(ckpt), unnorm_key="bridge_orig")
     assert p.stats.q01 == [-1.0] * 7
+
+
+def test_image_chain_reaches_the_model_and_is_recorded_once_per_episode(tiny_llava):
+    from vla_eval.policies.image_preprocess import ImagePreprocess, jpeg_roundtrip, lanczos3_resize
+
+    policy = _policy(tiny_llava)
+    img = np.random.default_rng(2).integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    obs = [{"images": {"agentview": img}, "instruction": "pick"}]
+    policy.reset(["pick"], seeds=[0], slots=["a"])
+    first = policy.predict(obs, slots=["a"])
+    seen = policy.last_model_images[0]
+    assert seen.shape == (224, 224, 3)
+    np.testing.assert_array_equal(seen, ImagePreprocess(chain="openvla_libero", center_crop=True).apply(img))
+    assert not np.array_equal(seen, lanczos3_resize(jpeg_roundtrip(img, 95, "tf_default"), (224, 224)))  # cropped
+    assert first.extras[0]["image_chain"]["chain"] == "openvla_libero"
+    assert "area 0.9 (side 0.948683)" in first.extras[0]["image_chain"]["steps"][2]
+    assert "image_chain" not in policy.predict(obs, slots=["a"]).extras[0]  # once per episode
+    simple = _policy(tiny_llava, image={"chain": "simple", "resize": [224, 224], "resample": "lanczos", "center_crop_area": 0.9})
+    simple.reset(["pick"])
+    assert simple.predict(obs).extras[0]["image_chain"]["chain"] == "simple"

@@ -70,3 +70,18 @@ def test_same_episode_twice_gives_identical_records():
         env.close()
     assert records[0].final_state_digest == records[1].final_state_digest
     assert (records[0].steps, records[0].success) == (records[1].steps, records[1].success)
+
+
+def test_run_fingerprint_follows_the_shipped_weights_not_the_alias():
+    """`checkpoint=early` is a word; the run record must identify the weights file it names."""
+    from vla_eval import provenance
+    from vla_eval.policy_config import resolve_policy
+    from vla_eval.policies.reference import CHECKPOINT_DIR
+    from vla_eval.runner import checkpoint_hash
+
+    early = checkpoint_hash(resolve_policy("reference", ["checkpoint=early"]))
+    final = checkpoint_hash(resolve_policy("reference", ["checkpoint=final"]))
+    default = checkpoint_hash(resolve_policy("reference"))
+    assert early == provenance.checkpoint_fingerprint(str(CHECKPOINT_DIR / "early.safetensors"))
+    assert early != final and default == final  # the default is the final checkpoint, not "no checkpoint"
+    assert early != provenance.checkpoint_fingerprint("early")  # not the hash of the string

@@ -8,15 +8,39 @@ import pytest
 from vla_eval.policies.vla_r1 import build_prompt, parse_output
 
 
-def test_prompts_exactly_as_upstream():
-    assert build_prompt("pick up the red cube") == (
-        "pick up the red cube Please output the optimal trajectory of the end-effector to the target object in the "
-        "format <output>[[x1, y1], [x2, y2], ...]</output>."
+# Upstream's format requests, copied from GigaAI-research/VLA-R1 scripts/inference.py
+# line 12 (traj_form) and line 11 (aff_form); lines 68-69 and 76-77 send `prompt + form`.
+UPSTREAM_TRAJ_FORM = (
+    " Please output the optimal trajectory of the end-effector to the target object in the format "
+    "<output>[[x1, y1], [x2, y2], ...]</output>.\n<image>"
+)
+UPSTREAM_AFF_FORM = (
+    " Please output the 2D affordance region define by bounding box of the object in the format "
+    '<output>{"x": value, "y": value, "width": value, "height": value}</output>.\n<image>'
+)
+
+
+def test_prompts_equal_upstream_bytes():
+    assert build_prompt("reach for the ketchup bottle on the oven.") == "reach for the ketchup bottle on the oven." + UPSTREAM_TRAJ_FORM
+    assert build_prompt("pick up the broccoli and place it in a pot.", "affordance") == (
+        "pick up the broccoli and place it in a pot." + UPSTREAM_AFF_FORM
     )
-    aff = build_prompt("open the drawer", "affordance")
-    assert aff.startswith("open the drawer Please output the affordance region")
-    assert aff.endswith('<output>{"x": ..., "y": ..., "width": ..., "height": ...}</output>.')
+    assert build_prompt("open the drawer ", "affordance").encode() == ("open the drawer " + UPSTREAM_AFF_FORM).encode()  # no strip
     assert build_prompt("x", template="Task: {instruction}!") == "Task: x!"
+
+
+def test_user_turn_composed_as_upstream():
+    from vla_eval.policies.vla_r1 import user_content
+
+    # scripts/server.py lines 22-26: [{"type": "text", "text": f" {prompt}"}, {"type": "image", ...}]
+    assert user_content("go" + UPSTREAM_TRAJ_FORM) == [{"type": "text", "text": " go" + UPSTREAM_TRAJ_FORM}, {"type": "image"}]
+    # RFT_training/verl/verl/utils/dataset/rl_dataset.py lines 195-214: split at <image>, marker -> image
+    assert user_content("go" + UPSTREAM_TRAJ_FORM, "upstream_training") == [
+        {"type": "text", "text": "go" + UPSTREAM_TRAJ_FORM[: -len("<image>")]},
+        {"type": "image"},
+    ]
+    with pytest.raises(ValueError, match="exactly one <image>"):
+        user_content("no marker", "upstream_training")
 
 
 WELL_FORMED = [

@@ -228,8 +228,8 @@ def test_report_leaderboard_values_and_drop_sign(site):
     assert rows["scripted"]["in-domain % [95% CI]"].startswith("100.0 [")
     flaky = rows[FLAKY]
     assert flaky["in-domain % [95% CI]"].startswith("50.0 [")
-    # the report states drops as OOD minus in-domain: worse out of domain is negative
-    assert flaky[f"{LANGUAGE_SPLIT} % (drop)"].startswith("16.7 [") and flaky[f"{LANGUAGE_SPLIT} % (drop)"].endswith("(-33.3)")
+    # the report states drops as in-domain minus OOD, like the run table: worse out of domain is positive
+    assert flaky[f"{LANGUAGE_SPLIT} % (drop)"].startswith("16.7 [") and flaky[f"{LANGUAGE_SPLIT} % (drop)"].endswith("(+33.3)")  # drop = ID - OOD, same sign as `vla-eval table`
     assert flaky["ood_layout_light % (drop)"].endswith("(+0.0)")
     assert rows["noop"]["in-domain % [95% CI]"].startswith("0.0 [0.0, ")
     assert rows["scripted"]["episodes"] == "18"
@@ -241,7 +241,7 @@ def test_report_per_task_breakdown_of_a_real_run(site):
     cells = {r[0]: r for r in _rows(section)}
     pick = [c for k, c in cells.items() if k.startswith("pick_place_cube")][0]
     assert pick[0].startswith("pick_place_cube") and "put the red cube on the plate" in pick[0]
-    assert pick[3] == "0.0 [0.0, 65.8] (2) / -50.0"  # Wilson upper bound for 0/2: 4/(2+4) ≈ 0.658 at z≈1.96
+    assert pick[3] == "0.0 [0.0, 65.8] (2) / +50.0"  # 50 % in-domain -> 0 % OOD: a 50-point drop; Wilson upper bound for 0/2: 4/(2+4) ≈ 0.658 at z≈1.96
 
 
 def test_every_user_written_field_is_escaped(site):

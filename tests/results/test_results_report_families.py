@@ -25,7 +25,7 @@ def test_ood_mean_never_averages_libero_pro_with_our_perturbations(tmp_path):
     header, rows = _board_rows(board)
     ood_col = next(i for i, h in enumerate(header) if h.startswith("OOD mean"))
     assert "vla_eval" in header[ood_col]
-    assert rows[0][ood_col][0] == "40.0 (-40.0)"
+    assert rows[0][ood_col][0] == "40.0 (+40.0)"  # drop = ID - OOD
 
 
 def test_single_suite_board_tags_libero_pro_columns(tmp_path):
@@ -36,7 +36,7 @@ def test_single_suite_board_tags_libero_pro_columns(tmp_path):
     assert "[LIBERO-PRO] libero_spatial_pro_lan % (drop)" in header
     assert "lighting % (drop)" in header  # ours: unmarked
     col = header.index("[LIBERO-PRO] libero_spatial_pro_lan % (drop)")
-    assert rows[0][col][0].endswith("(-60.0)")
+    assert rows[0][col][0].endswith("(+60.0)")  # 80 % ID -> 20 % PRO: a 60-point drop
 
 
 def test_runs_from_different_sim_stacks_get_separate_marked_boards(tmp_path):

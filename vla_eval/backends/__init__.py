@@ -47,10 +47,16 @@ class Backend(abc.ABC):
         """Simulator and asset versions recorded with every run."""
         return {}
 
+    def check_ready(self, spec: "SuiteSpec") -> None:
+        """Raise a :class:`~vla_eval.errors.VlaEvalError` before a run starts if something the suite
+        needs is not installed (the message says how to install it)."""
+
 
 BACKENDS: Registry[Backend] = Registry("backend", base=Backend)
 BACKENDS.register("tabletop", "vla_eval.backends.tabletop:TabletopBackend", help="built-in MuJoCo tabletop scenes")
 BACKENDS.register("simpler", "vla_eval.backends.simpler:SimplerBackend", help="SimplerEnv-style Google-robot / Bridge tasks rebuilt in MuJoCo")
+BACKENDS.register("simpler_real", "vla_eval.backends.simpler_real:SimplerRealBackend",
+                  help="SimplerEnv visual matching on SimplerEnv's robots, objects and real photos (vla-eval assets fetch simpler)")
 BACKENDS.register("libero", "vla_eval.backends.libero:LiberoBackend", help="LIBERO suites (robosuite + MuJoCo; pip install -e .[libero])")
 
 from vla_eval.plugins import BACKEND_GROUP, register_plugins  # noqa: E402

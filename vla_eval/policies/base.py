@@ -182,6 +182,17 @@ class Policy(abc.ABC):
     def predict(self, obs_batch: list[dict[str, Any]]) -> ActionChunk:
         """Map a batch of observations (one dict per env) to an action chunk."""
 
+    @classmethod
+    def checkpoint_location(cls, args: dict[str, Any]) -> str | None:
+        """Where the weights for these arguments live, for the run's checkpoint fingerprint.
+
+        The driver fingerprints this before any worker loads the model; an adapter whose
+        ``checkpoint`` argument is an alias (a shipped name, a default) resolves it here so
+        the fingerprint follows the weights, not the word.
+        """
+        value = args.get("checkpoint")
+        return str(value) if value not in (None, "") else None
+
     def describe(self) -> dict[str, Any]:
         """Configuration recorded once per run (checkpoint, preprocessing, ...)."""
         return {"name": self.name}

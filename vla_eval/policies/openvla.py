@@ -25,6 +25,7 @@ the policy config, never by default); any image-text-to-text model with a Llava-
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -126,7 +127,10 @@ class OpenVlaConfig(HFLoadOptions):
     image_orientation: Literal["upright", "libero_rot180"] = Field(
         default="libero_rot180", description="view the checkpoint was trained on; the harness converts (LIBERO fine-tunes: libero_rot180)"
     )
-    image: ImagePreprocess = ImagePreprocess(resize=(224, 224), resample="lanczos", center_crop_area=0.9)
+    image: ImagePreprocess = Field(
+        default=ImagePreprocess(chain="openvla_libero", center_crop=True),
+        description="OpenVLA's LIBERO evaluation chain (JPEG, lanczos3 224, 0.9-area crop); chain: simple for the old PIL path",
+    )
     binarize_gripper: bool = True
     rotation: Literal["axis_angle", "euler_xyz"] = "axis_angle"
     gripper: Literal["close_positive", "open_positive", "open_01", "close_01"] = "open_01"
@@ -176,7 +180,8 @@ class OpenVlaPolicy(Policy):
         )
         require_models_extra()
         self._load()
-        self._instructions: SlotStates[str] = SlotStates(lambda instruction, seed: instruction)
+        self._episodes: SlotStates[_Episode] = SlotStates(lambda instruction, seed: _Episode(instruction))
+        self.last_model_images: list[np.ndarray] = []
 
     def _model_class(self):
         if self.cfg.model_class == "auto":
@@ -226,18 +231,21 @@ class OpenVlaPolicy(Policy):
         return self.cfg.prompt_template.format(instruction=instr.lower() if self.cfg.lowercase_instruction else instr)
 
     def reset(self, instructions: list[str], seeds: list[int] | None = None, slots=None) -> None:
-        self._instructions.reset(instructions, seeds, slots)
+        self._episodes.reset(instructions, seeds, slots)
 
     def release(self, slots) -> None:
-        self._instructions.release(slots)
+        self._episodes.release(slots)
 
     def predict(self, obs_batch: list[dict[str, Any]], slots=None) -> ActionChunk:
         torch = self._torch
         from PIL import Image
 
         t0 = time.perf_counter()
-        instr = self._instructions.rows(obs_batch, slots)
-        images = [Image.fromarray(self.cfg.image.apply(np.asarray(o["images"][self.cfg.camera]))) for o in obs_batch]
+        episodes = self._episodes.rows(obs_batch, slots)
+        instr = [e.instruction for e in episodes]
+        arrays = [self.cfg.image.apply(np.asarray(o["images"][self.cfg.camera])) for o in obs_batch]
+        self.last_model_images = arrays
+        images = [Image.fromarray(a) for a in arrays]
         pix = self.image_processor(images=images, return_tensors="pt")["pixel_values"]
         rows = []
         for text in (self.prompt(i) for i in instr):
@@ -273,13 +281,29 @@ class OpenVlaPolicy(Policy):
             {"action_tokens": tokens[b].tolist(), "preprocess_s": round(t1 - t0, 6), "model_s": round(t2 - t1, 6)}
             for b in range(len(obs_batch))
         ]
+        chain = self.cfg.image.describe()
+        for ep, ex in zip(episodes, extras):
+            if not ep.recorded:  # once per episode: the image chain the model saw
+                ex["image_chain"] = chain
+                ep.recorded = True
         return ActionChunk(actions=actions[:, None, :], space=self.action_space, extras=extras)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "config": self.cfg.model_dump(mode="json"), "unnorm_key": self.unnorm_key}
+        return {
+            "name": self.name,
+            "config": self.cfg.model_dump(mode="json"),
+            "unnorm_key": self.unnorm_key,
+            "image_chain": self.cfg.image.describe(),
+        }
 
     def close(self) -> None:
         self.model = None  # type: ignore[assignment]
+
+
+@dataclass
+class _Episode:
+    instruction: str
+    recorded: bool = False
 
 
 def _binarize_native(g: np.ndarray, convention: str) -> np.ndarray:

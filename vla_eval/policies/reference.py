@@ -47,6 +47,13 @@ class ReferencePolicy(Policy):
     needs_images = True
     deterministic = True
 
+    @classmethod
+    def checkpoint_location(cls, args: dict[str, Any]) -> str | None:
+        try:
+            return str(resolve_checkpoint(args.get("checkpoint") or "final")[0])
+        except ConfigError:
+            return super().checkpoint_location(args)
+
     def __init__(self, checkpoint: str = "final", execute_steps: int | None = None, threads: int = 1):
         import torch
         from safetensors.torch import load_file

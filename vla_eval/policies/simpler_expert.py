@@ -27,6 +27,7 @@ import mujoco
 import numpy as np
 
 from vla_eval.envs.simpler.env import half_z
+from vla_eval.policies.base import ActionChunk
 from vla_eval.policies.scripted import CLOSE, OPEN, ScriptedExpert, _Episode, _quat_yaw_of_mat, _wrap, move_action
 
 
@@ -62,6 +63,25 @@ class SimplerScriptedExpert(ScriptedExpert):
     """The tabletop expert's batching and bookkeeping with SimplerEnv-style task skills."""
 
     name = "simpler_scripted"
+
+    def predict(self, obs_batch: list[dict[str, Any]], slots=None) -> ActionChunk:
+        """As the tabletop expert; on the SimplerEnv-robot scenes (``family == "bridge_real"``) it
+        speaks that env's native SimplerEnv WidowX action (metres, base frame, +1 = open)."""
+        real = [o.get("privileged", {}).get("family") == "bridge_real" for o in obs_batch]
+        if not any(real):
+            return super().predict(obs_batch, slots)
+        if not all(real):
+            raise ValueError("simpler_scripted: one batch mixes SimplerEnv-robot and Panda-look envs")
+        from vla_eval.envs.simpler_real.bridge import SIMPLER_WIDOWX_ACTION
+        from vla_eval.policies.simpler_real_expert import bridge_real_action
+
+        episodes = self._episodes.rows(obs_batch, slots)
+        actions = []
+        for obs, ep in zip(obs_batch, episodes):
+            ep.count += 1
+            actions.append(bridge_real_action(obs["privileged"], ep))
+        return ActionChunk(actions=np.stack(actions)[:, None, :], space=SIMPLER_WIDOWX_ACTION,
+                           extras=[{"phase": ep.phase} for ep in episodes])
 
     # ------------------------------------------------------------------ dispatch
     def _act(self, priv: dict[str, Any], ep: _Episode) -> np.ndarray:

@@ -34,7 +34,7 @@ import pandas as pd
 
 from vla_eval.results.runs import RunInfo, find_run_dirs, read_run, readable
 from vla_eval.stats import wilson_interval
-from vla_eval.tables import MEAN_ROW, summary_frame
+from vla_eval.tables import MEAN_ROW, drop_pts, summary_frame
 
 LIBERO_FAMILY = ("libero_spatial", "libero_object", "libero_goal", "libero_10")
 MAX_VIDEO_LINKS = 4
@@ -317,7 +317,7 @@ def _plot_ood(board: Board, path: Path) -> bool:
     ax.bar(x - 0.2, ids, 0.4, label="in-domain", color="C0")
     ax.bar(x + 0.2, oods, 0.4, label="out-of-domain (mean of OOD splits)", color="C1")
     for xi, a, b in zip(x, ids, oods):
-        ax.annotate(f"{b - a:+.1f}", (xi + 0.2, b), ha="center", va="bottom", fontsize=8)
+        ax.annotate(drop_pts(a / 100, b / 100), (xi + 0.2, b), ha="center", va="bottom", fontsize=8)
     ax.set_xticks(x, [_entry_label(e) for e, _ in rows], rotation=20, ha="right", fontsize=8)
     ax.set_ylim(0, 110)
     ax.set_ylabel("success %")
@@ -432,14 +432,14 @@ def _board_rows(b: Board) -> tuple[list[str], list[list]]:
             cells += [(_pct(e.runs[s].id_rate()) if s in e.runs else "—", None) for s in b.suites]
             cells.append((_pct(e.family_mean(b.suites)), None))
             m = e.ood_mean()
-            cells.append((f"{100 * m[1]:.1f} ({100 * (m[1] - m[0]):+.1f})" if m else "—", None))
+            cells.append((f"{100 * m[1]:.1f} ({drop_pts(m[0], m[1])})" if m else "—", None))
         else:
             v = e.runs[b.suites[0]]
             idr = v.id_rate()
             cells.append((_pct(idr), None))
             for s in ood_splits:
                 r = v.split_rate(s)
-                cells.append((f"{_pct(r)} ({100 * (r[0] - idr[0]):+.1f})" if r and idr else "—", None))
+                cells.append((f"{_pct(r)} ({drop_pts(idr[0], r[0])})" if r and idr else "—", None))
             if simpler:
                 h = protocol_headline(v)
                 cells.append((f"{100 * h:.1f}" if h is not None else "—", None))
@@ -470,7 +470,7 @@ def _task_rows(v: RunView, out: Path) -> tuple[list[str], list[list[str]], list[
             r = lookup.loc[(task, s)]
             text = f"{100 * r['rate']:.1f} [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}] ({int(r['n'])})"
             if s != in_domain and (task, in_domain) in lookup.index:
-                text += f" / {100 * (r['rate'] - lookup.loc[(task, in_domain)]['rate']):+.1f}"
+                text += f" / {drop_pts(lookup.loc[(task, in_domain)]['rate'], r['rate'])}"
             cells.append(text)
         vids = []
         for s in splits:
@@ -505,7 +505,7 @@ def _html(title, root, generated, boards: list[Board], views: list[RunView], sup
         f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
         f'<p class="meta">generated {esc(generated)} from <code>{esc(root)}</code>: {len(views)} runs. '
-        "Rates are success % with 95% Wilson intervals; ID = in-domain split, drops are OOD minus ID in points. "
+        "Rates are success % with 95% Wilson intervals; ID = in-domain split, drops are ID minus OOD in points (positive = worse out of domain, as in `vla-eval table`). "
         "Fast-render runs are listed separately and never ranked with reference-quality runs.</p>",
     ]
     if not boards:
@@ -603,7 +603,7 @@ def _markdown(title, root, generated, boards: list[Board], views: list[RunView],
         f"# {md_esc(title)}",
         "",
         f"Generated {md_esc(generated)} from `{md_esc(root)}` ({len(views)} runs). Success % with 95% Wilson intervals; "
-        "drops are OOD minus in-domain in points. Fast-render runs are never ranked with reference-quality runs.",
+        "drops are in-domain minus OOD in points (positive = worse out of domain). Fast-render runs are never ranked with reference-quality runs.",
     ]
     for b in boards:
         lines += ["", f"## {md_esc(b.title)}", ""]

@@ -50,6 +50,7 @@ from vla_eval.envs.simpler.looks import (
     split_variants,
     table_image,
 )
+from vla_eval.envs.simpler.rules import ON_TOP_XY_MARGIN, on_top  # noqa: F401  (ON_TOP_XY_MARGIN re-exported)
 from vla_eval.envs.simpler.tasks import SimplerTask, get_task
 from vla_eval.envs.tabletop.builder import build_scene
 from vla_eval.envs.tabletop.controller import mat_from_rotvec
@@ -79,7 +80,6 @@ LIFT_SIGNIFICANT = 0.02
 LIFT_SIGNIFICANT_STEPS = 5
 NEAR_MARGIN = 0.10
 MOVED = 0.03
-ON_TOP_XY_MARGIN = 0.003
 DRAWER_OPEN = 0.15
 DRAWER_CLOSED = 0.05
 APPLE_DRAWER_OPEN = 0.05
@@ -500,10 +500,7 @@ class SimplerEnv(TabletopEnv):
             else:
                 tgt_half = self._init_half[tgt]
                 allowed = self._robot_geoms | self._geoms_of(tgt)
-            off = p_src - p_tgt
-            xy_ok = float(np.linalg.norm(off[:2])) <= float(np.linalg.norm(tgt_half[:2])) + ON_TOP_XY_MARGIN
-            z_ok = off[2] > 0 and off[2] - tgt_half[2] - self._init_half[src][2] <= float(rule.get("z_offset", 0.02))
-            on = bool(xy_ok and z_ok)
+            on = on_top(p_src, p_tgt, self._init_half[src], tgt_half, float(rule.get("z_offset", 0.02)))
             if rule.get("clear", True):
                 on = on and not self._touching_other(src, allowed)
             grasped = self.is_grasped(src)

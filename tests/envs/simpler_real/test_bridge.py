@@ -1,0 +1,244 @@
+"""Bridge visual matching on SimplerEnv's WidowX and assets: grids, camera, overlay, env contract, expert.
+
+Tests that need the asset pack take the ``simpler_assets`` fixture (tests/conftest.py): they
+run where ``../shared/assets/simpler-real2sim`` (CI, the worktrees) or ``$VLA_EVAL_ASSETS``
+exists and skip elsewhere, saying so.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import mujoco
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from vla_eval.assets import AssetError
+from vla_eval.envs.simpler.tasks import get_task
+from vla_eval.envs.simpler_real import widowx as W
+from vla_eval.envs.simpler_real.bridge import REAL_TASKS, SIMPLER_WIDOWX_ACTION, BridgeRealEnv, native_config
+from vla_eval.envs.simpler_real.overlay import composite, foreground_mask
+
+TASKS = sorted(REAL_TASKS)
+
+
+def _simpler_pairs(halves):
+    """put_on_in_scene.py, written out again: ordered pairs of distinct corners of each square."""
+    out = []
+    for half in halves:
+        grid = (np.array([[0, 0], [0, 1], [1, 0], [1, 1]]) * 2 - 1) * half + np.array([-0.16, 0.0])
+        out += [(grid[i], grid[j]) for i in range(4) for j in range(4) if i != j]
+    return out
+
+
+@pytest.mark.parametrize("task, names, halves, quats", [
+    ("bridge_put_spoon_on_towel", ("spoon", "towel"), (0.075,), [(1, 0, 0, 0), (math.cos(math.pi / 4), 0, 0, math.sin(math.pi / 4))]),
+    ("bridge_put_carrot_on_plate", ("carrot", "plate"), (0.075,), [(0, 0, 0, 1), (math.cos(-math.pi / 4), 0, 0, math.sin(-math.pi / 4))]),
+    ("bridge_stack_green_on_yellow", ("green_cube", "yellow_cube"), (0.05, 0.1), [(1, 0, 0, 0)]),
+])
+def test_native_grid_is_simplerenvs(task, names, halves, quats):
+    """Episode i: xy pair i // len(quats), source quat i % len(quats) (SimplerEnv's episode_id decoding)."""
+    t = get_task(task)
+    pairs = _simpler_pairs(halves)
+    assert len(t.configs) == len(pairs) * len(quats) == 24
+    for i in range(len(t.configs)):
+        cfg = native_config(t, i)
+        src_xy, tgt_xy = pairs[i // len(quats)]
+        np.testing.assert_allclose(cfg[names[0]][0], src_xy, atol=1e-9)
+        np.testing.assert_allclose(cfg[names[1]][0], tgt_xy, atol=1e-9)
+        q = np.array(quats[i % len(quats)], float)
+        got = cfg[names[0]][1]
+        assert min(np.abs(got - q).max(), np.abs(got + q).max()) < 1e-9  # q and -q are one rotation
+
+
+def test_camera_looks_along_simplerenvs_direction():
+    """3rd_view_camera: SAPIEN forward = look_at([0,0,0], [1, 0.553, -1.085]); MuJoCo looks along -z."""
+    rot = W.sapien_camera_axes(("look", W.CAMERA_LOOK))
+    xy = np.array(W.mujoco_xyaxes(rot)).reshape(2, 3)
+    right, up = xy
+    forward_mj = -np.cross(right, up)  # MuJoCo camera z points backwards
+    want = np.array(W.CAMERA_LOOK) / np.linalg.norm(W.CAMERA_LOOK)
+    np.testing.assert_allclose(forward_mj, want, atol=1e-9)
+    assert abs(up[2]) > 0.4 and abs(right[2]) < 1e-9  # no roll: image right stays horizontal
+    # fovy from fy = 623.588 at 480 rows
+    assert W.fovy_degrees() == pytest.approx(2 * math.degrees(math.atan(240 / 623.588)))
+
+
+def test_composite_keeps_sim_only_on_foreground():
+    rgb = np.full((4, 5, 3), 10, np.uint8)
+    photo = np.full((4, 5, 3), 200, np.uint8)
+    seg = np.full((4, 5, 2), -1, np.int32)
+    seg[0, 0] = (3, int(mujoco.mjtObj.mjOBJ_GEOM))  # robot geom 3
+    seg[1, 1] = (7, int(mujoco.mjtObj.mjOBJ_GEOM))  # table geom 7: background
+    seg[2, 2] = (3, int(mujoco.mjtObj.mjOBJ_SITE))  # a site with id 3 is not geom 3
+    out = composite(rgb, seg, photo, {3, 9})
+    assert out[0, 0].tolist() == [10, 10, 10]
+    assert out[1, 1].tolist() == [200, 200, 200] and out[2, 2].tolist() == [200, 200, 200]
+    assert foreground_mask(seg, {3}).sum() == 1
+    with pytest.raises(ValueError, match="resize the photo first"):
+        composite(rgb, seg, photo[:2], {3})
+
+
+def test_missing_assets_name_the_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("VLA_EVAL_ASSETS", str(tmp_path))
+    with pytest.raises(AssetError, match=r"Run: vla-eval assets fetch simpler$"):
+        BridgeRealEnv("bridge_put_carrot_on_plate")
+
+
+def test_run_without_assets_fails_before_starting(tmp_path, monkeypatch, capsys):
+    from vla_eval.cli import main
+
+    monkeypatch.setenv("VLA_EVAL_ASSETS", str(tmp_path / "none"))
+    rc = main(["run", "--suite", "simpler_bridge_vm_real", "--policy", "noop", "--results-root", str(tmp_path / "runs"), "--workers", "1"])
+    assert rc == 2
+    assert "Run: vla-eval assets fetch simpler" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_suite_matches_the_panda_look_suite():
+    from vla_eval.spec import load_suite
+
+    real, panda = load_suite("simpler_bridge_vm_real"), load_suite("simpler_bridge_vm")
+    steps = {t.name: t.max_steps for t in panda.tasks}
+    assert [t.name for t in real.tasks] == [n for n in steps if n in REAL_TASKS]
+    assert all(t.max_steps == steps[t.name] for t in real.tasks)
+    assert real.success_rule == panda.success_rule == "final_step"
+    assert real.episodes_per_task == panda.episodes_per_task == 24
+
+
+@pytest.fixture
+def bridge_env(simpler_assets, mesh_cache, monkeypatch):
+    monkeypatch.setenv("VLA_EVAL_CACHE", str(mesh_cache))
+    envs = []
+
+    def make(task, **kw):
+        env = BridgeRealEnv(task, **kw)
+        envs.append(env)
+        return env
+
+    yield make
+    for env in envs:
+        env.close()
+
+
+@pytest.mark.slow
+def test_first_frame_is_photo_behind_robot_and_objects(bridge_env):
+    env = bridge_env("bridge_put_carrot_on_plate", image_size=(480, 640))
+    obs, info = env.reset(seed=0, options={"config_id": 0})
+    frame = obs["images"]["agentview"]
+    assert frame.shape == (480, 640, 3) and not info["success"]
+    rgb_r, seg_r = env._renderers()
+    seg_r.update_scene(env.data, camera=env._cam, scene_option=env._opt)
+    fg = foreground_mask(seg_r.render(), env._foreground)
+    assert 0.02 < fg.mean() < 0.5  # robot, carrot and plate are in view, most of the image is the photo
+    assert np.array_equal(frame[~fg], env._photo[~fg])
+    assert np.abs(frame[fg].astype(int) - env._photo[fg].astype(int)).mean() > 20
+    # each object is seen: its geoms cover some pixels
+    seg = seg_r.render()
+    for name in env._obj_names:
+        assert foreground_mask(seg, env._obj_geoms[name]).sum() > 200, name
+
+
+@pytest.mark.slow
+def test_check_env_and_native_action_space(bridge_env):
+    env = bridge_env("bridge_stack_green_on_yellow", image_size=(64, 64))
+    check_env(env, skip_render_check=True)
+    assert env.native_action_space == SIMPLER_WIDOWX_ACTION
+    from vla_eval.envs.contract import check_observation
+
+    obs, _ = env.reset(seed=0, options={"config_id": 3})
+    assert check_observation(obs, env) == []
+
+
+@pytest.mark.slow
+def test_controller_moves_the_target_in_the_base_frame(bridge_env):
+    """+x in the base frame is -x in the world (the base is turned 180 degrees, as in SimplerEnv)."""
+    env = bridge_env("bridge_put_carrot_on_plate", cameras=())
+    env.reset(seed=0, options={"config_id": 0})
+    p0, _ = env.ee_pose_at_base()
+    w0 = env.data.xpos[env._ee].copy()
+    for _ in range(3):
+        env.step(np.array([0.02, 0, 0, 0, 0, 0, 1.0]))
+    p1, _ = env.ee_pose_at_base()
+    assert p1[0] - p0[0] == pytest.approx(0.06, abs=0.012)
+    assert env.data.xpos[env._ee][0] - w0[0] == pytest.approx(-0.06, abs=0.012)
+    env.step(np.array([0, 0, 0, 0, 0, 0, -1.0]))
+    env.step(np.array([0, 0, 0, 0, 0, 0, -1.0]))
+    assert env.data.qpos[env._finger_q].max() < 0.02  # absolute gripper: -1 closes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task, config", [("bridge_put_carrot_on_plate", 0), ("bridge_stack_green_on_yellow", 1)])
+def test_expert_succeeds_and_noop_does_not(bridge_env, task, config):
+    from vla_eval.policies.simpler_expert import SimplerScriptedExpert
+
+    env = bridge_env(task, cameras=())
+    results = {}
+    for who in ("expert", "noop"):
+        env.reset(seed=0, options={"config_id": config})
+        expert = SimplerScriptedExpert()
+        expert.reset([env.instruction])
+        success = False
+        for _ in range(env.task.max_steps):
+            if who == "expert":
+                chunk = expert.predict([{"privileged": env.privileged_state()}])
+                assert chunk.space == SIMPLER_WIDOWX_ACTION
+                action = chunk.actions[0, 0]
+            else:
+                action = np.array([0, 0, 0, 0, 0, 0, 1.0])
+            _, _, success, _, info = env.step(action)
+        results[who] = success
+    assert results == {"expert": True, "noop": False}
+
+
+@pytest.mark.slow
+def test_picture_first_frames_beside_simplerenvs_photo(simpler_assets, mesh_cache, tmp_path, monkeypatch):
+    """The picture a person checks: [our first frame | SimplerEnv's photo] per task. Written to
+    $VLA_EVAL_PICTURES if set (else a temp folder); committed copies live in docs/simpler_vm/."""
+    import os
+
+    from PIL import Image
+
+    from vla_eval.envs.simpler_real.pictures import first_frames
+
+    monkeypatch.setenv("VLA_EVAL_CACHE", str(mesh_cache))
+    out = Path(os.environ.get("VLA_EVAL_PICTURES") or tmp_path / "pictures")
+    paths = first_frames(out, scale=0.5)
+    assert sorted(p.name for p in paths) == sorted(f"{t}_config0.png" for t in TASKS)
+    photo = np.asarray(Image.open(simpler_assets / "data/real_inpainting/bridge_real_eval_1.png").convert("RGB").resize((320, 240)))
+    for path in paths:
+        pair = np.asarray(Image.open(path).convert("RGB"))
+        assert pair.shape == ((240, 960, 3) if "stack" in path.name else (240, 640, 3))  # + the real first frame
+        ours, theirs = pair[:, :320].astype(int), pair[:, 320:640].astype(int)
+        assert np.abs(theirs - photo).mean() < 3  # right half: SimplerEnv's photo
+        same = np.abs(ours - theirs).max(axis=2) < 12
+        assert 0.5 < same.mean() < 0.98  # left half: the photo around the robot and objects
+    print("pictures:", *paths, sep="\n  ")
+
+
+def test_backend_rejects_bad_render_scale(tmp_path):
+    from vla_eval.errors import ConfigError
+    from vla_eval.spec import load_suite
+
+    text = (Path(__file__).resolve().parents[3] / "suites" / "simpler_bridge_vm_real.yaml").read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("backend: simpler_real\n", "backend: simpler_real\nbackend_options: {render_scale: 3}\n"))
+    with pytest.raises(ConfigError, match=r"backend_options.render_scale.*\[0.1, 1.0\], got 3"):
+        load_suite(str(bad))
+    bad.write_text(text.replace("backend: simpler_real\n", "backend: simpler_real\nbackend_options: {protocol: visual_matching}\n"))
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['protocol'\]"):
+        load_suite(str(bad))
+
+
+@pytest.mark.slow
+def test_half_scale_render_is_the_same_composite(bridge_env):
+    env = bridge_env("bridge_put_carrot_on_plate", image_size=(128, 128), render_scale=0.5)
+    obs, _ = env.reset(seed=0, options={"config_id": 0})
+    assert env.render_wh == (320, 240) and obs["images"]["agentview"].shape == (128, 128, 3)
+    frame = env.render_native()
+    _, seg_r = env._renderers()
+    seg_r.update_scene(env.data, camera=env._cam, scene_option=env._opt)
+    fg = foreground_mask(seg_r.render(), env._foreground)
+    assert frame.shape == (240, 320, 3) and np.array_equal(frame[~fg], env._photo[~fg]) and 0.02 < fg.mean() < 0.5

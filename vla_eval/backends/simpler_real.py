@@ -1,0 +1,83 @@
+"""SimplerEnv visual matching on SimplerEnv's own robots, objects, cameras and real photos (MuJoCo, CPU).
+
+Suite files pick it with ``backend: simpler_real``. The tasks are the SimplerEnv-style tasks
+of :mod:`vla_eval.envs.simpler.tasks` (same names, grids, step limits and rules; episode *i*
+uses configuration *i*), staged with the asset pack that ``vla-eval assets fetch simpler``
+installs (:mod:`vla_eval.assets`). The protocol is visual matching, the gripper SimplerEnv's
+(Bridge: absolute). One option::
+
+    backend_options:
+      render_scale: 1.0   # < 1: render below SimplerEnv's 640x480 before resizing (faster on a CPU; an extension)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from vla_eval.backends import Backend
+from vla_eval.errors import ConfigError, UnknownNameError
+
+if TYPE_CHECKING:
+    from vla_eval.spec import SuiteSpec
+
+
+class SimplerRealBackend(Backend):
+    name = "simpler_real"
+
+    def task_names(self) -> list[str]:
+        from vla_eval.envs.simpler_real.bridge import REAL_TASKS
+
+        return sorted(REAL_TASKS)
+
+    def validate_suite(self, spec: "SuiteSpec", source: str) -> None:
+        from vla_eval.envs.simpler.tasks import get_task
+
+        unknown = sorted(set(spec.backend_options) - {"render_scale"})
+        if unknown:
+            raise ConfigError(f"{source}: field 'backend_options': unknown option(s) {unknown}, expected ['render_scale']")
+        scale = spec.backend_options.get("render_scale", 1.0)
+        if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0.1 <= float(scale) <= 1.0:
+            raise ConfigError(f"{source}: field 'backend_options.render_scale': expected a number in [0.1, 1.0], got {scale!r}")
+        known = self.task_names()
+        for i, task in enumerate(spec.tasks):
+            if task.name not in known:
+                raise ConfigError(f"{source}: field 'tasks.{i}': {UnknownNameError('simpler_real task', task.name, known)}")
+            grid = len(get_task(task.name).configs)
+            if spec.task_episodes(task.name) > grid:
+                raise ConfigError(f"{source}: field 'tasks.{i}' ({task.name}): {spec.task_episodes(task.name)} episodes asked, "
+                                  f"but the task has {grid} distinct configurations (episodes would repeat)")
+        if list(spec.cameras) != ["agentview"]:
+            raise ConfigError(f"{source}: field 'cameras': the visual-matching scene has one camera, ['agentview'], got {list(spec.cameras)}")
+        for i, split in enumerate(spec.splits):
+            for task in spec.tasks:
+                if split.perturbations_for(task.name):
+                    raise ConfigError(f"{source}: field 'splits.{i}' (split {split.name!r}): backend simpler_real has no perturbations")
+        if len(spec.settle_action) != 7:
+            raise ConfigError(f"{source}: field 'settle_action': expected 7 numbers, got {len(spec.settle_action)}")
+
+    def check_ready(self, spec: "SuiteSpec") -> None:
+        """Before any worker starts: the asset pack must be installed (the error names the command)."""
+        from vla_eval.assets import SIMPLER, require_pack
+
+        require_pack(SIMPLER)
+
+    def make_env(self, spec: "SuiteSpec", task: str, split: str, cameras: list[str], depth: bool = False):
+        from vla_eval.envs.simpler_real.bridge import BridgeRealEnv
+
+        if depth:
+            raise ConfigError("backend simpler_real renders no depth")
+        return BridgeRealEnv(task=task, cameras=tuple(cameras), image_size=tuple(spec.image_size),
+                             render_scale=float(spec.backend_options.get("render_scale", 1.0)))
+
+    def episode_reset_options(self, spec: "SuiteSpec", task: str, episode_index: int) -> dict[str, Any] | None:
+        from vla_eval.envs.simpler.tasks import get_task
+
+        get_task(task).config(episode_index)
+        return {"config_id": int(episode_index)}
+
+    def versions(self) -> dict[str, str]:
+        import mujoco
+
+        from vla_eval.assets import SIMPLER
+
+        return {"mujoco": mujoco.__version__, "simpler_real2sim": f"{SIMPLER.upstream_repo}@{SIMPLER.commit}"}

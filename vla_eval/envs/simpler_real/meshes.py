@@ -1,0 +1,163 @@
+"""SimplerEnv's object models (``.dae`` / ``.glb``) as OBJ + PNG files MuJoCo can load.
+
+MuJoCo reads OBJ and STL only. Each visual model is converted once with trimesh (pycollada
+for COLLADA) into one OBJ per sub-mesh (scene-graph transforms applied, texture
+coordinates kept) and its base-colour texture as a PNG (down-sized to at most
+``MAX_TEXTURE`` pixels a side: SimplerEnv's 4096x4096 towel and spoon textures would cost
+50 MB each and show no more detail at 640x480). Results are cached under
+``cache_root()/simpler-meshes/<model>-<hash>/``; the hash covers the source file and this
+converter's version, so a changed input is never served stale.
+
+Collision shapes come from ``collision.obj`` split into its sub-objects (MuJoCo collides
+with each mesh's convex hull, as SAPIEN does with ``add_multiple_collisions_from_file``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vla_eval.errors import ConfigError
+
+CONVERTER_VERSION = 2
+MAX_TEXTURE = 1024
+
+
+def cache_root() -> Path:
+    env = os.environ.get("VLA_EVAL_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vla-eval"
+
+
+@dataclass(frozen=True)
+class VisualPart:
+    obj: Path
+    texture: Path | None
+    rgba: tuple[float, float, float, float]
+    emission: float = 0.0  # MuJoCo material emission: 1 = the colour is shown unlit ("baked" models)
+
+
+def _write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray | None) -> None:
+    lines = [f"v {x:.7g} {y:.7g} {z:.7g}" for x, y, z in vertices]
+    if uv is not None:
+        lines += [f"vt {u:.7g} {v:.7g}" for u, v in uv]
+        lines += [f"f {a + 1}/{a + 1} {b + 1}/{b + 1} {c + 1}/{c + 1}" for a, b, c in faces]
+    else:
+        lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def visual_parts(model_dir: Path) -> list[VisualPart]:
+    """The converted visual sub-meshes of one object model (converting on first use)."""
+    src = next((model_dir / n for n in ("textured.obj", "textured.dae", "textured.glb") if (model_dir / n).is_file()), None)
+    if src is None:
+        raise ConfigError(f"{model_dir}: no textured.obj / textured.dae / textured.glb visual model")
+    out_dir = cache_root() / "simpler-meshes" / f"{model_dir.name}-{_file_hash(src)}-v{CONVERTER_VERSION}"
+    index = out_dir / "parts.json"
+    if index.is_file():
+        return [VisualPart(Path(p["obj"]), Path(p["texture"]) if p["texture"] else None, tuple(p["rgba"]), float(p.get("emission", 0.0)))
+                for p in json.loads(index.read_text())]
+    import trimesh
+    from PIL import Image
+
+    scene = trimesh.load(src, force="scene")
+    tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for i, mesh in enumerate(scene.dump()):
+        if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
+            continue
+        visual = mesh.visual
+        uv, tex_path, rgba, emission = None, None, (0.6, 0.6, 0.6, 1.0), 0.0
+        mat = getattr(visual, "material", None)
+        if mat is not None:
+            factor = getattr(mat, "baseColorFactor", None)
+            if factor is None:
+                factor = getattr(mat, "main_color", None)
+            if factor is not None:
+                rgba = tuple(float(c) / 255.0 for c in np.asarray(factor, dtype=np.float64)[:4])
+            glow = getattr(mat, "emissiveFactor", None)
+            if glow is not None and max(rgba[:3]) < 1e-3 and float(np.max(glow)) > 0:
+                # SimplerEnv's baked cubes: black diffuse, the baked colour as COLLADA emission (SAPIEN shows it unlit)
+                rgba, emission = (*(float(c) for c in glow[:3]), 1.0), 1.0
+            image = getattr(mat, "baseColorTexture", None) or getattr(mat, "image", None)
+            if image is not None and getattr(visual, "uv", None) is not None:
+                image = image.convert("RGB")
+                if max(image.size) > MAX_TEXTURE:
+                    image = image.resize((MAX_TEXTURE, MAX_TEXTURE), Image.Resampling.LANCZOS)
+                tex_path = tmp / f"part{i}.png"
+                image.save(tex_path)
+                uv = np.asarray(visual.uv, dtype=np.float64)
+                rgba = (1.0, 1.0, 1.0, 1.0)
+        elif hasattr(visual, "main_color"):
+            rgba = tuple(float(c) / 255.0 for c in visual.main_color[:4])
+        obj = tmp / f"part{i}.obj"
+        _write_obj(obj, np.asarray(mesh.vertices), np.asarray(mesh.faces), uv)
+        parts.append({"obj": str(out_dir / obj.name), "texture": str(out_dir / tex_path.name) if tex_path else None,
+                      "rgba": list(rgba), "emission": emission})
+    (tmp / "parts.json").write_text(json.dumps(parts, indent=1))
+    try:
+        os.replace(tmp, out_dir)
+    except OSError:  # another process finished first: use its copy
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return visual_parts(model_dir)
+
+
+def collision_parts(model_dir: Path) -> list[Path]:
+    """``collision.obj`` split into one OBJ per sub-object (each collides as its convex hull)."""
+    src = model_dir / "collision.obj"
+    if not src.is_file():
+        raise ConfigError(f"{model_dir}: collision.obj is missing")
+    out_dir = cache_root() / "simpler-meshes" / f"{model_dir.name}-collision-{_file_hash(src)}-v{CONVERTER_VERSION}"
+    index = out_dir / "parts.json"
+    if index.is_file():
+        return [Path(p) for p in json.loads(index.read_text())]
+    import trimesh
+
+    scene = trimesh.load(src, force="scene", split_object=True, group_material=False)
+    tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, mesh in enumerate(scene.dump()):
+        if len(mesh.faces) == 0:
+            continue
+        _write_obj(tmp / f"c{i}.obj", np.asarray(mesh.vertices), np.asarray(mesh.faces), None)
+        paths.append(str(out_dir / f"c{i}.obj"))
+    (tmp / "parts.json").write_text(json.dumps(paths))
+    try:
+        os.replace(tmp, out_dir)
+    except OSError:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return collision_parts(model_dir)
+
+
+def mujoco_mesh_file(path: Path) -> Path:
+    """``path`` itself if MuJoCo reads it (OBJ, STL), else its geometry as a cached OBJ (e.g. the Google robot's ``.glb``)."""
+    if path.suffix.lower() in (".obj", ".stl", ".msh"):
+        return path
+    out_dir = cache_root() / "simpler-meshes" / f"{path.stem}-{_file_hash(path)}-v{CONVERTER_VERSION}"
+    out = out_dir / "mesh.obj"
+    if out.is_file():
+        return out
+    import trimesh
+
+    mesh = trimesh.load(path, force="mesh")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f"mesh.obj.tmp{os.getpid()}"
+    _write_obj(tmp, np.asarray(mesh.vertices), np.asarray(mesh.faces), None)
+    os.replace(tmp, out)
+    return out

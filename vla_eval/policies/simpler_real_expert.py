@@ -1,0 +1,128 @@
+"""Scripted pick-and-place for the SimplerEnv-robot Bridge scenes (privileged state; used by
+``simpler_scripted`` when the env reports ``family == "bridge_real"``).
+
+It speaks the env's native SimplerEnv WidowX action (metres / radians in the robot base
+frame, gripper +1 open) and steers the controller's *target* pose (``ee_target_pos`` /
+``ee_target_mat`` in the privileged state), because SimplerEnv's ``*_target_delta_pose``
+controller adds each delta to the previous target, not to the measured pose.
+
+Phases: above (turn the fingers across the object's long side) -> descend -> close ->
+lift -> carry over the target -> lower -> open -> hold. A slipped object sends it back
+to "above".
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from vla_eval.policies.scripted import _Episode, _wrap
+
+OPEN, CLOSE = 1.0, -1.0
+FAST, SLOW = 0.035, 0.015  # metres per 5 Hz step
+LIFT_CARRY = {False: (0.02, 0.02), True: (0.012, 0.015)}  # compact / elongated objects (long ones lever out of the hand)
+TURN = 0.35  # radians per step
+CLEAR = 0.07  # approach / carry height above the object tops
+DROP = 0.025  # release height of the object's bounding box above the target's
+TABLE_CLEAR = 0.021  # the fingertips reach 1.6 cm below the EE point: keep them ~5 mm above the table
+
+
+def _yaw_of(v) -> float:
+    return math.atan2(float(v[1]), float(v[0]))
+
+
+def _quat_mat(q) -> np.ndarray:
+    w, x, y, z = q
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def _step(target: np.ndarray, goal: np.ndarray, speed: float) -> np.ndarray:
+    delta = goal - target
+    n = float(np.linalg.norm(delta))
+    return delta if n <= speed else delta / n * speed
+
+
+def bridge_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
+    task = priv["task"]
+    src, tgt = task["object"], task["target"]
+    bp, br = np.asarray(priv["base_pos"]), np.asarray(priv["base_mat"])
+
+    def at_base(p):
+        return br.T @ (np.asarray(p) - bp)
+
+    eef = at_base(priv["eef_pos"])
+    tpos, tmat = np.asarray(priv["ee_target_pos"]), np.asarray(priv["ee_target_mat"])
+    obj = at_base(priv[f"{src}_pos"])
+    # grasp where the collision shape is widest (parallel sides; see BridgeRealEnv widest_section)
+    com = at_base(priv.get(f"{src}_grasp", priv[f"{src}_pos"]))
+    goal_obj = at_base(priv[f"{tgt}_pos"])
+    src_box, tgt_box = np.asarray(priv[f"{src}_bbox"]), np.asarray(priv[f"{tgt}_bbox"])
+    # fingers (ee y axis) across the object's long horizontal side
+    orient = br.T @ _quat_mat(priv[f"{src}_quat"])
+    long_axis = orient[:, 0] if src_box[0] >= src_box[1] else orient[:, 1]
+    square = abs(src_box[0] - src_box[1]) < 1e-3
+    finger_yaw = _yaw_of(tmat[:, 1])
+    want = _yaw_of(long_axis) + math.pi / 2
+    yaw_err = _wrap(want - finger_yaw, math.pi / 2 if square else math.pi)
+    lift_speed, carry_speed = LIFT_CARRY[bool(max(src_box[:2]) > 2 * min(src_box[:2]))]
+    grasp_z = max(obj[2], TABLE_CLEAR)
+    obj0 = at_base(priv[f"{src}_init_pos"])
+    top_src = obj0[2] + src_box[2] / 2  # from the start pose: a lifted object must not raise the carry height
+    drop = goal_obj + np.array([0.0, 0.0, tgt_box[2] / 2 + src_box[2] / 2 + DROP])
+    carry_z = max(top_src, drop[2]) + CLEAR
+    grip = OPEN
+    dpos = np.zeros(3)
+    drot = np.zeros(3)
+    held = bool(priv.get("is_src_obj_grasped"))
+    if ep.phase == "start":
+        ep.go("above")
+    if ep.phase == "above":
+        goal = np.array([com[0], com[1], top_src + CLEAR])
+        dpos = _step(tpos, goal, FAST)
+        drot = np.array([0.0, 0.0, float(np.clip(yaw_err, -TURN, TURN))])
+        if np.linalg.norm(goal - eef) < 0.012 and abs(yaw_err) < 0.05:
+            ep.go("descend")
+    if ep.phase == "descend":
+        goal = np.array([com[0], com[1], grasp_z])
+        dpos = _step(tpos, goal, SLOW if tpos[2] - goal[2] < 0.04 else FAST)
+        if np.linalg.norm(goal - eef) < 0.006 or ep.count > 12:
+            ep.go("close")
+    if ep.phase == "close":
+        grip = CLOSE
+        if ep.count >= 3:
+            ep.go("lift")
+    if ep.phase in ("lift", "carry", "lower"):
+        grip = CLOSE
+        if ep.count > 2 and not held and np.linalg.norm(obj[:2] - eef[:2]) > 0.04:
+            ep.go("above")  # slipped: try again
+            return bridge_real_action(priv, ep)
+    if ep.phase == "lift":
+        goal = np.array([tpos[0], tpos[1], carry_z])
+        dpos = _step(tpos, goal, lift_speed)
+        if eef[2] > carry_z - 0.015:
+            ep.go("carry")
+    if ep.phase == "carry":
+        goal = np.array([drop[0], drop[1], carry_z])
+        dpos = _step(tpos, goal, carry_speed)
+        if np.linalg.norm(goal[:2] - eef[:2]) < 0.01:
+            ep.go("lower")
+    if ep.phase == "lower":
+        goal = drop + np.array([0.0, 0.0, eef[2] - obj[2]])  # the object (not the hand) to the drop height
+        dpos = _step(tpos, goal, SLOW)
+        if abs(obj[2] - drop[2]) < 0.006 or ep.count > 10:
+            ep.go("open")
+    if ep.phase == "open":
+        grip = OPEN
+        if ep.count >= 2:
+            ep.go("hold")
+    if ep.phase == "hold":
+        grip = OPEN
+        goal = np.array([tpos[0], tpos[1], max(tpos[2], drop[2] + CLEAR)])
+        dpos = _step(tpos, goal, SLOW)
+    return np.concatenate([dpos, drot, [grip]])
