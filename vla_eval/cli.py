@@ -11,7 +11,7 @@ from vla_eval.preflight import int_at_least, positive_float
 
 DEFAULT_SUITE = "tabletop_basic"
 
-SUBCOMMAND_MODULES = ("vla_eval.results.cli", "vla_eval.serve_cli", "vla_eval.doctor", "vla_eval.demos_cli", "vla_eval.canary_cli", "vla_eval.assets.cli")
+SUBCOMMAND_MODULES = ("vla_eval.results.cli", "vla_eval.serve_cli", "vla_eval.doctor", "vla_eval.demos_cli", "vla_eval.canary_cli", "vla_eval.assets.cli", "vla_eval.conformance_cli")
 """Modules that add their own subcommands through ``register(subparsers)``."""
 
 

@@ -108,6 +108,9 @@ def decode_obs(msg: dict[str, Any], image_camera: str = "agentview", wrist_camer
                 "eef_quat": axis_angle_to_quat_wxyz(state[3:6]),
                 "gripper_qpos": state[6:8],
             }
+        if "privileged" in msg:  # the documented side channel of send_privileged (a scripted expert or oracle server)
+            obs["privileged"] = msg["privileged"]
+            obs["wire_state"] = state  # the vector as sent, for a server that checks the client's encoding
         return obs
     obs = {k: v for k, v in msg.items() if k not in ("prompt", "reset")}
     obs["instruction"] = str(msg.get("instruction", msg.get("prompt", "")))
