@@ -50,16 +50,8 @@ from vla_eval.envs.simpler.looks import (
     split_variants,
     table_image,
 )
-from vla_eval.envs.simpler.rules import (  # noqa: F401  (the thresholds re-exported)
-    CONTACT_FORCE,
-    LIFT_CLEAR,
-    LIFT_SIGNIFICANT,
-    LIFT_SIGNIFICANT_STEPS,
-    ON_TOP_XY_MARGIN,
-    lift_update,
-    on_top,
-    touching_other,
-)
+from vla_eval.envs.simpler.rules import ON_TOP_XY_MARGIN  # noqa: F401  (re-exported)
+from vla_eval.envs.simpler.rules import CONTACT_FORCE, lift_update, on_top, touching_other
 from vla_eval.envs.simpler.tasks import SimplerTask, get_task
 from vla_eval.envs.tabletop.builder import build_scene
 from vla_eval.envs.tabletop.controller import mat_from_rotvec

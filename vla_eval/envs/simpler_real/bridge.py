@@ -6,7 +6,7 @@ suite uses; this module maps each configuration back into SimplerEnv's own world
 (:func:`native_config`) and builds SimplerEnv's scene around it:
 
 * the WidowX 250 S converted from its URDF (:mod:`.urdf`), base at SimplerEnv's pose;
-* SimplerEnv's object models at their ``info_*.json`` scales and densities (:mod:`.meshes`);
+* SimplerEnv's object models at their ``info_*.json`` scales and densities (:mod:`.scene_xml`, :mod:`.meshes`);
 * a table box with its top at SimplerEnv's table height (the stage mesh is not in the
   asset pack: the substitute is a collision surface, hidden by the photo in the image);
 * the ``3rd_view_camera`` with SimplerEnv's intrinsics and pose on the robot base;
@@ -18,11 +18,13 @@ over a 500 Hz simulation: the action is (dx, dy, dz) metres and an axis-angle ro
 the robot base frame, applied to the previous *target* pose (rotation about the current
 end-effector position), solved by IK to joint targets for PD position drives with
 SimplerEnv's gains; the gripper is absolute (+1 open, -1 closed).
+
+The mechanics shared with the Google robot's scene (IK, reset and settling, rendering, observations)
+live in :class:`~vla_eval.envs.simpler_real.scene_env.RealSceneEnv`.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,11 +32,11 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from vla_eval.envs.simpler.rules import CONTACT_FORCE, on_top  # noqa: F401  (CONTACT_FORCE re-exported)
-from vla_eval.envs.simpler.tasks import BRIDGE_CENTRE, SimplerTask, get_task
+from vla_eval.envs.simpler.rules import on_top
+from vla_eval.envs.simpler.tasks import BRIDGE_CENTRE, SimplerTask
 from vla_eval.envs.simpler_real import widowx as W
-from vla_eval.envs.simpler_real.meshes import collision_parts, visual_parts
-from vla_eval.envs.simpler_real.scene_env import RealSceneEnv, _fmt, _rotvec_to_mat
+from vla_eval.envs.simpler_real.scene_env import RealSceneEnv, _rotvec_to_mat
+from vla_eval.envs.simpler_real.scene_xml import _fmt, position_drives, scene_mjcf, scene_objects
 from vla_eval.envs.simpler_real.urdf import urdf_to_mjcf_parts
 from vla_eval.policies.base import ActionSpace
 
@@ -86,109 +88,19 @@ def native_config(task: SimplerTask, config_id: int) -> dict[str, tuple[np.ndarr
     return out
 
 
-def widest_section(parts: list[Path], scale: float, bins: int = 12) -> np.ndarray:
-    """Object-frame xy of the collision shape's widest cross-section along its long axis.
-
-    Squeezing a convex hull where its sides slant pushes it out of the hand (MuJoCo's soft
-    contacts let it creep out; PhysX's do not): the expert grasps where the sides are parallel.
-    """
-    verts = []
-    for path in parts:
-        for line in path.read_text().splitlines():
-            if line.startswith("v "):
-                verts.append([float(x) for x in line.split()[1:4]])
-    v = np.asarray(verts) * scale
-    ext = v.max(axis=0) - v.min(axis=0)
-    long_i = 0 if ext[0] >= ext[1] else 1
-    short_i = 1 - long_i
-    edges = np.linspace(v[:, long_i].min(), v[:, long_i].max(), bins + 1)
-    widths = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        sel = v[(v[:, long_i] >= lo) & (v[:, long_i] <= hi)]
-        if len(sel) >= 3:
-            widths.append(((lo + hi) / 2, float(sel[:, short_i].max() - sel[:, short_i].min())))
-    out = np.zeros(2)
-    out[short_i] = float((v[:, short_i].max() + v[:, short_i].min()) / 2)
-    if len(widths) < bins // 2:  # a coarse mesh (a cube): vertices only at the ends, use the middle
-        out[long_i] = float((edges[0] + edges[-1]) / 2)
-        return out
-    best = max(widths, key=lambda cw: cw[1])[0]
-    out[long_i] = best
-    return out
-
-
-def object_mjcf(assets: Path, model_json: str, db: dict, name: str, model_id: str, facts: dict[str, Any],
-                friction: float, damping: float = 0.0) -> tuple[list[str], str]:
-    """One SimplerEnv object model as MJCF assets and a free body named ``name``: visual meshes (group 2, no
-    collision) from the converted ``textured.*``, collision hulls (group 3) from ``collision.obj``, at the
-    ``info_*.json`` scale and density. Records the scaled bbox, model id and grasp point in ``facts``."""
-    info = db.get(model_id)
-    if info is None:
-        raise KeyError(f"{model_json} has no model {model_id!r}")
-    scale = float((info.get("scales") or [1.0])[0])
-    density = float(info.get("density", 1000))
-    facts.setdefault("bbox", {})[name] = (np.array(info["bbox"]["max"]) - np.array(info["bbox"]["min"])) * scale
-    facts.setdefault("model", {})[name] = model_id
-    model_dir = assets / "data" / "custom" / "models" / model_id
-    asset_xml, geoms = [], []
-    for i, part in enumerate(visual_parts(model_dir)):
-        mesh = f"{name}_vis{i}"
-        asset_xml.append(f'<mesh name="{mesh}" file="{part.obj}" scale="{scale} {scale} {scale}"/>')
-        if part.texture is not None:
-            asset_xml.append(f'<texture name="{mesh}_tex" type="2d" file="{part.texture}"/>')
-            asset_xml.append(f'<material name="{mesh}_mat" texture="{mesh}_tex" rgba="{_fmt(part.rgba)}"/>')
-        else:
-            asset_xml.append(f'<material name="{mesh}_mat" rgba="{_fmt(part.rgba)}" emission="{part.emission}"/>')
-        geoms.append(f'<geom type="mesh" mesh="{mesh}" material="{mesh}_mat" group="2" contype="0" conaffinity="0" density="0"/>')
-    for i, path in enumerate(collision_parts(model_dir)):
-        mesh = f"{name}_col{i}"
-        asset_xml.append(f'<mesh name="{mesh}" file="{path}" scale="{scale} {scale} {scale}" inertia="convex"/>')
-        geoms.append(f'<geom name="{mesh}" type="mesh" mesh="{mesh}" group="3" density="{density}" '
-                     f'friction="{friction} 0.005 0.0001" contype="1" conaffinity="3" rgba="0 0 0 0"/>')
-    facts.setdefault("grasp", {})[name] = widest_section(collision_parts(model_dir), scale)
-    joint = f'<joint name="{name}_free" type="free" damping="{damping}"/>' if damping else f'<freejoint name="{name}_free"/>'
-    return asset_xml, f'<body name="{name}" pos="0 0 2">{joint}{"".join(geoms)}</body>'
-
-
 def build_bridge_xml(assets: Path, task: SimplerTask, real: RealTask) -> tuple[str, dict[str, Any]]:
     """The scene's MJCF and facts the env needs (model bboxes, names)."""
-    db = json.loads((assets / "data" / "custom" / real.model_json).read_text())
     cam_rot = W.sapien_camera_axes(("look", W.CAMERA_LOOK))
     camera = (f'<camera name="3rd_view_camera" pos="{_fmt(W.CAMERA_POS)}" xyaxes="{_fmt(W.mujoco_xyaxes(cam_rot))}" '
               f'fovy="{W.fovy_degrees():.6f}"/>')
     robot = urdf_to_mjcf_parts(assets / W.URDF, prefix="", root_pos=(*W.BASE_XY, W.BASE_Z), root_quat=W.BASE_QUAT)
     body = robot.body.replace(">", ">" + camera, 1)  # the camera rides on base_link, as in SimplerEnv
-    asset_xml = list(robot.assets)
-    objects_xml = []
-    facts: dict[str, Any] = {"bbox": {}, "model": {}}
-    for name in [o.name for o in task.objects]:
-        assets_i, body_i = object_mjcf(assets, real.model_json, db, name, real.models[name], facts, W.OBJECT_FRICTION)
-        asset_xml += assets_i
-        objects_xml.append(body_i)
-    actuators = [
-        f'<position name="act_{j}" joint="{j}" kp="{kp}" kv="{kv}" forcerange="{-f} {f}" forcelimited="true"/>'
-        for j, kp, kv, f in zip(W.ARM_JOINTS, W.ARM_STIFFNESS, W.ARM_DAMPING, W.ARM_FORCE_LIMIT)
-    ] + [
-        f'<position name="act_{j}" joint="{j}" kp="{W.GRIPPER_STIFFNESS}" kv="{W.GRIPPER_DAMPING}" '
-        f'forcerange="{-W.GRIPPER_FORCE_LIMIT} {W.GRIPPER_FORCE_LIMIT}" forcelimited="true" ctrlrange="0 0.05"/>'
-        for j in W.FINGER_JOINTS
-    ]
-    xml = f"""<mujoco model="{task.name}_real">
-  <compiler angle="radian" autolimits="true"/>
-  <option timestep="{1.0 / W.SIM_HZ}" integrator="implicitfast" cone="pyramidal"><flag multiccd="enable"/></option>
-  <visual><global offwidth="{W.CAMERA_SIZE[0]}" offheight="{W.CAMERA_SIZE[1]}"/><quality shadowsize="0"/>
-    <headlight ambient="0.45 0.45 0.45" diffuse="0.5 0.5 0.5" specular="0 0 0"/></visual>
-  <default><geom solref="0.004 1" solimp="0.95 0.99 0.001"/></default>
-  <asset>{''.join(asset_xml)}</asset>
-  <worldbody>
-    <light name="sun" directional="true" dir="0 0 -1" pos="0 0 3" diffuse="0.3 0.3 0.3" castshadow="false"/>
-    <geom name="table" type="box" pos="-0.2 0.1 {W.TABLE_HEIGHT - 0.05}" size="0.6 0.6 0.05" rgba="0.55 0.5 0.45 1"
-          contype="1" conaffinity="3" friction="{W.OBJECT_FRICTION} 0.005 0.0001"/>
-    {body}
-    {''.join(objects_xml)}
-  </worldbody>
-  <actuator>{''.join(actuators)}</actuator>
-</mujoco>"""
+    object_assets, objects_xml, facts = scene_objects(assets, task, real, W.OBJECT_FRICTION)
+    actuators = (position_drives(W.ARM_JOINTS, W.ARM_STIFFNESS, W.ARM_DAMPING, W.ARM_FORCE_LIMIT)
+                 + position_drives(W.FINGER_JOINTS, W.GRIPPER_STIFFNESS, W.GRIPPER_DAMPING, W.GRIPPER_FORCE_LIMIT, "0 0.05"))
+    xml = scene_mjcf(f"{task.name}_real", W.SIM_HZ, W.CAMERA_SIZE, list(robot.assets) + object_assets, body, objects_xml,
+                     actuators, table_pos=f"-0.2 0.1 {W.TABLE_HEIGHT - 0.05}", table_size="0.6 0.6 0.05",
+                     table_friction=W.OBJECT_FRICTION)
     return xml, facts
 
 

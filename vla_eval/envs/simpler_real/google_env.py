@@ -25,7 +25,6 @@ a sticky finger target by ``a[6]`` x 1.31 rad (+ closes), clipped to the joint r
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -39,8 +38,8 @@ from vla_eval.envs.simpler.rules import CONTACT_FORCE, lift_update
 from vla_eval.envs.simpler.tasks import SimplerTask
 from vla_eval.envs.simpler_real import google as G
 from vla_eval.envs.simpler_real import widowx as W
-from vla_eval.envs.simpler_real.bridge import object_mjcf
-from vla_eval.envs.simpler_real.scene_env import RealSceneEnv, _fmt, _rotvec_to_mat
+from vla_eval.envs.simpler_real.scene_env import RealSceneEnv, _rotvec_to_mat
+from vla_eval.envs.simpler_real.scene_xml import _fmt, position_drives, scene_mjcf, scene_objects
 from vla_eval.envs.simpler_real.urdf import urdf_to_mjcf_parts
 from vla_eval.policies.base import ActionSpace
 
@@ -87,7 +86,6 @@ def native_config(task: SimplerTask, config_id: int) -> dict[str, tuple[np.ndarr
 
 
 def build_google_xml(assets: Path, task: SimplerTask, real: GoogleRealTask, urdf_version: str = "") -> tuple[str, dict[str, Any]]:
-    db = json.loads((assets / "data" / "custom" / real.model_json).read_text())
     cam_rot = W.sapien_camera_axes(("quat", G.CAMERA_QUAT))
     camera = (f'<camera name="overhead_camera" pos="0 0 0" xyaxes="{_fmt(W.mujoco_xyaxes(cam_rot))}" '
               f'fovy="{G.fovy_degrees():.6f}"/>')
@@ -98,40 +96,15 @@ def build_google_xml(assets: Path, task: SimplerTask, real: GoogleRealTask, urdf
         raise ValueError("the Google robot URDF has no link_camera")
     # ManiSkill2 cancels gravity on the robot's joints every step (agents/base_controller.py, balance_passive_force=True)
     body = body.replace("<body ", '<body gravcomp="1" ')
-    asset_xml = list(robot.assets)
-    objects_xml = []
-    facts: dict[str, Any] = {"bbox": {}, "model": {}}
-    for name in [o.name for o in task.objects]:
-        a, b = object_mjcf(assets, real.model_json, db, name, real.models[name], facts, G.OBJECT_FRICTION)
-        asset_xml += a
-        objects_xml.append(b)
-    joints = G.ARM_JOINTS + G.HEAD_JOINTS
-    actuators = [
-        f'<position name="act_{j}" joint="{j}" kp="{kp}" kv="{kv}" forcerange="{-f} {f}" forcelimited="true"/>'
-        for j, kp, kv, f in zip(joints, G.ARM_STIFFNESS, G.ARM_DAMPING, G.ARM_FORCE_LIMIT)
-    ] + [
-        f'<position name="act_{j}" joint="{j}" kp="{G.GRIPPER_STIFFNESS}" kv="{G.GRIPPER_DAMPING}" '
-        f'forcerange="{-G.GRIPPER_FORCE_LIMIT} {G.GRIPPER_FORCE_LIMIT}" forcelimited="true" ctrlrange="{G.GRIPPER_LOW} {G.GRIPPER_HIGH}"/>'
-        for j in G.FINGER_JOINTS
-    ]
+    object_assets, objects_xml, facts = scene_objects(assets, task, real, G.OBJECT_FRICTION)
+    actuators = (position_drives(G.ARM_JOINTS + G.HEAD_JOINTS, G.ARM_STIFFNESS, G.ARM_DAMPING, G.ARM_FORCE_LIMIT)
+                 + position_drives(G.FINGER_JOINTS, G.GRIPPER_STIFFNESS, G.GRIPPER_DAMPING, G.GRIPPER_FORCE_LIMIT,
+                                   f"{G.GRIPPER_LOW} {G.GRIPPER_HIGH}"))
     (cx, cy), (hx, hy) = G.TABLE_BOX_CENTRE, G.TABLE_BOX_HALF
-    xml = f"""<mujoco model="{task.name}_real">
-  <compiler angle="radian" autolimits="true" balanceinertia="true"/>
-  <option timestep="{1.0 / G.SIM_HZ}" integrator="implicitfast" cone="pyramidal" impratio="{G.IMPRATIO}" noslip_iterations="{G.NOSLIP_ITERATIONS}"><flag multiccd="enable"/></option>
-  <visual><global offwidth="{G.CAMERA_SIZE[0]}" offheight="{G.CAMERA_SIZE[1]}"/><quality shadowsize="0"/>
-    <headlight ambient="0.45 0.45 0.45" diffuse="0.5 0.5 0.5" specular="0 0 0"/></visual>
-  <default><geom solref="0.004 1" solimp="0.95 0.99 0.001"/></default>
-  <asset>{''.join(asset_xml)}</asset>
-  <worldbody>
-    <light name="sun" directional="true" dir="0 0 -1" pos="0 0 3" diffuse="0.3 0.3 0.3" castshadow="false"/>
-    <geom name="floor" type="plane" size="5 5 0.1" rgba="0.3 0.25 0.2 1" contype="1" conaffinity="3"/>
-    <geom name="table" type="box" pos="{cx} {cy} {G.TABLE_HEIGHT / 2}" size="{hx} {hy} {G.TABLE_HEIGHT / 2}" rgba="0.55 0.5 0.45 1"
-          contype="1" conaffinity="3" friction="{G.OBJECT_FRICTION} 0.005 0.0001"/>
-    {body}
-    {''.join(objects_xml)}
-  </worldbody>
-  <actuator>{''.join(actuators)}</actuator>
-</mujoco>"""
+    xml = scene_mjcf(f"{task.name}_real", G.SIM_HZ, G.CAMERA_SIZE, list(robot.assets) + object_assets, body, objects_xml,
+                     actuators, table_pos=f"{cx} {cy} {G.TABLE_HEIGHT / 2}", table_size=f"{hx} {hy} {G.TABLE_HEIGHT / 2}",
+                     table_friction=G.OBJECT_FRICTION, floor=True, compiler_extra=' balanceinertia="true"',
+                     option_extra=f' impratio="{G.IMPRATIO}" noslip_iterations="{G.NOSLIP_ITERATIONS}"')
     return xml, facts
 
 

@@ -27,10 +27,6 @@ from vla_eval.envs.simpler.tasks import get_task
 from vla_eval.envs.simpler_real.overlay import composite, resize_rgb
 
 
-def _fmt(v) -> str:
-    return " ".join(f"{float(x):.9g}" for x in v)
-
-
 def _quat_to_mat(q) -> np.ndarray:
     out = np.empty(9)
     mujoco.mju_quat2Mat(out, np.asarray(q, dtype=float))
