@@ -36,6 +36,28 @@ def backend_options(spec: "SuiteSpec") -> dict[str, Any]:
     return {**OPTION_DEFAULTS, **spec.backend_options}
 
 
+def validate_tasks(spec: "SuiteSpec", source: str, kind: str, known: list[str]) -> None:
+    """Every suite task is one of ``known`` (``kind`` names them in the error), and no task asks for more
+    episodes than its configuration grid holds (episode *i* runs configuration *i*: more would repeat)."""
+    from vla_eval.envs.simpler.tasks import get_task
+
+    for i, task in enumerate(spec.tasks):
+        if task.name not in known:
+            raise ConfigError(f"{source}: field 'tasks.{i}': {UnknownNameError(kind, task.name, known)}")
+        grid = len(get_task(task.name).configs)
+        if spec.task_episodes(task.name) > grid:
+            raise ConfigError(f"{source}: field 'tasks.{i}' ({task.name}): {spec.task_episodes(task.name)} episodes asked, "
+                              f"but the task has {grid} distinct configurations (episodes would repeat)")
+
+
+def config_reset_options(task: str, episode_index: int) -> dict[str, Any]:
+    """Episode *i* of a task resets to its configuration *i* (an IndexError past the grid)."""
+    from vla_eval.envs.simpler.tasks import get_task
+
+    get_task(task).config(episode_index)
+    return {"config_id": int(episode_index)}
+
+
 class SimplerBackend(Backend):
     name = "simpler"
 
@@ -70,16 +92,7 @@ class SimplerBackend(Backend):
         bad = sorted(set(opts["exclude_from_aggregate"]) - set(splits))
         if bad:
             raise ConfigError(f"{source}: field 'backend_options.exclude_from_aggregate': {bad} are not splits of this suite {splits}")
-        known = self.task_names()
-        from vla_eval.envs.simpler.tasks import get_task
-
-        for i, task in enumerate(spec.tasks):
-            if task.name not in known:
-                raise ConfigError(f"{source}: field 'tasks.{i}': {UnknownNameError('simpler task', task.name, known)}")
-            grid = len(get_task(task.name).configs)
-            if spec.task_episodes(task.name) > grid:
-                raise ConfigError(f"{source}: field 'tasks.{i}' ({task.name}): {spec.task_episodes(task.name)} episodes asked, "
-                                  f"but the task has {grid} distinct configurations (episodes would repeat)")
+        validate_tasks(spec, source, "simpler task", self.task_names())
         for cam in spec.cameras:
             if cam not in KNOWN_CAMERAS:
                 raise ConfigError(f"{source}: field 'cameras': unknown camera {cam!r}, expected one of {list(KNOWN_CAMERAS)}")
@@ -111,10 +124,7 @@ class SimplerBackend(Backend):
         )
 
     def episode_reset_options(self, spec: "SuiteSpec", task: str, episode_index: int) -> dict[str, Any] | None:
-        from vla_eval.envs.simpler.tasks import get_task
-
-        get_task(task).config(episode_index)
-        return {"config_id": int(episode_index)}
+        return config_reset_options(task, episode_index)
 
     def versions(self) -> dict[str, str]:
         import mujoco

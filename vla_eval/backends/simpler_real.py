@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from vla_eval.backends import Backend
-from vla_eval.errors import ConfigError, UnknownNameError
+from vla_eval.backends.simpler import config_reset_options, validate_tasks
+from vla_eval.errors import ConfigError
 
 if TYPE_CHECKING:
     from vla_eval.spec import SuiteSpec
@@ -39,22 +40,13 @@ class SimplerRealBackend(Backend):
         return split if split in URDF_VERSIONS else ""
 
     def validate_suite(self, spec: "SuiteSpec", source: str) -> None:
-        from vla_eval.envs.simpler.tasks import get_task
-
         unknown = sorted(set(spec.backend_options) - {"render_scale"})
         if unknown:
             raise ConfigError(f"{source}: field 'backend_options': unknown option(s) {unknown}, expected ['render_scale']")
         scale = spec.backend_options.get("render_scale", 1.0)
         if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0.1 <= float(scale) <= 1.0:
             raise ConfigError(f"{source}: field 'backend_options.render_scale': expected a number in [0.1, 1.0], got {scale!r}")
-        known = self.task_names()
-        for i, task in enumerate(spec.tasks):
-            if task.name not in known:
-                raise ConfigError(f"{source}: field 'tasks.{i}': {UnknownNameError('simpler_real task', task.name, known)}")
-            grid = len(get_task(task.name).configs)
-            if spec.task_episodes(task.name) > grid:
-                raise ConfigError(f"{source}: field 'tasks.{i}' ({task.name}): {spec.task_episodes(task.name)} episodes asked, "
-                                  f"but the task has {grid} distinct configurations (episodes would repeat)")
+        validate_tasks(spec, source, "simpler_real task", self.task_names())
         if list(spec.cameras) != ["agentview"]:
             raise ConfigError(f"{source}: field 'cameras': the visual-matching scene has one camera, ['agentview'], got {list(spec.cameras)}")
         for i, split in enumerate(spec.splits):
@@ -84,10 +76,7 @@ class SimplerRealBackend(Backend):
                              render_scale=float(spec.backend_options.get("render_scale", 1.0)))
 
     def episode_reset_options(self, spec: "SuiteSpec", task: str, episode_index: int) -> dict[str, Any] | None:
-        from vla_eval.envs.simpler.tasks import get_task
-
-        get_task(task).config(episode_index)
-        return {"config_id": int(episode_index)}
+        return config_reset_options(task, episode_index)
 
     def versions(self) -> dict[str, str]:
         import mujoco

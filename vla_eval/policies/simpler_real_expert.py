@@ -59,7 +59,7 @@ def bridge_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
     eef = at_base(priv["eef_pos"])
     tpos, tmat = np.asarray(priv["ee_target_pos"]), np.asarray(priv["ee_target_mat"])
     obj = at_base(priv[f"{src}_pos"])
-    # grasp where the collision shape is widest (parallel sides; see BridgeRealEnv widest_section)
+    # grasp where the collision shape is widest (parallel sides; see scene_xml.widest_section)
     com = at_base(priv.get(f"{src}_grasp", priv[f"{src}_pos"]))
     goal_obj = at_base(priv[f"{tgt}_pos"])
     src_box, tgt_box = np.asarray(priv[f"{src}_bbox"]), np.asarray(priv[f"{tgt}_bbox"])

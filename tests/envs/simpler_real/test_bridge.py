@@ -109,18 +109,8 @@ def test_suite_matches_the_panda_look_suite():
 
 
 @pytest.fixture
-def bridge_env(simpler_assets, mesh_cache, monkeypatch):
-    monkeypatch.setenv("VLA_EVAL_CACHE", str(mesh_cache))
-    envs = []
-
-    def make(task, **kw):
-        env = BridgeRealEnv(task, **kw)
-        envs.append(env)
-        return env
-
-    yield make
-    for env in envs:
-        env.close()
+def bridge_env(make_real_env):
+    return lambda task, **kw: make_real_env(BridgeRealEnv, task, **kw)
 
 
 @pytest.mark.slow

@@ -63,18 +63,8 @@ def test_suite_matches_the_panda_look_suite():
 
 
 @pytest.fixture
-def google_env(simpler_assets, mesh_cache, monkeypatch):
-    monkeypatch.setenv("VLA_EVAL_CACHE", str(mesh_cache))
-    envs = []
-
-    def make(task, **kw):
-        env = GoogleRealEnv(task, **kw)
-        envs.append(env)
-        return env
-
-    yield make
-    for env in envs:
-        env.close()
+def google_env(make_real_env):
+    return lambda task, **kw: make_real_env(GoogleRealEnv, task, **kw)
 
 
 @pytest.mark.slow

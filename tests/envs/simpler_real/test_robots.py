@@ -59,6 +59,18 @@ def _mujoco_pose(model, data, body: str) -> np.ndarray:
     return t
 
 
+def _assert_fk_matches(urdf: str, model, data, q: dict[str, float], links) -> None:
+    """MuJoCo's pose of each link at joint values ``q`` equals the URDF chain's (``urdf_fk``), to 1e-6."""
+    for name, val in q.items():
+        data.joint(name).qpos[0] = val
+    mujoco.mj_kinematics(model, data)
+    for link in links:
+        want = urdf_fk(urdf, link, q)
+        got = _mujoco_pose(model, data, link)
+        np.testing.assert_allclose(got[:3, 3], want[:3, 3], atol=1e-6, err_msg=link)
+        np.testing.assert_allclose(got[:3, :3], want[:3, :3], atol=1e-6, err_msg=link)
+
+
 @pytest.mark.parametrize("q", [
     {},
     {"waist": 0.4, "shoulder": -0.3, "elbow": 0.5, "forearm_roll": 0.2, "wrist_angle": 1.0, "wrist_rotate": -0.7},
@@ -73,14 +85,7 @@ def test_widowx_fk_matches_urdf_chain(simpler_assets, q):
     parts = urdf_to_mjcf_parts(simpler_assets / WIDOWX)
     model = mujoco.MjModel.from_xml_string(standalone_mjcf(parts))
     data = mujoco.MjData(model)
-    for name, val in q.items():
-        data.joint(name).qpos[0] = val
-    mujoco.mj_kinematics(model, data)
-    for link in ("ee_gripper_link", "left_finger_link", "wrist_link"):
-        want = urdf_fk(urdf, link, q)
-        got = _mujoco_pose(model, data, link)
-        np.testing.assert_allclose(got[:3, 3], want[:3, 3], atol=1e-6, err_msg=link)
-        np.testing.assert_allclose(got[:3, :3], want[:3, :3], atol=1e-6, err_msg=link)
+    _assert_fk_matches(urdf, model, data, q, ("ee_gripper_link", "left_finger_link", "wrist_link"))
 
 
 def test_widowx_zero_pose_by_hand(simpler_assets):
@@ -128,11 +133,4 @@ def test_google_robot_fk_matches_urdf_chain(google_model, q):
     urdf, parts, model = google_model
     assert parts.joints == GOOGLE_JOINTS
     data = mujoco.MjData(model)
-    for name, val in q.items():
-        data.joint(name).qpos[0] = val
-    mujoco.mj_kinematics(model, data)
-    for link in ("link_gripper_tcp", "link_finger_tip_right", "link_camera"):
-        want = urdf_fk(urdf, link, q)
-        got = _mujoco_pose(model, data, link)
-        np.testing.assert_allclose(got[:3, 3], want[:3, 3], atol=1e-6, err_msg=link)
-        np.testing.assert_allclose(got[:3, :3], want[:3, :3], atol=1e-6, err_msg=link)
+    _assert_fk_matches(urdf, model, data, q, ("link_gripper_tcp", "link_finger_tip_right", "link_camera"))

@@ -50,7 +50,8 @@ from vla_eval.envs.simpler.looks import (
     split_variants,
     table_image,
 )
-from vla_eval.envs.simpler.rules import ON_TOP_XY_MARGIN, on_top  # noqa: F401  (ON_TOP_XY_MARGIN re-exported)
+from vla_eval.envs.simpler.rules import ON_TOP_XY_MARGIN  # noqa: F401  (re-exported)
+from vla_eval.envs.simpler.rules import CONTACT_FORCE, lift_update, on_top, touching_other
 from vla_eval.envs.simpler.tasks import SimplerTask, get_task
 from vla_eval.envs.tabletop.builder import build_scene
 from vla_eval.envs.tabletop.controller import mat_from_rotvec
@@ -75,16 +76,11 @@ SETTLE_SUBSTEPS = 150
 GRIPPER_MODES = ("absolute", "relative")
 DISTRACTOR_AREA = {"x": (0.32, 0.66), "y": (-0.34, 0.34)}
 CONSECUTIVE_GRASP = 5
-LIFT_CLEAR = 0.01
-LIFT_SIGNIFICANT = 0.02
-LIFT_SIGNIFICANT_STEPS = 5
 NEAR_MARGIN = 0.10
 MOVED = 0.03
 DRAWER_OPEN = 0.15
 DRAWER_CLOSED = 0.05
 APPLE_DRAWER_OPEN = 0.05
-CONTACT_FORCE = 1e-6
-"""A contact counts when its force exceeds this (SimplerEnv: contact impulse norm > 1e-6)."""
 PARK_Z = -2.0
 IDENTITY_QUAT = (1.0, 0.0, 0.0, 0.0)
 FAMILY_GRIPPER = {"google": "relative", "bridge": "absolute"}
@@ -408,19 +404,7 @@ class SimplerEnv(TabletopEnv):
 
     def _touching_other(self, name: str, allowed: set[int]) -> bool:
         """Whether ``name`` has a contact with force > CONTACT_FORCE against any geom outside ``allowed``."""
-        m, d = self.model, self.data
-        own = self._geoms_of(name)
-        force = np.zeros(6)
-        for i in range(d.ncon):
-            c = d.contact[i]
-            g1, g2 = int(c.geom1), int(c.geom2)
-            other = g2 if g1 in own else g1 if g2 in own else None
-            if other is None or other in allowed or other in own:
-                continue
-            mujoco.mj_contactForce(m, d, i, force)
-            if np.linalg.norm(force[:3]) > CONTACT_FORCE:
-                return True
-        return False
+        return touching_other(self.model, self.data, self._geoms_of(name), allowed)
 
     def _touching(self, name: str, geoms: set[int]) -> bool:
         m, d = self.model, self.data
@@ -443,20 +427,13 @@ class SimplerEnv(TabletopEnv):
             # SimplerEnv grasp_single_in_scene.py GraspSingleInSceneEnv.evaluate
             name = rule["object"]
             grasped = self.is_grasped(name)
-            if grasped:
-                self._consecutive_grasp += 1
-            else:
-                self._consecutive_grasp = 0
-                st["lifted"] = False
+            self._consecutive_grasp = self._consecutive_grasp + 1 if grasped else 0
             clear = not self._touching_other(name, self._robot_geoms)
             dz = float(d.xpos[m.body(name).id][2] - self._init_xyz[name][2])
-            st["lifted"] = bool(st.get("lifted")) or (clear and dz > LIFT_CLEAR)
-            significant = st["lifted"] and dz > LIFT_SIGNIFICANT
-            st["n_lift_significant"] = int(st.get("n_lift_significant", 0)) + int(significant)
+            significant, success = lift_update(st, grasped, clear, dz)
             stats = {"is_grasped": grasped, "consecutive_grasp": self._consecutive_grasp >= CONSECUTIVE_GRASP,
                      "lifted_object": st["lifted"], "lifted_object_significantly": significant,
                      "n_lift_significant": st["n_lift_significant"], "lift_height": dz}
-            success = st["lifted"] or st["n_lift_significant"] >= LIFT_SIGNIFICANT_STEPS
         elif kind == "near":
             # SimplerEnv move_near_in_scene.py MoveNearInSceneEnv.evaluate
             src, tgt = rule["object"], rule["target"]

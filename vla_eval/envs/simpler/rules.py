@@ -1,13 +1,22 @@
 """SimplerEnv success-rule geometry shared by every embodiment of a task (one definition).
 
-The Panda-look env (:mod:`vla_eval.envs.simpler.env`) and the SimplerEnv-robot env
-(:mod:`vla_eval.envs.simpler_real.bridge`) measure positions, extents and contacts in their
-own scenes and pass them here, so the thresholds live in one place.
+The Panda-look env (:mod:`vla_eval.envs.simpler.env`) and the SimplerEnv-robot envs
+(:mod:`vla_eval.envs.simpler_real.scene_env` and its robots) measure positions, extents and
+contacts in their own scenes and pass them here, so the thresholds live in one place.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import mujoco
 import numpy as np
+
+CONTACT_FORCE = 1e-6
+"""A contact counts when its force exceeds this (SimplerEnv: contact impulse norm > 1e-6)."""
+LIFT_CLEAR = 0.01
+LIFT_SIGNIFICANT = 0.02
+LIFT_SIGNIFICANT_STEPS = 5
 
 ON_TOP_XY_MARGIN = 0.003
 """put_on_in_scene.py PutOnInSceneEnv.evaluate: ``xy_flag = |offset_xy| <= |tgt_half_xy| + 0.003``."""
@@ -19,3 +28,34 @@ def on_top(p_src, p_tgt, src_half, tgt_half, z_offset: float) -> bool:
     xy_ok = float(np.linalg.norm(off[:2])) <= float(np.linalg.norm(np.asarray(tgt_half, float)[:2])) + ON_TOP_XY_MARGIN
     z_ok = off[2] > 0 and off[2] - float(tgt_half[2]) - float(src_half[2]) <= float(z_offset)
     return bool(xy_ok and z_ok)
+
+
+def touching_other(model: mujoco.MjModel, data: mujoco.MjData, own: set[int], allowed: set[int]) -> bool:
+    """Whether a body made of the geoms ``own`` has a contact with force > CONTACT_FORCE against any geom
+    outside ``own`` and ``allowed`` (SimplerEnv's "touching nothing but ..." checks, on MuJoCo's contacts)."""
+    force = np.zeros(6)
+    for i in range(data.ncon):
+        c = data.contact[i]
+        g1, g2 = int(c.geom1), int(c.geom2)
+        other = g2 if g1 in own else g1 if g2 in own else None
+        if other is None or other in allowed or other in own:
+            continue
+        mujoco.mj_contactForce(model, data, i, force)
+        if np.linalg.norm(force[:3]) > CONTACT_FORCE:
+            return True
+    return False
+
+
+def lift_update(state: dict[str, Any], grasped: bool, clear: bool, dz: float) -> tuple[bool, bool]:
+    """One step of SimplerEnv's lift rule (grasp_single_in_scene.py GraspSingleInSceneEnv.evaluate) on ``state``
+    (``lifted``, ``n_lift_significant``; updated in place), given this step's grasp, whether the object touches
+    nothing but the robot (``clear``) and its rise ``dz`` since the episode start.
+
+    The ``lifted`` latch needs no grasp, only losing a grasp resets it. Returns (lifted significantly, success).
+    """
+    if not grasped:
+        state["lifted"] = False
+    state["lifted"] = bool(state.get("lifted")) or (clear and dz > LIFT_CLEAR)
+    significant = state["lifted"] and dz > LIFT_SIGNIFICANT
+    state["n_lift_significant"] = int(state.get("n_lift_significant", 0)) + int(significant)
+    return significant, state["lifted"] or state["n_lift_significant"] >= LIFT_SIGNIFICANT_STEPS

@@ -25,7 +25,6 @@ a sticky finger target by ``a[6]`` x 1.31 rad (+ closes), clipped to the joint r
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -34,14 +33,13 @@ from typing import Any
 
 import mujoco
 import numpy as np
-from gymnasium import spaces
 
-from vla_eval.envs.simpler.env import LIFT_CLEAR, LIFT_SIGNIFICANT, LIFT_SIGNIFICANT_STEPS
-from vla_eval.envs.simpler.tasks import SimplerTask, get_task
+from vla_eval.envs.simpler.rules import CONTACT_FORCE, lift_update
+from vla_eval.envs.simpler.tasks import SimplerTask
 from vla_eval.envs.simpler_real import google as G
 from vla_eval.envs.simpler_real import widowx as W
-from vla_eval.envs.simpler_real.bridge import CONTACT_FORCE, BridgeRealEnv, _fmt, _quat_to_mat, _rot_error, _rotvec_to_mat, object_mjcf
-from vla_eval.envs.simpler_real.overlay import resize_rgb
+from vla_eval.envs.simpler_real.scene_env import RealSceneEnv, _rotvec_to_mat
+from vla_eval.envs.simpler_real.scene_xml import _fmt, position_drives, scene_mjcf, scene_objects
 from vla_eval.envs.simpler_real.urdf import urdf_to_mjcf_parts
 from vla_eval.policies.base import ActionSpace
 
@@ -88,7 +86,6 @@ def native_config(task: SimplerTask, config_id: int) -> dict[str, tuple[np.ndarr
 
 
 def build_google_xml(assets: Path, task: SimplerTask, real: GoogleRealTask, urdf_version: str = "") -> tuple[str, dict[str, Any]]:
-    db = json.loads((assets / "data" / "custom" / real.model_json).read_text())
     cam_rot = W.sapien_camera_axes(("quat", G.CAMERA_QUAT))
     camera = (f'<camera name="overhead_camera" pos="0 0 0" xyaxes="{_fmt(W.mujoco_xyaxes(cam_rot))}" '
               f'fovy="{G.fovy_degrees():.6f}"/>')
@@ -99,162 +96,77 @@ def build_google_xml(assets: Path, task: SimplerTask, real: GoogleRealTask, urdf
         raise ValueError("the Google robot URDF has no link_camera")
     # ManiSkill2 cancels gravity on the robot's joints every step (agents/base_controller.py, balance_passive_force=True)
     body = body.replace("<body ", '<body gravcomp="1" ')
-    asset_xml = list(robot.assets)
-    objects_xml = []
-    facts: dict[str, Any] = {"bbox": {}, "model": {}}
-    for name in [o.name for o in task.objects]:
-        a, b = object_mjcf(assets, real.model_json, db, name, real.models[name], facts, G.OBJECT_FRICTION)
-        asset_xml += a
-        objects_xml.append(b)
-    joints = G.ARM_JOINTS + G.HEAD_JOINTS
-    actuators = [
-        f'<position name="act_{j}" joint="{j}" kp="{kp}" kv="{kv}" forcerange="{-f} {f}" forcelimited="true"/>'
-        for j, kp, kv, f in zip(joints, G.ARM_STIFFNESS, G.ARM_DAMPING, G.ARM_FORCE_LIMIT)
-    ] + [
-        f'<position name="act_{j}" joint="{j}" kp="{G.GRIPPER_STIFFNESS}" kv="{G.GRIPPER_DAMPING}" '
-        f'forcerange="{-G.GRIPPER_FORCE_LIMIT} {G.GRIPPER_FORCE_LIMIT}" forcelimited="true" ctrlrange="{G.GRIPPER_LOW} {G.GRIPPER_HIGH}"/>'
-        for j in G.FINGER_JOINTS
-    ]
+    object_assets, objects_xml, facts = scene_objects(assets, task, real, G.OBJECT_FRICTION)
+    actuators = (position_drives(G.ARM_JOINTS + G.HEAD_JOINTS, G.ARM_STIFFNESS, G.ARM_DAMPING, G.ARM_FORCE_LIMIT)
+                 + position_drives(G.FINGER_JOINTS, G.GRIPPER_STIFFNESS, G.GRIPPER_DAMPING, G.GRIPPER_FORCE_LIMIT,
+                                   f"{G.GRIPPER_LOW} {G.GRIPPER_HIGH}"))
     (cx, cy), (hx, hy) = G.TABLE_BOX_CENTRE, G.TABLE_BOX_HALF
-    xml = f"""<mujoco model="{task.name}_real">
-  <compiler angle="radian" autolimits="true" balanceinertia="true"/>
-  <option timestep="{1.0 / G.SIM_HZ}" integrator="implicitfast" cone="pyramidal" impratio="{G.IMPRATIO}" noslip_iterations="{G.NOSLIP_ITERATIONS}"><flag multiccd="enable"/></option>
-  <visual><global offwidth="{G.CAMERA_SIZE[0]}" offheight="{G.CAMERA_SIZE[1]}"/><quality shadowsize="0"/>
-    <headlight ambient="0.45 0.45 0.45" diffuse="0.5 0.5 0.5" specular="0 0 0"/></visual>
-  <default><geom solref="0.004 1" solimp="0.95 0.99 0.001"/></default>
-  <asset>{''.join(asset_xml)}</asset>
-  <worldbody>
-    <light name="sun" directional="true" dir="0 0 -1" pos="0 0 3" diffuse="0.3 0.3 0.3" castshadow="false"/>
-    <geom name="floor" type="plane" size="5 5 0.1" rgba="0.3 0.25 0.2 1" contype="1" conaffinity="3"/>
-    <geom name="table" type="box" pos="{cx} {cy} {G.TABLE_HEIGHT / 2}" size="{hx} {hy} {G.TABLE_HEIGHT / 2}" rgba="0.55 0.5 0.45 1"
-          contype="1" conaffinity="3" friction="{G.OBJECT_FRICTION} 0.005 0.0001"/>
-    {body}
-    {''.join(objects_xml)}
-  </worldbody>
-  <actuator>{''.join(actuators)}</actuator>
-</mujoco>"""
+    xml = scene_mjcf(f"{task.name}_real", G.SIM_HZ, G.CAMERA_SIZE, list(robot.assets) + object_assets, body, objects_xml,
+                     actuators, table_pos=f"{cx} {cy} {G.TABLE_HEIGHT / 2}", table_size=f"{hx} {hy} {G.TABLE_HEIGHT / 2}",
+                     table_friction=G.OBJECT_FRICTION, floor=True, compiler_extra=' balanceinertia="true"',
+                     option_extra=f' impratio="{G.IMPRATIO}" noslip_iterations="{G.NOSLIP_ITERATIONS}"')
     return xml, facts
 
 
-class GoogleRealEnv(BridgeRealEnv):
+class GoogleRealEnv(RealSceneEnv):
     """One SimplerEnv Google-robot visual-matching task on SimplerEnv's robot and assets (module docstring).
 
-    Shares :class:`BridgeRealEnv`'s rendering, composite, contact test and privileged-state layout; the
-    scene, controller, camera and rule are the Google robot's.
+    Shares :class:`~vla_eval.envs.simpler_real.scene_env.RealSceneEnv`'s rendering, composite, contact test and
+    privileged-state layout with the Bridge env; the scene, controller, camera and rule are the Google robot's.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": G.CONTROL_HZ}
     native_action_space = SIMPLER_GOOGLE_ACTION
+    robot = G
+    real_tasks = GOOGLE_REAL_TASKS
+    scene_label, camera_name, base_link, family = "Google", "overhead_camera", "link_base", "google_real"
+    settle_s = SETTLE_S
+    ik_iters = 60
+    gripper_qpos_limit = 2.0
+    initial_rule_state = {"lifted": False, "n_lift_significant": 0}
 
     def __init__(self, task: str, assets: Path | str | None = None, cameras=("agentview",),
                  image_size: tuple[int, int] = (256, 256), render_mode: str | None = None, render_scale: float = 1.0,
                  urdf_version: str = ""):
-        from vla_eval.assets import SIMPLER, require_pack
-
-        if task not in GOOGLE_REAL_TASKS:
-            raise ValueError(f"task {task!r} has no SimplerEnv-asset staging yet; available: {sorted(GOOGLE_REAL_TASKS)}")
-        self.task = get_task(task)
-        self.real = GOOGLE_REAL_TASKS[task]
         self.urdf_version = urdf_version
-        G.urdf_for(urdf_version)
-        self.render_mode = render_mode
-        if not 0.1 <= float(render_scale) <= 1.0:
-            raise ValueError(f"render_scale {render_scale!r}: expected a number in [0.1, 1.0]")
-        self.render_wh = (int(round(G.CAMERA_SIZE[0] * render_scale)), int(round(G.CAMERA_SIZE[1] * render_scale)))
-        self.assets = Path(assets) if assets is not None else require_pack(SIMPLER)
-        bad = [c for c in cameras if c != "agentview"]
-        if bad:
-            raise ValueError(f"cameras {bad}: the Google visual-matching scene has one camera, 'agentview' (SimplerEnv's overhead_camera)")
-        self.cameras = tuple(cameras)
-        self.image_size = (int(image_size[0]), int(image_size[1]))
-        xml, self.facts = build_google_xml(self.assets, self.task, self.real, urdf_version)
-        self.model = mujoco.MjModel.from_xml_string(xml)
-        self.data = mujoco.MjData(self.model)
-        self._scratch = mujoco.MjData(self.model)
+        self._gripper_target = 0.0
+        super().__init__(task, assets, cameras, image_size, render_mode, render_scale)
+
+    def _check_scene_options(self) -> None:
+        G.urdf_for(self.urdf_version)
+
+    def _build_xml(self) -> tuple[str, dict[str, Any]]:
+        return build_google_xml(self.assets, self.task, self.real, self.urdf_version)
+
+    def _tune_robot(self) -> None:
         m = self.model
-        self._arm_q = np.array([m.joint(j).qposadr[0] for j in G.ARM_JOINTS])
-        self._arm_v = np.array([m.joint(j).dofadr[0] for j in G.ARM_JOINTS])
         self._head_q = np.array([m.joint(j).qposadr[0] for j in G.HEAD_JOINTS])
-        self._finger_q = np.array([m.joint(j).qposadr[0] for j in G.FINGER_JOINTS])
         for j in G.ARM_JOINTS + G.HEAD_JOINTS + G.FINGER_JOINTS:
             m.dof_armature[m.joint(j).dofadr[0]] = G.ARM_ARMATURE
         self._n_arm_ctrl = len(G.ARM_JOINTS) + len(G.HEAD_JOINTS)
-        self._ee = m.body(G.EE_LINK).id
-        self._base = m.body("link_base").id
-        self._cam = m.camera("overhead_camera").id
-        self._robot_geoms = {g for g in range(m.ngeom) if int(m.body_rootid[m.geom_bodyid[g]]) == self._base}
-        for g in self._robot_geoms:
-            if m.geom_contype[g]:
-                m.geom_contype[g], m.geom_conaffinity[g] = 2, 1  # robot: no self-collision; collides with objects/table
         self._finger_links = {side: (m.body(f"link_finger_{side}").id, m.body(f"link_finger_tip_{side}").id)
                               for side in ("left", "right")}
         for g in self._robot_geoms:
             name = m.body(int(m.geom_bodyid[g])).name
             if m.geom_contype[g] and name.startswith("link_finger"):
                 m.geom_friction[g, 0] = G.FINGER_NAIL_FRICTION if "nail" in name else G.FINGER_FRICTION
-        self._obj_names = [o.name for o in self.task.objects]
-        self._obj_geoms = {n: {g for g in range(m.ngeom) if m.geom_bodyid[g] == m.body(n).id} for n in self._obj_names}
-        self._foreground = set(self._robot_geoms).union(*self._obj_geoms.values())
-        self._touch_allowed = set(self._robot_geoms)
-        from PIL import Image
 
-        with Image.open(self.assets / "data" / self.real.overlay) as im:
-            self._photo_native = np.asarray(im.convert("RGB"))
-        self._photo = resize_rgb(self._photo_native, self.render_wh[1], self.render_wh[0])
-        self._renderer = self._seg_renderer = None
-        self.n_substeps = round(G.SIM_HZ / G.CONTROL_HZ)
-        self.instruction = self.task.instruction
-        self.rule = dict(self.task.success)
-        self.config_id = 0
-        self._target_pos, self._target_mat = np.zeros(3), np.eye(3)
-        self._gripper_target = 0.0
-        self._stats: dict[str, Any] = {}
-        self._rule_state: dict[str, Any] = {}
-        self._init_xyz: dict[str, np.ndarray] = {}
-        self._consecutive_grasp = 0
-        self.action_space = spaces.Box(-1.0, 1.0, shape=(7,), dtype=np.float32)
-        h, w = self.image_size
-        box = lambda n, lim: spaces.Box(-lim, lim, shape=(n,), dtype=np.float32)  # noqa: E731
-        obs: dict[str, spaces.Space] = {
-            "state": spaces.Dict({"eef_pos": box(3, 3.0), "eef_quat": box(4, 1.0), "gripper_qpos": box(2, 2.0),
-                                  "joint_pos": box(len(G.ARM_JOINTS), 2 * math.pi)}),
-            "instruction": spaces.Text(max_length=512, min_length=1,
-                                       charset="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,'-_"),
-        }
-        if self.cameras:
-            obs["images"] = spaces.Dict({c: spaces.Box(0, 255, shape=(h, w, 3), dtype=np.uint8) for c in self.cameras})
-        self.observation_space = spaces.Dict(obs)
+    def _native_config(self, config_id: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return native_config(self.task, config_id)
 
     # ------------------------------------------------------------ control
-    def _ik(self, pos_b: np.ndarray, mat_b: np.ndarray, iters: int = 60) -> np.ndarray:
-        """Damped least squares over the 7 arm joints from the current joints to the base-frame target pose."""
-        m, s = self.model, self._scratch
-        s.qpos[:] = self.data.qpos
-        bp, br = self._base_pose()
-        pos_w, mat_w = bp + br @ pos_b, br @ mat_b
-        jp, jr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
-        lo, hi = m.jnt_range[[m.joint(j).id for j in G.ARM_JOINTS]].T
-        for _ in range(iters):
-            mujoco.mj_kinematics(m, s)
-            mujoco.mj_comPos(m, s)
-            err = np.concatenate([pos_w - s.xpos[self._ee], _rot_error(mat_w, s.xmat[self._ee].reshape(3, 3))])
-            if np.linalg.norm(err[:3]) < 1e-5 and np.linalg.norm(err[3:]) < 1e-4:
-                break
-            mujoco.mj_jacBody(m, s, jp, jr, self._ee)
-            jac = np.vstack([jp, jr])[:, self._arm_v]
-            dq = jac.T @ np.linalg.solve(jac @ jac.T + 1e-4 * np.eye(6), err)
-            s.qpos[self._arm_q] = np.clip(s.qpos[self._arm_q] + dq, lo, hi)
-        return s.qpos[self._arm_q].copy()
+    def _reset_robot(self) -> None:
+        d = self.data
+        n_arm = len(G.ARM_JOINTS)
+        d.qpos[self._arm_q] = G.INIT_QPOS[:n_arm]
+        d.qpos[self._finger_q] = G.INIT_QPOS[n_arm:n_arm + 2]
+        d.qpos[self._head_q] = G.INIT_QPOS[n_arm + 2:]
+        d.ctrl[:n_arm] = G.INIT_QPOS[:n_arm]
+        d.ctrl[n_arm:self._n_arm_ctrl] = G.INIT_QPOS[n_arm + 2:]
+        d.ctrl[self._n_arm_ctrl:] = G.INIT_QPOS[n_arm:n_arm + 2]
+        self._gripper_target = float(G.INIT_QPOS[n_arm])
 
-    def step(self, action):
-        a = np.asarray(action, dtype=np.float64).reshape(7)
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"action has non-finite values: {a.tolist()}")
-        dpos = np.clip(a[:3], -G.POS_BOUND, G.POS_BOUND)
-        drot = a[3:6]
-        norm = float(np.linalg.norm(drot))
-        if norm > G.ROT_BOUND:  # pd_ee_pose.py clips the rotation by its norm
-            drot = drot / norm * G.ROT_BOUND
+    def _actuate(self, dpos: np.ndarray, drot: np.ndarray, g: float) -> None:
         cur_p, cur_r = self.ee_pose_at_base()
         # ee_align, use_target=False: rotate the measured pose about its own position (base axes), then translate
         self._target_pos = cur_p + dpos
@@ -263,7 +175,6 @@ class GoogleRealEnv(BridgeRealEnv):
         q0 = self.data.ctrl[: len(G.ARM_JOINTS)].copy()
         max_dq = G.ARM_VEL_LIMIT / G.CONTROL_HZ
         q_goal = q0 + np.clip(q_goal - q0, -max_dq, max_dq)
-        g = float(np.clip(a[6], -1.0, 1.0))
         g0 = self._gripper_target
         if abs(g) >= SMALL_GRIPPER_ACTION:
             self._gripper_target = float(np.clip(g0 + g * G.GRIPPER_HIGH, *G.GRIPPER_JOINT_RANGE))
@@ -273,38 +184,6 @@ class GoogleRealEnv(BridgeRealEnv):
             self.data.ctrl[: len(G.ARM_JOINTS)] = q0 + f * (q_goal - q0)
             self.data.ctrl[self._n_arm_ctrl:] = g0 + f * (self._gripper_target - g0)
             mujoco.mj_step(self.model, self.data, nstep=chunk if k < RAMP_CHUNKS else self.n_substeps - chunk * (RAMP_CHUNKS - 1))
-        success = self._evaluate()
-        return self._observation(), float(success), success, False, {"success": success, **self._stats}
-
-    # ------------------------------------------------------------- reset
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super(BridgeRealEnv, self).reset(seed=seed)
-        options = options or {}
-        cid = options.get("config_id")
-        self.config_id = int(cid if cid is not None else self.np_random.integers(len(self.task.configs)))
-        m, d = self.model, self.data
-        mujoco.mj_resetData(m, d)
-        n_arm = len(G.ARM_JOINTS)
-        d.qpos[self._arm_q] = G.INIT_QPOS[:n_arm]
-        d.qpos[self._finger_q] = G.INIT_QPOS[n_arm:n_arm + 2]
-        d.qpos[self._head_q] = G.INIT_QPOS[n_arm + 2:]
-        d.ctrl[:n_arm] = G.INIT_QPOS[:n_arm]
-        d.ctrl[n_arm:self._n_arm_ctrl] = G.INIT_QPOS[n_arm + 2:]
-        d.ctrl[self._n_arm_ctrl:] = G.INIT_QPOS[n_arm:n_arm + 2]
-        self._gripper_target = float(G.INIT_QPOS[n_arm])
-        for name, (xy, quat) in native_config(self.task, self.config_id).items():
-            adr = m.joint(f"{name}_free").qposadr[0]
-            half = self.facts["bbox"][name] / 2
-            d.qpos[adr:adr + 3] = [xy[0], xy[1], G.TABLE_HEIGHT + float(np.abs(_quat_to_mat(quat)[2]) @ half) + 0.002]
-            d.qpos[adr + 3:adr + 7] = quat
-        mujoco.mj_forward(m, d)
-        mujoco.mj_step(m, d, nstep=int(SETTLE_S * G.SIM_HZ))
-        self._target_pos, self._target_mat = self.ee_pose_at_base()
-        self._init_xyz = {n: d.xpos[m.body(n).id].copy() for n in self._obj_names}
-        self._consecutive_grasp = 0
-        self._rule_state = {"lifted": False, "n_lift_significant": 0}
-        success = self._evaluate()
-        return self._observation(), {"success": success, "config_id": self.config_id, **self._stats}
 
     # ----------------------------------------------------------- success
     def is_grasped(self, name: str) -> bool:
@@ -342,35 +221,18 @@ class GoogleRealEnv(BridgeRealEnv):
         m, d = self.model, self.data
         name = rule["object"]
         grasped = self.is_grasped(name)
-        if grasped:
-            self._consecutive_grasp += 1
-        else:
-            self._consecutive_grasp = 0
-            st["lifted"] = False
+        self._consecutive_grasp = self._consecutive_grasp + 1 if grasped else 0
         clear = not self._touching_other(name, self._robot_geoms)
         dz = float(d.xpos[m.body(name).id][2] - self._init_xyz[name][2])
-        st["lifted"] = bool(st.get("lifted")) or (clear and dz > LIFT_CLEAR)
-        significant = st["lifted"] and dz > LIFT_SIGNIFICANT
-        st["n_lift_significant"] = int(st.get("n_lift_significant", 0)) + int(significant)
+        significant, success = lift_update(st, grasped, clear, dz)
         self._stats = {"is_grasped": bool(grasped), "is_src_obj_grasped": bool(grasped),
                        "consecutive_grasp": self._consecutive_grasp >= 5, "lifted_object": bool(st["lifted"]),
                        "lifted_object_significantly": bool(significant), "n_lift_significant": st["n_lift_significant"],
                        "lift_height": dz}
-        return bool(st["lifted"] or st["n_lift_significant"] >= LIFT_SIGNIFICANT_STEPS)
-
-    # ----------------------------------------------------------- observation
-    @property
-    def observation_contract(self):
-        """Row 0 at the top of the view (MuJoCo's renderer, and the photo as stored); the Google robot has 7 arm joints."""
-        from vla_eval.envs.contract import STANDARD_STATE, ObservationContract
-
-        return ObservationContract(cameras=self.cameras, image_size=self.image_size, image_origin="top_left",
-                                   state_fields={**STANDARD_STATE, "joint_pos": len(G.ARM_JOINTS)})
+        return bool(success)
 
     def privileged_state(self) -> dict[str, Any]:
         out = super().privileged_state()
-        out["family"] = "google_real"
-        out["control_hz"] = G.CONTROL_HZ
         out["gripper_target"] = self._gripper_target
         out["table_height"] = G.TABLE_HEIGHT
         out["finger_axis"] = self.data.xmat[self._ee].reshape(3, 3)[:, 1].copy()
