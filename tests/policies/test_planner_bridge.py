@@ -175,3 +175,72 @@ def test_pick_place_two_queries():
     assert src.prompts[1].startswith("place it: pick up the cube")
     assert actions[-1][6] == -1.0  # released
     assert np.linalg.norm(eef[:2] - place[:2]) < 0.02
+
+
+# ------------------------------------------------------------------ placing into a container
+
+BASKET_C, BASKET_HALF, BASKET_RIM, BASKET_WALL, BASKET_FLOOR = np.array([0.55, 0.05]), 0.06, 0.07, 0.008, 0.005
+
+
+def _height(x, y, container: bool):
+    """Heightfield of the table (z=0) with an open box (basket) or a flat plate on it."""
+    ax, ay = np.abs(x - BASKET_C[0]), np.abs(y - BASKET_C[1])
+    outer = (ax <= BASKET_HALF) & (ay <= BASKET_HALF)
+    if not container:
+        return np.where(outer, 0.01, 0.0)
+    inner = (ax <= BASKET_HALF - BASKET_WALL) & (ay <= BASKET_HALF - BASKET_WALL)
+    return np.where(inner, BASKET_FLOOR, np.where(outer, BASKET_RIM, 0.0))
+
+
+def _ray_marched_obs(container: bool, h: int = 128, w: int = 128):
+    """Optical-axis depth by marching each pixel's ray through the heightfield (1 mm steps)."""
+    T = look_at([0.05, 0.05, 0.55], [0.55, 0.05, 0.0])
+    K = intrinsics(h, w)
+    cam = CameraModel(K, T, w, h)
+    u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    uv = np.column_stack([u.ravel(), v.ravel()])
+    origin = cam.unproject(uv, np.zeros(len(uv)))
+    step = cam.unproject(uv, np.ones(len(uv))) - origin  # world motion per unit optical depth
+    depth = np.full(len(uv), np.nan)
+    d = np.zeros(len(uv))
+    for _ in range(1500):
+        p = origin + step * d[:, None]
+        hit = np.isnan(depth) & (p[:, 2] <= _height(p[:, 0], p[:, 1], container))
+        depth[hit] = d[hit]
+        d = d + 0.001 / np.linalg.norm(step, axis=1)
+    obs = {"images": {"agentview": np.zeros((h, w, 3), np.uint8)}, "depth": {"agentview": depth.reshape(h, w).astype(np.float32)},
+           "camera_params": {"agentview": {"intrinsics": K, "extrinsics": T, "convention": "opencv"}},
+           "state": {"eef_pos": np.array([0.35, -0.25, 0.25])}, "instruction": "put it in the basket"}
+    return obs, cam
+
+
+@pytest.mark.parametrize("container", [True, False])
+def test_place_goal_is_the_opening_centre_for_a_container_and_the_surface_otherwise(container):
+    obs, cam = _ray_marched_obs(container)
+    top = BASKET_RIM if container else 0.01
+    target = np.array([[BASKET_C[0], BASKET_C[1], top]])  # what an ideal model points at: the centre, seen from above
+    uv, _ = cam.project(target)
+    norm = cam.pixels_to_normalized(uv)
+    bridge = PlannerBridge(BridgeConfig())
+    lifted, _ = bridge.lift(norm, obs)
+    if container:
+        # the ray through the rim-plane centre continues to the floor, centimetres past the centre: the old goal
+        assert np.linalg.norm(lifted[0, :2] - BASKET_C) > 0.03 and lifted[0, 2] < 0.02
+    plan = bridge.place_plan(norm, obs)
+    release = next(t for t in plan if t.label == "open").pos
+    assert np.linalg.norm(release[:2] - BASKET_C) < 0.01  # over the opening's centre
+    assert release[2] == pytest.approx(top + BridgeConfig().place_height, abs=0.01)
+    carry = next(t for t in plan if t.label == "above").pos
+    assert carry[2] >= top + BridgeConfig().place_height + BridgeConfig().clearance - 1e-9
+
+
+def test_one_tall_neighbour_does_not_make_a_plate_a_container():
+    obs, cam = _ray_marched_obs(False)
+    depth = obs["depth"]["agentview"].copy()
+    uv, _ = cam.project(np.array([[BASKET_C[0], BASKET_C[1], 0.01]]))
+    c, r = int(uv[0, 0]), int(uv[0, 1])
+    depth[: r - 3, :] *= 0.8  # everything beyond the plate's centre row rises (a box behind the plate)
+    obs["depth"]["agentview"] = depth
+    bridge = PlannerBridge(BridgeConfig())
+    goal, _ = bridge.lift(cam.pixels_to_normalized(uv), obs)
+    assert np.allclose(bridge._container_goal(cam.pixels_to_normalized(uv)[0], goal[0], obs), goal[0])

@@ -146,6 +146,11 @@ class BridgeConfig(BaseModel):
     z_min: float | None = Field(default=None, description="never command the EEF below this world z (table guard)")
     descend_speed: float = Field(default=0.7, gt=0, le=1.0, description="speed factor for the final approach")
     carry_speed: float = Field(default=0.5, gt=0, le=1.0, description="speed factor while holding an object")
+    container_window: float = Field(
+        default=0.1, ge=0, le=0.5,
+        description="half-size, as a fraction of the image width, of the window searched for a container rim around "
+                    "the place point (0 = off)")
+    container_min_depth: float = Field(default=0.03, ge=0, description="a rim this far above the lifted place point makes it a container")
     skip_near_eef_px: float = Field(
         default=8.0, ge=0, description="drop leading path points this close (pixels) to the EEF's own projection"
     )
@@ -289,13 +294,56 @@ class PlannerBridge:
         ]
         return targets
 
+    def _container_goal(self, point_norm: np.ndarray, goal: np.ndarray, obs: dict[str, Any]) -> np.ndarray:
+        """The place point moved to the rim plane when it lies inside a container.
+
+        The centre pixel of a basket, lifted with depth, lands on the basket's floor or far wall,
+        centimetres from the centre along the viewing ray; releasing there drops the object on
+        the rim. Where the surface around the point rises at least ``container_min_depth`` on
+        every side (each quadrant of the window, so one tall neighbour of a plate does not count),
+        the goal becomes the ray's crossing with the lowest of those rims: the opening's centre
+        at rim height. Pixels around the end effector (the gripper and what it holds) are ignored.
+        """
+        c = self.cfg
+        if c.container_window <= 0:
+            return goal
+        cam, depth = self.camera(obs)
+        uv = cam.normalized_to_pixels(np.asarray(point_norm, dtype=np.float64).reshape(1, 2))[0]
+        r = max(2, int(round(c.container_window * cam.width)))
+        du, dv = np.meshgrid(np.arange(-r, r + 1, 2.0), np.arange(-r, r + 1, 2.0))
+        grid = np.column_stack([uv[0] + du.ravel(), uv[1] + dv.ravel()])
+        inside = (grid[:, 0] >= 0) & (grid[:, 0] < cam.width) & (grid[:, 1] >= 0) & (grid[:, 1] < cam.height)
+        z = sample_depth(depth, grid[inside], 0, c.max_depth)
+        ok = np.isfinite(z)
+        if ok.sum() < 8:
+            return goal
+        offsets, world = (grid[inside] - uv)[ok], cam.unproject(grid[inside][ok], z[ok])
+        if "state" in obs:
+            eef = np.asarray(obs["state"]["eef_pos"], dtype=np.float64)
+            keep = np.linalg.norm(world[:, :2] - eef[:2], axis=1) > 0.06
+            offsets, world = offsets[keep], world[keep]
+        rims = []
+        for qu, qv in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+            q = (np.sign(offsets[:, 0]) == qu) & (np.sign(offsets[:, 1]) == qv)
+            if q.sum() < 2:
+                return goal
+            rims.append(float(np.percentile(world[q, 2], 98)))
+        rim = min(rims)
+        if rim - goal[2] < c.container_min_depth:
+            return goal
+        origin, ahead = cam.unproject(np.vstack([uv, uv]), np.array([0.0, 1.0]))
+        if abs(ahead[2] - origin[2]) < 1e-9:
+            return goal
+        s = (rim - origin[2]) / (ahead[2] - origin[2])
+        return origin + s * (ahead - origin) if s > 0 else goal
+
     def place_plan(self, points_norm: np.ndarray, obs: dict[str, Any]) -> list[Target]:
         """Carry (gripper closed) along the path at the current height, lower above its last point, open, retreat."""
         world, valid = self.lift(self._drop_start(points_norm, obs), obs)
         if not valid[-1]:
             raise BridgeError("no valid depth at the trajectory's final point (the place target)")
         pts = world[valid]
-        goal = pts[-1]
+        goal = self._container_goal(self._drop_start(points_norm, obs)[-1], pts[-1], obs)
         c = self.cfg
         eef_z = float(np.asarray(obs["state"]["eef_pos"])[2])
         carry_z = max(eef_z, goal[2] + c.place_height + c.clearance)
