@@ -90,6 +90,10 @@ class RayExecutor:
 
                 self.config = replace(self.config, policy=new_policy)
 
+    def _server_generation(self) -> int:
+        """How many times the policy server has been replaced so far (0 without one)."""
+        return int(getattr(self.supervisor, "restarts", 0) or 0) if self.supervisor is not None else 0
+
     def ray_init(self):
         return self._init_ray()
 
@@ -122,6 +126,8 @@ class RayExecutor:
         env_keys: dict[int, tuple | None] = {id(a): None for a in actors}
         in_flight: dict = {}
         started: dict = {}
+        server_gen: dict = {}
+        excused: dict[tuple, int] = {}  # attempts lost to a policy-server death, not counted against MAX_ATTEMPTS
         idle = list(actors)
         deadline = batch_deadline_s(self.config)
         try:
@@ -140,6 +146,7 @@ class RayExecutor:
                     ref = actor.run_batch.remote(batch)
                     in_flight[ref] = (actor, batch)
                     started[ref] = time.monotonic()
+                    server_gen[ref] = self._server_generation()
                 timeouts = [t for t in (None if deadline is None else 0.5, 5.0 if self.supervisor is not None else None) if t is not None]
                 done, _ = ray.wait(list(in_flight), num_returns=1, timeout=min(timeouts) if timeouts else None)
                 self._check_server()
@@ -163,8 +170,14 @@ class RayExecutor:
                 except RayActorError as exc:
                     summary.worker_deaths += 1
                     ray.kill(actor, no_restart=True)
+                    self._check_server()
+                    # an env actor that died with the policy server (or while its replacement started) is
+                    # not the episode's fault: that attempt is not charged
+                    server_died = self._server_generation() > server_gen.pop(ref, 0)
                     for item in batch:
-                        if attempts[item.key] < MAX_ATTEMPTS or len(batch) > 1:
+                        if server_died:
+                            excused[item.key] = excused.get(item.key, 0) + 1
+                        if attempts[item.key] - excused.get(item.key, 0) < MAX_ATTEMPTS or len(batch) > 1:
                             summary.retried.append(item.key)
                             solo.append(item)
                         else:
