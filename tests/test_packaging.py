@@ -143,6 +143,11 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_from_any_folder(tmp_path):
     listed = subprocess.run([str(exe), "list", "suites"], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0, listed.stderr
     assert "tabletop_basic" in listed.stdout and str(Path(purelib, "vla_eval", "_data", "suites")) in listed.stdout
+    shown = {line.split()[0] for line in listed.stdout.splitlines() if line.strip()}
+    assert {p.stem for p in (ROOT / "suites").glob("*.yaml")} <= shown, listed.stdout  # every suite, not just the default
+    # the SimplerEnv asset manifest travels in the wheel: `assets fetch` knows every file and sha256 without the repo
+    manifests = list(Path(purelib, "vla_eval", "assets", "manifests").glob("*.sha256"))
+    assert manifests and all(m.stat().st_size > 0 for m in manifests)
     run = subprocess.run([str(exe), "run", "--suite", "tabletop_basic", "--policy", "scripted", "--episodes", "1",
                           "--workers", "1", "--no-progress"], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
