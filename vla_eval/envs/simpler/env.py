@@ -51,7 +51,7 @@ from vla_eval.envs.simpler.looks import (
     table_image,
 )
 from vla_eval.envs.simpler.rules import ON_TOP_XY_MARGIN  # noqa: F401  (re-exported)
-from vla_eval.envs.simpler.rules import CONTACT_FORCE, lift_update, on_top, touching_other
+from vla_eval.envs.simpler.rules import CONTACT_FORCE, lift_evaluate, on_top, touching_other
 from vla_eval.envs.simpler.tasks import SimplerTask, get_task
 from vla_eval.envs.tabletop.builder import build_scene
 from vla_eval.envs.tabletop.controller import mat_from_rotvec
@@ -75,7 +75,6 @@ WORKSPACE_HI = np.array([0.95, 0.6, 0.7])
 SETTLE_SUBSTEPS = 150
 GRIPPER_MODES = ("absolute", "relative")
 DISTRACTOR_AREA = {"x": (0.32, 0.66), "y": (-0.34, 0.34)}
-CONSECUTIVE_GRASP = 5
 NEAR_MARGIN = 0.10
 MOVED = 0.03
 DRAWER_OPEN = 0.15
@@ -425,15 +424,7 @@ class SimplerEnv(TabletopEnv):
         stats: dict[str, Any] = {}
         if kind == "lift":
             # SimplerEnv grasp_single_in_scene.py GraspSingleInSceneEnv.evaluate
-            name = rule["object"]
-            grasped = self.is_grasped(name)
-            self._consecutive_grasp = self._consecutive_grasp + 1 if grasped else 0
-            clear = not self._touching_other(name, self._robot_geoms)
-            dz = float(d.xpos[m.body(name).id][2] - self._init_xyz[name][2])
-            significant, success = lift_update(st, grasped, clear, dz)
-            stats = {"is_grasped": grasped, "consecutive_grasp": self._consecutive_grasp >= CONSECUTIVE_GRASP,
-                     "lifted_object": st["lifted"], "lifted_object_significantly": significant,
-                     "n_lift_significant": st["n_lift_significant"], "lift_height": dz}
+            success, stats = lift_evaluate(self, rule["object"])
         elif kind == "near":
             # SimplerEnv move_near_in_scene.py MoveNearInSceneEnv.evaluate
             src, tgt = rule["object"], rule["target"]

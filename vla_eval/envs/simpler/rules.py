@@ -59,3 +59,26 @@ def lift_update(state: dict[str, Any], grasped: bool, clear: bool, dz: float) ->
     significant = state["lifted"] and dz > LIFT_SIGNIFICANT
     state["n_lift_significant"] = int(state.get("n_lift_significant", 0)) + int(significant)
     return significant, state["lifted"] or state["n_lift_significant"] >= LIFT_SIGNIFICANT_STEPS
+
+
+CONSECUTIVE_GRASP = 5
+"""Steps of continuous grasp SimplerEnv reports as ``consecutive_grasp`` (grasp_single_in_scene.py)."""
+
+
+def lift_evaluate(env: Any, name: str) -> tuple[bool, dict[str, Any]]:
+    """SimplerEnv's lift evaluation of ``name`` for one step of either look of the scene.
+
+    ``env`` is a SimplerEnv-style env (the Panda look or SimplerEnv's own robot): it measures the
+    grasp, contacts and rise in its own scene (``is_grasped``, ``_touching_other``, ``_robot_geoms``,
+    ``_init_xyz``, ``_consecutive_grasp``, ``_rule_state``); the rule itself is :func:`lift_update`.
+    Returns (success, the episode stats SimplerEnv reports).
+    """
+    m, d, st = env.model, env.data, env._rule_state
+    grasped = bool(env.is_grasped(name))
+    env._consecutive_grasp = env._consecutive_grasp + 1 if grasped else 0
+    clear = not env._touching_other(name, env._robot_geoms)
+    dz = float(d.xpos[m.body(name).id][2] - env._init_xyz[name][2])
+    significant, success = lift_update(st, grasped, clear, dz)
+    return bool(success), {"is_grasped": grasped, "consecutive_grasp": env._consecutive_grasp >= CONSECUTIVE_GRASP,
+                           "lifted_object": bool(st["lifted"]), "lifted_object_significantly": bool(significant),
+                           "n_lift_significant": st["n_lift_significant"], "lift_height": dz}

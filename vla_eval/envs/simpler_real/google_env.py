@@ -34,7 +34,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from vla_eval.envs.simpler.rules import CONTACT_FORCE, lift_update
+from vla_eval.envs.simpler.rules import CONTACT_FORCE, lift_evaluate
 from vla_eval.envs.simpler.tasks import SimplerTask
 from vla_eval.envs.simpler_real import google as G
 from vla_eval.envs.simpler_real import widowx as W
@@ -215,21 +215,12 @@ class GoogleRealEnv(RealSceneEnv):
         return all(sides.values())
 
     def _evaluate(self) -> bool:
-        rule, st = self.rule, self._rule_state
+        rule = self.rule
         if rule["type"] != "lift":
             raise ValueError(f"rule {rule['type']!r} is not staged on the SimplerEnv Google robot yet")
-        m, d = self.model, self.data
-        name = rule["object"]
-        grasped = self.is_grasped(name)
-        self._consecutive_grasp = self._consecutive_grasp + 1 if grasped else 0
-        clear = not self._touching_other(name, self._robot_geoms)
-        dz = float(d.xpos[m.body(name).id][2] - self._init_xyz[name][2])
-        significant, success = lift_update(st, grasped, clear, dz)
-        self._stats = {"is_grasped": bool(grasped), "is_src_obj_grasped": bool(grasped),
-                       "consecutive_grasp": self._consecutive_grasp >= 5, "lifted_object": bool(st["lifted"]),
-                       "lifted_object_significantly": bool(significant), "n_lift_significant": st["n_lift_significant"],
-                       "lift_height": dz}
-        return bool(success)
+        success, stats = lift_evaluate(self, rule["object"])
+        self._stats = {**stats, "is_src_obj_grasped": stats["is_grasped"]}
+        return success
 
     def privileged_state(self) -> dict[str, Any]:
         out = super().privileged_state()
