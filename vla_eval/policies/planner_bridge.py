@@ -136,7 +136,13 @@ class BridgeConfig(BaseModel):
     max_action: float = Field(default=1.0, gt=0, le=1.0)
     waypoint_tolerance: float = Field(default=0.015, gt=0)
     final_tolerance: float = Field(default=0.006, gt=0)
-    max_steps_per_waypoint: int = Field(default=40, ge=1)
+    max_steps_per_waypoint: int = Field(default=40, ge=1, description="step budget of a target, plus its distance / min_progress")
+    min_progress: float = Field(
+        default=0.005, gt=0,
+        description="metres per step the arm is assumed to make at least: a target 0.5 m away gets 100 more steps "
+                    "(LIBERO's OSC moves about 1.3 cm per step at full speed)")
+    stall_steps: int = Field(default=8, ge=1, description="a target is given up after this many steps without progress")
+    stall_distance: float = Field(default=0.001, ge=0, description="metres per step below which the arm counts as not moving")
     clearance: float = Field(default=0.06, ge=0, description="height above surfaces for intermediate waypoints / hover")
     grasp_depth: float = Field(default=0.02, description="how far below the lifted top-surface point to grasp")
     grasp_steps: int = Field(default=12, ge=1)
@@ -151,6 +157,12 @@ class BridgeConfig(BaseModel):
         description="half-size, as a fraction of the image width, of the window searched for a container rim around "
                     "the place point (0 = off)")
     container_min_depth: float = Field(default=0.03, ge=0, description="a rim this far above the lifted place point makes it a container")
+    missed_grasp_width: float | None = Field(
+        default=0.004, ge=0,
+        description="after a pick plan, a finger opening (sum of |gripper_qpos|, metres: the Panda of LIBERO and the "
+                    "built-in scenes) below this means the fingers closed on nothing; None turns the check off")
+    max_hang: float = Field(default=0.15, ge=0, description="cap on how far a held object is taken to reach below the fingers")
+    regrasp_attempts: int = Field(default=1, ge=0, description="pick queries again after a missed grasp (0 = go on to place)")
     skip_near_eef_px: float = Field(
         default=8.0, ge=0, description="drop leading path points this close (pixels) to the EEF's own projection"
     )
@@ -180,6 +192,9 @@ class PlanFollower:
     index: int = 0
     _steps_here: int = 0
     _held: int = 0
+    _budget: int = 0
+    _stalled: int = 0
+    _last: np.ndarray | None = None
     trace: list[str] = field(default_factory=list)
 
     @property
@@ -191,6 +206,8 @@ class PlanFollower:
         self.index += 1
         self._steps_here = 0
         self._held = 0
+        self._budget = 0
+        self._stalled = 0
 
     def step(self, eef_pos: np.ndarray) -> np.ndarray | None:
         """Next 7-D action (normalised delta pos, zero rotation, gripper) or ``None`` when done."""
@@ -204,7 +221,13 @@ class PlanFollower:
                     continue
                 self._held += 1
                 return _action(self.cfg.gain * err, tgt.gripper, self.cfg, tgt.speed)
-            if np.linalg.norm(err) <= tgt.tolerance or self._steps_here >= self.cfg.max_steps_per_waypoint:
+            if self._budget == 0:  # a long carry must not be cut short and turned into a diagonal descent
+                self._budget = self.cfg.max_steps_per_waypoint + int(np.linalg.norm(err) / self.cfg.min_progress)
+            moved = np.inf if self._last is None else float(np.linalg.norm(eef - self._last))
+            self._last = eef.copy()
+            self._stalled = self._stalled + 1 if moved < self.cfg.stall_distance else 0
+            if (np.linalg.norm(err) <= tgt.tolerance or self._steps_here >= self._budget
+                    or self._stalled >= self.cfg.stall_steps):  # blocked (on a surface, against a wall): go on
                 self._advance()
                 continue
             self._steps_here += 1
@@ -337,8 +360,44 @@ class PlannerBridge:
         s = (rim - origin[2]) / (ahead[2] - origin[2])
         return origin + s * (ahead - origin) if s > 0 else goal
 
-    def place_plan(self, points_norm: np.ndarray, obs: dict[str, Any]) -> list[Target]:
-        """Carry (gripper closed) along the path at the current height, lower above its last point, open, retreat."""
+    def object_hang(self, points_norm: np.ndarray, obs: dict[str, Any]) -> float:
+        """How far the object to be grasped reaches below the fingers, from the pick query's depth.
+
+        The grasp height (the lifted final point less ``grasp_depth``) minus the surface it stands on
+        (a low percentile of the surface heights in a window around the point, the gripper's own
+        pixels left out), capped at ``max_hang``.  A carton grasped near its top hangs a hand's width
+        below the fingers; carried at the fingers' clearance it sweeps through a basket's wall.
+        """
+        c = self.cfg
+        pts = self._drop_start(points_norm, obs)
+        world, valid = self.lift(pts[-1:], obs)
+        if not valid[0] or c.container_window <= 0:
+            return 0.0
+        cam, depth = self.camera(obs)
+        uv = cam.normalized_to_pixels(pts[-1:])[0]
+        r = max(2, int(round(c.container_window * cam.width)))
+        du, dv = np.meshgrid(np.arange(-r, r + 1, 2.0), np.arange(-r, r + 1, 2.0))
+        grid = np.column_stack([uv[0] + du.ravel(), uv[1] + dv.ravel()])
+        inside = (grid[:, 0] >= 0) & (grid[:, 0] < cam.width) & (grid[:, 1] >= 0) & (grid[:, 1] < cam.height)
+        z = sample_depth(depth, grid[inside], 0, c.max_depth)
+        ok = np.isfinite(z)
+        if ok.sum() < 8:
+            return 0.0
+        around = cam.unproject(grid[inside][ok], z[ok])
+        if "state" in obs:
+            eef = np.asarray(obs["state"]["eef_pos"], dtype=np.float64)
+            around = around[np.linalg.norm(around[:, :2] - eef[:2], axis=1) > 0.06]
+        if len(around) < 8:
+            return 0.0
+        support = float(np.percentile(around[:, 2], 5))
+        grasp_z = self._z(float(world[0, 2]) - c.grasp_depth)
+        return float(np.clip(grasp_z - support, 0.0, c.max_hang))
+
+    def place_plan(self, points_norm: np.ndarray, obs: dict[str, Any], hang: float = 0.0) -> list[Target]:
+        """Carry (gripper closed) along the path at the current height, lower above its last point, open, retreat.
+
+        ``hang`` (:meth:`object_hang` of the pick) raises the carry height so the bottom of the held
+        object, not the fingers, clears the target by ``clearance``."""
         world, valid = self.lift(self._drop_start(points_norm, obs), obs)
         if not valid[-1]:
             raise BridgeError("no valid depth at the trajectory's final point (the place target)")
@@ -346,7 +405,7 @@ class PlannerBridge:
         goal = self._container_goal(self._drop_start(points_norm, obs)[-1], pts[-1], obs)
         c = self.cfg
         eef_z = float(np.asarray(obs["state"]["eef_pos"])[2])
-        carry_z = max(eef_z, goal[2] + c.place_height + c.clearance)
+        carry_z = max(eef_z, goal[2] + c.place_height + c.clearance + max(0.0, float(hang)))
         release = np.array([goal[0], goal[1], self._z(goal[2] + c.place_height)])
         targets = [
             Target(np.array([p[0], p[1], carry_z]), 1.0, c.waypoint_tolerance, label="carry", speed=c.carry_speed) for p in pts[:-1]

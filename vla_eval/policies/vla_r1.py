@@ -351,6 +351,9 @@ class _EnvState:
     wait: int = 0
     queries: int = 0
     gripper: float = -1.0
+    missed_grasps: int = 0
+    hang: float = 0.0
+    note: dict[str, Any] = field(default_factory=dict)
 
 
 class ImagePlannerPolicy(Policy):
@@ -420,6 +423,9 @@ class ImagePlannerPolicy(Policy):
         actions = np.zeros((len(obs_batch), self.settings.chunk_size, 7))
         for i, (st, obs) in enumerate(zip(self._states, obs_batch)):
             actions[i, :] = self._step(st, obs)
+            if st.note:
+                extras[i].update(st.note)
+                st.note = {}
         return ActionChunk(actions=actions, space=LIBERO_DELTA_EEF, extras=extras)
 
     def _query(self, ask: list[int], obs_batch: list[dict[str, Any]], extras: list[dict[str, Any]]) -> None:
@@ -461,7 +467,12 @@ class ImagePlannerPolicy(Policy):
             if parsed.ok:
                 pts = self.settings.image.to_source_coords(parsed.points, src_images[k].shape[:2])
                 try:
-                    plan = (self.bridge.pick_plan if st.stage == "pick" else self.bridge.place_plan)(pts, obs_batch[i])
+                    if st.stage == "pick":
+                        plan = self.bridge.pick_plan(pts, obs_batch[i])
+                        st.hang = self.bridge.object_hang(pts, obs_batch[i])
+                        ex["object_hang_m"] = round(st.hang, 4)
+                    else:
+                        plan = self.bridge.place_plan(pts, obs_batch[i], st.hang)
                     st.follower = PlanFollower(plan, self.settings.bridge)
                     ex["bridge_failure"] = 0
                 except BridgeError as exc:
@@ -481,13 +492,27 @@ class ImagePlannerPolicy(Policy):
                 st.gripper = float(action[6])
                 return action
             st.follower = None
-            if st.stage == "pick" and self.settings.task_mode == "pick_place":
+            if st.stage == "pick" and self._missed_grasp(obs) and st.missed_grasps < self.settings.bridge.regrasp_attempts:
+                st.missed_grasps += 1
+                st.note = {"missed_grasp": 1}
+                st.gripper = -1.0
+            elif st.stage == "pick" and self.settings.task_mode == "pick_place":
                 st.stage = "place"
             else:
                 st.stage = "done"
         st.wait -= 1
         hold[6] = st.gripper
         return hold
+
+    def _missed_grasp(self, obs: dict[str, Any]) -> bool:
+        """The fingers closed on nothing: a pick that missed is asked again (from above the object,
+        a new view) instead of carrying an empty gripper through the place stage.  Proprioception
+        only, as a real robot would check; the episode records each miss (``missed_grasp``)."""
+        limit = self.settings.bridge.missed_grasp_width
+        q = (obs.get("state") or {}).get("gripper_qpos")
+        if limit is None or q is None:
+            return False
+        return float(np.sum(np.abs(np.asarray(q, dtype=np.float64)))) < limit
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "settings": self.settings.model_dump(mode="json")}
