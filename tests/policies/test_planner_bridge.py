@@ -244,3 +244,77 @@ def test_one_tall_neighbour_does_not_make_a_plate_a_container():
     bridge = PlannerBridge(BridgeConfig())
     goal, _ = bridge.lift(cam.pixels_to_normalized(uv), obs)
     assert np.allclose(bridge._container_goal(cam.pixels_to_normalized(uv)[0], goal[0], obs), goal[0])
+
+
+# ------------------------------------------------------------------ grasp check, held object, step budget
+
+def test_missed_grasp_is_asked_again_once_then_the_place_stage_follows():
+    """Fingers that close on nothing (gripper_qpos ~ 0 after the pick) make the planner ask for the pick
+    again instead of carrying an empty gripper to the target; after ``regrasp_attempts`` it goes on."""
+    obs, cam = make_obs()
+    obs["state"] = dict(obs["state"], gripper_qpos=np.array([0.0005, -0.0005]))
+    pick = BOX_CENTER + [0, 0, BOX_HALF]
+    uv, _ = cam.project(np.vstack([pick, [0.5, -0.15, 0.0]]))
+    xy = cam.pixels_to_normalized(uv)
+    src = _Fixed([_format_traj(xy[:1]), _format_traj(xy[:1]), _format_traj(xy[1:])])
+    policy = ImagePlannerPolicy(PlannerSettings(task_mode="pick_place"), text_source=src)
+    policy.reset([obs["instruction"]])
+    _, _, extras = simulate(policy, obs, 400)
+    assert [e["stage"] for e in extras if "stage" in e] == ["pick", "pick", "place"]
+    assert sum(e.get("missed_grasp", 0) for e in extras) == 1
+
+    held = dict(obs, state=dict(obs["state"], gripper_qpos=np.array([0.02, -0.02])))  # something between the fingers
+    src = _Fixed([_format_traj(xy[:1]), _format_traj(xy[1:])])
+    policy = ImagePlannerPolicy(PlannerSettings(task_mode="pick_place"), text_source=src)
+    policy.reset([obs["instruction"]])
+    _, _, extras = simulate(policy, held, 400)
+    assert [e["stage"] for e in extras if "stage" in e] == ["pick", "place"]
+    assert not any(e.get("missed_grasp") for e in extras)
+
+
+def test_carry_height_clears_the_bottom_of_the_held_object():
+    """A box grasped grasp_depth below its top reaches (top - grasp_depth - table) below the fingers;
+    the place carry is raised by that much so the box's bottom, not the fingers, clears the target."""
+    obs, cam = make_obs()
+    cfg = BridgeConfig()
+    bridge = PlannerBridge(cfg)
+    top = BOX_CENTER + [0, 0, BOX_HALF]
+    uv, _ = cam.project(top[None])
+    hang = bridge.object_hang(cam.pixels_to_normalized(uv), obs)
+    assert hang == pytest.approx(2 * BOX_HALF - cfg.grasp_depth, abs=0.005)
+    place = np.array([0.5, -0.15, 0.0])
+    uvp, _ = cam.project(place[None])
+    # carried low (5 cm), so the clearance rule, not the current height, sets the carry
+    carried = dict(obs, state=dict(obs["state"], eef_pos=np.array([0.45, -0.1, 0.05])))
+    above = {h: next(t for t in bridge.place_plan(cam.pixels_to_normalized(uvp), carried, h) if t.label == "above").pos
+             for h in (0.0, hang)}
+    assert above[0.0][2] == pytest.approx(cfg.place_height + cfg.clearance, abs=0.005)
+    assert above[hang][2] == pytest.approx(cfg.place_height + cfg.clearance + hang, abs=0.005)
+
+
+def test_a_long_move_is_not_cut_short_and_a_blocked_target_is_given_up():
+    cfg = BridgeConfig()
+    from vla_eval.policies.planner_bridge import Target
+
+    far = Target(np.array([0.5, 0.0, 0.2]), 1.0, cfg.waypoint_tolerance, label="above")
+    low = Target(np.array([0.5, 0.0, 0.05]), 1.0, cfg.final_tolerance, label="lower")
+    follower = PlanFollower([far, low], cfg)
+    eef = np.array([0.0, 0.0, 0.2])
+    arrived_at = None
+    for t in range(400):  # an arm that makes 6 mm per step, slower than commanded (LIBERO's OSC while carrying)
+        a = follower.step(eef)
+        if follower.trace and arrived_at is None:
+            arrived_at = eef.copy()
+        if a is None:
+            break
+        d = a[:3] * cfg.position_scale
+        eef = eef + d * min(1.0, 0.006 / (np.linalg.norm(d) or 1.0))
+    assert arrived_at is not None and np.linalg.norm(arrived_at - far.pos) <= cfg.waypoint_tolerance + 0.006
+
+    follower = PlanFollower([low, far], cfg)
+    stuck = np.array([0.5, 0.0, 0.12])  # resting on something 7 cm above the target
+    steps = 0
+    while not follower.trace:
+        follower.step(stuck)
+        steps += 1
+    assert follower.trace == ["lower"] and steps <= cfg.stall_steps + 2
