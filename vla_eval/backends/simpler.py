@@ -36,6 +36,17 @@ def backend_options(spec: "SuiteSpec") -> dict[str, Any]:
     return {**OPTION_DEFAULTS, **spec.backend_options}
 
 
+def validate_task_groups(groups: Any, spec: "SuiteSpec", source: str) -> None:
+    """``backend_options.task_groups``: group name -> tasks of this suite (SimplerEnv's calc_metrics groups)."""
+    if not isinstance(groups, dict) or any(not isinstance(v, list) for v in groups.values()):
+        raise ConfigError(f"{source}: field 'backend_options.task_groups': expected a mapping of group name to a list of tasks")
+    suite_tasks = [t.name for t in spec.tasks]
+    for group, members in groups.items():
+        bad = sorted(set(members) - set(suite_tasks))
+        if bad:
+            raise ConfigError(f"{source}: field 'backend_options.task_groups.{group}': {bad} are not tasks of this suite")
+
+
 def validate_tasks(spec: "SuiteSpec", source: str, kind: str, known: list[str]) -> None:
     """Every suite task is one of ``known`` (``kind`` names them in the error), and no task asks for more
     episodes than its configuration grid holds (episode *i* runs configuration *i*: more would repeat)."""
@@ -80,14 +91,7 @@ class SimplerBackend(Backend):
             raise ConfigError(f"{source}: field 'backend_options.protocol': expected one of {list(PROTOCOL_LOOK)}, got {opts['protocol']!r}")
         if opts["gripper"] not in ("auto", *GRIPPER_MODES):
             raise ConfigError(f"{source}: field 'backend_options.gripper': expected one of {['auto', *GRIPPER_MODES]}, got {opts['gripper']!r}")
-        groups = opts["task_groups"]
-        if not isinstance(groups, dict) or any(not isinstance(v, list) for v in groups.values()):
-            raise ConfigError(f"{source}: field 'backend_options.task_groups': expected a mapping of group name to a list of tasks")
-        suite_tasks = [t.name for t in spec.tasks]
-        for group, members in groups.items():
-            bad = sorted(set(members) - set(suite_tasks))
-            if bad:
-                raise ConfigError(f"{source}: field 'backend_options.task_groups.{group}': {bad} are not tasks of this suite")
+        validate_task_groups(opts["task_groups"], spec, source)
         splits = [s.name for s in spec.splits]
         bad = sorted(set(opts["exclude_from_aggregate"]) - set(splits))
         if bad:

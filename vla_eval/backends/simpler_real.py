@@ -5,10 +5,11 @@ of :mod:`vla_eval.envs.simpler.tasks` (same names, grids, step limits and rules;
 uses configuration *i*), staged with the asset pack that ``vla-eval assets fetch simpler``
 installs (:mod:`vla_eval.assets`). The protocol is visual matching, the gripper SimplerEnv's
 (Bridge: absolute; Google robot: relative). Google-robot splits named after one of SimplerEnv's URDF
-colourings (``recolor_tabletop_visual_matching_1`` ...) load that URDF. One option::
+colourings (``recolor_tabletop_visual_matching_1`` ...) load that URDF. Options::
 
     backend_options:
       render_scale: 1.0   # < 1: render below SimplerEnv's 640x480 before resizing (faster on a CPU; an extension)
+      task_groups: {}     # group name -> tasks, averaged together as SimplerEnv's calc_metrics reports them
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from vla_eval.backends import Backend
-from vla_eval.backends.simpler import config_reset_options, validate_tasks
+from vla_eval.backends.simpler import config_reset_options, validate_task_groups, validate_tasks
 from vla_eval.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -40,9 +41,10 @@ class SimplerRealBackend(Backend):
         return split if split in URDF_VERSIONS else ""
 
     def validate_suite(self, spec: "SuiteSpec", source: str) -> None:
-        unknown = sorted(set(spec.backend_options) - {"render_scale"})
+        unknown = sorted(set(spec.backend_options) - {"render_scale", "task_groups"})
         if unknown:
-            raise ConfigError(f"{source}: field 'backend_options': unknown option(s) {unknown}, expected ['render_scale']")
+            raise ConfigError(f"{source}: field 'backend_options': unknown option(s) {unknown}, expected ['render_scale', 'task_groups']")
+        validate_task_groups(spec.backend_options.get("task_groups", {}), spec, source)
         scale = spec.backend_options.get("render_scale", 1.0)
         if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0.1 <= float(scale) <= 1.0:
             raise ConfigError(f"{source}: field 'backend_options.render_scale': expected a number in [0.1, 1.0], got {scale!r}")
@@ -77,6 +79,12 @@ class SimplerRealBackend(Backend):
 
     def episode_reset_options(self, spec: "SuiteSpec", task: str, episode_index: int) -> dict[str, Any] | None:
         return config_reset_options(task, episode_index)
+
+    def protocol_summary(self, spec: "SuiteSpec", summary: Any) -> str | None:
+        """SimplerEnv's calc_metrics aggregate (per task group, then per task), as for the Panda-look suites."""
+        from vla_eval.envs.simpler.protocol import protocol_markdown
+
+        return protocol_markdown(summary, spec.model_dump(mode="json"))
 
     def versions(self) -> dict[str, str]:
         import mujoco

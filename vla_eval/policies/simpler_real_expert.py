@@ -170,8 +170,44 @@ def google_grasp_frame(cur: np.ndarray, obj_axis: np.ndarray | None, reach: np.n
     return np.stack([np.cross(y, z), y, z], axis=1)
 
 
+G_NEAR_SPEEDUP = 2.0  # move near starts up to 45 cm from the object and must still carry it within 80 steps
+G_NEAR_LIFT = 0.06  # move near carries beside the objects, not over them
+G_NEAR_GAP = 0.04  # place this far beyond touching (SimplerEnv's near test allows 0.10)
+G_PLACE_ABOVE = 0.012  # release with the object this far above where it stood
+
+
+def google_near_spot(priv: dict[str, Any], task: dict[str, Any]) -> np.ndarray:
+    """World xy beside the target for a move-near episode: clear of the target by ``G_NEAR_GAP`` past touching
+    (half xy diagonals, as SimplerEnv's near test measures them), nearer the target than any other object by a
+    margin (``is_closest_to_tgt``), on the part of the table the arm reaches, closest to where the source stood."""
+    src, tgt = task["object"], task["target"]
+    half = lambda n: float(np.linalg.norm(np.asarray(priv[f"{n}_init_half"])[:2]))  # noqa: E731
+    start = np.asarray(priv[f"{src}_init_pos"])[:2]
+    tgt_xy = np.asarray(priv[f"{tgt}_pos"])[:2]
+    gap = half(src) + half(tgt) + G_NEAR_GAP
+    others = [(np.asarray(priv[f"{n}_pos"])[:2], half(n)) for n in task.get("others", [])
+              if np.asarray(priv[f"{n}_pos"])[2] > 0.0]
+    lo, hi = np.array([-0.40, -0.05]), np.array([-0.06, 0.45])
+    best, best_cost = None, math.inf
+    for k in range(24):
+        a = 2 * math.pi * k / 24
+        cand = tgt_xy + gap * np.array([math.cos(a), math.sin(a)])
+        if np.any(cand < lo) or np.any(cand > hi):
+            continue
+        if any(np.linalg.norm(cand - p) < max(gap + 0.04, half(src) + r + 0.05) for p, r in others):
+            continue
+        cost = float(np.linalg.norm(cand - start))
+        if cost < best_cost:
+            best, best_cost = cand, cost
+    if best is None:
+        u = start - tgt_xy
+        best = tgt_xy + u / max(float(np.linalg.norm(u)), 1e-6) * gap
+    return best
+
+
 def google_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
-    """Pick and lift on the Google-robot scene: align above the object, descend, close, lift, hold."""
+    """Pick and lift on the Google-robot scene: align above the object, descend, close, lift, hold; for move
+    near then carry to a spot beside the target (:func:`google_near_spot`), lower, open and rise."""
     task = priv["task"]
     src = task["object"]
     bp, br = np.asarray(priv["base_pos"]), np.asarray(priv["base_mat"])
@@ -196,9 +232,10 @@ def google_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
     dpos = np.zeros(3)
     if ep.phase == "start":
         ep.go("above")
+    fast = G_FAST * (G_NEAR_SPEEDUP if task["type"] == "near" else 1.0)
     if ep.phase == "above":
         goal = grasp + np.array([0.0, 0.0, G_CLEAR])
-        dpos = _clip_norm(goal - eef, G_FAST)
+        dpos = _clip_norm(goal - eef, fast)
         grip = G_OPEN if ep.count == 1 else G_KEEP
         if np.linalg.norm(goal - eef) < 0.015 and float(np.linalg.norm(_rotvec(want @ cur.T))) < 0.08:
             ep.go("descend")
@@ -211,13 +248,40 @@ def google_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
         drot = np.zeros(3)
         grip = G_CLOSE if ep.count == 1 else G_KEEP
         if ep.count >= 3:
-            ep.memo["lift_goal"] = eef + np.array([0.0, 0.0, G_LIFT])
+            ep.memo["lift_goal"] = eef + np.array([0.0, 0.0, G_NEAR_LIFT if task["type"] == "near" else G_LIFT])
             ep.go("lift")
     if ep.phase == "lift":
         drot = np.zeros(3)
-        dpos = _clip_norm(ep.memo["lift_goal"] - eef, G_SLOW)
+        dpos = _clip_norm(ep.memo["lift_goal"] - eef, G_SLOW if task["type"] != "near" else fast)
         if ep.count > 3 and not priv.get("is_src_obj_grasped") and obj[2] < grasp[2] + G_TIP_BELOW + 0.005:
             ep.go("above")  # slipped before it left the table: open and try again
             ep.memo["retries"] = ep.memo.get("retries", 0) + 1
             return np.concatenate([np.zeros(3), np.zeros(3), [G_OPEN]])
+        if task["type"] == "near" and eef[2] > ep.memo["lift_goal"][2] - 0.02:
+            spot = at_base(np.array([*google_near_spot(priv, task), float(priv[f"{src}_init_pos"][2])]))
+            ep.memo["carry_goal"] = np.array([spot[0] + eef[0] - obj[0], spot[1] + eef[1] - obj[1], eef[2]])
+            ep.go("carry")
+    if ep.phase == "carry":
+        drot = np.zeros(3)
+        goal = ep.memo["carry_goal"]
+        half = np.abs(np.asarray(priv[f"{src}_init_half"]))
+        tall = half[2] > 1.5 * max(half[0], half[1])  # a standing bottle swings about the fingers when hurried
+        dpos = _clip_norm(goal - eef, G_SLOW if tall else G_FAST * 0.6)
+        if np.linalg.norm((goal - eef)[:2]) < 0.012 or ep.count > (24 if tall else 10):
+            ep.go("lower")
+    if ep.phase == "lower":
+        drot = np.zeros(3)
+        rest = at_base(np.asarray(priv[f"{src}_init_pos"]))[2] + G_PLACE_ABOVE
+        # the arm tracks only part of each step's delta: ask for the whole remaining drop (proportional, no overshoot)
+        dpos = _clip_norm(np.array([0.0, 0.0, rest - obj[2]]), fast)
+        if obj[2] - rest < 0.006 or ep.count > 12:
+            ep.go("open")
+    if ep.phase == "open":
+        dpos, drot = np.zeros(3), np.zeros(3)
+        grip = G_OPEN if ep.count == 1 else G_KEEP
+        if ep.count >= 2:
+            ep.go("rise")
+    if ep.phase == "rise":
+        drot = np.zeros(3)
+        dpos = np.array([0.0, 0.0, G_SLOW])
     return np.concatenate([dpos, drot, [grip]])

@@ -130,7 +130,7 @@ def _view(run_dir: Path, info: RunInfo | None = None, records: list | None = Non
                 "intervals are 95% repeated CIs of the group-sequential design, not Wilson")
     view = RunView(info, summary, instructions, videos, len(recs), gate)
     suite = (info.config or {}).get("suite") or {}
-    if suite.get("backend") == "simpler" and not summary.empty:
+    if suite.get("backend") in ("simpler", "simpler_real") and not summary.empty:
         from vla_eval.envs.simpler.protocol import group_aggregation, variant_aggregation
 
         view.protocol_groups = group_aggregation(summary, suite)

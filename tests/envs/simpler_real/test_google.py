@@ -38,6 +38,27 @@ def test_native_grid_is_simplerenvs(task, quat):
         native_config(t, 25)
 
 
+def test_move_near_placements_are_simplerenvs():
+    """move_near_in_scene.py reset: triplet = episode // 12, pair = episode % 6, triangle = (episode % 12) // 6;
+    obj_init_quat_dict rotations; robot base at (0.35, 0.21) turned by euler2quat(0, 0, -0.09) * [0, 0, 0, 1]."""
+    t = get_task("google_move_near")
+    assert len(t.configs) == 60 and t.max_steps == 80
+    triangles = (((-0.33, 0.04), (-0.33, 0.34), (-0.13, 0.19)), ((-0.13, 0.04), (-0.33, 0.19), (-0.13, 0.34)))
+    c0 = native_config(t, 0)
+    assert list(c0) == ["blue_plastic_bottle", "pepsi_can", "orange"]
+    for (xy, _), want in zip(c0.values(), triangles[0]):
+        np.testing.assert_allclose(xy, want)
+    np.testing.assert_allclose(c0["blue_plastic_bottle"][1], [0.5, 0.5, 0.5, 0.5])  # euler2quat(pi/2, 0, pi/2)
+    c57 = native_config(t, 57)  # triplet 4 (orange, pepsi, redbull), triangle 1
+    assert list(c57) == ["orange", "pepsi_can", "redbull_can"]
+    for (xy, _), want in zip(c57.values(), triangles[1]):
+        np.testing.assert_allclose(xy, want)
+    assert t.configs[57].instruction == "move pepsi can near redbull can"
+    q = G.base_quat(G.BASE_YAW_MOVE_NEAR)  # transforms3d: euler2quat(0, 0, -0.09) * (0, 0, 0, 1)
+    np.testing.assert_allclose(q, [math.sin(0.045), 0, 0, math.cos(0.045)], atol=1e-12)
+    assert G.base_quat(0.0) == G.BASE_QUAT
+
+
 def test_overhead_camera_axes_and_fov():
     """SAPIEN q (0.5, 0.5, -0.5, 0.5) on link_camera: forward = link z, left = -link x, up = -link y (OpenCV frame)."""
     rot = W.sapien_camera_axes(("quat", G.CAMERA_QUAT))
@@ -58,7 +79,9 @@ def test_suite_matches_the_panda_look_suite():
     assert [t.name for t in real.tasks] == [n for n in steps if n in GOOGLE_REAL_TASKS]
     assert all(t.max_steps == steps[t.name] == 80 for t in real.tasks)
     assert real.success_rule == panda.success_rule == "final_step"
-    assert real.episodes_per_task == 25
+    assert {t.name: real.task_episodes(t.name) for t in real.tasks} == {
+        **{f"google_pick_coke_can_{o}": 25 for o in ("horizontal", "vertical", "standing")}, "google_move_near": 60}
+    assert real.backend_options["task_groups"]["move near"] == ["google_move_near"]
     assert [s.name for s in real.splits] == ["default", *G.URDF_VERSIONS[1:]]
 
 
@@ -163,7 +186,7 @@ def test_expert_succeeds_and_noop_does_not(google_env, task, config):
 
 @pytest.mark.slow
 def test_picture_first_frames_beside_simplerenvs_photo(simpler_assets, mesh_cache, tmp_path, monkeypatch):
-    """[our first frame | SimplerEnv's google_coke_can_real_eval_1.png] per coke-can task, configuration 0; written
+    """[our first frame | SimplerEnv's overlay photo of the task] per Google-robot task, configuration 0; written
     to $VLA_EVAL_PICTURES if set (else a temp folder); committed copies live in docs/simpler_vm/."""
     import os
     from pathlib import Path
@@ -176,11 +199,35 @@ def test_picture_first_frames_beside_simplerenvs_photo(simpler_assets, mesh_cach
     out = Path(os.environ.get("VLA_EVAL_PICTURES") or tmp_path / "pictures")
     paths = first_frames(out, tasks=TASKS, scale=0.5)
     assert sorted(p.name for p in paths) == sorted(f"{t}_config0.png" for t in TASKS)
-    photo = np.asarray(Image.open(simpler_assets / "data" / G.COKE_OVERLAY).convert("RGB").resize((320, 256)))
-    for path in paths:
+    for task, path in zip(TASKS, paths):
+        photo = np.asarray(Image.open(simpler_assets / "data" / GOOGLE_REAL_TASKS[task].overlay).convert("RGB").resize((320, 256)))
         pair = np.asarray(Image.open(path).convert("RGB"))
         assert pair.shape == (256, 640, 3)
         ours, theirs = pair[:, :320].astype(int), pair[:, 320:].astype(int)
         assert np.abs(theirs - photo).mean() < 3
         same = np.abs(ours - theirs).max(axis=2) < 12
         assert 0.6 < same.mean() < 0.99  # the photo around the robot's arm and the can
+
+
+@pytest.mark.slow
+def test_move_near_expert_places_beside_the_target_and_noop_moves_nothing(google_env):
+    """Configurations 0-5: the bottle / pepsi can / orange triplet, every (source, target) pair on triangle 0;
+    the five objects of the other triplets are parked (out of the rule and of the picture)."""
+    from vla_eval.policies.simpler_expert import SimplerScriptedExpert
+
+    env = google_env("google_move_near", cameras=())
+    wins = 0
+    for config in range(6):
+        env.reset(seed=0, options={"config_id": config})
+        assert env._episode_objects == ["blue_plastic_bottle", "pepsi_can", "orange"]
+        assert env.instruction == env.task.configs[config].instruction
+        expert = SimplerScriptedExpert()
+        expert.reset([env.instruction])
+        for _ in range(env.task.max_steps):
+            _, _, success, _, info = env.step(expert.predict([{"privileged": env.privileged_state()}]).actions[0, 0])
+        wins += int(success)
+    assert wins >= 5, f"expert solved {wins} of 6"
+    env.reset(seed=0, options={"config_id": 0})
+    for _ in range(env.task.max_steps):
+        _, _, success, _, info = env.step(np.zeros(7))
+    assert not success and not info["moved_correct_obj"] and info["all_obj_keep_height"]

@@ -51,7 +51,7 @@ from vla_eval.envs.simpler.looks import (
     table_image,
 )
 from vla_eval.envs.simpler.rules import ON_TOP_XY_MARGIN  # noqa: F401  (re-exported)
-from vla_eval.envs.simpler.rules import CONTACT_FORCE, lift_evaluate, on_top, touching_other
+from vla_eval.envs.simpler.rules import CONTACT_FORCE, lift_evaluate, near_evaluate, on_top, touching_other
 from vla_eval.envs.simpler.tasks import SimplerTask, get_task
 from vla_eval.envs.tabletop.builder import build_scene
 from vla_eval.envs.tabletop.controller import mat_from_rotvec
@@ -75,8 +75,6 @@ WORKSPACE_HI = np.array([0.95, 0.6, 0.7])
 SETTLE_SUBSTEPS = 150
 GRIPPER_MODES = ("absolute", "relative")
 DISTRACTOR_AREA = {"x": (0.32, 0.66), "y": (-0.34, 0.34)}
-NEAR_MARGIN = 0.10
-MOVED = 0.03
 DRAWER_OPEN = 0.15
 DRAWER_CLOSED = 0.05
 APPLE_DRAWER_OPEN = 0.05
@@ -427,20 +425,9 @@ class SimplerEnv(TabletopEnv):
             success, stats = lift_evaluate(self, rule["object"])
         elif kind == "near":
             # SimplerEnv move_near_in_scene.py MoveNearInSceneEnv.evaluate
-            src, tgt = rule["object"], rule["target"]
             names = [n for n in self._episode_objects if n in self._init_xyz]
-            pos = {n: d.xpos[m.body(n).id] for n in names}
-            moved = {n: float(np.linalg.norm(pos[n][:2] - self._init_xyz[n][:2])) for n in names}
-            others = [n for n in names if n != src]
-            moved_correct = moved[src] > MOVED and all(moved[n] < moved[src] for n in others)
-            moved_wrong = any(moved[n] > MOVED for n in others) and any(moved[n] > moved[src] for n in others)
-            keep_height = all(pos[n][2] - self._init_xyz[n][2] > (-0.15 if n in (src, tgt) else -0.02) for n in names)
-            dist = float(np.linalg.norm(pos[src][:2] - pos[tgt][:2]))
-            near = dist < float(np.linalg.norm(self._init_half[src][:2]) + np.linalg.norm(self._init_half[tgt][:2])) + NEAR_MARGIN
-            closest = all(dist < float(np.linalg.norm(pos[src][:2] - pos[n][:2])) + 0.01 for n in others)
-            stats = {"moved_correct_obj": moved_correct, "moved_wrong_obj": moved_wrong, "near_tgt_obj": near,
-                     "is_closest_to_tgt": closest, "all_obj_keep_height": keep_height}
-            success = keep_height and moved_correct and near and closest
+            success, stats = near_evaluate({n: d.xpos[m.body(n).id] for n in names}, self._init_xyz, self._init_half,
+                                           rule["object"], rule["target"])
         elif kind in ("drawer_open", "drawer_close"):
             # SimplerEnv open_drawer_in_scene.py OpenDrawerInSceneEnv / CloseDrawerInSceneEnv.evaluate
             q = float(d.qpos[m.joint(rule["joint"]).qposadr[0]])

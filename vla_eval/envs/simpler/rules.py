@@ -18,6 +18,11 @@ LIFT_CLEAR = 0.01
 LIFT_SIGNIFICANT = 0.02
 LIFT_SIGNIFICANT_STEPS = 5
 
+NEAR_MARGIN = 0.10
+"""move_near_in_scene.py MoveNearInSceneEnv.evaluate: near = distance < src + tgt half xy diagonals + 0.10."""
+MOVED = 0.03
+"""move_near_in_scene.py: an object counts as moved beyond 3 cm of xy travel."""
+
 ON_TOP_XY_MARGIN = 0.003
 """put_on_in_scene.py PutOnInSceneEnv.evaluate: ``xy_flag = |offset_xy| <= |tgt_half_xy| + 0.003``."""
 
@@ -82,3 +87,24 @@ def lift_evaluate(env: Any, name: str) -> tuple[bool, dict[str, Any]]:
     return bool(success), {"is_grasped": grasped, "consecutive_grasp": env._consecutive_grasp >= CONSECUTIVE_GRASP,
                            "lifted_object": bool(st["lifted"]), "lifted_object_significantly": bool(significant),
                            "n_lift_significant": st["n_lift_significant"], "lift_height": dz}
+
+
+def near_evaluate(pos: dict[str, np.ndarray], init: dict[str, np.ndarray], half: dict[str, np.ndarray],
+                  src: str, tgt: str) -> tuple[bool, dict[str, Any]]:
+    """SimplerEnv's move-near rule (move_near_in_scene.py MoveNearInSceneEnv.evaluate) over the episode's objects.
+
+    ``pos`` / ``init``: each episode object's position now and after settling; ``half``: its half extents in
+    the world frame at the start (SimplerEnv: the bbox rotated by the settled pose). Returns (success, stats).
+    """
+    names = list(pos)
+    moved = {n: float(np.linalg.norm(np.asarray(pos[n])[:2] - np.asarray(init[n])[:2])) for n in names}
+    others = [n for n in names if n != src]
+    moved_correct = moved[src] > MOVED and all(moved[n] < moved[src] for n in others)
+    moved_wrong = any(moved[n] > MOVED for n in others) and any(moved[n] > moved[src] for n in others)
+    keep_height = all(float(pos[n][2] - init[n][2]) > (-0.15 if n in (src, tgt) else -0.02) for n in names)
+    dist = float(np.linalg.norm(np.asarray(pos[src])[:2] - np.asarray(pos[tgt])[:2]))
+    near = dist < float(np.linalg.norm(np.asarray(half[src])[:2]) + np.linalg.norm(np.asarray(half[tgt])[:2])) + NEAR_MARGIN
+    closest = all(dist < float(np.linalg.norm(np.asarray(pos[src])[:2] - np.asarray(pos[n])[:2])) + 0.01 for n in others)
+    stats = {"moved_correct_obj": moved_correct, "moved_wrong_obj": moved_wrong, "near_tgt_obj": near,
+             "is_closest_to_tgt": closest, "all_obj_keep_height": keep_height}
+    return bool(keep_height and moved_correct and near and closest), stats

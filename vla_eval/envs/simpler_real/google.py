@@ -123,3 +123,63 @@ intrinsic [[425, 0, 320], [0, 425, 256]]"""
 
 def fovy_degrees() -> float:
     return math.degrees(2 * math.atan(CAMERA_SIZE[1] / 2 / CAMERA_FY))
+
+
+# ------------------------------------------------------------------ move near
+MOVE_NEAR_OVERLAY = "real_inpainting/google_move_near_real_eval_1.png"
+"""move_near_in_scene.py MoveNearInSceneEnv._setup_prepackaged_env_init_config rgb_overlay_path"""
+
+BASE_XY_MOVE_NEAR = (0.35, 0.21)
+BASE_YAW_MOVE_NEAR = -0.09
+"""scripts/rt1_move_near_visual_matching.sh --robot-init-x 0.35 --robot-init-y 0.21 --robot-init-rot-quat-center 0 0 0 1
+--robot-init-rot-rpy-range 0 0 1 0 0 1 -0.09 -0.09 1 (and move_near_in_scene.py _additional_prepackaged_config_reset:
+euler2quat(0, 0, -0.09) * [0, 0, 0, 1]): the base turned a further -0.09 rad about z"""
+
+
+def base_quat(extra_yaw: float = 0.0) -> tuple[float, float, float, float]:
+    """wxyz of ``euler2quat(0, 0, extra_yaw) * [0, 0, 0, 1]`` (a yaw of pi + extra_yaw about z)."""
+    if extra_yaw == 0.0:
+        return BASE_QUAT
+    half = (math.pi + extra_yaw) / 2
+    return (math.cos(half), 0.0, 0.0, math.sin(half))
+
+
+MOVE_NEAR_MODEL_JSON = "info_pick_custom_baked_tex_v1.json"
+MOVE_NEAR_MODELS = {
+    "blue_plastic_bottle": "baked_blue_plastic_bottle_v2",
+    "pepsi_can": "baked_opened_pepsi_can_v2",
+    "orange": "baked_orange_v2",
+    "sevenup_can": "baked_opened_7up_can_v2",
+    "apple": "baked_apple_v2",
+    "sponge": "baked_sponge_v2",
+    "coke_can": "baked_opened_coke_can_v2",
+    "redbull_can": "baked_opened_redbull_can_v2",
+}
+"""Task object -> model id. SimplerEnv's visual-matching script runs MoveNearGoogleBakedTexInScene-v0
+(info_pick_custom_baked_tex_v0.json: baked_opened_pepsi_can, ...; blue_plastic_bottle and orange unbaked); those
+models are not in the asset pack. Substitute: the models of its -v1 variant (move_near_in_scene.py
+MoveNearGoogleBakedTexInSceneEnvV1, the line the script leaves commented out), with baked_blue_plastic_bottle_v2 and
+baked_orange_v2 for the two unbaked ones (same bboxes in info_pick_custom_baked_tex_v1.json)."""
+
+MOVE_NEAR_DENSITY = {"apple": 200.0, "orange": 200.0}
+"""move_near_in_scene.py special_density_dict (toy apple and orange as in the real evaluation); the rest use the json's"""
+
+MOVE_NEAR_QUAT = {
+    "blue_plastic_bottle": (0.5, 0.5, 0.5, 0.5),  # euler2quat(pi/2, 0, pi/2)
+    "pepsi_can": (math.cos(math.pi / 4), math.sin(math.pi / 4), 0.0, 0.0),  # euler2quat(pi/2, 0, 0): standing
+    "orange": (math.cos(math.pi / 4), 0.0, 0.0, math.sin(math.pi / 4)),  # euler2quat(0, 0, pi/2)
+    "sevenup_can": (math.cos(math.pi / 4), math.sin(math.pi / 4), 0.0, 0.0),
+    "apple": (1.0, 0.0, 0.0, 0.0),
+    "sponge": (math.cos(math.pi / 4), 0.0, 0.0, math.sin(math.pi / 4)),
+    "coke_can": (math.cos(math.pi / 4), math.sin(math.pi / 4), 0.0, 0.0),
+    "redbull_can": (math.cos(math.pi / 4), math.sin(math.pi / 4), 0.0, 0.0),
+}
+"""move_near_in_scene.py MoveNearGoogleInSceneEnv.obj_init_quat_dict (wxyz)"""
+
+MOVE_NEAR_LAYOUTS = (((-0.33, 0.04), (-0.33, 0.34), (-0.13, 0.19)),
+                     ((-0.13, 0.04), (-0.33, 0.19), (-0.13, 0.34)))
+"""move_near_in_scene.py _xy_config_per_triplet (SimplerEnv's world; the Panda-look task rescales the same triangles)"""
+
+MOVE_NEAR_VISUAL_SUBSTITUTE = {"baked_opened_redbull_can_v2": (0.62, 0.66, 0.78, 1.0)}
+"""Models whose visual mesh is missing from the asset pack (MISSING.txt: baked_opened_redbull_can_v2/textured.dae):
+drawn with their collision hull in a flat silver-blue, labelled in the suite description"""

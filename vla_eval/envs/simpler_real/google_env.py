@@ -34,7 +34,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from vla_eval.envs.simpler.rules import CONTACT_FORCE, lift_evaluate
+from vla_eval.envs.simpler.rules import CONTACT_FORCE, lift_evaluate, near_evaluate
 from vla_eval.envs.simpler.tasks import SimplerTask
 from vla_eval.envs.simpler_real import google as G
 from vla_eval.envs.simpler_real import widowx as W
@@ -62,6 +62,10 @@ class GoogleRealTask:
     base_xy: tuple[float, float]
     source: str
     orientation: str | None = None
+    base_yaw: float = 0.0
+    """extra yaw of the base on top of SimplerEnv's [0, 0, 0, 1] (move near: -0.09 rad)"""
+    densities: dict[str, float] | None = None
+    visual_substitutes: dict[str, tuple[float, float, float, float]] | None = None
 
 
 GOOGLE_REAL_TASKS: dict[str, GoogleRealTask] = {
@@ -69,6 +73,10 @@ GOOGLE_REAL_TASKS: dict[str, GoogleRealTask] = {
                                                 G.BASE_XY_COKE, "GraspSingleOpenedCokeCanInScene-v0", o)
     for o in ("horizontal", "vertical", "standing")
 }
+GOOGLE_REAL_TASKS["google_move_near"] = GoogleRealTask(
+    dict(G.MOVE_NEAR_MODELS), G.MOVE_NEAR_MODEL_JSON, G.MOVE_NEAR_OVERLAY, G.BASE_XY_MOVE_NEAR,
+    "MoveNearGoogleBakedTexInScene-v0 (models of its -v1 variant)", base_yaw=G.BASE_YAW_MOVE_NEAR,
+    densities=dict(G.MOVE_NEAR_DENSITY), visual_substitutes=dict(G.MOVE_NEAR_VISUAL_SUBSTITUTE))
 
 
 def native_config(task: SimplerTask, config_id: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -76,10 +84,16 @@ def native_config(task: SimplerTask, config_id: int) -> dict[str, tuple[np.ndarr
 
     The coke-can tasks' 25 configurations are SimplerEnv's 5 x 5 grid in its evaluation order (x outer, y inner),
     the Panda-look grid's order; the orientation is the task's (lr_switch / laid_vertically / upright).
+    Move near: the configuration's triplet (the shared task's poses, in triplet order) on SimplerEnv's triangle
+    ``(episode % 12) // 6`` (move_near_in_scene.py reset), each object at its ``obj_init_quat_dict`` rotation;
+    the objects the configuration does not use are left out (the env parks them).
     """
-    task.config(config_id)  # range check against the shared task
+    cfg = task.config(config_id)  # range check against the shared task
     real = GOOGLE_REAL_TASKS[task.name]
     i = int(config_id)
+    if task.name == "google_move_near":
+        layout = G.MOVE_NEAR_LAYOUTS[(i % 12) // 6]
+        return {name: (np.array(xy), np.array(G.MOVE_NEAR_QUAT[name])) for name, xy in zip(cfg.poses, layout)}
     ny = len(G.COKE_GRID_Y)
     xy = np.array([G.COKE_GRID_X[i // ny], G.COKE_GRID_Y[i % ny]])
     return {"coke_can": (xy, np.array(G.COKE_ORIENTATION_QUAT[real.orientation]))}
@@ -90,7 +104,7 @@ def build_google_xml(assets: Path, task: SimplerTask, real: GoogleRealTask, urdf
     camera = (f'<camera name="overhead_camera" pos="0 0 0" xyaxes="{_fmt(W.mujoco_xyaxes(cam_rot))}" '
               f'fovy="{G.fovy_degrees():.6f}"/>')
     robot = urdf_to_mjcf_parts(assets / G.urdf_for(urdf_version), prefix="", root_pos=(*real.base_xy, G.BASE_Z),
-                               root_quat=G.BASE_QUAT)
+                               root_quat=G.base_quat(real.base_yaw))
     body, n = re.subn(r'(<body name="link_camera"[^>]*>)', lambda mt: mt.group(1) + camera, robot.body, count=1)
     if n != 1:
         raise ValueError("the Google robot URDF has no link_camera")
@@ -216,6 +230,13 @@ class GoogleRealEnv(RealSceneEnv):
 
     def _evaluate(self) -> bool:
         rule = self.rule
+        if rule["type"] == "near":
+            m, d = self.model, self.data
+            names = self._episode_objects
+            success, stats = near_evaluate({n: d.xpos[m.body(n).id] for n in names}, self._init_xyz, self._init_half,
+                                           rule["object"], rule["target"])
+            self._stats = {**stats, "is_src_obj_grasped": bool(self.is_grasped(rule["object"]))}
+            return success
         if rule["type"] != "lift":
             raise ValueError(f"rule {rule['type']!r} is not staged on the SimplerEnv Google robot yet")
         success, stats = lift_evaluate(self, rule["object"])

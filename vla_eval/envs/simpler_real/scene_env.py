@@ -123,6 +123,9 @@ class RealSceneEnv(gym.Env):
         self._obj_names = [o.name for o in self.task.objects]
         self._obj_geoms = {n: {g for g in range(m.ngeom) if m.geom_bodyid[g] == m.body(n).id} for n in self._obj_names}
         self._foreground = set(self._robot_geoms).union(*self._obj_geoms.values())
+        self._obj_collision = {g: (int(m.geom_contype[g]), int(m.geom_conaffinity[g])) for gs in self._obj_geoms.values() for g in gs}
+        self._episode_objects = list(self._obj_names)
+        self._init_half: dict[str, np.ndarray] = {}
         from PIL import Image
 
         with Image.open(self.assets / "data" / self.real.overlay) as im:
@@ -234,22 +237,44 @@ class RealSceneEnv(gym.Env):
         options = options or {}
         cid = options.get("config_id")
         self.config_id = int(cid if cid is not None else self.np_random.integers(len(self.task.configs)))
+        cfg = self.task.config(self.config_id)
+        self.rule = dict(cfg.success or self.task.success)  # move near: each configuration names its own pair
+        self.instruction = cfg.instruction or self.task.instruction
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)
         self._reset_robot()
-        for name, (xy, quat) in self._native_config(self.config_id).items():
+        placed = self._native_config(self.config_id)
+        for name, (xy, quat) in placed.items():
             adr = m.joint(f"{name}_free").qposadr[0]
             half = self.facts["bbox"][name] / 2
             d.qpos[adr:adr + 3] = [xy[0], xy[1], self.robot.TABLE_HEIGHT + float(np.abs(_quat_to_mat(quat)[2]) @ half) + 0.002]
             d.qpos[adr + 3:adr + 7] = quat
+        self._park(set(self._obj_names) - set(placed))
         mujoco.mj_forward(m, d)
         mujoco.mj_step(m, d, nstep=int(self.settle_s * self.robot.SIM_HZ))
         self._target_pos, self._target_mat = self.ee_pose_at_base()
         self._init_xyz = {n: d.xpos[m.body(n).id].copy() for n in self._obj_names}
+        # SimplerEnv's bbox in the world at the start: the model's extents rotated by the settled pose (move near)
+        self._init_half = {n: _quat_to_mat(d.xquat[m.body(n).id]) @ (self.facts["bbox"][n] / 2) for n in self._obj_names}
         self._consecutive_grasp = 0
         self._rule_state = dict(self.initial_rule_state)
         success = self._evaluate()
         return self._observation(), {"success": success, "config_id": self.config_id, **self._stats}
+
+    def _park(self, unused: set[str]) -> None:
+        """Task objects this configuration does not use (move near: 5 of 8) wait 2 m below the floor with
+        collisions off and gravity compensated, touching nothing and out of view; the rest collide again."""
+        m, d = self.model, self.data
+        for k, name in enumerate(self._obj_names):
+            parked = name in unused
+            for g in self._obj_geoms[name]:
+                m.geom_contype[g], m.geom_conaffinity[g] = (0, 0) if parked else self._obj_collision[g]
+            body = m.body(name).id
+            m.body_gravcomp[body] = 1.0 if parked else 0.0
+            if parked:
+                adr = m.joint(f"{name}_free").qposadr[0]
+                d.qpos[adr:adr + 7] = [0.3 * k, 0.0, -2.0, 1.0, 0.0, 0.0, 0.0]
+        self._episode_objects = [n for n in self._obj_names if n not in unused]
 
     # ----------------------------------------------------------- success
     def _touching_other(self, name: str, allowed: set[int]) -> bool:
@@ -318,6 +343,7 @@ class RealSceneEnv(gym.Env):
             out[f"{n}_quat"] = d.xquat[m.body(n).id].copy()
             out[f"{n}_bbox"] = self.facts["bbox"][n].copy()
             out[f"{n}_init_pos"] = self._init_xyz[n].copy()
+            out[f"{n}_init_half"] = self._init_half[n].copy()
         return out
 
     def close(self):

@@ -54,20 +54,29 @@ def widest_section(parts: list[Path], scale: float, bins: int = 12) -> np.ndarra
 
 
 def object_mjcf(assets: Path, model_json: str, db: dict, name: str, model_id: str, facts: dict[str, Any],
-                friction: float, damping: float = 0.0) -> tuple[list[str], str]:
+                friction: float, damping: float = 0.0, density: float | None = None,
+                visual_rgba: tuple[float, float, float, float] | None = None) -> tuple[list[str], str]:
     """One SimplerEnv object model as MJCF assets and a free body named ``name``: visual meshes (group 2, no
     collision) from the converted ``textured.*``, collision hulls (group 3) from ``collision.obj``, at the
-    ``info_*.json`` scale and density. Records the scaled bbox, model id and grasp point in ``facts``."""
+    ``info_*.json`` scale and density (``density`` overrides it, as SimplerEnv's per-task density tables do).
+    ``visual_rgba``: the model's visual mesh is missing, draw its collision hulls in this colour (a labelled
+    substitute). Records the scaled bbox, model id and grasp point in ``facts``."""
     info = db.get(model_id)
     if info is None:
         raise KeyError(f"{model_json} has no model {model_id!r}")
     scale = float((info.get("scales") or [1.0])[0])
-    density = float(info.get("density", 1000))
+    density = float(info.get("density", 1000)) if density is None else float(density)
     facts.setdefault("bbox", {})[name] = (np.array(info["bbox"]["max"]) - np.array(info["bbox"]["min"])) * scale
     facts.setdefault("model", {})[name] = model_id
     model_dir = assets / "data" / "custom" / "models" / model_id
     asset_xml, geoms = [], []
-    for i, part in enumerate(visual_parts(model_dir)):
+    if visual_rgba is not None:
+        for i, path in enumerate(collision_parts(model_dir)):
+            mesh = f"{name}_vis{i}"
+            asset_xml.append(f'<mesh name="{mesh}" file="{path}" scale="{scale} {scale} {scale}"/>')
+            geoms.append(f'<geom type="mesh" mesh="{mesh}" rgba="{_fmt(visual_rgba)}" group="2" contype="0" '
+                         'conaffinity="0" density="0"/>')
+    for i, part in enumerate([] if visual_rgba is not None else visual_parts(model_dir)):
         mesh = f"{name}_vis{i}"
         asset_xml.append(f'<mesh name="{mesh}" file="{part.obj}" scale="{scale} {scale} {scale}"/>')
         if part.texture is not None:
@@ -93,8 +102,12 @@ def scene_objects(assets: Path, task: Any, real: Any, friction: float) -> tuple[
     asset_xml: list[str] = []
     objects_xml = []
     facts: dict[str, Any] = {"bbox": {}, "model": {}}
+    densities = getattr(real, "densities", None) or {}
+    substitutes = getattr(real, "visual_substitutes", None) or {}
     for name in [o.name for o in task.objects]:
-        assets_i, body_i = object_mjcf(assets, real.model_json, db, name, real.models[name], facts, friction)
+        model_id = real.models[name]
+        assets_i, body_i = object_mjcf(assets, real.model_json, db, name, model_id, facts, friction,
+                                       density=densities.get(name), visual_rgba=substitutes.get(model_id))
         asset_xml += assets_i
         objects_xml.append(body_i)
     return asset_xml, objects_xml, facts
