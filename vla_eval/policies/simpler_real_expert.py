@@ -99,7 +99,8 @@ def bridge_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
             ep.go("lift")
     if ep.phase in ("lift", "carry", "lower"):
         grip = CLOSE
-        if ep.count > 2 and not held and np.linalg.norm(obj[:2] - eef[:2]) > 0.04:
+        # slipped: the grasped section (not the model origin, 4+ cm away on a spoon) has left the hand
+        if ep.count > 2 and not held and np.linalg.norm(com[:2] - eef[:2]) > 0.04:
             ep.go("above")  # slipped: try again
             return bridge_real_action(priv, ep)
     if ep.phase == "lift":
