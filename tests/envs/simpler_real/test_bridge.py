@@ -123,7 +123,11 @@ def test_first_frame_is_photo_behind_robot_and_objects(bridge_env):
     seg_r.update_scene(env.data, camera=env._cam, scene_option=env._opt)
     fg = foreground_mask(seg_r.render(), env._foreground)
     assert 0.02 < fg.mean() < 0.5  # robot, carrot and plate are in view, most of the image is the photo
-    assert np.array_equal(frame[~fg], env._photo[~fg])
+    # the one-pass composite's mask (whatever the colour pass drew) is SimplerEnv's actor segmentation but for
+    # antialiased edge pixels
+    drawn = np.any(frame != env._photo, axis=2)
+    assert (drawn != fg).mean() < 0.003
+    assert np.array_equal(frame[~fg & ~drawn], env._photo[~fg & ~drawn])
     assert np.abs(frame[fg].astype(int) - env._photo[fg].astype(int)).mean() > 20
     # each object is seen: its geoms cover some pixels
     seg = seg_r.render()
@@ -231,4 +235,5 @@ def test_half_scale_render_is_the_same_composite(bridge_env):
     _, seg_r = env._renderers()
     seg_r.update_scene(env.data, camera=env._cam, scene_option=env._opt)
     fg = foreground_mask(seg_r.render(), env._foreground)
-    assert frame.shape == (240, 320, 3) and np.array_equal(frame[~fg], env._photo[~fg]) and 0.02 < fg.mean() < 0.5
+    assert frame.shape == (240, 320, 3) and 0.02 < fg.mean() < 0.5
+    assert (np.any(frame != env._photo, axis=2) != fg).mean() < 0.005  # the one-pass mask, but antialiased edges

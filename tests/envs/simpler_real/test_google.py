@@ -93,7 +93,7 @@ def google_env(make_real_env):
 @pytest.mark.slow
 def test_start_pose_camera_and_composite(google_env):
     """SimplerEnv's start: base at (0.35, 0.20) turned 180 degrees, head at its init tilt; the can is in view, on
-    the photo's table, and every pixel outside robot and can is the photo."""
+    the photo's table, and every pixel outside robot and can (but antialiased edges) is the photo."""
     env = google_env("google_pick_coke_can_standing", image_size=(512, 640))
     obs, info = env.reset(seed=0, options={"config_id": 12})
     assert not info["success"]
@@ -109,7 +109,8 @@ def test_start_pose_camera_and_composite(google_env):
     seg_r.update_scene(env.data, camera=env._cam, scene_option=env._opt)
     seg = seg_r.render()
     fg = foreground_mask(seg, env._foreground)
-    assert np.array_equal(frame[~fg], env._photo[~fg])
+    # frame and segmentation at SimplerEnv's 640x512 here; the one-pass mask differs only at antialiased edges
+    assert (np.any(frame != env._photo, axis=2) != fg).mean() < 0.003
     can_px = foreground_mask(seg, env._obj_geoms["coke_can"])
     assert can_px.sum() > 500
     rows, cols = np.nonzero(can_px)

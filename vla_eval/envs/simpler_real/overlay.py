@@ -34,6 +34,17 @@ def composite(rgb: np.ndarray, seg: np.ndarray, photo: np.ndarray, foreground_ge
     return np.where(fg[..., None], rgb, photo)
 
 
+def composite_drawn(rgb: np.ndarray, depth: np.ndarray, photo: np.ndarray) -> np.ndarray:
+    """Sim pixels wherever the render drew anything, the photo elsewhere: the same composite when only the robot
+    and the task objects are drawn (the scene hides its table and floor).
+
+    ``depth`` is the pass's raw depth buffer (``mjr_readPixels``); MuJoCo 3 renders with reversed Z, so the
+    cleared value is 0 and anything drawn is above it (tests check the mask against the segmentation render)."""
+    if photo.shape != rgb.shape or depth.shape != rgb.shape[:2]:
+        raise ValueError(f"overlay photo is {photo.shape}, depth {depth.shape}, render {rgb.shape}: resize the photo first")
+    return np.where((depth > 0.0)[..., None], rgb, photo)
+
+
 def resize_rgb(img: np.ndarray, height: int, width: int) -> np.ndarray:
     """Area-average / bilinear resize of a uint8 RGB image (PIL), a no-op at the same size."""
     if img.shape[:2] == (height, width):

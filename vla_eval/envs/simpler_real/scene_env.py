@@ -24,7 +24,7 @@ from gymnasium import spaces
 
 from vla_eval.envs.simpler.rules import touching_other
 from vla_eval.envs.simpler.tasks import get_task
-from vla_eval.envs.simpler_real.overlay import composite, resize_rgb
+from vla_eval.envs.simpler_real.overlay import composite_drawn, resize_rgb
 
 
 def _quat_to_mat(q) -> np.ndarray:
@@ -262,8 +262,9 @@ class RealSceneEnv(gym.Env):
         return self._observation(), {"success": success, "config_id": self.config_id, **self._stats}
 
     def _park(self, unused: set[str]) -> None:
-        """Task objects this configuration does not use (move near: 5 of 8) wait 2 m below the floor with
-        collisions off and gravity compensated, touching nothing and out of view; the rest collide again."""
+        """Task objects this configuration does not use (move near: 5 of 8) wait 2 m below the floor and 5 m behind
+        the cameras (which look towards -x) with collisions off and gravity compensated, touching nothing and out of
+        view; the rest collide again."""
         m, d = self.model, self.data
         for k, name in enumerate(self._obj_names):
             parked = name in unused
@@ -273,7 +274,7 @@ class RealSceneEnv(gym.Env):
             m.body_gravcomp[body] = 1.0 if parked else 0.0
             if parked:
                 adr = m.joint(f"{name}_free").qposadr[0]
-                d.qpos[adr:adr + 7] = [0.3 * k, 0.0, -2.0, 1.0, 0.0, 0.0, 0.0]
+                d.qpos[adr:adr + 7] = [5.0 + 0.3 * k, 0.0, -2.0, 1.0, 0.0, 0.0, 0.0]  # behind both robots' cameras
         self._episode_objects = [n for n in self._obj_names if n not in unused]
 
     # ----------------------------------------------------------- success
@@ -281,24 +282,32 @@ class RealSceneEnv(gym.Env):
         return touching_other(self.model, self.data, self._obj_geoms[name], allowed)
 
     # --------------------------------------------------------- rendering
-    def _renderers(self) -> tuple[mujoco.Renderer, mujoco.Renderer]:
+    def _renderers(self, segmentation: bool = True) -> tuple[mujoco.Renderer, mujoco.Renderer | None]:
+        """The colour renderer, and (``segmentation``) a segmentation renderer for tests and pictures."""
+        w, h = self.render_wh
         if self._renderer is None:
-            w, h = self.render_wh
             self._renderer = mujoco.Renderer(self.model, height=h, width=w)
+            self._depth_buf = np.empty((h, w), dtype=np.float32)
+            self._opt = mujoco.MjvOption()
+            self._opt.geomgroup[:] = [1, 1, 1, 0, 0, 0]  # visual meshes only (not collision hulls, table, floor)
+        if segmentation and self._seg_renderer is None:
             self._seg_renderer = mujoco.Renderer(self.model, height=h, width=w)
             self._seg_renderer.enable_segmentation_rendering()
-            self._opt = mujoco.MjvOption()
-            self._opt.geomgroup[:] = [1, 1, 1, 0, 0, 0]  # visual meshes only
         return self._renderer, self._seg_renderer
 
     def render_native(self) -> np.ndarray:
-        """The composite at SimplerEnv's camera size (times ``render_scale``): real photo where the sim shows neither robot nor object."""
-        rgb_r, seg_r = self._renderers()
+        """The composite at SimplerEnv's camera size (times ``render_scale``): real photo where the sim shows neither robot nor object.
+
+        One render pass: the table and floor are in a geom group the camera does not draw, and parked objects wait
+        behind the camera, so every pixel the pass draws (depth buffer off its cleared value) shows the robot or a
+        task object -- the same pixels SimplerEnv's actor segmentation selects, at half the cost of a second,
+        segmentation pass (tests compare the two masks on real frames: they differ on ~0.1% of the pixels, at
+        antialiased edges, which the colour pass blends and the segmentation pass does not)."""
+        rgb_r, _ = self._renderers(segmentation=False)
         rgb_r.update_scene(self.data, camera=self._cam, scene_option=self._opt)
         rgb = rgb_r.render()
-        seg_r.update_scene(self.data, camera=self._cam, scene_option=self._opt)
-        seg = seg_r.render()
-        return composite(rgb, seg, self._photo, self._foreground)
+        mujoco.mjr_readPixels(None, self._depth_buf, rgb_r._rect, rgb_r._mjr_context)  # same pass, context still current
+        return composite_drawn(rgb, np.flipud(self._depth_buf), self._photo)
 
     def _observation(self) -> dict[str, Any]:
         d = self.data

@@ -3,7 +3,8 @@
 SimplerEnv's object models as free bodies (:func:`object_mjcf`, :func:`scene_objects`), position drives
 (:func:`position_drives`) and the scene file around a robot (:func:`scene_mjcf`): physics options,
 the offscreen buffer at the camera's size, a headlight, a table box standing in for SimplerEnv's stage
-mesh (not in the asset pack; the photo hides it in the image). Each robot's builder passes its own
+mesh (not in the asset pack; the photo hides it in the image; in geom group 4, which the camera does not draw, so
+that whatever the render draws is foreground: robot or object). Each robot's builder passes its own
 numbers, which cite their SimplerEnv sources where they are defined.
 """
 
@@ -126,7 +127,7 @@ def scene_mjcf(model_name: str, sim_hz: int, camera_size: tuple[int, int], asset
                objects_xml: list[str], actuators: list[str], table_pos: str, table_size: str, table_friction: float,
                floor: bool = False, compiler_extra: str = "", option_extra: str = "") -> str:
     """The scene file: robot body, object bodies and drives inside the shared options, lights and table box."""
-    floor_xml = ('\n    <geom name="floor" type="plane" size="5 5 0.1" rgba="0.3 0.25 0.2 1" contype="1" conaffinity="3"/>'
+    floor_xml = ('\n    <geom name="floor" type="plane" size="5 5 0.1" rgba="0.3 0.25 0.2 1" contype="1" conaffinity="3" group="4"/>'
                  if floor else "")
     return f"""<mujoco model="{model_name}">
   <compiler angle="radian" autolimits="true"{compiler_extra}/>
@@ -137,7 +138,7 @@ def scene_mjcf(model_name: str, sim_hz: int, camera_size: tuple[int, int], asset
   <asset>{''.join(asset_xml)}</asset>
   <worldbody>
     <light name="sun" directional="true" dir="0 0 -1" pos="0 0 3" diffuse="0.3 0.3 0.3" castshadow="false"/>{floor_xml}
-    <geom name="table" type="box" pos="{table_pos}" size="{table_size}" rgba="0.55 0.5 0.45 1"
+    <geom name="table" type="box" pos="{table_pos}" size="{table_size}" rgba="0.55 0.5 0.45 1" group="4"
           contype="1" conaffinity="3" friction="{table_friction} 0.005 0.0001"/>
     {robot_body}
     {''.join(objects_xml)}
