@@ -232,3 +232,27 @@ def test_move_near_expert_places_beside_the_target_and_noop_moves_nothing(google
     for _ in range(env.task.max_steps):
         _, _, success, _, info = env.step(np.zeros(7))
     assert not success and not info["moved_correct_obj"] and info["all_obj_keep_height"]
+
+
+def test_run_table_has_simplerenvs_group_aggregate_for_the_real_suite():
+    """The three coke-can orientations are one calc_metrics group ("pick coke can"), averaged over every
+    (orientation, colouring) cell; a task_groups entry naming a task the suite lacks is refused."""
+    import pandas as pd
+
+    from vla_eval.backends import get_backend
+    from vla_eval.errors import ConfigError
+    from vla_eval.spec import load_suite
+
+    spec = load_suite("simpler_google_vm_real")
+    rows = [{"task": f"google_pick_coke_can_{o}", "split": s.name, "n": 25, "successes": k, "rate": k / 25}
+            for o, k in (("horizontal", 25), ("vertical", 20), ("standing", 15)) for s in spec.splits]
+    rows += [{"task": "google_move_near", "split": s.name, "n": 60, "successes": 54, "rate": 0.9} for s in spec.splits]
+    md = get_backend("simpler_real").protocol_summary(spec, pd.DataFrame(rows))
+    assert md.startswith("Visual matching:")
+    assert "| pick coke can | 80.0 | 12 | 300 |" in md and "| move near | 90.0 | 4 | 240 |" in md
+    data = spec.model_dump(mode="json")
+    data["backend_options"]["task_groups"]["drawers"] = ["google_open_top_drawer"]
+    with pytest.raises(ConfigError, match="task_groups.drawers"):
+        from vla_eval.spec import SuiteSpec
+
+        get_backend("simpler_real").validate_suite(SuiteSpec.model_validate(data), "suite.yaml")
