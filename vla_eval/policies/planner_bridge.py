@@ -317,6 +317,27 @@ class PlannerBridge:
         ]
         return targets
 
+    def _surface_around(self, uv: np.ndarray, obs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+        """Lifted surface points on a grid (every 2 px) within ``container_window`` image widths of pixel ``uv``:
+        (pixel offsets from ``uv``, world points), the points within 6 cm of the end effector (the gripper and
+        what it holds) left out; None when fewer than 8 grid pixels have depth."""
+        c = self.cfg
+        cam, depth = self.camera(obs)
+        r = max(2, int(round(c.container_window * cam.width)))
+        du, dv = np.meshgrid(np.arange(-r, r + 1, 2.0), np.arange(-r, r + 1, 2.0))
+        grid = np.column_stack([uv[0] + du.ravel(), uv[1] + dv.ravel()])
+        inside = (grid[:, 0] >= 0) & (grid[:, 0] < cam.width) & (grid[:, 1] >= 0) & (grid[:, 1] < cam.height)
+        z = sample_depth(depth, grid[inside], 0, c.max_depth)
+        ok = np.isfinite(z)
+        if ok.sum() < 8:
+            return None
+        offsets, world = (grid[inside] - uv)[ok], cam.unproject(grid[inside][ok], z[ok])
+        if "state" in obs:
+            eef = np.asarray(obs["state"]["eef_pos"], dtype=np.float64)
+            keep = np.linalg.norm(world[:, :2] - eef[:2], axis=1) > 0.06
+            offsets, world = offsets[keep], world[keep]
+        return offsets, world
+
     def _container_goal(self, point_norm: np.ndarray, goal: np.ndarray, obs: dict[str, Any]) -> np.ndarray:
         """The place point moved to the rim plane when it lies inside a container.
 
@@ -330,21 +351,12 @@ class PlannerBridge:
         c = self.cfg
         if c.container_window <= 0:
             return goal
-        cam, depth = self.camera(obs)
+        cam, _ = self.camera(obs)
         uv = cam.normalized_to_pixels(np.asarray(point_norm, dtype=np.float64).reshape(1, 2))[0]
-        r = max(2, int(round(c.container_window * cam.width)))
-        du, dv = np.meshgrid(np.arange(-r, r + 1, 2.0), np.arange(-r, r + 1, 2.0))
-        grid = np.column_stack([uv[0] + du.ravel(), uv[1] + dv.ravel()])
-        inside = (grid[:, 0] >= 0) & (grid[:, 0] < cam.width) & (grid[:, 1] >= 0) & (grid[:, 1] < cam.height)
-        z = sample_depth(depth, grid[inside], 0, c.max_depth)
-        ok = np.isfinite(z)
-        if ok.sum() < 8:
+        surface = self._surface_around(uv, obs)
+        if surface is None:
             return goal
-        offsets, world = (grid[inside] - uv)[ok], cam.unproject(grid[inside][ok], z[ok])
-        if "state" in obs:
-            eef = np.asarray(obs["state"]["eef_pos"], dtype=np.float64)
-            keep = np.linalg.norm(world[:, :2] - eef[:2], axis=1) > 0.06
-            offsets, world = offsets[keep], world[keep]
+        offsets, world = surface
         rims = []
         for qu, qv in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
             q = (np.sign(offsets[:, 0]) == qu) & (np.sign(offsets[:, 1]) == qv)
@@ -373,22 +385,11 @@ class PlannerBridge:
         world, valid = self.lift(pts[-1:], obs)
         if not valid[0] or c.container_window <= 0:
             return 0.0
-        cam, depth = self.camera(obs)
-        uv = cam.normalized_to_pixels(pts[-1:])[0]
-        r = max(2, int(round(c.container_window * cam.width)))
-        du, dv = np.meshgrid(np.arange(-r, r + 1, 2.0), np.arange(-r, r + 1, 2.0))
-        grid = np.column_stack([uv[0] + du.ravel(), uv[1] + dv.ravel()])
-        inside = (grid[:, 0] >= 0) & (grid[:, 0] < cam.width) & (grid[:, 1] >= 0) & (grid[:, 1] < cam.height)
-        z = sample_depth(depth, grid[inside], 0, c.max_depth)
-        ok = np.isfinite(z)
-        if ok.sum() < 8:
+        cam, _ = self.camera(obs)
+        surface = self._surface_around(cam.normalized_to_pixels(pts[-1:])[0], obs)
+        if surface is None or len(surface[1]) < 8:
             return 0.0
-        around = cam.unproject(grid[inside][ok], z[ok])
-        if "state" in obs:
-            eef = np.asarray(obs["state"]["eef_pos"], dtype=np.float64)
-            around = around[np.linalg.norm(around[:, :2] - eef[:2], axis=1) > 0.06]
-        if len(around) < 8:
-            return 0.0
+        around = surface[1]
         support = float(np.percentile(around[:, 2], 5))
         grasp_z = self._z(float(world[0, 2]) - c.grasp_depth)
         return float(np.clip(grasp_z - support, 0.0, c.max_hang))

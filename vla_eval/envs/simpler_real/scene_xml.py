@@ -71,27 +71,26 @@ def object_mjcf(assets: Path, model_json: str, db: dict, name: str, model_id: st
     facts.setdefault("model", {})[name] = model_id
     model_dir = assets / "data" / "custom" / "models" / model_id
     asset_xml, geoms = [], []
-    if visual_rgba is not None:
-        for i, path in enumerate(collision_parts(model_dir)):
+    hulls = collision_parts(model_dir)
+    for i, path in enumerate(hulls):
+        asset_xml.append(f'<mesh name="{name}_col{i}" file="{path}" scale="{scale} {scale} {scale}" inertia="convex"/>')
+    if visual_rgba is not None:  # the substitute look: the collision hulls themselves, drawn in one colour
+        geoms += [f'<geom type="mesh" mesh="{name}_col{i}" rgba="{_fmt(visual_rgba)}" group="2" contype="0" '
+                  'conaffinity="0" density="0"/>' for i in range(len(hulls))]
+    else:
+        for i, part in enumerate(visual_parts(model_dir)):
             mesh = f"{name}_vis{i}"
-            asset_xml.append(f'<mesh name="{mesh}" file="{path}" scale="{scale} {scale} {scale}"/>')
-            geoms.append(f'<geom type="mesh" mesh="{mesh}" rgba="{_fmt(visual_rgba)}" group="2" contype="0" '
-                         'conaffinity="0" density="0"/>')
-    for i, part in enumerate([] if visual_rgba is not None else visual_parts(model_dir)):
-        mesh = f"{name}_vis{i}"
-        asset_xml.append(f'<mesh name="{mesh}" file="{part.obj}" scale="{scale} {scale} {scale}"/>')
-        if part.texture is not None:
-            asset_xml.append(f'<texture name="{mesh}_tex" type="2d" file="{part.texture}"/>')
-            asset_xml.append(f'<material name="{mesh}_mat" texture="{mesh}_tex" rgba="{_fmt(part.rgba)}"/>')
-        else:
-            asset_xml.append(f'<material name="{mesh}_mat" rgba="{_fmt(part.rgba)}" emission="{part.emission}"/>')
-        geoms.append(f'<geom type="mesh" mesh="{mesh}" material="{mesh}_mat" group="2" contype="0" conaffinity="0" density="0"/>')
-    for i, path in enumerate(collision_parts(model_dir)):
-        mesh = f"{name}_col{i}"
-        asset_xml.append(f'<mesh name="{mesh}" file="{path}" scale="{scale} {scale} {scale}" inertia="convex"/>')
-        geoms.append(f'<geom name="{mesh}" type="mesh" mesh="{mesh}" group="3" density="{density}" '
+            asset_xml.append(f'<mesh name="{mesh}" file="{part.obj}" scale="{scale} {scale} {scale}"/>')
+            if part.texture is not None:
+                asset_xml.append(f'<texture name="{mesh}_tex" type="2d" file="{part.texture}"/>')
+                asset_xml.append(f'<material name="{mesh}_mat" texture="{mesh}_tex" rgba="{_fmt(part.rgba)}"/>')
+            else:
+                asset_xml.append(f'<material name="{mesh}_mat" rgba="{_fmt(part.rgba)}" emission="{part.emission}"/>')
+            geoms.append(f'<geom type="mesh" mesh="{mesh}" material="{mesh}_mat" group="2" contype="0" conaffinity="0" density="0"/>')
+    for i in range(len(hulls)):
+        geoms.append(f'<geom name="{name}_col{i}" type="mesh" mesh="{name}_col{i}" group="3" density="{density}" '
                      f'friction="{friction} 0.005 0.0001" contype="1" conaffinity="3" rgba="0 0 0 0"/>')
-    facts.setdefault("grasp", {})[name] = widest_section(collision_parts(model_dir), scale)
+    facts.setdefault("grasp", {})[name] = widest_section(hulls, scale)
     joint = f'<joint name="{name}_free" type="free" damping="{damping}"/>' if damping else f'<freejoint name="{name}_free"/>'
     return asset_xml, f'<body name="{name}" pos="0 0 2">{joint}{"".join(geoms)}</body>'
 
