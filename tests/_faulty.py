@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 
 from vla_eval.backends.tabletop import TabletopBackend
 from vla_eval.policies.base import ActionChunk, Policy
-from vla_eval.policies.baselines import NoopPolicy
+from vla_eval.policies.baselines import NoopPolicy, RandomPolicy
 from vla_eval.policies.scripted import ScriptedExpert
 
 
@@ -154,3 +155,18 @@ class ServerCrashingPolicy(NoopPolicy):
 
     def predict(self, obs_batch, slots=None):
         return super().predict(obs_batch)
+
+
+class SlowRandomPolicy(RandomPolicy):
+    """The random baseline, paced: each call waits ``delay_s`` so a run lasts long enough for a test to kill
+    a worker mid-run on any machine (an unpaced 16-episode run can finish between two polls)."""
+
+    name = "slow_random"
+
+    def __init__(self, delay_s: float = 0.02, **kwargs):
+        super().__init__(**kwargs)
+        self.delay_s = float(delay_s)
+
+    def predict(self, obs_batch, slots=None):
+        time.sleep(self.delay_s)
+        return super().predict(obs_batch, slots)

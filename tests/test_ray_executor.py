@@ -51,6 +51,11 @@ def _suite(tmp_path: Path, episodes: int) -> Path:
     return path
 
 
+def _with_test_doubles() -> dict:
+    """A child environment whose imports see tests/_faulty.py (the driver loads the policy too)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+
+
 def _views(run_dir: Path):
     with RunStore(run_dir, readonly=True) as store:
         return [r.deterministic_view() for r in store.records()], list(store.records())
@@ -64,9 +69,9 @@ def test_ray_run_with_killed_actor_matches_local(tmp_path, ray_head):
 
     run_dir = tmp_path / "ray"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vla_eval", "run", "--suite", str(suite), "--policy", "random", "--workers", "2",
-         "--executor", "ray", "--ray-address", ray_head, "--run-dir", str(run_dir), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "vla_eval", "run", "--suite", str(suite), "--policy", "_faulty:SlowRandomPolicy",
+         "--workers", "2", "--executor", "ray", "--ray-address", ray_head, "--run-dir", str(run_dir), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_with_test_doubles(),
     )
     killed = None
     deadline = time.time() + 180
@@ -130,7 +135,7 @@ def test_ray_policy_server_actor_restarted_after_crash(tmp_path, ray_head):
          "--policy-arg", f"crash_seed={crash_seed}", "--policy-arg", f"marker={marker}", "--workers", "2",
          "--executor", "ray", "--ray-address", ray_head, "--policy-server", "auto", "--run-dir", str(run_dir), "--no-progress"],
         capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])},
+        env=_with_test_doubles(),
     )
     logs = proc.stdout + proc.stderr[-3000:]
     assert proc.returncode == 0, logs
