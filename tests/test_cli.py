@@ -83,9 +83,12 @@ def test_scripted_also_deterministic_across_workers(tmp_path):
 def test_resume_after_killed_run_skips_finished_episodes(tmp_path):
     suite = _suite(tmp_path, episodes_per_task=16, max_steps=60)
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "vla_eval", "run", "--suite", str(suite), "--policy", "random", "--workers", "2",
+    # paced (the random baseline plus a wait per call), so that the run is still going when the test kills it
+    policy = ["--policy", "_faulty:SlowRandomPolicy"]
+    cmd = [sys.executable, "-m", "vla_eval", "run", "--suite", str(suite), *policy, "--workers", "2",
            "--run-dir", str(run_dir), "--no-progress"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 120
     done_before = 0
     while time.time() < deadline:
@@ -100,7 +103,7 @@ def test_resume_after_killed_run_skips_finished_episodes(tmp_path):
     assert 3 <= done_before < 16
     first = {r.key: r for r in _records(run_dir)}
 
-    rc = main(["run", "--suite", str(suite), "--policy", "random", "--workers", "2", "--run-dir", str(run_dir),
+    rc = main(["run", "--suite", str(suite), *policy, "--workers", "2", "--run-dir", str(run_dir),
                "--resume", "--no-progress"])
     assert rc == 0
     final = {r.key: r for r in _records(run_dir)}
