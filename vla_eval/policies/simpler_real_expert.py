@@ -1,5 +1,6 @@
-"""Scripted pick-and-place for the SimplerEnv-robot Bridge scenes (privileged state; used by
-``simpler_scripted`` when the env reports ``family == "bridge_real"``).
+"""Scripted experts for the SimplerEnv-robot scenes (privileged state; used by ``simpler_scripted`` when the env
+reports ``family`` ``bridge_real`` or ``google_real``): WidowX pick-and-place, Google-robot pick / move near, and
+Google-robot drawers (hook behind the front plate and pull; push to close).
 
 It speaks the env's native SimplerEnv WidowX action (metres / radians in the robot base
 frame, gripper +1 open) and steers the controller's *target* pose (``ee_target_pos`` /
@@ -208,8 +209,11 @@ def google_near_spot(priv: dict[str, Any], task: dict[str, Any]) -> np.ndarray:
 
 def google_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
     """Pick and lift on the Google-robot scene: align above the object, descend, close, lift, hold; for move
-    near then carry to a spot beside the target (:func:`google_near_spot`), lower, open and rise."""
+    near then carry to a spot beside the target (:func:`google_near_spot`), lower, open and rise. Drawers:
+    :func:`google_drawer_action`."""
     task = priv["task"]
+    if task["type"] in ("drawer_open", "drawer_close"):
+        return google_drawer_action(priv, ep)
     src = task["object"]
     bp, br = np.asarray(priv["base_pos"]), np.asarray(priv["base_mat"])
 
@@ -285,4 +289,94 @@ def google_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
     if ep.phase == "rise":
         drot = np.zeros(3)
         dpos = np.array([0.0, 0.0, G_SLOW])
+    return np.concatenate([dpos, drot, [grip]])
+
+
+# ----------------------------------------------------- Google robot: drawers
+D_LEAN = math.radians(60)  # the hand leans back towards the robot: the fingertips reach behind a drawer front
+D_FRONT_BACK, D_FRONT_FACE, D_FRONT_TOP = 0.2975, 0.3125, 0.07  # mk_station drawer_front_collision, drawer-link frame
+D_HOOK_BEHIND, D_HOOK_BELOW = 0.045, 0.015  # the closed fingertips (at the TCP) this far behind / below the front's top
+D_PULL_TO, D_PUSH_TO = 0.2, -0.01  # drawer joint the hand drives to (open needs >= 0.15, close <= 0.05)
+D_Y_REACH = 0.15  # the hand works this close to the drawer's middle (the front is 0.615 m wide)
+D_OVER_SPEED = 0.025  # metres per step over the front's top edge (the arm tracks part of each step's delta)
+D_HOOK_PRESS = 0.02
+D_PULL_SPEED = 0.035
+D_OVER_HEIGHT = 0.025  # the fingertips pass this far above the front's top edge (the top drawer: under the cabinet top)
+
+
+def google_drawer_frame(base_mat: np.ndarray) -> np.ndarray:
+    """Base-frame gripper orientation for the drawers: approach axis down and towards the cabinet (-x in SimplerEnv's
+    world, where the cabinet faces the robot), leaning ``D_LEAN`` from vertical; fingers side by side along y."""
+    z = np.array([-math.sin(D_LEAN), 0.0, -math.cos(D_LEAN)])
+    y = np.array([0.0, 1.0, 0.0])
+    return base_mat.T @ np.stack([np.cross(y, z), y, z], axis=1)
+
+
+def google_drawer_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
+    """Open a drawer by hooking the closed fingertips behind its front plate and pulling; close one by pushing the
+    front plate with the fingertips (the mk_station handles have no collision shape, as in SimplerEnv).
+
+    Open: close the hand, go in front of and above the front plate, over its top edge, down behind it, pull out to
+    ``D_PULL_TO``, hold. Close: close the hand, go in front of the (open) front plate at its middle height, push it
+    in to ``D_PUSH_TO``, back off."""
+    kind = priv["task"]["type"]
+    bp, br = np.asarray(priv["base_pos"]), np.asarray(priv["base_mat"])
+    eef_w = np.asarray(priv["eef_pos"])
+    eef = br.T @ (eef_w - bp)
+    cur = br.T @ np.asarray(priv["eef_mat"])
+    want = google_drawer_frame(br)
+    drot = _clip_norm(_rotvec(want @ cur.T), G_TURN)
+    dp = np.asarray(priv["drawer_pos"])
+    q = float(priv["drawer_qpos"])
+    y = float(np.clip(eef_w[1], dp[1] - D_Y_REACH, dp[1] + D_Y_REACH))
+    grip = G_CLOSE if ep.count <= 2 else G_KEEP
+
+    def toward(goal_w: np.ndarray, speed: float) -> np.ndarray:
+        return _clip_norm(br.T @ (goal_w - bp) - eef, speed)
+
+    if ep.phase == "start":
+        ep.go("pre")
+    if kind == "drawer_open":
+        hook = np.array([dp[0] + D_FRONT_BACK - D_HOOK_BEHIND, y, dp[2] + D_FRONT_TOP - D_HOOK_BELOW])
+        pre = np.array([dp[0] + D_FRONT_FACE + 0.08, y, dp[2] + D_FRONT_TOP + D_OVER_HEIGHT])
+        over = np.array([hook[0], y, dp[2] + D_FRONT_TOP + D_OVER_HEIGHT])
+        if ep.phase == "pre":
+            dpos = toward(pre, G_FAST)
+            if np.linalg.norm(pre - eef_w) < 0.02 and float(np.linalg.norm(_rotvec(want @ cur.T))) < 0.08:
+                ep.go("over")
+        if ep.phase == "over":
+            dpos = toward(over, D_OVER_SPEED)
+            if np.linalg.norm(over - eef_w) < 0.008 or ep.count > 25:
+                ep.go("hook")
+        # far from the robot (SimplerEnv's poses a2 / b2 / c2) the low drawers are at the arm's reach and the hand
+        # stops short of each target: ask for ``D_HOOK_PRESS`` more depth than wanted (the wall inside the front is
+        # 4.5 cm lower still)
+        low = hook[2] - D_HOOK_PRESS
+        if ep.phase == "hook":
+            dpos = toward(np.array([min(hook[0], eef_w[0]), y, low]), G_SLOW)
+            if eef_w[2] < hook[2] + 0.004 or ep.count > 12:
+                ep.go("pull")
+        if ep.phase == "pull":
+            # the pull and the downward press limited apart: a shared norm limit let the hand ride up over the front
+            pull = toward(np.array([hook[0] + D_PULL_TO - q, y, eef_w[2]]), D_PULL_SPEED)
+            press = toward(np.array([eef_w[0], eef_w[1], low]), 0.01)
+            dpos = pull + press
+            if q >= D_PULL_TO - 0.01:
+                ep.go("hold")
+        if ep.phase == "hold":
+            dpos = np.zeros(3)
+    else:
+        face = dp[0] + D_FRONT_FACE
+        pre = np.array([face + 0.06, y, dp[2] + 0.02])
+        if ep.phase == "pre":
+            dpos = toward(pre, G_FAST)
+            if np.linalg.norm(pre - eef_w) < 0.02 and float(np.linalg.norm(_rotvec(want @ cur.T))) < 0.08:
+                ep.go("push")
+        if ep.phase == "push":
+            goal = np.array([face - (q - D_PUSH_TO), y, dp[2] + 0.02])
+            dpos = toward(goal, G_SLOW)
+            if q <= 0.01:
+                ep.go("back")
+        if ep.phase == "back":
+            dpos = toward(np.array([face + 0.08, y, dp[2] + 0.02]), G_SLOW)
     return np.concatenate([dpos, drot, [grip]])

@@ -18,6 +18,7 @@ from vla_eval.envs.simpler_real.google_env import GOOGLE_REAL_TASKS, SIMPLER_GOO
 from vla_eval.envs.simpler_real.overlay import foreground_mask
 
 TASKS = sorted(GOOGLE_REAL_TASKS)
+DRAWER_TASKS = [f"google_{a}_{lv}_drawer" for a in ("open", "close") for lv in ("top", "middle", "bottom")]
 
 
 @pytest.mark.parametrize("task, quat", [
@@ -77,11 +78,14 @@ def test_suite_matches_the_panda_look_suite():
     real, panda = load_suite("simpler_google_vm_real"), load_suite("simpler_google_vm")
     steps = {t.name: t.max_steps for t in panda.tasks}
     assert [t.name for t in real.tasks] == [n for n in steps if n in GOOGLE_REAL_TASKS]
-    assert all(t.max_steps == steps[t.name] == 80 for t in real.tasks)
+    assert all(t.max_steps == steps[t.name] for t in real.tasks)
+    assert {t.name: t.max_steps for t in real.tasks if "drawer" in t.name} == {n: 113 for n in DRAWER_TASKS}
     assert real.success_rule == panda.success_rule == "final_step"
     assert {t.name: real.task_episodes(t.name) for t in real.tasks} == {
-        **{f"google_pick_coke_can_{o}": 25 for o in ("horizontal", "vertical", "standing")}, "google_move_near": 60}
+        **{f"google_pick_coke_can_{o}": 25 for o in ("horizontal", "vertical", "standing")}, "google_move_near": 60,
+        **{n: 9 for n in DRAWER_TASKS}}
     assert real.backend_options["task_groups"]["move near"] == ["google_move_near"]
+    assert real.backend_options["task_groups"]["open drawer"] == [f"google_open_{lv}_drawer" for lv in ("top", "middle", "bottom")]
     assert [s.name for s in real.splits] == ["default", *G.URDF_VERSIONS[1:]]
 
 
@@ -207,7 +211,10 @@ def test_picture_first_frames_beside_simplerenvs_photo(simpler_assets, mesh_cach
         ours, theirs = pair[:, :320].astype(int), pair[:, 320:].astype(int)
         assert np.abs(theirs - photo).mean() < 3
         same = np.abs(ours - theirs).max(axis=2) < 12
-        assert 0.6 < same.mean() < 0.99  # the photo around the robot's arm and the can
+        if "drawer" in task:  # the cabinet, drawn in simulation, covers a third of the view
+            assert 0.3 < same.mean() < 0.8
+        else:
+            assert 0.6 < same.mean() < 0.99  # the photo around the robot's arm and the can
 
 
 @pytest.mark.slow
@@ -251,8 +258,84 @@ def test_run_table_has_simplerenvs_group_aggregate_for_the_real_suite():
     assert md.startswith("Visual matching:")
     assert "| pick coke can | 80.0 | 12 | 300 |" in md and "| move near | 90.0 | 4 | 240 |" in md
     data = spec.model_dump(mode="json")
-    data["backend_options"]["task_groups"]["drawers"] = ["google_open_top_drawer"]
-    with pytest.raises(ConfigError, match="task_groups.drawers"):
+    data["backend_options"]["task_groups"]["apple"] = ["google_place_apple_in_closed_top_drawer"]  # not staged
+    with pytest.raises(ConfigError, match="task_groups.apple"):
         from vla_eval.spec import SuiteSpec
 
         get_backend("simpler_real").validate_suite(SuiteSpec.model_validate(data), "suite.yaml")
+
+
+# --------------------------------------------------------------------------- drawers
+# scripts/rt1_drawer_visual_matching.sh, written out again here: (overlay, --robot-init-x, --robot-init-y, yaw)
+SCRIPT_POSES = [("a0", 0.644, -0.179, -0.03), ("a1", 0.765, -0.182, -0.02), ("a2", 0.889, -0.203, -0.06),
+                ("b0", 0.652, 0.009, 0.0), ("b1", 0.752, 0.009, 0.0), ("b2", 0.851, 0.035, 0.0),
+                ("c0", 0.665, 0.224, 0.0), ("c1", 0.765, 0.222, -0.025), ("c2", 0.865, 0.222, -0.025)]
+
+
+@pytest.mark.parametrize("task", ["google_open_middle_drawer", "google_close_bottom_drawer"])
+def test_drawer_scene_poses_photos_and_start(google_env, task):
+    """Episode i stands the robot at the script's pose i with its own photo; the cabinet is SimplerEnv's
+    mk_station_recolor at (-0.295, 0, 0.017), drawn in simulation in its URDF colour (linear -> sRGB); a close
+    task starts with its drawer 0.2 m out and the others shut; no table (dummy_drawer)."""
+    from vla_eval.envs.simpler_real.google_env import station_joint
+    from vla_eval.envs.simpler_real.urdf import srgb_from_linear
+
+    env = google_env(task, image_size=(64, 64), render_scale=0.25)
+    m, d = env.model, env.data
+    level = task.split("_")[2]
+    with pytest.raises(KeyError):
+        m.geom("table")
+    for config in (0, 2, 6, 8):
+        _, info = env.reset(seed=0, options={"config_id": config})
+        name, x, y, yaw = SCRIPT_POSES[config]
+        assert info["overlay"] == f"real_inpainting/open_drawer_{name}.png" == env.overlay
+        np.testing.assert_allclose(d.xpos[env._base], [x, y, G.BASE_Z], atol=1e-9)
+        half = (math.pi + yaw) / 2  # euler2quat(0, 0, yaw) * [0, 0, 0, 1]
+        np.testing.assert_allclose(d.xquat[env._base], [math.cos(half), 0, 0, math.sin(half)], atol=1e-9)
+        np.testing.assert_allclose(d.xpos[m.body("cabinet_body").id], [-0.295, 0.0, 0.017], atol=1e-9)
+        qs = {lv: float(d.qpos[m.joint(station_joint(lv)).qposadr[0]]) for lv in ("top", "middle", "bottom")}
+        want = {lv: (0.2 if lv == level and "close" in task else 0.0) for lv in qs}
+        assert qs == pytest.approx(want, abs=2e-3)  # after SimplerEnv's settle, the damped drawers stay put
+        assert info["qpos"] == pytest.approx(want[level], abs=2e-3) and not info["success"]
+    front = next(g for g in range(m.ngeom) if m.body(int(m.geom_bodyid[g])).name == f"cabinet_{level}_drawer"
+                 and m.geom_group[g] == 2 and abs(m.geom_size[g][0] - 0.0075) < 1e-9)
+    np.testing.assert_allclose(m.geom_rgba[front][:3], [srgb_from_linear(c) for c in (0.325, 0.187, 0.1166)], atol=1e-6)
+    frame = env.render_native()  # the cabinet is foreground: its pixels are not the photo's
+    assert (np.abs(frame.astype(int) - env._photo.astype(int)).max(axis=2) > 12).mean() > 0.2
+
+
+@pytest.mark.parametrize("kind, q, ok", [("drawer_open", 0.149, False), ("drawer_open", 0.151, True),
+                                         ("drawer_close", 0.051, False), ("drawer_close", 0.049, True)])
+def test_drawer_rule_thresholds(google_env, kind, q, ok):
+    """open_drawer_in_scene.py evaluate: open = qpos >= 0.15, close = qpos <= 0.05, on the task's drawer joint only."""
+    from vla_eval.envs.simpler_real.google_env import station_joint
+
+    task = "google_open_top_drawer" if kind == "drawer_open" else "google_close_top_drawer"
+    env = google_env(task, cameras=())
+    env.reset(seed=0, options={"config_id": 4})
+    m, d = env.model, env.data
+    d.qpos[m.joint(station_joint("top")).qposadr[0]] = q
+    d.qpos[m.joint(station_joint("middle")).qposadr[0]] = 0.3 if kind == "drawer_open" else 0.0  # another drawer
+    assert env._evaluate() is ok and env._stats["qpos"] == pytest.approx(q)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task, config", [("google_open_bottom_drawer", 2), ("google_close_top_drawer", 6)])
+def test_drawer_expert_succeeds_and_noop_does_not(google_env, task, config):
+    """Pose A2 (the farthest, the bottom drawer at the arm's reach) and pose C0; the expert hooks behind the front
+    plate (the handles have no collision shape) or pushes it; noop leaves the drawer where it started."""
+    from vla_eval.policies.simpler_expert import SimplerScriptedExpert
+
+    env = google_env(task, cameras=())
+    results = {}
+    for who in ("expert", "noop"):
+        env.reset(seed=0, options={"config_id": config})
+        expert = SimplerScriptedExpert()
+        expert.reset([env.instruction])
+        for _ in range(env.task.max_steps):
+            action = expert.predict([{"privileged": env.privileged_state()}]).actions[0, 0] if who == "expert" else np.zeros(7)
+            _, _, success, _, info = env.step(action)
+        results[who] = (success, round(info["qpos"], 1))
+    start = 0.2 if "close" in task else 0.0
+    assert results["expert"][0] and not results["noop"][0]
+    assert results["noop"][1] == start and abs(results["expert"][1] - start) >= 0.15

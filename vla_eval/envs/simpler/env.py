@@ -51,7 +51,8 @@ from vla_eval.envs.simpler.looks import (
     table_image,
 )
 from vla_eval.envs.simpler.rules import ON_TOP_XY_MARGIN  # noqa: F401  (re-exported)
-from vla_eval.envs.simpler.rules import CONTACT_FORCE, lift_evaluate, near_evaluate, on_top, touching_other
+from vla_eval.envs.simpler.rules import APPLE_DRAWER_OPEN, DRAWER_OPEN  # noqa: F401  (re-exported)
+from vla_eval.envs.simpler.rules import CONTACT_FORCE, drawer_evaluate, lift_evaluate, near_evaluate, on_top, touching_other
 from vla_eval.envs.simpler.tasks import SimplerTask, get_task
 from vla_eval.envs.tabletop.builder import build_scene
 from vla_eval.envs.tabletop.controller import mat_from_rotvec
@@ -75,9 +76,6 @@ WORKSPACE_HI = np.array([0.95, 0.6, 0.7])
 SETTLE_SUBSTEPS = 150
 GRIPPER_MODES = ("absolute", "relative")
 DISTRACTOR_AREA = {"x": (0.32, 0.66), "y": (-0.34, 0.34)}
-DRAWER_OPEN = 0.15
-DRAWER_CLOSED = 0.05
-APPLE_DRAWER_OPEN = 0.05
 PARK_Z = -2.0
 IDENTITY_QUAT = (1.0, 0.0, 0.0, 0.0)
 FAMILY_GRIPPER = {"google": "relative", "bridge": "absolute"}
@@ -430,9 +428,7 @@ class SimplerEnv(TabletopEnv):
                                            rule["object"], rule["target"])
         elif kind in ("drawer_open", "drawer_close"):
             # SimplerEnv open_drawer_in_scene.py OpenDrawerInSceneEnv / CloseDrawerInSceneEnv.evaluate
-            q = float(d.qpos[m.joint(rule["joint"]).qposadr[0]])
-            stats = {"qpos": q}
-            success = q >= DRAWER_OPEN if kind == "drawer_open" else q <= DRAWER_CLOSED
+            success, stats = drawer_evaluate(kind, float(d.qpos[m.joint(rule["joint"]).qposadr[0]]))
         elif kind == "in_drawer":
             # SimplerEnv place_in_closed_drawer_in_scene.py PlaceObjectInClosedDrawerInSceneEnv.evaluate
             q = float(d.qpos[m.joint(rule["joint"]).qposadr[0]])

@@ -23,6 +23,13 @@ NEAR_MARGIN = 0.10
 MOVED = 0.03
 """move_near_in_scene.py: an object counts as moved beyond 3 cm of xy travel."""
 
+DRAWER_OPEN = 0.15
+"""open_drawer_in_scene.py OpenDrawerInSceneEnv.evaluate: success = drawer joint qpos >= 0.15 m"""
+DRAWER_CLOSED = 0.05
+"""open_drawer_in_scene.py CloseDrawerInSceneEnv.evaluate: success = drawer joint qpos <= 0.05 m"""
+APPLE_DRAWER_OPEN = 0.05
+"""place_in_closed_drawer_in_scene.py evaluate: the drawer still open beyond 0.05 m when the apple lands"""
+
 ON_TOP_XY_MARGIN = 0.003
 """put_on_in_scene.py PutOnInSceneEnv.evaluate: ``xy_flag = |offset_xy| <= |tgt_half_xy| + 0.003``."""
 
@@ -108,3 +115,11 @@ def near_evaluate(pos: dict[str, np.ndarray], init: dict[str, np.ndarray], half:
     stats = {"moved_correct_obj": moved_correct, "moved_wrong_obj": moved_wrong, "near_tgt_obj": near,
              "is_closest_to_tgt": closest, "all_obj_keep_height": keep_height}
     return bool(keep_height and moved_correct and near and closest), stats
+
+
+def drawer_evaluate(kind: str, qpos: float) -> tuple[bool, dict[str, Any]]:
+    """SimplerEnv's open / close drawer rule on the task drawer's joint position (metres pulled out)."""
+    if kind not in ("drawer_open", "drawer_close"):
+        raise ValueError(f"drawer rule {kind!r}: expected 'drawer_open' or 'drawer_close'")
+    success = qpos >= DRAWER_OPEN if kind == "drawer_open" else qpos <= DRAWER_CLOSED
+    return bool(success), {"qpos": float(qpos)}

@@ -183,3 +183,29 @@ MOVE_NEAR_LAYOUTS = (((-0.33, 0.04), (-0.33, 0.34), (-0.13, 0.19)),
 MOVE_NEAR_VISUAL_SUBSTITUTE = {"baked_opened_redbull_can_v2": (0.62, 0.66, 0.78, 1.0)}
 """Models whose visual mesh is missing from the asset pack (MISSING.txt: baked_opened_redbull_can_v2/textured.dae):
 drawn with their collision hull in a flat silver-blue, labelled in the suite description"""
+
+
+# ------------------------------------------------------------------ drawers
+STATION_URDF = "data/custom/mk_station_recolor.urdf"
+"""open_drawer_in_scene.py OpenDrawerInSceneEnv._setup_prepackaged_env_init_config station_name (and the
+--additional-env-build-kwargs station_name=mk_station_recolor of scripts/rt1_drawer_visual_matching.sh)"""
+STATION_POS = (-0.295, 0.0, 0.017)
+"""open_drawer_in_scene.py _load_articulations: art_obj.set_pose(sapien.Pose([-0.295, 0, 0.017], [1, 0, 0, 0])),
+fix_root_link True"""
+STATION_JOINT_FRICTION, STATION_JOINT_DAMPING = 0.05, 1.0
+"""open_drawer_in_scene.py cabinet_joint_friction 0.05; joint.set_drive_property(stiffness=0, damping=1)"""
+
+DRAWER_CLOSE_INIT_QPOS = 0.2
+"""open_drawer_in_scene.py CloseDrawerInSceneEnv.reset: cabinet_init_qpos 0.2 on the task's drawer (others 0)"""
+
+DRAWER_POSES = (("a0", 0.644, -0.179, -0.03), ("a1", 0.765, -0.182, -0.02), ("a2", 0.889, -0.203, -0.06),
+                ("b0", 0.652, 0.009, 0.0), ("b1", 0.752, 0.009, 0.0), ("b2", 0.851, 0.035, 0.0),
+                ("c0", 0.665, 0.224, 0.0), ("c1", 0.765, 0.222, -0.025), ("c2", 0.865, 0.222, -0.025))
+"""(overlay id, robot x, robot y, extra base yaw) of SimplerEnv's nine drawer evaluation poses, in the script's
+order A0 ... C2: scripts/rt1_drawer_visual_matching.sh --robot-init-x/-y, --robot-init-rot-rpy-range yaw,
+--rgb-overlay-path real_inpainting/open_drawer_<id>.png (the same lists as open_drawer_in_scene.py
+_additional_prepackaged_config_reset)"""
+
+
+def drawer_overlay(overlay_id: str) -> str:
+    return f"real_inpainting/open_drawer_{overlay_id}.png"

@@ -34,7 +34,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from vla_eval.envs.simpler.rules import CONTACT_FORCE, lift_evaluate, near_evaluate
+from vla_eval.envs.simpler.rules import CONTACT_FORCE, drawer_evaluate, lift_evaluate, near_evaluate
 from vla_eval.envs.simpler.tasks import SimplerTask
 from vla_eval.envs.simpler_real import google as G
 from vla_eval.envs.simpler_real import widowx as W
@@ -52,6 +52,12 @@ SETTLE_S = 1.0  # grasp_single_in_scene.py _initialize_actors: _settle(0.5) twic
 GRASP_MAX_ANGLE = 80.0  # grasp_single_in_scene.py evaluate: check_grasp(obj, max_angle=80)
 SMALL_GRIPPER_ACTION = 0.01  # defaults.py small_action_repeat_last_target (pd_joint_pos.py: |action| < 0.01)
 RAMP_CHUNKS = 9  # joint targets updated 9 times per control step (171 / 9 = 19 substeps each)
+STATION_PREFIX = "cabinet_"
+
+
+def station_joint(level: str) -> str:
+    """The MJCF joint of SimplerEnv's ``<level>_drawer_joint`` (mk_station URDF)."""
+    return f"{STATION_PREFIX}{level}_drawer_joint"
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,20 @@ class GoogleRealTask:
     """extra yaw of the base on top of SimplerEnv's [0, 0, 0, 1] (move near: -0.09 rad)"""
     densities: dict[str, float] | None = None
     visual_substitutes: dict[str, tuple[float, float, float, float]] | None = None
+    station: bool = False
+    """SimplerEnv's cabinet (``mk_station_recolor``) stands in the scene, and no table (``dummy_drawer``)"""
+    poses: tuple[tuple[str, float, float, float], ...] | None = None
+    """Per configuration (overlay id, base x, base y, extra base yaw): the drawer tasks' nine robot poses, each with its
+    own photo; None = one pose (``base_xy``, ``base_yaw``) and one photo (``overlay``) for every configuration"""
+
+    def overlay_for(self, config_id: int) -> str:
+        return G.drawer_overlay(self.poses[config_id][0]) if self.poses else self.overlay
+
+    def base_for(self, config_id: int) -> tuple[tuple[float, float], float]:
+        if self.poses:
+            _, x, y, yaw = self.poses[config_id]
+            return (x, y), yaw
+        return self.base_xy, self.base_yaw
 
 
 GOOGLE_REAL_TASKS: dict[str, GoogleRealTask] = {
@@ -77,6 +97,13 @@ GOOGLE_REAL_TASKS["google_move_near"] = GoogleRealTask(
     dict(G.MOVE_NEAR_MODELS), G.MOVE_NEAR_MODEL_JSON, G.MOVE_NEAR_OVERLAY, G.BASE_XY_MOVE_NEAR,
     "MoveNearGoogleBakedTexInScene-v0 (models of its -v1 variant)", base_yaw=G.BASE_YAW_MOVE_NEAR,
     densities=dict(G.MOVE_NEAR_DENSITY), visual_substitutes=dict(G.MOVE_NEAR_VISUAL_SUBSTITUTE))
+
+for _action in ("open", "close"):
+    for _level in ("top", "middle", "bottom"):
+        GOOGLE_REAL_TASKS[f"google_{_action}_{_level}_drawer"] = GoogleRealTask(
+            {}, G.MOVE_NEAR_MODEL_JSON, G.drawer_overlay(G.DRAWER_POSES[0][0]), G.DRAWER_POSES[0][1:3],
+            f"{_action.capitalize()}{_level.capitalize()}DrawerCustomInScene-v0", base_yaw=G.DRAWER_POSES[0][3],
+            station=True, poses=G.DRAWER_POSES)
 
 
 def native_config(task: SimplerTask, config_id: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -91,6 +118,8 @@ def native_config(task: SimplerTask, config_id: int) -> dict[str, tuple[np.ndarr
     cfg = task.config(config_id)  # range check against the shared task
     real = GOOGLE_REAL_TASKS[task.name]
     i = int(config_id)
+    if real.station:
+        return {}
     if task.name == "google_move_near":
         layout = G.MOVE_NEAR_LAYOUTS[(i % 12) // 6]
         return {name: (np.array(xy), np.array(G.MOVE_NEAR_QUAT[name])) for name, xy in zip(cfg.poses, layout)}
@@ -111,13 +140,25 @@ def build_google_xml(assets: Path, task: SimplerTask, real: GoogleRealTask, urdf
     # ManiSkill2 cancels gravity on the robot's joints every step (agents/base_controller.py, balance_passive_force=True)
     body = body.replace("<body ", '<body gravcomp="1" ')
     object_assets, objects_xml, facts = scene_objects(assets, task, real, G.OBJECT_FRICTION)
+    if real.station:
+        station = urdf_to_mjcf_parts(assets / G.STATION_URDF, prefix=STATION_PREFIX, root_pos=G.STATION_POS,
+                                     joint_attrs=f'frictionloss="{G.STATION_JOINT_FRICTION}" damping="{G.STATION_JOINT_DAMPING}"',
+                                     massless_visuals=True, linear_colors=True)
+        object_assets += station.assets
+        objects_xml.append(station.body)
+        # PhysX does not collide an articulation's parent and child links; MuJoCo filters parent-child contacts except
+        # under a body welded to the world, as the cabinet's fixed root is
+        contact_xml = "".join(f'<exclude body1="{STATION_PREFIX}body" body2="{STATION_PREFIX}{level}_drawer"/>'
+                              for level in ("top", "middle", "bottom"))
+    else:
+        contact_xml = ""
     actuators = (position_drives(G.ARM_JOINTS + G.HEAD_JOINTS, G.ARM_STIFFNESS, G.ARM_DAMPING, G.ARM_FORCE_LIMIT)
                  + position_drives(G.FINGER_JOINTS, G.GRIPPER_STIFFNESS, G.GRIPPER_DAMPING, G.GRIPPER_FORCE_LIMIT,
                                    f"{G.GRIPPER_LOW} {G.GRIPPER_HIGH}"))
     (cx, cy), (hx, hy) = G.TABLE_BOX_CENTRE, G.TABLE_BOX_HALF
     xml = scene_mjcf(f"{task.name}_real", G.SIM_HZ, G.CAMERA_SIZE, list(robot.assets) + object_assets, body, objects_xml,
                      actuators, table_pos=f"{cx} {cy} {G.TABLE_HEIGHT / 2}", table_size=f"{hx} {hy} {G.TABLE_HEIGHT / 2}",
-                     table_friction=G.OBJECT_FRICTION, floor=True, compiler_extra=' balanceinertia="true"',
+                     table_friction=G.OBJECT_FRICTION, floor=True, compiler_extra=' balanceinertia="true"', table=not real.station, contact_xml=contact_xml,
                      option_extra=f' impratio="{G.IMPRATIO}" noslip_iterations="{G.NOSLIP_ITERATIONS}"')
     return xml, facts
 
@@ -167,6 +208,26 @@ class GoogleRealEnv(RealSceneEnv):
 
     def _native_config(self, config_id: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return native_config(self.task, config_id)
+
+    def _overlay_for(self, config_id: int) -> str:
+        return self.real.overlay_for(config_id)
+
+    def _place_base(self, config_id: int) -> None:
+        (x, y), yaw = self.real.base_for(config_id)
+        self.model.body_pos[self._base] = (x, y, G.BASE_Z)
+        self.model.body_quat[self._base] = G.base_quat(yaw)
+
+    def _reset_fixtures(self, config_id: int) -> None:
+        """Every drawer closed, the task's drawer pulled out to the configuration's start (close tasks:
+        SimplerEnv's 0.2 m; the shared task definition names the start per drawer joint)."""
+        if not self.real.station:
+            return
+        m, d = self.model, self.data
+        for level in ("top", "middle", "bottom"):
+            d.qpos[m.joint(station_joint(level)).qposadr[0]] = 0.0
+        for joint, q in self.task.config(config_id).joints.items():
+            level = joint.split("_drawer")[0]
+            d.qpos[m.joint(station_joint(level)).qposadr[0]] = float(q)
 
     # ------------------------------------------------------------ control
     def _reset_robot(self) -> None:
@@ -237,6 +298,10 @@ class GoogleRealEnv(RealSceneEnv):
                                            rule["object"], rule["target"])
             self._stats = {**stats, "is_src_obj_grasped": bool(self.is_grasped(rule["object"]))}
             return success
+        if rule["type"] in ("drawer_open", "drawer_close"):
+            m, d = self.model, self.data
+            success, self._stats = drawer_evaluate(rule["type"], float(d.qpos[m.joint(station_joint(rule["drawer"])).qposadr[0]]))
+            return success
         if rule["type"] != "lift":
             raise ValueError(f"rule {rule['type']!r} is not staged on the SimplerEnv Google robot yet")
         success, stats = lift_evaluate(self, rule["object"])
@@ -248,4 +313,11 @@ class GoogleRealEnv(RealSceneEnv):
         out["gripper_target"] = self._gripper_target
         out["table_height"] = G.TABLE_HEIGHT
         out["finger_axis"] = self.data.xmat[self._ee].reshape(3, 3)[:, 1].copy()
+        if self.real.station:
+            m, d = self.model, self.data
+            level = self.rule["drawer"]
+            drawer = m.body(f"{STATION_PREFIX}{level}_drawer").id
+            out["drawer_qpos"] = float(d.qpos[m.joint(station_joint(level)).qposadr[0]])
+            out["drawer_pos"] = d.xpos[drawer].copy()  # the drawer link's origin (front plate at +x 0.305)
+            out["drawer_mat"] = d.xmat[drawer].reshape(3, 3).copy()
         return out

@@ -126,11 +126,8 @@ class RealSceneEnv(gym.Env):
         self._obj_collision = {g: (int(m.geom_contype[g]), int(m.geom_conaffinity[g])) for gs in self._obj_geoms.values() for g in gs}
         self._episode_objects = list(self._obj_names)
         self._init_half: dict[str, np.ndarray] = {}
-        from PIL import Image
-
-        with Image.open(self.assets / "data" / self.real.overlay) as im:
-            self._photo_native = np.asarray(im.convert("RGB"))
-        self._photo = resize_rgb(self._photo_native, self.render_wh[1], self.render_wh[0])
+        self._photos: dict[str, np.ndarray] = {}
+        self._use_photo(self._overlay_for(0))
         self._renderer: mujoco.Renderer | None = None
         self._seg_renderer: mujoco.Renderer | None = None
         self.n_substeps = round(R.SIM_HZ / R.CONTROL_HZ)
@@ -174,6 +171,18 @@ class RealSceneEnv(gym.Env):
         """Start joints, drive targets and controller state (after ``mj_resetData``)."""
         raise NotImplementedError
 
+    def _overlay_for(self, config_id: int) -> str:
+        """The real photo (path under ``data/``) composited behind configuration ``config_id``: one per task by
+        default; the drawer tasks have one per robot pose."""
+        return self.real.overlay
+
+    def _place_base(self, config_id: int) -> None:
+        """Move the (fixed) robot base to configuration ``config_id``'s pose; the base stays where the scene put it
+        by default."""
+
+    def _reset_fixtures(self, config_id: int) -> None:
+        """Joint positions of articulated fixtures (the cabinet's drawers) at the start of ``config_id``."""
+
     def _actuate(self, dpos: np.ndarray, drot: np.ndarray, g: float) -> None:
         """Drive the robot through one control step: base-frame ``dpos`` (clipped) and axis-angle ``drot`` (clipped
         by its norm), gripper command ``g`` in [-1, 1]; steps the simulation."""
@@ -185,6 +194,16 @@ class RealSceneEnv(gym.Env):
     def _evaluate(self) -> bool:
         """The task's success rule this step; sets ``self._stats`` (the info SimplerEnv's evaluate reports)."""
         raise NotImplementedError
+
+    def _use_photo(self, overlay: str) -> None:
+        """Composite ``overlay`` from now on (each photo is read and resized once per env)."""
+        if overlay not in self._photos:
+            from PIL import Image
+
+            with Image.open(self.assets / "data" / overlay) as im:
+                self._photos[overlay] = resize_rgb(np.asarray(im.convert("RGB")), self.render_wh[1], self.render_wh[0])
+        self._photo = self._photos[overlay]
+        self.overlay = overlay
 
     # ------------------------------------------------------------ frames
     def _base_pose(self) -> tuple[np.ndarray, np.ndarray]:
@@ -241,8 +260,11 @@ class RealSceneEnv(gym.Env):
         self.rule = dict(cfg.success or self.task.success)  # move near: each configuration names its own pair
         self.instruction = cfg.instruction or self.task.instruction
         m, d = self.model, self.data
+        self._use_photo(self._overlay_for(self.config_id))
+        self._place_base(self.config_id)
         mujoco.mj_resetData(m, d)
         self._reset_robot()
+        self._reset_fixtures(self.config_id)
         placed = self._native_config(self.config_id)
         for name, (xy, quat) in placed.items():
             adr = m.joint(f"{name}_free").qposadr[0]
@@ -259,7 +281,7 @@ class RealSceneEnv(gym.Env):
         self._consecutive_grasp = 0
         self._rule_state = dict(self.initial_rule_state)
         success = self._evaluate()
-        return self._observation(), {"success": success, "config_id": self.config_id, **self._stats}
+        return self._observation(), {"success": success, "config_id": self.config_id, "overlay": self.overlay, **self._stats}
 
     def _park(self, unused: set[str]) -> None:
         """Task objects this configuration does not use (move near: 5 of 8) wait 2 m below the floor and 5 m behind

@@ -124,10 +124,14 @@ def position_drives(joints, stiffness, damping, force_limit, ctrlrange: str | No
 
 def scene_mjcf(model_name: str, sim_hz: int, camera_size: tuple[int, int], asset_xml: list[str], robot_body: str,
                objects_xml: list[str], actuators: list[str], table_pos: str, table_size: str, table_friction: float,
-               floor: bool = False, compiler_extra: str = "", option_extra: str = "") -> str:
-    """The scene file: robot body, object bodies and drives inside the shared options, lights and table box."""
+               floor: bool = False, compiler_extra: str = "", option_extra: str = "", table: bool = True,
+               contact_xml: str = "") -> str:
+    """The scene file: robot body, object bodies and drives inside the shared options, lights and table box
+    (``table`` False: none, as SimplerEnv's ``dummy_drawer`` scene has no collision but the floor)."""
     floor_xml = ('\n    <geom name="floor" type="plane" size="5 5 0.1" rgba="0.3 0.25 0.2 1" contype="1" conaffinity="3" group="4"/>'
                  if floor else "")
+    table_xml = (f'<geom name="table" type="box" pos="{table_pos}" size="{table_size}" rgba="0.55 0.5 0.45 1" group="4" '
+                 f'contype="1" conaffinity="3" friction="{table_friction} 0.005 0.0001"/>' if table else "")
     return f"""<mujoco model="{model_name}">
   <compiler angle="radian" autolimits="true"{compiler_extra}/>
   <option timestep="{1.0 / sim_hz}" integrator="implicitfast" cone="pyramidal"{option_extra}><flag multiccd="enable"/></option>
@@ -137,10 +141,9 @@ def scene_mjcf(model_name: str, sim_hz: int, camera_size: tuple[int, int], asset
   <asset>{''.join(asset_xml)}</asset>
   <worldbody>
     <light name="sun" directional="true" dir="0 0 -1" pos="0 0 3" diffuse="0.3 0.3 0.3" castshadow="false"/>{floor_xml}
-    <geom name="table" type="box" pos="{table_pos}" size="{table_size}" rgba="0.55 0.5 0.45 1" group="4"
-          contype="1" conaffinity="3" friction="{table_friction} 0.005 0.0001"/>
+    {table_xml}
     {robot_body}
     {''.join(objects_xml)}
   </worldbody>
-  <actuator>{''.join(actuators)}</actuator>
+  <actuator>{''.join(actuators)}</actuator>{f"<contact>{contact_xml}</contact>" if contact_xml else ""}
 </mujoco>"""

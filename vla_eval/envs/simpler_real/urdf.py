@@ -97,11 +97,23 @@ class MjcfParts:
     joint_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
+def srgb_from_linear(c: float) -> float:
+    """One linear colour channel as the sRGB value a display shows (IEC 61966-2-1). SAPIEN treats URDF material
+    colours as linear and writes sRGB images; MuJoCo's renderer writes the rgba it is given."""
+    c = min(max(float(c), 0.0), 1.0)
+    return 12.92 * c if c <= 0.0031308 else 1.055 * c ** (1 / 2.4) - 0.055
+
+
 def urdf_to_mjcf_parts(urdf_path: Path, prefix: str = "", root_pos=(0.0, 0.0, 0.0), root_quat=(1.0, 0.0, 0.0, 0.0),
-                       rgba_override: dict[str, tuple[float, float, float, float]] | None = None) -> MjcfParts:
+                       rgba_override: dict[str, tuple[float, float, float, float]] | None = None,
+                       joint_attrs: str = "", massless_visuals: bool = False, linear_colors: bool = False) -> MjcfParts:
     """Convert ``urdf_path`` into MJCF fragments; names get ``prefix`` (meshes, bodies, joints).
 
-    Mesh files are referenced by absolute path, so the result compiles from any folder.
+    Mesh files are referenced by absolute path, so the result compiles from any folder. A primitive visual takes
+    its URDF ``<material>`` colour (named at the root or inline; ``linear_colors``: converted from linear to sRGB).
+    ``joint_attrs`` is added to every movable joint (e.g. SimplerEnv's cabinet joint friction and damping).
+    ``massless_visuals``: visual geoms add no mass (links without ``<inertial>`` then weigh what their collision
+    shapes do at the default density, as in SAPIEN); off by default, as the robots' links all declare inertials.
     """
     urdf_path = Path(urdf_path)
     try:
@@ -121,6 +133,19 @@ def urdf_to_mjcf_parts(urdf_path: Path, prefix: str = "", root_pos=(0.0, 0.0, 0.
     parts = MjcfParts()
     meshes: dict[str, str] = {}
     rgba_override = rgba_override or {}
+
+    def material_rgba(el: ET.Element | None) -> tuple[float, ...] | None:
+        if el is None:
+            return None
+        color = el.find("color")
+        if color is None:
+            color = named_colors.get(el.get("name", ""))
+        if color is None:
+            return None
+        rgba = _floats(color.get("rgba"), 4)
+        return tuple(srgb_from_linear(c) for c in rgba[:3]) + (rgba[3],) if linear_colors else rgba
+
+    named_colors = {m.get("name"): m.find("color") for m in root.findall("material") if m.find("color") is not None}
 
     def mesh_asset(filename: str, scale) -> str:
         path = (urdf_path.parent / filename.replace("package://", "")).resolve()
@@ -160,8 +185,11 @@ def urdf_to_mjcf_parts(urdf_path: Path, prefix: str = "", root_pos=(0.0, 0.0, 0.
                 else:
                     continue
                 if kind == "visual":
-                    rgba = rgba_override.get(link.get("name")) or (mtl_rgba(src) if src is not None and src.suffix == ".obj" else (0.5, 0.5, 0.5, 1))
-                    out.append(f'<geom {shape} {attrs} group="2" contype="0" conaffinity="0" rgba="{_fmt(rgba)}"/>')
+                    rgba = (rgba_override.get(link.get("name"))
+                            or (mtl_rgba(src) if src is not None and src.suffix == ".obj" else None)
+                            or (material_rgba(el.find("material")) if src is None else None) or (0.5, 0.5, 0.5, 1))
+                    mass = ' density="0"' if massless_visuals else ""
+                    out.append(f'<geom {shape} {attrs} group="2" contype="0" conaffinity="0"{mass} rgba="{_fmt(rgba)}"/>')
                 else:
                     out.append(f'<geom {shape} {attrs} group="3" rgba="0.5 0.5 0.5 0"/>')
         return out
@@ -201,7 +229,8 @@ def urdf_to_mjcf_parts(urdf_path: Path, prefix: str = "", root_pos=(0.0, 0.0, 0.
                 lo, hi = float(lim.get("lower", 0)), float(lim.get("upper", 0))
                 rng = f' limited="true" range="{lo:.10g} {hi:.10g}"'
                 parts.joint_ranges[jname] = (lo, hi)
-            lines.append(f'<joint name="{prefix}{jname}" type="{jtype}" axis="{_fmt(axis)}"{rng}/>')
+            extra = f" {joint_attrs}" if joint_attrs else ""
+            lines.append(f'<joint name="{prefix}{jname}" type="{jtype}" axis="{_fmt(axis)}"{rng}{extra}/>')
             parts.joints.append(jname)
             mimic = joint.find("mimic")
             if mimic is not None:
