@@ -11,6 +11,8 @@ SimplerEnv's own world frame, and the scene is SimplerEnv's:
   three orientations;
 * a table box with its top at SimplerEnv's table height, on the footprint of SimplerEnv's own
   stand-in table (the stage mesh is not in the asset pack: labelled as a substitute);
+* drawers: SimplerEnv's cabinet (``mk_station_recolor``) at its pose with no table, the robot at one of the nine
+  poses of SimplerEnv's drawer script per configuration, each with its own photo;
 * the ``overhead_camera`` on ``link_camera`` (the head, posed by the head joints) with SimplerEnv's
   intrinsics; the real photo composited wherever the segmentation shows neither robot nor object.
 

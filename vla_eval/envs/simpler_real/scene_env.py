@@ -321,8 +321,8 @@ class RealSceneEnv(gym.Env):
         """The composite at SimplerEnv's camera size (times ``render_scale``): real photo where the sim shows neither robot nor object.
 
         One render pass: the table and floor are in a geom group the camera does not draw, and parked objects wait
-        behind the camera, so every pixel the pass draws (depth buffer off its cleared value) shows the robot or a
-        task object -- the same pixels SimplerEnv's actor segmentation selects, at half the cost of a second,
+        behind the camera, so every pixel the pass draws (depth buffer off its cleared value) shows the robot, a
+        task object or an articulated fixture (the drawer tasks' cabinet) -- the pixels SimplerEnv's segmentation keeps, at half the cost of a second,
         segmentation pass (tests compare the two masks on real frames: they differ on ~0.1% of the pixels, at
         antialiased edges, which the colour pass blends and the segmentation pass does not)."""
         rgb_r, _ = self._renderers(segmentation=False)
