@@ -210,9 +210,9 @@ def google_near_spot(priv: dict[str, Any], task: dict[str, Any]) -> np.ndarray:
 def google_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
     """Pick and lift on the Google-robot scene: align above the object, descend, close, lift, hold; for move
     near then carry to a spot beside the target (:func:`google_near_spot`), lower, open and rise. Drawers:
-    :func:`google_drawer_action`."""
+    :func:`google_drawer_action` (the apple task: that, then :func:`google_apple_action`)."""
     task = priv["task"]
-    if task["type"] in ("drawer_open", "drawer_close"):
+    if task["type"] in ("drawer_open", "drawer_close", "in_drawer"):
         return google_drawer_action(priv, ep)
     src = task["object"]
     bp, br = np.asarray(priv["base_pos"]), np.asarray(priv["base_mat"])
@@ -304,10 +304,10 @@ D_PULL_SPEED = 0.035
 D_OVER_HEIGHT = 0.025  # the fingertips pass this far above the front's top edge (the top drawer: under the cabinet top)
 
 
-def google_drawer_frame(base_mat: np.ndarray) -> np.ndarray:
+def google_drawer_frame(base_mat: np.ndarray, lean: float = D_LEAN) -> np.ndarray:
     """Base-frame gripper orientation for the drawers: approach axis down and towards the cabinet (-x in SimplerEnv's
-    world, where the cabinet faces the robot), leaning ``D_LEAN`` from vertical; fingers side by side along y."""
-    z = np.array([-math.sin(D_LEAN), 0.0, -math.cos(D_LEAN)])
+    world, where the cabinet faces the robot), leaning ``lean`` from vertical; fingers side by side along y."""
+    z = np.array([-math.sin(lean), 0.0, -math.cos(lean)])
     y = np.array([0.0, 1.0, 0.0])
     return base_mat.T @ np.stack([np.cross(y, z), y, z], axis=1)
 
@@ -317,7 +317,7 @@ def google_drawer_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
     front plate with the fingertips (the mk_station handles have no collision shape, as in SimplerEnv).
 
     Open: close the hand, go in front of and above the front plate, over its top edge, down behind it, pull out to
-    ``D_PULL_TO``, hold. Close: close the hand, go in front of the (open) front plate at its middle height, push it
+    ``D_PULL_TO``, hold (the apple task then goes on with :func:`google_apple_action`). Close: close the hand, go in front of the (open) front plate at its middle height, push it
     in to ``D_PUSH_TO``, back off."""
     kind = priv["task"]["type"]
     bp, br = np.asarray(priv["base_pos"]), np.asarray(priv["base_mat"])
@@ -336,7 +336,9 @@ def google_drawer_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
 
     if ep.phase == "start":
         ep.go("pre")
-    if kind == "drawer_open":
+    if "free_from" in ep.memo:
+        return google_apple_action(priv, ep)
+    if kind in ("drawer_open", "in_drawer"):
         hook = np.array([dp[0] + D_FRONT_BACK - D_HOOK_BEHIND, y, dp[2] + D_FRONT_TOP - D_HOOK_BELOW])
         pre = np.array([dp[0] + D_FRONT_FACE + 0.08, y, dp[2] + D_FRONT_TOP + D_OVER_HEIGHT])
         over = np.array([hook[0], y, dp[2] + D_FRONT_TOP + D_OVER_HEIGHT])
@@ -365,6 +367,10 @@ def google_drawer_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
                 ep.go("hold")
         if ep.phase == "hold":
             dpos = np.zeros(3)
+            if kind == "in_drawer":
+                ep.memo["free_from"] = eef_w.copy()
+                ep.go("free")
+                return google_apple_action(priv, ep)
     else:
         face = dp[0] + D_FRONT_FACE
         pre = np.array([face + 0.06, y, dp[2] + 0.02])
@@ -379,4 +385,86 @@ def google_drawer_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
                 ep.go("back")
         if ep.phase == "back":
             dpos = toward(np.array([face + 0.08, y, dp[2] + 0.02]), G_SLOW)
+    return np.concatenate([dpos, drot, [grip]])
+
+
+A_FREE = 0.10  # after the pull, lift the fingertips this far (out from behind the front plate) before turning
+A_LEAN = math.radians(30)  # the hand's lean for the apple: turning from the hook's 60 to straight down swung the arm away
+A_PRE = 0.12  # start of the approach, this far back along the approach axis from the grasp
+A_PAST = 0.025  # the TCP (at the fingertips) this far past the apple's centre: the finger pads on the centre
+A_CARRY = 0.08  # carry the apple this far above where it lay (clear of the cabinet top's front edge)
+A_DROP_BEHIND = 0.10  # drop point this far behind the drawer's front face: the middle of its open part
+A_RELEASE = 0.03  # open with the apple's centre this far above the drawer floor's top + its half height
+
+
+def google_apple_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
+    """Apple into the (now open) top drawer: free the hooked fingertips, take the apple from the cabinet top along an
+    axis leaning ``A_LEAN`` (fingers closing across it), carry it over the open part of the drawer, lower, release."""
+    bp, br = np.asarray(priv["base_pos"]), np.asarray(priv["base_mat"])
+    eef_w = np.asarray(priv["eef_pos"])
+    eef = br.T @ (eef_w - bp)
+    cur = br.T @ np.asarray(priv["eef_mat"])
+    src = priv["task"]["object"]
+    obj_w = np.asarray(priv[f"{src}_com"])
+    want = google_drawer_frame(br, A_LEAN)
+    axis_w = br @ want[:, 2]
+    drot = _clip_norm(_rotvec(want @ cur.T), G_TURN)
+    grasp_w = obj_w + axis_w * A_PAST
+    dp = np.asarray(priv["drawer_pos"])
+    half_h = float(np.asarray(priv[f"{src}_bbox"])[2]) / 2
+    grip, dpos = G_KEEP, np.zeros(3)
+
+    def toward(goal_w: np.ndarray, speed: float) -> np.ndarray:
+        return _clip_norm(br.T @ (goal_w - bp) - eef, speed)
+
+    if ep.phase == "free":
+        drot = np.zeros(3)
+        goal = ep.memo["free_from"] + np.array([0.0, 0.0, A_FREE])
+        dpos = toward(goal, G_FAST)
+        if eef_w[2] > goal[2] - 0.01 or ep.count > 10:
+            ep.go("pre")
+    if ep.phase == "pre":
+        goal = grasp_w - axis_w * A_PRE
+        dpos = toward(goal, G_FAST)
+        grip = G_OPEN if ep.count == 1 else G_KEEP
+        if np.linalg.norm(goal - eef_w) < 0.015 and float(np.linalg.norm(_rotvec(want @ cur.T))) < 0.08:
+            ep.go("descend")
+    if ep.phase == "descend":
+        dpos = toward(grasp_w, G_SLOW)
+        if np.linalg.norm(grasp_w - eef_w) < 0.008 or ep.count > 10:
+            ep.go("close")
+    if ep.phase == "close":
+        drot = np.zeros(3)
+        grip = G_CLOSE if ep.count == 1 else G_KEEP
+        if ep.count >= 3:
+            ep.memo["carry_z"] = float(obj_w[2]) + A_CARRY
+            ep.go("lift")
+    hand_over_obj = eef_w - obj_w
+    drop = np.array([dp[0] + D_FRONT_FACE - A_DROP_BEHIND, float(np.clip(obj_w[1], dp[1] - 0.15, dp[1] + 0.15))])
+    if ep.phase == "lift":
+        drot = np.zeros(3)
+        dpos = toward(np.array([obj_w[0], obj_w[1], ep.memo["carry_z"]]) + hand_over_obj, G_SLOW)
+        if obj_w[2] > ep.memo["carry_z"] - 0.015 or ep.count > 8:
+            ep.go("carry")
+    if ep.phase == "carry":
+        drot = np.zeros(3)
+        goal = np.array([drop[0], drop[1], ep.memo["carry_z"]]) + hand_over_obj
+        dpos = toward(goal, G_FAST * 0.6)
+        if np.linalg.norm((goal - eef_w)[:2]) < 0.012 or ep.count > 14:
+            ep.go("lower")
+    if ep.phase == "lower":
+        drot = np.zeros(3)
+        floor_top = dp[2] - 0.06 + 0.01  # drawer_interior_bottom_collision: z -0.06 +- 0.01 in the drawer frame
+        rest = floor_top + half_h + A_RELEASE
+        dpos = toward(eef_w + np.array([0.0, 0.0, rest - obj_w[2]]), G_FAST)
+        if obj_w[2] - rest < 0.006 or ep.count > 10:
+            ep.go("open")
+    if ep.phase == "open":
+        dpos, drot = np.zeros(3), np.zeros(3)
+        grip = G_OPEN if ep.count == 1 else G_KEEP
+        if ep.count >= 2:
+            ep.go("rise")
+    if ep.phase == "rise":
+        drot = np.zeros(3)
+        dpos = toward(eef_w + np.array([0.0, 0.0, G_SLOW]), G_SLOW) if eef_w[2] < dp[2] + 0.35 else np.zeros(3)
     return np.concatenate([dpos, drot, [grip]])

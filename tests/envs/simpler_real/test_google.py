@@ -18,6 +18,7 @@ from vla_eval.envs.simpler_real.google_env import GOOGLE_REAL_TASKS, SIMPLER_GOO
 from vla_eval.envs.simpler_real.overlay import foreground_mask
 
 TASKS = sorted(GOOGLE_REAL_TASKS)
+APPLE = "google_place_apple_in_closed_top_drawer"
 DRAWER_TASKS = [f"google_{a}_{lv}_drawer" for a in ("open", "close") for lv in ("top", "middle", "bottom")]
 
 
@@ -79,11 +80,11 @@ def test_suite_matches_the_panda_look_suite():
     steps = {t.name: t.max_steps for t in panda.tasks}
     assert [t.name for t in real.tasks] == [n for n in steps if n in GOOGLE_REAL_TASKS]
     assert all(t.max_steps == steps[t.name] for t in real.tasks)
-    assert {t.name: t.max_steps for t in real.tasks if "drawer" in t.name} == {n: 113 for n in DRAWER_TASKS}
+    assert {t.name: t.max_steps for t in real.tasks if "drawer" in t.name} == {**{n: 113 for n in DRAWER_TASKS}, APPLE: 200}
     assert real.success_rule == panda.success_rule == "final_step"
     assert {t.name: real.task_episodes(t.name) for t in real.tasks} == {
         **{f"google_pick_coke_can_{o}": 25 for o in ("horizontal", "vertical", "standing")}, "google_move_near": 60,
-        **{n: 9 for n in DRAWER_TASKS}}
+        **{n: 9 for n in DRAWER_TASKS}, "google_place_apple_in_closed_top_drawer": 27}
     assert real.backend_options["task_groups"]["move near"] == ["google_move_near"]
     assert real.backend_options["task_groups"]["open drawer"] == [f"google_open_{lv}_drawer" for lv in ("top", "middle", "bottom")]
     assert [s.name for s in real.splits] == ["default", *G.URDF_VERSIONS[1:]]
@@ -258,8 +259,8 @@ def test_run_table_has_simplerenvs_group_aggregate_for_the_real_suite():
     assert md.startswith("Visual matching:")
     assert "| pick coke can | 80.0 | 12 | 300 |" in md and "| move near | 90.0 | 4 | 240 |" in md
     data = spec.model_dump(mode="json")
-    data["backend_options"]["task_groups"]["apple"] = ["google_place_apple_in_closed_top_drawer"]  # not staged
-    with pytest.raises(ConfigError, match="task_groups.apple"):
+    data["backend_options"]["task_groups"]["spoon"] = ["bridge_put_spoon_on_towel"]  # not in this suite
+    with pytest.raises(ConfigError, match="task_groups.spoon"):
         from vla_eval.spec import SuiteSpec
 
         get_backend("simpler_real").validate_suite(SuiteSpec.model_validate(data), "suite.yaml")
@@ -339,3 +340,72 @@ def test_drawer_expert_succeeds_and_noop_does_not(google_env, task, config):
     start = 0.2 if "close" in task else 0.0
     assert results["expert"][0] and not results["noop"][0]
     assert results["noop"][1] == start and abs(results["expert"][1] - start) >= 0.15
+
+
+
+def test_apple_placements_poses_and_subtask_switch(google_env):
+    """rt1_put_in_drawer_visual_matching.sh: poses A0, B0, C0 (outer), apple x in linspace(-0.08, -0.02, 3) then
+    y in linspace(-0.02, 0.08, 3), on the cabinet top; the instruction turns at step 101 (SimplerEnv advances the
+    subtask once 100 steps have elapsed), and the rule needs that second subtask."""
+    t = get_task(APPLE)
+    assert len(t.configs) == 27 and t.max_steps == 200
+    env = google_env(APPLE, cameras=())
+    xs, ys = np.linspace(-0.08, -0.02, 3), np.linspace(-0.02, 0.08, 3)
+    for config in (0, 5, 13, 26):
+        name, x, y, _ = {0: SCRIPT_POSES[0], 1: SCRIPT_POSES[3], 2: SCRIPT_POSES[6]}[config // 9]
+        _, info = env.reset(seed=0, options={"config_id": config})
+        assert info["overlay"] == f"real_inpainting/open_drawer_{name}.png"
+        np.testing.assert_allclose(env.data.xpos[env._base][:2], [x, y], atol=1e-9)
+        apple = env.privileged_state()["apple_pos"]
+        j = config % 9
+        np.testing.assert_allclose(apple[:2], [xs[j // 3], ys[j % 3]], atol=2e-3)  # settled on the cabinet top
+        assert 0.882 < apple[2] < 0.882 + 0.08
+    env.reset(seed=0, options={"config_id": 0})
+    instructions = []
+    for _ in range(102):
+        obs, _, success, _, info = env.step(np.zeros(7))
+        instructions.append(obs["instruction"])
+    assert instructions[99] == "open top drawer" and instructions[100] == "place apple into top drawer"
+    assert info["subtask"] == 1 and not success and info["has_contact"] == 0
+
+
+def test_apple_rule_counts_drawer_floor_contacts(google_env):
+    """Success = second subtask, drawer >= 0.05 m, and the apple has touched the drawer's interior bottom (SimplerEnv's
+    collision shape 2 of the drawer link) at least once; touching the cabinet top does not count."""
+    from vla_eval.envs.simpler_real.google_env import station_joint
+
+    env = google_env(APPLE, cameras=())
+    env.reset(seed=0, options={"config_id": 4})
+    m, d = env.model, env.data
+    top = m.joint(station_joint("top")).qposadr[0]
+    adr = m.joint("apple_free").qposadr[0]
+    for _ in range(3):  # lying on the cabinet top: no count
+        env.step(np.zeros(7))
+    assert env._stats["has_contact"] == 0
+    d.qpos[top] = 0.25
+    floor = d.geom_xpos[m.geom("cabinet_top_drawer/drawer_interior_bottom_collision").id]
+    d.qpos[adr:adr + 3] = [floor[0] + 0.2, floor[1], floor[2] + 0.01 + 0.045]  # on the exposed part of the floor
+    d.qvel[:] = 0
+    env.step(np.zeros(7))
+    assert env._stats["has_contact"] >= 1 and not env._stats["subtask"] and env._evaluate() is False
+    env.advance_to_next_subtask()
+    assert env._evaluate() is True
+    d.qpos[top] = 0.04  # drawer pushed back in below 0.05 m: fails although the contact was counted
+    assert env._evaluate() is False
+
+
+@pytest.mark.slow
+def test_apple_expert_succeeds_and_noop_does_not(google_env):
+    from vla_eval.policies.simpler_expert import SimplerScriptedExpert
+
+    env = google_env(APPLE, cameras=())
+    results = {}
+    for who in ("expert", "noop"):
+        env.reset(seed=0, options={"config_id": 13})
+        expert = SimplerScriptedExpert()
+        expert.reset([env.instruction])
+        for _ in range(env.task.max_steps):
+            action = expert.predict([{"privileged": env.privileged_state()}]).actions[0, 0] if who == "expert" else np.zeros(7)
+            _, _, success, _, info = env.step(action)
+        results[who] = (success, info["has_contact"] > 0)
+    assert results == {"expert": (True, True), "noop": (False, False)}

@@ -52,7 +52,8 @@ from vla_eval.envs.simpler.looks import (
 )
 from vla_eval.envs.simpler.rules import ON_TOP_XY_MARGIN  # noqa: F401  (re-exported)
 from vla_eval.envs.simpler.rules import APPLE_DRAWER_OPEN, DRAWER_OPEN  # noqa: F401  (re-exported)
-from vla_eval.envs.simpler.rules import CONTACT_FORCE, drawer_evaluate, lift_evaluate, near_evaluate, on_top, touching_other
+from vla_eval.envs.simpler.rules import (drawer_evaluate, in_drawer_update, lift_evaluate, near_evaluate,
+                                        on_top, touching, touching_other)
 from vla_eval.envs.simpler.tasks import SimplerTask, get_task
 from vla_eval.envs.tabletop.builder import build_scene
 from vla_eval.envs.tabletop.controller import mat_from_rotvec
@@ -402,17 +403,7 @@ class SimplerEnv(TabletopEnv):
         return touching_other(self.model, self.data, self._geoms_of(name), allowed)
 
     def _touching(self, name: str, geoms: set[int]) -> bool:
-        m, d = self.model, self.data
-        own = self._geoms_of(name)
-        force = np.zeros(6)
-        for i in range(d.ncon):
-            c = d.contact[i]
-            g1, g2 = int(c.geom1), int(c.geom2)
-            if (g1 in own and g2 in geoms) or (g2 in own and g1 in geoms):
-                mujoco.mj_contactForce(m, d, i, force)
-                if np.linalg.norm(force[:3]) > CONTACT_FORCE:
-                    return True
-        return False
+        return touching(self.model, self.data, self._geoms_of(name), geoms)
 
     def _evaluate(self) -> bool:
         m, d, rule, st = self.model, self.data, self.rule, self._rule_state
@@ -433,11 +424,7 @@ class SimplerEnv(TabletopEnv):
             # SimplerEnv place_in_closed_drawer_in_scene.py PlaceObjectInClosedDrawerInSceneEnv.evaluate
             q = float(d.qpos[m.joint(rule["joint"]).qposadr[0]])
             floor = {m.geom(f"{rule['drawer']}_drawer_floor").id}
-            st["has_contact"] = int(st.get("has_contact", 0)) + int(self._touching(rule["object"], floor))
-            st["is_drawer_open"] = bool(st.get("is_drawer_open")) or q >= DRAWER_OPEN
-            stats = {"qpos": q, "is_drawer_open": st["is_drawer_open"], "has_contact": st["has_contact"],
-                     "subtask": int(st.get("subtask", 0))}
-            success = st.get("subtask", 0) == 1 and q >= APPLE_DRAWER_OPEN and st["has_contact"] >= 1
+            success, stats = in_drawer_update(st, q, self._touching(rule["object"], floor))
         elif kind == "on_top":
             # SimplerEnv put_on_in_scene.py PutOnInSceneEnv.evaluate
             src, tgt = rule["object"], rule["target"]

@@ -123,3 +123,30 @@ def drawer_evaluate(kind: str, qpos: float) -> tuple[bool, dict[str, Any]]:
         raise ValueError(f"drawer rule {kind!r}: expected 'drawer_open' or 'drawer_close'")
     success = qpos >= DRAWER_OPEN if kind == "drawer_open" else qpos <= DRAWER_CLOSED
     return bool(success), {"qpos": float(qpos)}
+
+
+def touching(model: mujoco.MjModel, data: mujoco.MjData, own: set[int], geoms: set[int]) -> bool:
+    """Whether a body made of the geoms ``own`` pushes on any of ``geoms`` with a force > CONTACT_FORCE
+    (SimplerEnv: the total contact impulse between two actors / a named collision shape > 1e-6)."""
+    force = np.zeros(6)
+    for i in range(data.ncon):
+        c = data.contact[i]
+        g1, g2 = int(c.geom1), int(c.geom2)
+        if (g1 in own and g2 in geoms) or (g2 in own and g1 in geoms):
+            mujoco.mj_contactForce(model, data, i, force)
+            if np.linalg.norm(force[:3]) > CONTACT_FORCE:
+                return True
+    return False
+
+
+def in_drawer_update(state: dict[str, Any], qpos: float, on_floor: bool) -> tuple[bool, dict[str, Any]]:
+    """One step of SimplerEnv's place-into-closed-drawer rule (place_in_closed_drawer_in_scene.py
+    PlaceObjectInClosedDrawerInSceneEnv.evaluate) on ``state`` (``subtask``, ``has_contact``, ``is_drawer_open``;
+    updated in place): the object's contacts with the drawer's floor are counted over the whole episode; success =
+    second subtask, drawer still out >= 0.05 m and at least one counted contact."""
+    state["has_contact"] = int(state.get("has_contact", 0)) + int(on_floor)
+    state["is_drawer_open"] = bool(state.get("is_drawer_open")) or qpos >= DRAWER_OPEN
+    subtask = int(state.get("subtask", 0))
+    stats = {"qpos": float(qpos), "is_drawer_open": state["is_drawer_open"], "has_contact": state["has_contact"],
+             "subtask": subtask}
+    return bool(subtask == 1 and qpos >= APPLE_DRAWER_OPEN and state["has_contact"] >= 1), stats

@@ -209,3 +209,22 @@ _additional_prepackaged_config_reset)"""
 
 def drawer_overlay(overlay_id: str) -> str:
     return f"real_inpainting/open_drawer_{overlay_id}.png"
+
+
+# ------------------------------------------------------------------ apple into the closed top drawer
+STATION_TOP = 0.017 + 0.865
+"""The cabinet top's upper face (mk_station tabletop_collision at z 0.855 +- 0.01 on the root at z 0.017): where the
+apple starts"""
+APPLE_POSES = ("a0", "b0", "c0")
+"""place_in_closed_drawer_in_scene.py _additional_prepackaged_config_reset overlay_ids (the robot poses of
+DRAWER_POSES with these ids); scripts/rt1_put_in_drawer_visual_matching.sh runs the same three"""
+APPLE_GRID_X = tuple(np.linspace(-0.08, -0.02, 3))
+APPLE_GRID_Y = tuple(np.linspace(-0.02, 0.08, 3))
+"""rt1_put_in_drawer_visual_matching.sh --obj-init-x-range -0.08 -0.02 3 --obj-init-y-range -0.02 0.08 3 (the
+evaluator loops x outer, y inner), per robot pose: 3 x 9 = 27 episodes"""
+APPLE_MODEL = "baked_apple_v2"
+"""rt1_put_in_drawer_visual_matching.sh model_ids=baked_apple_v2 of PlaceIntoClosedDrawerCustomInSceneEnv's
+DEFAULT_MODEL_JSON info_pick_custom_baked_tex_v1.json (its density; no special-density table in this env)"""
+APPLE_FLOOR_SHAPE = "drawer_interior_bottom_collision"
+"""place_in_closed_drawer_in_scene.py reset: drawer_link.get_collision_shapes()[2], the third collision shape of the
+drawer link in mk_station_recolor.urdf"""

@@ -36,7 +36,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from vla_eval.envs.simpler.rules import CONTACT_FORCE, drawer_evaluate, lift_evaluate, near_evaluate
+from vla_eval.envs.simpler.rules import CONTACT_FORCE, drawer_evaluate, in_drawer_update, lift_evaluate, near_evaluate, touching
 from vla_eval.envs.simpler.tasks import SimplerTask
 from vla_eval.envs.simpler_real import google as G
 from vla_eval.envs.simpler_real import widowx as W
@@ -107,6 +107,11 @@ for _action in ("open", "close"):
             f"{_action.capitalize()}{_level.capitalize()}DrawerCustomInScene-v0", base_yaw=G.DRAWER_POSES[0][3],
             station=True, poses=G.DRAWER_POSES)
 
+GOOGLE_REAL_TASKS["google_place_apple_in_closed_top_drawer"] = GoogleRealTask(
+    {"apple": G.APPLE_MODEL}, G.MOVE_NEAR_MODEL_JSON, G.drawer_overlay(G.APPLE_POSES[0]), G.DRAWER_POSES[0][1:3],
+    "PlaceIntoClosedTopDrawerCustomInScene-v0", base_yaw=G.DRAWER_POSES[0][3], station=True,
+    poses=tuple(p for p in G.DRAWER_POSES if p[0] in G.APPLE_POSES for _ in range(len(G.APPLE_GRID_X) * len(G.APPLE_GRID_Y))))
+
 
 def native_config(task: SimplerTask, config_id: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Object name -> (xy, quat wxyz) in SimplerEnv's world for configuration ``config_id``.
@@ -120,8 +125,12 @@ def native_config(task: SimplerTask, config_id: int) -> dict[str, tuple[np.ndarr
     cfg = task.config(config_id)  # range check against the shared task
     real = GOOGLE_REAL_TASKS[task.name]
     i = int(config_id)
-    if real.station:
+    if real.station and not real.models:
         return {}
+    if real.station:  # the apple: robot pose i // 9 (``poses``), then SimplerEnv's 3 x 3 grid, x outer, y inner
+        j = i % (len(G.APPLE_GRID_X) * len(G.APPLE_GRID_Y))
+        ny = len(G.APPLE_GRID_Y)
+        return {"apple": (np.array([G.APPLE_GRID_X[j // ny], G.APPLE_GRID_Y[j % ny]]), np.array([1.0, 0.0, 0.0, 0.0]))}
     if task.name == "google_move_near":
         layout = G.MOVE_NEAR_LAYOUTS[(i % 12) // 6]
         return {name: (np.array(xy), np.array(G.MOVE_NEAR_QUAT[name])) for name, xy in zip(cfg.poses, layout)}
@@ -145,7 +154,7 @@ def build_google_xml(assets: Path, task: SimplerTask, real: GoogleRealTask, urdf
     if real.station:
         station = urdf_to_mjcf_parts(assets / G.STATION_URDF, prefix=STATION_PREFIX, root_pos=G.STATION_POS,
                                      joint_attrs=f'frictionloss="{G.STATION_JOINT_FRICTION}" damping="{G.STATION_JOINT_DAMPING}"',
-                                     massless_visuals=True, linear_colors=True)
+                                     massless_visuals=True, linear_colors=True, name_collisions=True)
         object_assets += station.assets
         objects_xml.append(station.body)
         # PhysX does not collide an articulation's parent and child links; MuJoCo filters parent-child contacts except
@@ -218,6 +227,24 @@ class GoogleRealEnv(RealSceneEnv):
         (x, y), yaw = self.real.base_for(config_id)
         self.model.body_pos[self._base] = (x, y, G.BASE_Z)
         self.model.body_quat[self._base] = G.base_quat(yaw)
+
+    def _support_z(self) -> float:
+        return G.STATION_TOP if self.real.station else G.TABLE_HEIGHT
+
+    def _before_step(self) -> None:
+        """SimplerEnv's ``force_advance_subtask_time_steps``: from the step after ``switch_step`` steps on, the second
+        subtask and its instruction (place_in_closed_drawer_in_scene.py step)."""
+        switch = self.rule.get("switch_step")
+        if switch is not None and self.elapsed_steps >= int(switch):
+            self.advance_to_next_subtask()
+
+    def advance_to_next_subtask(self) -> None:
+        if "second_instruction" in self.rule and self._rule_state.get("subtask", 0) == 0:
+            self._rule_state["subtask"] = 1
+            self.instruction = self.rule["second_instruction"]
+
+    def is_final_subtask(self) -> bool:
+        return "second_instruction" not in self.rule or self._rule_state.get("subtask", 0) == 1
 
     def _reset_fixtures(self, config_id: int) -> None:
         """Every drawer closed, the task's drawer pulled out to the configuration's start (close tasks:
@@ -303,6 +330,13 @@ class GoogleRealEnv(RealSceneEnv):
         if rule["type"] in ("drawer_open", "drawer_close"):
             m, d = self.model, self.data
             success, self._stats = drawer_evaluate(rule["type"], float(d.qpos[m.joint(station_joint(rule["drawer"])).qposadr[0]]))
+            return success
+        if rule["type"] == "in_drawer":
+            m, d = self.model, self.data
+            level = rule["drawer"]
+            floor = {m.geom(f"{STATION_PREFIX}{level}_drawer/{G.APPLE_FLOOR_SHAPE}").id}
+            success, self._stats = in_drawer_update(self._rule_state, float(d.qpos[m.joint(station_joint(level)).qposadr[0]]),
+                                                    touching(m, d, self._obj_geoms[rule["object"]], floor))
             return success
         if rule["type"] != "lift":
             raise ValueError(f"rule {rule['type']!r} is not staged on the SimplerEnv Google robot yet")

@@ -139,6 +139,7 @@ class RealSceneEnv(gym.Env):
         self._rule_state: dict[str, Any] = {}
         self._init_xyz: dict[str, np.ndarray] = {}
         self._consecutive_grasp = 0
+        self.elapsed_steps = 0
         self.action_space = spaces.Box(-1.0, 1.0, shape=(7,), dtype=np.float32)
         h, w = self.image_size
         box = lambda n, lim: spaces.Box(-lim, lim, shape=(n,), dtype=np.float32)  # noqa: E731
@@ -182,6 +183,13 @@ class RealSceneEnv(gym.Env):
 
     def _reset_fixtures(self, config_id: int) -> None:
         """Joint positions of articulated fixtures (the cabinet's drawers) at the start of ``config_id``."""
+
+    def _support_z(self) -> float:
+        """Height of the surface the configuration's objects start on (the table; the apple task: the cabinet top)."""
+        return self.robot.TABLE_HEIGHT
+
+    def _before_step(self) -> None:
+        """Called at the start of every step, before the action runs (two-subtask tasks switch here)."""
 
     def _actuate(self, dpos: np.ndarray, drot: np.ndarray, g: float) -> None:
         """Drive the robot through one control step: base-frame ``dpos`` (clipped) and axis-angle ``drot`` (clipped
@@ -246,7 +254,9 @@ class RealSceneEnv(gym.Env):
         norm = float(np.linalg.norm(drot))
         if norm > R.ROT_BOUND:  # pd_ee_pose.py clips the rotation by its norm
             drot = drot / norm * R.ROT_BOUND
+        self._before_step()
         self._actuate(dpos, drot, float(np.clip(a[6], -1.0, 1.0)))
+        self.elapsed_steps += 1
         success = self._evaluate()
         return self._observation(), float(success), success, False, {"success": success, **self._stats}
 
@@ -269,7 +279,7 @@ class RealSceneEnv(gym.Env):
         for name, (xy, quat) in placed.items():
             adr = m.joint(f"{name}_free").qposadr[0]
             half = self.facts["bbox"][name] / 2
-            d.qpos[adr:adr + 3] = [xy[0], xy[1], self.robot.TABLE_HEIGHT + float(np.abs(_quat_to_mat(quat)[2]) @ half) + 0.002]
+            d.qpos[adr:adr + 3] = [xy[0], xy[1], self._support_z() + float(np.abs(_quat_to_mat(quat)[2]) @ half) + 0.002]
             d.qpos[adr + 3:adr + 7] = quat
         self._park(set(self._obj_names) - set(placed))
         mujoco.mj_forward(m, d)
@@ -280,6 +290,7 @@ class RealSceneEnv(gym.Env):
         self._init_half = {n: _quat_to_mat(d.xquat[m.body(n).id]) @ (self.facts["bbox"][n] / 2) for n in self._obj_names}
         self._consecutive_grasp = 0
         self._rule_state = dict(self.initial_rule_state)
+        self.elapsed_steps = 0
         success = self._evaluate()
         return self._observation(), {"success": success, "config_id": self.config_id, "overlay": self.overlay, **self._stats}
 

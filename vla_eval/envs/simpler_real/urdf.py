@@ -106,7 +106,8 @@ def srgb_from_linear(c: float) -> float:
 
 def urdf_to_mjcf_parts(urdf_path: Path, prefix: str = "", root_pos=(0.0, 0.0, 0.0), root_quat=(1.0, 0.0, 0.0, 0.0),
                        rgba_override: dict[str, tuple[float, float, float, float]] | None = None,
-                       joint_attrs: str = "", massless_visuals: bool = False, linear_colors: bool = False) -> MjcfParts:
+                       joint_attrs: str = "", massless_visuals: bool = False, linear_colors: bool = False,
+                       name_collisions: bool = False) -> MjcfParts:
     """Convert ``urdf_path`` into MJCF fragments; names get ``prefix`` (meshes, bodies, joints).
 
     Mesh files are referenced by absolute path, so the result compiles from any folder. A primitive visual takes
@@ -114,6 +115,8 @@ def urdf_to_mjcf_parts(urdf_path: Path, prefix: str = "", root_pos=(0.0, 0.0, 0.
     ``joint_attrs`` is added to every movable joint (e.g. SimplerEnv's cabinet joint friction and damping).
     ``massless_visuals``: visual geoms add no mass (links without ``<inertial>`` then weigh what their collision
     shapes do at the default density, as in SAPIEN); off by default, as the robots' links all declare inertials.
+    ``name_collisions``: a named ``<collision>`` becomes the geom ``<prefix><link>/<name>`` (a success rule may
+    test contacts with one shape, as SimplerEnv's drawer-floor test does).
     """
     urdf_path = Path(urdf_path)
     try:
@@ -191,7 +194,9 @@ def urdf_to_mjcf_parts(urdf_path: Path, prefix: str = "", root_pos=(0.0, 0.0, 0.
                     mass = ' density="0"' if massless_visuals else ""
                     out.append(f'<geom {shape} {attrs} group="2" contype="0" conaffinity="0"{mass} rgba="{_fmt(rgba)}"/>')
                 else:
-                    out.append(f'<geom {shape} {attrs} group="3" rgba="0.5 0.5 0.5 0"/>')
+                    name = (f' name="{prefix}{link.get("name")}/{el.get("name")}"'
+                            if name_collisions and el.get("name") else "")
+                    out.append(f'<geom{name} {shape} {attrs} group="3" rgba="0.5 0.5 0.5 0"/>')
         return out
 
     def inertial(link: ET.Element) -> str:
