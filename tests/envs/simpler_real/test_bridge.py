@@ -164,7 +164,8 @@ def test_controller_moves_the_target_in_the_base_frame(bridge_env):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task, config", [("bridge_put_carrot_on_plate", 0), ("bridge_stack_green_on_yellow", 1)])
+@pytest.mark.parametrize("task, config", [("bridge_put_carrot_on_plate", 0), ("bridge_stack_green_on_yellow", 1),
+                                          ("bridge_put_eggplant_in_basket", 2)])
 def test_expert_succeeds_and_noop_does_not(bridge_env, task, config):
     from vla_eval.policies.simpler_expert import SimplerScriptedExpert
 
@@ -201,8 +202,9 @@ def test_picture_first_frames_beside_simplerenvs_photo(simpler_assets, mesh_cach
     out = Path(os.environ.get("VLA_EVAL_PICTURES") or tmp_path / "pictures")
     paths = first_frames(out, tasks=TASKS, scale=0.5)
     assert sorted(p.name for p in paths) == sorted(f"{t}_config0.png" for t in TASKS)
-    photo = np.asarray(Image.open(simpler_assets / "data/real_inpainting/bridge_real_eval_1.png").convert("RGB").resize((320, 240)))
     for path in paths:
+        overlay = "bridge_sink.png" if "eggplant" in path.name else "bridge_real_eval_1.png"
+        photo = np.asarray(Image.open(simpler_assets / "data/real_inpainting" / overlay).convert("RGB").resize((320, 240)))
         pair = np.asarray(Image.open(path).convert("RGB"))
         assert pair.shape == ((240, 960, 3) if "stack" in path.name else (240, 640, 3))  # + the real first frame
         ours, theirs = pair[:, :320].astype(int), pair[:, 320:640].astype(int)
@@ -237,3 +239,70 @@ def test_half_scale_render_is_the_same_composite(bridge_env):
     fg = foreground_mask(seg_r.render(), env._foreground)
     assert frame.shape == (240, 320, 3) and 0.02 < fg.mean() < 0.5
     assert (np.any(frame != env._photo, axis=2) != fg).mean() < 0.005  # the one-pass mask, but antialiased edges
+
+
+# --------------------------------------------------------------------------- eggplant in the sink's basket
+def test_eggplant_sink_scene_is_simplerenvs(bridge_env):
+    """PutEggplantInBasketScene: widowx_sink_camera_setup (base (0.127, 0.06, 0.85), its start joints, its camera on
+    the base), the sink locked at (-0.16, 0.13, 0.88), eggplant episode i = 2 x 4 grid cell i // 3 (x outer) around
+    (-0.105, 0.206) at yaw (0, pi/4, -pi/4)[i % 3], the target plane at (-0.125, 0.025); sink and plane are drawn by
+    the photo only (rgb_always_overlay_objects) and the sink collides as its 82 convex pieces (an open basin)."""
+    from vla_eval.envs.simpler.tasks import get_task
+    from vla_eval.envs.simpler_real import widowx as W
+    from vla_eval.envs.simpler_real.bridge import native_config
+
+    task = get_task("bridge_put_eggplant_in_basket")
+    xs, ys = np.linspace(-0.115, -0.095, 2), np.linspace(0.191, 0.221, 4)
+    for i in (0, 4, 23):
+        cfg = native_config(task, i)
+        np.testing.assert_allclose(cfg["eggplant"][0], [xs[(i // 3) // 4], ys[(i // 3) % 4]], atol=1e-12)
+        yaw = (0.0, math.pi / 4, -math.pi / 4)[i % 3]
+        np.testing.assert_allclose(cfg["eggplant"][1], [math.cos(yaw / 2), 0, 0, math.sin(yaw / 2)], atol=1e-12)
+        np.testing.assert_allclose(cfg["sink_target"][0], [-0.125, 0.025])
+    env = bridge_env("bridge_put_eggplant_in_basket", image_size=(64, 64), render_scale=0.25)
+    m, d = env.model, env.data
+    _, info = env.reset(seed=0, options={"config_id": 4})
+    assert info["overlay"] == "real_inpainting/bridge_sink.png" and env.rule["target"] == "sink_target"
+    np.testing.assert_allclose(d.xpos[env._base], [0.127, 0.06, 0.85], atol=1e-9)
+    np.testing.assert_allclose(d.qpos[env._arm_q], W.INIT_QPOS_SINK[:6], atol=0.05)  # held by the drives after the settle
+    np.testing.assert_allclose(d.xpos[m.body("sink").id], [-0.16, 0.13, 0.88], atol=1e-9)
+    cam = d.cam_xpos[env._cam] - d.xpos[env._base]
+    np.testing.assert_allclose(d.xmat[env._base].reshape(3, 3).T @ cam, [-0.003, -0.21, 0.39], atol=1e-6)
+    for name in ("sink", "sink_target"):
+        groups = {int(m.geom_group[g]) for g in range(m.ngeom) if m.geom_bodyid[g] == m.body(name).id}
+        assert groups == {3}  # collision only: never drawn
+    assert sum(1 for g in range(m.ngeom) if m.geom_bodyid[g] == m.body("sink").id) == 82
+    p = env.privileged_state()
+    assert np.linalg.norm(p["sink_target_pos"][:2] - [-0.125, 0.025]) < 0.01  # settled flat in the basket
+    assert 0.9 < p["eggplant_pos"][2] < 1.0  # resting on the sink, not dropped through it
+
+
+def test_eggplant_rule_z_offset_and_no_contact_requirement(bridge_env):
+    """PutEggplantInBasketScene.evaluate: on the plane's xy (half diagonal + 3 mm), above it by at most the two half
+    heights + 0.06 m, touching allowed (success_require_src_completely_on_target False)."""
+    env = bridge_env("bridge_put_eggplant_in_basket", cameras=())
+    env.reset(seed=0, options={"config_id": 0})
+    m, d = env.model, env.data
+    plane = d.xpos[m.body("sink_target").id].copy()
+    halves = env.facts["bbox"]["eggplant"][2] / 2 + env.facts["bbox"]["sink_target"][2] / 2
+    adr = m.joint("eggplant_free").qposadr[0]
+    for dz, ok in ((halves + 0.055, True), (halves + 0.065, False), (-0.005, False)):
+        d.qpos[adr:adr + 3] = plane + np.array([0.02, 0.0, dz])
+        mujoco.mj_forward(m, d)
+        assert env._evaluate() is ok, dz
+    d.qpos[adr:adr + 3] = plane + np.array([0.085, 0.0, halves + 0.01])  # beyond the 7.6 cm half diagonal
+    mujoco.mj_forward(m, d)
+    assert env._evaluate() is False
+
+
+def test_collision_obj_objects_become_separate_hulls(tmp_path):
+    """Each ``o`` of a collision.obj is its own piece (SAPIEN's convex decomposition loading), faces renumbered."""
+    from vla_eval.envs.simpler_real.meshes import obj_objects
+
+    path = tmp_path / "collision.obj"
+    path.write_text("o a\nv 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 2 4\n"
+                    "o b\nv 5 0 0\nv 6 0 0\nv 5 1 0\nv 5 0 1\nf 5/1 6/1 7/1 8/1\n")
+    parts = obj_objects(path)
+    assert len(parts) == 2
+    np.testing.assert_allclose(parts[1][0][:, 0], [5, 6, 5, 5])
+    assert parts[0][1].tolist() == [[0, 1, 2], [0, 1, 3]] and parts[1][1].tolist() == [[0, 1, 2], [0, 2, 3]]

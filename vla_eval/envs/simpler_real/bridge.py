@@ -10,6 +10,8 @@ suite uses; this module maps each configuration back into SimplerEnv's own world
 * a table box with its top at SimplerEnv's table height (the stage mesh is not in the
   asset pack: the substitute is a collision surface, hidden by the photo in the image);
 * the ``3rd_view_camera`` with SimplerEnv's intrinsics and pose on the robot base;
+* eggplant in basket: SimplerEnv's sink setup (its own base pose, start joints and camera, the sink photo), the sink
+  as a fixed collision object and the target plane in its basket, both left to the photo (as SimplerEnv overlays them);
 * SimplerEnv's "greenscreen": the real photo wherever the segmentation render shows
   neither the robot nor a task object (:mod:`.overlay`).
 
@@ -25,6 +27,7 @@ live in :class:`~vla_eval.envs.simpler_real.scene_env.RealSceneEnv`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +58,18 @@ class RealTask:
     model_json: str
     overlay: str  # path under data/
     source: str  # SimplerEnv env id, for the record
+    setup: str = "default"
+    """SimplerEnv's robot setup: ``default`` (``widowx``) or ``sink`` (``widowx_sink_camera_setup``: its own base
+    pose, start joints and camera)"""
+    extra_objects: tuple[str, ...] = ()
+    """free objects of SimplerEnv's scene the shared task does not name (the sink's invisible target plane)"""
+    fixed: dict[str, tuple[float, float, float]] | None = None
+    """static objects at these positions (the sink, locked in SimplerEnv)"""
+    hidden: tuple[str, ...] = ()
+    """objects SimplerEnv always overlays with the photo (``rgb_always_overlay_objects``): no visual geoms here"""
+    targets: dict[str, str] | None = None
+    """the shared task's target name -> the object that stands for it here (the basket -> the target plane)"""
+    visual_substitutes: dict[str, tuple[float, float, float, float]] | None = None
 
 
 REAL_TASKS: dict[str, RealTask] = {
@@ -68,6 +83,11 @@ REAL_TASKS: dict[str, RealTask] = {
     "bridge_stack_green_on_yellow": RealTask({"green_cube": "baked_green_cube_3cm", "yellow_cube": "baked_yellow_cube_3cm"},
                                              "info_bridge_custom_baked_tex_v0.json", "real_inpainting/bridge_real_eval_1.png",
                                              "StackGreenCubeOnYellowCubeBakedTexInScene-v0"),
+    "bridge_put_eggplant_in_basket": RealTask(
+        {"eggplant": "eggplant", "sink_target": "dummy_sink_target_plane", "sink": "sink"}, "info_bridge_custom_v0.json",
+        W.SINK_OVERLAY, "PutEggplantInBasketScene-v0", setup="sink", extra_objects=("sink_target",),
+        fixed={"sink": W.SINK_POS}, hidden=("sink", "sink_target"), targets={"basket": "sink_target"},
+        visual_substitutes={"eggplant": W.EGGPLANT_RGBA}),
 }
 SIMPLER_CENTRE = (-0.16, 0.0)
 """put_on_in_scene.py: ``xy_center`` of every table-top Bridge grid."""
@@ -81,6 +101,14 @@ def native_config(task: SimplerTask, config_id: int) -> dict[str, tuple[np.ndarr
     SimplerEnv's own coordinates. Quaternions are SimplerEnv's as written.
     """
     cfg = task.config(config_id)
+    if task.name == "bridge_put_eggplant_in_basket":  # SimplerEnv's own numbers (the Panda look moves the sink's grid)
+        i = int(config_id)
+        (cx, cy), (hx, hy), (nx, ny) = W.EGGPLANT_CENTRE, W.EGGPLANT_HALF_SPAN, W.EGGPLANT_GRID
+        cell, yaw = divmod(i, len(W.EGGPLANT_YAWS))
+        xy = np.array([cx + np.linspace(-hx, hx, nx)[cell // ny], cy + np.linspace(-hy, hy, ny)[cell % ny]])
+        a = W.EGGPLANT_YAWS[yaw] / 2
+        return {"eggplant": (xy, np.array([math.cos(a), 0.0, 0.0, math.sin(a)])),
+                "sink_target": (np.array(W.SINK_TARGET_XY), np.array([1.0, 0.0, 0.0, 0.0]))}
     out = {}
     for name, pose in cfg.poses.items():
         dx, dy = BRIDGE_CENTRE[0] - pose.xy[0], -pose.xy[1]
@@ -90,10 +118,13 @@ def native_config(task: SimplerTask, config_id: int) -> dict[str, tuple[np.ndarr
 
 def build_bridge_xml(assets: Path, task: SimplerTask, real: RealTask) -> tuple[str, dict[str, Any]]:
     """The scene's MJCF and facts the env needs (model bboxes, names)."""
-    cam_rot = W.sapien_camera_axes(("look", W.CAMERA_LOOK))
-    camera = (f'<camera name="3rd_view_camera" pos="{_fmt(W.CAMERA_POS)}" xyaxes="{_fmt(W.mujoco_xyaxes(cam_rot))}" '
+    sink = real.setup == "sink"
+    cam_rot = W.sapien_camera_axes(("quat", W.CAMERA_QUAT_SINK) if sink else ("look", W.CAMERA_LOOK))
+    cam_pos = W.CAMERA_POS_SINK if sink else W.CAMERA_POS
+    camera = (f'<camera name="3rd_view_camera" pos="{_fmt(cam_pos)}" xyaxes="{_fmt(W.mujoco_xyaxes(cam_rot))}" '
               f'fovy="{W.fovy_degrees():.6f}"/>')
-    robot = urdf_to_mjcf_parts(assets / W.URDF, prefix="", root_pos=(*W.BASE_XY, W.BASE_Z), root_quat=W.BASE_QUAT)
+    base = (*W.BASE_XY_SINK, W.BASE_Z_SINK) if sink else (*W.BASE_XY, W.BASE_Z)
+    robot = urdf_to_mjcf_parts(assets / W.URDF, prefix="", root_pos=base, root_quat=W.BASE_QUAT)
     body = robot.body.replace(">", ">" + camera, 1)  # the camera rides on base_link, as in SimplerEnv
     object_assets, objects_xml, facts = scene_objects(assets, task, real, W.OBJECT_FRICTION)
     actuators = (position_drives(W.ARM_JOINTS, W.ARM_STIFFNESS, W.ARM_DAMPING, W.ARM_FORCE_LIMIT)
@@ -133,12 +164,41 @@ class BridgeRealEnv(RealSceneEnv):
     def _native_config(self, config_id: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return native_config(self.task, config_id)
 
+    def _support_z(self, name: str, xy: np.ndarray, quat: np.ndarray) -> float:
+        """The table, or (the sink scene) the highest collision surface under the object's footprint (its bbox at
+        ``quat``, 3 x 3 points), found by rays from 1.5 m -- SimplerEnv drops the objects from 0.5 m above the table
+        onto the sink's counter and basket; here they start on the highest point below and settle from there."""
+        if not self.real.fixed:
+            return W.TABLE_HEIGHT
+        m, d = self.model, self.data
+        mujoco.mj_forward(m, d)
+        groups = np.array([0, 0, 0, 1, 0, 0], dtype=np.uint8)  # collision geoms only
+        hulls = m.geom_group == 3
+        alpha = m.geom_rgba[hulls, 3].copy()
+        m.geom_rgba[hulls, 3] = 1.0  # mj_ray skips fully transparent geoms, as the collision hulls are
+        geom = np.array([-1], dtype=np.int32)
+        rot = np.empty(9)
+        mujoco.mju_quat2Mat(rot, np.asarray(quat, dtype=float))
+        hx, hy = (self.facts["bbox"][name] / 2)[:2]
+        tops = []
+        try:
+            for sx in (-1, 0, 1):
+                for sy in (-1, 0, 1):
+                    p = np.array([xy[0], xy[1], 1.5]) + rot.reshape(3, 3) @ np.array([sx * hx, sy * hy, 0.0])
+                    dist = mujoco.mj_ray(m, d, np.array([p[0], p[1], 1.5]), np.array([0.0, 0.0, -1.0]), groups, 1,
+                                         m.body(name).id, geom)
+                    tops.append(1.5 - dist if geom[0] >= 0 else W.TABLE_HEIGHT)
+        finally:
+            m.geom_rgba[hulls, 3] = alpha
+        return max(tops)
+
     # ------------------------------------------------------------ control
     def _reset_robot(self) -> None:
         d = self.data
-        d.qpos[self._arm_q] = W.INIT_QPOS[:6]
-        d.qpos[self._finger_q] = W.INIT_QPOS[6:]
-        d.ctrl[:6] = W.INIT_QPOS[:6]
+        q0 = W.INIT_QPOS_SINK if self.real.setup == "sink" else W.INIT_QPOS
+        d.qpos[self._arm_q] = q0[:6]
+        d.qpos[self._finger_q] = q0[6:]
+        d.ctrl[:6] = q0[:6]
         d.ctrl[6:8] = W.GRIPPER_HIGH
 
     def _actuate(self, dpos: np.ndarray, drot: np.ndarray, g: float) -> None:

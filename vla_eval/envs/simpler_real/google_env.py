@@ -228,7 +228,7 @@ class GoogleRealEnv(RealSceneEnv):
         self.model.body_pos[self._base] = (x, y, G.BASE_Z)
         self.model.body_quat[self._base] = G.base_quat(yaw)
 
-    def _support_z(self) -> float:
+    def _support_z(self, name: str, xy: np.ndarray, quat: np.ndarray) -> float:
         return G.STATION_TOP if self.real.station else G.TABLE_HEIGHT
 
     def _before_step(self) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 
 from vla_eval.errors import ConfigError
 
-CONVERTER_VERSION = 3
+CONVERTER_VERSION = 4
 MAX_TEXTURE = 1024
 
 
@@ -120,6 +120,34 @@ def visual_parts(model_dir: Path) -> list[VisualPart]:
     return visual_parts(model_dir)
 
 
+def obj_objects(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each ``o`` object of an OBJ file as (vertices, triangles), vertices renumbered per object.
+
+    SAPIEN gives every object of a ``collision.obj`` its own convex hull (SimplerEnv's convex decompositions: the
+    sink's 82 pieces leave its basin open); trimesh's loader merged the pieces of these files into one mesh, whose
+    single hull filled the basin (and rounded off the apple's 14 pieces)."""
+    verts: list[list[float]] = []
+    objects: list[list[list[int]]] = [[]]
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("v "):
+            verts.append([float(x) for x in line.split()[1:4]])
+        elif line.startswith("o ") and objects[-1]:
+            objects.append([])
+        elif line.startswith("f "):
+            idx = [int(tok.split("/")[0]) for tok in line.split()[1:]]
+            idx = [i - 1 if i > 0 else len(verts) + i for i in idx]
+            objects[-1] += [[idx[0], idx[k], idx[k + 1]] for k in range(1, len(idx) - 1)]
+    v = np.asarray(verts, dtype=float)
+    out = []
+    for faces in objects:
+        if not faces:
+            continue
+        f = np.asarray(faces, dtype=np.int64)
+        used, inverse = np.unique(f, return_inverse=True)
+        out.append((v[used], inverse.reshape(f.shape)))
+    return out
+
+
 def collision_parts(model_dir: Path) -> list[Path]:
     """``collision.obj`` split into one OBJ per sub-object (each collides as its convex hull)."""
     src = model_dir / "collision.obj"
@@ -129,16 +157,11 @@ def collision_parts(model_dir: Path) -> list[Path]:
     index = out_dir / "parts.json"
     if index.is_file():
         return [Path(p) for p in json.loads(index.read_text())]
-    import trimesh
-
-    scene = trimesh.load(src, force="scene", split_object=True, group_material=False)
     tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)
     paths = []
-    for i, mesh in enumerate(scene.dump()):
-        if len(mesh.faces) == 0:
-            continue
-        _write_obj(tmp / f"c{i}.obj", np.asarray(mesh.vertices), np.asarray(mesh.faces), None)
+    for i, (verts, faces) in enumerate(obj_objects(src)):
+        _write_obj(tmp / f"c{i}.obj", verts, faces, None)
         paths.append(str(out_dir / f"c{i}.obj"))
     (tmp / "parts.json").write_text(json.dumps(paths))
     try:

@@ -120,7 +120,7 @@ class RealSceneEnv(gym.Env):
             if m.geom_contype[g]:
                 m.geom_contype[g], m.geom_conaffinity[g] = 2, 1  # robot: no self-collision; collides with objects/table
         self._tune_robot()
-        self._obj_names = [o.name for o in self.task.objects]
+        self._obj_names = [o.name for o in self.task.objects] + list(getattr(self.real, "extra_objects", None) or ())
         self._obj_geoms = {n: {g for g in range(m.ngeom) if m.geom_bodyid[g] == m.body(n).id} for n in self._obj_names}
         self._foreground = set(self._robot_geoms).union(*self._obj_geoms.values())
         self._obj_collision = {g: (int(m.geom_contype[g]), int(m.geom_conaffinity[g])) for gs in self._obj_geoms.values() for g in gs}
@@ -132,7 +132,7 @@ class RealSceneEnv(gym.Env):
         self._seg_renderer: mujoco.Renderer | None = None
         self.n_substeps = round(R.SIM_HZ / R.CONTROL_HZ)
         self.instruction = self.task.instruction
-        self.rule = dict(self.task.success)
+        self.rule = self._staged_rule(dict(self.task.success))
         self.config_id = 0
         self._target_pos, self._target_mat = np.zeros(3), np.eye(3)
         self._stats: dict[str, Any] = {}
@@ -184,8 +184,16 @@ class RealSceneEnv(gym.Env):
     def _reset_fixtures(self, config_id: int) -> None:
         """Joint positions of articulated fixtures (the cabinet's drawers) at the start of ``config_id``."""
 
-    def _support_z(self) -> float:
-        """Height of the surface the configuration's objects start on (the table; the apple task: the cabinet top)."""
+    def _staged_rule(self, rule: dict[str, Any]) -> dict[str, Any]:
+        """The shared task's rule with its names as this scene stages them (a target the scene replaces)."""
+        targets = getattr(self.real, "targets", None) or {}
+        if rule.get("target") in targets:
+            rule = {**rule, "target": targets[rule["target"]]}
+        return rule
+
+    def _support_z(self, name: str, xy: np.ndarray, quat: np.ndarray) -> float:
+        """Height of the surface object ``name`` (at orientation ``quat``) starts on at ``xy`` (the table; the apple
+        task: the cabinet top)."""
         return self.robot.TABLE_HEIGHT
 
     def _before_step(self) -> None:
@@ -267,7 +275,7 @@ class RealSceneEnv(gym.Env):
         cid = options.get("config_id")
         self.config_id = int(cid if cid is not None else self.np_random.integers(len(self.task.configs)))
         cfg = self.task.config(self.config_id)
-        self.rule = dict(cfg.success or self.task.success)  # move near: each configuration names its own pair
+        self.rule = self._staged_rule(dict(cfg.success or self.task.success))  # move near: each configuration its pair
         self.instruction = cfg.instruction or self.task.instruction
         m, d = self.model, self.data
         self._use_photo(self._overlay_for(self.config_id))
@@ -279,11 +287,11 @@ class RealSceneEnv(gym.Env):
         for name, (xy, quat) in placed.items():
             adr = m.joint(f"{name}_free").qposadr[0]
             half = self.facts["bbox"][name] / 2
-            d.qpos[adr:adr + 3] = [xy[0], xy[1], self._support_z() + float(np.abs(_quat_to_mat(quat)[2]) @ half) + 0.002]
+            d.qpos[adr:adr + 3] = [xy[0], xy[1], self._support_z(name, xy, quat) + float(np.abs(_quat_to_mat(quat)[2]) @ half) + 0.002]
             d.qpos[adr + 3:adr + 7] = quat
         self._park(set(self._obj_names) - set(placed))
         mujoco.mj_forward(m, d)
-        mujoco.mj_step(m, d, nstep=int(self.settle_s * self.robot.SIM_HZ))
+        self._settle(placed)
         self._target_pos, self._target_mat = self.ee_pose_at_base()
         self._init_xyz = {n: d.xpos[m.body(n).id].copy() for n in self._obj_names}
         # SimplerEnv's bbox in the world at the start: the model's extents rotated by the settled pose (move near)
@@ -293,6 +301,11 @@ class RealSceneEnv(gym.Env):
         self.elapsed_steps = 0
         success = self._evaluate()
         return self._observation(), {"success": success, "config_id": self.config_id, "overlay": self.overlay, **self._stats}
+
+    def _settle(self, placed: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        """Let the placed objects come to rest (SimplerEnv settles 0.5 + 0.5 s after dropping them; here they start
+        on their support surface)."""
+        mujoco.mj_step(self.model, self.data, nstep=int(self.settle_s * self.robot.SIM_HZ))
 
     def _park(self, unused: set[str]) -> None:
         """Task objects this configuration does not use (move near: 5 of 8) wait 2 m below the floor and 5 m behind

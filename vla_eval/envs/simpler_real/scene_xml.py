@@ -56,12 +56,15 @@ def widest_section(parts: list[Path], scale: float, bins: int = 12) -> np.ndarra
 
 def object_mjcf(assets: Path, model_json: str, db: dict, name: str, model_id: str, facts: dict[str, Any],
                 friction: float, damping: float = 0.0, density: float | None = None,
-                visual_rgba: tuple[float, float, float, float] | None = None) -> tuple[list[str], str]:
+                visual_rgba: tuple[float, float, float, float] | None = None, hidden: bool = False,
+                fixed_pos: tuple[float, float, float] | None = None) -> tuple[list[str], str]:
     """One SimplerEnv object model as MJCF assets and a free body named ``name``: visual meshes (group 2, no
     collision) from the converted ``textured.*``, collision hulls (group 3) from ``collision.obj``, at the
     ``info_*.json`` scale and density (``density`` overrides it, as SimplerEnv's per-task density tables do).
     ``visual_rgba``: the model's visual mesh is missing, draw its collision hulls in this colour (a labelled
-    substitute). Records the scaled bbox, model id and grasp point in ``facts``."""
+    substitute). ``hidden``: no visual geoms (SimplerEnv's ``rgb_always_overlay_objects``: the photo shows them);
+    ``fixed_pos``: a static body there instead of a free one (SimplerEnv's ``lock_motion()``). Records the scaled
+    bbox, model id and grasp point in ``facts``."""
     info = db.get(model_id)
     if info is None:
         raise KeyError(f"{model_json} has no model {model_id!r}")
@@ -74,7 +77,9 @@ def object_mjcf(assets: Path, model_json: str, db: dict, name: str, model_id: st
     hulls = collision_parts(model_dir)
     for i, path in enumerate(hulls):
         asset_xml.append(f'<mesh name="{name}_col{i}" file="{path}" scale="{scale} {scale} {scale}" inertia="convex"/>')
-    if visual_rgba is not None:  # the substitute look: the collision hulls themselves, drawn in one colour
+    if hidden:
+        pass
+    elif visual_rgba is not None:  # the substitute look: the collision hulls themselves, drawn in one colour
         geoms += [f'<geom type="mesh" mesh="{name}_col{i}" rgba="{_fmt(visual_rgba)}" group="2" contype="0" '
                   'conaffinity="0" density="0"/>' for i in range(len(hulls))]
     else:
@@ -91,23 +96,31 @@ def object_mjcf(assets: Path, model_json: str, db: dict, name: str, model_id: st
         geoms.append(f'<geom name="{name}_col{i}" type="mesh" mesh="{name}_col{i}" group="3" density="{density}" '
                      f'friction="{friction} 0.005 0.0001" contype="1" conaffinity="3" rgba="0 0 0 0"/>')
     facts.setdefault("grasp", {})[name] = widest_section(hulls, scale)
+    if fixed_pos is not None:
+        return asset_xml, f'<body name="{name}" pos="{_fmt(fixed_pos)}">{"".join(geoms)}</body>'
     joint = f'<joint name="{name}_free" type="free" damping="{damping}"/>' if damping else f'<freejoint name="{name}_free"/>'
     return asset_xml, f'<body name="{name}" pos="0 0 2">{joint}{"".join(geoms)}</body>'
 
 
 def scene_objects(assets: Path, task: Any, real: Any, friction: float) -> tuple[list[str], list[str], dict[str, Any]]:
     """The task's objects (``real.models`` of ``real.model_json``) as MJCF assets and bodies, and the facts the env
-    needs (scaled bboxes, model ids, grasp points)."""
+    needs (scaled bboxes, model ids, grasp points). Optional staging fields of ``real``: ``extra_objects`` (free
+    bodies the shared task does not name, e.g. SimplerEnv's invisible target plane), ``fixed`` (name -> static
+    position), ``hidden`` (drawn by the photo only), ``densities``, ``visual_substitutes``."""
     db = json.loads((assets / "data" / "custom" / real.model_json).read_text())
     asset_xml: list[str] = []
     objects_xml = []
     facts: dict[str, Any] = {"bbox": {}, "model": {}}
     densities = getattr(real, "densities", None) or {}
     substitutes = getattr(real, "visual_substitutes", None) or {}
-    for name in [o.name for o in task.objects]:
+    hidden = set(getattr(real, "hidden", None) or ())
+    fixed = getattr(real, "fixed", None) or {}
+    free = [o.name for o in task.objects] + list(getattr(real, "extra_objects", None) or ())
+    for name in free + list(fixed):
         model_id = real.models[name]
         assets_i, body_i = object_mjcf(assets, real.model_json, db, name, model_id, facts, friction,
-                                       density=densities.get(name), visual_rgba=substitutes.get(model_id))
+                                       density=densities.get(name), visual_rgba=substitutes.get(model_id),
+                                       hidden=name in hidden, fixed_pos=fixed.get(name))
         asset_xml += assets_i
         objects_xml.append(body_i)
     return asset_xml, objects_xml, facts

@@ -96,3 +96,22 @@ def mujoco_xyaxes(rot: np.ndarray) -> tuple[float, ...]:
 
 def fovy_degrees() -> float:
     return math.degrees(2 * math.atan(CAMERA_SIZE[1] / 2 / CAMERA_FY))
+
+
+# ------------------------------------------------------------------ eggplant into the sink's basket
+SINK_OVERLAY = "real_inpainting/bridge_sink.png"
+"""put_on_in_scene.py PutEggplantInBasketScene._setup_prepackaged_env_init_config rgb_overlay_path (robot
+widowx_sink_camera_setup)"""
+SINK_POS = (-0.16, 0.13, 0.88)
+"""PutEggplantInBasketScene._initialize_actors: sink.set_pose([-0.16, 0.13, 0.88], [1, 0, 0, 0]); lock_motion()"""
+EGGPLANT_CENTRE, EGGPLANT_HALF_SPAN, EGGPLANT_GRID = (-0.105, 0.206), (0.01, 0.015), (2, 4)
+SINK_TARGET_XY = (-0.125, 0.025)
+EGGPLANT_YAWS = (0.0, math.pi / 4, -math.pi / 4)
+"""PutEggplantInBasketScene.__init__: eggplant on a 2 x 4 grid (x outer, y inner) of half spans 1 cm x 1.5 cm around
+(-0.105, 0.206), the invisible target plane at (-0.125, 0.025), source yaws 0, pi/4, -pi/4; episode i = grid
+i // 3, yaw i % 3 (put_on_in_scene.py PutOnBridgeInSceneEnv.reset)"""
+EGGPLANT_Z_OFFSET = 0.06
+"""PutEggplantInBasketScene.evaluate: z_flag_required_offset 0.06, success_require_src_completely_on_target False"""
+EGGPLANT_RGBA = (0.33, 0.12, 0.40, 1.0)
+"""The eggplant's visual model (eggplant/textured.dae) is missing from the asset pack (MISSING.txt): its collision
+hulls are drawn in this flat aubergine colour, a labelled substitute"""
