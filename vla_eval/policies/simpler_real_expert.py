@@ -23,11 +23,13 @@ from vla_eval.policies.scripted import _Episode, _wrap
 
 OPEN, CLOSE = 1.0, -1.0
 FAST, SLOW = 0.035, 0.015  # metres per 5 Hz step
-LIFT_CARRY = {False: (0.02, 0.02), True: (0.012, 0.015)}  # compact / elongated objects (long ones lever out of the hand)
+LIFT_CARRY = {False: (0.02, 0.02), True: (0.015, 0.012)}  # compact / elongated objects (long ones lever out of the hand)
 TURN = 0.35  # radians per step
 CLEAR = 0.07  # approach / carry height above the object tops
 DROP = 0.025  # release height of the object's bounding box above the target's
 TABLE_CLEAR = 0.021  # the fingertips reach 1.6 cm below the EE point: keep them ~5 mm above the table
+ACCEL = 0.002  # metres per step, per step: the most the hand holding a long object speeds up, slows down or turns
+HELD_PHASES = ("lift", "carry", "lower")
 
 
 def _yaw_of(v) -> float:
@@ -43,10 +45,28 @@ def _quat_mat(q) -> np.ndarray:
     ])
 
 
-def _step(target: np.ndarray, goal: np.ndarray, speed: float) -> np.ndarray:
+def _step(target: np.ndarray, goal: np.ndarray, speed: float, accel: float | None = None) -> np.ndarray:
+    """The step from ``target`` towards ``goal`` at ``speed``; with ``accel``, slowed to stop at the goal under
+    that deceleration (no overshoot when :func:`_ease` limits how fast the speed may change)."""
     delta = goal - target
     n = float(np.linalg.norm(delta))
+    if accel:
+        speed = min(speed, math.sqrt(2.0 * accel * n))
     return delta if n <= speed else delta / n * speed
+
+
+def _ease(ep: _Episode, dpos: np.ndarray, accel: float | None) -> np.ndarray:
+    """Limit the change of the hand's step to ``ACCEL`` while it holds the object. The controller's target jumps by
+    each step's delta; a sudden start, stop or turn jerks the hand, and a pinched object pops out of the fingers
+    (MuJoCo's two-point pinch holds far less than PhysX's contact patches)."""
+    prev = ep.memo.get("dpos", np.zeros(3))
+    if accel and ep.phase in HELD_PHASES:
+        change = dpos - prev
+        n = float(np.linalg.norm(change))
+        if n > accel:
+            dpos = prev + change / n * accel
+    ep.memo["dpos"] = dpos
+    return dpos
 
 
 def bridge_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
@@ -71,7 +91,9 @@ def bridge_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
     finger_yaw = _yaw_of(tmat[:, 1])
     want = _yaw_of(long_axis) + math.pi / 2
     yaw_err = _wrap(want - finger_yaw, math.pi / 2 if square else math.pi)
-    lift_speed, carry_speed = LIFT_CARRY[bool(max(src_box[:2]) > 2 * min(src_box[:2]))]
+    elongated = bool(max(src_box[:2]) > 2 * min(src_box[:2]))
+    lift_speed, carry_speed = LIFT_CARRY[elongated]
+    accel = ACCEL if elongated else None
     grasp_z = max(obj[2], TABLE_CLEAR)
     obj0 = at_base(priv[f"{src}_init_pos"])
     top_src = obj0[2] + src_box[2] / 2  # from the start pose: a lifted object must not raise the carry height
@@ -106,12 +128,12 @@ def bridge_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
             return bridge_real_action(priv, ep)
     if ep.phase == "lift":
         goal = np.array([tpos[0], tpos[1], carry_z])
-        dpos = _step(tpos, goal, lift_speed)
+        dpos = _step(tpos, goal, lift_speed, accel)
         if eef[2] > carry_z - 0.015:
             ep.go("carry")
     if ep.phase == "carry":
         goal = np.array([drop[0], drop[1], carry_z])
-        dpos = _step(tpos, goal, carry_speed)
+        dpos = _step(tpos, goal, carry_speed, accel)
         if np.linalg.norm(goal[:2] - eef[:2]) < 0.01:
             ep.go("lower")
     if ep.phase == "lower":
@@ -127,7 +149,7 @@ def bridge_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
         grip = OPEN
         goal = np.array([tpos[0], tpos[1], max(tpos[2], drop[2] + CLEAR)])
         dpos = _step(tpos, goal, SLOW)
-    return np.concatenate([dpos, drot, [grip]])
+    return np.concatenate([_ease(ep, dpos, accel), drot, [grip]])
 
 
 # ------------------------------------------------------------------ Google robot

@@ -189,6 +189,44 @@ def test_expert_succeeds_and_noop_does_not(bridge_env, task, config):
 
 
 @pytest.mark.slow
+def test_pinched_spoon_stays_level_and_lands_on_the_towel(bridge_env):
+    """A two-point pinch in MuJoCo is a hinge: without the fingers' torsional friction and the noslip pass the spoon
+    swung to ~60 degrees during the lift and was dropped; held as SimplerEnv's PhysX holds it, it stays level."""
+    from vla_eval.policies.simpler_expert import SimplerScriptedExpert
+
+    env = bridge_env("bridge_put_spoon_on_towel", cameras=())
+    env.reset(seed=0, options={"config_id": 1})
+    expert = SimplerScriptedExpert()
+    expert.reset([env.instruction])
+    spoon = env.model.body("spoon").id
+    pitches, success = [], False
+    for _ in range(env.task.max_steps):
+        chunk = expert.predict([{"privileged": env.privileged_state()}])
+        _, _, success, _, _ = env.step(chunk.actions[0, 0])
+        if chunk.extras[0]["phase"] in ("lift", "carry") and env.privileged_state()["is_src_obj_grasped"]:
+            long_axis = env.data.xmat[spoon].reshape(3, 3)[:, 0]
+            pitches.append(math.degrees(math.asin(abs(long_axis[2]))))
+    assert len(pitches) >= 10
+    assert max(pitches) < 15.0
+    assert success
+
+
+def test_expert_eases_the_hand_holding_a_long_object():
+    from vla_eval.policies.scripted import _Episode
+    from vla_eval.policies.simpler_real_expert import ACCEL, _ease, _step
+
+    ep = _Episode()
+    ep.go("carry")
+    steps = [_ease(ep, _step(np.zeros(3), np.array([0.3, 0.0, 0.0]), 0.015), ACCEL) for _ in range(4)]
+    assert [float(s[0]) for s in steps] == pytest.approx([ACCEL, 2 * ACCEL, 3 * ACCEL, 4 * ACCEL])
+    ep.go("open")  # not holding: no easing
+    assert _ease(ep, np.zeros(3), ACCEL)[0] == 0.0
+    # slowing to stop at the goal: never more than the distance left, and no faster than the deceleration allows
+    near = _step(np.zeros(3), np.array([0.004, 0.0, 0.0]), 0.015, ACCEL)
+    assert 0 < near[0] <= 0.004 and near[0] <= math.sqrt(2 * ACCEL * 0.004) + 1e-12
+
+
+@pytest.mark.slow
 def test_picture_first_frames_beside_simplerenvs_photo(simpler_assets, mesh_cache, tmp_path, monkeypatch):
     """The picture a person checks: [our first frame | SimplerEnv's photo] per task. Written to
     $VLA_EVAL_PICTURES if set (else a temp folder); committed copies live in docs/simpler_vm/."""

@@ -48,6 +48,7 @@ SIMPLER_WIDOWX_ACTION = ActionSpace(kind="delta_eef", rotation="axis_angle", pos
 """SimplerEnv's WidowX action: metres and radians in the base frame, gripper +1 open (as Octo / RT-1-X send it)."""
 
 SETTLE_S = 1.0  # move_near_in_scene.py _initialize_actors: _settle(0.5) twice
+SETTLE_LOCK_S = 0.5  # the same: the first 0.5 s with lock_motion(0, 0, 0, 1, 1, 0) (no rotation about x and y)
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ class BridgeRealEnv(RealSceneEnv):
     real_tasks = REAL_TASKS
     scene_label, camera_name, base_link, family = "Bridge", "3rd_view_camera", "base_link", "bridge_real"
     settle_s = SETTLE_S
+    settle_lock_s = SETTLE_LOCK_S
     ik_iters = 40
     gripper_qpos_limit = 0.1
 
@@ -157,9 +159,11 @@ class BridgeRealEnv(RealSceneEnv):
         for link in ("left_finger_link", "right_finger_link"):
             for g in range(m.ngeom):
                 if m.geom_bodyid[g] == m.body(link).id and m.geom_contype[g]:
-                    # SimplerEnv's finger material (friction 2.0). Its patch_radius (PhysX torsional friction) is not
-                    # modelled: condim 4 held the expert's grasps worse than condim 3 here (docs/simpler.md).
+                    # SimplerEnv's finger material: friction 2.0, and its patch radius as torsional friction
                     m.geom_friction[g, 0] = W.GRIPPER_FRICTION
+                    m.geom_friction[g, 1] = W.FINGER_TORSION
+                    m.geom_condim[g] = 4
+        m.opt.noslip_iterations = W.NOSLIP_ITERATIONS
 
     def _native_config(self, config_id: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return native_config(self.task, config_id)

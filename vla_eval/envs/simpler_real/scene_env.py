@@ -302,10 +302,28 @@ class RealSceneEnv(gym.Env):
         success = self._evaluate()
         return self._observation(), {"success": success, "config_id": self.config_id, "overlay": self.overlay, **self._stats}
 
+    settle_lock_s = 0.0
+    """Seconds at the start of the settle with the objects' rotation about the world x and y axes locked (SimplerEnv's
+    ``lock_motion(0, 0, 0, 1, 1, 0)`` for its first 0.5 s), so a round object does not roll off its start spot."""
+
     def _settle(self, placed: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
         """Let the placed objects come to rest (SimplerEnv settles 0.5 + 0.5 s after dropping them; here they start
-        on their support surface)."""
-        mujoco.mj_step(self.model, self.data, nstep=int(self.settle_s * self.robot.SIM_HZ))
+        on their support surface). The locked part zeroes each object's world x / y angular velocity after every
+        physics step; then the velocities are zeroed, as SimplerEnv does when it unlocks, and the rest runs free."""
+        m, d = self.model, self.data
+        locked = int(self.settle_lock_s * self.robot.SIM_HZ)
+        dofs = [m.joint(f"{n}_free").dofadr[0] for n in placed]
+        bodies = [m.body(n).id for n in placed]
+        for _ in range(locked):
+            mujoco.mj_step(m, d)
+            for dof, body in zip(dofs, bodies):
+                rot = d.xmat[body].reshape(3, 3)
+                w = rot @ d.qvel[dof + 3:dof + 6]  # free-joint angular velocity is in the body frame
+                d.qvel[dof + 3:dof + 6] = rot.T @ np.array([0.0, 0.0, w[2]])
+        if locked:
+            for dof in dofs:
+                d.qvel[dof:dof + 6] = 0.0
+        mujoco.mj_step(m, d, nstep=int(self.settle_s * self.robot.SIM_HZ) - locked)
 
     def _park(self, unused: set[str]) -> None:
         """Task objects this configuration does not use (move near: 5 of 8) wait 2 m below the floor and 5 m behind

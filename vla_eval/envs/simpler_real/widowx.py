@@ -38,6 +38,15 @@ FINGER_PATCH_RADIUS = 0.01
 OBJECT_FRICTION = 0.5
 """defaults.py gripper material (static/dynamic friction 2.0), finger patch_radius 0.01 (torsional friction); envs/custom_scenes/base_env.py obj_*_friction 0.5"""
 
+FINGER_TORSION = GRIPPER_FRICTION * FINGER_PATCH_RADIUS
+"""MuJoCo's torsional friction coefficient (a length: the most twisting torque per newton of normal force) for the
+fingers, standing in for PhysX's patch: friction times patch radius, 0.02 m."""
+
+NOSLIP_ITERATIONS = 10
+"""Not a SimplerEnv value: PhysX friction holds a resting contact still, MuJoCo's soft friction lets it creep. Without
+the noslip pass a pinched spoon turned about the line between the fingers to ~60 degrees during the lift, and with
+torsional friction alone it crept down and out of the fingers (docs/simpler.md, Bridge measurements)."""
+
 POS_BOUND, ROT_BOUND = 1.0, math.pi / 2
 """defaults.py arm_common_args: position bounds +-1.0 m (unused: normalize_action=False), rot_bound pi/2"""
 
