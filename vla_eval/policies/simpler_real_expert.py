@@ -45,26 +45,27 @@ def _quat_mat(q) -> np.ndarray:
     ])
 
 
+def _clip_norm(v: np.ndarray, n: float) -> np.ndarray:
+    k = float(np.linalg.norm(v))
+    return v if k <= n else v / k * n
+
+
 def _step(target: np.ndarray, goal: np.ndarray, speed: float, accel: float | None = None) -> np.ndarray:
     """The step from ``target`` towards ``goal`` at ``speed``; with ``accel``, slowed to stop at the goal under
     that deceleration (no overshoot when :func:`_ease` limits how fast the speed may change)."""
     delta = goal - target
-    n = float(np.linalg.norm(delta))
     if accel:
-        speed = min(speed, math.sqrt(2.0 * accel * n))
-    return delta if n <= speed else delta / n * speed
+        speed = min(speed, math.sqrt(2.0 * accel * float(np.linalg.norm(delta))))
+    return _clip_norm(delta, speed)
 
 
 def _ease(ep: _Episode, dpos: np.ndarray, accel: float | None) -> np.ndarray:
-    """Limit the change of the hand's step to ``ACCEL`` while it holds the object. The controller's target jumps by
+    """Limit the change of the hand's step to ``accel`` while it holds the object. The controller's target jumps by
     each step's delta; a sudden start, stop or turn jerks the hand, and a pinched object pops out of the fingers
     (MuJoCo's two-point pinch holds far less than PhysX's contact patches)."""
     prev = ep.memo.get("dpos", np.zeros(3))
     if accel and ep.phase in HELD_PHASES:
-        change = dpos - prev
-        n = float(np.linalg.norm(change))
-        if n > accel:
-            dpos = prev + change / n * accel
+        dpos = prev + _clip_norm(dpos - prev, accel)
     ep.memo["dpos"] = dpos
     return dpos
 
@@ -120,7 +121,7 @@ def bridge_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
         grip = CLOSE
         if ep.count >= 3:
             ep.go("lift")
-    if ep.phase in ("lift", "carry", "lower"):
+    if ep.phase in HELD_PHASES:
         grip = CLOSE
         # slipped: the grasped section (not the model origin, 4+ cm away on a spoon) has left the hand
         if ep.count > 2 and not held and np.linalg.norm(com[:2] - eef[:2]) > 0.04:
@@ -168,11 +169,6 @@ def _rotvec(r: np.ndarray) -> np.ndarray:
     from scipy.spatial.transform import Rotation
 
     return Rotation.from_matrix(r).as_rotvec()
-
-
-def _clip_norm(v: np.ndarray, n: float) -> np.ndarray:
-    k = float(np.linalg.norm(v))
-    return v if k <= n else v / k * n
 
 
 def google_grasp_frame(cur: np.ndarray, obj_axis: np.ndarray | None, reach: np.ndarray | None = None) -> np.ndarray:
