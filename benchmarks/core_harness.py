@@ -57,9 +57,9 @@ def env_steps_per_s(env, steps: int) -> float:
 
 
 def harness_steps_per_s(env, steps: int) -> float:
-    from vla_eval.plan import PlanItem
+    from vla_eval.execution.plan import PlanItem
     from vla_eval.policies.baselines import NoopPolicy
-    from vla_eval.rollout import EpisodeSettings, run_episode
+    from vla_eval.execution.rollout import EpisodeSettings, run_episode
 
     settings = EpisodeSettings(run_id="bench", suite="bench", max_steps={"t": steps}, settle_steps=0,
                                settle_action=(0, 0, 0, 0, 0, 0, -1))
@@ -69,7 +69,7 @@ def harness_steps_per_s(env, steps: int) -> float:
 
 
 def overhead(scene: str, steps: int, cameras: tuple[str, ...], size: tuple[int, int]) -> None:
-    from vla_eval.envs.tabletop.env import TabletopEnv
+    from vla_eval.sims.tabletop.env import TabletopEnv
 
     env = TabletopEnv(scene=scene, cameras=cameras, image_size=size)
     env.reset(seed=0)
@@ -98,7 +98,7 @@ def overhead(scene: str, steps: int, cameras: tuple[str, ...], size: tuple[int, 
 def scaling(episodes: int, size: int, policy: str) -> None:
     import yaml
 
-    from vla_eval.runner import RunRequest, run
+    from vla_eval.execution.runner import RunRequest, run
 
     with tempfile.TemporaryDirectory() as tmp:
         suite = Path(tmp) / "bench.yaml"

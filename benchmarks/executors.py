@@ -49,7 +49,7 @@ def _suite(tmp: Path, episodes: int, max_steps: int) -> Path:
 
 
 def _timed(**kwargs) -> tuple[float, int]:
-    from vla_eval.runner import RunRequest, run
+    from vla_eval.execution.runner import RunRequest, run
 
     t0 = time.perf_counter()
     out = run(RunRequest(progress=False, **kwargs))

@@ -49,7 +49,7 @@ def make_raw(task, size: int, cameras: bool):
 
 
 def make_harness(task, size: int, cameras: bool, quality: str):
-    from vla_eval.envs.libero.env import LiberoEnv
+    from vla_eval.sims.libero.env import LiberoEnv
 
     return LiberoEnv(task.name, task.suite, cameras=("agentview", "wrist") if cameras else (), image_size=(size, size), render_quality=quality)
 
@@ -82,7 +82,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
 
-    from vla_eval.envs.libero.tasks import libero_versions, load_init_states, suite_tasks
+    from vla_eval.sims.libero.tasks import libero_versions, load_init_states, suite_tasks
 
     task = suite_tasks(args.suite)[args.task]
     init = load_init_states(task)[0]

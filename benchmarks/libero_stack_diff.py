@@ -36,9 +36,9 @@ def _actions(task_index: int, steps: int) -> np.ndarray:
 
 
 def record(args) -> None:
-    from vla_eval.envs.libero.env import LiberoEnv
-    from vla_eval.envs.libero.tasks import suite_tasks
-    from vla_eval.policies.libero_expert import LiberoScriptedExpert
+    from vla_eval.sims.libero.env import LiberoEnv
+    from vla_eval.sims.libero.tasks import suite_tasks
+    from vla_eval.sims.libero.expert import LiberoScriptedExpert
 
     tasks = suite_tasks(args.suite)[: args.tasks]
     out: dict[str, np.ndarray] = {}

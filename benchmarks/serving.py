@@ -55,7 +55,7 @@ def _mean_batch(run_dir: Path) -> float | None:
 
 
 def _run(suite: Path, policy: str, policy_args: list[str], workers: int, server: bool, run_dir: Path) -> dict:
-    from vla_eval.runner import RunRequest, run
+    from vla_eval.execution.runner import RunRequest, run
     from vla_eval.store import RunStore
 
     t0 = time.perf_counter()

@@ -25,9 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--frames", type=int, default=30)
     args = p.parse_args(argv)
-    from vla_eval.envs.simpler_real.bridge import BridgeRealEnv
-    from vla_eval.envs.simpler_real.google_env import GoogleRealEnv
-    from vla_eval.envs.simpler_real.overlay import composite
+    from vla_eval.sims.simpler.real2sim.widowx_env import BridgeRealEnv
+    from vla_eval.sims.simpler.real2sim.google_env import GoogleRealEnv
+    from vla_eval.sims.simpler.real2sim.overlay import composite
 
     for cls, task in ((BridgeRealEnv, "bridge_put_carrot_on_plate"), (GoogleRealEnv, "google_move_near")):
         for scale in (1.0, 0.5):

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_eval.backends.tabletop import TabletopBackend
+from vla_eval.sims.tabletop.backend import TabletopBackend
 from vla_eval.policies.base import ActionChunk, Policy
 from vla_eval.policies.baselines import NoopPolicy, RandomPolicy
-from vla_eval.policies.scripted import ScriptedExpert
+from vla_eval.sims.tabletop.expert import ScriptedExpert
 
 
 class BadOutputPolicy(Policy):

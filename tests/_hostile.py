@@ -86,7 +86,7 @@ class LeakyPolicy(Policy):
 
     def predict(self, obs_batch):
         chunk = NoopPolicy().predict(obs_batch)
-        from vla_eval.limits import rss_mb
+        from vla_eval.execution.limits import rss_mb
 
         return ActionChunk(actions=chunk.actions, extras=[{"pid": os.getpid(), "rss_mb": rss_mb()}] * len(obs_batch))
 

@@ -8,7 +8,7 @@ pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
 from vla_eval import canary  # noqa: E402
-from vla_eval.cli import main  # noqa: E402
+from vla_eval.cli.main import main  # noqa: E402
 from vla_eval.errors import ConfigError  # noqa: E402
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vla_eval.cli import main
+from vla_eval.cli.main import main
 from vla_eval.store import RunStore
 
 
@@ -134,7 +134,7 @@ def test_rerun_into_finished_run_needs_resume_and_same_protocol(tmp_path, capsys
 @pytest.mark.parametrize("mode", ["nan", "shape", "raise"])
 def test_bad_policy_output_is_recorded_and_run_goes_on(tmp_path, mode):
     suite = _suite(tmp_path, episodes_per_task=3, max_steps=5)
-    from vla_eval.plan import build_plan
+    from vla_eval.execution.plan import build_plan
     from vla_eval.spec import load_suite
 
     bad_seed = build_plan(load_suite(str(suite)))[1].seed
@@ -151,7 +151,7 @@ def test_bad_policy_output_is_recorded_and_run_goes_on(tmp_path, mode):
 @pytest.mark.slow
 def test_worker_crash_is_retried_once_then_recorded(tmp_path):
     suite = _suite(tmp_path, episodes_per_task=3, max_steps=5)
-    from vla_eval.plan import build_plan
+    from vla_eval.execution.plan import build_plan
     from vla_eval.spec import load_suite
 
     crash_seed = build_plan(load_suite(str(suite)))[1].seed
@@ -174,7 +174,7 @@ def test_worker_crash_is_retried_once_then_recorded(tmp_path):
 @pytest.mark.slow
 def test_env_exception_is_env_error_and_run_goes_on(tmp_path, monkeypatch):
     suite = _suite(tmp_path, backend="_faulty:FaultyBackend", episodes_per_task=3, max_steps=5)
-    from vla_eval.plan import build_plan
+    from vla_eval.execution.plan import build_plan
     from vla_eval.spec import load_suite
 
     bad_seed = build_plan(load_suite(str(suite)))[0].seed

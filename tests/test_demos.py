@@ -7,9 +7,9 @@ import pytest
 
 h5py = pytest.importorskip("h5py")
 
-from vla_eval.cli import main  # noqa: E402
-from vla_eval.envs.tabletop.env import TabletopEnv  # noqa: E402
-from vla_eval.plan import episode_seed  # noqa: E402
+from vla_eval.cli.main import main  # noqa: E402
+from vla_eval.sims.tabletop.env import TabletopEnv  # noqa: E402
+from vla_eval.execution.plan import episode_seed  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vla_eval.cli import main
-from vla_eval.envs.tabletop.env import TabletopEnv
-from vla_eval.plan import episode_seed
+from vla_eval.cli.main import main
+from vla_eval.sims.tabletop.env import TabletopEnv
+from vla_eval.execution.plan import episode_seed
 
 pytestmark = pytest.mark.slow
 

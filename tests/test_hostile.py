@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
-from vla_eval.cli import main
+from vla_eval.cli.main import main
 from vla_eval.store import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +63,7 @@ def _cli(args: list[str], cwd: Path, timeout: float = 120, **env) -> subprocess.
 
 
 def _bad_seed(suite: Path, index: int = 1) -> int:
-    from vla_eval.plan import build_plan
+    from vla_eval.execution.plan import build_plan
     from vla_eval.spec import load_suite
 
     return build_plan(load_suite(str(suite)))[index].seed
@@ -189,7 +189,7 @@ def test_2_policy_that_never_answers_ends_its_episode_and_the_run_goes_on(tmp_pa
 @pytest.mark.slow
 def test_2_call_stuck_in_c_holding_the_gil_is_killed_by_the_driver(tmp_path, monkeypatch):
     """The worker's watchdog thread cannot run while C code holds the GIL; the driver's backstop kills the worker."""
-    from vla_eval import executor
+    from vla_eval.execution import executor
 
     monkeypatch.setattr(executor, "BACKSTOP_GRACE_S", 1.0)
     suite = _suite(tmp_path, episodes_per_task=2, max_steps=3)
@@ -256,7 +256,7 @@ def test_3_resume_of_a_missing_folder_is_refused(tmp_path, capsys):
 _API_REPLAN = r"""
 import sys
 from vla_eval.errors import ConfigError
-from vla_eval.runner import RunRequest, run
+from vla_eval.execution.runner import RunRequest, run
 try:
     run(RunRequest(suite=sys.argv[1], policy="noop", replan_steps=-1, workers=1, run_dir=sys.argv[2], progress=False))
 except ConfigError as exc:
@@ -320,10 +320,10 @@ def test_5_cwd_file_cannot_shadow_a_builtin_policy_or_run_a_shell_command(tmp_pa
     proc = _cli(["run", "--suite", str(suite), "--policy", "scripted", "--workers", "1", "--no-progress"], tmp_path)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert str(tmp_path / "policies" / "scripted.yaml") in proc.stderr and "shadows the registered policy 'scripted'" in proc.stderr
-    assert "vla_eval.policies.scripted:ScriptedExpert" in proc.stderr
+    assert "vla_eval.sims.tabletop.expert:ScriptedExpert" in proc.stderr
     # named explicitly, the file is still refused before os.system is called
     proc = _cli(["run", "--suite", str(suite), "--policy", "policies/scripted.yaml", "--workers", "1", "--no-progress"], tmp_path)
-    assert proc.returncode == 2 and "not a vla_eval.policies.base.Policy subclass" in proc.stderr, proc.stderr[-2000:]
+    assert proc.returncode == 2 and "not a vla_eval.adapter.Policy subclass" in proc.stderr, proc.stderr[-2000:]
     assert "policies/scripted.yaml: field 'adapter'" in proc.stderr
     assert not marker.exists()
 
@@ -406,7 +406,7 @@ ODD = ["list", "space_none", "parse_failure_text"]
 
 @pytest.mark.slow
 def test_8_odd_outputs_are_policy_errors_without_worker_restarts(tmp_path):
-    from vla_eval.runner import RunRequest, run
+    from vla_eval.execution.runner import RunRequest, run
 
     suite = _suite(tmp_path, episodes_per_task=2)
     for mode in ODD:
@@ -451,7 +451,7 @@ def test_7_ray_records_the_same_as_local_on_bad_extras(tmp_path):
 
 @pytest.mark.slow
 def test_9_worker_over_its_memory_limit_is_recycled_between_episodes(tmp_path):
-    from vla_eval.runner import RunRequest, run
+    from vla_eval.execution.runner import RunRequest, run
 
     suite = _suite(tmp_path, episodes_per_task=2)
     run_dir = tmp_path / "run"

@@ -11,7 +11,7 @@ import yaml
 from vla_eval import paths
 from vla_eval.errors import ConfigError
 from vla_eval.policy_config import resolve_policy
-from vla_eval.runner import RunRequest, run
+from vla_eval.execution.runner import RunRequest, run
 from vla_eval.store import RunStore
 
 

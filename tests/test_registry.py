@@ -7,12 +7,12 @@ from vla_eval.registry import Registry
 
 
 def test_module_class_must_be_a_subclass_before_it_is_called():
-    with pytest.raises(ConfigError, match="not a vla_eval.policies.base.Policy subclass"):
+    with pytest.raises(ConfigError, match="not a vla_eval.adapter.Policy subclass"):
         POLICIES.get("os:system")
     with pytest.raises(ConfigError, match="not a vla_eval.backends.Backend subclass"):
         BACKENDS.get("os:abort")
     assert issubclass(POLICIES.get("vla_eval.policies.baselines:NoopPolicy"), Policy)
-    assert issubclass(BACKENDS.get("vla_eval.backends.tabletop:TabletopBackend"), Backend)
+    assert issubclass(BACKENDS.get("vla_eval.sims.tabletop.backend:TabletopBackend"), Backend)
 
 
 def test_missing_module_is_unknown_but_a_broken_module_shows_its_error(tmp_path, monkeypatch):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vla_eval.plan import PlanItem
+from vla_eval.execution.plan import PlanItem
 from vla_eval.policies.baselines import NoopPolicy
-from vla_eval.rollout import EpisodeSettings, run_episode
+from vla_eval.execution.rollout import EpisodeSettings, run_episode
 
 
 class ScriptedOutcomeEnv:

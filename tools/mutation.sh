@@ -23,17 +23,17 @@ mkdir -p "$OUT"
 # module name | source file | fast tests that drive it (space-separated; override one
 # module's list with MUTATION_TESTS_<name>="tests/a.py tests/b.py")
 MODULES=(
-  "actions|vla_eval/actions.py|tests/test_actions.py"
+  "actions|vla_eval/actions/convert.py|tests/actions/test_actions.py"
   "stats|vla_eval/stats.py|tests/test_stats.py"
   "results_stats|vla_eval/results/stats.py|tests/results/test_results_stats.py"
   "check|vla_eval/results/check.py|tests/results/test_results_check.py"
   "compare|vla_eval/results/compare.py|tests/results/test_results_compare.py"
   "tables|vla_eval/tables.py|tests/test_tables.py"
-  "plan|vla_eval/plan.py|tests/test_plan.py"
+  "plan|vla_eval/execution/plan.py|tests/execution/test_plan.py"
   "store|vla_eval/store.py|tests/test_store.py"
   "obs_format|vla_eval/remote/obs_format.py|tests/remote/test_obs_format.py"
   "protocol|vla_eval/remote/protocol.py|tests/remote/test_protocol.py"
-  "rollout|vla_eval/rollout.py|tests/test_rollout.py"
+  "rollout|vla_eval/execution/rollout.py|tests/execution/test_rollout.py"
 )
 
 want=("$@")

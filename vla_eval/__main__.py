@@ -1,5 +1,5 @@
 import sys
 
-from vla_eval.cli import main
+from vla_eval.cli.main import main
 
 sys.exit(main())

@@ -107,10 +107,10 @@ def measure(checkpoint: str = "final", episodes: int = EPISODES_PER_TASK, rollou
     draw differently without touching the scene files.
     """
     from vla_eval.backends import get_backend
-    from vla_eval.plan import build_plan
+    from vla_eval.execution.plan import build_plan
     from vla_eval.policies.reference import ReferencePolicy
     from vla_eval.policies.reference_model import downsample
-    from vla_eval.rollout import EpisodeSettings, run_episode
+    from vla_eval.execution.rollout import EpisodeSettings, run_episode
     from vla_eval.spec import load_suite
 
     spec = load_suite(SUITE, {"episodes_per_task": episodes})

@@ -1,6 +1,6 @@
 """Demonstrations: roll a policy (usually the scripted expert) out and keep (observation, action) pairs.
 
-Episodes go through the same rollout loop as an evaluation (:func:`vla_eval.rollout.run_episode`),
+Episodes go through the same rollout loop as an evaluation (:func:`vla_eval.execution.rollout.run_episode`),
 so what a demo holds is exactly what a policy under evaluation would see and what the env
 executed. The capture is a gymnasium wrapper around each env: it stores the observation
 before every ``step`` and the action the env actually received (after the harness's action
@@ -34,7 +34,8 @@ import gymnasium as gym
 import numpy as np
 
 from vla_eval.errors import ConfigError
-from vla_eval.policies.base import ActionChunk, Policy
+from vla_eval.actions.space import ActionChunk
+from vla_eval.adapter import Policy
 
 CAMERA_KEYS = {"agentview": "agentview_rgb", "wrist": "eye_in_hand_rgb"}
 DEMO_SEED_OFFSET = 1000
@@ -157,9 +158,9 @@ def record_demos(
     import h5py
 
     from vla_eval.backends import get_backend
-    from vla_eval.plan import build_plan
+    from vla_eval.execution.plan import build_plan
     from vla_eval.policy_config import resolve_policy
-    from vla_eval.rollout import EpisodeSettings, run_episode
+    from vla_eval.execution.rollout import EpisodeSettings, run_episode
     from vla_eval.spec import load_suite
 
     base = load_suite(suite, {"episodes_per_task": episodes})

@@ -13,7 +13,6 @@ Exit code 0 when nothing is wrong, 1 with a list of problems otherwise (2 for ba
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -95,13 +94,13 @@ def diagnose(
     """Run the doctor's checks; raises only for bad input (unknown suite / policy / task)."""
     from vla_eval import provenance
     from vla_eval.backends import get_backend
-    from vla_eval.envs.contract import check_observation, contract_of
-    from vla_eval.envs.orientation import conversion, conversion_for
+    from vla_eval.sims.contract import check_observation, contract_of
+    from vla_eval.sims.orientation import conversion, conversion_for
     from vla_eval.errors import ConfigError
-    from vla_eval.plan import episode_seed
-    from vla_eval.policies.base import LIBERO_DELTA_EEF
+    from vla_eval.execution.plan import episode_seed
+    from vla_eval.actions.space import LIBERO_DELTA_EEF
     from vla_eval.policy_config import resolve_policy
-    from vla_eval.runner import effective_replan_steps
+    from vla_eval.execution.runner import effective_replan_steps
     from vla_eval.spec import load_suite
 
     spec = load_suite(suite)
@@ -194,7 +193,7 @@ def diagnose(
             "suite_hash": spec.spec_hash(),
         }
         if "fixture_seed" in spec.backend_options or spec.backend == "libero":
-            from vla_eval.backends.libero import backend_options
+            from vla_eval.sims.libero.backend import backend_options
 
             report.protocol["fixture_seed"] = backend_options(spec)["fixture_seed"]
     finally:
@@ -208,7 +207,7 @@ def diagnose(
 
 def _check_chunk(report: DoctorReport, chunk: Any, env_space: Any) -> None:
     from vla_eval.actions import to_env_actions
-    from vla_eval.policies.base import PolicyOutputError, validate_chunk
+    from vla_eval.actions.space import PolicyOutputError, validate_chunk
 
     space = getattr(chunk, "space", None)
     try:
@@ -247,22 +246,3 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
     return obj
-
-
-def _cmd_doctor(args: argparse.Namespace) -> int:
-    report = diagnose(args.suite, args.policy, args.policy_arg, Path(args.out), args.task, args.replan_steps)
-    print(report.text())
-    print(f"\nreport: {Path(args.out) / 'doctor.json'}")
-    return 0 if report.ok else 1
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("doctor", help="one reset + one predict: contract, orientation, action checks before a long run")
-    p.add_argument("--suite", required=True, help="suite name or YAML path")
-    p.add_argument("--policy", required=True, help="registered policy name or policy YAML path")
-    p.add_argument("--policy-arg", action="append", default=[], metavar="KEY=VALUE", help="override a policy argument")
-    p.add_argument("--task", default=None, help="task to check (default: the suite's first)")
-    p.add_argument("--replan-steps", type=int, default=None, help="as for run (default: the policy file's)")
-    p.add_argument("--out", default="doctor", help="folder for the PNGs and doctor.json (default ./doctor)")
-    p.set_defaults(func=_cmd_doctor)
-

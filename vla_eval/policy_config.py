@@ -26,7 +26,7 @@ from vla_eval.yaml_io import load_model
 
 
 class ExecutionConfig(BaseModel):
-    """How the rollout turns action chunks into env steps (see :class:`vla_eval.actions.ChunkExecutor`).
+    """How the rollout turns action chunks into env steps (see :class:`vla_eval.actions.convert.ChunkExecutor`).
 
     ``temporal_ensemble`` (ACT's ``k``) only has an effect when chunks overlap, so it
     implies ``replan_steps = 1`` (a new chunk every step) unless ``replan_steps`` is given.

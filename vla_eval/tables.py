@@ -7,7 +7,7 @@ from typing import Iterable
 import pandas as pd
 
 from vla_eval.record import POLICY_FAILURES, EpisodeRecord
-from vla_eval.stats import wilson_interval
+from vla_eval.results.stats import wilson_interval
 
 MEAN_ROW = "suite mean"
 

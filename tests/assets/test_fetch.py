@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from vla_eval.assets import SIMPLER, AssetError, fetch, read_manifest, require_pack
-from vla_eval.cli import main
+from vla_eval.cli.main import main
 
 
 def test_manifest_is_the_shared_sha256sums_minus_local_notes(simpler_assets):
@@ -24,7 +24,7 @@ def test_manifest_is_the_shared_sha256sums_minus_local_notes(simpler_assets):
     ours = SIMPLER.manifest()
     assert "MISSING.txt" not in ours  # a note of the shared copy, not an upstream file
     assert {k: v for k, v in shared.items() if k != "MISSING.txt"} == ours
-    assert len(ours) == 395
+    assert len(ours) == 539
     assert "mani_skill2_real2sim/assets/descriptions/widowx_description/wx250s.urdf" in ours
 
 
@@ -36,7 +36,7 @@ def test_manifest_rejects_paths_leaving_the_folder(tmp_path):
 
 
 def _small_pack(tmp_path: Path, simpler_assets: Path, n: int = 6):
-    """A pack of the first ``n`` manifest entries (the mechanics are the same for 395)."""
+    """A pack of the first ``n`` manifest entries (the mechanics are the same for 539)."""
     rels = sorted(SIMPLER.manifest().items())[:n]
     mdir = tmp_path / "manifests"
     mdir.mkdir()
@@ -115,7 +115,7 @@ def test_cli_fetch_from_local_copy_and_require(tmp_path, simpler_assets, monkeyp
         require_pack(SIMPLER)
     rc = main(["assets", "fetch", "simpler", "--from", str(simpler_assets), "-q"])
     assert rc == 0
-    assert "395 files installed" in capsys.readouterr().out
+    assert "539 files installed" in capsys.readouterr().out
     folder = require_pack(SIMPLER)
     assert folder == tmp_path / "root" / "simpler-real2sim"
     assert not (folder / "MISSING.txt").exists()

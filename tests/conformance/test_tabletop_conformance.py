@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from vla_eval.cli import main
+from vla_eval.cli.main import main
 from vla_eval.conformance.run import ConformanceRequest, run_conformance
 
-pytest.importorskip("vla_eval.envs.tabletop.env")
+pytest.importorskip("vla_eval.sims.tabletop.env")
 pytest.importorskip("transformers")
 
 TASK = ["pick_place_cube"]

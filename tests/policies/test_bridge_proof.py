@@ -15,7 +15,7 @@ EPISODES = 10
 
 @pytest.mark.slow
 def test_projected_expert_path_through_parser_and_bridge_solves_pick_place():
-    env_mod = pytest.importorskip("vla_eval.envs.tabletop.env")
+    env_mod = pytest.importorskip("vla_eval.sims.tabletop.env")
     env = env_mod.TabletopEnv(scene="pick_place_cube", cameras=("agentview",), image_size=(128, 128), depth=True)
     successes = 0
     try:

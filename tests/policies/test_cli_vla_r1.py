@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vla_eval.cli import main
+from vla_eval.cli.main import main
 from vla_eval.store import RunStore
 
 
 @pytest.mark.slow
 def test_run_vla_r1_tiny_records_format_validity_and_latency(tiny_qwen, tmp_path: Path):
-    pytest.importorskip("vla_eval.envs.tabletop.env")
+    pytest.importorskip("vla_eval.sims.tabletop.env")
     suite = tmp_path / "mini.yaml"
     suite.write_text(yaml.safe_dump({
         "name": "mini", "backend": "tabletop", "tasks": ["pick_place_cube"], "episodes_per_task": 1,

@@ -6,12 +6,12 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
-from vla_eval.envs.tabletop.env import TabletopEnv  # noqa: E402
+from vla_eval.sims.tabletop.env import TabletopEnv  # noqa: E402
 from vla_eval.errors import ConfigError  # noqa: E402
-from vla_eval.plan import PlanItem  # noqa: E402
+from vla_eval.execution.plan import PlanItem  # noqa: E402
 from vla_eval.policies import POLICIES  # noqa: E402
 from vla_eval.policies.reference import CHECKPOINT_DIR, ReferencePolicy  # noqa: E402
-from vla_eval.rollout import EpisodeSettings, run_episode  # noqa: E402
+from vla_eval.execution.rollout import EpisodeSettings, run_episode  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_run_fingerprint_follows_the_shipped_weights_not_the_alias():
     from vla_eval import provenance
     from vla_eval.policy_config import resolve_policy
     from vla_eval.policies.reference import CHECKPOINT_DIR
-    from vla_eval.runner import checkpoint_hash
+    from vla_eval.execution.runner import checkpoint_hash
 
     early = checkpoint_hash(resolve_policy("reference", ["checkpoint=early"]))
     final = checkpoint_hash(resolve_policy("reference", ["checkpoint=final"]))

@@ -276,8 +276,8 @@ def test_slow_server_times_out_fast():
 
 def test_dead_server_is_a_recorded_policy_error():
     """Through the real rollout: a dead server ends the episode with termination policy_error, quickly."""
-    from vla_eval.plan import PlanItem
-    from vla_eval.rollout import EpisodeSettings, run_episode
+    from vla_eval.execution.plan import PlanItem
+    from vla_eval.execution.rollout import EpisodeSettings, run_episode
 
     class TinyEnv:
         unwrapped = property(lambda self: self)
@@ -355,9 +355,9 @@ def test_client_refuses_an_orientation_the_served_policy_was_not_trained_on():
 
 
 def test_remote_rollout_forwards_converted_images_and_camera_params():
-    from vla_eval.envs.tabletop.env import TabletopEnv
-    from vla_eval.plan import PlanItem
-    from vla_eval.rollout import EpisodeSettings, run_episode
+    from vla_eval.sims.tabletop.env import TabletopEnv
+    from vla_eval.execution.plan import PlanItem
+    from vla_eval.execution.rollout import EpisodeSettings, run_episode
 
     served = _SeesImages("libero_rot180")
     server = PolicyServer(served, port=0)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vla_eval.envs.tabletop.env import TabletopEnv
+from vla_eval.sims.tabletop.env import TabletopEnv
 from vla_eval.policies.base import ActionChunk, validate_chunk
 from vla_eval.policies.baselines import NoopPolicy, RandomPolicy
-from vla_eval.policies.scripted import ScriptedExpert
+from vla_eval.sims.tabletop.expert import ScriptedExpert
 
 SCENES = ["pick_place_cube", "push_block", "open_drawer"]
 MAX_STEPS = 200

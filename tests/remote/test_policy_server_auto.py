@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vla_eval.cli import main
+from vla_eval.cli.main import main
 from vla_eval.store import RunStore
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,7 @@ def test_auto_server_records_equal_in_process_records(tmp_path):
 
 def test_policy_exception_is_policy_error_on_its_episode_only(tmp_path):
     suite = _suite(tmp_path, tasks=["push_block"], episodes_per_task=3, max_steps=5)
-    from vla_eval.plan import build_plan
+    from vla_eval.execution.plan import build_plan
     from vla_eval.spec import load_suite
 
     bad_seed = build_plan(load_suite(str(suite)))[1].seed
@@ -64,7 +64,7 @@ def test_policy_exception_is_policy_error_on_its_episode_only(tmp_path):
 def test_killed_server_is_restarted_and_its_episodes_rerun(tmp_path):
     """The served policy kills its server process (like a segfault or OOM kill) on one episode, once."""
     suite = _suite(tmp_path, tasks=["push_block"], episodes_per_task=3, max_steps=5)
-    from vla_eval.plan import build_plan
+    from vla_eval.execution.plan import build_plan
     from vla_eval.spec import load_suite
 
     crash_seed = build_plan(load_suite(str(suite)))[1].seed

@@ -4,7 +4,7 @@
 fast, any counts, used for the statistics of check / compare at realistic episode counts).
 
 ``real_runs``: folders written by the REAL runner (``vla-eval run`` through
-``vla_eval.cli.main``), once per test session, so that ``baseline save``, ``check``,
+``vla_eval.cli.main.main``), once per test session, so that ``baseline save``, ``check``,
 ``compare`` and ``report`` are tested on what a user's run actually contains (every
 field the runner writes, errored episodes, the config block), not on a copy of its format.
 The suite is ``tabletop_basic`` (2 episodes per task) plus a language-paraphrase split.
@@ -31,8 +31,8 @@ import pytest
 import yaml
 
 from vla_eval import paths
-from vla_eval.cli import main
-from vla_eval.plan import build_plan
+from vla_eval.cli.main import main
+from vla_eval.execution.plan import build_plan
 from vla_eval.spec import load_suite
 
 from realruns import EVIL, LANGUAGE_SPLIT

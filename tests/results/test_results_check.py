@@ -5,7 +5,7 @@ import json
 import pytest
 
 from runfixtures import make_run, suite_dict
-from vla_eval.cli import main
+from vla_eval.cli.main import main
 from vla_eval.results.check import check_run, load_baseline
 
 TASKS = ("t1", "t2", "t3")

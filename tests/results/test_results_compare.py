@@ -7,7 +7,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from runfixtures import make_run, suite_dict
-from vla_eval.cli import main
+from vla_eval.cli.main import main
 from vla_eval.results.compare import compare_runs
 
 

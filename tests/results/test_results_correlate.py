@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from runfixtures import make_run
-from vla_eval.cli import main
+from vla_eval.cli.main import main
 from vla_eval.results.correlate import correlate, mmrv, pearson
 
 

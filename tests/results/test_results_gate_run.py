@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vla_eval.cli import main
+from vla_eval.cli.main import main
 from vla_eval.store import RunStore
 
 PLAN = 6  # episodes per task: 3 tasks x 2 splits = 36 planned episodes

@@ -102,7 +102,7 @@ def test_load_while_another_process_writes(runs_root):
 def test_runs_cli(root, capsys):
     import json
 
-    from vla_eval.cli import main
+    from vla_eval.cli.main import main
 
     assert main(["runs", str(root), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)

@@ -18,7 +18,7 @@ from vla_eval.provenance import package_versions
 
 from realruns import EVIL, LANGUAGE_SPLIT
 from runfixtures import make_run, suite_dict
-from vla_eval.cli import main
+from vla_eval.cli.main import main
 from vla_eval.store import DB_NAME
 
 FLAKY = "_faulty:ScriptedWithErrors"  # the policy name a run records for a module:Class policy

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from runfixtures import make_run, suite_dict
-from vla_eval.cli import main
+from vla_eval.cli.main import main
 from vla_eval.results.report import TH_COLOR
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -134,7 +134,7 @@ def _n_exact_binomial_by_hand(p0, p1, alpha, power):
 
 
 def test_plan_episodes_cli(capsys):
-    from vla_eval.cli import main
+    from vla_eval.cli.main import main
 
     assert main(["plan-episodes", "--p0", "0.9", "--delta", "0.05", "--power", "0.8", "--alpha", "0.05"]) == 0
     out = capsys.readouterr().out

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from vla_eval.conformance.keypoints import is_libero
-from vla_eval.policies.libero_expert import LiberoScriptedExpert
-from vla_eval.policies.scripted import ScriptedExpert
+from vla_eval.sims.libero.expert import LiberoScriptedExpert
+from vla_eval.sims.tabletop.expert import ScriptedExpert
 
 
 class BackendExpert:

@@ -2,8 +2,8 @@
 
 An image-space oracle (VLA-R1) needs *where* the expert would grasp and *where* it would put
 the object, not its step-by-step actions.  Both are read from privileged state, with the
-same geometry the scripted experts use (``vla_eval.policies.scripted`` for the built-in
-tabletop scenes, ``vla_eval.policies.libero_expert`` for LIBERO), adapted to what the
+same geometry the scripted experts use (``vla_eval.sims.tabletop.expert`` for the built-in
+tabletop scenes, ``vla_eval.sims.libero.expert`` for LIBERO), adapted to what the
 planner bridge can execute: the bridge never rotates the gripper, so a bowl is grasped on
 the rim points that lie on the fingers' current closing axis.
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_eval.policies.libero_expert import _quat_wxyz_to_mat
+from vla_eval.sims.libero.expert import _quat_wxyz_to_mat
 
 
 @dataclass(frozen=True)

@@ -44,10 +44,11 @@ from typing import Any
 import numpy as np
 
 from vla_eval.conformance.keypoints import is_libero
-from vla_eval.policies.base import LIBERO_DELTA_EEF, ActionChunk, Policy, SlotStates
+from vla_eval.actions.space import LIBERO_DELTA_EEF, ActionChunk
+from vla_eval.adapter import Policy, SlotStates
 from vla_eval.policies.remote import RemotePolicy
-from vla_eval.policies.libero_expert import ROT_SCALE, LiberoScriptedExpert, _quat_wxyz_to_mat
-from vla_eval.policies.scripted import ScriptedExpert
+from vla_eval.sims.libero.expert import ROT_SCALE, LiberoScriptedExpert, _quat_wxyz_to_mat
+from vla_eval.sims.tabletop.expert import ScriptedExpert
 from vla_eval.remote.obs_format import OPENPI_IMAGE, OPENPI_WRIST
 
 POS_SCALE = 0.05

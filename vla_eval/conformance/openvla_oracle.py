@@ -11,7 +11,7 @@ substituted ``generate``; the adapter's own code then cuts the new tokens, de-to
 unnormalises, binarises the gripper, and the harness converts the chunk to the env's space.
 
 The oracle also checks the result: the adapter's decoded action, converted by the harness's
-:func:`~vla_eval.actions.to_env_actions`, must equal the expert's action (clipped to the
+:func:`~vla_eval.actions.convert.to_env_actions`, must equal the expert's action (clipped to the
 statistics' range) within one bin.  A larger difference is counted as
 ``oracle_action_mismatch`` -- a *convert* failure.
 """
@@ -24,7 +24,7 @@ import numpy as np
 
 from vla_eval.actions import ConversionOptions, to_env_actions
 from vla_eval.conformance.experts import BackendExpert
-from vla_eval.policies.base import LIBERO_DELTA_EEF, ActionChunk, ActionSpace
+from vla_eval.actions.space import LIBERO_DELTA_EEF, ActionChunk, ActionSpace
 from vla_eval.policies.openvla import N_BINS, OpenVlaPolicy, normalized_to_tokens
 
 

@@ -89,7 +89,7 @@ def _write_policy(path: Path, adapter: str, name: str, args: dict[str, Any], exe
 
 
 def _run(suite_path: Path, policy_path: Path, run_dir: Path, req: ConformanceRequest):
-    from vla_eval.runner import RunRequest, run
+    from vla_eval.execution.runner import RunRequest, run
 
     resume = req.resume and run_dir.exists()
     return run(RunRequest(suite=str(suite_path), policy=str(policy_path), run_dir=run_dir, workers=req.workers,

@@ -1,270 +1,30 @@
-"""The one contract every policy adapter implements.
+"""Re-exports of the policy contract for adapters written against ``vla_eval.policies.base``.
 
-A policy sees a *batch* of observations (one per env stepping in lock-step) and
-answers with an :class:`ActionChunk`: ``(B, T, D)`` actions in the policy's own
-native space plus a description of that space.  The harness, not the policy,
-converts the chunk to the env's control space, so gripper polarity and rotation
-conventions are handled in one audited place.
+The contract itself lives in :mod:`vla_eval.adapter` (the ``Policy`` base class) and
+:mod:`vla_eval.actions.space` (action types and chunk validation).
 """
 
-from __future__ import annotations
+from vla_eval.actions.space import (
+    LIBERO_DELTA_EEF,
+    ActionChunk,
+    ActionSpace,
+    PolicyOutputError,
+    normalize_chunk,
+    validate_chunk,
+)
+from vla_eval.adapter import Policy, SlotStates, predict_policy, reset_policy
+from vla_eval.jsonsafe import json_safe
 
-import abc
-from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Hashable, Literal, Sequence, TypeVar
-
-import numpy as np
-
-
-@dataclass(frozen=True)
-class ActionSpace:
-    """What the numbers in an action mean.
-
-    ``gripper`` names the convention of the last dimension:
-    ``"close_positive"`` is LIBERO's -1 = open, +1 = close.
-    """
-
-    kind: Literal["delta_eef", "absolute_eef", "joint"] = "delta_eef"
-    dim: int = 7
-    rotation: Literal["axis_angle", "euler_xyz", "quat_wxyz", "quat_xyzw", "none"] = "axis_angle"
-    position_units: Literal["normalized", "meters"] = "normalized"
-    gripper: Literal["close_positive", "open_positive", "open_01", "close_01"] = "close_positive"
-    low: float = -1.0
-    high: float = 1.0
-
-
-LIBERO_DELTA_EEF = ActionSpace()
-"""7-D delta end-effector pose + gripper in [-1, 1], -1 = open: the built-in envs' native space."""
-
-
-@dataclass
-class ActionChunk:
-    """Actions for a batch of envs: ``actions`` has shape ``(B, T, D)``.
-
-    ``extras`` holds one dict per env (raw model text, reasoning, parse failures)
-    that the runner copies into the episode record.
-    """
-
-    actions: np.ndarray
-    space: ActionSpace = LIBERO_DELTA_EEF
-    extras: list[dict[str, Any]] = field(default_factory=list)
-
-
-class PolicyOutputError(ValueError):
-    """A policy returned something the harness cannot execute (NaN, wrong shape)."""
-
-
-def validate_chunk(chunk: Any, batch_size: int, action_dim: int, per_row: bool = False) -> np.ndarray:
-    """Return the chunk's actions as float64 ``(B, T, D)`` or raise :class:`PolicyOutputError`.
-
-    Checked here, once, so that a malformed output ends an episode with a recorded
-    ``policy_error`` instead of reaching the simulator. With ``per_row`` the caller checks
-    finiteness per env, so one bad row of a batch fails only its own episode.
-    """
-    if not isinstance(chunk, ActionChunk):
-        raise PolicyOutputError(f"policy returned {type(chunk).__name__}, expected ActionChunk")
-    try:
-        raw = np.asarray(chunk.actions)
-        if raw.dtype.kind not in "biuf":
-            raise TypeError(f"dtype {raw.dtype} (expected real numbers)")
-        actions = raw.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise PolicyOutputError(f"actions are not real numbers: {exc}") from exc
-    if actions.ndim != 3 or actions.shape[0] != batch_size or actions.shape[2] != action_dim or actions.shape[1] < 1:
-        raise PolicyOutputError(
-            f"actions have shape {actions.shape}, expected ({batch_size}, T>=1, {action_dim})"
-        )
-    if not per_row and not np.all(np.isfinite(actions)):
-        raise PolicyOutputError("actions contain NaN or infinite values")
-    return actions
-
-
-def normalize_chunk(chunk: Any, batch_size: int) -> ActionChunk:
-    """Check what a policy returned before anything reads it, and make its extras storable.
-
-    Policies are user code: a list instead of an :class:`ActionChunk`, ``space=None``, a
-    text ``parse_failure`` or numpy arrays in ``extras`` must end the episode as a
-    recorded ``policy_error`` (or be stored as plain JSON), never crash the worker, so
-    every executor records the same thing.
-    """
-    if not isinstance(chunk, ActionChunk):
-        raise PolicyOutputError(f"policy returned {type(chunk).__name__}, expected ActionChunk")
-    if not isinstance(chunk.space, ActionSpace):
-        raise PolicyOutputError(f"ActionChunk.space is {type(chunk.space).__name__}, expected ActionSpace")
-    if not isinstance(chunk.space.dim, int) or chunk.space.dim < 1:
-        raise PolicyOutputError(f"ActionChunk.space.dim is {chunk.space.dim!r}, expected a positive integer")
-    extras = chunk.extras if chunk.extras is not None else []
-    if not isinstance(extras, (list, tuple)) or not all(isinstance(e, dict) for e in extras):
-        raise PolicyOutputError("ActionChunk.extras must be a list with one dict per env")
-    if len(extras) > batch_size:
-        raise PolicyOutputError(f"ActionChunk.extras has {len(extras)} entries for a batch of {batch_size}")
-    clean = []
-    for e in extras:
-        e = {str(k): json_safe(v) for k, v in e.items()}
-        if "parse_failure" in e:
-            pf = e["parse_failure"]
-            if isinstance(pf, bool) or (isinstance(pf, (int, float)) and pf in (0, 1)):
-                e["parse_failure"] = int(pf)
-            else:
-                raise PolicyOutputError(f"extras 'parse_failure' must be 0/1 or a bool, got {pf!r}"[:200])
-        clean.append(e)
-    return ActionChunk(actions=chunk.actions, space=chunk.space, extras=clean)
-
-
-def json_safe(value: Any, depth: int = 0) -> Any:
-    """A JSON-storable copy of ``value``: arrays become lists, unknown objects their ``repr`` (bounded)."""
-    if depth > 20:
-        return "<nested too deep>"
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, float)):
-        return value if not isinstance(value, float) or np.isfinite(value) else str(value)
-    if isinstance(value, np.generic):
-        return json_safe(value.item(), depth + 1)
-    if isinstance(value, np.ndarray):
-        if value.size > 10_000 or value.dtype.kind not in "biuf":
-            return f"<array shape={value.shape} dtype={value.dtype}>"
-        return json_safe(value.tolist(), depth + 1)
-    if isinstance(value, dict):
-        return {str(k): json_safe(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v, depth + 1) for v in value]
-    if isinstance(value, bytes):
-        return value[:2000].decode("utf-8", errors="replace")
-    return repr(value)[:2000]
-
-
-class Policy(abc.ABC):
-    """Base class of every adapter and baseline.
-
-    Class attributes tell the harness what to compute for the policy, so that a
-    state-only policy never pays for rendering and only experts see privileged state.
-
-    **Per-episode state (slots).**  Both the lock-step ``--batch-envs`` batch inside one
-    worker and the policy server's batches across connections mix rows of *different*
-    episodes in one call, and which episodes share a call changes from call to call on the
-    server.  A stateful adapter (a plan follower, a temporal ensemble, a seeded RNG, a
-    cached instruction) therefore keys its state by *slot*: an opaque hashable id the
-    harness gives each live episode.  An adapter that sets ``slot_aware = True`` accepts
-
-    * ``reset(instructions, seeds, slots=[...])``: start new episodes in exactly those
-      slots; every other slot's state is left alone;
-    * ``predict(obs_batch, slots=[...])``: row ``i`` belongs to ``slots[i]``; rows may be
-      any subset of the live slots in any order, and a slot appears at most once;
-    * ``release(slots)``: those episodes are over (their connection closed); drop state.
-
-    ``slots=None`` means rows ``0..B-1`` with ``reset`` replacing all state, which is the
-    old positional contract.  :class:`SlotStates` implements the bookkeeping.  Callers go
-    through :func:`reset_policy` / :func:`predict_policy`, which pass ``slots`` only to
-    slot-aware adapters; an adapter without the flag is called positionally as before
-    (stateless adapters need nothing), and the server resets it whenever a batch's rows
-    differ from the previous call's, which is only correct if it keeps no state across calls.
-    """
-
-    slot_aware: bool = False
-
-    name: str = "policy"
-    action_space: ActionSpace = LIBERO_DELTA_EEF
-    needs_images: bool = True
-    needs_depth: bool = False
-    needs_privileged: bool = False
-    deterministic: bool = True
-    image_orientation: str = "upright"
-    """The view the checkpoint was trained on (``upright`` | ``libero_rot180``); the harness converts
-    each env's images, depth and intrinsics to it (:mod:`vla_eval.envs.orientation`)."""
-
-    def reset(self, instructions: list[str], seeds: list[int] | None = None) -> None:
-        """Start new episodes; ``seeds`` makes stochastic policies reproducible per episode.
-
-        Slot-aware adapters take a third argument ``slots`` (see the class docstring)."""
-
-    @abc.abstractmethod
-    def predict(self, obs_batch: list[dict[str, Any]]) -> ActionChunk:
-        """Map a batch of observations (one dict per env) to an action chunk."""
-
-    @classmethod
-    def checkpoint_location(cls, args: dict[str, Any]) -> str | None:
-        """Where the weights for these arguments live, for the run's checkpoint fingerprint.
-
-        The driver fingerprints this before any worker loads the model; an adapter whose
-        ``checkpoint`` argument is an alias (a shipped name, a default) resolves it here so
-        the fingerprint follows the weights, not the word.
-        """
-        value = args.get("checkpoint")
-        return str(value) if value not in (None, "") else None
-
-    def describe(self) -> dict[str, Any]:
-        """Configuration recorded once per run (checkpoint, preprocessing, ...)."""
-        return {"name": self.name}
-
-    def release(self, slots: Sequence[Hashable]) -> None:
-        """Forget the state of finished episodes (slot-aware adapters); default: nothing held."""
-
-    def close(self) -> None:
-        """Release models, sockets, ..."""
-
-
-def reset_policy(policy: Policy, instructions: list[str], seeds: list[int] | None, slots: Sequence[Hashable]) -> None:
-    """``policy.reset`` for episodes in ``slots``; positional for adapters that are not slot-aware."""
-    if policy.slot_aware:
-        policy.reset(instructions, seeds, slots=list(slots))  # type: ignore[call-arg]
-    else:
-        policy.reset(instructions, seeds)
-
-
-def predict_policy(policy: Policy, obs_batch: list[dict[str, Any]], slots: Sequence[Hashable]) -> "ActionChunk":
-    """``policy.predict`` with each row tagged by its slot (slot-aware adapters only)."""
-    if policy.slot_aware:
-        return policy.predict(obs_batch, slots=list(slots))  # type: ignore[call-arg]
-    return policy.predict(obs_batch)
-
-
-S = TypeVar("S")
-
-
-class SlotStates(Generic[S]):
-    """Per-slot episode state of a slot-aware adapter.
-
-    ``new(instruction, seed)`` builds one episode's state.  A row whose slot was never reset
-    (a caller that skipped ``reset``) starts from its observation's instruction, as the
-    positional adapters always did.
-    """
-
-    def __init__(self, new: Callable[[str, int | None], S]):
-        self._new = new
-        self._by_slot: dict[Hashable, S] = {}
-
-    def reset(self, instructions: Sequence[str], seeds: Sequence[int | None] | None = None,
-              slots: Sequence[Hashable] | None = None) -> None:
-        if slots is None:
-            self._by_slot.clear()
-            slots = range(len(instructions))
-        if len(slots) != len(instructions):
-            raise ValueError(f"reset got {len(instructions)} instructions for {len(slots)} slots")
-        seeds = list(seeds) if seeds is not None else [None] * len(instructions)
-        for slot, instruction, seed in zip(slots, instructions, seeds):
-            self._by_slot[slot] = self._new(str(instruction), seed)
-
-    def rows(self, obs_batch: Sequence[dict[str, Any]], slots: Sequence[Hashable] | None = None) -> list[S]:
-        """The state of each row's episode, in row order."""
-        slots = range(len(obs_batch)) if slots is None else slots
-        if len(slots) != len(obs_batch):
-            raise ValueError(f"predict got {len(obs_batch)} observations for {len(slots)} slots")
-        if len(set(slots)) != len(slots):
-            raise ValueError(f"predict got a slot twice in one batch: {list(slots)}")
-        out = []
-        for slot, obs in zip(slots, obs_batch):
-            if slot not in self._by_slot:
-                self._by_slot[slot] = self._new(str(obs.get("instruction", "")), None)
-            out.append(self._by_slot[slot])
-        return out
-
-    def release(self, slots: Sequence[Hashable]) -> None:
-        for slot in slots:
-            self._by_slot.pop(slot, None)
-
-    def __getitem__(self, slot: Hashable) -> S:
-        return self._by_slot[slot]
-
-    def __len__(self) -> int:
-        return len(self._by_slot)
+__all__ = [
+    "LIBERO_DELTA_EEF",
+    "ActionChunk",
+    "ActionSpace",
+    "Policy",
+    "PolicyOutputError",
+    "SlotStates",
+    "json_safe",
+    "normalize_chunk",
+    "predict_policy",
+    "reset_policy",
+    "validate_chunk",
+]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vla_eval.policies.base import LIBERO_DELTA_EEF, ActionChunk, Policy, SlotStates
+from vla_eval.actions.space import LIBERO_DELTA_EEF, ActionChunk
+from vla_eval.adapter import Policy, SlotStates
 
 
 class NoopPolicy(Policy):

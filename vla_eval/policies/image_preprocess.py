@@ -187,7 +187,7 @@ class ImagePreprocess(BaseModel):
     * ``chain``: ``simple`` (below) or ``openvla_libero`` (OpenVLA's LIBERO evaluation).
     * ``flip_180``: an *extra* 180° rotation on top of the harness's orientation conversion.
       Leave it off: the env declares its image origin, the policy declares
-      ``image_orientation`` and :mod:`vla_eval.envs.orientation` converts between the two.
+      ``image_orientation`` and :mod:`vla_eval.sims.orientation` converts between the two.
     * ``jpeg_quality``: JPEG encode/decode round trip (4:2:0) before any resampling; ``simple``
       decodes with PIL, ``openvla_libero`` always does one, at 95 (TensorFlow's default) unless
       set, decoded as TensorFlow does (:func:`jpeg_roundtrip`).

@@ -43,7 +43,8 @@ from vla_eval.policies._hf import (
     resolve_dtype,
     validate_config,
 )
-from vla_eval.policies.base import ActionChunk, ActionSpace, Policy, SlotStates
+from vla_eval.actions.space import ActionChunk, ActionSpace
+from vla_eval.adapter import Policy, SlotStates
 from vla_eval.policies.image_preprocess import ImagePreprocess
 
 N_BINS = 256

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from vla_eval.errors import ConfigError
-from vla_eval.policies.base import LIBERO_DELTA_EEF, ActionChunk, Policy
+from vla_eval.actions.space import LIBERO_DELTA_EEF, ActionChunk
+from vla_eval.adapter import Policy
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "reference_ckpt"
 NAMED_CHECKPOINTS = ("early", "final")

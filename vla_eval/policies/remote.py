@@ -31,7 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vla_eval.errors import ConfigError, RetryEpisode
 from vla_eval.policies._hf import model_signature, validate_config
-from vla_eval.policies.base import ActionChunk, ActionSpace, Policy, SlotStates
+from vla_eval.actions.space import ActionChunk, ActionSpace
+from vla_eval.adapter import Policy, SlotStates
 from vla_eval.remote.obs_format import ObsFormat, encode_obs
 
 

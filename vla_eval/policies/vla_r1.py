@@ -48,7 +48,8 @@ from vla_eval.policies._hf import (
     resolve_dtype,
     validate_config,
 )
-from vla_eval.policies.base import LIBERO_DELTA_EEF, ActionChunk, Policy, SlotStates
+from vla_eval.actions.space import LIBERO_DELTA_EEF, ActionChunk
+from vla_eval.adapter import Policy, SlotStates
 from vla_eval.policies.image_preprocess import ImagePreprocess
 from vla_eval.policies.planner_bridge import BridgeConfig, BridgeError, PlanFollower, PlannerBridge
 

@@ -47,7 +47,8 @@ import numpy as np
 import websockets
 from websockets.sync.server import Server, ServerConnection, serve
 
-from vla_eval.policies.base import Policy, predict_policy, reset_policy, validate_chunk
+from vla_eval.actions.space import validate_chunk
+from vla_eval.adapter import Policy, predict_policy, reset_policy
 from vla_eval.remote import protocol
 from vla_eval.remote.obs_format import decode_obs
 
@@ -117,7 +118,7 @@ class PolicyServer:
             "server": "vla-eval",
             "policy": policy.describe(),
             "action_space": dict(space.__dict__) if space is not None else None,
-            # clients must send images in this orientation (vla_eval.envs.orientation); RemotePolicy checks it
+            # clients must send images in this orientation (vla_eval.sims.orientation); RemotePolicy checks it
             "image_orientation": getattr(policy, "image_orientation", "upright") if getattr(policy, "needs_images", True) else None,
             "batching": {"max_batch": self.max_batch, "max_wait_ms": float(max_wait_ms)},
             **(metadata or {}),

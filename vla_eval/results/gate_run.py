@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vla_eval.errors import ConfigError
-from vla_eval.plan import PlanItem, balanced_order
+from vla_eval.execution.plan import PlanItem, balanced_order
 from vla_eval.record import EpisodeRecord
 from vla_eval.results.gate import GateConfig, GateState, build_design, evaluate, file_sha256, sequential_summary, table_header
 

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from vla_eval.results.runs import RunInfo, find_run_dirs, read_run, readable
-from vla_eval.stats import wilson_interval
+from vla_eval.results.stats import wilson_interval
 from vla_eval.tables import MEAN_ROW, drop_pts, summary_frame
 
 LIBERO_FAMILY = ("libero_spatial", "libero_object", "libero_goal", "libero_10")
@@ -74,7 +74,7 @@ class RunView:
     gate: str | None = None
     """For a gated run (``run --gate``): where it stopped and its verdict; its intervals are repeated CIs."""
     protocol_groups: pd.DataFrame | None = None
-    """SimplerEnv-style suites: calc_metrics-style aggregate per task group (vla_eval.envs.simpler.protocol)."""
+    """SimplerEnv-style suites: calc_metrics-style aggregate per task group (vla_eval.sims.simpler.protocol)."""
     protocol_tasks: pd.DataFrame | None = None
 
     @property
@@ -131,7 +131,7 @@ def _view(run_dir: Path, info: RunInfo | None = None, records: list | None = Non
     view = RunView(info, summary, instructions, videos, len(recs), gate)
     suite = (info.config or {}).get("suite") or {}
     if suite.get("backend") in ("simpler", "simpler_real") and not summary.empty:
-        from vla_eval.envs.simpler.protocol import group_aggregation, variant_aggregation
+        from vla_eval.sims.simpler.protocol import group_aggregation, variant_aggregation
 
         view.protocol_groups = group_aggregation(summary, suite)
         view.protocol_tasks = variant_aggregation(summary, suite)
@@ -149,7 +149,7 @@ def _protocol_rows(v: RunView) -> tuple[list[str], list[list[str]]] | None:
     """Rows of the SimplerEnv-style aggregate: task groups (calc_metrics) then the per-task means."""
     if v.protocol_groups is None or v.protocol_groups.empty:
         return None
-    from vla_eval.envs.simpler.protocol import protocol_title
+    from vla_eval.sims.simpler.protocol import protocol_title
 
     title = protocol_title((v.info.config or {}).get("suite") or {})
     rows = [[f"group: {r.group}", f"{100 * r.aggregate:.1f}", str(r.cells), str(r.episodes)] for r in v.protocol_groups.itertuples()]

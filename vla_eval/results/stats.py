@@ -34,9 +34,7 @@ import numpy as np
 from scipy import optimize, stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower
-from statsmodels.stats.proportion import proportion_effectsize, score_test_proportions_2indep
-
-from vla_eval.stats import wilson_interval
+from statsmodels.stats.proportion import proportion_confint, proportion_effectsize, score_test_proportions_2indep
 
 __all__ = [
     "BOSCHLOO_MAX_N",
@@ -59,6 +57,16 @@ EXACT_GRID_MAX_CELLS = 4_000_000
 """Largest (n_new+1)*(n_base+1) outcome grid enumerated by the exact one-sided test."""
 
 TESTS = ("auto", "boschloo", "fisher", "barnard")
+
+
+
+def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    if n <= 0:
+        return (0.0, 1.0)
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes={successes} must be within [0, n={n}]")
+    lo, hi = proportion_confint(successes, n, alpha=alpha, method="wilson")
+    return (max(0.0, float(lo)), min(1.0, float(hi)))
 
 
 @dataclass(frozen=True)

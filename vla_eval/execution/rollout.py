@@ -1,0 +1,335 @@
+"""Episodes: envs and one policy in a loop, turned into :class:`EpisodeRecord` objects.
+
+``run_episodes`` steps K envs in lock-step so a batched policy gets one ``predict`` call
+for K observations per step (where GPU throughput comes from). Nothing here raises for a
+bad policy or a failing env: both end the affected episode with a recorded termination
+reason, and the other episodes of the batch carry on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vla_eval.actions import ChunkExecutor, to_env_actions
+from vla_eval.sims.orientation import ImageConversion, conversion, conversion_for
+from vla_eval.execution.plan import PlanItem
+from vla_eval.provenance import now_iso
+from vla_eval.errors import RetryEpisode
+from vla_eval.actions.space import LIBERO_DELTA_EEF, PolicyOutputError, normalize_chunk, validate_chunk
+from vla_eval.adapter import Policy, predict_policy, reset_policy
+from vla_eval.record import EpisodeRecord
+
+
+@dataclass(frozen=True)
+class EpisodeSettings:
+    """The per-run knobs a worker needs; plain data so it pickles to spawned workers."""
+
+    run_id: str
+    suite: str
+    max_steps: dict[str, int]
+    settle_steps: int
+    settle_action: tuple[float, ...]
+    replan_steps: int | None = None
+    temporal_ensemble: float | None = None
+    video_camera: str | None = None
+    reset_options: dict[str, Any] = field(default_factory=dict)
+    success_rule: str = "first_success"
+
+
+def state_digest(obs: dict[str, Any]) -> str:
+    """Hash of the final proprio state: equal digests mean bit-identical rollouts."""
+    h = hashlib.sha256()
+    for key in sorted(obs.get("state", {})):
+        h.update(key.encode())
+        h.update(np.ascontiguousarray(obs["state"][key]).tobytes())
+    return h.hexdigest()[:16]
+
+
+def error_text(exc: BaseException) -> str:
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" at {last[0].filename}:{last[0].lineno}" if last else ""
+    return f"{type(exc).__name__}: {exc}{where}"[:2000]
+
+
+def failed_record(settings: EpisodeSettings, item: PlanItem, error: str, attempts: int = 1) -> EpisodeRecord:
+    """The record of an episode that never ran because its env or worker failed."""
+    return EpisodeRecord(
+        run_id=settings.run_id, suite=settings.suite, task=item.task, split=item.split,
+        episode_index=item.episode_index, init_state_id=item.init_state_id, seed=item.seed,
+        success=False, steps=0, termination="env_error", error=error, attempts=attempts, finished_at=now_iso(),
+        success_rule="final_step" if settings.success_rule == "final_step" else "first_success",
+    )
+
+
+class _Episode:
+    """Mutable state of one episode inside a lock-step batch."""
+
+    def __init__(self, env, item: PlanItem, settings: EpisodeSettings, frames: list | None):
+        self.env, self.item, self.frames = env, item, frames
+        self.max_steps = settings.max_steps[item.task]
+        self.final_step = settings.success_rule == "final_step"
+        self.video_camera = settings.video_camera
+        self.obs: dict[str, Any] = {}
+        self.instruction = ""
+        self.current_instruction = ""
+        self.executor = ChunkExecutor(settings.replan_steps, settings.temporal_ensemble)
+        self.stats = dict(steps=0, policy_calls=0, policy_time_s=0.0, sim_time_s=0.0, parse_failures=0, outputs_checked=0)
+        self.extras: dict[str, Any] = {}
+        self.success = False
+        self.termination: str | None = None
+        self.error: str | None = None
+        self.env_ok = True
+        self.t0 = time.perf_counter()
+        self.conversion: ImageConversion | None = None
+        self._video_view: ImageConversion | None = None
+
+    def bind_orientation(self, policy: Policy) -> None:
+        """Pick the image conversion from the env's declared origin to the policy's declared orientation."""
+        try:
+            self.conversion = conversion_for(self.env, policy)
+            self._video_view = conversion(_origin(self.env), "upright")  # videos show the true view
+        except Exception as exc:
+            self.fail("policy_error", f"image orientation: {error_text(exc)}")
+            return
+        if self.conversion is not None:
+            self.extras["image_conversion"] = self.conversion.describe()
+
+    @property
+    def active(self) -> bool:
+        return self.termination is None
+
+    def fail(self, termination: str, error: str) -> None:
+        self.termination, self.error, self.success = termination, error, False
+        if termination == "env_error":
+            self.env_ok = False
+
+    def reset(self, options: dict[str, Any] | None) -> None:
+        t = time.perf_counter()
+        try:
+            self.obs, info = self.env.reset(seed=self.item.seed, options=options or None)
+        except Exception as exc:
+            self.fail("env_error", error_text(exc))
+            return
+        finally:
+            self.stats["sim_time_s"] += time.perf_counter() - t
+        self.instruction = str(self.obs.get("instruction", ""))
+        self.current_instruction = self.instruction
+        self.success = bool(info.get("success", False))
+
+    def step(self, action: np.ndarray, counted: bool = True) -> None:
+        t = time.perf_counter()
+        try:
+            self.obs, _, _, _, info = self.env.step(np.asarray(action, dtype=np.float32))
+        except Exception as exc:
+            self.fail("env_error", error_text(exc))
+            return
+        finally:
+            self.stats["sim_time_s"] += time.perf_counter() - t
+        self.success = bool(info.get("success", False))
+        if counted:
+            self.stats["steps"] += 1
+            self.grab_frame()
+            self.settle_outcome()
+
+    def settle_outcome(self) -> None:
+        """first_success: stop at the first successful step. final_step: run to the step limit and let
+        the last step's success decide (a success earlier in the episode does not count)."""
+        if self.success and not self.final_step:
+            self.termination = "success"
+        elif self.stats["steps"] >= self.max_steps:
+            self.termination = "success" if self.success else "timeout"
+
+    def grab_frame(self) -> None:
+        if self.frames is not None and self.video_camera and "images" in self.obs:
+            frame = self.obs["images"][self.video_camera]
+            self.frames.append(self._video_view.image(frame) if self._video_view is not None else frame)
+
+    def policy_obs(self, needs_privileged: bool) -> dict[str, Any]:
+        o = self.conversion.observation(self.obs) if self.conversion is not None else dict(self.obs)
+        if o is self.obs:
+            o = dict(self.obs)
+        if needs_privileged and self.env_ok:
+            o["privileged"] = self.env.unwrapped.privileged_state()
+        return o
+
+    def record(self, settings: EpisodeSettings) -> EpisodeRecord:
+        item = self.item
+        return EpisodeRecord(
+            run_id=settings.run_id,
+            suite=settings.suite,
+            task=item.task,
+            split=item.split,
+            episode_index=item.episode_index,
+            init_state_id=item.init_state_id,
+            seed=item.seed,
+            instruction=self.instruction,
+            success=self.success,
+            termination=self.termination or "timeout",
+            success_rule="final_step" if self.final_step else "first_success",
+            error=self.error,
+            final_state_digest=state_digest(self.obs) if self.env_ok else "",
+            wall_time_s=time.perf_counter() - self.t0,
+            finished_at=now_iso(),
+            extras=self.extras,
+            **self.stats,
+        )
+
+
+def run_episodes(
+    envs: list,
+    policy: Policy,
+    items: list[PlanItem],
+    settings: EpisodeSettings,
+    frames: list[list | None] | None = None,
+    reset_options: list[dict[str, Any] | None] | None = None,
+    progress: dict[tuple, dict[str, Any]] | None = None,
+) -> list[tuple[EpisodeRecord, bool]]:
+    """Roll out ``items`` on ``envs`` in lock-step; returns (record, env still usable) per episode.
+
+    Row ``i`` is policy slot ``i`` (see :class:`~vla_eval.policies.base.Policy`): a
+    slot-aware policy is asked only for the episodes that need actions, tagged with their
+    slots; any other policy sees the whole batch (finished episodes keep their last
+    observation and their actions are dropped), so its per-env state keeps a stable index.
+    :class:`~vla_eval.errors.RetryEpisode` from the policy propagates: the episodes are
+    rerun elsewhere rather than recorded. ``progress`` (item key -> live step counters) lets a
+    watchdog thread that ends a stuck batch record how far each episode got.
+    """
+    frames = frames or [None] * len(items)
+    reset_options = reset_options or [settings.reset_options] * len(items)
+    eps = [_Episode(env, item, settings, f) for env, item, f in zip(envs, items, frames)]
+    if progress is not None:
+        progress.update({ep.item.key: ep.stats for ep in eps})
+    for ep in eps:
+        ep.bind_orientation(policy)
+    for ep, opts in zip(eps, reset_options):
+        if not ep.active:
+            continue
+        ep.reset(opts)
+        for _ in range(settings.settle_steps):
+            if ep.active:
+                ep.step(np.asarray(settings.settle_action), counted=False)
+        if ep.active:
+            ep.grab_frame()
+            ep.settle_outcome()
+    try:
+        reset_policy(policy, [ep.instruction for ep in eps], [ep.item.seed for ep in eps], range(len(eps)))
+    except RetryEpisode:
+        raise
+    except Exception as exc:
+        for ep in eps:
+            if ep.active:
+                ep.fail("policy_error", f"policy reset failed: {error_text(exc)}")
+    while any(ep.active for ep in eps):
+        _follow_instruction_switches(eps, policy)
+        if any(ep.active and ep.executor.needs_chunk() for ep in eps):
+            _refill(eps, policy, settings)
+        for ep in eps:
+            if ep.active and ep.executor.can_pop():
+                ep.step(ep.executor.pop()[0])
+    return [(ep.record(settings), ep.env_ok) for ep in eps]
+
+
+def run_episode(env, policy: Policy, item: PlanItem, settings: EpisodeSettings, frames: list | None = None):
+    """One episode on its own (a batch of one)."""
+    return run_episodes([env], policy, [item], settings, [frames])[0]
+
+
+def _follow_instruction_switches(eps: list[_Episode], policy: Policy) -> None:
+    """A two-subtask task (SimplerEnv's apple into drawer) changes ``obs["instruction"]`` mid-episode.
+
+    SimplerEnv's model wrappers (``simpler_env/policies/octo/octo_model.py`` ``step``) reset
+    the policy when the instruction changes; the harness does the same for the episode whose
+    instruction changed, drops the actions still queued for the old subtask, and notes the
+    step on the episode. A policy that is not slot-aware can be reset alone only in a batch
+    of one; in a larger batch it sees the new instruction in the observation only, and the
+    episode says so.
+    """
+    changed = [ep for ep in eps if ep.active and "instruction" in ep.obs
+               and str(ep.obs["instruction"]) != ep.current_instruction]
+    if not changed:
+        return
+    for ep in changed:
+        ep.current_instruction = str(ep.obs["instruction"])
+        ep.executor.reset()
+        ep.extras.setdefault("instruction_switches", []).append(
+            {"step": ep.stats["steps"], "instruction": ep.current_instruction})
+    if not policy.slot_aware and len(eps) > 1:
+        for ep in changed:
+            ep.extras["instruction_switch_reset"] = "not reset: policy is not slot-aware in a batch; new instruction in obs only"
+        return
+    try:
+        reset_policy(policy, [ep.current_instruction for ep in changed], [ep.item.seed for ep in changed],
+                     [eps.index(ep) for ep in changed])
+    except RetryEpisode:
+        raise
+    except Exception as exc:
+        for ep in changed:
+            ep.fail("policy_error", f"policy reset on the instruction switch failed: {error_text(exc)}")
+
+
+def _refill(eps: list[_Episode], policy: Policy, settings: EpisodeSettings) -> None:
+    needing = [ep for ep in eps if ep.active and ep.executor.needs_chunk()]
+    rows = needing if policy.slot_aware else eps
+    obs_batch = [ep.policy_obs(policy.needs_privileged) for ep in rows]
+    t = time.perf_counter()
+    try:
+        chunk = predict_policy(policy, obs_batch, [eps.index(ep) for ep in rows])
+    except RetryEpisode:
+        raise
+    except Exception as exc:
+        for ep in needing:
+            ep.fail("policy_error", error_text(exc))
+        return
+    finally:
+        elapsed = time.perf_counter() - t
+        for ep in needing:
+            ep.stats["policy_time_s"] += elapsed
+            ep.stats["policy_calls"] += 1
+    try:
+        chunk = normalize_chunk(chunk, len(rows))
+        space = chunk.space
+        actions = validate_chunk(chunk, batch_size=len(rows), action_dim=space.dim, per_row=True)
+    except PolicyOutputError as exc:
+        for ep in needing:
+            ep.fail("policy_error", f"invalid policy output: {exc}")
+        return
+    env_space = getattr(eps[0].env.unwrapped, "native_action_space", LIBERO_DELTA_EEF) if eps[0].env_ok else LIBERO_DELTA_EEF
+    for i, ep in enumerate(rows):
+        if ep not in needing:
+            continue
+        if chunk.extras and i < len(chunk.extras):
+            _merge_extras(ep, chunk.extras[i])
+        row = actions[i]
+        if not np.all(np.isfinite(row)):
+            ep.fail("policy_error", "invalid policy output: actions contain NaN or infinite values")
+            continue
+        try:
+            converted = to_env_actions(row[None], space, env_space)[0]
+            ep.executor.add_chunk(converted[None])
+        except PolicyOutputError as exc:
+            ep.fail("policy_error", f"invalid policy output: {exc}")
+            continue
+
+
+def _origin(env) -> str:
+    from vla_eval.sims.contract import image_origin_of
+
+    return image_origin_of(env)
+
+
+def _merge_extras(ep: _Episode, new: dict[str, Any]) -> None:
+    """Fold one call's extras into the episode: counters add up, texts are kept (bounded)."""
+    ep.stats["parse_failures"] += int(new.get("parse_failure", 0))
+    ep.stats["outputs_checked"] += int("parse_failure" in new)
+    for key, value in new.items():
+        if key == "parse_failure":
+            continue
+        bucket = ep.extras.setdefault(key, [])
+        if len(bucket) < 50:
+            bucket.append(value)

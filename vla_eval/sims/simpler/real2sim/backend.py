@@ -1,0 +1,94 @@
+"""SimplerEnv visual matching on SimplerEnv's own robots, objects, cameras and real photos (MuJoCo, CPU).
+
+Suite files pick it with ``backend: simpler_real``. The tasks are the SimplerEnv-style tasks
+of :mod:`vla_eval.sims.simpler.tasks` (same names, grids, step limits and rules; episode *i*
+uses configuration *i*), staged with the asset pack that ``vla-eval assets fetch simpler``
+installs (:mod:`vla_eval.assets`). The protocol is visual matching, the gripper SimplerEnv's
+(Bridge: absolute; Google robot: relative). Google-robot splits named after one of SimplerEnv's URDF
+colourings (``recolor_tabletop_visual_matching_1`` ...) load that URDF. Options::
+
+    backend_options:
+      render_scale: 1.0   # < 1: render below SimplerEnv's 640x480 before resizing (faster on a CPU; an extension)
+      task_groups: {}     # group name -> tasks, averaged together as SimplerEnv's calc_metrics reports them
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from vla_eval.backends import Backend
+from vla_eval.sims.simpler.backend import config_reset_options, validate_task_groups, validate_tasks
+from vla_eval.errors import ConfigError
+
+if TYPE_CHECKING:
+    from vla_eval.spec import SuiteSpec
+
+
+class SimplerRealBackend(Backend):
+    name = "simpler_real"
+
+    def task_names(self) -> list[str]:
+        from vla_eval.sims.simpler.real2sim.widowx_env import REAL_TASKS
+        from vla_eval.sims.simpler.real2sim.google_env import GOOGLE_REAL_TASKS
+
+        return sorted(REAL_TASKS) + sorted(GOOGLE_REAL_TASKS)
+
+    @staticmethod
+    def urdf_version(split: str) -> str:
+        """Google-robot splits named after SimplerEnv's URDF colourings use that URDF; any other split the plain one."""
+        from vla_eval.sims.simpler.real2sim.google_robot import URDF_VERSIONS
+
+        return split if split in URDF_VERSIONS else ""
+
+    def validate_suite(self, spec: "SuiteSpec", source: str) -> None:
+        unknown = sorted(set(spec.backend_options) - {"render_scale", "task_groups"})
+        if unknown:
+            raise ConfigError(f"{source}: field 'backend_options': unknown option(s) {unknown}, expected ['render_scale', 'task_groups']")
+        validate_task_groups(spec.backend_options.get("task_groups", {}), spec, source)
+        scale = spec.backend_options.get("render_scale", 1.0)
+        if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0.1 <= float(scale) <= 1.0:
+            raise ConfigError(f"{source}: field 'backend_options.render_scale': expected a number in [0.1, 1.0], got {scale!r}")
+        validate_tasks(spec, source, "simpler_real task", self.task_names())
+        if list(spec.cameras) != ["agentview"]:
+            raise ConfigError(f"{source}: field 'cameras': the visual-matching scene has one camera, ['agentview'], got {list(spec.cameras)}")
+        for i, split in enumerate(spec.splits):
+            for task in spec.tasks:
+                if split.perturbations_for(task.name):
+                    raise ConfigError(f"{source}: field 'splits.{i}' (split {split.name!r}): backend simpler_real has no perturbations")
+        if len(spec.settle_action) != 7:
+            raise ConfigError(f"{source}: field 'settle_action': expected 7 numbers, got {len(spec.settle_action)}")
+
+    def check_ready(self, spec: "SuiteSpec") -> None:
+        """Before any worker starts: the asset pack must be installed (the error names the command)."""
+        from vla_eval.assets import SIMPLER, require_pack
+
+        require_pack(SIMPLER)
+
+    def make_env(self, spec: "SuiteSpec", task: str, split: str, cameras: list[str], depth: bool = False):
+        from vla_eval.sims.simpler.real2sim.widowx_env import BridgeRealEnv
+        from vla_eval.sims.simpler.real2sim.google_env import GOOGLE_REAL_TASKS, GoogleRealEnv
+
+        if depth:
+            raise ConfigError("backend simpler_real renders no depth")
+        if task in GOOGLE_REAL_TASKS:
+            return GoogleRealEnv(task=task, cameras=tuple(cameras), image_size=tuple(spec.image_size),
+                                 render_scale=float(spec.backend_options.get("render_scale", 1.0)),
+                                 urdf_version=self.urdf_version(split))
+        return BridgeRealEnv(task=task, cameras=tuple(cameras), image_size=tuple(spec.image_size),
+                             render_scale=float(spec.backend_options.get("render_scale", 1.0)))
+
+    def episode_reset_options(self, spec: "SuiteSpec", task: str, episode_index: int) -> dict[str, Any] | None:
+        return config_reset_options(task, episode_index)
+
+    def protocol_summary(self, spec: "SuiteSpec", summary: Any) -> str | None:
+        """SimplerEnv's calc_metrics aggregate (per task group, then per task), as for the Panda-look suites."""
+        from vla_eval.sims.simpler.protocol import protocol_markdown
+
+        return protocol_markdown(summary, spec.model_dump(mode="json"))
+
+    def versions(self) -> dict[str, str]:
+        import mujoco
+
+        from vla_eval.assets import SIMPLER
+
+        return {"mujoco": mujoco.__version__, "simpler_real2sim": f"{SIMPLER.upstream_repo}@{SIMPLER.commit}"}

@@ -1,0 +1,260 @@
+"""URDF -> MJCF conversion for SimplerEnv's robots (a small, explicit converter).
+
+MuJoCo can compile a URDF itself, but it fuses fixed-joint links (the end-effector frame
+``ee_gripper_link`` would vanish), drops visual geoms and knows no mimic joints. This
+converter keeps every link as a body (fixed joints become joint-less child bodies), keeps
+the visual meshes (group 2, no collisions) apart from the collision meshes (group 3),
+turns ``<mimic>`` into a joint equality, and writes each mesh's colour from its ``.mtl``
+(the WidowX OBJs carry no texture coordinates, so a texture could not be mapped anyway;
+the colour of the texture image named by ``map_Kd`` is used instead). Meshes MuJoCo cannot
+read (the Google robot's ``.glb``) are converted to OBJ geometry on first use.
+
+The forward kinematics of the result are tested against an independent numpy evaluation
+of the URDF's joint chain and against MuJoCo's own URDF compiler
+(tests/sims/simpler/real2sim/test_robots.py).
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vla_eval.errors import ConfigError
+
+
+def rpy_to_quat(rpy: tuple[float, float, float]) -> tuple[float, float, float, float]:
+    """URDF fixed-axis roll-pitch-yaw (R = Rz(y) Ry(p) Rx(r)) as a MuJoCo (w, x, y, z) quaternion."""
+    r, p, y = (a / 2 for a in rpy)
+    cr, sr, cp, sp, cy, sy = math.cos(r), math.sin(r), math.cos(p), math.sin(p), math.cos(y), math.sin(y)
+    return (
+        cr * cp * cy + sr * sp * sy,
+        sr * cp * cy - cr * sp * sy,
+        cr * sp * cy + sr * cp * sy,
+        cr * cp * sy - sr * sp * cy,
+    )
+
+
+def rpy_to_matrix(rpy) -> np.ndarray:
+    r, p, y = rpy
+    rx = np.array([[1, 0, 0], [0, math.cos(r), -math.sin(r)], [0, math.sin(r), math.cos(r)]])
+    ry = np.array([[math.cos(p), 0, math.sin(p)], [0, 1, 0], [-math.sin(p), 0, math.cos(p)]])
+    rz = np.array([[math.cos(y), -math.sin(y), 0], [math.sin(y), math.cos(y), 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def _floats(text: str | None, n: int, default: float = 0.0) -> tuple[float, ...]:
+    if text is None:
+        return (default,) * n
+    vals = tuple(float(v) for v in text.split())
+    if len(vals) != n:
+        raise ConfigError(f"expected {n} numbers, got {text!r}")
+    return vals
+
+
+def _origin(el: ET.Element | None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    if el is None:
+        return (0.0, 0.0, 0.0), (0.0, 0.0, 0.0)
+    return _floats(el.get("xyz"), 3), _floats(el.get("rpy"), 3)
+
+
+def _fmt(vals) -> str:
+    return " ".join(f"{v:.10g}" for v in vals)
+
+
+def mtl_rgba(obj_path: Path) -> tuple[float, float, float, float]:
+    """The colour an OBJ's material shows: the mean of its ``map_Kd`` image if any, else ``Kd``."""
+    mtl = obj_path.with_suffix(".mtl")
+    if not mtl.is_file():
+        return (0.5, 0.5, 0.5, 1.0)
+    kd, tex = (0.8, 0.8, 0.8), None
+    for line in mtl.read_text(errors="replace").splitlines():
+        parts = line.split()
+        if parts[:1] == ["Kd"]:
+            kd = tuple(float(v) for v in parts[1:4])
+        elif parts[:1] == ["map_Kd"]:
+            tex = mtl.parent / " ".join(parts[1:])
+    if tex is not None and tex.is_file():
+        from PIL import Image
+
+        with Image.open(tex) as im:
+            arr = np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
+        kd = tuple(float(v) for v in arr.reshape(-1, 3).mean(axis=0))
+    return (*kd, 1.0)
+
+
+@dataclass
+class MjcfParts:
+    """The pieces of a converted robot, to be placed into a scene's MJCF."""
+
+    assets: list[str] = field(default_factory=list)
+    body: str = ""  # the root link's <body> with everything below it
+    equalities: list[str] = field(default_factory=list)
+    joints: list[str] = field(default_factory=list)  # movable joints in URDF order
+    joint_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def srgb_from_linear(c: float) -> float:
+    """One linear colour channel as the sRGB value a display shows (IEC 61966-2-1). SAPIEN treats URDF material
+    colours as linear and writes sRGB images; MuJoCo's renderer writes the rgba it is given."""
+    c = min(max(float(c), 0.0), 1.0)
+    return 12.92 * c if c <= 0.0031308 else 1.055 * c ** (1 / 2.4) - 0.055
+
+
+def urdf_to_mjcf_parts(urdf_path: Path, prefix: str = "", root_pos=(0.0, 0.0, 0.0), root_quat=(1.0, 0.0, 0.0, 0.0),
+                       rgba_override: dict[str, tuple[float, float, float, float]] | None = None,
+                       joint_attrs: str = "", massless_visuals: bool = False, linear_colors: bool = False,
+                       name_collisions: bool = False) -> MjcfParts:
+    """Convert ``urdf_path`` into MJCF fragments; names get ``prefix`` (meshes, bodies, joints).
+
+    Mesh files are referenced by absolute path, so the result compiles from any folder. A primitive visual takes
+    its URDF ``<material>`` colour (named at the root or inline; ``linear_colors``: converted from linear to sRGB).
+    ``joint_attrs`` is added to every movable joint (e.g. SimplerEnv's cabinet joint friction and damping).
+    ``massless_visuals``: visual geoms add no mass (links without ``<inertial>`` then weigh what their collision
+    shapes do at the default density, as in SAPIEN); off by default, as the robots' links all declare inertials.
+    ``name_collisions``: a named ``<collision>`` becomes the geom ``<prefix><link>/<name>`` (a success rule may
+    test contacts with one shape, as SimplerEnv's drawer-floor test does).
+    """
+    urdf_path = Path(urdf_path)
+    try:
+        root = ET.parse(urdf_path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise ConfigError(f"{urdf_path}: cannot read URDF: {exc}") from exc
+    links = {lk.get("name"): lk for lk in root.findall("link")}
+    children: dict[str, list[ET.Element]] = {}
+    child_names = set()
+    for j in root.findall("joint"):
+        parent, child = j.find("parent").get("link"), j.find("child").get("link")
+        children.setdefault(parent, []).append(j)
+        child_names.add(child)
+    roots = [n for n in links if n not in child_names]
+    if len(roots) != 1:
+        raise ConfigError(f"{urdf_path}: expected one root link, found {roots}")
+    parts = MjcfParts()
+    meshes: dict[str, str] = {}
+    rgba_override = rgba_override or {}
+
+    def material_rgba(el: ET.Element | None) -> tuple[float, ...] | None:
+        if el is None:
+            return None
+        color = el.find("color")
+        if color is None:
+            color = named_colors.get(el.get("name", ""))
+        if color is None:
+            return None
+        rgba = _floats(color.get("rgba"), 4)
+        return tuple(srgb_from_linear(c) for c in rgba[:3]) + (rgba[3],) if linear_colors else rgba
+
+    named_colors = {m.get("name"): m.find("color") for m in root.findall("material") if m.find("color") is not None}
+
+    def mesh_asset(filename: str, scale) -> str:
+        path = (urdf_path.parent / filename.replace("package://", "")).resolve()
+        if not path.is_file():
+            raise ConfigError(f"{urdf_path}: mesh {filename!r} not found at {path}")
+        from vla_eval.sims.simpler.real2sim.meshes import mujoco_mesh_file
+
+        path = mujoco_mesh_file(path)  # .glb / .dae: converted (geometry only) and cached
+        key = f"{path}|{_fmt(scale)}"
+        if key not in meshes:
+            name = f"{prefix}mesh{len(meshes)}_{path.stem}"
+            meshes[key] = name
+            parts.assets.append(f'<mesh name="{name}" file="{path}" scale="{_fmt(scale)}"/>')
+        return meshes[key]
+
+    def geoms(link: ET.Element) -> list[str]:
+        out = []
+        for kind in ("visual", "collision"):
+            for el in link.findall(kind):
+                xyz, rpy = _origin(el.find("origin"))
+                g = el.find("geometry")
+                m, box, cyl, sph = g.find("mesh"), g.find("box"), g.find("cylinder"), g.find("sphere")
+                attrs = f'pos="{_fmt(xyz)}" quat="{_fmt(rpy_to_quat(rpy))}"'
+                if m is not None:
+                    scale = _floats(m.get("scale"), 3, 1.0)
+                    shape = f'type="mesh" mesh="{mesh_asset(m.get("filename"), scale)}"'
+                    src = (urdf_path.parent / m.get("filename")).resolve()
+                elif box is not None:
+                    shape = f'type="box" size="{_fmt(np.array(_floats(box.get("size"), 3)) / 2)}"'
+                    src = None
+                elif cyl is not None:
+                    shape = f'type="cylinder" size="{float(cyl.get("radius")):.10g} {float(cyl.get("length")) / 2:.10g}"'
+                    src = None
+                elif sph is not None:
+                    shape = f'type="sphere" size="{float(sph.get("radius")):.10g}"'
+                    src = None
+                else:
+                    continue
+                if kind == "visual":
+                    rgba = (rgba_override.get(link.get("name"))
+                            or (mtl_rgba(src) if src is not None and src.suffix == ".obj" else None)
+                            or (material_rgba(el.find("material")) if src is None else None) or (0.5, 0.5, 0.5, 1))
+                    mass = ' density="0"' if massless_visuals else ""
+                    out.append(f'<geom {shape} {attrs} group="2" contype="0" conaffinity="0"{mass} rgba="{_fmt(rgba)}"/>')
+                else:
+                    name = (f' name="{prefix}{link.get("name")}/{el.get("name")}"'
+                            if name_collisions and el.get("name") else "")
+                    out.append(f'<geom{name} {shape} {attrs} group="3" rgba="0.5 0.5 0.5 0"/>')
+        return out
+
+    def inertial(link: ET.Element) -> str:
+        el = link.find("inertial")
+        if el is None:
+            return ""
+        xyz, rpy = _origin(el.find("origin"))
+        mass = float(el.find("mass").get("value"))
+        i = el.find("inertia")
+        ixx, iyy, izz, ixy, ixz, iyz = (float(i.get(k, 0)) for k in ("ixx", "iyy", "izz", "ixy", "ixz", "iyz"))
+        inertia = np.array([[ixx, ixy, ixz], [ixy, iyy, iyz], [ixz, iyz, izz]])
+        rot = rpy_to_matrix(rpy)
+        full = rot @ inertia @ rot.T  # MuJoCo takes one of quat / fullinertia: express it in the link frame
+        vals, vecs = np.linalg.eigh(full)
+        if vals.min() <= 0:  # the Google robot's finger nails: an inertia no body can have; keep its axes, floor it
+            full = vecs @ np.diag(np.maximum(np.abs(vals), 1e-9)) @ vecs.T
+        return (f'<inertial pos="{_fmt(xyz)}" mass="{mass:.10g}" '
+                f'fullinertia="{_fmt((full[0, 0], full[1, 1], full[2, 2], full[0, 1], full[0, 2], full[1, 2]))}"/>')
+
+    def body(name: str, joint: ET.Element | None, depth: int) -> str:
+        link = links[name]
+        if joint is None:
+            pos, quat = root_pos, root_quat
+        else:
+            xyz, rpy = _origin(joint.find("origin"))
+            pos, quat = xyz, rpy_to_quat(rpy)
+        lines = [f'<body name="{prefix}{name}" pos="{_fmt(pos)}" quat="{_fmt(quat)}">', inertial(link)]
+        if joint is not None and joint.get("type") in ("revolute", "prismatic", "continuous"):
+            jname = joint.get("name")
+            axis = _floats(joint.find("axis").get("xyz") if joint.find("axis") is not None else "1 0 0", 3)
+            jtype = "slide" if joint.get("type") == "prismatic" else "hinge"
+            lim = joint.find("limit")
+            rng = ""
+            if joint.get("type") != "continuous" and lim is not None:
+                lo, hi = float(lim.get("lower", 0)), float(lim.get("upper", 0))
+                rng = f' limited="true" range="{lo:.10g} {hi:.10g}"'
+                parts.joint_ranges[jname] = (lo, hi)
+            extra = f" {joint_attrs}" if joint_attrs else ""
+            lines.append(f'<joint name="{prefix}{jname}" type="{jtype}" axis="{_fmt(axis)}"{rng}{extra}/>')
+            parts.joints.append(jname)
+            mimic = joint.find("mimic")
+            if mimic is not None:
+                mult, off = float(mimic.get("multiplier", 1)), float(mimic.get("offset", 0))
+                parts.equalities.append(
+                    f'<joint joint1="{prefix}{jname}" joint2="{prefix}{mimic.get("joint")}" polycoef="{off:.10g} {mult:.10g} 0 0 0"/>')
+        elif joint is not None and joint.get("type") != "fixed":
+            raise ConfigError(f"{urdf_path}: joint {joint.get('name')!r} has unsupported type {joint.get('type')!r}")
+        lines += geoms(link)
+        for j in children.get(name, []):
+            lines.append(body(j.find("child").get("link"), j, depth + 1))
+        lines.append("</body>")
+        return "\n".join(x for x in lines if x)
+
+    parts.body = body(roots[0], None, 0)
+    return parts
+
+
+def standalone_mjcf(parts: MjcfParts, name: str = "robot") -> str:
+    """A model with only the robot (fixed base), for kinematics checks."""
+    return (f'<mujoco model="{name}"><compiler angle="radian" balanceinertia="true"/><asset>{"".join(parts.assets)}</asset>'
+            f'<worldbody>{parts.body}</worldbody><equality>{"".join(parts.equalities)}</equality></mujoco>')
