@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 class Backend(abc.ABC):
     name: str
+    expert: str | None = None
+    """Registered name of the privileged-state expert that solves this backend's tasks (conformance
+    compares an adapter's oracle against it); ``None`` when the backend has none."""
 
     @abc.abstractmethod
     def task_names(self) -> list[str]:

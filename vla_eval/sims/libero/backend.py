@@ -73,6 +73,7 @@ def _validate_pro_split(spec: "SuiteSpec", base: str, pro_suite: Any, where: str
 
 class LiberoBackend(Backend):
     name = "libero"
+    expert = "libero_scripted"
 
     def task_names(self) -> list[str]:
         from vla_eval.sims.libero.tasks import all_tasks, libero_available

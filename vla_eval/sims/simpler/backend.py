@@ -71,6 +71,7 @@ def config_reset_options(task: str, episode_index: int) -> dict[str, Any]:
 
 class SimplerBackend(Backend):
     name = "simpler"
+    expert = "simpler_scripted"
 
     def task_names(self) -> list[str]:
         from vla_eval.sims.simpler.tasks import TASKS

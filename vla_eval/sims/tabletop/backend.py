@@ -15,6 +15,7 @@ KNOWN_CAMERAS = ("agentview", "wrist")
 
 class TabletopBackend(Backend):
     name = "tabletop"
+    expert = "scripted"
 
     def task_names(self) -> list[str]:
         from vla_eval.sims.tabletop.scene import list_scenes

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 class SimplerRealBackend(Backend):
     name = "simpler_real"
+    expert = "simpler_scripted"
 
     def task_names(self) -> list[str]:
         from vla_eval.sims.simpler.real2sim.widowx_env import REAL_TASKS
