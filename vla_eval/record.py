@@ -68,9 +68,5 @@ class EpisodeRecord(BaseModel):
     def key(self) -> tuple[str, str, int]:
         return (self.task, self.split, self.episode_index)
 
-    @property
-    def mean_policy_latency_s(self) -> float:
-        return self.policy_time_s / self.policy_calls if self.policy_calls else 0.0
-
     def deterministic_view(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in DETERMINISTIC_FIELDS}
