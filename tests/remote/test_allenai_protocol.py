@@ -24,7 +24,7 @@ from vla_eval.adapter import Policy
 from vla_eval.policies import POLICIES
 from vla_eval.policies.allenai import AllenaiConfig, allenai_obs, space_from_spec
 from vla_eval.remote import allenai_protocol as ap
-from vla_eval.remote.allenai_client import AllenaiReplyError, AllenaiServerError, AllenaiServerLost
+from vla_eval.remote.allenai_client import AllenaiReplyError, AllenaiServerError
 from vla_eval.remote.allenai_server import AllenaiPolicyServer
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -33,10 +33,15 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def obs(instruction: str = "put the bowl on the plate", eef=(0.1, 0.2, 0.3), quat=(0.0, 1.0, 0.0, 0.0)) -> dict:
     rng = np.random.default_rng(1)
     return {
-        "images": {"agentview": rng.integers(0, 255, (24, 32, 3), dtype=np.uint8),
-                   "wrist": rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)},
-        "state": {"eef_pos": np.asarray(eef, dtype=float), "eef_quat": np.asarray(quat, dtype=float),
-                  "gripper_qpos": np.array([0.04, -0.04])},
+        "images": {
+            "agentview": rng.integers(0, 255, (24, 32, 3), dtype=np.uint8),
+            "wrist": rng.integers(0, 255, (24, 32, 3), dtype=np.uint8),
+        },
+        "state": {
+            "eef_pos": np.asarray(eef, dtype=float),
+            "eef_quat": np.asarray(quat, dtype=float),
+            "gripper_qpos": np.array([0.04, -0.04]),
+        },
         "instruction": instruction,
     }
 
@@ -133,18 +138,27 @@ def _png(w: int, h: int) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("data, message", [
-    (_frame(type="teleport"), "unknown frame type"),
-    (_frame(seq=None), "lacks \\['seq'\\]"),
-    (_frame(payload=[1, 2]), "payload must be a map"),
-    (_frame(payload={"actions": {"__ndarray__": True, "data": b"\0" * 8, "dtype": "|O", "shape": [1]}}), "not allowed"),
-    (_frame(payload={"actions": {"__ndarray__": True, "data": b"\0" * 12, "dtype": "<f8", "shape": [7]}}), "needs 56 bytes"),
-    (_frame(payload={"im": {"__image__": True, "format": "png", "data": b"not a png"}}), "undecodable png"),
-    (_frame(payload={"im": {"__image__": True, "format": "png", "data": _png(4, 4)[:30]}}), "png"),
-    (_frame(payload={"im": {"__image__": True, "format": "gif", "data": b""}}), "image format must be"),
-    (b"\xc1\x00", "malformed msgpack"),
-    ("a text frame", "expected a binary frame"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (_frame(type="teleport"), "unknown frame type"),
+        (_frame(seq=None), "lacks \\['seq'\\]"),
+        (_frame(payload=[1, 2]), "payload must be a map"),
+        (
+            _frame(payload={"actions": {"__ndarray__": True, "data": b"\0" * 8, "dtype": "|O", "shape": [1]}}),
+            "not allowed",
+        ),
+        (
+            _frame(payload={"actions": {"__ndarray__": True, "data": b"\0" * 12, "dtype": "<f8", "shape": [7]}}),
+            "needs 56 bytes",
+        ),
+        (_frame(payload={"im": {"__image__": True, "format": "png", "data": b"not a png"}}), "undecodable png"),
+        (_frame(payload={"im": {"__image__": True, "format": "png", "data": _png(4, 4)[:30]}}), "png"),
+        (_frame(payload={"im": {"__image__": True, "format": "gif", "data": b""}}), "image format must be"),
+        (b"\xc1\x00", "malformed msgpack"),
+        ("a text frame", "expected a binary frame"),
+    ],
+)
 def test_hostile_frames_raise_a_named_protocol_error(data, message):
     with pytest.raises(ap.AllenaiProtocolError, match=message):
         ap.decode_frame(data)
@@ -178,12 +192,19 @@ def test_observation_follows_the_servers_observation_params():
 
 
 def test_action_space_comes_from_the_servers_action_spec_and_policy_args_win():
-    spec = {"position": ap.dim_spec("position", 3, "delta_xyz", (-1, 1)),
-            "rotation": ap.dim_spec("rotation", 3, "euler_xyz"),
-            "gripper": ap.dim_spec("gripper", 1, "binary_close_negative", (-1, 1))}
+    spec = {
+        "position": ap.dim_spec("position", 3, "delta_xyz", (-1, 1)),
+        "rotation": ap.dim_spec("rotation", 3, "euler_xyz"),
+        "gripper": ap.dim_spec("gripper", 1, "binary_close_negative", (-1, 1)),
+    }
     space = space_from_spec(spec, AllenaiConfig())
-    assert (space.kind, space.dim, space.rotation, space.position_units, space.gripper) == \
-        ("delta_eef", 7, "euler_xyz", "normalized", "open_positive")
+    assert (space.kind, space.dim, space.rotation, space.position_units, space.gripper) == (
+        "delta_eef",
+        7,
+        "euler_xyz",
+        "normalized",
+        "open_positive",
+    )
     assert space_from_spec(spec, AllenaiConfig(gripper="close_01")).gripper == "close_01"
     assert space_from_spec({"actions": ap.dim_spec("actions", 0, "raw")}, AllenaiConfig()) == ActionSpace()
     spec["gripper"] = ap.dim_spec("gripper", 1, "continuous_01", (0, 1))
@@ -208,8 +229,9 @@ def test_client_and_server_run_episodes_with_the_right_lifecycle_and_actions(ser
     client.reset(["open the drawer", "close the drawer"], [3, 4], slots=[0, 1])
     seen = []
     for step in range(3):
-        chunk = client.predict([obs("open the drawer", eef=(step, 0, 0)), obs("close the drawer", eef=(0, step, 0))],
-                               slots=[0, 1])
+        chunk = client.predict(
+            [obs("open the drawer", eef=(step, 0, 0)), obs("close the drawer", eef=(0, step, 0))], slots=[0, 1]
+        )
         assert chunk.actions.shape == (2, 1, 7)
         seen.append(chunk.actions[:, 0])
     # a chunk of 2 is served over two observations: action t of the chunk, one predict per 2 steps
@@ -226,11 +248,13 @@ def test_client_and_server_run_episodes_with_the_right_lifecycle_and_actions(ser
     by_slot: dict = {}
     for c in policy.calls:
         by_slot.setdefault(c[1], []).append(c[0] if c[0] != "reset" else f"reset:{c[2]}")
-    assert sorted(by_slot.values()) == sorted([
-        ["reset:open the drawer", "predict", "predict", "release"],
-        ["reset:close the drawer", "predict", "predict", "release"],
-        ["reset:stack the blocks", "predict", "release"],
-    ])
+    assert sorted(by_slot.values()) == sorted(
+        [
+            ["reset:open the drawer", "predict", "predict", "release"],
+            ["reset:close the drawer", "predict", "predict", "release"],
+            ["reset:stack the blocks", "predict", "release"],
+        ]
+    )
     assert srv.stats["episodes"] == 3 and srv.stats["observations"] == 7 and srv.stats["predicts"] == 5
 
 
@@ -264,26 +288,34 @@ def _rollout(url: str, **args):
 
     policy = POLICIES.create("allenai", url=url, check_health=False, connect_timeout=2, request_timeout=2, **args)
     item = PlanItem(task="t", split="in_domain", episode_index=0, init_state_id=0, seed=0)
-    settings = EpisodeSettings(run_id="r", suite="s", max_steps={"t": 3}, settle_steps=0, settle_action=(0,) * 6 + (-1,))
+    settings = EpisodeSettings(
+        run_id="r", suite="s", max_steps={"t": 3}, settle_steps=0, settle_action=(0,) * 6 + (-1,)
+    )
     try:
         return run_episode(TinyEnv(), policy, item, settings)
     finally:
         policy.close()
 
 
-@pytest.mark.parametrize("reply, message", [
-    (b"\x93garbage", "AllenaiReplyError: .*malformed frame"),
-    ({"actions": np.zeros(5, dtype=np.float32)}, "AllenaiReplyError: .*shape \\(1, 5\\); expected \\(7,\\)"),
-    ({"act": 1}, "AllenaiReplyError: .*without 'actions'"),
-])
+@pytest.mark.parametrize(
+    "reply, message",
+    [
+        (b"\x93garbage", "AllenaiReplyError: .*malformed frame"),
+        ({"actions": np.zeros(5, dtype=np.float32)}, "AllenaiReplyError: .*shape \\(1, 5\\); expected \\(7,\\)"),
+        ({"act": 1}, "AllenaiReplyError: .*without 'actions'"),
+    ],
+)
 def test_malformed_server_output_is_a_recorded_policy_error(reply, message):
     def handler(ws):
         hello_reply(ws)
         for raw in ws:
             frame = ap.decode_frame(raw)
             if frame.type is ap.MessageType.OBSERVATION:
-                ws.send(reply if isinstance(reply, bytes) else
-                        ap.encode_frame(ap.Frame(ap.MessageType.ACTION, reply, frame.seq)))
+                ws.send(
+                    reply
+                    if isinstance(reply, bytes)
+                    else ap.encode_frame(ap.Frame(ap.MessageType.ACTION, reply, frame.seq))
+                )
 
     srv, url = fake_server(handler)
     try:
@@ -345,11 +377,30 @@ def test_vla_eval_serve_protocol_allenai_serves_a_registered_policy(tmp_path: Pa
     from vla_eval.remote.allenai_client import AllenaiClient
 
     port_file = tmp_path / "port"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
-                                                        os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "vla_eval", "serve", "--policy", "noop", "--protocol", "allenai",
-                             "--port", "0", "--port-file", str(port_file)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vla_eval",
+            "serve",
+            "--policy",
+            "noop",
+            "--protocol",
+            "allenai",
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 60
         while not port_file.exists():

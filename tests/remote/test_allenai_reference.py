@@ -29,7 +29,7 @@ from vla_eval.policies import POLICIES
 from vla_eval.remote.allenai_server import AllenaiPolicyServer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_allenai_protocol import Recorder, obs  # noqa: E402
+from test_allenai_protocol import Recorder, obs
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -47,15 +47,24 @@ def allenai_python(tmp_path_factory) -> str:
     existing = os.environ.get("VLA_EVAL_ALLENAI_VENV")
     venv = Path(existing) if existing else tmp_path_factory.mktemp("allenai-venv")
     python = venv / "bin" / "python"
-    probe = [str(python), "-I", "-c", "import vla_eval, vla_eval.connection, vla_eval.model_servers.serve; "
-             "print(vla_eval.__version__)"]
-    if python.exists() and subprocess.run(probe, capture_output=True, text=True, env=_isolated_env()).stdout.strip() == "0.8.0":
+    probe = [
+        str(python),
+        "-I",
+        "-c",
+        "import vla_eval, vla_eval.connection, vla_eval.model_servers.serve; print(vla_eval.__version__)",
+    ]
+    if (
+        python.exists()
+        and subprocess.run(probe, capture_output=True, text=True, env=_isolated_env()).stdout.strip() == "0.8.0"
+    ):
         return str(python)
     # Our pip installs into their interpreter (pip --python): no ensurepip in the new venv, ~3x faster.
     has_pip = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode == 0
     pip = [sys.executable, "-m", "pip", "--python", str(python)] if has_pip else [str(python), "-m", "pip"]
-    steps = [[sys.executable, "-m", "venv", *(["--without-pip"] if has_pip else []), str(venv)],
-             [*pip, "install", "-q", "--disable-pip-version-check", "--no-deps", REFERENCE, *PROTOCOL_DEPS]]
+    steps = [
+        [sys.executable, "-m", "venv", *(["--without-pip"] if has_pip else []), str(venv)],
+        [*pip, "install", "-q", "--disable-pip-version-check", "--no-deps", REFERENCE, *PROTOCOL_DEPS],
+    ]
     for cmd in steps:
         r = subprocess.run(cmd, capture_output=True, text=True, env=_isolated_env(), timeout=300)
         if r.returncode != 0:
@@ -128,8 +137,13 @@ anyio.run(main)
 def test_their_predict_model_server_is_evaluated_by_our_client(allenai_python, tmp_path):
     script, events = tmp_path / "dummy_server.py", tmp_path / "events.jsonl"
     script.write_text(DUMMY_SERVER)
-    proc = subprocess.Popen([allenai_python, "-I", str(script), str(events)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_isolated_env())
+    proc = subprocess.Popen(
+        [allenai_python, "-I", str(script), str(events)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_isolated_env(),
+    )
     try:
         port = int(proc.stdout.readline())
         policy = POLICIES.create("allenai", url=f"ws://127.0.0.1:{port}", wait_for_server_s=20)
@@ -161,11 +175,15 @@ def test_their_predict_model_server_is_evaluated_by_our_client(allenai_python, t
     log = [json.loads(line) for line in events.read_text().splitlines()]
     by_session: dict[str, list[str]] = {}
     for e in log:
-        by_session.setdefault(e["session"], []).append(e["event"] if e["event"] != "predict" else f"predict@{e['step']}")
-    assert sorted(by_session.values()) == sorted([
-        ["episode_start", "predict@0", "predict@2", "episode_end", "episode_start", "predict@0", "episode_end"],
-        ["episode_start", "predict@0", "predict@2", "episode_end"],
-    ]), err[-2000:]
+        by_session.setdefault(e["session"], []).append(
+            e["event"] if e["event"] != "predict" else f"predict@{e['step']}"
+        )
+    assert sorted(by_session.values()) == sorted(
+        [
+            ["episode_start", "predict@0", "predict@2", "episode_end", "episode_start", "predict@0", "episode_end"],
+            ["episode_start", "predict@0", "predict@2", "episode_end"],
+        ]
+    ), err[-2000:]
     starts = [e["task"]["name"] for e in log if e["event"] == "episode_start"]
     assert sorted(starts) == sorted([*episodes.values(), "stack the cups"])
     first = next(e for e in log if e["event"] == "predict")
@@ -174,7 +192,7 @@ def test_their_predict_model_server_is_evaluated_by_our_client(allenai_python, t
     assert [e["result"] for e in log if e["event"] == "episode_end"].count({"steps": 3}) == 2
 
 
-THEIR_CLIENT = r'''
+THEIR_CLIENT = r"""
 import json, sys
 import anyio
 import numpy as np
@@ -199,8 +217,9 @@ async def main():
                                                                       "observation_params", "capabilities")}
         bench_action = {"position": POSITION_DELTA, "rotation": ROTATION_AA, "gripper": GRIPPER_CLOSE_POS}
         bench_obs = {"agentview": IMAGE_RGB, "wrist": IMAGE_RGB, "language": LANGUAGE, "state": STATE_EEF_POS_AA_GRIP}
-        out["spec_warnings"] = check_specs({k: DimSpec.from_dict(v) for k, v in info["action_spec"].items()}, bench_action,
-                                           {k: DimSpec.from_dict(v) for k, v in info["observation_spec"].items()}, bench_obs)
+        server_action = {k: DimSpec.from_dict(v) for k, v in info["action_spec"].items()}
+        server_obs = {k: DimSpec.from_dict(v) for k, v in info["observation_spec"].items()}
+        out["spec_warnings"] = check_specs(server_action, bench_action, server_obs, bench_obs)
         for task in ("pick up the black bowl", "open the middle drawer"):
             await conn.start_episode({"task": {"name": task, "seed": 7}})
             actions = []
@@ -212,7 +231,7 @@ async def main():
     print(json.dumps(out))
 
 anyio.run(main)
-'''
+"""
 
 
 def test_their_connection_client_evaluates_our_server(allenai_python, tmp_path):
@@ -222,8 +241,13 @@ def test_their_connection_client_evaluates_our_server(allenai_python, tmp_path):
     script = tmp_path / "their_client.py"
     script.write_text(THEIR_CLIENT)
     try:
-        r = subprocess.run([allenai_python, "-I", str(script), server.url], capture_output=True, text=True,
-                           env=_isolated_env(), timeout=60)
+        r = subprocess.run(
+            [allenai_python, "-I", str(script), server.url],
+            capture_output=True,
+            text=True,
+            env=_isolated_env(),
+            timeout=60,
+        )
         deadline = time.monotonic() + 5
         while sum(c[0] == "release" for c in policy.calls) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -232,8 +256,11 @@ def test_their_connection_client_evaluates_our_server(allenai_python, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["server_info"]["model_server"] == "vla-eval:recorder" and out["server_info"]["protocol_version"] == 1
-    assert out["server_info"]["observation_params"] == {"send_state": True, "send_wrist_image": True,
-                                                        "quat_no_antipodal": True}
+    assert out["server_info"]["observation_params"] == {
+        "send_state": True,
+        "send_wrist_image": True,
+        "quat_no_antipodal": True,
+    }
     assert out["spec_warnings"] == []  # their orchestrator's check finds our specs compatible with LIBERO's
     for ep in out["episodes"]:
         a = np.asarray(ep["actions"])
@@ -242,6 +269,14 @@ def test_their_connection_client_evaluates_our_server(allenai_python, tmp_path):
         np.testing.assert_allclose(a[:, 3:5], [[0, 0], [1, 0], [0, 1]])
         np.testing.assert_allclose(a[:, 6], 1.0)
     lifecycle = [c[0] if c[0] != "reset" else f"reset:{c[2]}" for c in policy.calls]
-    assert lifecycle == ["reset:pick up the black bowl", "predict", "predict", "release",
-                         "reset:open the middle drawer", "predict", "predict", "release"]
+    assert lifecycle == [
+        "reset:pick up the black bowl",
+        "predict",
+        "predict",
+        "release",
+        "reset:open the middle drawer",
+        "predict",
+        "predict",
+        "release",
+    ]
     assert {c[3] for c in policy.calls if c[0] == "predict"} == {(24, 32, 3)}

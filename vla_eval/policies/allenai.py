@@ -51,14 +51,19 @@ class AllenaiConfig(BaseModel):
     wait_for_server_s: float = Field(default=0.0, ge=0, description="poll /health this long before the first request")
     image_format: Literal["png", "jpeg", "raw"] = Field(default="png", description="how images travel (theirs: png)")
     image_orientation: Literal["upright", "libero_rot180"] = Field(
-        default="upright", description="view the served checkpoint was trained on (their LIBERO benchmark: libero_rot180)")
+        default="upright",
+        description="view the served checkpoint was trained on (their LIBERO benchmark: libero_rot180)",
+    )
     cameras: dict[str, str] = Field(
         default_factory=lambda: {"agentview": "agentview", "wrist": "wrist"},
-        description="our camera -> its key in obs['images']; the first is always sent, the rest on send_wrist_image")
+        description="our camera -> its key in obs['images']; the first is always sent, the rest on send_wrist_image",
+    )
     send_wrist_image: bool | None = Field(default=None, description="None: as the server's observation_params say")
     send_state: bool | None = Field(default=None, description="None: as the server's observation_params say")
     quat_no_antipodal: bool | None = Field(default=None, description="None: as the server's observation_params say")
-    kind: Literal["delta_eef", "absolute_eef", "joint"] | None = Field(default=None, description="None: from action_spec")
+    kind: Literal["delta_eef", "absolute_eef", "joint"] | None = Field(
+        default=None, description="None: from action_spec"
+    )
     action_dim: int | None = Field(default=None, ge=1, description="None: from action_spec")
     rotation: Literal["axis_angle", "euler_xyz", "quat_wxyz", "quat_xyzw", "none"] | None = None
     position_units: Literal["normalized", "meters"] | None = None
@@ -81,10 +86,17 @@ class AllenaiConfig(BaseModel):
 
 
 _POSITION = {"delta_xyz": ("delta_eef", None), "absolute_xyz": ("absolute_eef", "meters")}
-_ROTATION = {"axis_angle": "axis_angle", "euler_xyz": "euler_xyz", "quaternion_xyzw": "quat_xyzw",
-             "quaternion_wxyz": "quat_wxyz"}
-_GRIPPER = {"binary_close_positive": "close_positive", "binary_close_negative": "open_positive",
-            "binary_close_01": "close_01"}
+_ROTATION = {
+    "axis_angle": "axis_angle",
+    "euler_xyz": "euler_xyz",
+    "quaternion_xyzw": "quat_xyzw",
+    "quaternion_wxyz": "quat_wxyz",
+}
+_GRIPPER = {
+    "binary_close_positive": "close_positive",
+    "binary_close_negative": "open_positive",
+    "binary_close_01": "close_01",
+}
 
 
 def space_from_spec(action_spec: Any, cfg: AllenaiConfig, url: str = "") -> ActionSpace:
@@ -114,14 +126,24 @@ def space_from_spec(action_spec: Any, cfg: AllenaiConfig, url: str = "") -> Acti
         if fmts[2] in _GRIPPER:
             derived["gripper"] = _GRIPPER[fmts[2]]
         derived["dim"] = dims
-        unknown = [(f, arg) for f, arg, table in zip(fmts, ("kind", "rotation", "gripper"), (_POSITION, _ROTATION, _GRIPPER))
-                   if f not in table and getattr(cfg, arg) is None]
+        unknown = [
+            (f, arg)
+            for f, arg, table in zip(fmts, ("kind", "rotation", "gripper"), (_POSITION, _ROTATION, _GRIPPER))
+            if f not in table and getattr(cfg, arg) is None
+        ]
         if unknown:
             f, arg = unknown[0]
-            raise AllenaiReplyError(f"allenai model server {url} declares action format {f!r}, which has no fixed meaning "
-                                    f"here; pass --policy-arg {arg}=... to say what it is")
-    explicit = {"kind": cfg.kind, "dim": cfg.action_dim, "rotation": cfg.rotation,
-                "position_units": cfg.position_units, "gripper": cfg.gripper}
+            raise AllenaiReplyError(
+                f"allenai model server {url} declares action format {f!r}, which has no fixed meaning "
+                f"here; pass --policy-arg {arg}=... to say what it is"
+            )
+    explicit = {
+        "kind": cfg.kind,
+        "dim": cfg.action_dim,
+        "rotation": cfg.rotation,
+        "position_units": cfg.position_units,
+        "gripper": cfg.gripper,
+    }
     merged = {**base.__dict__, **derived, **{k: v for k, v in explicit.items() if v is not None}}
     return ActionSpace(**merged)
 
@@ -149,19 +171,31 @@ def allenai_obs(obs: dict[str, Any], cfg: AllenaiConfig, params: dict[str, Any],
             if i and not param("send_wrist_image"):
                 break
             if ours not in have:
-                raise RemotePolicyError(f"allenai: the env renders no camera {ours!r} (has {sorted(have)}); "
-                                        f"set --policy-arg cameras to the env's cameras")
+                raise RemotePolicyError(
+                    f"allenai: the env renders no camera {ours!r} (has {sorted(have)}); "
+                    f"set --policy-arg cameras to the env's cameras"
+                )
             images[theirs] = np.ascontiguousarray(np.asarray(have[ours], dtype=np.uint8))
         out["images"] = images
     if param("send_state"):
         st = obs.get("state", {})
         try:
-            aa = quat_wxyz_to_axis_angle(st["eef_quat"]) if param("quat_no_antipodal") else quat_to_axis_angle_folded(st["eef_quat"])
-            out["states"] = np.concatenate([np.asarray(st["eef_pos"], dtype=np.float64).reshape(3), aa,
-                                            np.asarray(st["gripper_qpos"], dtype=np.float64).reshape(-1)[:2]])
+            aa = (
+                quat_wxyz_to_axis_angle(st["eef_quat"])
+                if param("quat_no_antipodal")
+                else quat_to_axis_angle_folded(st["eef_quat"])
+            )
+            out["states"] = np.concatenate(
+                [
+                    np.asarray(st["eef_pos"], dtype=np.float64).reshape(3),
+                    aa,
+                    np.asarray(st["gripper_qpos"], dtype=np.float64).reshape(-1)[:2],
+                ]
+            )
         except KeyError as exc:
-            raise RemotePolicyError(f"allenai: the server asks for state (send_state) but the observation has no "
-                                    f"state[{exc.args[0]!r}]") from None
+            raise RemotePolicyError(
+                f"allenai: the server asks for state (send_state) but the observation has no state[{exc.args[0]!r}]"
+            ) from None
     return out
 
 
@@ -182,8 +216,10 @@ def action_row(payload: dict[str, Any], space: ActionSpace, url: str) -> tuple[n
     if a.ndim == 1:
         a = a[None]
     if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] != space.dim:
-        raise AllenaiReplyError(f"allenai model server {url} sent actions of shape {a.shape}; "
-                                f"expected ({space.dim},) for a {space.dim}-D {space.kind} space")
+        raise AllenaiReplyError(
+            f"allenai model server {url} sent actions of shape {a.shape}; "
+            f"expected ({space.dim},) for a {space.dim}-D {space.kind} space"
+        )
     return a[0], a.shape[0]  # a chunk: the first action, as their harness's continuous path does
 
 
@@ -217,8 +253,14 @@ class AllenaiPolicy(Policy):
         from vla_eval.remote.allenai_client import AllenaiClient
 
         c = self.cfg
-        return AllenaiClient(c.url, connect_timeout=c.connect_timeout, request_timeout=c.request_timeout,
-                             max_retries=c.max_retries, retry_backoff=c.retry_backoff, image_format=c.image_format)
+        return AllenaiClient(
+            c.url,
+            connect_timeout=c.connect_timeout,
+            request_timeout=c.request_timeout,
+            max_retries=c.max_retries,
+            retry_backoff=c.retry_backoff,
+            image_format=c.image_format,
+        )
 
     def _check_health(self) -> None:
         from vla_eval.remote.allenai_client import AllenaiServerLost
@@ -227,8 +269,10 @@ class AllenaiPolicy(Policy):
         deadline = time.monotonic() + self.cfg.wait_for_server_s
         while not probe.health(timeout=2.0):
             if time.monotonic() >= deadline:
-                raise AllenaiServerLost(f"allenai model server {self.cfg.url}: GET /health did not answer 200"
-                                        + (f" within {self.cfg.wait_for_server_s:g}s" if self.cfg.wait_for_server_s else ""))
+                raise AllenaiServerLost(
+                    f"allenai model server {self.cfg.url}: GET /health did not answer 200"
+                    + (f" within {self.cfg.wait_for_server_s:g}s" if self.cfg.wait_for_server_s else "")
+                )
             time.sleep(0.2)
         self._checked = True
 
@@ -308,8 +352,12 @@ class AllenaiPolicy(Policy):
     def describe(self) -> dict[str, Any]:
         from vla_eval.jsonsafe import json_safe
 
-        return {"name": self.name, "config": self.cfg.model_dump(mode="json"), "server_hello": json_safe(self.server_info),
-                "action_space": dict(self.action_space.__dict__)}
+        return {
+            "name": self.name,
+            "config": self.cfg.model_dump(mode="json"),
+            "server_hello": json_safe(self.server_info),
+            "action_space": dict(self.action_space.__dict__),
+        }
 
     def close(self) -> None:
         for slot in list(self._clients):

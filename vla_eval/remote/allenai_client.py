@@ -75,11 +75,18 @@ class AllenaiClient:
         """Open the websocket and exchange HELLO (both within ``connect_timeout``); returns the server's HELLO."""
         self.close()
         try:
-            ws = connect(self.url, open_timeout=self.connect_timeout, compression=None, max_size=self.max_frame_bytes or ap.protocol.MAX_FRAME_BYTES,
-                         close_timeout=1.0, ping_interval=None)
+            ws = connect(
+                self.url,
+                open_timeout=self.connect_timeout,
+                compression=None,
+                max_size=self.max_frame_bytes or ap.protocol.MAX_FRAME_BYTES,
+                close_timeout=1.0,
+                ping_interval=None,
+            )
         except (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI) as exc:
-            raise AllenaiConnectError(f"cannot connect to allenai model server {self.url} "
-                                    f"within {self.connect_timeout:g}s: {exc}") from exc
+            raise AllenaiConnectError(
+                f"cannot connect to allenai model server {self.url} within {self.connect_timeout:g}s: {exc}"
+            ) from exc
         self._ws = ws
         try:
             seq = self._send(ap.MessageType.HELLO, ap.hello_payload())
@@ -89,12 +96,16 @@ class AllenaiClient:
             raise
         if reply.type is not ap.MessageType.HELLO:
             self.close()
-            raise AllenaiReplyError(f"allenai model server {self.url} answered HELLO (seq {seq}) with {reply.type.value}")
+            raise AllenaiReplyError(
+                f"allenai model server {self.url} answered HELLO (seq {seq}) with {reply.type.value}"
+            )
         version = reply.payload.get("protocol_version")
         if version != ap.PROTOCOL_VERSION:
             self.close()
-            raise AllenaiReplyError(f"allenai model server {self.url} speaks protocol version {version!r}; "
-                                    f"this client speaks {ap.PROTOCOL_VERSION}")
+            raise AllenaiReplyError(
+                f"allenai model server {self.url} speaks protocol version {version!r}; "
+                f"this client speaks {ap.PROTOCOL_VERSION}"
+            )
         self.server_info = reply.payload
         return self.server_info
 
@@ -110,7 +121,9 @@ class AllenaiClient:
         """``GET /health`` (their readiness probe); False if unreachable or not 200."""
         u = urlparse(self.url)
         try:
-            conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port or 80, timeout=timeout or self.connect_timeout)
+            conn = http.client.HTTPConnection(
+                u.hostname or "127.0.0.1", u.port or 80, timeout=timeout or self.connect_timeout
+            )
             conn.request("GET", "/health")
             ok = conn.getresponse().status == 200
             conn.close()
@@ -136,7 +149,9 @@ class AllenaiClient:
             return ap.decode_frame(raw, self.max_frame_bytes)
         except ap.AllenaiProtocolError as exc:
             self.close()
-            raise AllenaiReplyError(f"allenai model server {self.url} sent a malformed frame instead of {what}: {exc}") from exc
+            raise AllenaiReplyError(
+                f"allenai model server {self.url} sent a malformed frame instead of {what}: {exc}"
+            ) from exc
 
     def _with_reconnect(self, attempt_fn):
         attempt = 0
@@ -152,8 +167,9 @@ class AllenaiClient:
             except (websockets.ConnectionClosed, OSError, AllenaiConnectError) as exc:
                 self.close()
                 if attempt >= self.max_retries:
-                    raise AllenaiServerLost(f"allenai model server {self.url} unreachable after "
-                                            f"{attempt + 1} attempt(s): {exc}") from exc
+                    raise AllenaiServerLost(
+                        f"allenai model server {self.url} unreachable after {attempt + 1} attempt(s): {exc}"
+                    ) from exc
             attempt += 1
             time.sleep(self.retry_backoff * attempt)
 
@@ -176,6 +192,7 @@ class AllenaiClient:
 
     def act(self, obs: dict[str, Any]) -> dict[str, Any]:
         """One OBSERVATION, its ACTION payload back (matched by ``seq``)."""
+
         def once() -> dict[str, Any]:
             seq = self._send(ap.MessageType.OBSERVATION, obs)
             deadline = time.monotonic() + self.request_timeout
@@ -183,19 +200,23 @@ class AllenaiClient:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     self.close()
-                    raise RemotePolicyError(f"allenai model server {self.url} did not answer observation {seq} "
-                                            f"within request_timeout={self.request_timeout:g}s")
+                    raise RemotePolicyError(
+                        f"allenai model server {self.url} did not answer observation {seq} "
+                        f"within request_timeout={self.request_timeout:g}s"
+                    )
                 frame = self._recv(left, f"an ACTION for observation {seq}")
                 if frame.type is ap.MessageType.ERROR:
                     detail = frame.payload.get("error", frame.payload)
-                    raise AllenaiServerError(f"allenai model server {self.url} failed (frame seq {frame.seq}): {detail}"[:4000])
+                    raise AllenaiServerError(
+                        f"allenai model server {self.url} failed (frame seq {frame.seq}): {detail}"[:4000]
+                    )
                 if frame.type is ap.MessageType.ACTION and frame.seq == seq:
                     return frame.payload
                 # a late ACTION of an earlier observation or an unsolicited frame: not this answer
 
         return self._with_reconnect(once)
 
-    def __enter__(self) -> "AllenaiClient":
+    def __enter__(self) -> AllenaiClient:
         return self
 
     def __exit__(self, *exc) -> None:

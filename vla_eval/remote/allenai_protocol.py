@@ -75,7 +75,13 @@ def is_image_array(arr: np.ndarray) -> bool:
 def encode_image(img: np.ndarray, fmt: ImageFormat) -> dict[str, Any]:
     img = np.ascontiguousarray(img)
     if fmt == "raw":
-        return {"__image__": True, "format": "raw", "data": img.tobytes(), "dtype": img.dtype.str, "shape": list(img.shape)}
+        return {
+            "__image__": True,
+            "format": "raw",
+            "data": img.tobytes(),
+            "dtype": img.dtype.str,
+            "shape": list(img.shape),
+        }
     from PIL import Image
 
     pil = Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else img)
@@ -106,7 +112,12 @@ def _encoder(image_format: ImageFormat):
 
 
 def encode_frame(frame: Frame, image_format: ImageFormat = "png") -> bytes:
-    raw = {"type": frame.type.value, "payload": frame.payload, "seq": int(frame.seq), "timestamp": float(frame.timestamp)}
+    raw = {
+        "type": frame.type.value,
+        "payload": frame.payload,
+        "seq": int(frame.seq),
+        "timestamp": float(frame.timestamp),
+    }
     return msgpack.packb(raw, default=_encoder(image_format), use_bin_type=True)
 
 
@@ -148,7 +159,9 @@ def _decode_array(obj: dict[str, Any]) -> np.ndarray:
         raise AllenaiProtocolError(str(exc)) from None
     expected = math.prod(shape) * dtype.itemsize
     if expected != len(data):
-        raise AllenaiProtocolError(f"array of shape {shape} and dtype {dtype.str} needs {expected} bytes, frame carries {len(data)}")
+        raise AllenaiProtocolError(
+            f"array of shape {shape} and dtype {dtype.str} needs {expected} bytes, frame carries {len(data)}"
+        )
     return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
 
 
@@ -194,7 +207,10 @@ def decode_frame(data: Any, max_frame_bytes: int | None = None) -> Frame:
 
 # -- action and observation specs (their ``vla_eval/specs.py`` DimSpec dicts)
 
-def dim_spec(name: str, dims: int, fmt: str, rng: tuple[float, float] | None = None, description: str = "") -> dict[str, Any]:
+
+def dim_spec(
+    name: str, dims: int, fmt: str, rng: tuple[float, float] | None = None, description: str = ""
+) -> dict[str, Any]:
     out: dict[str, Any] = {"name": name, "dims": dims, "format": fmt}
     if rng is not None:
         out["range"] = [float(rng[0]), float(rng[1])]

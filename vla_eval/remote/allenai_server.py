@@ -34,8 +34,9 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any, Hashable
+from typing import Any
 
 import numpy as np
 import websockets
@@ -53,11 +54,18 @@ log = logging.getLogger(__name__)
 CAMERA_NAMES = {"agentview": "agentview", "primary": "agentview", "image": "agentview", "wrist": "wrist"}
 """Their benchmarks' camera keys -> ours (LIBERO: agentview / wrist; SimplerEnv: primary)."""
 
-_ROTATION_FORMAT = {"axis_angle": "axis_angle", "euler_xyz": "euler_xyz", "quat_xyzw": "quaternion_xyzw",
-                    "quat_wxyz": "quaternion_wxyz"}
-_GRIPPER_FORMAT = {"close_positive": ("binary_close_positive", (-1.0, 1.0)),
-                   "open_positive": ("binary_close_negative", (-1.0, 1.0)),
-                   "close_01": ("binary_close_01", (0.0, 1.0)), "open_01": ("open_01", (0.0, 1.0))}
+_ROTATION_FORMAT = {
+    "axis_angle": "axis_angle",
+    "euler_xyz": "euler_xyz",
+    "quat_xyzw": "quaternion_xyzw",
+    "quat_wxyz": "quaternion_wxyz",
+}
+_GRIPPER_FORMAT = {
+    "close_positive": ("binary_close_positive", (-1.0, 1.0)),
+    "open_positive": ("binary_close_negative", (-1.0, 1.0)),
+    "close_01": ("binary_close_01", (0.0, 1.0)),
+    "open_01": ("open_01", (0.0, 1.0)),
+}
 
 
 def action_spec(space: ActionSpace) -> dict[str, Any]:
@@ -66,12 +74,17 @@ def action_spec(space: ActionSpace) -> dict[str, Any]:
     if space.kind == "joint" or rot_dims is None or space.dim != 3 + rot_dims + 1:
         return {"actions": ap.dim_spec("actions", space.dim, "raw", description=f"vla-eval {space.kind} space")}
     normalized = space.position_units == "normalized"
-    position = (ap.dim_spec("position", 3, "delta_xyz", (-1.0, 1.0) if normalized else None)
-                if space.kind == "delta_eef" else ap.dim_spec("position", 3, "absolute_xyz"))
+    position = (
+        ap.dim_spec("position", 3, "delta_xyz", (-1.0, 1.0) if normalized else None)
+        if space.kind == "delta_eef"
+        else ap.dim_spec("position", 3, "absolute_xyz")
+    )
     grip_fmt, grip_range = _GRIPPER_FORMAT[space.gripper]
-    return {"position": position,
-            "rotation": ap.dim_spec("rotation", rot_dims, _ROTATION_FORMAT[space.rotation]),
-            "gripper": ap.dim_spec("gripper", 1, grip_fmt, grip_range)}
+    return {
+        "position": position,
+        "rotation": ap.dim_spec("rotation", rot_dims, _ROTATION_FORMAT[space.rotation]),
+        "gripper": ap.dim_spec("gripper", 1, grip_fmt, grip_range),
+    }
 
 
 def our_obs(payload: dict[str, Any]) -> dict[str, Any]:
@@ -89,7 +102,9 @@ def our_obs(payload: dict[str, Any]) -> dict[str, Any]:
     if raw is not None:
         st = np.asarray(raw, dtype=np.float64).reshape(-1)
         if st.size < 7:
-            raise ValueError(f"observation 'states' must hold [eef pos 3, axis-angle 3, gripper 1-2], got {st.size} values")
+            raise ValueError(
+                f"observation 'states' must hold [eef pos 3, axis-angle 3, gripper 1-2], got {st.size} values"
+            )
         obs["state"] = {"eef_pos": st[:3], "eef_quat": axis_angle_to_quat_wxyz(st[3:6]), "gripper_qpos": st[6:8]}
     return obs
 
@@ -108,8 +123,15 @@ class _Session:
 class AllenaiPolicyServer:
     """Expose ``policy`` to allenai's harness on ``ws://host:port`` (loopback by default)."""
 
-    def __init__(self, policy: Policy, host: str = "127.0.0.1", port: int = 8000, metadata: dict[str, Any] | None = None,
-                 max_frame_bytes: int | None = None, client_orientation: str | None = None):
+    def __init__(
+        self,
+        policy: Policy,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        metadata: dict[str, Any] | None = None,
+        max_frame_bytes: int | None = None,
+        client_orientation: str | None = None,
+    ):
         self.policy = policy
         self.host, self.port = host, port
         self.max_frame_bytes = int(max_frame_bytes or protocol.MAX_FRAME_BYTES)
@@ -125,8 +147,10 @@ class AllenaiPolicyServer:
     def hello(self) -> dict[str, Any]:
         p = self.policy
         images = bool(getattr(p, "needs_images", True))
-        obs_spec: dict[str, Any] = {"language": ap.dim_spec("language", 0, "language"),
-                                    "state": ap.dim_spec("state", 8, "eef_pos3_axisangle3_gripper2")}
+        obs_spec: dict[str, Any] = {
+            "language": ap.dim_spec("language", 0, "language"),
+            "state": ap.dim_spec("state", 8, "eef_pos3_axisangle3_gripper2"),
+        }
         if images:
             obs_spec["agentview"] = ap.dim_spec("image", 0, "rgb_hwc_uint8")
             obs_spec["wrist"] = ap.dim_spec("image", 0, "rgb_hwc_uint8")
@@ -141,9 +165,16 @@ class AllenaiPolicyServer:
         )
 
     # -- lifecycle (same surface as vla_eval.remote.server.PolicyServer)
-    def start(self) -> "AllenaiPolicyServer":
-        self._server = serve(self._handle, self.host, self.port, compression=None, max_size=self.max_frame_bytes,
-                             process_request=_health, ping_interval=None)
+    def start(self) -> AllenaiPolicyServer:
+        self._server = serve(
+            self._handle,
+            self.host,
+            self.port,
+            compression=None,
+            max_size=self.max_frame_bytes,
+            process_request=_health,
+            ping_interval=None,
+        )
         self.port = self._server.socket.getsockname()[1]
         return self
 
