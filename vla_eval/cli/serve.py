@@ -34,7 +34,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     cfg = _policy_config(args)
     policy = cfg.create()
-    server = PolicyServer(policy, host=args.host, port=args.port, metadata={"policy_name": cfg.name, "device": _device()},
+    metadata = {"policy_name": cfg.name, "device": _device()}
+    if args.protocol == "allenai":
+        return _serve_allenai(args, cfg, policy, metadata)
+    server = PolicyServer(policy, host=args.host, port=args.port, metadata=metadata,
                           max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
     server.start()
     if args.port_file:
@@ -56,6 +59,30 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if server.stats["batches"]:
             print(f"served {server.stats['requests']} requests in {server.stats['batches']} batches "
                   f"(mean batch {server.mean_batch_size:.2f})", file=sys.stderr, flush=True)
+    return 0
+
+
+def _serve_allenai(args: argparse.Namespace, cfg, policy, metadata: dict) -> int:
+    """allenai's model-server protocol (their harness's ``Connection``); one predict at a time, no batching."""
+    from vla_eval.remote.allenai_server import AllenaiPolicyServer
+
+    server = AllenaiPolicyServer(policy, host=args.host, port=args.port, metadata=metadata).start()
+    if args.port_file:
+        tmp = Path(f"{args.port_file}.tmp")
+        tmp.write_text(f"{server.port}\n")
+        os.replace(tmp, args.port_file)
+    print(f"serving policy {cfg.name} ({cfg.adapter}) to allenai's harness on {server.url}  "
+          f"(health: http://{args.host}:{server.port}/health)", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)
+    if args.exit_with_parent:
+        _watch_parent(args.exit_with_parent)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("\nstopped", file=sys.stderr)
+    finally:
+        server.shutdown()
+        policy.close()
     return 0
 
 
@@ -91,6 +118,9 @@ def register(subparsers) -> None:
     p.add_argument("--policy-config-json", default=None, help=argparse.SUPPRESS)
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback only)")
     p.add_argument("--port", type=int, default=8000, help="port (0 picks a free one and prints it)")
+    p.add_argument("--protocol", choices=("openpi", "allenai"), default="openpi",
+                   help="wire protocol: openpi (default; openpi clients, vla-eval run) or allenai "
+                        "(allenai/vla-evaluation-harness model-server protocol)")
     p.add_argument("--port-file", default=None, help="write the bound port to this file once listening")
     p.add_argument("--exit-with-parent", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--max-batch", type=int, default=16, help="most requests answered by one predict call (default 16)")

@@ -14,6 +14,7 @@ POLICIES.register("scripted", "vla_eval.sims.tabletop.expert:ScriptedExpert", he
 POLICIES.register("vla_r1", "vla_eval.policies.vla_r1:VlaR1Policy", help="VLA-R1 (Qwen2.5-VL) 2D trajectory/affordance + depth planner bridge")
 POLICIES.register("openvla", "vla_eval.policies.openvla:OpenVlaPolicy", help="OpenVLA-style action-token model")
 POLICIES.register("remote", "vla_eval.policies.remote:RemotePolicy", help="openpi-protocol websocket policy server (pi0, pi05, vla-eval serve)")
+POLICIES.register("allenai", "vla_eval.policies.allenai:AllenaiPolicy", help="allenai vla-evaluation-harness model server (url=ws://HOST:PORT)")
 POLICIES.register("libero_scripted", "vla_eval.sims.libero.expert:LiberoScriptedExpert", help="privileged-state pick-and-place expert for LIBERO (spatial, object)")
 POLICIES.register("reference", "vla_eval.policies.reference:ReferencePolicy", help="small CNN trained by behaviour cloning on tabletop_basic demos (checkpoint=early|final|PATH)")
 POLICIES.register("simpler_scripted", "vla_eval.sims.simpler.expert:SimplerScriptedExpert", help="privileged-state expert for the SimplerEnv-style tasks")
