@@ -192,10 +192,7 @@ def diagnose(
             "backend_options": dict(spec.backend_options),
             "suite_hash": spec.spec_hash(),
         }
-        if "fixture_seed" in spec.backend_options or spec.backend == "libero":
-            from vla_eval.sims.libero.backend import backend_options
-
-            report.protocol["fixture_seed"] = backend_options(spec)["fixture_seed"]
+        report.protocol.update(backend.protocol_facts(spec))
     finally:
         if env is not None:
             env.close()

@@ -16,6 +16,12 @@ An installed package adds to vla-eval with no edit here, by declaring in its
 Policies and backends are registered lazily (nothing is imported until used) and are
 type-checked on first use like any ``module:Class``. Built-in names always win: a
 plugin that reuses one is skipped with a warning.
+
+Without installing anything, a suite may also name its backend as ``backend:
+my_pkg.backend:MyBackend`` (and a policy file its ``adapter: my_pkg.policy:MyPolicy``) with
+``my_pkg`` on ``PYTHONPATH``; the entry point only adds a short name, ``vla-eval list envs``
+and the report's protocol tables (the report never imports a ``module:Class`` it reads from
+a results folder). docs/extending.md walks through both.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """vla-eval report: leaderboard grouping, escaping, and a headless-Chromium screenshot."""
 
+import html
 import re
 import subprocess
 from pathlib import Path
@@ -144,3 +145,22 @@ def test_screenshot_shows_table_and_plot(site, chromium_profile, tmp_path):
     assert share((31, 119, 180)) > 0.005  # matplotlib's C0 bars: the plot PNG loaded and rendered
     rows = np.where((np.abs(px - np.array(header)).max(axis=2) <= 6).mean(axis=1) > 0.3)[0]
     assert rows.size and rows.min() < 400  # the first table is near the top of the page
+
+
+def test_backend_protocol_table_is_shown_escaped_and_results_never_import_code(tmp_path, monkeypatch):
+    # a SimplerEnv suite gets its backend's calc_metrics table and headline column, group names escaped
+    simpler = suite_dict("google_coke_vm", tasks=("coke",), ood=(), backend="simpler")
+    simpler["backend_options"] = {"task_groups": {EVIL: ["coke"]}}
+    make_run(tmp_path / "results", "sim", {("coke", "in_domain"): (3, 4)}, suite=simpler, policy="pi0")
+    # a results folder naming module:Class as its backend must not get that module imported by the report
+    (tmp_path / "h3_report_marker.py").write_text(f"open({str(tmp_path / 'imported')!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    hostile = suite_dict("hostile", tasks=("cube",), ood=(), backend="h3_report_marker:Backend")
+    make_run(tmp_path / "results", "hostile", {("cube", "in_domain"): (1, 2)}, suite=hostile, policy="x")
+    assert main(["report", str(tmp_path / "results"), "-o", str(tmp_path / "out")]) == 0
+    assert not (tmp_path / "imported").exists()
+    html_text = (tmp_path / "out" / "index.html").read_text()
+    md = (tmp_path / "out" / "index.md").read_text()
+    assert EVIL not in html_text and f"<td>group: {html.escape(EVIL, quote=True)}</td>" in html_text
+    assert "<th>SimplerEnv-style aggregate % (mean over task groups)</th>" in html_text
+    assert "| group: &lt;script&gt;alert(&\\#x27;x&\\#x27;)&lt;/script&gt; | 75.0 | 1 | 4 |" in md

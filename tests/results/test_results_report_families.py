@@ -1,7 +1,9 @@
 """Report: LIBERO-PRO columns, this project's perturbations and simulator stacks are kept apart."""
 
 from runfixtures import make_run, suite_dict
-from vla_eval.results.report import _board_rows, _boards, _view
+from vla_eval.results.report_render import board_rows as _board_rows
+from vla_eval.results.report_view import boards_of as _boards
+from vla_eval.results.report_view import build_view as _view
 
 LIBERO = ("libero_spatial", "libero_object", "libero_goal", "libero_10")
 

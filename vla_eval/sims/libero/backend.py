@@ -16,16 +16,17 @@ perturbations of each split) is in the suite spec, so it is stored with every ru
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from vla_eval.backends import Backend
+from pydantic import field_validator
+
+from vla_eval.backends import Backend, BackendOptions
 from vla_eval.errors import ConfigError, UnknownNameError
 
 if TYPE_CHECKING:
     from vla_eval.spec import SuiteSpec
 
 N_INIT_STATES = 50
-OPTION_DEFAULTS: dict[str, Any] = {"suite": None, "render_quality": "reference", "init_states": "fixed", "fixture_seed": 0}
 FIXTURE_SEED_CONVENTIONS = {
     "openvla": (0, "openvla experiments/robot/libero/libero_utils.py, get_libero_env: env.seed(0)"),
     "openpi": (7, "openpi examples/libero/main.py, _get_libero_env(task, resolution, args.seed=7): env.seed(seed)"),
@@ -49,8 +50,30 @@ def paraphrase_table() -> dict[str, list[str]]:
     return {str(k): [str(p) for p in v] for k, v in data.items()}
 
 
-def backend_options(spec: "SuiteSpec") -> dict[str, Any]:
-    return {**OPTION_DEFAULTS, **spec.backend_options}
+class LiberoOptions(BackendOptions):
+    """``backend_options`` of a LIBERO suite (see the module docstring)."""
+
+    suite: str
+    render_quality: Literal["reference", "fast"] = "reference"
+    init_states: Literal["fixed"] = "fixed"
+    """Only LIBERO's 50 fixed init states: other draws would not be LIBERO's protocol."""
+    fixture_seed: int | Literal["per_episode"] = 0
+
+    @field_validator("suite", mode="before")
+    @classmethod
+    def _known_suite(cls, value: Any) -> str:
+        from vla_eval.sims.libero.tasks import SUITES
+
+        if value not in SUITES:
+            raise ValueError(str(UnknownNameError("LIBERO suite", str(value), list(SUITES))))
+        return value
+
+    @field_validator("fixture_seed", mode="before")
+    @classmethod
+    def _seed(cls, value: Any) -> Any:
+        if value != "per_episode" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValueError(f"expected 'per_episode' or a seed >= 0 (OpenVLA 0, openpi 7), got {value!r}")
+        return value
 
 
 def _validate_pro_split(spec: "SuiteSpec", base: str, pro_suite: Any, where: str) -> None:
@@ -71,9 +94,10 @@ def _validate_pro_split(spec: "SuiteSpec", base: str, pro_suite: Any, where: str
             raise ConfigError(f"{where}: {exc.args[0]}") from exc
 
 
-class LiberoBackend(Backend):
+class LiberoBackend(Backend[LiberoOptions]):
     name = "libero"
     expert = "libero_scripted"
+    options_model = LiberoOptions
 
     def task_names(self) -> list[str]:
         from vla_eval.sims.libero.tasks import all_tasks, libero_available
@@ -84,26 +108,9 @@ class LiberoBackend(Backend):
 
     def validate_suite(self, spec: "SuiteSpec", source: str) -> None:
         from vla_eval.sims.libero.perturbations import validate_perturbations
-        from vla_eval.sims.libero.tasks import CAMERA_MAP, SUITES, libero_available, suite_tasks
+        from vla_eval.sims.libero.tasks import CAMERA_MAP, libero_available, suite_tasks
 
-        opts = spec.backend_options
-        unknown = sorted(set(opts) - set(OPTION_DEFAULTS))
-        if unknown:
-            raise ConfigError(f"{source}: field 'backend_options': unknown option(s) {unknown}, expected {sorted(OPTION_DEFAULTS)}")
-        suite = opts.get("suite")
-        if suite not in SUITES:
-            raise ConfigError(f"{source}: field 'backend_options.suite': {UnknownNameError('LIBERO suite', str(suite), list(SUITES))}")
-        rq = opts.get("render_quality", "reference")
-        if rq not in ("reference", "fast"):
-            raise ConfigError(f"{source}: field 'backend_options.render_quality': expected 'reference' or 'fast', got {rq!r}")
-        if opts.get("init_states", "fixed") != "fixed":
-            raise ConfigError(f"{source}: field 'backend_options.init_states': only 'fixed' (LIBERO's 50 init states) is supported")
-        fs = opts.get("fixture_seed", OPTION_DEFAULTS["fixture_seed"])
-        if fs != "per_episode" and (isinstance(fs, bool) or not isinstance(fs, int) or fs < 0):
-            raise ConfigError(
-                f"{source}: field 'backend_options.fixture_seed': expected 'per_episode' or a seed >= 0 "
-                f"(OpenVLA 0, openpi 7), got {fs!r}"
-            )
+        suite = self.options(spec, source).suite
         for cam in spec.cameras:
             if cam not in CAMERA_MAP:
                 raise ConfigError(f"{source}: field 'cameras': unknown camera {cam!r}, expected one of {list(CAMERA_MAP)}")
@@ -135,23 +142,23 @@ class LiberoBackend(Backend):
     def make_env(self, spec: "SuiteSpec", task: str, split: str, cameras: list[str], depth: bool = False):
         from vla_eval.sims.libero.env import LiberoEnv
 
-        opts = backend_options(spec)
+        opts = self.options(spec)
         perturbations = list(spec.split(split).perturbations)
         paraphrases = paraphrase_table().get(task) if any(p.get("type") == "paraphrase" for p in perturbations) else None
         return LiberoEnv(
             task=task,
-            suite=opts["suite"],
+            suite=opts.suite,
             cameras=tuple(cameras),
             image_size=tuple(spec.image_size),
             depth=depth,
-            render_quality=opts["render_quality"],
+            render_quality=opts.render_quality,
             perturbations=perturbations,
             paraphrases=paraphrases,
         )
 
     def episode_reset_options(self, spec: "SuiteSpec", task: str, episode_index: int) -> dict[str, Any] | None:
         opts: dict[str, Any] = {"init_state_id": self.init_state_id(spec, episode_index)}
-        fs = backend_options(spec)["fixture_seed"]
+        fs = self.options(spec).fixture_seed
         if fs != "per_episode":
             # fixtures as in the reference scripts: env seeded once per task, episode i = the (i+1)-th reset
             opts.update(fixture_seed=int(fs), fixture_draw=int(episode_index))
@@ -159,6 +166,10 @@ class LiberoBackend(Backend):
 
     def init_state_id(self, spec: "SuiteSpec", episode_index: int) -> int:
         return episode_index % N_INIT_STATES
+
+    def protocol_facts(self, spec: "SuiteSpec") -> dict[str, Any]:
+        """The fixture seed decides the distractor layout; suites that omit it run OpenVLA's 0."""
+        return {"fixture_seed": self.options(spec).fixture_seed}
 
     def versions(self) -> dict[str, str]:
         from vla_eval.sims.libero.tasks import libero_available, libero_versions

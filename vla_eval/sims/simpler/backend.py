@@ -18,9 +18,11 @@ so no configuration runs twice within a split.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from vla_eval.backends import Backend
+from pydantic import Field, StrictBool
+
+from vla_eval.backends import Backend, BackendOptions, ProtocolTable
 from vla_eval.errors import ConfigError, UnknownNameError
 
 if TYPE_CHECKING:
@@ -28,18 +30,22 @@ if TYPE_CHECKING:
 
 KNOWN_CAMERAS = ("agentview", "wrist")
 PROTOCOL_LOOK = {"visual_matching": "visual_matching", "variant_aggregation": "simulated"}
-OPTION_DEFAULTS: dict[str, Any] = {"protocol": "visual_matching", "gripper": "auto", "exclude_from_aggregate": [],
-                                   "task_groups": {}, "extension": False}
+TaskGroups = dict[str, list[str]]
+"""``backend_options.task_groups``: group name -> tasks, averaged together as SimplerEnv's calc_metrics reports them."""
 
 
-def backend_options(spec: "SuiteSpec") -> dict[str, Any]:
-    return {**OPTION_DEFAULTS, **spec.backend_options}
+class SimplerOptions(BackendOptions):
+    """``backend_options`` of a ``simpler`` suite (see the module docstring)."""
+
+    protocol: Literal["visual_matching", "variant_aggregation"] = "visual_matching"
+    gripper: Literal["auto", "absolute", "relative"] = "auto"
+    exclude_from_aggregate: list[str] = Field(default_factory=list)
+    task_groups: TaskGroups = Field(default_factory=dict)
+    extension: StrictBool = False
 
 
-def validate_task_groups(groups: Any, spec: "SuiteSpec", source: str) -> None:
-    """``backend_options.task_groups``: group name -> tasks of this suite (SimplerEnv's calc_metrics groups)."""
-    if not isinstance(groups, dict) or any(not isinstance(v, list) for v in groups.values()):
-        raise ConfigError(f"{source}: field 'backend_options.task_groups': expected a mapping of group name to a list of tasks")
+def validate_task_groups(groups: TaskGroups, spec: "SuiteSpec", source: str) -> None:
+    """Every task a group names is a task of this suite (the model cannot know the suite's tasks)."""
     suite_tasks = [t.name for t in spec.tasks]
     for group, members in groups.items():
         bad = sorted(set(members) - set(suite_tasks))
@@ -61,6 +67,25 @@ def validate_tasks(spec: "SuiteSpec", source: str, kind: str, known: list[str]) 
                               f"but the task has {grid} distinct configurations (episodes would repeat)")
 
 
+def protocol_tables(spec: "SuiteSpec", summary: Any) -> list[ProtocolTable]:
+    """SimplerEnv's calc_metrics aggregate: task groups (their mean is the headline), then per-task means."""
+    from vla_eval.sims.simpler.protocol import group_aggregation, protocol_title, variant_aggregation
+
+    if summary.empty:
+        return []
+    suite = spec.model_dump(mode="json")
+    groups = group_aggregation(summary, suite)
+    if groups.empty:
+        return []
+    tasks = variant_aggregation(summary, suite)
+    rows = [(f"group: {r.group}", f"{100 * r.aggregate:.1f}", str(r.cells), str(r.episodes)) for r in groups.itertuples()]
+    rows += [(f"task: {r.task}", f"{100 * r.aggregate:.1f}", str(r.splits), str(r.episodes)) for r in tasks.itertuples()]
+    header = (f"{protocol_title(suite)} (mean over splits, then over a group's cells)", "success %", "cells / splits",
+              "episodes")
+    return [ProtocolTable(header, tuple(rows), headline=float(groups.iloc[-1]["aggregate"]),
+                          headline_label="SimplerEnv-style aggregate % (mean over task groups)")]
+
+
 def config_reset_options(task: str, episode_index: int) -> dict[str, Any]:
     """Episode *i* of a task resets to its configuration *i* (an IndexError past the grid)."""
     from vla_eval.sims.simpler.tasks import get_task
@@ -69,9 +94,10 @@ def config_reset_options(task: str, episode_index: int) -> dict[str, Any]:
     return {"config_id": int(episode_index)}
 
 
-class SimplerBackend(Backend):
+class SimplerBackend(Backend[SimplerOptions]):
     name = "simpler"
     expert = "simpler_scripted"
+    options_model = SimplerOptions
 
     def task_names(self) -> list[str]:
         from vla_eval.sims.simpler.tasks import TASKS
@@ -79,22 +105,13 @@ class SimplerBackend(Backend):
         return sorted(TASKS)
 
     def validate_suite(self, spec: "SuiteSpec", source: str) -> None:
-        from vla_eval.sims.simpler.env import GRIPPER_MODES
         from vla_eval.sims.simpler.looks import split_variants
         from vla_eval.sims.tabletop.perturbations import validate_perturbations
 
-        opts = spec.backend_options
-        unknown = sorted(set(opts) - set(OPTION_DEFAULTS))
-        if unknown:
-            raise ConfigError(f"{source}: field 'backend_options': unknown option(s) {unknown}, expected {sorted(OPTION_DEFAULTS)}")
-        opts = backend_options(spec)
-        if opts["protocol"] not in PROTOCOL_LOOK:
-            raise ConfigError(f"{source}: field 'backend_options.protocol': expected one of {list(PROTOCOL_LOOK)}, got {opts['protocol']!r}")
-        if opts["gripper"] not in ("auto", *GRIPPER_MODES):
-            raise ConfigError(f"{source}: field 'backend_options.gripper': expected one of {['auto', *GRIPPER_MODES]}, got {opts['gripper']!r}")
-        validate_task_groups(opts["task_groups"], spec, source)
+        opts = self.options(spec, source)
+        validate_task_groups(opts.task_groups, spec, source)
         splits = [s.name for s in spec.splits]
-        bad = sorted(set(opts["exclude_from_aggregate"]) - set(splits))
+        bad = sorted(set(opts.exclude_from_aggregate) - set(splits))
         if bad:
             raise ConfigError(f"{source}: field 'backend_options.exclude_from_aggregate': {bad} are not splits of this suite {splits}")
         validate_tasks(spec, source, "simpler task", self.task_names())
@@ -117,15 +134,15 @@ class SimplerBackend(Backend):
     def make_env(self, spec: "SuiteSpec", task: str, split: str, cameras: list[str], depth: bool = False):
         from vla_eval.sims.simpler.env import SimplerEnv
 
-        opts = backend_options(spec)
+        opts = self.options(spec)
         return SimplerEnv(
             task=task,
-            look=PROTOCOL_LOOK[opts["protocol"]],
+            look=PROTOCOL_LOOK[opts.protocol],
             cameras=tuple(cameras),
             image_size=tuple(spec.image_size),
             depth=depth,
             perturbations=spec.split(split).perturbations_for(task),
-            gripper_mode=None if opts["gripper"] == "auto" else opts["gripper"],
+            gripper_mode=None if opts.gripper == "auto" else opts.gripper,
         )
 
     def episode_reset_options(self, spec: "SuiteSpec", task: str, episode_index: int) -> dict[str, Any] | None:
@@ -137,6 +154,9 @@ class SimplerBackend(Backend):
         from vla_eval.sims.simpler import ASSET_VERSION
 
         return {"mujoco": mujoco.__version__, "simpler_assets": ASSET_VERSION}
+
+    def protocol_tables(self, spec: "SuiteSpec", summary: Any) -> list[ProtocolTable]:
+        return protocol_tables(spec, summary)
 
     def protocol_summary(self, spec: "SuiteSpec", summary: Any) -> str | None:
         from vla_eval.sims.simpler.protocol import protocol_markdown

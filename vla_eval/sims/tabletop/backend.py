@@ -26,6 +26,7 @@ class TabletopBackend(Backend):
         from vla_eval.sims.tabletop.perturbations import apply_to_scene, validate_perturbations
         from vla_eval.sims.tabletop.scene import load_scene
 
+        self.options(spec, source)  # tabletop takes none: a stray key is a typo, not a silent no-op
         known = self.task_names()
         for i, task in enumerate(spec.tasks):
             if task.name not in known:

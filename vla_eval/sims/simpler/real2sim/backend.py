@@ -16,21 +16,39 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from vla_eval.backends import Backend
-from vla_eval.sims.simpler.backend import config_reset_options, validate_task_groups, validate_tasks
+from pydantic import Field, field_validator
+
+from vla_eval.backends import Backend, BackendOptions, ProtocolTable
 from vla_eval.errors import ConfigError
+from vla_eval.sims.simpler.backend import (TaskGroups, config_reset_options, protocol_tables, validate_task_groups,
+                                           validate_tasks)
 
 if TYPE_CHECKING:
     from vla_eval.spec import SuiteSpec
 
 
-class SimplerRealBackend(Backend):
+class SimplerRealOptions(BackendOptions):
+    """``backend_options`` of a ``simpler_real`` suite (see the module docstring)."""
+
+    render_scale: float = 1.0
+    task_groups: TaskGroups = Field(default_factory=dict)
+
+    @field_validator("render_scale", mode="before")
+    @classmethod
+    def _scale(cls, value: Any) -> float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.1 <= float(value) <= 1.0:
+            raise ValueError(f"expected a number in [0.1, 1.0], got {value!r}")
+        return float(value)
+
+
+class SimplerRealBackend(Backend[SimplerRealOptions]):
     name = "simpler_real"
     expert = "simpler_scripted"
+    options_model = SimplerRealOptions
 
     def task_names(self) -> list[str]:
-        from vla_eval.sims.simpler.real2sim.widowx_env import REAL_TASKS
         from vla_eval.sims.simpler.real2sim.google_env import GOOGLE_REAL_TASKS
+        from vla_eval.sims.simpler.real2sim.widowx_env import REAL_TASKS
 
         return sorted(REAL_TASKS) + sorted(GOOGLE_REAL_TASKS)
 
@@ -42,13 +60,7 @@ class SimplerRealBackend(Backend):
         return split if split in URDF_VERSIONS else ""
 
     def validate_suite(self, spec: "SuiteSpec", source: str) -> None:
-        unknown = sorted(set(spec.backend_options) - {"render_scale", "task_groups"})
-        if unknown:
-            raise ConfigError(f"{source}: field 'backend_options': unknown option(s) {unknown}, expected ['render_scale', 'task_groups']")
-        validate_task_groups(spec.backend_options.get("task_groups", {}), spec, source)
-        scale = spec.backend_options.get("render_scale", 1.0)
-        if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0.1 <= float(scale) <= 1.0:
-            raise ConfigError(f"{source}: field 'backend_options.render_scale': expected a number in [0.1, 1.0], got {scale!r}")
+        validate_task_groups(self.options(spec, source).task_groups, spec, source)
         validate_tasks(spec, source, "simpler_real task", self.task_names())
         if list(spec.cameras) != ["agentview"]:
             raise ConfigError(f"{source}: field 'cameras': the visual-matching scene has one camera, ['agentview'], got {list(spec.cameras)}")
@@ -66,20 +78,22 @@ class SimplerRealBackend(Backend):
         require_pack(SIMPLER)
 
     def make_env(self, spec: "SuiteSpec", task: str, split: str, cameras: list[str], depth: bool = False):
-        from vla_eval.sims.simpler.real2sim.widowx_env import BridgeRealEnv
         from vla_eval.sims.simpler.real2sim.google_env import GOOGLE_REAL_TASKS, GoogleRealEnv
+        from vla_eval.sims.simpler.real2sim.widowx_env import BridgeRealEnv
 
         if depth:
             raise ConfigError("backend simpler_real renders no depth")
+        scale = self.options(spec).render_scale
         if task in GOOGLE_REAL_TASKS:
             return GoogleRealEnv(task=task, cameras=tuple(cameras), image_size=tuple(spec.image_size),
-                                 render_scale=float(spec.backend_options.get("render_scale", 1.0)),
-                                 urdf_version=self.urdf_version(split))
-        return BridgeRealEnv(task=task, cameras=tuple(cameras), image_size=tuple(spec.image_size),
-                             render_scale=float(spec.backend_options.get("render_scale", 1.0)))
+                                 render_scale=scale, urdf_version=self.urdf_version(split))
+        return BridgeRealEnv(task=task, cameras=tuple(cameras), image_size=tuple(spec.image_size), render_scale=scale)
 
     def episode_reset_options(self, spec: "SuiteSpec", task: str, episode_index: int) -> dict[str, Any] | None:
         return config_reset_options(task, episode_index)
+
+    def protocol_tables(self, spec: "SuiteSpec", summary: Any) -> list[ProtocolTable]:
+        return protocol_tables(spec, summary)
 
     def protocol_summary(self, spec: "SuiteSpec", summary: Any) -> str | None:
         """SimplerEnv's calc_metrics aggregate (per task group, then per task), as for the Panda-look suites."""
