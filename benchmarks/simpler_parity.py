@@ -10,8 +10,8 @@ on the Google robot, metres on the WidowX), each engine's finger joints, and the
 
 Targets (issue 26): TCP within 5 mm and 2 degrees after 20 control steps; the gripper fully closed in the same step.
 
-    VLA_EVAL_SIMPLER_SAPIEN_PYTHON=... VLA_EVAL_ASSETS=... python benchmarks/simpler_parity.py [--robot google|bridge|both]
-        [--config 12] [--no-images]
+    VLA_EVAL_SIMPLER_SAPIEN_PYTHON=... VLA_EVAL_ASSETS=... python benchmarks/simpler_parity.py \
+        [--robot google|bridge|both] [--config 12] [--no-images]
 """
 
 from __future__ import annotations
@@ -124,7 +124,8 @@ def print_table(result: dict) -> None:
     rows = result["rows"][1:]
     at20 = result["rows"][min(20, len(result["rows"]) - 1)]
     print(f"\nafter 20 steps: {at20['pos_mm']:.2f} mm, {at20['rot_deg']:.2f} deg (target 5 mm, 2 deg); "
-          f"max over the sequence {max(r['pos_mm'] for r in rows):.2f} mm, {max(r['rot_deg'] for r in rows):.2f} deg, "
+          f"max over the sequence {max(r['pos_mm'] for r in rows):.2f} mm, "
+          f"{max(r['rot_deg'] for r in rows):.2f} deg, "
           f"finger {max(r['finger_err'] for r in rows):.3f} {unit}; steps/s without frames: "
           f"SAPIEN {len(rows) / sum(r['sapien_s'] for r in rows):.1f}, MuJoCo {len(rows) / sum(r['mujoco_s'] for r in rows):.1f}")
 

@@ -16,7 +16,8 @@ set -euo pipefail
 DATA_HOME="${XDG_DATA_HOME:-$HOME/.local/share}"
 VENV="${1:-$DATA_HOME/vla-eval/simpler-sapien}"
 PY="${PYTHON:-python3}"
-UPSTREAM="mani_skill2_real2sim @ git+https://github.com/simpler-env/ManiSkill2_real2sim@ef7a4d4fdf4b69f2c2154db5b15b9ac8dfe10682"
+COMMIT=ef7a4d4fdf4b69f2c2154db5b15b9ac8dfe10682
+UPSTREAM="mani_skill2_real2sim @ git+https://github.com/simpler-env/ManiSkill2_real2sim@$COMMIT"
 PKG="${SIMPLER_WHEEL:-$UPSTREAM}"
 
 if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'; then

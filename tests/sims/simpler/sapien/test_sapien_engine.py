@@ -33,7 +33,8 @@ def test_env_var_wins_over_the_default_location(monkeypatch, tmp_path):
 def test_not_installed_names_where_it_looked_and_how_to_install(monkeypatch, tmp_path):
     monkeypatch.delenv(engine.PYTHON_ENV, raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
-    monkeypatch.setattr(engine, "default_locations", lambda: [tmp_path / "vla-eval" / "simpler-sapien" / "bin" / "python"])
+    where = tmp_path / "vla-eval" / "simpler-sapien" / "bin" / "python"
+    monkeypatch.setattr(engine, "default_locations", lambda: [where])
     with pytest.raises(EngineNotInstalled, match=r"not installed \(looked for .*simpler-sapien/bin/python\); "
                                                  r"install it with: bash scripts/simpler_sapien_env.sh"):
         find_python()

@@ -96,7 +96,7 @@ def test_carrot_episode_id_places_simplers_configuration_and_gripper_is_absolute
         np.testing.assert_allclose(got, want[name][0], atol=0.01)
     open_width = float(obs["state"]["gripper_qpos"][0])
     for _ in range(3):
-        obs, reward, terminated, truncated, info = env.step([0, 0, 0, 0, 0, 0, -1.0])
+        obs, _, _, _, info = env.step([0, 0, 0, 0, 0, 0, -1.0])
     assert float(obs["state"]["gripper_qpos"][0]) < open_width - 0.01  # -1 = closed (absolute)
     assert {"src_on_target", "is_src_obj_grasped", "moved_correct_obj"} <= set(info) and info["success"] is False
 

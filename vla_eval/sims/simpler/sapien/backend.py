@@ -31,7 +31,7 @@ class SimplerSapienBackend(SimplerRealBackend):
 
         return sorted(SAPIEN_TASKS)
 
-    def check_ready(self, spec: "SuiteSpec") -> None:
+    def check_ready(self, spec: SuiteSpec) -> None:
         """The engine's interpreter and SimplerEnv's assets must be there (each error names its install step)."""
         from vla_eval.sims.simpler.sapien.engine import asset_dir, find_python
 
@@ -39,7 +39,7 @@ class SimplerSapienBackend(SimplerRealBackend):
         super().check_ready(spec)
         asset_dir()
 
-    def make_env(self, spec: "SuiteSpec", task: str, split: str, cameras: list[str], depth: bool = False):
+    def make_env(self, spec: SuiteSpec, task: str, split: str, cameras: list[str], depth: bool = False):
         from vla_eval.sims.simpler.sapien.env import SapienSimplerEnv
         from vla_eval.sims.simpler.sapien.tasks import sapien_task
 

@@ -41,7 +41,8 @@ def default_locations() -> list[Path]:
     from vla_eval.paths import REPO_ROOT
 
     data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return [data_home / "vla-eval" / "simpler-sapien" / "bin" / "python", REPO_ROOT / ".venv-simpler-sapien" / "bin" / "python"]
+    return [data_home / "vla-eval" / "simpler-sapien" / "bin" / "python",
+            REPO_ROOT / ".venv-simpler-sapien" / "bin" / "python"]
 
 
 def find_python() -> Path:
@@ -124,5 +125,5 @@ class EngineProcess:
     def __del__(self):
         try:
             self.close()
-        except Exception:
+        except (OSError, ValueError):  # interpreter shutdown: pipes already gone
             pass

@@ -16,7 +16,7 @@ was made without cameras); the physics behind the picture is SAPIEN's either way
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -27,7 +27,7 @@ from vla_eval.sims.simpler.sapien.tasks import sapien_task
 
 
 class SapienSimplerEnv(gym.Env):
-    metadata = {"render_modes": ["rgb_array"]}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"]}
 
     def __init__(self, task: str, cameras=("agentview",), image_size: tuple[int, int] = (256, 256),
                  urdf_version: str = "", render_scale: float = 1.0, engine: EngineProcess | None = None):
@@ -68,7 +68,7 @@ class SapienSimplerEnv(gym.Env):
         self.elapsed_steps = 0
         self.action_space = spaces.Box(-1.0, 1.0, shape=(7,), dtype=np.float32)
         h, w = self.image_size
-        box = lambda n, lim: spaces.Box(-lim, lim, shape=(n,), dtype=np.float32)  # noqa: E731
+        box = lambda n, lim: spaces.Box(-lim, lim, shape=(n,), dtype=np.float32)
         obs: dict[str, spaces.Space] = {
             "state": spaces.Dict({"eef_pos": box(3, 3.0), "eef_quat": box(4, 1.0), "gripper_qpos": box(2, 2.0),
                                   "joint_pos": box(len(self.robot.ARM_JOINTS), 2 * math.pi)}),
@@ -97,7 +97,8 @@ class SapienSimplerEnv(gym.Env):
         self.task.config(self.config_id)  # range check, as the port does
         request = {"robot_init_options": self.spec_task.robot_init_options,
                    "obj_init_options": self.spec_task.obj_init_options(self.task_name, self.config_id)}
-        self._last = self.engine.request("reset", seed=int(seed) if seed is not None else self.config_id, options=request)
+        seed = int(seed) if seed is not None else self.config_id
+        self._last = self.engine.request("reset", seed=seed, options=request)
         self.instruction = self._last["instruction"]
         self.elapsed_steps = 0
         if self.cameras:
@@ -168,7 +169,9 @@ class SapienSimplerEnv(gym.Env):
         roles = {"source": port.rule.get("object"), "target": port.rule.get("target")}
         for role, actor in s["roles"].items():
             body = roles.get(role)
-            if body is None or actor not in s["objects"] or mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, f"{body}_free") < 0:
+            if body is None or actor not in s["objects"]:
+                continue
+            if mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, f"{body}_free") < 0:
                 continue
             adr = m.joint(f"{body}_free").qposadr[0]
             d.qpos[adr:adr + 7] = s["objects"][actor]

@@ -29,13 +29,13 @@ _REPLIES = os.fdopen(os.dup(1), "wb")
 os.dup2(2, 1)
 sys.stdout = sys.stderr
 
-import wire  # noqa: E402  (beside this file: sys.path[0] is this folder when run as a script)
+import wire
 
 
 def _physics_only():
     """Stub out everything in SAPIEN and ManiSkill2_real2sim that needs a Vulkan device (probe: module docstring)."""
-    import sapien.core as sapien
     import mani_skill2_real2sim.envs.sapien_env as se
+    import sapien.core as sapien
 
     class NoRenderer:
         def __init__(self, *a, **k):
@@ -176,14 +176,16 @@ def main():
             if op == "hello":
                 import importlib.metadata as md
 
-                reply = {"versions": {d: md.version(d) for d in ("mani_skill2_real2sim", "sapien", "numpy", "gymnasium")}}
+                names = ("mani_skill2_real2sim", "sapien", "numpy", "gymnasium")
+                reply = {"versions": {d: md.version(d) for d in names}}
             elif op in ("make", "reset", "step"):
                 reply = getattr(server, op)(**request)
             else:
                 raise ValueError(f"unknown request {op!r}")
             wire.write_frame(_REPLIES, {"ok": True, **reply})
-        except Exception as e:  # reported to vla-eval, which raises it there with the child's traceback
-            wire.write_frame(_REPLIES, {"ok": False, "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()})
+        except Exception as e:  # noqa: BLE001  (reported to vla-eval, which raises it with this traceback)
+            wire.write_frame(_REPLIES, {"ok": False, "error": f"{type(e).__name__}: {e}",
+                                        "trace": traceback.format_exc()})
 
 
 if __name__ == "__main__":

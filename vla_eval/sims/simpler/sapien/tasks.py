@@ -74,7 +74,8 @@ SAPIEN_TASKS: dict[str, SapienTask] = {
     "bridge_put_carrot_on_plate": _bridge("PutCarrotOnPlateInScene-v0"),
     "bridge_stack_green_on_yellow": _bridge("StackGreenCubeOnYellowCubeBakedTexInScene-v0"),
     # put_on_in_scene.py PutEggplantInBasketScene: widowx_sink_camera_setup at (0.127, 0.06), 120 steps
-    "bridge_put_eggplant_in_basket": _bridge("PutEggplantInBasketScene-v0", "widowx_sink_camera_setup", (0.127, 0.06), 120),
+    "bridge_put_eggplant_in_basket": _bridge("PutEggplantInBasketScene-v0", "widowx_sink_camera_setup",
+                                             (0.127, 0.06), 120),
 }
 
 
