@@ -159,6 +159,8 @@ BACKENDS.register("simpler", "vla_eval.sims.simpler.backend:SimplerBackend",
 BACKENDS.register("simpler_real", "vla_eval.sims.simpler.real2sim.backend:SimplerRealBackend",
                   help="SimplerEnv visual matching on SimplerEnv's robots, objects and real photos "
                   "(vla-eval assets fetch simpler)")
+BACKENDS.register("simpler_sapien", "vla_eval.sims.simpler.sapien.backend:SimplerSapienBackend",
+                  help="SimplerEnv visual matching on SimplerEnv's own SAPIEN engine (bash scripts/simpler_sapien_env.sh)")
 BACKENDS.register("libero", "vla_eval.sims.libero.backend:LiberoBackend",
                   help="LIBERO suites (robosuite + MuJoCo; pip install -e .[libero])")
 

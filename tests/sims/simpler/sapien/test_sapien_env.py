@@ -1,0 +1,123 @@
+"""SimplerEnv's own environments (SAPIEN) through vla-eval's gymnasium env: Google coke can and WidowX carrot.
+
+Skipped when SimplerEnv's engine interpreter is not installed (``bash scripts/simpler_sapien_env.sh``, or
+``$VLA_EVAL_SIMPLER_SAPIEN_PYTHON``) or the SimplerEnv assets are absent. One engine per task for the module: each
+start costs seconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import shared_simpler_assets
+
+pytestmark = pytest.mark.slow
+
+
+def _engine_or_skip():
+    from vla_eval.sims.simpler.sapien.engine import EngineNotInstalled, find_python
+
+    try:
+        find_python()
+    except EngineNotInstalled as e:
+        pytest.skip(str(e))
+    if shared_simpler_assets() is None:
+        pytest.skip("SimplerEnv assets not found (vla-eval assets fetch simpler, or ../shared/assets)")
+
+
+@pytest.fixture(scope="module")
+def sapien_env(tmp_path_factory):
+    """``make(task, **kw)``: one env per (task, kwargs) for the module, on the shared assets; closed at the end."""
+    _engine_or_skip()
+    made = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VLA_EVAL_ASSETS", str(shared_simpler_assets()))
+        mp.setenv("VLA_EVAL_CACHE", str(tmp_path_factory.mktemp("mesh_cache")))
+        from vla_eval.sims.simpler.sapien.env import SapienSimplerEnv
+
+        def make(task, **kw):
+            key = (task, tuple(sorted(kw.items())))
+            if key not in made:
+                made[key] = SapienSimplerEnv(task, **kw)
+            return made[key]
+
+        yield make
+        for env in made.values():
+            env.close()
+
+
+def test_coke_can_resets_to_simplers_grid_and_arm_follows_the_action(sapien_env):
+    from vla_eval.sims.simpler.real2sim import google_robot as G
+
+    env = sapien_env("google_pick_coke_can_horizontal", cameras=())
+    obs, info = env.reset(options={"config_id": 7})
+    assert info["simpler_env_id"] == "GraspSingleOpenedCokeCanInScene-v0"
+    assert info["model_id"] == "opened_coke_can" and info["orientation"] == "lr_switch"
+    assert obs["instruction"] == "pick coke can"
+    state = env.sapien_state()
+    can = np.array(state["objects"][state["roles"]["source"]][:3])
+    np.testing.assert_allclose(can[:2], [G.COKE_GRID_X[1], G.COKE_GRID_Y[2]], atol=0.01)  # config 7: x index 1, y 2
+    np.testing.assert_allclose(obs["state"]["joint_pos"], G.INIT_QPOS[:7], atol=1e-3)
+    p0 = obs["state"]["eef_pos"].copy()
+    for _ in range(3):
+        obs, reward, terminated, truncated, info = env.step([0, 0, -0.02, 0, 0, 0, 0])
+    moved = obs["state"]["eef_pos"] - p0  # base z is world z; SimplerEnv's planner lags the 6 cm commanded
+    assert 0.01 < -moved[2] < 0.065 and np.linalg.norm(moved[:2]) < 0.5 * -moved[2]
+    assert {"is_grasped", "lifted_object", "episode_stats"} <= set(info) and info["success"] is False
+    assert reward == 0.0 and not terminated and not truncated
+
+
+def test_google_gripper_closes_over_four_steps_like_simplers_planner(sapien_env):
+    """SimplerEnv's Ruckig-planned gripper (issue 26: 0.19, 0.53, 0.86, 1.07 rad) -- not the port's one-step ramp."""
+    env = sapien_env("google_pick_coke_can_horizontal", cameras=())
+    env.reset(options={"config_id": 0})
+    fingers = []
+    for a6 in (1.0, 0, 0, 0, 0):
+        obs, *_ = env.step([0, 0, 0, 0, 0, 0, a6])
+        fingers.append(float(obs["state"]["gripper_qpos"][0]))
+    assert fingers[0] < 0.4
+    assert fingers[0] < fingers[1] < fingers[2] < fingers[3]
+    assert fingers[3] == pytest.approx(fingers[4], abs=0.01) and 0.9 < fingers[4] < 1.2
+
+
+def test_carrot_episode_id_places_simplers_configuration_and_gripper_is_absolute(sapien_env):
+    from vla_eval.sims.simpler.real2sim.widowx_env import native_config
+    from vla_eval.sims.simpler.tasks import get_task
+
+    env = sapien_env("bridge_put_carrot_on_plate", cameras=())
+    obs, info = env.reset(options={"config_id": 5})
+    assert info["episode_id"] == 5 and info["episode_source_obj_name"] == "bridge_carrot_generated_modified"
+    assert obs["instruction"] == "put carrot on plate"
+    state = env.sapien_state()
+    want = native_config(get_task("bridge_put_carrot_on_plate"), 5)
+    for role, name in (("source", "carrot"), ("target", "plate")):
+        got = np.array(state["objects"][state["roles"][role]][:2])
+        np.testing.assert_allclose(got, want[name][0], atol=0.01)
+    open_width = float(obs["state"]["gripper_qpos"][0])
+    for _ in range(3):
+        obs, _, _, _, info = env.step([0, 0, 0, 0, 0, 0, -1.0])
+    assert float(obs["state"]["gripper_qpos"][0]) < open_width - 0.01  # -1 = closed (absolute)
+    assert {"src_on_target", "is_src_obj_grasped", "moved_correct_obj"} <= set(info) and info["success"] is False
+
+
+def test_frames_are_the_port_scene_posed_from_sapien_and_labelled(sapien_env):
+    env = sapien_env("bridge_put_carrot_on_plate", image_size=(128, 128))
+    obs, info = env.reset(options={"config_id": 0})
+    assert info["image_source"] == "mujoco_posed"
+    first = obs["images"]["agentview"]
+    assert first.shape == (128, 128, 3) and first.dtype == np.uint8 and first.std() > 10
+    for _ in range(3):
+        obs, *_ = env.step([0, 0, 0.02, 0, 0, 0, 1.0])  # the arm rises: the picture follows SAPIEN's joints
+    port = env.pose_port()
+    np.testing.assert_allclose(port.data.xpos[port._ee], obs["state"]["eef_pos"], atol=2e-3)
+    assert np.abs(obs["images"]["agentview"].astype(int) - first.astype(int)).mean() > 0.5
+
+
+def test_bad_split_colouring_and_camera_are_refused(sapien_env):
+    from vla_eval.sims.simpler.sapien.env import SapienSimplerEnv
+
+    with pytest.raises(ValueError, match="one robot URDF"):
+        SapienSimplerEnv("bridge_put_carrot_on_plate", urdf_version="recolor_tabletop_visual_matching_1")
+    with pytest.raises(ValueError, match="'agentview'"):
+        SapienSimplerEnv("google_pick_coke_can_standing", cameras=("wrist",))

@@ -1,0 +1,87 @@
+"""Which of SimplerEnv's environments, with which settings, stands for each vla-eval task on the SAPIEN engine.
+
+The settings are SimplerEnv's visual-matching ones, as its scripts and the envs' prepackaged configs set them
+(simpler-env/SimplerEnv ``scripts/*.sh``; ManiSkill2_real2sim @ ef7a4d4 ``envs/custom_scenes/*.py``
+``_setup_prepackaged_env_init_config`` and ``_additional_prepackaged_config_reset``). They are passed explicitly with
+``prepackaged_config=False`` because the prepackaged config would also load the scene stage, which the asset pack
+lacks, and set up the camera overlay, which needs a Vulkan device. Stand-ins for the stage (labelled): the Google
+tasks use SimplerEnv's own ``dummy_tabletop`` (a box with its top at 0.87 m, the footprint the MuJoCo port's table
+copies); the Bridge tasks a static box with the MuJoCo port's table footprint and SimplerEnv's 0.87 m height.
+
+Configuration *i* of a task is the same episode as in the MuJoCo port (:mod:`vla_eval.sims.simpler.real2sim`):
+the coke-can tasks' ``obj_init_options.init_xy`` walks SimplerEnv's 5 x 5 grid (x outer, y inner), the Bridge
+tasks pass ``obj_init_options.episode_id = i``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+GOOGLE_CONTROL = ("arm_pd_ee_delta_pose_align_interpolate_by_planner"
+                  "_gripper_pd_joint_target_delta_pos_interpolate_by_planner")
+"""grasp_single_in_scene.py _setup_prepackaged_env_init_config control_mode (rt1_pick_coke_can_visual_matching.sh)"""
+BRIDGE_CONTROL = "arm_pd_ee_target_delta_pose_align2_gripper_pd_joint_pos"
+"""put_on_in_scene.py PutOnBridgeInSceneEnv._setup_prepackaged_env_init_config control_mode"""
+BRIDGE_BOX = (-0.2, 0.1, 0.6, 0.6, 0.87)
+"""(centre x, centre y, half x, half y, top z): the MuJoCo port's Bridge table (widowx_env.build_bridge_xml)"""
+COKE_ORIENTATION_KWARG = {"horizontal": "lr_switch", "vertical": "laid_vertically", "standing": "upright"}
+"""rt1_pick_coke_can_visual_matching.sh coke_can_options_arr (GraspSingleCustomOrientationInSceneEnv kwargs)"""
+
+
+@dataclass(frozen=True)
+class SapienTask:
+    env_id: str
+    robot: str
+    """``google`` or ``widowx``: which robot facts module (joint names) reads the state"""
+    kwargs: dict[str, Any]
+    robot_init_options: dict[str, Any]
+    box: tuple[float, float, float, float, float] | None = None
+    urdf_versions: bool = False
+    """splits named after SimplerEnv's URDF colourings pick ``urdf_version`` (Google robot)"""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def obj_init_options(self, task: str, config_id: int) -> dict[str, Any]:
+        if self.robot == "google":
+            from vla_eval.sims.simpler.real2sim import google_robot as G
+            from vla_eval.sims.simpler.tasks import get_task
+
+            get_task(task).config(config_id)  # range check
+            ny = len(G.COKE_GRID_Y)
+            return {"init_xy": [float(G.COKE_GRID_X[config_id // ny]), float(G.COKE_GRID_Y[config_id % ny])]}
+        return {"episode_id": int(config_id)}
+
+
+def _google(orientation: str) -> SapienTask:
+    return SapienTask(
+        "GraspSingleOpenedCokeCanInScene-v0", "google",
+        {"robot": "google_robot_static", "control_mode": GOOGLE_CONTROL, "sim_freq": 513, "control_freq": 3,
+         "scene_name": "dummy_tabletop", "max_episode_steps": 80, COKE_ORIENTATION_KWARG[orientation]: True},
+        {"init_xy": [0.35, 0.20], "init_rot_quat": [0, 0, 0, 1]}, urdf_versions=True)
+
+
+def _bridge(env_id: str, robot: str = "widowx", init_xy=(0.147, 0.028), steps: int = 60) -> SapienTask:
+    return SapienTask(
+        env_id, "widowx",
+        {"robot": robot, "control_mode": BRIDGE_CONTROL, "sim_freq": 500, "control_freq": 5,
+         "scene_name": "dummy_tabletop", "max_episode_steps": steps},
+        {"init_xy": list(init_xy), "init_rot_quat": [0, 0, 0, 1]}, box=BRIDGE_BOX)
+
+
+SAPIEN_TASKS: dict[str, SapienTask] = {
+    **{f"google_pick_coke_can_{o}": _google(o) for o in COKE_ORIENTATION_KWARG},
+    "bridge_put_spoon_on_towel": _bridge("PutSpoonOnTableClothInScene-v0"),
+    "bridge_put_carrot_on_plate": _bridge("PutCarrotOnPlateInScene-v0"),
+    "bridge_stack_green_on_yellow": _bridge("StackGreenCubeOnYellowCubeBakedTexInScene-v0"),
+    # put_on_in_scene.py PutEggplantInBasketScene: widowx_sink_camera_setup at (0.127, 0.06), 120 steps
+    "bridge_put_eggplant_in_basket": _bridge("PutEggplantInBasketScene-v0", "widowx_sink_camera_setup",
+                                             (0.127, 0.06), 120),
+}
+
+
+def sapien_task(task: str) -> SapienTask:
+    from vla_eval.errors import UnknownNameError
+
+    if task not in SAPIEN_TASKS:
+        raise UnknownNameError("task on SimplerEnv's SAPIEN engine", task, sorted(SAPIEN_TASKS))
+    return SAPIEN_TASKS[task]
