@@ -48,3 +48,14 @@ def simpler_assets_dir() -> pathlib.Path:
 def mesh_cache(tmp_path_factory) -> pathlib.Path:
     """One converted-mesh cache (VLA_EVAL_CACHE) for the whole session: converting costs seconds per model."""
     return tmp_path_factory.mktemp("vla_eval_cache")
+
+
+SLOW_TIMEOUT_S = 900
+"""Time limit of a ``slow`` test without its own ``@pytest.mark.timeout``: real rollouts on a loaded
+2-core machine can pass the default 300 s (pyproject.toml), and a hang must still end."""
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("slow") is not None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))

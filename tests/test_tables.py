@@ -42,14 +42,54 @@ def test_summary_rows_counts_rates_errors_steps():
     assert (r["ci_low"], r["ci_high"]) == pytest.approx((lo, hi), abs=1e-9)
 
 
-def test_suite_mean_is_the_unweighted_task_mean_with_a_pooled_interval():
+def _wilson(p: float, n: float, z: float = 1.959963984540054) -> tuple[float, float]:
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def test_suite_mean_is_the_unweighted_task_mean_with_its_own_interval():
     df = summary_frame(RECS, ["id", "ood"], ["a", "b"]).set_index(["task", "split"])
     m = df.loc[(MEAN_ROW, "id")]
-    assert m["rate"] == pytest.approx((3 / 4 + 1 / 6) / 2)  # not the pooled 4/10
+    mean = (3 / 4 + 1 / 6) / 2
+    assert m["rate"] == pytest.approx(mean)  # not the pooled 4/10
     assert (m["n"], m["successes"]) == (10, 4)
-    lo, hi = proportion_confint(4, 10, alpha=0.05, method="wilson")
-    assert (m["ci_low"], m["ci_high"]) == pytest.approx((lo, hi), abs=1e-9)
+    # Wilson at the mean's effective sample size T^2 / sum(1/n_t) = 4 / (1/4 + 1/6) = 9.6 episodes
+    assert (m["ci_low"], m["ci_high"]) == pytest.approx(_wilson(mean, 9.6), abs=1e-9)
+    assert m["ci_low"] <= m["rate"] <= m["ci_high"]
     assert df.loc[(MEAN_ROW, "ood")]["policy_errors"] == 1 and df.loc[(MEAN_ROW, "ood")]["env_errors"] == 1
+
+
+def test_suite_mean_with_equal_counts_is_the_pooled_wilson_interval():
+    recs = _recs({("a", "id"): [S, S, S, T], ("b", "id"): [S, T, T, T]})
+    m = summary_frame(recs, ["id"], ["a", "b"]).set_index(["task", "split"]).loc[(MEAN_ROW, "id")]
+    lo, hi = proportion_confint(4, 8, alpha=0.05, method="wilson")
+    assert m["rate"] == 0.5 and (m["ci_low"], m["ci_high"]) == pytest.approx((lo, hi), abs=1e-12)
+
+
+def test_suite_mean_with_unequal_counts_lies_inside_its_interval():
+    """Issue 29: 0/1 and 8/8 printed `suite mean | 50.0 [2.0, 43.5]`; the pooled interval of 8/9 excludes 50%."""
+    recs = _recs({("a", "id"): [T], ("b", "id"): [S] * 8})
+    m = summary_frame(recs, ["id"], ["a", "b"]).set_index(["task", "split"]).loc[(MEAN_ROW, "id")]
+    assert m["rate"] == 0.5
+    assert m["ci_low"] < 0.5 < m["ci_high"]
+
+
+def test_rows_outside_the_suite_are_ignored_with_a_warning(capsys):
+    stray = _recs({("ghost", "id"): [T] * 9, ("a", "elsewhere"): [T] * 2})
+    df = summary_frame(RECS + stray, ["id", "ood"], ["a", "b"]).set_index(["task", "split"])
+    assert "ghost" not in df.index.get_level_values(0) and "elsewhere" not in df.index.get_level_values(1)
+    assert df.loc[(MEAN_ROW, "id")]["rate"] == pytest.approx((3 / 4 + 1 / 6) / 2)
+    assert df.loc[(MEAN_ROW, "id")]["n"] == 10
+    err = capsys.readouterr().err
+    assert "ignoring 11 episodes" in err and "ghost/id (9)" in err and "a/elsewhere (2)" in err
+
+
+def test_zero_and_full_cells_have_exact_interval_ends():
+    recs = _recs({("a", "id"): [T] * 9, ("b", "id"): [S] * 9})
+    df = summary_frame(recs, ["id"], ["a", "b"]).set_index(["task", "split"])
+    assert df.loc[("a", "id")]["ci_low"] == 0.0 and df.loc[("b", "id")]["ci_high"] == 1.0
+    assert df.loc[("a", "id")]["rate"] - df.loc[("a", "id")]["ci_low"] >= 0  # the report's error bar
 
 
 def test_wide_table_drop_is_in_domain_minus_ood_in_points():

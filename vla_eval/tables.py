@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Iterable
 
 import pandas as pd
 
 from vla_eval.record import POLICY_FAILURES, EpisodeRecord
-from vla_eval.results.stats import wilson_interval
+from vla_eval.results.stats import mean_rate, wilson_interval
 
 MEAN_ROW = "suite mean"
 
@@ -17,13 +18,43 @@ def records_frame(records: Iterable[EpisodeRecord]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summary_frame(records: Iterable[EpisodeRecord], splits: list[str] | None = None, tasks: list[str] | None = None) -> pd.DataFrame:
+def suite_rows(df: pd.DataFrame, tasks: list[str] | None, splits: list[str] | None, source: str = "") -> pd.DataFrame:
+    """Only the episodes of the suite's own tasks and splits; the rest are dropped with one warning.
+
+    A store can hold rows the suite does not plan (a task renamed between a run and its
+    ``--resume``, a file merged by hand). Counting them would move the suite mean away from
+    the suite's tasks, and a baseline saved from them would ask later runs for cells they
+    never plan, so they are left out of every aggregate and named on stderr.
+    """
+    if df.empty:
+        return df
+    keep = pd.Series(True, index=df.index)
+    if tasks:
+        keep &= df["task"].isin(tasks)
+    if splits:
+        keep &= df["split"].isin(splits)
+    if keep.all():
+        return df
+    stray = df[~keep].groupby(["task", "split"], sort=True).size()
+    cells = ", ".join(f"{t}/{s} ({n})" for (t, s), n in list(stray.items())[:5])
+    more = f" and {len(stray) - 5} more cells" if len(stray) > 5 else ""
+    where = f"{source}: " if source else ""
+    print(f"warning: {where}ignoring {int((~keep).sum())} episodes of tasks/splits not in the suite: {cells}{more}",
+          file=sys.stderr)
+    return df[keep]
+
+
+def summary_frame(records: Iterable[EpisodeRecord], splits: list[str] | None = None, tasks: list[str] | None = None,
+                  source: str = "") -> pd.DataFrame:
     """Long table: one row per (task, split) plus a suite-mean row per split.
 
-    The suite mean is the unweighted mean of task rates (each task counts once, as
-    papers report it); its interval pools all episodes of the split.
+    With ``tasks``/``splits`` (the suite's), episodes outside them are ignored with a warning
+    (:func:`suite_rows`). The suite mean is :func:`vla_eval.results.stats.mean_rate`: the
+    unweighted mean of the task rates (each task counts once, as papers report it), with a
+    Wilson interval at the mean's effective sample size, so it contains the mean even when
+    tasks ran different episode counts. Its ``n`` and ``successes`` are the pooled counts.
     """
-    df = records_frame(records)
+    df = suite_rows(records_frame(records), tasks, splits, source)
     columns = ["task", "split", "n", "successes", "rate", "ci_low", "ci_high", "policy_errors", "env_errors", "mean_steps"]
     if df.empty:
         return pd.DataFrame(columns=columns)
@@ -32,14 +63,17 @@ def summary_frame(records: Iterable[EpisodeRecord], splits: list[str] | None = N
     out = []
     for split in splits:
         sdf = df[df["split"] == split]
+        cells = []
         for task in tasks:
             tdf = sdf[sdf["task"] == task]
             if tdf.empty:
                 continue
             out.append(_row(task, split, tdf))
-        if not sdf.empty:
+            cells.append((out[-1]["successes"], out[-1]["n"]))
+        if cells:
             row = _row(MEAN_ROW, split, sdf)
-            row["rate"] = float(sdf.groupby("task")["success"].mean().mean())
+            m = mean_rate(cells)
+            row.update(rate=m.rate, ci_low=m.ci_low, ci_high=m.ci_high)
             out.append(row)
     return pd.DataFrame(out, columns=columns)
 

@@ -46,6 +46,8 @@ import numpy as np
 
 from vla_eval.errors import ConfigError
 from vla_eval.results import groupseq
+from vla_eval.results.stats import effective_n, wilson_bounds
+from vla_eval.tables import MEAN_ROW
 
 GATE_FORMAT = "vla-eval-gate"
 GATE_VERSION = 1
@@ -496,12 +498,7 @@ def repeated_wilson(k: int, n: int, fraction: float, design: dict[str, Any]) -> 
     """
     if n <= 0:
         return (float("nan"), float("nan"))
-    c = rci_constant(fraction, design)
-    p = k / n
-    denom = 1 + c * c / n
-    centre = (p + c * c / (2 * n)) / denom
-    half = c * math.sqrt(p * (1 - p) / n + c * c / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    return wilson_bounds(k / n, n, rci_constant(fraction, design))
 
 
 def rci_constant(fraction: float, design: dict[str, Any]) -> float:
@@ -523,7 +520,13 @@ def sequential_summary(summary, design: dict[str, Any]):
         n_plan = plan.get((row["task"], row["split"])) or per_split.get(row["split"])
         if not n_plan:
             continue
-        lo, hi = repeated_wilson(int(row["successes"]), int(row["n"]), int(row["n"]) / n_plan, design)
+        fraction = int(row["n"]) / n_plan
+        if row["task"] == MEAN_ROW:
+            # the mean of task rates, whose cells stopped at different counts: its own effective n
+            ns = out[(out["split"] == row["split"]) & (out["task"] != MEAN_ROW)]["n"]
+            lo, hi = wilson_bounds(float(row["rate"]), effective_n(list(ns)), rci_constant(fraction, design))
+        else:
+            lo, hi = repeated_wilson(int(row["successes"]), int(row["n"]), fraction, design)
         out.at[i, "ci_low"], out.at[i, "ci_high"] = lo, hi
     out["interval"] = "95% repeated CI (group-sequential)"
     return out

@@ -29,17 +29,22 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 from scipy import optimize, stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower
-from statsmodels.stats.proportion import proportion_confint, proportion_effectsize, score_test_proportions_2indep
+from statsmodels.stats.proportion import proportion_effectsize, score_test_proportions_2indep
 
 __all__ = [
     "BOSCHLOO_MAX_N",
     "TwoSampleResult",
     "wilson_interval",
+    "wilson_bounds",
+    "effective_n",
+    "MeanRate",
+    "mean_rate",
     "exact_two_sided",
     "noninferiority_pvalue",
     "holm",
@@ -60,13 +65,83 @@ TESTS = ("auto", "boschloo", "fisher", "barnard")
 
 
 
+def wilson_bounds(rate: float, n: float, z: float) -> tuple[float, float]:
+    """Wilson score interval for a rate observed on ``n`` (possibly effective, non-integer) episodes.
+
+    The ends are clamped to [0, 1] and to contain ``rate`` *exactly*: in floating point the
+    closed form gives 2.8e-17 as the lower end of 0/9 and 1 - 1e-16 as the upper end of 9/9,
+    and anything drawn as ``rate - low`` (an error bar) must never come out negative.
+    """
+    if not n > 0:
+        return (0.0, 1.0)
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"rate={rate} must be within [0, 1]")
+    z2n = z * z / n
+    centre = (rate + z2n / 2) / (1 + z2n)
+    half = z * math.sqrt(rate * (1 - rate) / n + z2n / (4 * n)) / (1 + z2n)
+    lo = 0.0 if rate == 0.0 else min(rate, max(0.0, centre - half))
+    hi = 1.0 if rate == 1.0 else max(rate, min(1.0, centre + half))
+    return (float(lo), float(hi))
+
+
+def _z(alpha: float) -> float:
+    return float(stats.norm.ppf(1 - alpha / 2))
+
+
 def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Two-sided ``1 - alpha`` Wilson interval for ``successes`` of ``n`` (scipy's ``binomtest`` ``wilson``)."""
     if n <= 0:
         return (0.0, 1.0)
     if not 0 <= successes <= n:
         raise ValueError(f"successes={successes} must be within [0, n={n}]")
-    lo, hi = proportion_confint(successes, n, alpha=alpha, method="wilson")
-    return (max(0.0, float(lo)), min(1.0, float(hi)))
+    return wilson_bounds(successes / n, n, _z(alpha))
+
+
+def effective_n(ns: Sequence[float]) -> float:
+    """Episodes a pooled sample would need for the variance of the unweighted mean of rates on ``ns``.
+
+    Under one common rate p, Var(mean of T task rates) = p(1 - p) * sum(1/n_t) / T^2, which is
+    the variance of a single rate on T^2 / sum(1/n_t) episodes. With equal counts this is the
+    total episode count, so the interval equals the pooled Wilson interval.
+    """
+    ns = [float(n) for n in ns if n > 0]
+    if not ns:
+        return 0.0
+    return len(ns) ** 2 / sum(1.0 / n for n in ns)
+
+
+@dataclass(frozen=True)
+class MeanRate:
+    """The suite aggregate: unweighted mean of task rates, with its own Wilson-type interval."""
+
+    rate: float
+    ci_low: float
+    ci_high: float
+    n: int
+    """All episodes behind the mean."""
+    n_eff: float
+    """The effective sample size of the interval (:func:`effective_n`)."""
+
+
+def mean_rate(counts: Sequence[tuple[int, int]], alpha: float = 0.05) -> MeanRate:
+    """Suite aggregate of ``(successes, episodes)`` per task: each task counts once, as papers report it.
+
+    The interval is the Wilson score interval of the mean at its effective sample size
+    (stratified Wilson under a common rate; Yan & Su 2010). It always contains the mean, and
+    with equal per-task counts it is the pooled Wilson interval of all episodes. A pooled
+    interval around an unweighted mean would not: 0/1 and 8/8 give mean 50% but pool to 8/9.
+    """
+    cells = [(int(k), int(n)) for k, n in counts if n > 0]
+    if not cells:
+        return MeanRate(float("nan"), 0.0, 1.0, 0, 0.0)
+    for k, n in cells:
+        if not 0 <= k <= n:
+            raise ValueError(f"successes={k} must be within [0, n={n}]")
+    rates = [k / n for k, n in cells]
+    rate = min(max(rates), max(min(rates), sum(rates) / len(rates)))  # rounding never leaves the task range
+    n_eff = effective_n([n for _, n in cells])
+    lo, hi = wilson_bounds(rate, n_eff, _z(alpha))
+    return MeanRate(rate, lo, hi, sum(n for _, n in cells), n_eff)
 
 
 @dataclass(frozen=True)
