@@ -106,40 +106,34 @@ def measure(checkpoint: str = "final", episodes: int = EPISODES_PER_TASK, rollou
     ``extra_perturbations`` are added to the in-domain split: how a test makes the scene
     draw differently without touching the scene files.
     """
-    from vla_eval.backends import get_backend
-    from vla_eval.execution.plan import build_plan
+    from vla_eval.execution.settings import episode_setup
     from vla_eval.policies.reference import ReferencePolicy
     from vla_eval.policies.reference_model import downsample
-    from vla_eval.execution.rollout import EpisodeSettings, run_episode
     from vla_eval.spec import load_suite
 
     spec = load_suite(SUITE, {"episodes_per_task": episodes})
     split = spec.in_domain_split
     spec = _with_extra_perturbations(spec, split, extra_perturbations)
+    setup = episode_setup(spec, "canary")
     policy = ReferencePolicy(checkpoint=checkpoint)
-    backend = get_backend(spec.backend)
-    settings = EpisodeSettings(
-        run_id="canary", suite=spec.name, max_steps={t.name: spec.task_max_steps(t.name) for t in spec.tasks},
-        settle_steps=spec.settle_steps, settle_action=tuple(spec.settle_action),
-    )
     out = CanaryMeasurement(checkpoint=str(checkpoint), weights_sha256_16=policy.weights_sha, versions=_versions())
     digest = hashlib.sha256()
     thumbs = []
     cameras = list(policy.cfg.cameras)
-    items = [i for i in build_plan(spec) if i.split == split]
+    items = setup.plan(split)
     try:
         for task in [t.name for t in spec.tasks]:
-            env = backend.make_env(spec, task, split, cameras)
+            env = setup.backend.make_env(spec, task, split, cameras)
             try:
                 for item in [i for i in items if i.task == task]:
-                    obs, _ = env.reset(seed=item.seed)
+                    obs, _ = env.reset(seed=item.seed, options=setup.reset_options(item))
                     for cam in cameras:
                         frame = np.ascontiguousarray(obs["images"][cam])
                         digest.update(frame.tobytes())
                         thumbs.append(downsample(frame[None], policy.cfg.image_size)[0])
                     ep = {"task": task, "episode_index": item.episode_index, "seed": item.seed}
                     if rollouts:
-                        record, _ = run_episode(env, policy, item, settings)
+                        record, _ = setup.run(env, policy, item)
                         ep.update(success=bool(record.success), steps=int(record.steps), termination=record.termination)
                     out.episodes.append(ep)
             finally:

@@ -1,8 +1,9 @@
 """Demonstrations: roll a policy (usually the scripted expert) out and keep (observation, action) pairs.
 
-Episodes go through the same rollout loop as an evaluation (:func:`vla_eval.execution.rollout.run_episode`),
-so what a demo holds is exactly what a policy under evaluation would see and what the env
-executed. The capture is a gymnasium wrapper around each env: it stores the observation
+Episodes are set up by the same builder as an evaluation (:func:`vla_eval.execution.settings.episode_setup`:
+reset options, settle phase, step limits, success rule, chunk execution) and go through the same
+rollout loop, so what a demo holds is exactly what a policy under evaluation would see and what
+the env executed, and a demo counts as successful exactly when ``vla-eval run`` would say so. The capture is a gymnasium wrapper around each env: it stores the observation
 before every ``step`` and the action the env actually received (after the harness's action
 conversion), so nothing in the rollout loop changes for recording.
 
@@ -17,7 +18,8 @@ file per task, so loaders written for LIBERO datasets read them::
     data/demo_<i>/obs/eye_in_hand_rgb  (T, H, W, 3) uint8 (the ``wrist`` camera)
     data/demo_<i>/obs/ee_pos (T,3)  ee_ori (T,4 quat wxyz)  ee_states (T,7)
     data/demo_<i>/obs/gripper_states (T,2)  joint_states (T,7)
-    data/demo_<i>.attrs: num_samples, seed, episode_index, instruction, success
+    data/demo_<i>.attrs: num_samples, seed, episode_index, init_state_id, instruction, success,
+                         success_rule, final_state_digest (as in the evaluation's episode record)
 
 Unlike LIBERO's files, images here are stored top-down (as this env renders) and the
 quaternion is wxyz; ``data.attrs["image_convention"]`` and ``["quat_convention"]`` say so.
@@ -28,7 +30,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -37,10 +39,16 @@ from vla_eval.errors import ConfigError
 from vla_eval.actions.space import ActionChunk
 from vla_eval.adapter import Policy
 
+if TYPE_CHECKING:
+    from vla_eval.policy_config import PolicyConfig
+    from vla_eval.spec import SuiteSpec
+
 CAMERA_KEYS = {"agentview": "agentview_rgb", "wrist": "eye_in_hand_rgb"}
 DEMO_SEED_OFFSET = 1000
-"""Demos are recorded under suite seed + this offset by default, so no demo shares a layout
-with the evaluation plan (whose episode seeds hash the suite seed itself)."""
+"""Demos are recorded under suite seed + this offset by default, so on seeded backends (tabletop)
+no demo shares a layout with the evaluation plan (whose episode seeds hash the suite seed itself).
+Backends with fixed initial states choose them by episode index, not seed (LIBERO's init states,
+SimplerEnv's configuration grid): there demo *i* starts where evaluation episode *i* starts."""
 NOISE_DIMS = (0, 1, 2, 5)
 """Action dimensions perturbed by ``--action-noise``: the position deltas and the yaw delta."""
 
@@ -137,8 +145,8 @@ def _stack_episode(rec: StepRecorder, cameras: tuple[str, ...]) -> dict[str, np.
 
 
 def record_demos(
-    suite: str,
-    policy: str,
+    suite: "str | Path | SuiteSpec",
+    policy: "str | Path | PolicyConfig | Policy",
     out_dir: Path,
     episodes: int | None = None,
     split: str | None = None,
@@ -157,35 +165,29 @@ def record_demos(
     """
     import h5py
 
-    from vla_eval.backends import get_backend
-    from vla_eval.execution.plan import build_plan
-    from vla_eval.policy_config import resolve_policy
-    from vla_eval.execution.rollout import EpisodeSettings, run_episode
+    from vla_eval.execution.runner import resolve_request_policy
+    from vla_eval.execution.settings import episode_setup
     from vla_eval.spec import load_suite
 
     base = load_suite(suite, {"episodes_per_task": episodes})
-    spec = load_suite(suite, {"episodes_per_task": episodes, "seed": base.seed + DEMO_SEED_OFFSET if seed is None else seed})
+    spec = load_suite(base, {"seed": base.seed + DEMO_SEED_OFFSET if seed is None else seed})
     split_name = split or spec.in_domain_split
     split_names = [s.name for s in spec.splits]
     if split_name not in split_names:
         raise ConfigError(f"--split {split_name!r}: suite {spec.name} has splits {split_names}")
-    cfg = resolve_policy(policy, policy_args)
-    pol = cfg.create()
     if action_noise < 0:
         raise ConfigError(f"--action-noise {action_noise}: expected a standard deviation >= 0")
-    noisy = NoisyPolicy(pol, action_noise) if action_noise > 0 else None
-    pol = noisy or pol
-    backend = get_backend(spec.backend)
+    cfg = resolve_request_policy(policy, policy_args)
+    setup = episode_setup(spec, f"demos-{spec.name}", cfg)
+    backend = setup.backend
     cameras = tuple(spec.cameras)
-    settings = EpisodeSettings(
-        run_id=f"demos-{spec.name}", suite=spec.name,
-        max_steps={t.name: spec.task_max_steps(t.name) for t in spec.tasks},
-        settle_steps=spec.settle_steps, settle_action=tuple(spec.settle_action),
-    )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = DemoSummary()
-    plan = [item for item in build_plan(spec) if item.split == split_name]
+    plan = setup.plan(split_name)
+    pol = cfg.create()
+    noisy = NoisyPolicy(pol, action_noise) if action_noise > 0 else None
+    pol = noisy or pol
     try:
         for task in [t.name for t in spec.tasks]:
             items = [i for i in plan if i.task == task]
@@ -197,7 +199,7 @@ def record_demos(
                 with h5py.File(tmp, "w") as f:
                     grp = f.create_group("data")
                     for item in items:
-                        record, _ = run_episode(env, pol, item, settings)
+                        record, _ = setup.run(env, pol, item)
                         if not env.actions or not (record.success or keep_failures):
                             continue
                         arrays = _stack_episode(env, cameras)
@@ -211,7 +213,9 @@ def record_demos(
                         demo.create_dataset("rewards", data=done)
                         demo.create_dataset("dones", data=done)
                         demo.attrs.update(num_samples=n, seed=item.seed, episode_index=item.episode_index,
-                                          instruction=record.instruction, success=bool(record.success))
+                                          init_state_id=item.init_state_id, instruction=record.instruction,
+                                          success=bool(record.success), success_rule=record.success_rule,
+                                          final_state_digest=record.final_state_digest)
                         kept += 1
                         total += n
                         if progress:

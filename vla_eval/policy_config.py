@@ -130,10 +130,16 @@ def resolve_policy(name_or_path: str, overrides: list[str] | None = None) -> Pol
     else:
         known = sorted(set(POLICIES.names()) | set(paths.list_named_yaml("policies")))
         raise UnknownNameError("policy", name_or_path, known)
+    return check_policy_config(cfg, f"--policy {name_or_path}")
+
+
+def check_policy_config(cfg: PolicyConfig, where: str = "--policy") -> PolicyConfig:
+    """What :func:`resolve_policy` does to a config it read: import the adapter, check its arguments,
+    expand shorthands; also for configs built in code (conformance's oracles)."""
     try:
         POLICIES.get(cfg.adapter)  # imports and type-checks a module:Class before anything is called
     except ConfigError as exc:
-        where = f"{cfg.source}: field 'adapter'" if cfg.source else f"--policy {name_or_path}"
+        where = f"{cfg.source}: field 'adapter'" if cfg.source else where
         raise ConfigError(f"{where}: {exc}") from exc
     _check_args(cfg.adapter, cfg.args, cfg.source or "--policy-arg")
     return _resolved_args(cfg)

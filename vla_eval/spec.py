@@ -172,13 +172,21 @@ def resolve_suite_path(name_or_path: str) -> Path:
     return found
 
 
-def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> SuiteSpec:
-    """Load, override (CLI values like ``episodes_per_task``) and validate a suite, backend checks included."""
+def load_suite(suite: "str | Path | SuiteSpec", overrides: dict[str, Any] | None = None) -> SuiteSpec:
+    """Load, override (CLI values like ``episodes_per_task``) and validate a suite, backend checks included.
+
+    ``suite`` is a name, a file, or a spec built in memory (a cut of a shipped suite); the
+    in-memory one goes through the same overrides and backend checks as a file.
+    """
     from vla_eval.backends import get_backend
     from vla_eval.yaml_io import read_yaml_mapping, validate_model
 
-    path = resolve_suite_path(name_or_path)
-    data = read_yaml_mapping(path)
+    if isinstance(suite, SuiteSpec):
+        path: Path | str = f"suite {suite.name!r} (in memory)"
+        data = suite.model_dump(mode="json")
+    else:
+        path = resolve_suite_path(str(suite))
+        data = read_yaml_mapping(path)
     for key, value in (overrides or {}).items():
         if value is not None:
             data[key] = value

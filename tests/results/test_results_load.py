@@ -110,3 +110,69 @@ def test_runs_cli(root, capsys):
     assert main(["runs", str(root), "--policy", "openvla"]) == 0
     out = capsys.readouterr().out
     assert "nested/b" in out and "vla_r1" not in out
+
+
+def _old_shape_run(root):
+    """A run folder as written before run metadata was versioned: no schema_version, limits,
+    sim_stack, checkpoint_hash, executor or policy_server keys."""
+    run_dir = make_run(root, "old", {("pick", "in_domain"): (2, 4)}, checkpoint="ckpt-old")
+    from vla_eval.store import RunStore
+
+    with RunStore(run_dir) as store:
+        config = store.get_meta("config")
+        assert "schema_version" not in config and "limits" not in config
+    return run_dir, config
+
+
+def test_folder_written_before_schema_version_still_loads(runs_root, capsys):
+    import hashlib
+    import json
+
+    from vla_eval.cli.main import main
+    from vla_eval.results.runs import NON_PROTOCOL_SUITE_KEYS, read_run
+
+    run_dir, config = _old_shape_run(runs_root)
+    info, records = read_run(run_dir)
+    assert info.meta.schema_version == 0
+    assert (info.suite, info.policy, info.checkpoint, info.tasks, info.splits) == (
+        "tabletop_basic", "vla_r1", "ckpt-old", ["pick"], ["in_domain"])
+    assert info.protocol["sim_stack"] == "mujoco 3.3.2 / numpy 2.1.0"
+    core = {k: v for k, v in config["suite"].items() if k not in NON_PROTOCOL_SUITE_KEYS}
+    expected = hashlib.sha256(json.dumps(core, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+    assert info.protocol["protocol_hash"] == expected  # comparable with baselines saved before the change
+    assert info.config == config  # what report.py reads today, unchanged
+    assert main(["table", str(run_dir)]) == 0
+    assert "suite tabletop_basic  policy vla_r1" in capsys.readouterr().out
+
+
+def test_malformed_run_metadata_is_a_one_line_error(runs_root):
+    from vla_eval.results.runs import read_run
+    from vla_eval.store import RunStore
+
+    run_dir, config = _old_shape_run(runs_root)
+    with RunStore(run_dir) as store:
+        store.set_meta("config", {**config, "suite": {**config["suite"], "max_steps": "many"}})
+    with pytest.raises(ConfigError) as err:
+        read_run(run_dir)
+    assert "suite.max_steps" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_new_run_records_versioned_metadata_from_objects(tmp_path):
+    """RunRequest takes a SuiteSpec built in memory and a policy object; the folder says schema_version."""
+    import json
+
+    from vla_eval.execution.runner import RunRequest, run
+    from vla_eval.policies.baselines import NoopPolicy
+    from vla_eval.results.runs import read_run
+    from vla_eval.run_meta import SCHEMA_VERSION
+    from vla_eval.spec import SuiteSpec, load_suite
+
+    data = load_suite("tabletop_basic").model_dump(mode="json")
+    data.update(tasks=data["tasks"][:1], splits=data["splits"][:1], episodes_per_task=1, max_steps=3)
+    run(RunRequest(suite=SuiteSpec.model_validate(data), policy=NoopPolicy(), workers=1, run_dir=tmp_path / "r",
+                   progress=False))
+    info, records = read_run(tmp_path / "r")
+    assert len(records) == 1 and info.meta.schema_version == SCHEMA_VERSION
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["schema_version"] == SCHEMA_VERSION
+    assert info.policy == "noop" and info.policy_adapter == "vla_eval.policies.baselines:NoopPolicy"
+    assert info.meta.suite.max_steps == 3 and info.meta.limits is not None

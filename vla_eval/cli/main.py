@@ -67,13 +67,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_table(args: argparse.Namespace) -> int:
     from vla_eval.execution.runner import load_run_table
+    from vla_eval.run_meta import RunMeta
 
     config, summary, md = load_run_table(Path(args.run_dir))
+    meta = RunMeta.from_stored(config, args.run_dir)
     if args.format == "csv":
         summary.to_csv(sys.stdout, index=False)
     else:
-        print(f"run {config.get('run_id', args.run_dir)}  suite {config.get('suite', {}).get('name', '?')}  "
-              f"policy {config.get('policy', {}).get('name', '?')}")
+        print(f"run {meta.run_id or args.run_dir}  suite {meta.suite.name or '?'}  policy {meta.policy.name or '?'}")
         print(md)
     return 0
 

@@ -6,7 +6,9 @@ runner, so the oracle goes through everything a real checkpoint goes through in
 the chunk executor (``replan_steps``), the harness's action conversion and the env's
 success predicate.  The suite is narrowed to what the comparison needs (the in-domain
 split, ``--episodes`` per task, the cameras the adapter reads, LIBERO's fast render
-quality unless ``--render-quality reference``) and written to ``OUT/suite.yaml``.
+quality unless ``--render-quality reference``). The cut suite and both policy configs are built
+in memory and handed to the runner as objects; ``OUT/suite.yaml`` is a copy of the cut suite
+kept for the record (each run folder's ``run.json`` holds it too), not an input.
 """
 
 from __future__ import annotations
@@ -19,15 +21,17 @@ from typing import Any, Callable
 
 import yaml
 
+from vla_eval.backends import get_backend
 from vla_eval.conformance.report import ConformanceReport, compare
 from vla_eval.errors import ConfigError
-from vla_eval.policy_config import parse_overrides, resolve_policy
-from vla_eval.spec import resolve_suite_path
+from vla_eval.policy_config import ExecutionConfig, PolicyConfig, parse_overrides, resolve_policy
+from vla_eval.spec import SuiteSpec, load_suite
 from vla_eval.store import RunStore
-from vla_eval.yaml_io import read_yaml_mapping
 
 KINDS = ("vla_r1", "openvla", "remote")
-EXPERTS = {"tabletop": "scripted", "libero": "libero_scripted"}
+ORACLE_BACKENDS = ("libero", "tabletop")
+"""Backends whose tasks the adapters' oracles can solve (their keypoints and privileged state); the
+expert they are compared against is the backend's own (:attr:`vla_eval.backends.Backend.expert`)."""
 
 
 @dataclass
@@ -58,41 +62,36 @@ def adapter_kind(adapter: str) -> str:
     raise ConfigError(f"conformance has oracles for the adapters {', '.join(KINDS)}; got adapter {adapter!r}")
 
 
-def derive_suite(req: ConformanceRequest, cameras: list[str]) -> tuple[Path, dict[str, Any]]:
-    data = read_yaml_mapping(resolve_suite_path(req.suite))
-    if data.get("backend") not in EXPERTS:
-        raise ConfigError(f"--suite {req.suite}: conformance needs a privileged expert; backends with one: {sorted(EXPERTS)}")
-    splits = data.get("splits") or []
+def derive_suite(req: ConformanceRequest, cameras: list[str]) -> SuiteSpec:
+    """The cut of ``--suite`` both runs use; ``OUT/suite.yaml`` records it."""
+    spec = load_suite(req.suite)
+    if spec.backend not in ORACLE_BACKENDS or get_backend(spec.backend).expert is None:
+        raise ConfigError(f"--suite {req.suite}: conformance needs a privileged expert; "
+                          f"backends with one: {sorted(ORACLE_BACKENDS)}")
+    data = spec.model_dump(mode="json")
+    splits = data["splits"]
     data["splits"] = [s for s in splits if not s.get("out_of_domain")][:1] or splits[:1]
     data["episodes_per_task"] = int(req.episodes)
     data["cameras"] = cameras
     if req.tasks:
-        unknown = [t for t in req.tasks if t not in data.get("tasks", [])]
+        known = [t["name"] for t in data["tasks"]]
+        unknown = [t for t in req.tasks if t not in known]
         if unknown:
-            raise ConfigError(f"--tasks: {unknown} not in suite {req.suite}; known: {data.get('tasks')}")
-        data["tasks"] = list(req.tasks)
-    if data["backend"] == "libero":
-        data.setdefault("backend_options", {})["render_quality"] = req.render_quality
-    data["name"] = str(data["name"])
+            raise ConfigError(f"--tasks: {unknown} not in suite {req.suite}; known: {known}")
+        data["tasks"] = [t for name in req.tasks for t in data["tasks"] if t["name"] == name]
+    if spec.backend == "libero":
+        data["backend_options"]["render_quality"] = req.render_quality
+    cut = load_suite(SuiteSpec.model_validate(data))
     req.out_dir.mkdir(parents=True, exist_ok=True)
-    path = req.out_dir / "suite.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path, data
+    (req.out_dir / "suite.yaml").write_text(yaml.safe_dump(cut.model_dump(mode="json"), sort_keys=False))
+    return cut
 
 
-def _write_policy(path: Path, adapter: str, name: str, args: dict[str, Any], execution: dict[str, Any] | None = None) -> Path:
-    body: dict[str, Any] = {"adapter": adapter, "name": name, "args": args}
-    if execution:
-        body["execution"] = execution
-    path.write_text(yaml.safe_dump(body, sort_keys=False))
-    return path
-
-
-def _run(suite_path: Path, policy_path: Path, run_dir: Path, req: ConformanceRequest):
+def _run(suite: SuiteSpec, policy: PolicyConfig, run_dir: Path, req: ConformanceRequest):
     from vla_eval.execution.runner import RunRequest, run
 
     resume = req.resume and run_dir.exists()
-    return run(RunRequest(suite=str(suite_path), policy=str(policy_path), run_dir=run_dir, workers=req.workers,
+    return run(RunRequest(suite=suite, policy=policy, run_dir=run_dir, workers=req.workers,
                           resume=resume, progress=req.progress, dead_policy_episodes=10**6))
 
 
@@ -110,7 +109,7 @@ def run_conformance(req: ConformanceRequest) -> ConformanceReport:
     ckpt_dir = Path(req.checkpoint_dir) if req.checkpoint_dir else req.out_dir / "checkpoints"
     server = None
     cameras = ["agentview", "wrist"] if kind == "remote" else ["agentview"]
-    suite_path, suite = derive_suite(req, cameras)
+    suite = derive_suite(req, cameras)
     if kind == "vla_r1":
         from vla_eval.conformance.checkpoints import build_qwen_oracle_checkpoint
 
@@ -140,23 +139,24 @@ def run_conformance(req: ConformanceRequest) -> ConformanceReport:
         execution = user.execution.model_dump(exclude_none=True)
     if req.mutate is not None:
         req.mutate(args)
-    oracle_policy = _write_policy(req.out_dir / "oracle_policy.yaml", adapter, f"{user.name}_oracle", args, execution)
-    expert_policy = _write_policy(req.out_dir / "expert_policy.yaml", EXPERTS[suite["backend"]], "expert", {})
+    oracle_policy = PolicyConfig(name=f"{user.name}_oracle", adapter=adapter, args=args,
+                                 execution=ExecutionConfig.model_validate(execution))
+    expert_policy = PolicyConfig(name="expert", adapter=str(get_backend(suite.backend).expert))
     expert_dirs = [Path(d) for d in req.expert_runs] if req.expert_runs else [req.out_dir / "expert"]
     for d in expert_dirs:
         if req.expert_runs and not (d / "run.json").is_file():
             raise ConfigError(f"--expert-run {d}: not a run folder (no run.json)")
     try:
         if not req.expert_runs:
-            _run(suite_path, expert_policy, req.out_dir / "expert", req)
-        _run(suite_path, oracle_policy, req.out_dir / "oracle", req)
+            _run(suite, expert_policy, req.out_dir / "expert", req)
+        _run(suite, oracle_policy, req.out_dir / "oracle", req)
     finally:
         if server is not None:
             server.shutdown()
     oracle_recs, expert_recs = _records(req.out_dir / "oracle"), []
     for d in expert_dirs:
         expert_recs += _records(d)
-    report = compare(suite["name"], user.name, oracle_recs, expert_recs, req.margin_points, list(suite["tasks"]))
+    report = compare(suite.name, user.name, oracle_recs, expert_recs, req.margin_points, [t.name for t in suite.tasks])
     (req.out_dir / "conformance.md").write_text(report.markdown() + "\n")
     (req.out_dir / "conformance.json").write_text(json.dumps(report.as_dict(), indent=2))
     return report

@@ -11,19 +11,22 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import PrivateAttr
 from tqdm import tqdm
 
 from vla_eval import naming, provenance
+from vla_eval.adapter import Policy
 from vla_eval.execution import preflight
 from vla_eval.backends import get_backend
 from vla_eval.errors import ConfigError
 from vla_eval.execution.executor import ExecutionSummary, LocalExecutor
 from vla_eval.execution.limits import DEFAULT_DEAD_POLICY_EPISODES, DeadPolicyMonitor, Limits
 from vla_eval.execution.plan import build_plan
-from vla_eval.policy_config import ExecutionConfig, PolicyConfig, resolve_policy
+from vla_eval.execution.settings import cameras_needed, chunk_execution, episode_setup
+from vla_eval.policy_config import ExecutionConfig, PolicyConfig, check_policy_config, resolve_policy
 from vla_eval.record import EpisodeRecord
 from vla_eval.execution.run_lock import RunLock, open_store_errors, prepare_run_dir
-from vla_eval.execution.rollout import EpisodeSettings
+from vla_eval.run_meta import SCHEMA_VERSION, RunMeta
 from vla_eval.spec import SuiteSpec, load_suite
 from vla_eval.store import RunStore
 from vla_eval.tables import markdown, summary_frame, wide_table
@@ -31,10 +34,33 @@ from vla_eval.video import VideoPolicy
 from vla_eval.execution.worker import WorkerConfig
 
 
+class InstancePolicyConfig(PolicyConfig):
+    """A policy object handed to :func:`run` as it is: each worker gets a pickled copy.
+
+    Recorded by its class (``adapter: module:Class``) and its ``name``; arguments given to its
+    constructor are not known and not recorded, so pass a :class:`PolicyConfig` when a resumed
+    run must be able to tell two differently configured instances apart.
+    """
+
+    _instance: Policy = PrivateAttr()
+
+    @classmethod
+    def of(cls, policy: Policy) -> "InstancePolicyConfig":
+        kind = type(policy)
+        cfg = cls(name=str(getattr(policy, "name", "") or kind.__name__), adapter=f"{kind.__module__}:{kind.__qualname__}")
+        cfg._instance = policy
+        return cfg
+
+    def create(self) -> Policy:
+        return self._instance
+
+
 @dataclass
 class RunRequest:
-    suite: str
-    policy: str
+    suite: str | Path | SuiteSpec
+    """A suite name or file, or a :class:`SuiteSpec` built in memory (validated like a file)."""
+    policy: str | Path | PolicyConfig | Policy
+    """A policy name or file, a :class:`PolicyConfig`, or a policy object (see :class:`InstancePolicyConfig`)."""
     policy_args: list[str] = field(default_factory=list)
     workers: int | None = None
     run_dir: Path | None = None
@@ -83,18 +109,6 @@ def protocol_of(spec: SuiteSpec, policy: PolicyConfig, replan_steps: int | None)
     }
 
 
-def chunk_execution(policy: PolicyConfig, replan_steps: int | None) -> tuple[int | None, float | None]:
-    """(replan_steps, temporal_ensemble) for the rollout: ``--replan-steps`` wins over the policy config
-    (openpi LIBERO: ``execution: {replan_steps: 5}`` of each 10-action chunk)."""
-    if replan_steps is not None and replan_steps < 1:
-        raise ConfigError(f"--replan-steps {replan_steps}: expected a positive number of actions")
-    ensemble = policy.execution.temporal_ensemble
-    replan = replan_steps if replan_steps is not None else policy.execution.replan_steps
-    if replan is None and ensemble is not None:
-        replan = 1  # ensembling needs overlapping chunks: a new chunk every step, as ACT does
-    return replan, ensemble
-
-
 def effective_replan_steps(cli_value: int | None, policy: PolicyConfig) -> int | None:
     """The number of actions of each chunk the rollout executes (None: the whole chunk)."""
     return chunk_execution(policy, cli_value)[0]
@@ -119,13 +133,23 @@ def _brief(value) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def resolve_request_policy(policy: str | Path | PolicyConfig | Policy, policy_args: list[str] | None) -> PolicyConfig:
+    """The :class:`PolicyConfig` of a request's policy, whichever form it was given in."""
+    if isinstance(policy, (PolicyConfig, Policy)):
+        if policy_args:
+            raise ConfigError(f"--policy-arg {policy_args[0]!r}: arguments apply to a policy name or file, "
+                              f"not to a {type(policy).__name__} object; set them on the object")
+        if isinstance(policy, (Policy, InstancePolicyConfig)):
+            return policy if isinstance(policy, InstancePolicyConfig) else InstancePolicyConfig.of(policy)
+        return check_policy_config(policy, f"policy {policy.name!r}")
+    return resolve_policy(str(policy), policy_args)
+
+
 def run(req: RunRequest) -> RunOutcome:
     preflight.check_request(req)
     spec = load_suite(req.suite, {"episodes_per_task": req.episodes_per_task, "seed": req.seed})
-    from vla_eval.backends import get_backend
-
     get_backend(spec.backend).check_ready(spec)  # e.g. an asset pack not installed: fail before any folder is made
-    policy_cfg = resolve_policy(req.policy, req.policy_args)
+    policy_cfg = resolve_request_policy(req.policy, req.policy_args)
     preflight.check_policy_checkpoints(policy_cfg.args, policy_cfg.source or "--policy")
     videos = _parse_videos(req.videos)
     workers = req.workers or os.cpu_count() or 1
@@ -151,7 +175,7 @@ def run(req: RunRequest) -> RunOutcome:
         if existing is not None and not req.resume and store.count():
             raise ConfigError(f"{run_dir} already holds {store.count()} episodes; pass --resume to continue it")
         if existing is not None:
-            stored = (store.get_meta("config") or {}).get("checkpoint_hash")
+            stored = RunMeta.from_stored(store.get_meta("config"), str(run_dir)).checkpoint_hash
             current = checkpoint_hash(policy_cfg)
             if stored != current:
                 raise ConfigError(
@@ -163,7 +187,7 @@ def run(req: RunRequest) -> RunOutcome:
         if existing is None:
             store.set_meta("run_id", run_id)
             store.set_meta("protocol", protocol)
-            config = _run_config(run_id, spec, policy_cfg, req, workers, videos, replan_steps)
+            config = run_meta(run_id, spec, policy_cfg, req, workers, replan_steps).stored()
             store.set_meta("config", config)
             (run_dir / "run.json").write_text(json.dumps(config, indent=2, sort_keys=True))
 
@@ -177,21 +201,11 @@ def run(req: RunRequest) -> RunOutcome:
             gate = GateMonitor.start(req.gate, store, plan)
             todo = [] if gate.should_stop() else gate.order(todo)
         policy_cls = _policy_class(policy_cfg)
-        cameras = _cameras_needed(spec, policy_cls, videos)
-        replan, ensemble = chunk_execution(policy_cfg, req.replan_steps)
-        settings = EpisodeSettings(
-            run_id=run_id,
-            suite=spec.name,
-            max_steps={t.name: spec.task_max_steps(t.name) for t in spec.tasks},
-            settle_steps=spec.settle_steps,
-            settle_action=tuple(spec.settle_action),
-            replan_steps=replan,
-            temporal_ensemble=ensemble,
-            video_camera=spec.cameras[0] if videos.enabled and spec.cameras else None,
-            success_rule=spec.success_rule,
-        )
+        cameras = cameras_needed(spec, policy_cls, videos)
+        setup = episode_setup(spec, run_id, policy_cfg, req.replan_steps,
+                              video_camera=spec.cameras[0] if videos.enabled and spec.cameras else None)
         worker_cfg = WorkerConfig(
-            spec=spec, policy=policy_cfg, settings=settings, run_dir=str(run_dir), videos=videos, cameras=cameras,
+            spec=spec, policy=policy_cfg, settings=setup.settings, run_dir=str(run_dir), videos=videos, cameras=cameras,
             depth=bool(getattr(policy_cls, "needs_depth", False)), limits=_limits(req),
         )
         execution = ExecutionSummary()
@@ -301,24 +315,18 @@ def checkpoint_hash(cfg: PolicyConfig) -> str | None:
 
 
 def _policy_class(cfg: PolicyConfig):
+    if isinstance(cfg, InstancePolicyConfig):
+        return type(cfg.create())
     from vla_eval.policies import POLICIES
 
     return POLICIES.get(cfg.adapter)
 
 
-def _cameras_needed(spec: SuiteSpec, policy_cls, videos: VideoPolicy) -> tuple[str, ...]:
-    """Render only what someone will look at: a state-only policy without videos renders nothing."""
-    if getattr(policy_cls, "needs_images", True):
-        return tuple(spec.cameras)
-    if videos.enabled and spec.cameras:
-        return (spec.cameras[0],)
-    return ()
-
-
-def _run_config(
-    run_id: str, spec: SuiteSpec, policy: PolicyConfig, req: RunRequest, workers: int, videos: VideoPolicy, replan_steps: int | None = None
-) -> dict:
-    return {
+def run_meta(run_id: str, spec: SuiteSpec, policy: PolicyConfig, req: RunRequest, workers: int,
+             replan_steps: int | None = None) -> RunMeta:
+    """The metadata a new run folder records (``run.json`` and the store's ``config``)."""
+    return RunMeta.model_validate({
+        "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "created_at": provenance.now_iso(),
         "suite": spec.model_dump(mode="json"),
@@ -338,19 +346,21 @@ def _run_config(
         "git": provenance.git_commit(),
         "machine": provenance.machine(),
         "argv": sys.argv,
-    }
+    })
 
 
 def load_run_table(run_dir: Path) -> tuple[dict, pd.DataFrame, str]:
-    """Rebuild the tables of a (possibly still running) run from its store."""
+    """Rebuild the tables of a (possibly still running) run from its store.
+
+    Returns the stored metadata as a dict (``RunMeta.from_stored`` reads it typed), the summary and the table."""
     with RunStore(run_dir, readonly=True) as store:
         config = store.get_meta("config") or {}
         records = list(store.records())
         gate_meta = store.get_meta("gate")
         in_order = list(store.records_in_completion_order()) if gate_meta else []
-    suite = config.get("suite", {})
-    splits = [s["name"] for s in suite.get("splits", [])] or None
-    tasks = [t["name"] for t in suite.get("tasks", [])] or None
+    suite = RunMeta.from_stored(config, str(run_dir)).suite
+    splits = suite.split_names or None
+    tasks = suite.task_names or None
     summary = summary_frame(records, splits, tasks)
     header = ""
     if gate_meta:

@@ -38,7 +38,7 @@ import pandas as pd
 from vla_eval.errors import ConfigError
 from vla_eval.record import ERROR_TERMINATIONS
 from vla_eval.results.compare import ALL, counts, format_table
-from vla_eval.results.runs import RunInfo, protocol_differences, protocol_summary, read_run, records_to_frame
+from vla_eval.results.runs import RunInfo, protocol_differences, read_run, records_to_frame
 from vla_eval.results.sequential import CONTINUE, REGRESSION, SequentialTest
 from vla_eval.results.stats import noninferiority_pvalue, holm, power_two_sample, required_n_two_sample, wilson_interval
 
@@ -292,7 +292,7 @@ def check_run(
     """Check a run folder against a loaded baseline (see the module docstring)."""
     _validate(alpha, max_drop, detect_drop, power, beta)
     info, records = read_run(run_dir)
-    diffs = protocol_differences(baseline["protocol"], info.protocol if info.config else protocol_summary({}))
+    diffs = protocol_differences(baseline["protocol"], info.protocol)
     if diffs and not allow_protocol_mismatch:
         raise ConfigError(
             "run and baseline use different protocols; a check would be meaningless:\n  - "

@@ -92,7 +92,7 @@ class Comparison:
         if self.protocol_differences:
             lines.append("WARNING: protocols differ (compared anyway, --allow-protocol-mismatch):")
             lines += [f"  - {d}" for d in self.protocol_differences]
-        elif a.protocol.get("suite_hash") != b.protocol.get("suite_hash"):
+        elif a.meta.suite_hash != b.meta.suite_hash:
             lines.append("note: suite specs differ only in episodes_per_task / seed / description (same protocol)")
         lines.append("")
         header = ["scope", "task", "split", "A % [95% CI]", "B % [95% CI]", "B-A pts", "p", "p adj", "test", "verdict"]

@@ -21,8 +21,8 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 
 from vla_eval.errors import ConfigError
-from vla_eval.provenance import sim_stack
 from vla_eval.record import EpisodeRecord
+from vla_eval.run_meta import RunMeta
 from vla_eval.store import DB_NAME
 
 #: Suite-spec keys that do not change what a run measures: the number of episodes and
@@ -53,7 +53,13 @@ class RunInfo:
     split_family: dict[str, str] = field(default_factory=dict)
     """Split -> who defined it (``vla_eval``, ``libero_pro``); OOD means never cross families."""
     tasks: list[str] = field(default_factory=list)
-    config: dict[str, Any] = field(default_factory=dict, repr=False)
+    meta: RunMeta = field(default_factory=RunMeta, repr=False)
+    """The run's typed metadata (suite, policy, versions, git, machine, ...)."""
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The stored metadata as a plain dict, for readers not yet switched to :attr:`meta`."""
+        return self.meta.stored()
 
     @property
     def in_domain_split(self) -> str | None:
@@ -70,7 +76,7 @@ class RunInfo:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["run_dir"] = str(self.run_dir)
-        d.pop("config")
+        d.pop("meta")
         return d
 
 
@@ -85,24 +91,23 @@ def protocol_hash(suite: dict[str, Any]) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def protocol_summary(config: dict[str, Any]) -> dict[str, Any]:
-    """The protocol facts of a run's config that change success rates (DESIGN §7)."""
-    suite = config.get("suite") or {}
-    tasks = suite.get("tasks") or []
-    default_steps = suite.get("max_steps")
-    image_size = suite.get("image_size")
+def protocol_summary(meta: RunMeta | dict[str, Any] | None) -> dict[str, Any]:
+    """The protocol facts of a run's metadata that change success rates (DESIGN §7)."""
+    if not isinstance(meta, RunMeta):
+        meta = RunMeta.from_stored(meta or {})
+    suite = meta.suite
     return {
-        "suite": suite.get("name"),
-        "backend": suite.get("backend"),
-        "suite_hash": config.get("suite_hash"),
-        "protocol_hash": protocol_hash(suite),
-        "max_steps": default_steps,
-        "task_max_steps": {t.get("name"): t.get("max_steps") or default_steps for t in tasks if isinstance(t, dict)},
-        "settle_steps": suite.get("settle_steps"),
-        "image_size": list(image_size) if image_size is not None else None,
-        "render_quality": (suite.get("backend_options") or {}).get("render_quality"),
-        "episodes_per_task": suite.get("episodes_per_task"),
-        "sim_stack": config.get("sim_stack") or sim_stack(config.get("versions") or {}),
+        "suite": suite.name,
+        "backend": suite.backend,
+        "suite_hash": meta.suite_hash,
+        "protocol_hash": protocol_hash(suite.stored()),
+        "max_steps": suite.max_steps,
+        "task_max_steps": suite.task_max_steps(),
+        "settle_steps": suite.settle_steps,
+        "image_size": suite.image_size,
+        "render_quality": suite.render_quality,
+        "episodes_per_task": suite.episodes_per_task,
+        "sim_stack": meta.stack(),
     }
 
 
@@ -124,20 +129,10 @@ def protocol_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return out
 
 
-def checkpoint_of(config: dict[str, Any]) -> str | None:
-    """The checkpoint identity recorded for a run, if any.
-
-    Looks, in order, at a top-level ``checkpoint_hash``/``checkpoint`` config field, the
-    same fields of the policy block, then the policy arguments that name a checkpoint.
-    """
-    policy = config.get("policy") or {}
-    args = policy.get("args") or {}
-    for source in (config, policy, args):
-        for key in ("checkpoint_hash", "checkpoint", "checkpoint_path", "model_path", "pretrained", "model"):
-            value = source.get(key) if isinstance(source, dict) else None
-            if value not in (None, ""):
-                return str(value)
-    return None
+def checkpoint_of(config: RunMeta | dict[str, Any]) -> str | None:
+    """The checkpoint identity recorded for a run, if any (see :attr:`RunMeta.checkpoint`)."""
+    meta = config if isinstance(config, RunMeta) else RunMeta.from_stored(config)
+    return meta.checkpoint
 
 
 def find_run_dirs(root_or_runs: str | Path | Iterable[str | Path]) -> list[Path]:
@@ -202,32 +197,28 @@ def read_run(run_dir: str | Path, with_records: bool = True) -> tuple[RunInfo, l
         records = [(i, EpisodeRecord.model_validate_json(raw)) for i, (_, raw) in enumerate(rows)]
     except ValueError as exc:
         raise ConfigError(f"{db}: holds a malformed episode record ({str(exc)[:300]})") from exc
-    config = meta.get("config") or {}
-    suite = config.get("suite") or {}
-    splits = [s.get("name") for s in suite.get("splits") or []]
-    ood = [s.get("name") for s in suite.get("splits") or [] if s.get("out_of_domain")]
-    split_family = {s.get("name"): s.get("family") or "vla_eval" for s in suite.get("splits") or []}
-    tasks = [t.get("name") for t in suite.get("tasks") or []]
+    run_meta = RunMeta.from_stored(meta.get("config"), str(db))
+    suite = run_meta.suite
+    splits, tasks = suite.split_names, suite.task_names
     if not splits and records:
         splits = sorted({r.split for _, r in records})
     if not tasks and records:
         tasks = sorted({r.task for _, r in records})
-    policy = config.get("policy") or {}
     info = RunInfo(
         run_dir=run_dir,
-        run_id=str(meta.get("run_id") or config.get("run_id") or run_dir.name),
-        suite=str(suite.get("name") or (records[0][1].suite if records else "?")),
-        policy=str(policy.get("name") or "?"),
-        policy_adapter=str(policy.get("adapter") or "?"),
-        checkpoint=checkpoint_of(config),
-        created_at=config.get("created_at"),
-        protocol=protocol_summary(config),
+        run_id=str(meta.get("run_id") or run_meta.run_id or run_dir.name),
+        suite=str(suite.name or (records[0][1].suite if records else "?")),
+        policy=str(run_meta.policy.name or "?"),
+        policy_adapter=str(run_meta.policy.adapter or "?"),
+        checkpoint=run_meta.checkpoint,
+        created_at=run_meta.created_at,
+        protocol=protocol_summary(run_meta),
         n_episodes=int(n),
         splits=splits,
-        ood_splits=ood,
-        split_family=split_family,
+        ood_splits=suite.ood_splits,
+        split_family=suite.split_family,
         tasks=tasks,
-        config=config,
+        meta=run_meta,
     )
     return info, records
 
