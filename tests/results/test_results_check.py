@@ -229,3 +229,22 @@ def test_sequential_on_a_perfect_baseline_and_truncation(runs_root, tmp_path):
     for r in res.rows:
         assert r.seq_used == 4 == ref.n and r.seq_decision == ref.decision + (" (truncated)" if ref.truncated else "")
     assert ref.truncated and res.rows[0].seq_decision == "no_regression (truncated)"
+
+
+def test_baseline_save_leaves_out_rows_of_tasks_the_suite_does_not_plan(tmp_path, capsys):
+    """Issue 29 item 3: stray rows in the store must not become baseline cells later runs never plan."""
+    from runfixtures import make_run
+
+    from vla_eval.record import EpisodeRecord
+    from vla_eval.results.check import baseline_from_run
+    from vla_eval.store import RunStore
+
+    run = make_run(tmp_path, "a", {("pick_cube", "in_domain"): (3, 4), ("open_drawer", "in_domain"): (1, 4)})
+    with RunStore(run) as store:
+        for i in range(9):
+            store.add(EpisodeRecord(run_id="a", suite="tabletop_basic", task="ghost", split="in_domain", episode_index=i,
+                                    init_state_id=i, seed=i, success=False, steps=3, termination="timeout"))
+    saved = baseline_from_run(run)
+    assert set(saved["counts"]["in_domain"]) == {"pick_cube", "open_drawer"}
+    assert saved["counts"]["in_domain"]["pick_cube"] == {"episodes": 4, "successes": 3}
+    assert "ghost" in capsys.readouterr().err

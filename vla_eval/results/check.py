@@ -40,6 +40,7 @@ from vla_eval.record import ERROR_TERMINATIONS
 from vla_eval.results.compare import ALL, counts, format_table
 from vla_eval.results.runs import RunInfo, protocol_differences, read_run, records_to_frame
 from vla_eval.results.sequential import CONTINUE, REGRESSION, SequentialTest
+from vla_eval.tables import suite_rows
 from vla_eval.results.stats import noninferiority_pvalue, holm, power_two_sample, required_n_two_sample, wilson_interval
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_INCOMPLETE, EXIT_ERRORS = 0, 1, 2, 3, 4
@@ -61,7 +62,7 @@ def baseline_from_run(run_dir: str | Path) -> dict[str, Any]:
     info, records = read_run(run_dir)
     if not records:
         raise ConfigError(f"{run_dir}: run has no finished episodes; nothing to save as a baseline")
-    c = counts(records_to_frame(info, records))
+    c = counts(suite_rows(records_to_frame(info, records), info.tasks, info.splits, str(run_dir)))
     cells: dict[str, dict[str, dict[str, int]]] = {}
     for r in c.itertuples():
         cells.setdefault(r.split, {})[r.task] = {"episodes": int(r.n), "successes": int(r.k)}
