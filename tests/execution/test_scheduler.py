@@ -14,7 +14,12 @@ from vla_eval.errors import VlaEvalError
 from vla_eval.execution.limits import Limits
 from vla_eval.execution.plan import PlanItem
 from vla_eval.execution.rollout import EpisodeSettings, failed_record
-from vla_eval.execution.scheduler import MAX_ATTEMPTS, MAX_LOST_ATTEMPTS, Scheduler, WorkerEvent
+from vla_eval.execution.scheduler import (
+    MAX_ATTEMPTS,
+    MAX_LOST_ATTEMPTS,
+    Scheduler,
+    WorkerEvent,
+)
 from vla_eval.execution.worker import WorkerConfig
 from vla_eval.store import RunStore
 

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Callable, Iterator
 
 from vla_eval.errors import VlaEvalError
 from vla_eval.execution.plan import PlanItem
-from vla_eval.execution.scheduler import MAX_ATTEMPTS, ExecutionSummary, Scheduler, WorkerEvent
+from vla_eval.execution.scheduler import (
+    MAX_ATTEMPTS,
+    ExecutionSummary,
+    Scheduler,
+    WorkerEvent,
+)
 from vla_eval.execution.worker import WORKER_ENV, WorkerConfig, worker_main
 from vla_eval.record import EpisodeRecord
 

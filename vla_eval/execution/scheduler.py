@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Hashable, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from vla_eval.errors import VlaEvalError
 from vla_eval.execution.limits import batch_deadline_s
