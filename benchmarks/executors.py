@@ -27,9 +27,9 @@ class PerCallCostPolicy(RandomPolicy):
 
     name = "per_call_cost"
 
-    def predict(self, obs_batch):
+    def predict(self, obs_batch, slots=None):
         time.sleep(0.02)
-        return super().predict(obs_batch)
+        return super().predict(obs_batch, slots)
 
 
 class RenderingRandomPolicy(RandomPolicy):

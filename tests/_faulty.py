@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vla_eval.errors import RetryEpisode
 from vla_eval.sims.tabletop.backend import TabletopBackend
 from vla_eval.policies.base import ActionChunk, Policy
 from vla_eval.policies.baselines import NoopPolicy, RandomPolicy
@@ -170,3 +171,31 @@ class SlowRandomPolicy(RandomPolicy):
     def predict(self, obs_batch, slots=None):
         time.sleep(self.delay_s)
         return super().predict(obs_batch, slots)
+
+
+class FaultPlanPolicy(NoopPolicy):
+    """Follows ``faults`` (seed -> list of faults): attempt n (from 1) of the episode with that seed does
+    the list's n-th fault, later attempts run normally. ``crash`` kills the worker process (like a
+    segfault); ``lost`` gives the episode up as a policy whose server died does. Attempts are counted
+    in files under ``marker_dir``, since every attempt after a fault runs in a fresh process or actor."""
+
+    name = "fault_plan"
+
+    def __init__(self, faults: dict, marker_dir: str):
+        super().__init__()
+        self.faults = {int(seed): list(plan) for seed, plan in faults.items()}
+        self.marker_dir = Path(marker_dir)
+
+    def reset(self, instructions, seeds=None):
+        for seed in seeds or []:
+            if seed not in self.faults:
+                continue
+            folder = self.marker_dir / str(seed)
+            folder.mkdir(parents=True, exist_ok=True)
+            done = len(list(folder.iterdir()))
+            (folder / f"attempt_{done + 1}").write_text(str(os.getpid()))
+            fault = self.faults[seed][done] if done < len(self.faults[seed]) else None
+            if fault == "crash":
+                os._exit(137)
+            if fault == "lost":
+                raise RetryEpisode("connection to the policy server lost (test double)")

@@ -15,12 +15,8 @@ class ConfigError(VlaEvalError):
 
 class RetryEpisode(VlaEvalError):
     """The episode cannot go on for a reason outside the policy and the env (its policy server
-    died and lost the episode's state).  Not recorded: the worker exits, and the executor
-    reruns the episodes it held exactly as it does for a crashed worker."""
-
-
-RETRY_EXIT_CODE = 75
-"""Exit status of a worker that gave up its episodes because of :class:`RetryEpisode`."""
+    died and lost the episode's state).  Not recorded: the worker gives its batch back to the
+    driver, which reruns those episodes on a fresh worker without charging the attempt."""
 
 
 class UnknownNameError(VlaEvalError, KeyError):

@@ -2,30 +2,33 @@
 
 Why not ``ProcessPoolExecutor``: when a worker dies it breaks the whole pool and loses
 every pending future without saying which episode killed it. Here each worker has its
-own pipe, so the driver knows exactly which episode was in flight on a dead worker,
-retries that one episode once on a fresh worker, and records ``env_error`` if it dies
-again; other episodes are untouched.
+own pipe, so the driver knows exactly which episodes were in flight on a dead worker;
+what happens to them (retried once alone, then ``env_error``) is the shared
+:class:`~vla_eval.execution.scheduler.Scheduler`'s rule, the same as under Ray.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import time
-from collections import deque
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from multiprocessing.connection import wait
-from typing import Callable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
 
 from vla_eval.errors import VlaEvalError
-from vla_eval.execution.limits import batch_deadline_s
 from vla_eval.execution.plan import PlanItem
+from vla_eval.execution.scheduler import (
+    MAX_ATTEMPTS,
+    ExecutionSummary,
+    Scheduler,
+    WorkerEvent,
+)
+from vla_eval.execution.worker import WORKER_ENV, WorkerConfig, worker_main
 from vla_eval.record import EpisodeRecord
-from vla_eval.execution.rollout import failed_record
-from vla_eval.execution.worker import WORKER_ENV, WorkerConfig, timeout_record, worker_main
 
-MAX_ATTEMPTS = 2
+__all__ = ["BACKSTOP_GRACE_S", "MAX_ATTEMPTS", "ExecutionSummary", "LocalExecutor", "ProcessStarter"]
+
 BACKSTOP_GRACE_S = 30.0
 """Extra time the driver allows past a batch's wall-clock limit before it kills a worker
 whose own watchdog never reported (a call stuck in C code that holds the GIL)."""
@@ -47,22 +50,85 @@ def _worker_environment() -> Iterator[None]:
                 os.environ[key] = value
 
 
-@dataclass
-class _Slot:
+@dataclass(eq=False)
+class _Proc:
     process: mp.Process
-    conn: object
-    items: list[PlanItem] = field(default_factory=list)
-    env_key: tuple[str, str] | None = None
-    ready: bool = False
-    recycle: str | None = None
-    sent_at: float = 0.0
+    conn: Connection
 
 
-@dataclass
-class ExecutionSummary:
-    retried: list[tuple[str, str, int]] = field(default_factory=list)
-    worker_deaths: int = 0
-    recycled: list[str] = field(default_factory=list)
+class ProcessStarter:
+    """Workers as spawned processes (GL and CUDA are not fork-safe), one pipe each."""
+
+    def __init__(self) -> None:
+        self._ctx = mp.get_context("spawn")
+
+    @property
+    def backstop_grace_s(self) -> float:
+        return BACKSTOP_GRACE_S  # read at run time, so a test can shorten it
+
+    def start(self, config: WorkerConfig) -> _Proc:
+        parent, child = self._ctx.Pipe()
+        with _worker_environment():
+            proc = self._ctx.Process(target=worker_main, args=(child, config), daemon=True)
+            proc.start()
+        child.close()
+        return _Proc(proc, parent)
+
+    def send(self, handle: _Proc, items: list[PlanItem]) -> None:
+        try:
+            handle.conn.send(("run", items))
+        except OSError:
+            pass  # the worker is gone; its sentinel reports the death with this batch in flight
+
+    def wait(self, handles: list[_Proc], timeout: float | None) -> list[WorkerEvent]:
+        if not handles:
+            return []
+        by_waitable: dict = {}
+        for h in handles:
+            by_waitable[h.conn] = h
+            by_waitable[h.process.sentinel] = h
+        fired = dict.fromkeys(by_waitable[r] for r in wait(list(by_waitable), timeout=timeout))
+        events: list[WorkerEvent] = []
+        for h in fired:
+            dead = not h.process.is_alive()
+            try:
+                while h.conn.poll():
+                    kind, *payload = h.conn.recv()
+                    events.append(WorkerEvent(kind, h, payload[0] if payload else None))
+            except (EOFError, OSError):
+                dead = True
+            if dead:
+                h.process.join(timeout=10)
+                events.append(WorkerEvent("died", h, f"worker process died (exit code {h.process.exitcode})"))
+        return events
+
+    def release(self, handle: _Proc) -> None:
+        self.stop([handle])
+
+    def kill(self, handle: _Proc) -> None:
+        handle.process.kill()
+        handle.process.join(timeout=10)
+        _close(handle.conn)
+
+    def stop(self, handles: list[_Proc]) -> None:
+        for h in handles:
+            try:
+                h.conn.send(("stop",))
+            except OSError:
+                pass
+        for h in handles:
+            h.process.join(timeout=60)
+            if h.process.is_alive():
+                h.process.terminate()
+                h.process.join(timeout=5)
+            _close(h.conn)
+
+
+def _close(conn: Connection) -> None:
+    try:
+        conn.close()
+    except OSError:
+        pass
 
 
 class LocalExecutor:
@@ -74,153 +140,13 @@ class LocalExecutor:
         self.config = config
         self.n_workers = workers
         self.batch_envs = batch_envs
-        self._ctx = mp.get_context("spawn")
         self.supervisor = None  # a policy server to keep alive (``--policy-server auto``)
-
-    def _check_server(self) -> None:
-        """Let the supervisor restart a dead policy server before workers need it."""
-        if self.supervisor is not None:
-            new_policy = self.supervisor.check()
-            if new_policy is not None:
-                self.config = replace(self.config, policy=new_policy)
-
-    def _start(self) -> _Slot:
-        parent, child = self._ctx.Pipe()
-        with _worker_environment():
-            proc = self._ctx.Process(target=worker_main, args=(child, self.config), daemon=True)
-            proc.start()
-        child.close()
-        return _Slot(process=proc, conn=parent)
 
     def run(self, items: list[PlanItem], on_record: Callable[[EpisodeRecord], None],
             should_stop: Callable[[], bool] | None = None) -> ExecutionSummary:
-        """Run ``items``; ``on_record`` is called in the driver for each finished episode, in completion order.
-
-        With ``should_stop`` (a gated run), items are launched strictly in the given order
-        and nothing new is launched once it returns True; episodes in flight still finish.
-        """
-        summary = ExecutionSummary()
-        pending: deque[PlanItem] = deque(items)
-        solo: deque[PlanItem] = deque()
-        attempts = self._attempts = {}
-        slots = [self._start() for _ in range(min(self.n_workers, max(len(items), 1)))]
-        limit = batch_deadline_s(self.config.limits, max(self.config.settings.max_steps.values(), default=1))
-        backstop = None if limit is None else limit + BACKSTOP_GRACE_S
+        """Run ``items`` as :meth:`Scheduler.run <vla_eval.execution.scheduler.Scheduler.run>` describes."""
+        scheduler = Scheduler(ProcessStarter(), self.config, self.n_workers, self.batch_envs, self.supervisor)
         try:
-            while pending or solo or any(s.items for s in slots):
-                if should_stop is not None and should_stop():
-                    pending.clear()
-                    if not (solo or any(s.items for s in slots)):
-                        break
-                for slot in slots:
-                    if slot.ready and slot.recycle is None and not slot.items and (pending or solo):
-                        slot.items = [solo.popleft()] if solo else _take(
-                            pending, None if should_stop else slot.env_key, self.batch_envs)
-                        slot.env_key = slot.items[0].env_key
-                        for item in slot.items:
-                            attempts[item.key] = attempts.get(item.key, 0) + 1
-                        slot.conn.send(("run", slot.items))
-                        slot.sent_at = time.monotonic()
-                if backstop is not None:
-                    for i, slot in enumerate(slots):
-                        if slot.items and time.monotonic() - slot.sent_at > backstop:
-                            slots[i] = self._kill_stuck(slot, backstop, summary, on_record)
-                waitables = [s.conn for s in slots] + [s.process.sentinel for s in slots]
-                ready_now = wait(waitables, timeout=1.0 if (self.supervisor is not None or backstop is not None) else None)
-                self._check_server()
-                for ready in ready_now:
-                    slot = next((s for s in slots if ready is s.conn or ready == s.process.sentinel), None)
-                    if slot is None:
-                        continue
-                    if ready is slot.conn:
-                        try:
-                            msg = slot.conn.recv()
-                        except (EOFError, OSError):
-                            msg = None
-                        if msg is not None:
-                            self._handle(slot, msg, on_record)
-                            continue
-                    slot.process.join(timeout=10)
-                    slots[slots.index(slot)] = self._replace_dead(slot, solo, attempts, summary, on_record)
+            return scheduler.run(items, on_record, should_stop)
         finally:
-            self._shutdown(slots)
-        return summary
-
-    def _handle(self, slot: _Slot, msg: tuple, on_record) -> None:
-        kind, payload = msg
-        if kind == "ready":
-            slot.ready = True
-        elif kind == "fatal":
-            raise VlaEvalError(payload)
-        elif kind == "recycle":
-            slot.recycle = str(payload)
-        elif kind == "done":
-            slot.items = []
-            for raw in payload:
-                record = EpisodeRecord.model_validate(raw)
-                record.attempts = self._attempts.get(record.key, 1)
-                on_record(record)
-
-    def _replace_dead(self, slot, solo, attempts, summary, on_record) -> _Slot:
-        """Retry what the dead worker held, each episode alone so a second death blames exactly one."""
-        try:
-            while slot.conn.poll():
-                self._handle(slot, slot.conn.recv(), on_record)
-        except (EOFError, OSError):
-            pass
-        if slot.recycle is not None and not slot.items:
-            summary.recycled.append(slot.recycle)
-        else:
-            summary.worker_deaths += 1
-        code = slot.process.exitcode
-        for item in slot.items:
-            if attempts[item.key] < MAX_ATTEMPTS or len(slot.items) > 1:
-                summary.retried.append(item.key)
-                solo.append(item)
-            else:
-                on_record(failed_record(self.config.settings, item, attempts=attempts[item.key],
-                                        error=f"worker process died (exit code {code}) on {attempts[item.key]} attempts"))
-        if not slot.items and not slot.ready:
-            raise VlaEvalError(f"a worker process died while starting (exit code {slot.process.exitcode})")
-        try:
-            slot.conn.close()
-        except OSError:
-            pass
-        self._check_server()
-        return self._start()
-
-    def _kill_stuck(self, slot: _Slot, backstop: float, summary: ExecutionSummary, on_record) -> _Slot:
-        """A worker silent past its batch limit: kill it, record its episodes as timed out, start a fresh one."""
-        slot.process.kill()
-        slot.process.join(timeout=10)
-        term = "episode_timeout" if self.config.limits.episode_s else "policy_timeout"
-        message = f"worker gave no answer within {backstop:g}s (batch limit + {BACKSTOP_GRACE_S:g}s); killed by the driver"
-        for item in slot.items:
-            on_record(timeout_record(self.config, item, term, message))
-        summary.recycled.append(message)
-        try:
-            slot.conn.close()
-        except OSError:
-            pass
-        return self._start()
-
-    def _shutdown(self, slots: list[_Slot]) -> None:
-        for slot in slots:
-            try:
-                slot.conn.send(("stop",))
-            except (OSError, BrokenPipeError):
-                pass
-        for slot in slots:
-            slot.process.join(timeout=60)
-            if slot.process.is_alive():
-                slot.process.terminate()
-                slot.process.join(timeout=5)
-
-
-def _take(pending: deque[PlanItem], env_key: tuple[str, str] | None, count: int) -> list[PlanItem]:
-    """Up to ``count`` episodes sharing one env key, preferring the worker's live envs' key."""
-    key = env_key if env_key is not None and any(i.env_key == env_key for i in pending) else pending[0].env_key
-    taken = [i for i in pending if i.env_key == key][:count]
-    for item in taken:
-        pending.remove(item)
-    return taken
+            self.config = scheduler.config

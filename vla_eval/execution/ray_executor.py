@@ -2,9 +2,9 @@
 
 Each actor wraps :class:`~vla_eval.execution.worker.EpisodeWorker` (so records are identical to the
 local executor's), keeps its envs alive across episodes of a task, and returns finished
-records to the driver, which writes them durably as they arrive. An actor that dies
-(segfault, OOM kill, ``os._exit``) costs only its episodes in flight: each is retried
-once, alone, on a fresh actor, and recorded as ``env_error`` if it dies again.
+records to the driver, which writes them durably as they arrive. Scheduling, retries and
+recording are the shared :class:`~vla_eval.execution.scheduler.Scheduler`'s: an actor that dies
+(segfault, OOM kill, ``os._exit``) costs only its episodes in flight, exactly as a local worker.
 """
 
 from __future__ import annotations
@@ -12,45 +12,128 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections import deque
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from vla_eval.errors import VlaEvalError
-from vla_eval.execution.executor import MAX_ATTEMPTS, ExecutionSummary, _take
-from vla_eval.execution.limits import batch_deadline_s as limits_deadline
 from vla_eval.execution.plan import PlanItem
+from vla_eval.execution.scheduler import ExecutionSummary, Scheduler, WorkerEvent
+from vla_eval.execution.worker import WORKER_ENV, WorkerConfig
 from vla_eval.record import EpisodeRecord
-from vla_eval.execution.rollout import failed_record
-from vla_eval.execution.worker import WORKER_ENV, WorkerConfig, timeout_record
-
-
-
-def batch_deadline_s(config: WorkerConfig) -> float | None:
-    """The driver-enforced batch limit (an actor cannot report its own hang)."""
-    return limits_deadline(config.limits, max(config.settings.max_steps.values(), default=1))
 
 
 class _EnvActor:
+    """An :class:`EpisodeWorker` in an actor, speaking the same events as ``worker_main``."""
+
     def __init__(self, config: WorkerConfig):
         for key, value in WORKER_ENV.items():
             os.environ.setdefault(key, value)
-        from vla_eval.execution.worker import EpisodeWorker
+        from vla_eval.execution.worker import EpisodeWorker, start_error
 
-        self._worker = EpisodeWorker(config)
+        self._limits = config.limits
+        self._worker = None
+        self._error = None
+        try:
+            self._worker = EpisodeWorker(config)
+        except Exception as exc:  # reported by ready(): a policy that cannot load stops the run, as locally
+            self._error = start_error(exc)
 
-    def pid(self) -> int:
-        return os.getpid()
+    def ready(self) -> tuple[str, Any]:
+        return ("fatal", self._error) if self._error else ("ready", os.getpid())
 
-    def run_batch(self, items: list[PlanItem]) -> list[dict]:
-        from vla_eval.errors import RETRY_EXIT_CODE, RetryEpisode
+    def run_batch(self, items: list[PlanItem]) -> dict[str, Any]:
+        from vla_eval.errors import RetryEpisode
+        from vla_eval.execution.limits import needs_recycling
 
         try:
-            return [r.model_dump(mode="json") for r in self._worker.run_batch(items)]
-        except RetryEpisode:
-            os._exit(RETRY_EXIT_CODE)  # the driver sees the actor die and reruns the batch
+            records = self._worker.run_batch(items)
+        except RetryEpisode as exc:
+            return {"lost": str(exc)}
+        return {"records": [r.model_dump(mode="json") for r in records],
+                "recycle": needs_recycling(self._limits, records)}
 
     def close(self) -> None:
-        self._worker.close()
+        if self._worker is not None:
+            self._worker.close()
+
+
+@dataclass(eq=False)
+class _Actor:
+    actor: Any
+
+
+class RayStarter:
+    """Workers as Ray actors. An actor has no watchdog of its own (its hang cannot be reported
+    from inside), so the driver's wall-clock limit applies with no grace."""
+
+    backstop_grace_s = 0.0
+
+    def __init__(self, ray, cpus_per_actor: float):
+        self._ray = ray
+        self._cls = ray.remote(num_cpus=cpus_per_actor, max_restarts=0)(_EnvActor)
+        self._calls: dict[Any, tuple[_Actor, str]] = {}
+
+    def start(self, config: WorkerConfig) -> _Actor:
+        handle = _Actor(self._cls.remote(config))
+        self._calls[handle.actor.ready.remote()] = (handle, "ready")
+        return handle
+
+    def send(self, handle: _Actor, items: list[PlanItem]) -> None:
+        self._calls[handle.actor.run_batch.remote(items)] = (handle, "batch")
+
+    def wait(self, handles: list[_Actor], timeout: float | None) -> list[WorkerEvent]:
+        live = set(handles)
+        refs = [ref for ref, (h, _) in self._calls.items() if h in live]
+        if not refs:
+            time.sleep(timeout or 0.1)
+            return []
+        done, rest = self._ray.wait(refs, num_returns=1, timeout=timeout)
+        if done and rest:
+            more, _ = self._ray.wait(rest, num_returns=len(rest), timeout=0)
+            done += more
+        events: list[WorkerEvent] = []
+        for ref in done:
+            handle, call = self._calls.pop(ref)
+            events += self._outcome(handle, call, ref)
+        return events
+
+    def _outcome(self, handle: _Actor, call: str, ref) -> list[WorkerEvent]:
+        from ray.exceptions import RayActorError, RayError
+
+        try:
+            value = self._ray.get(ref)
+        except RayActorError as exc:
+            return [WorkerEvent("died", handle, f"Ray actor died ({type(exc).__name__})")]
+        except RayError as exc:  # the task failed but its actor lives (e.g. a result Ray cannot serialise)
+            return [WorkerEvent("failed", handle, f"Ray task failed: {type(exc).__name__}: {str(exc)[:500]}")]
+        if call == "ready":
+            return [WorkerEvent(value[0], handle, value[1])]
+        if "lost" in value:
+            return [WorkerEvent("lost", handle, value["lost"])]
+        events = [WorkerEvent("recycle", handle, value["recycle"])] if value.get("recycle") else []
+        return events + [WorkerEvent("done", handle, value["records"])]
+
+    def _forget(self, handle: _Actor) -> None:
+        for ref in [r for r, (h, _) in self._calls.items() if h is handle]:
+            del self._calls[ref]
+
+    def release(self, handle: _Actor) -> None:
+        self.stop([handle])
+
+    def kill(self, handle: _Actor) -> None:
+        self._forget(handle)
+        self._ray.kill(handle.actor, no_restart=True)
+
+    def stop(self, handles: list[_Actor]) -> None:
+        closing = []
+        for h in handles:
+            self._forget(h)
+            closing.append(h.actor.close.remote())  # a dead actor's call fails in ray.wait, not here
+        if closing:
+            self._ray.wait(closing, num_returns=len(closing), timeout=60)
+        for h in handles:
+            self._ray.kill(h.actor, no_restart=True)
 
 
 def _check_address(address: str) -> None:
@@ -82,22 +165,8 @@ class RayExecutor:
         self.address, self.cpus_per_actor = address, cpus_per_actor
         self.supervisor = None  # a policy server to keep alive (``--policy-server auto``)
 
-    def _check_server(self) -> None:
-        if self.supervisor is not None:
-            new_policy = self.supervisor.check()
-            if new_policy is not None:
-                from dataclasses import replace
-
-                self.config = replace(self.config, policy=new_policy)
-
-    def _server_generation(self) -> int:
-        """How many times the policy server has been replaced so far (0 without one)."""
-        return int(getattr(self.supervisor, "restarts", 0) or 0) if self.supervisor is not None else 0
-
     def ray_init(self):
-        return self._init_ray()
-
-    def _init_ray(self):
+        """Ray, connected: to ``address``, to a Ray this process already started, or to a new local one."""
         import ray
 
         if ray.is_initialized():
@@ -113,98 +182,10 @@ class RayExecutor:
 
     def run(self, items: list[PlanItem], on_record: Callable[[EpisodeRecord], None],
             should_stop: Callable[[], bool] | None = None) -> ExecutionSummary:
-        """As :meth:`LocalExecutor.run`, including the gated-run ``should_stop`` hook."""
-        ray = self._init_ray()
-        from ray.exceptions import RayActorError
-
-        actor_cls = ray.remote(num_cpus=self.cpus_per_actor, max_restarts=0)(_EnvActor)
-        summary = ExecutionSummary()
-        pending: deque[PlanItem] = deque(items)
-        solo: deque[PlanItem] = deque()
-        attempts: dict[tuple, int] = {}
-        actors = [actor_cls.remote(self.config) for _ in range(min(self.n_workers, max(len(items), 1)))]
-        env_keys: dict[int, tuple | None] = {id(a): None for a in actors}
-        in_flight: dict = {}
-        started: dict = {}
-        server_gen: dict = {}
-        excused: dict[tuple, int] = {}  # attempts lost to a policy-server death, not counted against MAX_ATTEMPTS
-        idle = list(actors)
-        deadline = batch_deadline_s(self.config)
+        """As :meth:`LocalExecutor.run <vla_eval.execution.executor.LocalExecutor.run>`, on Ray actors."""
+        starter = RayStarter(self.ray_init(), self.cpus_per_actor)
+        scheduler = Scheduler(starter, self.config, self.n_workers, self.batch_envs, self.supervisor)
         try:
-            while pending or solo or in_flight:
-                if should_stop is not None and should_stop():
-                    pending.clear()
-                    if not (solo or in_flight):
-                        break
-                while idle and (pending or solo):
-                    actor = idle.pop(0)
-                    batch = [solo.popleft()] if solo else _take(
-                        pending, None if should_stop else env_keys[id(actor)], self.batch_envs)
-                    env_keys[id(actor)] = batch[0].env_key
-                    for item in batch:
-                        attempts[item.key] = attempts.get(item.key, 0) + 1
-                    ref = actor.run_batch.remote(batch)
-                    in_flight[ref] = (actor, batch)
-                    started[ref] = time.monotonic()
-                    server_gen[ref] = self._server_generation()
-                timeouts = [t for t in (None if deadline is None else 0.5, 5.0 if self.supervisor is not None else None) if t is not None]
-                done, _ = ray.wait(list(in_flight), num_returns=1, timeout=min(timeouts) if timeouts else None)
-                self._check_server()
-                if not done:
-                    for ref in [r for r in in_flight if time.monotonic() - started[r] > deadline]:
-                        actor, batch = in_flight.pop(ref)
-                        ray.kill(actor, no_restart=True)
-                        summary.recycled.append(f"batch exceeded its wall-clock limit of {deadline:g}s")
-                        term = "episode_timeout" if self.config.limits.episode_s else "policy_timeout"
-                        for item in batch:
-                            on_record(timeout_record(self.config, item, term,
-                                                     f"episode did not finish within {deadline:g}s (wall clock; Ray driver)"))
-                        replacement = actor_cls.remote(self.config)
-                        env_keys[id(replacement)] = None
-                        idle.append(replacement)
-                    continue
-                ref = done[0]
-                actor, batch = in_flight.pop(ref)
-                try:
-                    raws = ray.get(ref)
-                except RayActorError as exc:
-                    summary.worker_deaths += 1
-                    ray.kill(actor, no_restart=True)
-                    self._check_server()
-                    # an env actor that died with the policy server (or while its replacement started) is
-                    # not the episode's fault: that attempt is not charged
-                    server_died = self._server_generation() > server_gen.pop(ref, 0)
-                    for item in batch:
-                        if server_died:
-                            excused[item.key] = excused.get(item.key, 0) + 1
-                        if attempts[item.key] - excused.get(item.key, 0) < MAX_ATTEMPTS or len(batch) > 1:
-                            summary.retried.append(item.key)
-                            solo.append(item)
-                        else:
-                            on_record(failed_record(self.config.settings, item, attempts=attempts[item.key],
-                                                    error=f"Ray actor died on {attempts[item.key]} attempts: {type(exc).__name__}"))
-                    self._check_server()
-                    replacement = actor_cls.remote(self.config)
-                    env_keys[id(replacement)] = None
-                    idle.append(replacement)
-                    continue
-                except ray.exceptions.RayError as exc:
-                    # the task failed but its actor lives (e.g. a result Ray cannot serialise): record, go on
-                    for item in batch:
-                        on_record(failed_record(self.config.settings, item, attempts=attempts[item.key],
-                                                error=f"Ray task failed: {type(exc).__name__}: {str(exc)[:500]}"))
-                    idle.append(actor)
-                    continue
-                for raw in raws:
-                    record = EpisodeRecord.model_validate(raw)
-                    record.attempts = attempts.get(record.key, 1)
-                    on_record(record)
-                idle.append(actor)
+            return scheduler.run(items, on_record, should_stop)
         finally:
-            for actor in idle + [a for a, _ in in_flight.values()]:
-                try:
-                    ray.get(actor.close.remote(), timeout=60)
-                except Exception:
-                    pass
-                ray.kill(actor, no_restart=True)
-        return summary
+            self.config = scheduler.config

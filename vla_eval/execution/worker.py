@@ -1,7 +1,9 @@
-"""The worker side of a run: one policy and one live env per process.
+"""The worker side of a run: one policy and its live envs per process.
 
-The same :class:`EpisodeWorker` serves the local process pool and (later) Ray actors,
-so every executor produces identical records.
+The same :class:`EpisodeWorker` serves the local worker processes and the Ray actors, so
+every executor produces identical records.  A worker never decides retries: it reports
+what happened (``done``, ``recycle``, ``lost``) and the driver's
+:class:`~vla_eval.execution.scheduler.Scheduler` decides.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vla_eval.execution.limits import Limits, TimedPolicy, Watchdog, needs_recycling
-from vla_eval.errors import RETRY_EXIT_CODE, RetryEpisode
+from vla_eval.errors import RetryEpisode
 from vla_eval.execution.plan import PlanItem
 from vla_eval.policy_config import PolicyConfig
 from vla_eval.record import EpisodeRecord
@@ -83,9 +85,6 @@ class EpisodeWorker:
         if not self._envs:
             self._env_key = None
 
-    def run(self, item: PlanItem) -> EpisodeRecord:
-        return self.run_batch([item])[0]
-
     def run_batch(self, items: list[PlanItem]) -> list[EpisodeRecord]:
         """Run episodes of one (task, split) in lock-step, one env each."""
         settings = self.config.settings
@@ -120,8 +119,17 @@ class EpisodeWorker:
         self.policy.close()
 
 
+def start_error(exc: BaseException) -> str:
+    """The ``fatal`` message of a worker whose policy or backend could not be created."""
+    return f"could not start worker: {error_text(exc)}"
+
+
 def worker_main(conn, config: WorkerConfig) -> None:
-    """Process entry point: serve ``("run", item)`` requests until ``("stop",)``."""
+    """Process entry point: serve ``("run", items)`` requests until ``("stop",)``.
+
+    A batch whose policy server was lost (:class:`~vla_eval.errors.RetryEpisode`) is given
+    back with ``("lost", reason)`` and the process ends: its connections to the old server
+    are useless, and the driver reruns those episodes on a fresh worker without charging them."""
     for key, value in WORKER_ENV.items():
         os.environ.setdefault(key, value)
     send_lock = threading.Lock()
@@ -144,7 +152,7 @@ def worker_main(conn, config: WorkerConfig) -> None:
     try:
         worker = EpisodeWorker(config, watchdog)
     except Exception as exc:
-        conn.send(("fatal", f"could not start worker: {error_text(exc)}"))
+        conn.send(("fatal", start_error(exc)))
         return
     conn.send(("ready", os.getpid()))
     try:
@@ -159,8 +167,11 @@ def worker_main(conn, config: WorkerConfig) -> None:
                 in_flight["items"] = msg[1]
             try:
                 records = worker.run_batch(msg[1])
-            except RetryEpisode:
-                os._exit(RETRY_EXIT_CODE)  # the executor reruns this batch as for a crashed worker
+            except RetryEpisode as exc:
+                with send_lock:
+                    in_flight["items"] = None
+                    conn.send(("lost", str(exc)))
+                break
             reason = needs_recycling(config.limits, records)
             with send_lock:
                 in_flight["items"] = None
