@@ -108,7 +108,8 @@ def test_batched_envs_match_unbatched(tmp_path):
     assert _views(batched)[0] == _views(local)[0]
 
 
-def test_unreachable_address_fails_fast(tmp_path, capsys):
+def test_unreachable_address_fails_fast(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)  # the driver sets it for an explicit address; undo after
     suite = _suite(tmp_path, episodes=1)
     t0 = time.time()
     rc = main(["run", "--suite", str(suite), "--policy", "noop", "--executor", "ray", "--ray-address",

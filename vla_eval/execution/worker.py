@@ -20,6 +20,7 @@ from vla_eval.execution.plan import PlanItem
 from vla_eval.policy_config import PolicyConfig
 from vla_eval.record import EpisodeRecord
 from vla_eval.execution.rollout import EpisodeSettings, error_text, failed_record, run_episodes
+from vla_eval.execution.settings import EpisodeSetup
 from vla_eval.spec import SuiteSpec
 from vla_eval.video import BackgroundVideoWriter, VideoPolicy
 
@@ -93,7 +94,8 @@ class EpisodeWorker:
         except Exception as exc:
             self._drop_envs()
             return [failed_record(settings, item, f"env creation failed: {error_text(exc)}") for item in items]
-        options = [self.backend.episode_reset_options(self.config.spec, i.task, i.episode_index) for i in items]
+        setup = EpisodeSetup(self.config.spec, settings)
+        options = [setup.reset_options(i) for i in items]
         videos = self.config.videos
         frames = [[] if self._videos and videos.may_want(i.episode_index) else None for i in items]
         self.progress = {}

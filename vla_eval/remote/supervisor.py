@@ -10,8 +10,9 @@ each reply, so the records are those of an in-process run.
 Faults: the executor calls :meth:`check` between events and before it replaces a dead
 worker.  A server that died is restarted once (a local one on the same port); the episodes
 that were in flight lose their server-side state, so their workers raise
-:class:`~vla_eval.errors.RetryEpisode`, exit, and the executor reruns those episodes as it
-does for any crashed worker.  A second death ends the run with a clear error; finished
+:class:`~vla_eval.errors.RetryEpisode` and report them as lost; the scheduling loop reruns them on a
+fresh worker without charging the attempt (the episode did nothing wrong).  A second death ends the run
+with a clear error; finished
 episodes are stored and ``--resume`` continues.
 """
 
