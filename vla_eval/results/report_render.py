@@ -213,9 +213,8 @@ def render_html(title, root, generated, boards: list[Board], views: list[RunView
 
 def _meta_items(v: RunView) -> list[tuple[str, str]]:
     i, pr = v.info, v.info.protocol
-    cfg = i.config
-    git = cfg.get("git") or {}
-    versions = cfg.get("versions") or {}
+    git = i.meta.git or {}
+    versions = i.meta.versions
     return [
         ("suite", i.suite),
         ("policy", f"{i.policy} (adapter {i.policy_adapter})"),

@@ -18,7 +18,7 @@ import pandas as pd
 
 from vla_eval.backends import ProtocolTable
 from vla_eval.results.runs import RunInfo, read_run
-from vla_eval.results.stats import wilson_interval
+from vla_eval.results.stats import wilson_bounds, z_two_sided
 from vla_eval.tables import MEAN_ROW, summary_frame
 
 LIBERO_FAMILY = ("libero_spatial", "libero_object", "libero_goal", "libero_10")
@@ -111,10 +111,10 @@ def build_view(run_dir: Path, info: RunInfo | None = None, records: list | None 
             f"against baseline {state.design['baseline'].get('run_id')}; "
             "intervals are 95% repeated CIs of the group-sequential design, not Wilson"
         )
-    return RunView(info, summary, instructions, videos, len(recs), gate, protocol_tables(info.config or {}, summary))
+    return RunView(info, summary, instructions, videos, len(recs), gate, protocol_tables(info.meta.suite.stored(), summary))
 
 
-def protocol_tables(config: dict, summary: pd.DataFrame) -> list[ProtocolTable]:
+def protocol_tables(suite: dict, summary: pd.DataFrame) -> list[ProtocolTable]:
     """The stored suite's backend's protocol tables; none when that backend is not installed here.
 
     Only registered names (built-ins and installed plugins) are asked: a ``module:Class`` written in
@@ -126,7 +126,6 @@ def protocol_tables(config: dict, summary: pd.DataFrame) -> list[ProtocolTable]:
     from vla_eval.errors import VlaEvalError
     from vla_eval.spec import SuiteSpec
 
-    suite = config.get("suite") or {}
     name = suite.get("backend")
     if summary.empty or not isinstance(name, str) or name not in BACKENDS.names():
         return []
@@ -163,10 +162,12 @@ class Entry:
         rates = [self.runs[s].id_rate() for s in suites if s in self.runs]
         if len(rates) != len(suites) or any(r is None for r in rates):
             return None
-        k = sum(round(r[0] * r[3]) for r in rates)  # only for the pooled interval
-        n = sum(r[3] for r in rates)
-        lo, hi = wilson_interval(int(k), int(n))
-        return float(np.mean([r[0] for r in rates])), lo, hi
+        # each suite counts once; the interval is Wilson's at the mean's effective sample size, as for
+        # a suite's mean of task rates (docs/results.md), so it always contains the mean
+        mean = float(np.mean([r[0] for r in rates]))
+        n_eff = len(rates) ** 2 / sum(1.0 / r[3] for r in rates)
+        lo, hi = wilson_bounds(mean, n_eff, z_two_sided(0.05))
+        return mean, lo, hi
 
     def ood_mean(self) -> tuple[float, float] | None:
         """(mean in-domain rate, mean OOD rate) over suites that have OOD splits.

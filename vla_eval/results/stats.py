@@ -84,7 +84,7 @@ def wilson_bounds(rate: float, n: float, z: float) -> tuple[float, float]:
     return (float(lo), float(hi))
 
 
-def _z(alpha: float) -> float:
+def z_two_sided(alpha: float) -> float:
     return float(stats.norm.ppf(1 - alpha / 2))
 
 
@@ -94,7 +94,7 @@ def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> tuple[float,
         return (0.0, 1.0)
     if not 0 <= successes <= n:
         raise ValueError(f"successes={successes} must be within [0, n={n}]")
-    return wilson_bounds(successes / n, n, _z(alpha))
+    return wilson_bounds(successes / n, n, z_two_sided(alpha))
 
 
 def effective_n(ns: Sequence[float]) -> float:
@@ -140,7 +140,7 @@ def mean_rate(counts: Sequence[tuple[int, int]], alpha: float = 0.05) -> MeanRat
     rates = [k / n for k, n in cells]
     rate = min(max(rates), max(min(rates), sum(rates) / len(rates)))  # rounding never leaves the task range
     n_eff = effective_n([n for _, n in cells])
-    lo, hi = wilson_bounds(rate, n_eff, _z(alpha))
+    lo, hi = wilson_bounds(rate, n_eff, z_two_sided(alpha))
     return MeanRate(rate, lo, hi, sum(n for _, n in cells), n_eff)
 
 
