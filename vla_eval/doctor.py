@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from vla_eval.jsonsafe import json_safe
+
 
 @dataclass
 class DoctorReport:
@@ -198,7 +200,7 @@ def diagnose(
             env.close()
         pol.close()
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "doctor.json").write_text(json.dumps(_jsonable(asdict(report) | {"problems": report.problems}), indent=2))
+    (out_dir / "doctor.json").write_text(json.dumps(json_safe(asdict(report) | {"problems": report.problems}), indent=2))
     return report
 
 
@@ -231,15 +233,3 @@ def _check_chunk(report: DoctorReport, chunk: Any, env_space: Any) -> None:
         report.check("planner bridge", False, str(extras.get("bridge_error", "bridge_failure")))
     if extras.get("parse_failure"):
         report.warnings.append(f"model output did not parse: {extras.get('parse_error', '')} (raw: {str(extras.get('raw_text', ''))[:200]!r})")
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj

@@ -29,6 +29,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from vla_eval.actions.space import ActionSpace, PolicyOutputError
+from vla_eval.geometry import to_scipy
 
 DEFAULT_POSITION_SCALE = 0.05
 """Metres per unit of normalised delta position in the built-in envs (and LIBERO's OSC)."""
@@ -60,7 +61,7 @@ def rotation_from(values: np.ndarray, rep: str) -> Rotation:
     if rep == "quat_xyzw":
         return Rotation.from_quat(v)
     if rep == "quat_wxyz":
-        return Rotation.from_quat(v[:, [1, 2, 3, 0]])
+        return to_scipy(v)
     raise PolicyOutputError(f"rotation representation {rep!r} carries no rotation")
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_eval.sims.libero.expert import _quat_wxyz_to_mat
+from vla_eval.geometry import quat_to_mat
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def libero_grasp(priv: dict[str, Any], obj: str, eef_quat_wxyz: np.ndarray | Non
         return np.array([centre[0], centre[1], hi[2]])
     # fingers close along the gripper's local y axis (libero_expert: yaw 0 closes along world y)
     if eef_quat_wxyz is not None:
-        axis = _quat_wxyz_to_mat(np.asarray(eef_quat_wxyz, dtype=np.float64))[:2, 1]
+        axis = quat_to_mat(eef_quat_wxyz)[:2, 1]
     else:
         axis = np.array([0.0, 1.0])
     axis = axis / (np.linalg.norm(axis) or 1.0)

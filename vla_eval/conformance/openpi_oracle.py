@@ -46,31 +46,14 @@ import numpy as np
 from vla_eval.conformance.keypoints import is_libero
 from vla_eval.actions.space import LIBERO_DELTA_EEF, ActionChunk
 from vla_eval.adapter import Policy, SlotStates
+from vla_eval.geometry import mat_to_quat, quat_to_mat, rotvec_to_mat
 from vla_eval.policies.remote import RemotePolicy
-from vla_eval.sims.libero.expert import ROT_SCALE, LiberoScriptedExpert, _quat_wxyz_to_mat
+from vla_eval.sims.libero.expert import ROT_SCALE, LiberoScriptedExpert
 from vla_eval.sims.tabletop.expert import ScriptedExpert
 from vla_eval.remote.obs_format import OPENPI_IMAGE, OPENPI_WRIST
 
 POS_SCALE = 0.05
 IMAGE_SHAPE = (224, 224, 3)
-
-
-def _rotvec_to_mat(v: np.ndarray) -> np.ndarray:
-    angle = float(np.linalg.norm(v))
-    if angle < 1e-12:
-        return np.eye(3)
-    k = v / angle
-    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K
-
-
-def _mat_to_quat_wxyz(R: np.ndarray) -> np.ndarray:
-    w = np.sqrt(max(0.0, 1.0 + R[0, 0] + R[1, 1] + R[2, 2])) / 2.0
-    x = np.copysign(np.sqrt(max(0.0, 1.0 + R[0, 0] - R[1, 1] - R[2, 2])) / 2.0, R[2, 1] - R[1, 2])
-    y = np.copysign(np.sqrt(max(0.0, 1.0 - R[0, 0] + R[1, 1] - R[2, 2])) / 2.0, R[0, 2] - R[2, 0])
-    z = np.copysign(np.sqrt(max(0.0, 1.0 - R[0, 0] - R[1, 1] + R[2, 2])) / 2.0, R[1, 0] - R[0, 1])
-    q = np.array([w, x, y, z])
-    return q / np.linalg.norm(q)
 
 
 def reference_openpi_state(eef_pos: np.ndarray, eef_quat_wxyz: np.ndarray, gripper_qpos: np.ndarray) -> np.ndarray:
@@ -212,14 +195,14 @@ class OpenpiOracle(Policy):
         store = expert._plans if libero else expert._episodes
         state = store.rows([obs], [slot])[0]
         held = self._held_object(priv, libero, pos)
-        R = _quat_wxyz_to_mat(quat)
+        R = quat_to_mat(quat)
         out = np.zeros((self.chunk, 7))
         real = state
         commanded = np.zeros(3)
         for j in range(self.chunk):
             if j == self.replan_steps:
                 state = copy.deepcopy(real)  # beyond the executed part: predict without committing
-            o = {"state": {"eef_pos": pos.copy(), "eef_quat": _mat_to_quat_wxyz(R)}, "privileged": priv}
+            o = {"state": {"eef_pos": pos.copy(), "eef_quat": mat_to_quat(R)}, "privileged": priv}
             priv["eef_pos"] = pos.copy()
             if not libero:
                 priv["eef_mat"] = R.copy()
@@ -231,7 +214,7 @@ class OpenpiOracle(Policy):
             if held is not None and a[6] > 0:
                 held(step)
             pos = pos + step
-            R = _rotvec_to_mat(track.ratio * a[3:6] * ROT_SCALE) @ R
+            R = rotvec_to_mat(track.ratio * a[3:6] * ROT_SCALE) @ R
         if self.replan_steps < self.chunk:
             store._by_slot[slot] = real
         track.commanded = commanded

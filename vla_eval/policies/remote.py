@@ -30,6 +30,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from vla_eval.errors import ConfigError, RetryEpisode
+from vla_eval.jsonsafe import json_safe
 from vla_eval.policies._hf import model_signature, validate_config
 from vla_eval.actions.space import ActionChunk, ActionSpace
 from vla_eval.adapter import Policy, SlotStates
@@ -234,7 +235,9 @@ class RemotePolicy(Policy):
             )
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "config": self.cfg.model_dump(mode="json"), "server_metadata": _plain(self.client.metadata)}
+        # the server's metadata whole (no array or text bound): it is the server's own statement of what it serves
+        meta = json_safe(self.client.metadata, max_array=None, max_text=None)
+        return {"name": self.name, "config": self.cfg.model_dump(mode="json"), "server_metadata": meta}
 
     def close(self) -> None:
         for client in {id(c): c for c in [self.client, *self._clients.values()]}.values():
@@ -258,20 +261,6 @@ def _space(reply: dict[str, Any], uri: str) -> ActionSpace:
         return ActionSpace(**{str(k): v for k, v in raw.items()})
     except (AttributeError, TypeError) as exc:
         raise RemotePolicyError(f"policy server {uri} reply has no valid action_space ({raw!r}): {exc}") from exc
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", "replace")
-    return obj
 
 
 RemotePolicy.__signature__ = model_signature(RemoteConfig)  # type: ignore[attr-defined]

@@ -17,12 +17,13 @@ drive any policy that ``vla-eval serve`` exposes.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from vla_eval.geometry import axis_angle_robosuite_to_quat as axis_angle_to_quat_wxyz
+from vla_eval.geometry import quat_to_axis_angle_robosuite as quat_wxyz_to_axis_angle
 from vla_eval.policies.image_preprocess import ImagePreprocess
 
 OPENPI_IMAGE = "observation/image"
@@ -38,29 +39,6 @@ class ObsFormat(BaseModel):
     wrist_camera: str | None = "wrist"
     image: ImagePreprocess = ImagePreprocess()
     send_depth: bool = False
-
-
-def quat_wxyz_to_axis_angle(q: np.ndarray) -> np.ndarray:
-    """robosuite ``transform_utils.quat2axisangle`` for a w, x, y, z quaternion (our state convention).
-
-    The angle is ``2 * acos(w)`` with ``w`` clipped to [-1, 1]: in ``[0, 2 pi]``, no folding,
-    no sign canonicalisation; an exactly zero ``sqrt(1 - w^2)`` gives the zero vector.
-    """
-    q = np.asarray(q, dtype=np.float64).reshape(4)
-    w = min(max(float(q[0]), -1.0), 1.0)
-    den = math.sqrt(1.0 - w * w)
-    if math.isclose(den, 0.0):
-        return np.zeros(3)
-    return q[1:4] * 2.0 * math.acos(w) / den
-
-
-def axis_angle_to_quat_wxyz(v: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`quat_wxyz_to_axis_angle`: angles up to 2 pi give back the same quaternion, sign included."""
-    v = np.asarray(v, dtype=np.float64).reshape(3)
-    angle = float(np.linalg.norm(v))
-    if angle == 0.0:
-        return np.array([1.0, 0.0, 0.0, 0.0])
-    return np.concatenate([[math.cos(angle / 2)], v / angle * math.sin(angle / 2)])
 
 
 def encode_obs(obs: dict[str, Any], fmt: ObsFormat) -> dict[str, Any]:

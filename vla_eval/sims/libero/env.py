@@ -41,6 +41,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from vla_eval.geometry import euler_to_quat, quat_mul, quat_normalize
 from vla_eval.sims.contract import ObservationContract
 from vla_eval.sims.libero.perturbations import make_texture, validate_perturbations
 from vla_eval.sims.libero.tasks import CAMERA_MAP, find_task, load_init_states, pro_task
@@ -48,27 +49,6 @@ from vla_eval.actions.space import LIBERO_DELTA_EEF
 
 RENDER_QUALITIES = ("reference", "fast")
 INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " .,;:'\"!?-_()/&"
-
-
-def _quat_mul(a, b):
-    w1, x1, y1, z1 = a
-    w2, x2, y2, z2 = b
-    return np.array([
-        w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
-        w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-        w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-        w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
-    ])
-
-
-def _euler_deg_to_quat(rpy_deg):
-    q = np.array([1.0, 0.0, 0.0, 0.0])
-    for axis, angle in enumerate(np.deg2rad(rpy_deg)):
-        h = np.zeros(4)
-        h[0] = np.cos(angle / 2)
-        h[1 + axis] = np.sin(angle / 2)
-        q = _quat_mul(q, h)
-    return q
 
 
 class LiberoEnv(gym.Env):
@@ -172,8 +152,8 @@ class LiberoEnv(gym.Env):
         for p in self._cam_perts:
             cid = self._sim.model.camera_name2id(CAMERA_MAP[p["camera"]])
             m.cam_pos[cid] += np.asarray(p["dpos"])
-            q = _quat_mul(m.cam_quat[cid], _euler_deg_to_quat(p["drot_deg"]))
-            m.cam_quat[cid] = q / np.linalg.norm(q)
+            q = quat_mul(m.cam_quat[cid], euler_to_quat(np.deg2rad(p["drot_deg"]), "rxyz"))
+            m.cam_quat[cid] = quat_normalize(q)
             m.cam_fovy[cid] = float(np.clip(m.cam_fovy[cid] + p["dfovy_deg"], 5.0, 170.0))
         if "lighting" in self._pert:
             p = self._pert["lighting"]

@@ -20,41 +20,15 @@ import numpy as np
 
 from vla_eval.actions.space import LIBERO_DELTA_EEF, ActionChunk
 from vla_eval.adapter import Policy, SlotStates
+from vla_eval.geometry import mat_to_rotvec, quat_to_mat, rotz
 
 POS_SCALE = 0.05  # metres per unit action (robosuite OSC_POSE output_max)
 ROT_SCALE = 0.5  # radians per unit action
 
 
-def _quat_wxyz_to_mat(q: np.ndarray) -> np.ndarray:
-    w, x, y, z = q / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
-
-
-def _rot_to_axis_angle(R: np.ndarray) -> np.ndarray:
-    cos = np.clip((np.trace(R) - 1) / 2, -1.0, 1.0)
-    angle = np.arccos(cos)
-    if angle < 1e-6:
-        return np.zeros(3)
-    if np.pi - angle < 1e-4:  # near 180 degrees: take the axis from the diagonal
-        axis = np.sqrt(np.clip((np.diag(R) + 1) / 2, 0, None))
-        i = int(np.argmax(axis))
-        axis[(i + 1) % 3] *= np.sign(R[i, (i + 1) % 3] + R[(i + 1) % 3, i]) or 1
-        axis[(i + 2) % 3] *= np.sign(R[i, (i + 2) % 3] + R[(i + 2) % 3, i]) or 1
-        return axis / np.linalg.norm(axis) * angle
-    axis = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]]) / (2 * np.sin(angle))
-    return axis * angle
-
-
 def _down_rotation(yaw: float) -> np.ndarray:
     """Gripper pointing down (180 degrees about x), then turned by ``yaw`` about world z."""
-    c, s = np.cos(yaw), np.sin(yaw)
-    Rz = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
-    Rx = np.diag([1.0, -1.0, -1.0])
-    return Rz @ Rx
+    return rotz(yaw) @ np.diag([1.0, -1.0, -1.0])
 
 
 @dataclass
@@ -229,8 +203,8 @@ class LiberoScriptedExpert(Policy):
         else:  # retreat
             target = np.array([eef[0], eef[1], plan.carry_z])
         pos = np.clip(self.gain * (target - eef) / POS_SCALE, -1.0, 1.0)
-        R_cur = _quat_wxyz_to_mat(quat)
-        err = _rot_to_axis_angle(_down_rotation(plan.yaw) @ R_cur.T)
+        R_cur = quat_to_mat(quat)
+        err = mat_to_rotvec(_down_rotation(plan.yaw) @ R_cur.T)
         rot = np.clip(err / ROT_SCALE, -1.0, 1.0)
         return np.array([*pos, *rot, grip])
 

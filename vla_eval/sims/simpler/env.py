@@ -37,6 +37,7 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
+from vla_eval.geometry import quat_to_mat, rotvec_to_mat, yaw_to_quat
 from vla_eval.sims.simpler.looks import (
     BG_SIZE,
     FAMILY_VIEW,
@@ -56,7 +57,6 @@ from vla_eval.sims.simpler.rules import (drawer_evaluate, in_drawer_update, lift
                                         on_top, touching, touching_other)
 from vla_eval.sims.simpler.tasks import SimplerTask, get_task
 from vla_eval.sims.tabletop.builder import build_scene
-from vla_eval.sims.tabletop.controller import mat_from_rotvec
 from vla_eval.sims.tabletop.env import TabletopEnv
 from vla_eval.sims.tabletop.perturbations import (
     Language,
@@ -84,9 +84,7 @@ FAMILY_GRIPPER = {"google": "relative", "bridge": "absolute"}
 
 def world_half_extents(shape: str, size, quat) -> np.ndarray:
     """Half extents of the world-axis-aligned bounding box of a primitive at orientation ``quat`` (wxyz)."""
-    mat = np.empty(9)
-    mujoco.mju_quat2Mat(mat, np.asarray(quat, dtype=float))
-    r = mat.reshape(3, 3)
+    r = quat_to_mat(quat)
     if shape == "box":
         return np.abs(r) @ np.asarray(size, float)
     if shape == "cylinder":
@@ -98,9 +96,7 @@ def world_half_extents(shape: str, size, quat) -> np.ndarray:
 
 def half_z(shape: str, size, quat) -> float:
     """Half extent along world z of a primitive with MuJoCo half-sizes ``size`` at orientation ``quat`` (wxyz)."""
-    mat = np.empty(9)
-    mujoco.mju_quat2Mat(mat, np.asarray(quat, dtype=float))
-    r = mat.reshape(3, 3)
+    r = quat_to_mat(quat)
     if shape == "box":
         return float(sum(abs(r[2, i]) * size[i] for i in range(3)))
     if shape == "cylinder":
@@ -278,7 +274,7 @@ class SimplerEnv(TabletopEnv):
         pos = d.site_xpos[self._eef].copy()
         mat = d.site_xmat[self._eef].reshape(3, 3).copy()
         target_pos = np.clip(pos + a[:3] * POS_SCALE, WORKSPACE_LO, WORKSPACE_HI)
-        target_mat = mat_from_rotvec(a[3:6] * ROT_SCALE) @ mat
+        target_mat = rotvec_to_mat(a[3:6] * ROT_SCALE) @ mat
         d.ctrl[:7] = self.ik.solve(d.qpos, target_pos, target_mat)
         if self.gripper_mode == "absolute":
             self._grip_target = GRIPPER_OPEN * (1.0 - a[6]) / 2.0
@@ -373,7 +369,7 @@ class SimplerEnv(TabletopEnv):
             adr = m.jnt_qposadr[m.body(obj.name).jntadr[0]]
             d.qpos[adr:adr + 3] = [xy[0], xy[1], obj.half_height + 0.001]
             yaw = rng.uniform(-math.pi, math.pi)
-            d.qpos[adr + 3:adr + 7] = [math.cos(yaw / 2), 0, 0, math.sin(yaw / 2)]
+            d.qpos[adr + 3:adr + 7] = yaw_to_quat(yaw)
 
     # ------------------------------------------------------------- success
     def _contact(self, geoms_a: set[int], geoms_b: set[int]) -> bool:

@@ -23,23 +23,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import mujoco
 import numpy as np
 
+from vla_eval.geometry import quat_to_mat
 from vla_eval.sims.simpler.env import half_z
 from vla_eval.actions.space import ActionChunk
 from vla_eval.sims.tabletop.expert import CLOSE, OPEN, ScriptedExpert, _Episode, _quat_yaw_of_mat, _wrap, move_action
 
 
-def _mat(quat) -> np.ndarray:
-    out = np.empty(9)
-    mujoco.mju_quat2Mat(out, np.asarray(quat, dtype=float))
-    return out.reshape(3, 3)
-
-
 def grasp_yaw(shape: str, size, quat, current: float) -> float:
     """Gripper yaw (0 = fingers closing along world y) that closes across the object's long side."""
-    r = _mat(quat)
+    r = quat_to_mat(quat)
     if shape == "sphere":
         return current
     if shape == "cylinder":

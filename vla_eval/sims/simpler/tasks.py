@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from vla_eval.geometry import yaw_to_quat
 from vla_eval.sims.tabletop.scene import FixtureSpec, ObjectSpec
 
 Family = Literal["google", "bridge"]
@@ -36,7 +37,9 @@ AXIS_X = (_S, 0.0, _S, 0.0)
 
 
 def yaw_quat(yaw: float) -> tuple[float, float, float, float]:
-    return (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
+    """:func:`~vla_eval.geometry.yaw_to_quat` as a tuple of floats: a :class:`Pose` is frozen and compared by value."""
+    w, x, y, z = yaw_to_quat(yaw).tolist()
+    return (w, x, y, z)
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,12 @@ separately, because its qpos length no longer matches once objects add joints.
 
 from __future__ import annotations
 
-import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 import numpy as np
 
+from vla_eval.geometry import yaw_to_quat
 from vla_eval.sims.tabletop.scene import SceneError, SceneSpec, envs_dir
 
 BASE_FILE = "tabletop_base.xml"
@@ -30,10 +30,6 @@ class BuiltScene:
 
 def _fmt(values) -> str:
     return " ".join(f"{float(v):.6g}" for v in values)
-
-
-def yaw_quat(yaw: float) -> np.ndarray:
-    return np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)])
 
 
 def _object_body(obj) -> ET.Element:
@@ -64,7 +60,7 @@ def _fixture_parts(fixture) -> tuple[ET.Element, list[ET.Element]]:
     body = bodies[0]
     body.set("name", fixture.name)
     body.set("pos", _fmt(fixture.pos))
-    body.set("quat", _fmt(yaw_quat(fixture.yaw)))
+    body.set("quat", _fmt(yaw_to_quat(fixture.yaw)))
     others = [child for child in root if child.tag not in ("worldbody",)]
     return body, others
 

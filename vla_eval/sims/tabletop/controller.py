@@ -11,29 +11,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-
-def rotvec_from_mat(mat: np.ndarray) -> np.ndarray:
-    """Axis-angle vector of a rotation matrix (world frame)."""
-    quat = np.empty(4)
-    mujoco.mju_mat2Quat(quat, np.ascontiguousarray(mat).reshape(-1))
-    if quat[0] < 0:
-        quat = -quat
-    sin_half = np.linalg.norm(quat[1:])
-    if sin_half < 1e-12:
-        return np.zeros(3)
-    angle = 2.0 * np.arctan2(sin_half, quat[0])
-    return quat[1:] / sin_half * angle
-
-
-def mat_from_rotvec(rotvec: np.ndarray) -> np.ndarray:
-    angle = float(np.linalg.norm(rotvec))
-    if angle < 1e-12:
-        return np.eye(3)
-    quat = np.empty(4)
-    mujoco.mju_axisAngle2Quat(quat, np.asarray(rotvec, dtype=float) / angle, angle)
-    mat = np.empty(9)
-    mujoco.mju_quat2Mat(mat, quat)
-    return mat.reshape(3, 3)
+from vla_eval.geometry import mat_to_rotvec
 
 
 class DiffIKController:
@@ -77,7 +55,7 @@ class DiffIKController:
             mujoco.mj_comPos(m, d)
             pos = d.site_xpos[self.site_id]
             mat = d.site_xmat[self.site_id].reshape(3, 3)
-            err = np.concatenate([target_pos - pos, rotvec_from_mat(target_mat @ mat.T)]) * w
+            err = np.concatenate([target_pos - pos, mat_to_rotvec(target_mat @ mat.T)]) * w
             mujoco.mj_jacSite(m, d, self._jacp, self._jacr, self.site_id)
             jac = np.vstack([self._jacp[:, self.dofadr], self._jacr[:, self.dofadr]]) * w[:, None]
             jjt = jac @ jac.T + (self.damping**2) * np.eye(6)

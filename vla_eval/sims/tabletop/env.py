@@ -35,9 +35,10 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
+from vla_eval.geometry import mat_to_quat, rotvec_to_mat, yaw_to_quat
 from vla_eval.sims.contract import ObservationContract
-from vla_eval.sims.tabletop.builder import ARM_JOINTS, FINGER_JOINTS, build_scene, yaw_quat
-from vla_eval.sims.tabletop.controller import DiffIKController, mat_from_rotvec
+from vla_eval.sims.tabletop.builder import ARM_JOINTS, FINGER_JOINTS, build_scene
+from vla_eval.sims.tabletop.controller import DiffIKController
 from vla_eval.sims.tabletop.perturbations import (
     apply_to_model,
     apply_to_scene,
@@ -174,7 +175,7 @@ class TabletopEnv(gym.Env):
             yaw = item["yaw0"] + rng.uniform(*item["yaw"])
             placed.append((xy, item["footprint"]))
             pos = np.array([xy[0], xy[1], item["pos"][2]])
-            quat = yaw_quat(yaw)
+            quat = yaw_to_quat(yaw)
             if item["qadr"] >= 0:
                 self.data.qpos[item["qadr"]:item["qadr"] + 3] = pos
                 self.data.qpos[item["qadr"] + 3:item["qadr"] + 7] = quat
@@ -236,7 +237,7 @@ class TabletopEnv(gym.Env):
         pos = d.site_xpos[self._eef].copy()
         mat = d.site_xmat[self._eef].reshape(3, 3).copy()
         target_pos = np.clip(pos + a[:3] * POS_SCALE, WORKSPACE_LO, WORKSPACE_HI)
-        target_mat = mat_from_rotvec(a[3:6] * ROT_SCALE) @ mat
+        target_mat = rotvec_to_mat(a[3:6] * ROT_SCALE) @ mat
         d.ctrl[:7] = self.ik.solve(d.qpos, target_pos, target_mat)
         d.ctrl[7] = GRIPPER_OPEN * (1.0 - a[6]) / 2.0
         mujoco.mj_step(m, d, nstep=self.n_substeps)
@@ -294,8 +295,7 @@ class TabletopEnv(gym.Env):
 
     def _state(self) -> dict[str, np.ndarray]:
         d = self.data
-        quat = np.empty(4)
-        mujoco.mju_mat2Quat(quat, d.site_xmat[self._eef])
+        quat = mat_to_quat(d.site_xmat[self._eef])
         return {
             "eef_pos": d.site_xpos[self._eef].astype(np.float32),
             "eef_quat": quat.astype(np.float32),

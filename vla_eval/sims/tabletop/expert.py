@@ -24,6 +24,7 @@ import numpy as np
 
 from vla_eval.actions.space import LIBERO_DELTA_EEF, ActionChunk
 from vla_eval.adapter import Policy, SlotStates
+from vla_eval.geometry import mat_to_rotvec_trace, mat_yaw, quat_yaw, rotz
 
 POS_SCALE = 0.05
 ROT_SCALE = 0.5
@@ -32,37 +33,14 @@ HOME_MAT = np.diag([1.0, -1.0, -1.0])
 """EEF orientation at home: gripper pointing down, fingers closing along world y."""
 
 
-def _rotz(yaw: float) -> np.ndarray:
-    c, s = math.cos(yaw), math.sin(yaw)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
-def _rotvec(mat: np.ndarray) -> np.ndarray:
-    angle = math.acos(max(-1.0, min(1.0, (np.trace(mat) - 1.0) / 2.0)))
-    if angle < 1e-9:
-        return np.zeros(3)
-    axis = np.array([mat[2, 1] - mat[1, 2], mat[0, 2] - mat[2, 0], mat[1, 0] - mat[0, 1]])
-    norm = np.linalg.norm(axis)
-    if norm < 1e-9:  # angle ~ pi: axis from the symmetric part
-        _, v = np.linalg.eigh((mat + mat.T) / 2.0)
-        return v[:, -1] * angle
-    return axis / norm * angle
-
-
 def _wrap(angle: float, period: float) -> float:
     """Wrap into [-period/2, period/2): symmetric grippers need not turn further than that."""
     return (angle + period / 2.0) % period - period / 2.0
 
 
-def _quat_yaw(quat: np.ndarray) -> float:
-    w, x, y, z = quat
-    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-
-
 def _quat_yaw_of_mat(mat: np.ndarray) -> float:
     """Yaw of the EEF relative to the home (pointing-down) orientation."""
-    rel = mat @ HOME_MAT.T
-    return math.atan2(rel[1, 0], rel[0, 0])
+    return mat_yaw(mat @ HOME_MAT.T)
 
 
 def _clip_dir(vec: np.ndarray) -> np.ndarray:
@@ -80,7 +58,7 @@ def move_action(eef_pos, eef_mat, target_pos, yaw: float, gripper: float, speed:
     current = _quat_yaw_of_mat(eef_mat)
     yaw = current + _wrap(yaw - current, period)
     dpos = _clip_dir((np.asarray(target_pos) - eef_pos) / POS_SCALE) * speed
-    drot = _clip_dir(_rotvec(_rotz(yaw) @ HOME_MAT @ eef_mat.T) / ROT_SCALE)
+    drot = _clip_dir(mat_to_rotvec_trace(rotz(yaw) @ HOME_MAT @ eef_mat.T) / ROT_SCALE)
     return np.concatenate([dpos, drot, [gripper]])
 
 
@@ -139,7 +117,7 @@ class ScriptedExpert(Policy):
         obj_half = float(np.asarray(priv[f"{task['object']}_size"])[-1])
         sup = np.asarray(priv[f"{task['support']}_pos"])
         sup_top = sup[2] + float(np.asarray(priv[f"{task['support']}_size"])[-1])
-        grasp_yaw = _wrap(_quat_yaw(np.asarray(priv[f"{task['object']}_quat"])), math.pi / 2)
+        grasp_yaw = _wrap(quat_yaw(np.asarray(priv[f"{task['object']}_quat"])), math.pi / 2)
         tol = self.tolerance
         if ep.phase == "start":
             ep.go("above")

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from vla_eval.geometry import mat_to_rotvec, quat_to_mat
 from vla_eval.sims.tabletop.expert import _Episode, _wrap
 
 OPEN, CLOSE = 1.0, -1.0
@@ -34,15 +35,6 @@ HELD_PHASES = ("lift", "carry", "lower")
 
 def _yaw_of(v) -> float:
     return math.atan2(float(v[1]), float(v[0]))
-
-
-def _quat_mat(q) -> np.ndarray:
-    w, x, y, z = q
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
 
 
 def _clip_norm(v: np.ndarray, n: float) -> np.ndarray:
@@ -86,7 +78,7 @@ def bridge_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
     goal_obj = at_base(priv[f"{tgt}_pos"])
     src_box, tgt_box = np.asarray(priv[f"{src}_bbox"]), np.asarray(priv[f"{tgt}_bbox"])
     # fingers (ee y axis) across the object's long horizontal side
-    orient = br.T @ _quat_mat(priv[f"{src}_quat"])
+    orient = br.T @ quat_to_mat(priv[f"{src}_quat"])
     long_axis = orient[:, 0] if src_box[0] >= src_box[1] else orient[:, 1]
     square = abs(src_box[0] - src_box[1]) < 1e-3
     finger_yaw = _yaw_of(tmat[:, 1])
@@ -164,13 +156,6 @@ G_LEAN = 0.3  # forward lean of the approach axis (about 17 degrees, the start p
 G_CLOSE, G_OPEN, G_KEEP = 1.0, -1.0, 0.0  # relative gripper: +1 closes fully in one step, 0 keeps the target
 
 
-def _rotvec(r: np.ndarray) -> np.ndarray:
-    """Axis-angle of a rotation matrix (numerically safe near 0 and pi)."""
-    from scipy.spatial.transform import Rotation
-
-    return Rotation.from_matrix(r).as_rotvec()
-
-
 def google_grasp_frame(cur: np.ndarray, obj_axis: np.ndarray | None, reach: np.ndarray | None = None) -> np.ndarray:
     """Base-frame gripper orientation: approach (z) straight down, closing axis (y) horizontal and across the object's
     long axis (or the current closing direction for an upright can), the sign nearer the current one."""
@@ -242,7 +227,7 @@ def google_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
     cur = br.T @ np.asarray(priv["eef_mat"])
     obj = at_base(priv[f"{src}_pos"])
     box = np.asarray(priv[f"{src}_bbox"])
-    orient = br.T @ _quat_mat(priv[f"{src}_quat"])
+    orient = br.T @ quat_to_mat(priv[f"{src}_quat"])
     long_i = int(np.argmax(box))
     axis = orient[:, long_i]
     lying = abs(float(axis[2])) < 0.5
@@ -250,7 +235,7 @@ def google_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
     want = google_grasp_frame(cur, axis if lying else None, horiz)
     table_z = at_base(np.array([0.0, 0.0, float(priv["table_height"])]))[2]
     grasp = np.array([obj[0], obj[1], max(obj[2] - G_TIP_BELOW, table_z + G_TCP_FLOOR)])
-    drot = _clip_norm(_rotvec(want @ cur.T), G_TURN)
+    drot = _clip_norm(mat_to_rotvec(want @ cur.T), G_TURN)
     grip = G_KEEP
     dpos = np.zeros(3)
     if ep.phase == "start":
@@ -260,7 +245,7 @@ def google_real_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
         goal = grasp + np.array([0.0, 0.0, G_CLEAR])
         dpos = _clip_norm(goal - eef, fast)
         grip = G_OPEN if ep.count == 1 else G_KEEP
-        if np.linalg.norm(goal - eef) < 0.015 and float(np.linalg.norm(_rotvec(want @ cur.T))) < 0.08:
+        if np.linalg.norm(goal - eef) < 0.015 and float(np.linalg.norm(mat_to_rotvec(want @ cur.T))) < 0.08:
             ep.go("descend")
     if ep.phase == "descend":
         dpos = _clip_norm(grasp - eef, G_SLOW if eef[2] - grasp[2] < 0.05 else G_FAST)
@@ -344,7 +329,7 @@ def google_drawer_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
     eef = br.T @ (eef_w - bp)
     cur = br.T @ np.asarray(priv["eef_mat"])
     want = google_drawer_frame(br)
-    drot = _clip_norm(_rotvec(want @ cur.T), G_TURN)
+    drot = _clip_norm(mat_to_rotvec(want @ cur.T), G_TURN)
     dp = np.asarray(priv["drawer_pos"])
     q = float(priv["drawer_qpos"])
     y = float(np.clip(eef_w[1], dp[1] - D_Y_REACH, dp[1] + D_Y_REACH))
@@ -367,7 +352,7 @@ def google_drawer_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
         over = np.array([hook[0], y, dp[2] + D_FRONT_TOP + D_OVER_HEIGHT])
         if ep.phase == "pre":
             dpos = toward(pre, G_FAST)
-            if np.linalg.norm(pre - eef_w) < 0.02 and float(np.linalg.norm(_rotvec(want @ cur.T))) < 0.08:
+            if np.linalg.norm(pre - eef_w) < 0.02 and float(np.linalg.norm(mat_to_rotvec(want @ cur.T))) < 0.08:
                 ep.go("over")
         if ep.phase == "over":
             dpos = toward(over, D_OVER_SPEED)
@@ -399,7 +384,7 @@ def google_drawer_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
         pre = np.array([face + 0.06, y, dp[2] + 0.02])
         if ep.phase == "pre":
             dpos = toward(pre, G_FAST)
-            if np.linalg.norm(pre - eef_w) < 0.02 and float(np.linalg.norm(_rotvec(want @ cur.T))) < 0.08:
+            if np.linalg.norm(pre - eef_w) < 0.02 and float(np.linalg.norm(mat_to_rotvec(want @ cur.T))) < 0.08:
                 ep.go("push")
         if ep.phase == "push":
             goal = np.array([face - (q - D_PUSH_TO), y, dp[2] + 0.02])
@@ -448,7 +433,7 @@ def google_apple_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
     obj_w = np.asarray(priv[f"{src}_com"])
     want = google_drawer_frame(br, A_LEAN)
     axis_w = br @ want[:, 2]
-    drot = _clip_norm(_rotvec(want @ cur.T), G_TURN)
+    drot = _clip_norm(mat_to_rotvec(want @ cur.T), G_TURN)
     grasp_w = obj_w + axis_w * A_PAST
     dp = np.asarray(priv["drawer_pos"])
     half_h = float(np.asarray(priv[f"{src}_bbox"])[2]) / 2
@@ -468,7 +453,7 @@ def google_apple_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
         dpos = toward(goal, G_FAST)
         drot = _clip_norm(drot, A_TURN)
         grip = G_OPEN if ep.count == 1 else G_KEEP
-        if np.linalg.norm(goal - eef_w) < 0.015 and float(np.linalg.norm(_rotvec(want @ cur.T))) < 0.08:
+        if np.linalg.norm(goal - eef_w) < 0.015 and float(np.linalg.norm(mat_to_rotvec(want @ cur.T))) < 0.08:
             ep.go("descend")
     if ep.phase == "descend":
         # squeezed above its equator the ball pops out of the fingers: close only at the grasp point

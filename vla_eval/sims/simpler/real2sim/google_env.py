@@ -36,11 +36,12 @@ from typing import Any
 import mujoco
 import numpy as np
 
+from vla_eval.geometry import rotvec_to_mat
 from vla_eval.sims.simpler.rules import CONTACT_FORCE, drawer_evaluate, in_drawer_update, lift_evaluate, near_evaluate, touching
 from vla_eval.sims.simpler.tasks import SimplerTask
 from vla_eval.sims.simpler.real2sim import google_robot as G
 from vla_eval.sims.simpler.real2sim import widowx_robot as W
-from vla_eval.sims.simpler.real2sim.scene_env import RealSceneEnv, _rotvec_to_mat
+from vla_eval.sims.simpler.real2sim.scene_env import RealSceneEnv
 from vla_eval.sims.simpler.real2sim.scene_xml import _fmt, position_drives, scene_mjcf, scene_objects
 from vla_eval.sims.simpler.real2sim.urdf import urdf_to_mjcf_parts
 from vla_eval.actions.space import ActionSpace
@@ -274,7 +275,7 @@ class GoogleRealEnv(RealSceneEnv):
         cur_p, cur_r = self.ee_pose_at_base()
         # ee_align, use_target=False: rotate the measured pose about its own position (base axes), then translate
         self._target_pos = cur_p + dpos
-        self._target_mat = _rotvec_to_mat(drot) @ cur_r
+        self._target_mat = rotvec_to_mat(drot) @ cur_r
         q_goal = self._ik(self._target_pos, self._target_mat)
         q0 = self.data.ctrl[: len(G.ARM_JOINTS)].copy()
         max_dq = G.ARM_VEL_LIMIT / G.CONTROL_HZ

@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from vla_eval.geometry import yaw_to_quat
+
 DESCRIPTION = "mani_skill2_real2sim/assets/descriptions/googlerobot_description/"
 URDF = DESCRIPTION + "google_robot_meta_sim_fix_wheel_fix_fingertip.urdf"
 """agents/configs/google_robot/defaults.py GoogleRobotDefaultConfig.urdf_path (mobile_base=False)"""
@@ -140,8 +142,8 @@ def base_quat(extra_yaw: float = 0.0) -> tuple[float, float, float, float]:
     """wxyz of ``euler2quat(0, 0, extra_yaw) * [0, 0, 0, 1]`` (a yaw of pi + extra_yaw about z)."""
     if extra_yaw == 0.0:
         return BASE_QUAT
-    half = (math.pi + extra_yaw) / 2
-    return (math.cos(half), 0.0, 0.0, math.sin(half))
+    w, x, y, z = yaw_to_quat(math.pi + extra_yaw).tolist()
+    return (w, x, y, z)
 
 
 MOVE_NEAR_MODEL_JSON = "info_pick_custom_baked_tex_v1.json"

@@ -22,40 +22,10 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
+from vla_eval.geometry import quat_to_mat, rotation_error
 from vla_eval.sims.simpler.rules import touching_other
 from vla_eval.sims.simpler.tasks import get_task
 from vla_eval.sims.simpler.real2sim.overlay import composite_drawn, resize_rgb
-
-
-def _quat_to_mat(q) -> np.ndarray:
-    out = np.empty(9)
-    mujoco.mju_quat2Mat(out, np.asarray(q, dtype=float))
-    return out.reshape(3, 3)
-
-
-def _mat_to_quat(m) -> np.ndarray:
-    out = np.empty(4)
-    mujoco.mju_mat2Quat(out, np.asarray(m, dtype=float).reshape(9))
-    return out
-
-
-def _rotvec_to_mat(v) -> np.ndarray:
-    v = np.asarray(v, float)
-    angle = float(np.linalg.norm(v))
-    if angle < 1e-12:
-        return np.eye(3)
-    q = np.empty(4)
-    mujoco.mju_axisAngle2Quat(q, v / angle, angle)
-    return _quat_to_mat(q)
-
-
-def _rot_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
-    """Rotation vector taking ``current`` to ``target`` (world frame)."""
-    r = target @ current.T
-    q = _mat_to_quat(r)
-    v = np.empty(3)
-    mujoco.mju_quat2Vel(v, q, 1.0)
-    return v
 
 
 class RealSceneEnv(gym.Env):
@@ -243,7 +213,7 @@ class RealSceneEnv(gym.Env):
         for _ in range(self.ik_iters if iters is None else iters):
             mujoco.mj_kinematics(m, s)
             mujoco.mj_comPos(m, s)
-            err = np.concatenate([pos_w - s.xpos[self._ee], _rot_error(mat_w, s.xmat[self._ee].reshape(3, 3))])
+            err = np.concatenate([pos_w - s.xpos[self._ee], rotation_error(mat_w, s.xmat[self._ee].reshape(3, 3))])
             if np.linalg.norm(err[:3]) < 1e-5 and np.linalg.norm(err[3:]) < 1e-4:
                 break
             mujoco.mj_jacBody(m, s, jp, jr, self._ee)
@@ -287,7 +257,7 @@ class RealSceneEnv(gym.Env):
         for name, (xy, quat) in placed.items():
             adr = m.joint(f"{name}_free").qposadr[0]
             half = self.facts["bbox"][name] / 2
-            d.qpos[adr:adr + 3] = [xy[0], xy[1], self._support_z(name, xy, quat) + float(np.abs(_quat_to_mat(quat)[2]) @ half) + 0.002]
+            d.qpos[adr:adr + 3] = [xy[0], xy[1], self._support_z(name, xy, quat) + float(np.abs(quat_to_mat(quat)[2]) @ half) + 0.002]
             d.qpos[adr + 3:adr + 7] = quat
         self._park(set(self._obj_names) - set(placed))
         mujoco.mj_forward(m, d)
@@ -295,7 +265,7 @@ class RealSceneEnv(gym.Env):
         self._target_pos, self._target_mat = self.ee_pose_at_base()
         self._init_xyz = {n: d.xpos[m.body(n).id].copy() for n in self._obj_names}
         # SimplerEnv's bbox in the world at the start: the model's extents rotated by the settled pose (move near)
-        self._init_half = {n: _quat_to_mat(d.xquat[m.body(n).id]) @ (self.facts["bbox"][n] / 2) for n in self._obj_names}
+        self._init_half = {n: quat_to_mat(d.xquat[m.body(n).id]) @ (self.facts["bbox"][n] / 2) for n in self._obj_names}
         self._consecutive_grasp = 0
         self._rule_state = dict(self.initial_rule_state)
         self.elapsed_steps = 0

@@ -16,7 +16,6 @@ of the URDF's joint chain and against MuJoCo's own URDF compiler
 
 from __future__ import annotations
 
-import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,26 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from vla_eval.errors import ConfigError
-
-
-def rpy_to_quat(rpy: tuple[float, float, float]) -> tuple[float, float, float, float]:
-    """URDF fixed-axis roll-pitch-yaw (R = Rz(y) Ry(p) Rx(r)) as a MuJoCo (w, x, y, z) quaternion."""
-    r, p, y = (a / 2 for a in rpy)
-    cr, sr, cp, sp, cy, sy = math.cos(r), math.sin(r), math.cos(p), math.sin(p), math.cos(y), math.sin(y)
-    return (
-        cr * cp * cy + sr * sp * sy,
-        sr * cp * cy - cr * sp * sy,
-        cr * sp * cy + sr * cp * sy,
-        cr * cp * sy - sr * sp * cy,
-    )
-
-
-def rpy_to_matrix(rpy) -> np.ndarray:
-    r, p, y = rpy
-    rx = np.array([[1, 0, 0], [0, math.cos(r), -math.sin(r)], [0, math.sin(r), math.cos(r)]])
-    ry = np.array([[math.cos(p), 0, math.sin(p)], [0, 1, 0], [-math.sin(p), 0, math.cos(p)]])
-    rz = np.array([[math.cos(y), -math.sin(y), 0], [math.sin(y), math.cos(y), 0], [0, 0, 1]])
-    return rz @ ry @ rx
+from vla_eval.geometry import euler_to_mat, euler_to_quat
 
 
 def _floats(text: str | None, n: int, default: float = 0.0) -> tuple[float, ...]:
@@ -171,7 +151,7 @@ def urdf_to_mjcf_parts(urdf_path: Path, prefix: str = "", root_pos=(0.0, 0.0, 0.
                 xyz, rpy = _origin(el.find("origin"))
                 g = el.find("geometry")
                 m, box, cyl, sph = g.find("mesh"), g.find("box"), g.find("cylinder"), g.find("sphere")
-                attrs = f'pos="{_fmt(xyz)}" quat="{_fmt(rpy_to_quat(rpy))}"'
+                attrs = f'pos="{_fmt(xyz)}" quat="{_fmt(euler_to_quat(rpy, "sxyz"))}"'
                 if m is not None:
                     scale = _floats(m.get("scale"), 3, 1.0)
                     shape = f'type="mesh" mesh="{mesh_asset(m.get("filename"), scale)}"'
@@ -208,7 +188,7 @@ def urdf_to_mjcf_parts(urdf_path: Path, prefix: str = "", root_pos=(0.0, 0.0, 0.
         i = el.find("inertia")
         ixx, iyy, izz, ixy, ixz, iyz = (float(i.get(k, 0)) for k in ("ixx", "iyy", "izz", "ixy", "ixz", "iyz"))
         inertia = np.array([[ixx, ixy, ixz], [ixy, iyy, iyz], [ixz, iyz, izz]])
-        rot = rpy_to_matrix(rpy)
+        rot = euler_to_mat(rpy, "sxyz")
         full = rot @ inertia @ rot.T  # MuJoCo takes one of quat / fullinertia: express it in the link frame
         vals, vecs = np.linalg.eigh(full)
         if vals.min() <= 0:  # the Google robot's finger nails: an inertia no body can have; keep its axes, floor it
@@ -222,7 +202,7 @@ def urdf_to_mjcf_parts(urdf_path: Path, prefix: str = "", root_pos=(0.0, 0.0, 0.
             pos, quat = root_pos, root_quat
         else:
             xyz, rpy = _origin(joint.find("origin"))
-            pos, quat = xyz, rpy_to_quat(rpy)
+            pos, quat = xyz, euler_to_quat(rpy, "sxyz")
         lines = [f'<body name="{prefix}{name}" pos="{_fmt(pos)}" quat="{_fmt(quat)}">', inertial(link)]
         if joint is not None and joint.get("type") in ("revolute", "prismatic", "continuous"):
             jname = joint.get("name")

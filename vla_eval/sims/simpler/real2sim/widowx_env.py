@@ -35,10 +35,11 @@ from typing import Any
 import mujoco
 import numpy as np
 
+from vla_eval.geometry import quat_to_mat, rotvec_to_mat
 from vla_eval.sims.simpler.rules import on_top
 from vla_eval.sims.simpler.tasks import BRIDGE_CENTRE, SimplerTask
 from vla_eval.sims.simpler.real2sim import widowx_robot as W
-from vla_eval.sims.simpler.real2sim.scene_env import RealSceneEnv, _rotvec_to_mat
+from vla_eval.sims.simpler.real2sim.scene_env import RealSceneEnv
 from vla_eval.sims.simpler.real2sim.scene_xml import _fmt, position_drives, scene_mjcf, scene_objects
 from vla_eval.sims.simpler.real2sim.urdf import urdf_to_mjcf_parts
 from vla_eval.actions.space import ActionSpace
@@ -181,14 +182,13 @@ class BridgeRealEnv(RealSceneEnv):
         alpha = m.geom_rgba[hulls, 3].copy()
         m.geom_rgba[hulls, 3] = 1.0  # mj_ray skips fully transparent geoms, as the collision hulls are
         geom = np.array([-1], dtype=np.int32)
-        rot = np.empty(9)
-        mujoco.mju_quat2Mat(rot, np.asarray(quat, dtype=float))
+        rot = quat_to_mat(quat)
         hx, hy = (self.facts["bbox"][name] / 2)[:2]
         tops = []
         try:
             for sx in (-1, 0, 1):
                 for sy in (-1, 0, 1):
-                    p = np.array([xy[0], xy[1], 1.5]) + rot.reshape(3, 3) @ np.array([sx * hx, sy * hy, 0.0])
+                    p = np.array([xy[0], xy[1], 1.5]) + rot @ np.array([sx * hx, sy * hy, 0.0])
                     dist = mujoco.mj_ray(m, d, np.array([p[0], p[1], 1.5]), np.array([0.0, 0.0, -1.0]), groups, 1,
                                          m.body(name).id, geom)
                     tops.append(1.5 - dist if geom[0] >= 0 else W.TABLE_HEIGHT)
@@ -207,7 +207,7 @@ class BridgeRealEnv(RealSceneEnv):
 
     def _actuate(self, dpos: np.ndarray, drot: np.ndarray, g: float) -> None:
         cur_p, _ = self.ee_pose_at_base()
-        r = _rotvec_to_mat(drot)
+        r = rotvec_to_mat(drot)
         # ee_align2: T(p_cur) * delta * T(p_cur)^-1 * previous target
         self._target_pos = cur_p + r @ (self._target_pos - cur_p) + dpos
         self._target_mat = r @ self._target_mat

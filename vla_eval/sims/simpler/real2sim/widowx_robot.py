@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from vla_eval.geometry import quat_to_mat
+
 URDF = "mani_skill2_real2sim/assets/descriptions/widowx_description/wx250s.urdf"
 """agents/configs/widowx/defaults.py WidowXDefaultConfig.urdf_path"""
 
@@ -89,12 +91,7 @@ def sapien_camera_axes(pos_quat_or_look) -> np.ndarray:
         left /= np.linalg.norm(left)
         up = np.cross(forward, left)
         return np.stack([forward, left, up], axis=1)
-    w, x, y, z = value
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    return quat_to_mat(value)
 
 
 def mujoco_xyaxes(rot: np.ndarray) -> tuple[float, ...]:
