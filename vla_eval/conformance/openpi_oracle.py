@@ -47,7 +47,7 @@ from vla_eval.conformance.keypoints import is_libero
 from vla_eval.actions.space import LIBERO_DELTA_EEF, ActionChunk
 from vla_eval.adapter import Policy, SlotStates
 from vla_eval.geometry import mat_to_quat, quat_to_mat, rotvec_to_mat
-from vla_eval.policies.remote import RemotePolicy
+from vla_eval.remote.openpi_policy import RemotePolicy
 from vla_eval.sims.libero.expert import ROT_SCALE, LiberoScriptedExpert
 from vla_eval.sims.tabletop.expert import ScriptedExpert
 from vla_eval.remote.obs_format import OPENPI_IMAGE, OPENPI_WRIST

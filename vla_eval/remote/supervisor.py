@@ -2,7 +2,7 @@
 
 The run's policy is loaded once, in a server (its own process locally, one actor under
 Ray; on the GPU when there is one, since policies pick ``device: auto``), and every env
-worker gets a :class:`~vla_eval.policies.remote.RemotePolicy` pointed at it over loopback
+worker gets a :class:`~vla_eval.remote.openpi_policy.RemotePolicy` pointed at it over loopback
 (or the server node's address on a Ray cluster).  The workers' remote config mirrors what
 the served policy needs (images, depth, privileged state) and takes the action space from
 each reply, so the records are those of an in-process run.
