@@ -1,7 +1,7 @@
 """Build step that ships the top-level data folders inside the wheel.
 
 ``suites/``, ``policies/`` and ``envs/`` stay at the repository top level (the source of
-truth, DESIGN §3); a non-editable build copies them to ``vla_eval/_data/`` so an installed
+truth, docs/architecture.md §3); a non-editable build copies them to ``vla_eval/_data/`` so an installed
 package finds its suites, scenes and assets (:mod:`vla_eval.paths`). Editable installs
 skip the copy and read the top-level folders directly.
 """

@@ -1,7 +1,7 @@
 """Where the built-in data folders live, and how user and plugin folders join them.
 
 ``envs/``, ``policies/`` and ``suites/`` are data folders at the repository top level
-(DESIGN §3) and stay the source of truth. A wheel carries copies of them as package data
+(docs/architecture.md §3) and stay the source of truth. A wheel carries copies of them as package data
 under ``vla_eval/_data/`` (see ``setup.py``), so the package finds them next to itself
 in a source / editable checkout and inside itself when installed.
 

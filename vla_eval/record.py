@@ -1,4 +1,4 @@
-"""The versioned, typed record of one finished episode (DESIGN §6).
+"""The versioned, typed record of one finished episode (docs/architecture.md §6).
 
 Every row carries ``schema_version`` so readers of old result folders know what they hold.
 Fields that depend on the machine (timings, worker) are kept apart from the ones that

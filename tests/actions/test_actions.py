@@ -1,4 +1,4 @@
-"""Action conversion and chunk execution: table tests in both directions (DESIGN §7 pitfalls)."""
+"""Action conversion and chunk execution: table tests in both directions (docs/architecture.md §7 pitfalls)."""
 
 from __future__ import annotations
 

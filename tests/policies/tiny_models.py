@@ -1,5 +1,5 @@
 """Tiny random checkpoints built from configs and saved to a folder, so tests run the real
-``from_pretrained`` path with no download (DESIGN §5).  A few MB each, built in < 1 s."""
+``from_pretrained`` path with no download (docs/architecture.md §5).  A few MB each, built in < 1 s."""
 
 from __future__ import annotations
 

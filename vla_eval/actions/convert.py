@@ -1,6 +1,6 @@
 """Harness-owned conversion from a policy's native action space to the env's control space.
 
-Every convention mismatch the field has been bitten by (DESIGN §7: gripper polarity,
+Every convention mismatch the field has been bitten by (docs/architecture.md §7: gripper polarity,
 wxyz vs xyzw quaternions, axis-angle vs euler, normalised vs metric units) is resolved
 here, in one audited place, instead of inside each adapter.  Only exact conversions are
 done; anything else is refused with a clear message so that a mismatch can never

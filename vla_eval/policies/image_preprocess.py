@@ -1,4 +1,4 @@
-"""Image preprocessing owned by each adapter (DESIGN §5: every checkpoint was trained with its own).
+"""Image preprocessing owned by each adapter (docs/architecture.md §5: every checkpoint was trained with its own).
 
 Envs hand over images *as rendered*; the flips, crops and resizes a checkpoint expects
 live here as explicit, recorded options, because getting one of them wrong (LIBERO's

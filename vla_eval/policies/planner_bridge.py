@@ -1,7 +1,7 @@
 """From 2D image-space plans (VLA-R1 trajectories / affordance boxes) to 7-D delta-EEF actions.
 
 VLA-R1 predicts where the end-effector should go *in the image*; upstream releases no
-bridge to robot motion, so the harness provides one (DESIGN §5):
+bridge to robot motion, so the harness provides one (docs/architecture.md §5):
 
 1. **Lift**: each normalised ``(x, y)`` point is turned into a pixel, the rendered depth
    around it gives the distance along the optical axis, and the pinhole model with the

@@ -1,4 +1,4 @@
-"""Sim-to-real agreement over policies: Pearson r and MMRV (DESIGN §4).
+"""Sim-to-real agreement over policies: Pearson r and MMRV (docs/architecture.md §4).
 
 MMRV (mean maximum rank violation, from SimplerEnv) asks whether simulation *ranks*
 policies as the real robot does, weighting each mis-ordered pair by how far apart the
@@ -30,7 +30,7 @@ from vla_eval.results.runs import load
 
 
 def mmrv(sim, real) -> float:
-    """MMRV exactly as DESIGN §4 defines it (ties count as "not greater")."""
+    """MMRV exactly as docs/architecture.md §4 defines it (ties count as "not greater")."""
     s = np.asarray(sim, dtype=float)
     r = np.asarray(real, dtype=float)
     if s.shape != r.shape or s.ndim != 1:

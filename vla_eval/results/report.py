@@ -1,6 +1,6 @@
 """Static leaderboard: Markdown + HTML + matplotlib PNGs from every run under a results root.
 
-Design rules (DESIGN §4, §6, §7), and why:
+Design rules (docs/architecture.md §4, §6, §7), and why:
 
 * One table per suite *family*. The LIBERO family shows libero_spatial / object / goal /
   libero_10 side by side and their mean (only when a policy has all four), because that

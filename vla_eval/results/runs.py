@@ -92,7 +92,7 @@ def protocol_hash(suite: dict[str, Any]) -> str | None:
 
 
 def protocol_summary(meta: RunMeta | dict[str, Any] | None) -> dict[str, Any]:
-    """The protocol facts of a run's metadata that change success rates (DESIGN §7)."""
+    """The protocol facts of a run's metadata that change success rates (docs/architecture.md §7)."""
     if not isinstance(meta, RunMeta):
         meta = RunMeta.from_stored(meta or {})
     suite = meta.suite

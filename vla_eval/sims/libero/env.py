@@ -1,4 +1,4 @@
-"""LIBERO tasks as gymnasium envs that follow the observation contract (DESIGN §4).
+"""LIBERO tasks as gymnasium envs that follow the observation contract (docs/architecture.md §4).
 
 Wraps ``libero.libero.envs.env_wrapper.ControlEnv`` (the base of LIBERO's
 ``OffScreenRenderEnv``; same robot, controller, BDDL scene and success predicate).
