@@ -14,7 +14,6 @@ kept for the record (each run folder's ``run.json`` holds it too), not an input.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable

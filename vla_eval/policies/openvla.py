@@ -170,7 +170,6 @@ class OpenVlaPolicy(Policy):
     name = "openvla"
     needs_images = True
     slot_aware = True
-    Config = OpenVlaConfig
 
     def __init__(self, **kwargs: Any):
         cfg: OpenVlaConfig = validate_config(OpenVlaConfig, kwargs, "openvla")  # type: ignore[assignment]

@@ -122,7 +122,6 @@ class VlaR1Policy(ImagePlannerPolicy):
     """VLA-R1 through ``transformers``: batched, left-padded generation across envs."""
 
     name = "vla_r1"
-    Config = VlaR1Config
 
     def __init__(self, **kwargs: Any):
         cfg: VlaR1Config = validate_config(VlaR1Config, kwargs, "vla_r1")  # type: ignore[assignment]

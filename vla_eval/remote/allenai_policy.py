@@ -234,7 +234,6 @@ class _Episode:
 class AllenaiPolicy(Policy):
     name = "allenai"
     slot_aware = True
-    Config = AllenaiConfig
 
     def __init__(self, **kwargs: Any):
         cfg: AllenaiConfig = validate_config(AllenaiConfig, kwargs, "allenai")  # type: ignore[assignment]

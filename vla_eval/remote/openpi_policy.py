@@ -71,7 +71,6 @@ class RemoteConfig(BaseModel):
 class RemotePolicy(Policy):
     name = "remote"
     slot_aware = True
-    Config = RemoteConfig
 
     def __init__(self, **kwargs: Any):
         from vla_eval.remote.client import RemotePolicyClient

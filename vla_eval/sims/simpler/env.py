@@ -390,10 +390,6 @@ class SimplerEnv(TabletopEnv):
         geoms = self._geoms_of(name)
         return all(self._contact({pad}, geoms) for pad in self._pads)
 
-    def _obj_half_z(self, name: str) -> float:
-        obj = self.scene.object(name)
-        return half_z(obj.shape, obj.size, self.data.xquat[self.model.body(name).id])
-
     def _touching_other(self, name: str, allowed: set[int]) -> bool:
         """Whether ``name`` has a contact with force > CONTACT_FORCE against any geom outside ``allowed``."""
         return touching_other(self.model, self.data, self._geoms_of(name), allowed)

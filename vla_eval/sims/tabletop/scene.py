@@ -16,7 +16,6 @@ from typing import Annotated, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-import vla_eval
 from vla_eval.errors import ConfigError, UnknownNameError
 
 Range = tuple[float, float]
