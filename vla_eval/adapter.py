@@ -46,6 +46,11 @@ class Policy(abc.ABC):
     """
 
     slot_aware: bool = False
+    stateful: bool = False
+    """Set by an adapter that keeps per-episode state between calls (a step counter, a plan, a
+    history) without being slot-aware.  The policy server cannot interleave such a policy's
+    sessions without restarting each one's episode on the other's turn, so it serves them one
+    at a time; a stateless adapter (the default) is batched across sessions."""
 
     name: str = "policy"
     action_space: ActionSpace = LIBERO_DELTA_EEF

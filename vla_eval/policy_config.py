@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vla_eval import paths
+from vla_eval import paths, yaml_io
 from vla_eval.errors import ConfigError, UnknownNameError
 from vla_eval.policies import POLICIES, Policy
 from vla_eval.yaml_io import load_model
@@ -92,9 +92,13 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigError(f"--policy-arg {pair!r}: expected key=value")
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+            out[key.strip()] = yaml_io.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             out[key.strip()] = raw
+        except yaml_io.YamlExpansionError as exc:
+            raise ConfigError(f"--policy-arg {key.strip()}: {exc}") from None
+        except RecursionError:
+            raise ConfigError(f"--policy-arg {key.strip()}: YAML nested too deeply") from None
     return out
 
 

@@ -149,6 +149,18 @@ def _download(url: str, tmp: Path, timeout: float) -> None:
         raise AssetError(f"download of {url} failed: {exc}") from exc
 
 
+def _file_mode() -> int:
+    """The mode ``open()`` would give a new file: 0666 less the process umask (read without changing it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o644
+
+
 def fetch(
     pack: AssetPack,
     dest: Path | None = None,
@@ -186,6 +198,7 @@ def fetch(
             got = sha256_file(tmp)
             if got != digest:
                 raise AssetError(f"{origin}: sha256 {got} does not match the manifest's {digest} for {rel}; file rejected")
+            os.chmod(tmp, _file_mode())  # mkstemp made it 0600; a shared asset folder must be readable
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)

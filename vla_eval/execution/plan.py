@@ -11,7 +11,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 
+from vla_eval.errors import ConfigError
 from vla_eval.spec import SuiteSpec
+
+MAX_PLAN_EPISODES = 1_000_000
+"""Most episodes one run may plan. The plan, the store's done-keys and the gate's bookkeeping are
+held in memory (about 1 KB an episode all told), and a million episodes is weeks of simulation;
+``--episodes 1000000000`` was a typo that took gigabytes before failing with a raw ``MemoryError``."""
 
 
 @dataclass(frozen=True, order=True)
@@ -40,9 +46,26 @@ def episode_seed(suite_seed: int, task: str, episode_index: int) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
+def plan_size(spec: SuiteSpec) -> int:
+    """How many episodes :func:`build_plan` lists, computed without listing them."""
+    return sum(spec.task_episodes(t.name) for t in spec.tasks for s in spec.splits if s.applies_to(t.name))
+
+
+def check_plan_size(spec: SuiteSpec, source: str | None = None) -> int:
+    """The plan's size, or a :class:`ConfigError` naming the suite, the count and the limit."""
+    n = plan_size(spec)
+    if n > MAX_PLAN_EPISODES:
+        raise ConfigError(
+            f"{source or 'suite ' + spec.name}: {n} episodes ({spec.episodes_per_task} per task over the tasks and "
+            f"splits) exceed the limit of {MAX_PLAN_EPISODES} per run; lower --episodes or episodes_per_task"
+        )
+    return n
+
+
 def build_plan(spec: SuiteSpec) -> list[PlanItem]:
     from vla_eval.backends import get_backend
 
+    check_plan_size(spec)
     backend = get_backend(spec.backend)
     items = []
     for task in spec.tasks:

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from vla_eval.errors import ConfigError
+from vla_eval.execution.plan import MAX_PLAN_EPISODES
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 CHECKPOINT_KEYS = ("checkpoint",)
@@ -60,6 +61,9 @@ def check_request(req: Any) -> None:
     ):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < minimum):
             raise ConfigError(f"{flag} must be an integer >= {minimum}, got {value!r}")
+    if isinstance(req.episodes_per_task, int) and req.episodes_per_task > MAX_PLAN_EPISODES:
+        raise ConfigError(f"--episodes must be at most {MAX_PLAN_EPISODES} (the episode plan is held in memory), "
+                          f"got {req.episodes_per_task}")
     if req.resume:
         if req.run_dir is None:
             raise ConfigError("--resume needs --run-dir RUN_DIR (the folder of the run to continue)")
@@ -99,6 +103,8 @@ def check_checkpoint(value: Any, source: str = "--policy-arg checkpoint") -> Non
     text = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
     path = Path(text).expanduser()
     if path.exists():
+        if not (path.is_file() or path.is_dir()):
+            raise ConfigError(f"{source}={text}: not a regular file or a folder")
         return
     if "/" not in text and not text.startswith((".", "~")):
         return  # a bare name is the adapter's own alias (e.g. the reference policy's `early` / `final`)

@@ -21,7 +21,7 @@ from vla_eval.backends import get_backend
 from vla_eval.errors import ConfigError
 from vla_eval.execution.executor import ExecutionSummary, LocalExecutor
 from vla_eval.execution.limits import DEFAULT_DEAD_POLICY_EPISODES, DeadPolicyMonitor, Limits
-from vla_eval.execution.plan import build_plan
+from vla_eval.execution.plan import build_plan, check_plan_size
 from vla_eval.execution.settings import cameras_needed, chunk_execution, episode_setup
 from vla_eval.policy_config import ExecutionConfig, PolicyConfig, check_policy_config, resolve_policy
 from vla_eval.record import EpisodeRecord
@@ -149,6 +149,7 @@ def run(req: RunRequest) -> RunOutcome:
     preflight.check_request(req)
     spec = load_suite(req.suite, {"episodes_per_task": req.episodes_per_task, "seed": req.seed})
     get_backend(spec.backend).check_ready(spec)  # e.g. an asset pack not installed: fail before any folder is made
+    check_plan_size(spec)
     policy_cfg = resolve_request_policy(req.policy, req.policy_args)
     preflight.check_policy_checkpoints(policy_cfg.args, policy_cfg.source or "--policy")
     videos = _parse_videos(req.videos)

@@ -28,7 +28,12 @@ NAMED_CHECKPOINTS = ("early", "final")
 
 
 def resolve_checkpoint(checkpoint: str | Path) -> tuple[Path, Path]:
-    """``early`` / ``final`` (shipped) or a path to a ``.safetensors`` file with its ``.json`` beside it."""
+    """``early`` / ``final`` (shipped) or a path to a ``.safetensors`` file with its ``.json`` beside it.
+
+    Both must be regular files: ``is_file`` is also true of ``/proc`` entries, whose reads fail or never end.
+    """
+    if not isinstance(checkpoint, (str, Path)):
+        raise ConfigError(f"reference policy: checkpoint {checkpoint!r}: expected 'early', 'final' or a path")
     text = str(checkpoint)
     weights = CHECKPOINT_DIR / f"{text}.safetensors" if text in NAMED_CHECKPOINTS else Path(text).expanduser()
     if weights.is_dir():
@@ -39,6 +44,8 @@ def resolve_checkpoint(checkpoint: str | Path) -> tuple[Path, Path]:
     for path in (weights, meta):
         if not path.is_file():
             raise ConfigError(f"reference policy: checkpoint {text!r}: file {path} does not exist")
+        if str(path.resolve()).startswith(("/proc/", "/sys/", "/dev/")):
+            raise ConfigError(f"reference policy: checkpoint {text!r}: {path} is not a weights file")
     return weights, meta
 
 
@@ -50,10 +57,18 @@ class ReferencePolicy(Policy):
 
     @classmethod
     def checkpoint_location(cls, args: dict[str, Any]) -> str | None:
+        """The weights file itself: a wrong form (``/tmp``, ``/proc/self/mem``) is refused here, before the
+        run fingerprints it, instead of hashing whatever folder or special file was named."""
+        return str(resolve_checkpoint(args.get("checkpoint") or "final")[0])
+
+    @classmethod
+    def resolve_args(cls, args: dict[str, Any], source: str) -> dict[str, Any]:
+        """Checks the checkpoint's form when the policy is resolved, before any run folder exists."""
         try:
-            return str(resolve_checkpoint(args.get("checkpoint") or "final")[0])
-        except ConfigError:
-            return super().checkpoint_location(args)
+            resolve_checkpoint(args.get("checkpoint") or "final")
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+        return args
 
     def __init__(self, checkpoint: str = "final", execute_steps: int | None = None, threads: int = 1):
         import torch

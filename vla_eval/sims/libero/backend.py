@@ -38,15 +38,13 @@ INSTALL_HINT = "pip install -e '.[libero]' (plus the GL libraries: apt-get insta
 @lru_cache(maxsize=1)
 def paraphrase_table() -> dict[str, list[str]]:
     """Task name -> paraphrases, from the shipped ``envs/libero/paraphrases.yaml``."""
-    import yaml
-
     from vla_eval.sims.libero.tasks import data_dir
+    from vla_eval.yaml_io import load_text
 
     path = data_dir() / "paraphrases.yaml"
     if not path.is_file():
         return {}
-    with path.open(encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
+    data = load_text(path.read_text(encoding="utf-8"), str(path)) or {}
     return {str(k): [str(p) for p in v] for k, v in data.items()}
 
 

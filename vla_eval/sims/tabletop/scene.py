@@ -13,10 +13,10 @@ import string
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vla_eval.errors import ConfigError, UnknownNameError
+from vla_eval.yaml_io import load_text
 
 Range = tuple[float, float]
 Vec3 = tuple[float, float, float]
@@ -220,9 +220,13 @@ def load_scene(scene: "str | Path | SceneSpec") -> SceneSpec:
         return scene
     path = scene_path(scene)
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SceneError(f"{path}: cannot read scene file: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise SceneError(f"{path}: invalid YAML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SceneError(f"{path}: not a text (UTF-8) YAML file: {exc.reason} at byte {exc.start}") from None
+    try:
+        data = load_text(text, str(path))
+    except ConfigError as exc:
+        raise SceneError(str(exc)) from None
     return parse_scene(data, str(path))
