@@ -128,7 +128,8 @@ class FingerPlanner:
         traj = Trajectory(dof)
         result = Ruckig(dof).calculate(inp, traj)
         if result not in (Result.Working, Result.Finished):
-            raise RuntimeError(f"gripper planner failed ({result}) from {q0.tolist()} at {v0.tolist()} to {target.tolist()}")
+            raise RuntimeError(f"gripper planner failed ({result}) from {q0.tolist()} at {v0.tolist()} "
+                               f"to {target.tolist()}")
         times = np.clip(np.arange(self.n_substeps + 1) * self.dt, 0.0, traj.duration)
         samples = [traj.at_time(float(t)) for t in times]
         return np.array([p for p, _, _ in samples]), np.array([v for _, v, _ in samples])
@@ -247,7 +248,8 @@ def build_google_xml(assets: Path, task: SimplerTask, real: GoogleRealTask, urdf
     (cx, cy), (hx, hy) = G.TABLE_BOX_CENTRE, G.TABLE_BOX_HALF
     xml = scene_mjcf(f"{task.name}_real", G.SIM_HZ, G.CAMERA_SIZE, list(robot.assets) + object_assets, body, objects_xml,
                      actuators, table_pos=f"{cx} {cy} {G.TABLE_HEIGHT / 2}", table_size=f"{hx} {hy} {G.TABLE_HEIGHT / 2}",
-                     table_friction=G.OBJECT_ON_TABLE, floor=True, compiler_extra=' balanceinertia="true"', table=not real.station, contact_xml=contact_xml,
+                     table_friction=G.OBJECT_ON_TABLE, floor=True, compiler_extra=' balanceinertia="true"',
+                     table=not real.station, contact_xml=contact_xml,
                      option_extra=f' impratio="{G.IMPRATIO}" noslip_iterations="{G.NOSLIP_ITERATIONS}"')
     return xml, facts
 

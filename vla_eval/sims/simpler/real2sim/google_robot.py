@@ -59,8 +59,8 @@ GRIPPER_CLIP_THRES = 0.01
 """defaults.py:241-248 gripper_common_args and :291-307 gripper_pd_joint_target_delta_pos_interpolate_by_planner
 (PDJointPosMimicControllerConfig, one action for both fingers): normalize_action maps a in [-1, 1] to a delta in
 [-1.31, 1.31] rad; use_delta, use_target and delta_target_from_last_drive_target add it to the last drive target
-(pd_joint_pos.py:61-80 set_action), clip_target clips to the URDF joint range (joint_finger_* -0.0001 ... 1.3) widened by
-clip_target_thres 0.01 on each side. 0 = open, 1.3 = closed."""
+(pd_joint_pos.py:61-80 set_action), clip_target clips to the URDF joint range (joint_finger_* -0.0001 ... 1.3)
+widened by clip_target_thres 0.01 on each side. 0 = open, 1.3 = closed."""
 
 GRIPPER_SMALL_ACTION = 1e-3
 """pd_joint_pos.py:87-92 small_action_repeat_last_target: a *scaled* delta (rad) below 1e-3 in magnitude keeps the
