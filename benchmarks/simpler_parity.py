@@ -8,10 +8,17 @@ TCP position error (mm), TCP rotation error (degrees), finger joint error (the l
 on the Google robot, metres on the WidowX), each engine's finger joints, and the per-step wall time of each engine
 (physics only, no frames). A last table gives steps/s with frames (SAPIEN: the port's scene posed from SAPIEN's state).
 
-Targets (issue 26): TCP within 5 mm and 2 degrees after 20 control steps; the gripper fully closed in the same step.
+Outcome parity, closed loop (``--outcomes SAPIEN_RUN MUJOCO_RUN``): two ``vla-eval run`` folders of the scripted
+expert (``simpler_scripted``), one on ``simpler_sapien`` and one on ``simpler_real``, over the same tasks and
+configurations; printed per task: success in each engine, and the fraction of episodes (same task, split, episode)
+with the same outcome. Only episodes present in both runs count.
+
+Targets (issue 26): TCP within 5 mm and 2 degrees after 20 control steps; the gripper fully closed in the same step;
+the same outcome in >= 90% of episodes per task, per-task success within 10 points.
 
     VLA_EVAL_SIMPLER_SAPIEN_PYTHON=... VLA_EVAL_ASSETS=... python benchmarks/simpler_parity.py \
         [--robot google|bridge|both] [--config 12] [--no-images]
+    python benchmarks/simpler_parity.py --outcomes results/<sapien run> results/<mujoco run>
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sqlite3
 import time
+from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -154,12 +163,55 @@ def speed_with_frames(robot: str, steps: int = 10) -> tuple[float, float]:
     return out[0], out[1]
 
 
+def run_outcomes(run_dir: str) -> dict[tuple[str, str, int], bool]:
+    """(task, split, episode index) -> success, from a run folder's episode store."""
+    path = Path(run_dir) / "episodes.sqlite"
+    if not path.is_file():
+        raise SystemExit(f"--outcomes: {path} does not exist (expected a vla-eval run folder)")
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
+        rows = con.execute("SELECT task, split, episode_index, success FROM episodes").fetchall()
+    return {(t, sp, int(i)): bool(ok) for t, sp, i, ok in rows}
+
+
+def outcome_table(sapien: dict[tuple[str, str, int], bool], mujoco: dict[tuple[str, str, int], bool]) -> list[dict]:
+    """Per task: episodes in both runs, success count in each engine, episodes with the same outcome."""
+    rows: dict[str, dict] = {}
+    for key in sorted(set(sapien) & set(mujoco)):
+        r = rows.setdefault(key[0], {"task": key[0], "n": 0, "sapien": 0, "mujoco": 0, "same": 0, "differ": []})
+        r["n"] += 1
+        r["sapien"] += sapien[key]
+        r["mujoco"] += mujoco[key]
+        if sapien[key] == mujoco[key]:
+            r["same"] += 1
+        else:
+            r["differ"].append(f"{key[1]}/{key[2]}")
+    return list(rows.values())
+
+
+def print_outcomes(rows: list[dict]) -> None:
+    print("| task | episodes | SAPIEN success % | MuJoCo success % | same outcome % | differing (split/episode) |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        n = r["n"]
+        print(f"| {r['task']} | {n} | {100 * r['sapien'] / n:.1f} | {100 * r['mujoco'] / n:.1f} "
+              f"| {100 * r['same'] / n:.1f} | {', '.join(r['differ']) or '-'} |")
+    n = sum(r["n"] for r in rows)
+    if n:
+        print(f"\nall: {n} episodes, same outcome {100 * sum(r['same'] for r in rows) / n:.1f}% "
+              "(targets: >= 90% per task, success within 10 points)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--robot", choices=["google", "bridge", "both"], default="both")
     ap.add_argument("--config", type=int, default=12, help="configuration id (both engines start from it)")
     ap.add_argument("--no-images", action="store_true", help="skip the steps/s-with-frames table")
+    ap.add_argument("--outcomes", nargs=2, metavar=("SAPIEN_RUN", "MUJOCO_RUN"),
+                    help="compare two scripted-expert run folders episode by episode (closed-loop parity)")
     args = ap.parse_args()
+    if args.outcomes:
+        print_outcomes(outcome_table(run_outcomes(args.outcomes[0]), run_outcomes(args.outcomes[1])))
+        return
     robots = ["google", "bridge"] if args.robot == "both" else [args.robot]
     for robot in robots:
         print_table(compare(robot, args.config))

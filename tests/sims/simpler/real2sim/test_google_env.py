@@ -145,15 +145,62 @@ def test_controller_base_frame_and_relative_gripper(google_env):
     # make the arm lag its commands: it moves along +x of the base, less than the 0.06 m asked within 2/3 s
     assert 0.01 < moved[0] < 0.06 and abs(moved[0]) > 3 * np.abs(moved[1:]).max()
     assert env.data.xpos[env._ee][0] - w0[0] == pytest.approx(-moved[0], abs=1e-3)  # base turned 180 degrees
-    env.step(np.array([0, 0, 0, 0, 0, 0, 0.5]))  # relative: half a stroke closed
-    assert env._gripper_target == pytest.approx(0.5 * 1.31, abs=1e-6)
-    env.step(np.array([0, 0, 0, 0, 0, 0, 0.005]))  # below SimplerEnv's 0.01: keeps the target
-    assert env._gripper_target == pytest.approx(0.5 * 1.31, abs=1e-6)
-    env.step(np.array([0, 0, 0, 0, 0, 0, 1.0]))
-    assert env._gripper_target == pytest.approx(1.3)  # clipped to the joint range
-    assert env.data.qpos[env._finger_q].min() > 1.0
-    env.step(np.array([0, 0, 0, 0, 0, 0, -1.0]))
-    assert env._gripper_target == pytest.approx(-0.0001)
+
+
+SAPIEN_CLOSE = (0.192, 0.525, 0.859, 1.073)
+"""SimplerEnv's own engine (benchmarks/simpler_parity.py, configuration 12, nothing between the fingers): finger joint
+after each of the four control steps that follow one full-close command, then stopped by the fingertips touching."""
+
+
+def test_finger_planner_follows_simplerenvs_profile_target_and_threshold():
+    pytest.importorskip("ruckig")
+    from vla_eval.sims.simpler.real2sim.google_env import FingerPlanner
+
+    n = round(G.SIM_HZ / G.CONTROL_HZ)
+    p = FingerPlanner(n, 1.0 / G.SIM_HZ)
+    p.set_action(1.0, np.zeros(2), np.zeros(2))
+    assert p.target == pytest.approx([1.31, 1.31])  # clip_target: joint limit 1.3 + clip_target_thres 0.01
+    assert p.path[-1] == pytest.approx([0.1919, 0.1919], abs=1e-4)  # Ruckig, 1 rad/s, 7 rad/s^2, 50 rad/s^3
+    assert np.abs(np.diff(p.path[:, 0])).max() * G.SIM_HZ <= 1.0 + 1e-6
+    assert p.vel[0] == pytest.approx([0.0, 0.0]) and p.vel[-1] == pytest.approx([1.0, 1.0])
+    for k in range(1, n + 1):
+        p.drive_at(k)
+    # a tiny action (|1.31 a| < 1e-3 rad) keeps the goal; the planner restarts from the measured state
+    p.set_action(5e-4, np.full(2, 0.19), np.full(2, 1.0))
+    assert p.target == pytest.approx([1.31, 1.31])
+    assert p.path[-1] == pytest.approx([0.19 + 1 / 3, 0.19 + 1 / 3], abs=1e-3)  # already at the velocity limit
+    # a small one that SimplerEnv acts on (the old 0.01 threshold ignored it) is added to the last *drive* target
+    drive = p.path[-1].copy()
+    for k in range(1, n + 1):
+        p.drive_at(k)
+    p.set_action(-0.005, drive, np.zeros(2))
+    assert p.target == pytest.approx(drive - 0.005 * 1.31)
+    assert p.path[-1] == pytest.approx(drive - 0.005 * 1.31, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_gripper_closes_and_opens_in_simplerenvs_control_steps(google_env):
+    env = google_env("google_pick_coke_can_horizontal", cameras=())
+    env.reset(seed=0, options={"config_id": 12})
+    close = np.zeros(7)
+    close[6] = 1.0
+    fingers = []
+    for i in range(6):
+        env.step(close if i == 0 else np.zeros(7))
+        fingers.append(env.data.qpos[env._finger_q].copy())
+    fingers = np.array(fingers)
+    # a linear ramp inside one step (the old port) reached 1.22 rad after one step and the 1.3 limit after two
+    assert fingers[:4].mean(axis=1) == pytest.approx(SAPIEN_CLOSE, abs=0.02)
+    # the fingertips meet, as in PhysX: the hand stops short of the joint limit and holds there
+    assert np.abs(fingers[3:] - SAPIEN_CLOSE[3]).max() < 0.03
+    assert env._gripper_target == pytest.approx(1.31)
+    opened = []
+    for i in range(4):
+        env.step(-close if i == 0 else np.zeros(7))
+        opened.append(env.data.qpos[env._finger_q].mean())
+    assert opened[0] > 0.8 and opened[1] > 0.4 and opened[2] > 0.1  # SimplerEnv: 0.88, 0.55, 0.22, 0.0
+    assert abs(opened[3]) < 0.005  # stops at the joint limit (-0.0001) though the target is 0.01 past it
+    assert env._gripper_target == pytest.approx(-0.0101)
 
 
 @pytest.mark.slow
@@ -186,8 +233,27 @@ def test_expert_succeeds_and_noop_does_not(google_env, task, config):
             else:
                 action = np.zeros(7)
             _, _, success, _, info = env.step(action)
+            if who == "expert" and env.is_grasped("coke_can"):
+                frictions = contact_frictions(env, "coke_can")
         results[who] = (success, info["n_lift_significant"] >= 5)
     assert results == {"expert": (True, True), "noop": (False, False)}
+    # PhysX's averaged coefficients (MuJoCo's own rule, the larger one, gave 2.0 and 0.5)
+    assert frictions.get("link_finger_left") == pytest.approx(1.25) or frictions.get("link_finger_tip_left") == 1.25
+    env.reset(seed=0, options={"config_id": config})
+    assert contact_frictions(env, "coke_can")["world"] == pytest.approx(0.75)  # can on table
+
+
+def contact_frictions(env, obj: str) -> dict[str, float]:
+    """Sliding friction of each contact the object makes, by the other geom's body name."""
+    m, d = env.model, env.data
+    own = env._obj_geoms[obj]
+    out = {}
+    for c in d.contact[: d.ncon]:
+        g1, g2 = int(c.geom1), int(c.geom2)
+        if (g1 in own) != (g2 in own):
+            other = g2 if g1 in own else g1
+            out[m.body(int(m.geom_bodyid[other])).name] = float(c.friction[0])
+    return out
 
 
 @pytest.mark.slow

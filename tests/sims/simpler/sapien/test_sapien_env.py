@@ -121,3 +121,26 @@ def test_bad_split_colouring_and_camera_are_refused(sapien_env):
         SapienSimplerEnv("bridge_put_carrot_on_plate", urdf_version="recolor_tabletop_visual_matching_1")
     with pytest.raises(ValueError, match="'agentview'"):
         SapienSimplerEnv("google_pick_coke_can_standing", cameras=("wrist",))
+
+
+def test_scripted_expert_reads_sapiens_state_and_lifts_the_can(sapien_env):
+    """The port's privileged fields, filled from SimplerEnv's engine, are enough for ``simpler_scripted``: it lifts
+    the can under SimplerEnv's own evaluate() (before, this backend declared no expert)."""
+    from vla_eval.sims.simpler.expert import SimplerScriptedExpert
+    from vla_eval.sims.simpler.sapien.backend import SimplerSapienBackend
+
+    assert SimplerSapienBackend.expert == "simpler_scripted"
+    env = sapien_env("google_pick_coke_can_horizontal", cameras=())
+    env.reset(options={"config_id": 0})
+    priv = env.privileged_state()
+    state = env.sapien_state()
+    assert priv["family"] == "google_real" and priv["engine"] == "sapien"
+    np.testing.assert_allclose(priv["coke_can_pos"], state["objects"][state["roles"]["source"]][:3], atol=1e-6)
+    np.testing.assert_allclose(priv["eef_pos"], state["tcp"][:3], atol=1e-4)  # the port posed from SAPIEN's joints
+    np.testing.assert_allclose(priv["ee_target_pos"], state["arm_target"][:3])
+    expert = SimplerScriptedExpert()
+    expert.reset([env.instruction])
+    for _ in range(env.task.max_steps):
+        action = expert.predict([{"privileged": env.privileged_state()}]).actions[0, 0]
+        _, _, success, _, info = env.step(action)
+    assert success and info["lifted_object_significantly"]

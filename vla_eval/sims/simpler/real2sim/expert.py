@@ -305,7 +305,7 @@ D_Y_REACH = 0.15  # the hand works this close to the drawer's middle (the front 
 D_OVER_SPEED = 0.025  # metres per step over the front's top edge (the arm tracks part of each step's delta)
 D_HOOK_PRESS = 0.02
 D_PULL_SPEED = 0.035
-D_OVER_HEIGHT = 0.025  # the fingertips pass this far above the front's top edge (the top drawer: under the cabinet top)
+D_OVER_HEIGHT = 0.035  # the fingertips pass this far above the front's top edge (the top drawer: under the cabinet top)
 
 
 def google_drawer_frame(base_mat: np.ndarray, lean: float = D_LEAN) -> np.ndarray:

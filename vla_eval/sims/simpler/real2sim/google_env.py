@@ -21,8 +21,10 @@ Control is SimplerEnv's ``arm_pd_ee_delta_pose_align_interpolate_by_planner`` +
 (dx, dy, dz) metres and an axis-angle rotation in the base frame applied to the *measured*
 end-effector pose (rotation about the end-effector position), solved by IK to joint targets
 that are ramped over the control step (SimplerEnv's planner also limits acceleration and jerk;
-here the ramp is linear with the velocity limit, an approximation); the gripper action moves
-a sticky finger target by ``a[6]`` x 1.31 rad (+ closes), clipped to the joint range.
+here the ramp is linear with the velocity limit, an approximation); the gripper action adds ``a[6]`` x 1.31 rad
+(+ closes) to the fingers' last drive target, and each finger's drive follows SimplerEnv's jerk-limited Ruckig
+profile to it (:class:`FingerPlanner`). The two fingertips collide with each other, as in PhysX, which stops a
+close on nothing at ~1.07 rad instead of the 1.3 rad joint limit.
 """
 
 from __future__ import annotations
@@ -53,14 +55,91 @@ SIMPLER_GOOGLE_ACTION = ActionSpace(kind="delta_eef", rotation="axis_angle", pos
 
 SETTLE_S = 1.0  # grasp_single_in_scene.py _initialize_actors: _settle(0.5) twice
 GRASP_MAX_ANGLE = 80.0  # grasp_single_in_scene.py evaluate: check_grasp(obj, max_angle=80)
-SMALL_GRIPPER_ACTION = 0.01  # defaults.py small_action_repeat_last_target (pd_joint_pos.py: |action| < 0.01)
 RAMP_CHUNKS = 9  # joint targets updated 9 times per control step (171 / 9 = 19 substeps each)
+FINGER_LIMIT_TIMECONST = 0.004
+"""Finger joint-limit stiffness (MuJoCo solref time constant, s; ~2 simulation steps, the stiffest MuJoCo advises):
+the drive's target may sit 0.01 rad past the limit (clip_target_thres), which the default 0.02 s let it reach."""
+FINGER_LIMIT_IMPEDANCE = 0.99
+"""... and its impedance (MuJoCo solimp d0 = dwidth; default 0.9 / 0.95 leaves the limit 5-10% soft)."""
+FINGER_BIT = 4
+FINGER_PRIORITY = 1
+"""Collision bit the left finger links carry (contype) and the right ones accept (conaffinity): robot links are
+contype 2 / conaffinity 1 (no self-collision), objects 1 / 3."""
 STATION_PREFIX = "cabinet_"
 
 
 def station_joint(level: str) -> str:
     """The MJCF joint of SimplerEnv's ``<level>_drawer_joint`` (mk_station URDF)."""
     return f"{STATION_PREFIX}{level}_drawer_joint"
+
+
+class FingerPlanner:
+    """SimplerEnv's ``gripper_pd_joint_target_delta_pos_interpolate_by_planner`` for the two finger joints.
+
+    The facts and their sources are :mod:`.google_robot`'s ``GRIPPER_*``. Each control step the scaled action is added
+    to the last drive target (not to the measured position, nor to the previous goal), clipped, and a Ruckig
+    trajectory (velocity, acceleration and jerk limited, ending at rest) is planned from each finger's measured
+    position and velocity; the drive target of simulation substep ``k`` is the trajectory at ``k`` substeps, its
+    velocity target the trajectory's velocity there. The linear ramp this replaced closed the hand in one step where
+    SimplerEnv's takes four, so a policy's grasp timing did not transfer.
+    """
+
+    def __init__(self, n_substeps: int, dt: float):
+        self.n_substeps, self.dt = int(n_substeps), float(dt)
+        self.reset(np.zeros(len(G.FINGER_JOINTS)))
+
+    def reset(self, qpos: np.ndarray) -> None:
+        """SimplerEnv's controller reset: the goal, the last drive target and the path all at the measured position."""
+        q = np.asarray(qpos, dtype=float).copy()
+        self.target = q.copy()
+        self.drive = q.copy()
+        self.path = np.tile(q, (self.n_substeps + 1, 1))
+        self.vel = np.zeros_like(self.path)
+
+    def set_action(self, a: float, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        delta = float(np.clip(a, -1.0, 1.0)) * G.GRIPPER_HIGH  # clip_and_scale_action to [-1.31, 1.31]
+        if abs(delta) < G.GRIPPER_SMALL_ACTION:
+            target = self.target.copy()
+        else:
+            lo, hi = G.GRIPPER_JOINT_RANGE
+            target = np.clip(self.drive + delta, lo - G.GRIPPER_CLIP_THRES, hi + G.GRIPPER_CLIP_THRES)
+        self.target = target
+        self.path, self.vel = self.plan(np.asarray(qpos, float), np.asarray(qvel, float), target)
+
+    def plan(self, q0: np.ndarray, v0: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions and velocities at substeps 0 ... n (held at the end once the trajectory is done)."""
+        try:
+            from ruckig import InputParameter, Result, Ruckig, Trajectory
+        except ImportError as e:  # a checkout installed before ruckig became a dependency
+            raise ImportError("the Google robot's gripper planner needs ruckig (SimplerEnv's planner): "
+                              "pip install -e . (or pip install ruckig)") from e
+        dof = len(q0)
+        inp = InputParameter(dof)
+        inp.current_position = q0.tolist()
+        inp.current_velocity = np.clip(v0, -G.GRIPPER_VEL_LIMIT, G.GRIPPER_VEL_LIMIT).tolist()
+        inp.current_acceleration = [0.0] * dof
+        inp.target_position = target.tolist()
+        inp.target_velocity = [0.0] * dof
+        inp.target_acceleration = [0.0] * dof
+        inp.max_velocity = [G.GRIPPER_VEL_LIMIT] * dof
+        inp.min_velocity = [-G.GRIPPER_VEL_LIMIT] * dof
+        inp.max_acceleration = [G.GRIPPER_ACC_LIMIT] * dof
+        inp.min_acceleration = [-G.GRIPPER_ACC_LIMIT] * dof
+        inp.max_jerk = [G.GRIPPER_JERK_LIMIT] * dof
+        traj = Trajectory(dof)
+        result = Ruckig(dof).calculate(inp, traj)
+        if result not in (Result.Working, Result.Finished):
+            raise RuntimeError(f"gripper planner failed ({result}) from {q0.tolist()} at {v0.tolist()} "
+                               f"to {target.tolist()}")
+        times = np.clip(np.arange(self.n_substeps + 1) * self.dt, 0.0, traj.duration)
+        samples = [traj.at_time(float(t)) for t in times]
+        return np.array([p for p, _, _ in samples]), np.array([v for _, v, _ in samples])
+
+    def drive_at(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Drive target and velocity target for substep ``k`` (1-based, as SimplerEnv counts before each sim step)."""
+        i = min(k, len(self.path) - 1)
+        self.drive = self.path[i]
+        return self.path[i], self.vel[i]
 
 
 @dataclass(frozen=True)
@@ -170,7 +249,8 @@ def build_google_xml(assets: Path, task: SimplerTask, real: GoogleRealTask, urdf
     (cx, cy), (hx, hy) = G.TABLE_BOX_CENTRE, G.TABLE_BOX_HALF
     xml = scene_mjcf(f"{task.name}_real", G.SIM_HZ, G.CAMERA_SIZE, list(robot.assets) + object_assets, body, objects_xml,
                      actuators, table_pos=f"{cx} {cy} {G.TABLE_HEIGHT / 2}", table_size=f"{hx} {hy} {G.TABLE_HEIGHT / 2}",
-                     table_friction=G.OBJECT_FRICTION, floor=True, compiler_extra=' balanceinertia="true"', table=not real.station, contact_xml=contact_xml,
+                     table_friction=G.OBJECT_ON_TABLE, floor=True, compiler_extra=' balanceinertia="true"',
+                     table=not real.station, contact_xml=contact_xml,
                      option_extra=f' impratio="{G.IMPRATIO}" noslip_iterations="{G.NOSLIP_ITERATIONS}"')
     return xml, facts
 
@@ -196,7 +276,7 @@ class GoogleRealEnv(RealSceneEnv):
                  image_size: tuple[int, int] = (256, 256), render_mode: str | None = None, render_scale: float = 1.0,
                  urdf_version: str = ""):
         self.urdf_version = urdf_version
-        self._gripper_target = 0.0
+        self._fingers: FingerPlanner | None = None
         super().__init__(task, assets, cameras, image_size, render_mode, render_scale)
 
     def _check_scene_options(self) -> None:
@@ -210,13 +290,29 @@ class GoogleRealEnv(RealSceneEnv):
         self._head_q = np.array([m.joint(j).qposadr[0] for j in G.HEAD_JOINTS])
         for j in G.ARM_JOINTS + G.HEAD_JOINTS + G.FINGER_JOINTS:
             m.dof_armature[m.joint(j).dofadr[0]] = G.ARM_ARMATURE
+        for j in G.FINGER_JOINTS:  # PhysX's limits are hard: the open fingers stop at -0.0001 rad, not 0.01 past it
+            m.jnt_solref[m.joint(j).id] = (FINGER_LIMIT_TIMECONST, 1.0)
+            m.jnt_solimp[m.joint(j).id, :2] = FINGER_LIMIT_IMPEDANCE
         self._n_arm_ctrl = len(G.ARM_JOINTS) + len(G.HEAD_JOINTS)
         self._finger_links = {side: (m.body(f"link_finger_{side}").id, m.body(f"link_finger_tip_{side}").id)
                               for side in ("left", "right")}
         for g in self._robot_geoms:
             name = m.body(int(m.geom_bodyid[g])).name
             if m.geom_contype[g] and name.startswith("link_finger"):
-                m.geom_friction[g, 0] = G.FINGER_NAIL_FRICTION if "nail" in name else G.FINGER_FRICTION
+                # PhysX averages the two materials (google_robot.physx_friction); a priority makes MuJoCo use these
+                m.geom_friction[g, 0] = G.NAIL_ON_OBJECT if "nail" in name else G.FINGER_ON_OBJECT
+                m.geom_priority[g] = FINGER_PRIORITY
+                # PhysX collides an articulation's links unless parent and child; the robot's other self-contacts
+                # stay off (scene_env), but the two fingers must meet: a close on nothing stops where the tips touch
+                if name.endswith("_left"):
+                    m.geom_contype[g] |= FINGER_BIT
+                else:
+                    m.geom_conaffinity[g] |= FINGER_BIT
+
+    @property
+    def _gripper_target(self) -> float:
+        """The fingers' goal (SimplerEnv's ``_target_qpos``; both fingers get the same)."""
+        return float(self._fingers.target[0]) if self._fingers is not None else float(G.INIT_QPOS[len(G.ARM_JOINTS)])
 
     def _native_config(self, config_id: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return native_config(self.task, config_id)
@@ -269,7 +365,10 @@ class GoogleRealEnv(RealSceneEnv):
         d.ctrl[:n_arm] = G.INIT_QPOS[:n_arm]
         d.ctrl[n_arm:self._n_arm_ctrl] = G.INIT_QPOS[n_arm + 2:]
         d.ctrl[self._n_arm_ctrl:] = G.INIT_QPOS[n_arm:n_arm + 2]
-        self._gripper_target = float(G.INIT_QPOS[n_arm])
+        if self._fingers is None:
+            self._fingers = FingerPlanner(self.n_substeps, self.model.opt.timestep)
+        self._fingers.reset(G.INIT_QPOS[n_arm:n_arm + 2])
+        self._finger_v = np.array([self.model.joint(j).dofadr[0] for j in G.FINGER_JOINTS])
 
     def _actuate(self, dpos: np.ndarray, drot: np.ndarray, g: float) -> None:
         cur_p, cur_r = self.ee_pose_at_base()
@@ -280,15 +379,16 @@ class GoogleRealEnv(RealSceneEnv):
         q0 = self.data.ctrl[: len(G.ARM_JOINTS)].copy()
         max_dq = G.ARM_VEL_LIMIT / G.CONTROL_HZ
         q_goal = q0 + np.clip(q_goal - q0, -max_dq, max_dq)
-        g0 = self._gripper_target
-        if abs(g) >= SMALL_GRIPPER_ACTION:
-            self._gripper_target = float(np.clip(g0 + g * G.GRIPPER_HIGH, *G.GRIPPER_JOINT_RANGE))
-        chunk = self.n_substeps // RAMP_CHUNKS
-        for k in range(1, RAMP_CHUNKS + 1):
-            f = k / RAMP_CHUNKS
-            self.data.ctrl[: len(G.ARM_JOINTS)] = q0 + f * (q_goal - q0)
-            self.data.ctrl[self._n_arm_ctrl:] = g0 + f * (self._gripper_target - g0)
-            mujoco.mj_step(self.model, self.data, nstep=chunk if k < RAMP_CHUNKS else self.n_substeps - chunk * (RAMP_CHUNKS - 1))
+        d = self.data
+        self._fingers.set_action(g, d.qpos[self._finger_q], d.qvel[self._finger_v])
+        kv_over_kp = G.GRIPPER_DAMPING / G.GRIPPER_STIFFNESS  # a position drive's ctrl offset for a velocity target
+        n, chunk = self.n_substeps, self.n_substeps // RAMP_CHUNKS
+        for k in range(1, n + 1):
+            f = (min((k - 1) // chunk, RAMP_CHUNKS - 1) + 1) / RAMP_CHUNKS
+            d.ctrl[: len(G.ARM_JOINTS)] = q0 + f * (q_goal - q0)
+            pos, vel = self._fingers.drive_at(k)
+            d.ctrl[self._n_arm_ctrl:] = pos + kv_over_kp * vel
+            mujoco.mj_step(self.model, d)
 
     # ----------------------------------------------------------- success
     def is_grasped(self, name: str) -> bool:

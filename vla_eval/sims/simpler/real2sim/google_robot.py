@@ -57,15 +57,45 @@ out of MuJoCo's soft contacts within a step or two in 3 of 4 standing-can trials
 GRIPPER_STIFFNESS, GRIPPER_DAMPING, GRIPPER_FORCE_LIMIT = 200.0, 8.0, 60.0
 GRIPPER_LOW, GRIPPER_HIGH = -1.3 - 0.01, 1.3 + 0.01
 GRIPPER_JOINT_RANGE = (-0.0001, 1.3)
-"""defaults.py gripper_pd_joint_target_delta_pos_interpolate_by_planner: normalised action in [-1, 1] scaled to a
-delta in [-1.31, 1.31] rad added to the previous target (use_delta, use_target), the target clipped to the joint range
-(clip_target; URDF joint_finger_* limits -0.0001 ... 1.3); |action| < 0.01 keeps the last target
-(small_action_repeat_last_target). 0 = open, 1.3 = closed."""
+GRIPPER_CLIP_THRES = 0.01
+"""defaults.py:241-248 gripper_common_args and :291-307 gripper_pd_joint_target_delta_pos_interpolate_by_planner
+(PDJointPosMimicControllerConfig, one action for both fingers): normalize_action maps a in [-1, 1] to a delta in
+[-1.31, 1.31] rad; use_delta, use_target and delta_target_from_last_drive_target add it to the last drive target
+(pd_joint_pos.py:61-80 set_action), clip_target clips to the URDF joint range (joint_finger_* -0.0001 ... 1.3)
+widened by clip_target_thres 0.01 on each side. 0 = open, 1.3 = closed."""
+
+GRIPPER_SMALL_ACTION = 1e-3
+"""pd_joint_pos.py:87-92 small_action_repeat_last_target: a *scaled* delta (rad) below 1e-3 in magnitude keeps the
+previous target, i.e. |a| < 1e-3 / 1.31 of the normalised action."""
+
+GRIPPER_VEL_LIMIT, GRIPPER_ACC_LIMIT, GRIPPER_JERK_LIMIT = 1.0, 7.0, 50.0
+"""defaults.py:137-139 gripper_vel_limit / gripper_acc_limit / gripper_jerk_limit: the Ruckig profile
+(agents/utils.py:12-42 parameterize_path) each finger's drive target follows within a control step, from the sensed
+joint position and velocity (clipped to the velocity limit) to rest at the target (pd_joint_pos.py:99-131); the
+planned velocity is the drive's velocity target (interpolate_planner_exec_set_target_vel, pd_joint_pos.py:145-160)."""
 
 FINGER_FRICTION, FINGER_NAIL_FRICTION = 2.0, 0.1
 """defaults.py urdf_config: finger_mat / finger_tip_mat friction 2.0, finger_nail_mat 0.1"""
 OBJECT_FRICTION = 0.5
-"""envs/custom_scenes/base_env.py obj_static_friction / obj_dynamic_friction 0.5"""
+"""envs/custom_scenes/base_env.py:442-443 obj_static_friction / obj_dynamic_friction 0.5"""
+SCENE_FRICTION = 1.0
+"""envs/sapien_env.py:598-599 scene_config.default_static/dynamic_friction 1.0: the material of every shape built
+without one (the dummy_tabletop box, base_env.py:208-209; the stage meshes, base_env.py:187-188)"""
+
+
+def physx_friction(a: float, b: float) -> float:
+    """PhysX's default friction combine mode (SAPIEN 2 leaves it): the mean of the two materials' coefficients.
+    MuJoCo takes the larger one, unless a geom has the higher ``priority``, whose coefficient then wins."""
+    return (a + b) / 2
+
+
+FINGER_ON_OBJECT = physx_friction(FINGER_FRICTION, OBJECT_FRICTION)  # 1.25
+NAIL_ON_OBJECT = physx_friction(FINGER_NAIL_FRICTION, OBJECT_FRICTION)  # 0.3
+OBJECT_ON_TABLE = physx_friction(OBJECT_FRICTION, SCENE_FRICTION)  # 0.75
+"""The coefficients PhysX applies to a grasp and to an object on the table. The port gives the finger geoms these
+with a higher priority (so they win against any object) and the table 0.75 (the larger against the objects' 0.5):
+finger-object, nail-object, object-table and object-object contacts then equal PhysX's; finger on table is 1.25
+(PhysX 1.5) and nail on table 0.3 (PhysX 0.55)."""
 OBJECT_DAMPING = 0.1
 """grasp_single_in_scene.py _load_actors: obj.set_damping(0.1, 0.1)"""
 

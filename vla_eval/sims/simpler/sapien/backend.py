@@ -24,7 +24,7 @@ Vulkan device)."""
 
 class SimplerSapienBackend(SimplerRealBackend):
     name = "simpler_sapien"
-    expert = None  # the scripted expert reads the port's privileged state, which this engine does not serve yet
+    expert = "simpler_scripted"  # SapienSimplerEnv.privileged_state: the port's fields, filled from SAPIEN's state
 
     def task_names(self) -> list[str]:
         from vla_eval.sims.simpler.sapien.tasks import SAPIEN_TASKS

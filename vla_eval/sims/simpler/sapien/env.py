@@ -62,6 +62,8 @@ class SapienSimplerEnv(gym.Env):
             raise RuntimeError(f"SimplerEnv's {kwargs['robot']} has no joints {missing}: not the robot vla-eval knows")
         self.tcp_link = made["tcp_link"]
         self._port = None
+        self._port_config: int | None = None
+        self._init_objects: dict[str, list[float]] = {}
         self._last: dict[str, Any] = {}
         self.config_id = 0
         self.instruction = self.task.instruction
@@ -101,8 +103,8 @@ class SapienSimplerEnv(gym.Env):
         self._last = self.engine.request("reset", seed=seed, options=request)
         self.instruction = self._last["instruction"]
         self.elapsed_steps = 0
-        if self.cameras:
-            self._port_env().reset(options={"config_id": self.config_id})  # photo, base pose, parked objects
+        self._port_config = None  # the port's scene follows on first use (a frame or the privileged state)
+        self._init_objects = {role: s_pose[:3] for role, s_pose in self._role_poses().items()}
         info = {"success": False, "config_id": self.config_id, "image_source": self.image_source,
                 "simpler_env_id": self.spec_task.env_id, **self._last["info"]}
         return self._observation(), info
@@ -155,11 +157,20 @@ class SapienSimplerEnv(gym.Env):
                                            render_scale=self.render_scale)
         return self._port
 
+    def _role_poses(self) -> dict[str, list[float]]:
+        """Role (``source`` / ``target``) -> SAPIEN's pose of that actor in the last state."""
+        s = self._last
+        return {role: s["objects"][actor] for role, actor in s.get("roles", {}).items() if actor in s["objects"]}
+
     def pose_port(self):
-        """The MuJoCo port's scene posed from SAPIEN's last state: joints by name, task objects by role."""
+        """The MuJoCo port's scene posed from SAPIEN's last state: joints by name, task objects by role (the port is
+        first reset to the episode's configuration: its base pose, photo and parked objects)."""
         import mujoco
 
         port = self._port_env()
+        if self._port_config != self.config_id:
+            port.reset(options={"config_id": self.config_id})
+            self._port_config = self.config_id
         m, d = port.model, port.data
         s = self._last
         for name, value in s["qpos"].items():
@@ -177,6 +188,36 @@ class SapienSimplerEnv(gym.Env):
             d.qpos[adr:adr + 7] = s["objects"][actor]
         mujoco.mj_kinematics(m, d)
         return port
+
+    def privileged_state(self) -> dict[str, Any]:
+        """The port's privileged-state layout (what ``simpler_scripted`` reads), filled from SAPIEN's state.
+
+        Poses, frames, bounding boxes and grasp points come from the port's scene posed from SAPIEN's joints and
+        objects (:meth:`pose_port`); SAPIEN's own controller targets (the arm's target EE pose in the base frame,
+        the gripper's target), its ``evaluate()`` info and its objects' poses after its settle replace the port's.
+        The expert therefore sees SimplerEnv's state, in the fields it reads on the port."""
+        import mujoco
+
+        port = self.pose_port()
+        out = port.privileged_state()
+        s = self._last
+        if "arm_target" in s:
+            t = np.asarray(s["arm_target"], dtype=float)
+            mat = np.zeros(9)
+            mujoco.mju_quat2Mat(mat, t[3:])
+            out["ee_target_pos"], out["ee_target_mat"] = t[:3], mat.reshape(3, 3)
+        if "gripper_target" in s:
+            out["gripper_target"] = float(s["gripper_target"][0])
+        info = s.get("info", {})
+        out.update({k: v for k, v in info.items() if isinstance(v, (bool, int, float))})
+        if "is_src_obj_grasped" not in info and "is_grasped" in info:
+            out["is_src_obj_grasped"] = bool(info["is_grasped"])
+        bodies = {"source": port.rule.get("object"), "target": port.rule.get("target")}
+        for role, pos in self._init_objects.items():
+            if bodies.get(role):
+                out[f"{bodies[role]}_init_pos"] = np.asarray(pos, dtype=float)
+        out["engine"] = "sapien"
+        return out
 
     def render_native(self) -> np.ndarray:
         return self.pose_port().render_native()

@@ -12,8 +12,8 @@ The only scene change: a named static box (``scene: {"box": ...}``) may stand in
 
 Requests (see ``wire.py`` for framing): ``make`` {env_id, kwargs, box}, ``reset`` {seed, options}, ``step``
 {action}, ``close``. Every reply to reset/step carries the state vla-eval needs: robot joint positions by name, the
-TCP and base poses, every non-static actor's pose, the task's source/target actor names, ``evaluate()``'s info and
-the language instruction.
+TCP and base poses, every non-static actor's pose, the task's source/target actor names, ``evaluate()``'s info,
+the language instruction and the arm's and gripper's controller targets (what the scripted expert steers).
 """
 
 from __future__ import annotations
@@ -141,7 +141,21 @@ class Server:
         links = {link.name: _pose(link.pose) for link in robot.get_links()}
         return {"qpos": dict(zip(names, [float(v) for v in robot.get_qpos()])), "tcp": _pose(u.tcp.pose),
                 "base": _pose(robot.pose), "links": links, "objects": objects, "roles": roles,
-                "info": _jsonable(info), "instruction": u.get_language_instruction()}
+                "info": _jsonable(info), "instruction": u.get_language_instruction(), **self._targets()}
+
+    def _targets(self):
+        """The controllers' goals, which the scripted expert steers (a ``*_target_delta_pose`` arm adds each action to
+        its previous target pose, not to the measured one): the arm's target EE pose in the robot base frame
+        (``pd_ee_pose.py`` ``_target_pose``) and the gripper's target joint positions (``_target_qpos``)."""
+        controllers = getattr(self.env.unwrapped.agent.controller, "controllers", {})
+        out = {}
+        arm = controllers.get("arm")
+        if getattr(arm, "_target_pose", None) is not None:
+            out["arm_target"] = _pose(arm._target_pose)
+        gripper = controllers.get("gripper")
+        if getattr(gripper, "_target_qpos", None) is not None:
+            out["gripper_target"] = [float(v) for v in gripper._target_qpos]
+        return out
 
     def reset(self, seed=None, options=None):
         _, info = self.env.reset(seed=seed, options=options or {})
