@@ -1,0 +1,164 @@
+"""Hostile-input regression tests (issue 29, items 2, 7, 8, 9, 10, 11): each case once broke the harness.
+
+The rule they hold: bad input is exit 2 with one line naming the file, field or value, never a
+traceback, and never exit 1 (which ``check`` and ``run --gate`` reserve for "significant regression").
+"""
+
+from __future__ import annotations
+
+import copy
+import errno
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from test_hostile import _cli, _env, _fixture_run, _suite
+from vla_eval.cli.main import main
+
+CELLS = {("t1", "in_domain"): (7, 10), ("t2", "in_domain"): (8, 10)}
+
+
+def _one_line_error(err: str, *needles: str) -> None:
+    lines = [x for x in err.strip().splitlines() if x.strip()]
+    assert "Traceback" not in err, err
+    assert lines and lines[-1].startswith("error: "), err
+    for n in needles:
+        assert n in lines[-1], (n, lines[-1])
+
+
+@pytest.fixture
+def base_run(tmp_path):
+    run = _fixture_run(tmp_path, "run", CELLS)
+    assert main(["baseline", "save", str(run), "-o", str(tmp_path / "base.json")]) == 0
+    return run, json.loads((tmp_path / "base.json").read_text())
+
+
+# ------------------------------------------------------------------ 2. bad input is never a regression
+
+
+def _mutate(data: dict, how: str) -> str:
+    d = copy.deepcopy(data)
+    if how == "splits_int":
+        d["splits"] = 5
+    elif how == "splits_nested":
+        d["splits"] = [["in_domain"]]
+    elif how == "policy_int":
+        d["policy"] = 5
+    elif how == "task_max_steps_list":
+        d["protocol"]["task_max_steps"] = [1, 2]
+    elif how == "huge_count":
+        return json.dumps(d).replace('"episodes": 10', '"episodes": 1' + "0" * 400, 1)
+    elif how == "deep_brackets":
+        return json.dumps(d)[:-1] + ', "x": ' + "[" * 200_000 + "]" * 200_000 + "}"
+    elif how == "run_id_list":
+        d["run_id"] = ["x"]
+    return json.dumps(d)
+
+
+@pytest.mark.parametrize("how, field", [
+    ("splits_int", "'splits'"), ("splits_nested", "'splits'"), ("policy_int", "'policy'"),
+    ("task_max_steps_list", "task_max_steps"), ("huge_count", "counts["), ("deep_brackets", "nested too deeply"),
+    ("run_id_list", "'run_id'"),
+])
+def test_2_malformed_baseline_is_bad_input_not_a_regression(tmp_path, capsys, base_run, how, field):
+    run, data = base_run
+    bad = tmp_path / f"{how}.json"
+    bad.write_text(_mutate(data, how))
+    assert main(["check", str(run), "--baseline", str(bad)]) == 2
+    _one_line_error(capsys.readouterr().err, str(bad), field)
+
+
+@pytest.mark.parametrize("how", ["truncate", "zero_header"])
+def test_2_damaged_store_is_bad_input_for_check(tmp_path, capsys, base_run, how):
+    run, _ = base_run
+    db = run / "episodes.sqlite"
+    raw = db.read_bytes()
+    db.write_bytes(raw[: len(raw) // 2] if how == "truncate" else b"\0" * 100 + raw[100:])
+    assert main(["check", str(run), "--baseline", str(tmp_path / "base.json")]) == 2
+    _one_line_error(capsys.readouterr().err, str(db))
+
+
+def test_2_baseline_task_outside_the_suite_does_not_advise_resume(tmp_path, capsys, base_run):
+    run, data = base_run
+    data["counts"]["in_domain"]["not_in_suite"] = {"episodes": 5, "successes": 2}
+    bad = tmp_path / "extra.json"
+    bad.write_text(json.dumps(data))
+    assert main(["check", str(run), "--baseline", str(bad)]) == 2
+    err = capsys.readouterr().err
+    _one_line_error(err, "not_in_suite/in_domain", "cannot add them")
+    assert "finish it with --resume" not in err
+
+
+def test_2_gated_run_with_a_malformed_baseline_exits_2_before_any_episode(tmp_path):
+    suite = _suite(tmp_path, episodes_per_task=1)
+    assert _cli(["run", "--suite", str(suite), "--policy", "noop", "--run-dir", str(tmp_path / "r0"),
+                 "--workers", "1", "--no-progress"], tmp_path).returncode == 0
+    assert main(["baseline", "save", str(tmp_path / "r0"), "-o", str(tmp_path / "b.json")]) == 0
+    data = json.loads((tmp_path / "b.json").read_text())
+    data["splits"] = 5
+    (tmp_path / "b.json").write_text(json.dumps(data))
+    p = _cli(["run", "--suite", str(suite), "--policy", "noop", "--run-dir", str(tmp_path / "r1"), "--workers", "1",
+              "--no-progress", "--gate", str(tmp_path / "b.json")], tmp_path)
+    assert p.returncode == 2, p.stderr
+    _one_line_error(p.stderr, "'splits'")
+
+
+def test_10_gate_max_drop_that_leaves_no_room_to_detect_is_refused(tmp_path, capsys, base_run):
+    suite = _suite(tmp_path)
+    assert main(["run", "--suite", str(suite), "--policy", "noop", "--run-dir", str(tmp_path / "g"),
+                 "--gate", str(tmp_path / "base.json"), "--max-drop", "0.999"]) == 2
+    _one_line_error(capsys.readouterr().err, "--max-drop 0.999")
+    assert not (tmp_path / "g" / "episodes.sqlite").exists()
+
+
+# ------------------------------------------------------------------ 8. corrupt stores: every command agrees
+
+
+def _damage(db: Path, how: str) -> str:
+    """Damage the store; returns what the error must name."""
+    raw = db.read_bytes()
+    if how == "truncated":
+        db.write_bytes(raw[:4096])
+    elif how == "zero_header":
+        db.write_bytes(b"\0" * 100 + raw[100:])
+    elif how == "overwritten":
+        db.write_bytes(raw[:8192] + os.urandom(len(raw) - 8192))
+    else:
+        conn = sqlite3.connect(db)
+        rowid, task = conn.execute("SELECT rowid, task FROM episodes ORDER BY rowid DESC LIMIT 1").fetchone()
+        if how == "row_not_json":
+            conn.execute("UPDATE episodes SET record='{not json' WHERE rowid=?", (rowid,))
+        else:
+            conn.execute("UPDATE episodes SET record=json_set(record, '$.steps', 'many') WHERE rowid=?", (rowid,))
+        conn.commit()
+        conn.close()
+        return f"row {rowid} ({task}/"
+    return str(db)
+
+
+@pytest.mark.parametrize("how", ["truncated", "zero_header", "overwritten", "row_not_json", "row_wrong_type"])
+def test_8_table_names_the_damage_in_a_corrupt_store(tmp_path, capsys, how):
+    run = _fixture_run(tmp_path, "run", CELLS)
+    needle = _damage(run / "episodes.sqlite", how)
+    assert main(["table", str(run)]) == 2
+    _one_line_error(capsys.readouterr().err, needle)
+
+
+@pytest.mark.parametrize("how", ["truncated", "row_not_json"])
+def test_8_resume_refuses_a_corrupt_store_before_running_anything(tmp_path, how):
+    suite = _suite(tmp_path, episodes_per_task=2)
+    args = ["run", "--suite", str(suite), "--policy", "noop", "--run-dir", str(tmp_path / "r"), "--workers", "1",
+            "--no-progress"]
+    assert _cli(args, tmp_path).returncode == 0
+    needle = _damage(tmp_path / "r" / "episodes.sqlite", how)
+    p = _cli([*args, "--resume"], tmp_path)
+    assert p.returncode == 2, p.stderr
+    _one_line_error(p.stderr, needle)
