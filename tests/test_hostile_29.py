@@ -162,3 +162,89 @@ def test_8_resume_refuses_a_corrupt_store_before_running_anything(tmp_path, how)
     p = _cli([*args, "--resume"], tmp_path)
     assert p.returncode == 2, p.stderr
     _one_line_error(p.stderr, needle)
+
+
+# ------------------------------------------------------------------ 7. workers die with their driver; Ctrl-C is quiet
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _start_long_run(tmp_path: Path) -> tuple[subprocess.Popen, list[int]]:
+    """``run --workers 2`` with episodes far longer than the test; returns the driver and its two workers."""
+    suite = _suite(tmp_path, episodes_per_task=4, max_steps=200_000)
+    # output to files: a pipe would stay open while an orphaned worker lives, and hide it
+    with open(tmp_path / "out.txt", "w") as out, open(tmp_path / "err.txt", "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "vla_eval", "run", "--suite", str(suite), "--policy", "noop",
+                                 "--workers", "2", "--run-dir", str(tmp_path / "r"), "--no-progress"],
+                                cwd=tmp_path, env=_env(), stdout=out, stderr=err, start_new_session=True)
+    deadline = time.monotonic() + 90
+    workers: list[int] = []
+    while time.monotonic() < deadline:
+        workers = [p for p in _children(proc.pid)
+                   if b"spawn_main" in (Path("/proc") / str(p) / "cmdline").read_bytes()]
+        if len(workers) == 2 and (tmp_path / "r" / "episodes.sqlite").exists():
+            time.sleep(3)  # let both reach their episode loop
+            return proc, workers
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail("the run did not start two workers within 90 s")
+
+
+def _gone_within(pids: list[int], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(_alive(p) for p in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_7_workers_die_with_their_driver(tmp_path, sig):
+    proc, workers = _start_long_run(tmp_path)
+    try:
+        os.kill(proc.pid, sig)
+        proc.wait(timeout=30)
+        assert _gone_within(workers, 5), f"workers {workers} outlived their driver (signal {sig.name})"
+    finally:
+        for p in workers:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_7_ctrl_c_is_one_line_and_ends_the_workers(tmp_path):
+    proc, workers = _start_long_run(tmp_path)
+    try:
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal does: the whole foreground group
+        proc.wait(timeout=60)
+        err = (tmp_path / "err.txt").read_text()
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+        assert "interrupted" in err
+        assert _gone_within(workers, 5)
+    finally:
+        for p in workers:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
