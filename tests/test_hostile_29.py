@@ -248,3 +248,89 @@ def test_7_ctrl_c_is_one_line_and_ends_the_workers(tmp_path):
         for p in workers:
             if _alive(p):
                 os.kill(p, signal.SIGKILL)
+
+
+# ------------------------------------------------------------------ 9. a full disk
+
+
+def test_9_full_disk_mid_run_is_one_line_and_keeps_what_finished(tmp_path, capsys, monkeypatch):
+    from vla_eval.store import RunStore
+
+    real_open = RunStore._open
+
+    class FullAfterTwo:
+        """The store's connection; the third episode's INSERT finds the disk full."""
+
+        def __init__(self, conn):
+            self._conn, self.inserts = conn, 0
+
+        def execute(self, sql, *args):
+            if sql.startswith("INSERT OR REPLACE INTO episodes"):
+                self.inserts += 1
+                if self.inserts > 2:
+                    raise sqlite3.OperationalError("database or disk is full")
+            return self._conn.execute(sql, *args)
+
+        def __getattr__(self, name):
+            return getattr(self._conn, name)
+
+        def __enter__(self):
+            return self._conn.__enter__()
+
+        def __exit__(self, *exc):
+            return self._conn.__exit__(*exc)
+
+    def open_full(self, readonly):
+        real_open(self, readonly)
+        if not readonly:
+            self._conn = FullAfterTwo(self._conn)
+
+    monkeypatch.setattr(RunStore, "_open", open_full)
+    suite = _suite(tmp_path, episodes_per_task=5)
+    run_dir = tmp_path / "r"
+    assert main(["run", "--suite", str(suite), "--policy", "noop", "--run-dir", str(run_dir), "--workers", "1",
+                 "--no-progress"]) == 2
+    _one_line_error(capsys.readouterr().err, "disk is full", "--resume")
+    monkeypatch.setattr(RunStore, "_open", real_open)
+    with RunStore(run_dir, readonly=True) as store:
+        assert store.count() == 2
+
+
+def test_9_full_disk_at_start_is_one_line(tmp_path, capsys, monkeypatch):
+    from vla_eval.store import RunStore
+
+    def full(self, readonly):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(RunStore, "_open", full)
+    assert main(["run", "--suite", str(_suite(tmp_path)), "--policy", "noop", "--run-dir", str(tmp_path / "r")]) == 2
+    _one_line_error(capsys.readouterr().err, "disk is full")
+
+
+def test_9_run_json_on_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
+    real_write = Path.write_text
+
+    def write_text(self, *args, **kwargs):
+        if self.name == "run.json":
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    assert main(["run", "--suite", str(_suite(tmp_path)), "--policy", "noop", "--run-dir", str(tmp_path / "r")]) == 2
+    _one_line_error(capsys.readouterr().err, "run.json", "No space left on device")
+
+
+def test_9_video_cut_short_by_a_full_disk_leaves_no_file_and_no_path(tmp_path):
+    from vla_eval.store import RunStore
+
+    suite = _suite(tmp_path, episodes_per_task=2)
+    env = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parent / "_enospc"), _env()["PYTHONPATH"]])}
+    p = _cli(["run", "--suite", str(suite), "--policy", "noop", "--run-dir", str(tmp_path / "r"), "--workers", "1",
+              "--videos", "all", "--no-progress"], tmp_path, **env)
+    assert p.returncode == 0, p.stderr
+    assert not list((tmp_path / "r").rglob("*.mp4")), "a truncated video was left behind"
+    with RunStore(tmp_path / "r", readonly=True) as store:
+        records = list(store.records())
+    assert len(records) == 2
+    assert all(r.video_path is None for r in records)
+    assert all("No space left" in r.extras["video_error"] for r in records)
