@@ -334,3 +334,62 @@ def test_9_video_cut_short_by_a_full_disk_leaves_no_file_and_no_path(tmp_path):
     assert len(records) == 2
     assert all(r.video_path is None for r in records)
     assert all("No space left" in r.extras["video_error"] for r in records)
+
+
+# ------------------------------------------------------------------ 10. values that make no sense
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("max_steps", True, "boolean"), ("max_steps", float("inf"), "finite"),
+    ("settle_action", [float("nan"), 0, 0, 0, 0, 0, -1], "finite"),
+])
+def test_10_suite_numbers_must_be_finite_and_not_booleans(tmp_path, capsys, field, value, needle):
+    suite = _suite(tmp_path, **{field: value})
+    assert main(["run", "--suite", str(suite), "--policy", "noop", "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and field in err and needle in err, err
+
+
+def test_10_policy_execution_numbers_must_be_finite():
+    from pydantic import ValidationError
+
+    from vla_eval.policy_config import ExecutionConfig
+
+    with pytest.raises(ValidationError, match="finite"):
+        ExecutionConfig(temporal_ensemble=float("inf"))
+    with pytest.raises(ValidationError, match="boolean"):
+        ExecutionConfig(replan_steps=True)
+
+
+@pytest.mark.parametrize("args", [["--ratio", "nan"], ["--delta", "1e-9"]])
+def test_10_plan_episodes_refuses_nonsense(capsys, args):
+    argv = ["plan-episodes", "--p0", "0.8", "--delta", "0.1", *args]
+    assert main(argv) == 2
+    _one_line_error(capsys.readouterr().err, args[0])
+
+
+def test_10_record_demos_refuses_nan_noise(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["record-demos", "--action-noise", "nan", "-o", str(tmp_path / "d")])
+    assert exc.value.code == 2
+    assert "--action-noise must be a finite number" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ 11. output paths
+
+
+def test_11_baseline_save_onto_a_folder_is_one_line(tmp_path, capsys):
+    run = _fixture_run(tmp_path, "run", CELLS)
+    (tmp_path / "out").mkdir()
+    assert main(["baseline", "save", str(run), "-o", str(tmp_path / "out")]) == 2
+    _one_line_error(capsys.readouterr().err, str(tmp_path / "out"))
+
+
+def test_11_read_only_target_is_one_line(tmp_path, capsys):
+    if os.geteuid() == 0:
+        pytest.skip("root writes through read-only modes")
+    run = _fixture_run(tmp_path, "run", CELLS)
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    assert main(["baseline", "save", str(run), "-o", str(ro / "b.json")]) == 2
+    _one_line_error(capsys.readouterr().err, str(ro / "b.json"))

@@ -15,11 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serial
 
 from vla_eval import paths
 from vla_eval.errors import ConfigError, UnknownNameError
+from vla_eval.strict import StrictNumbers
 from vla_eval.yaml_io import load_model
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(StrictNumbers):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TaskSpec(_Strict):
