@@ -393,3 +393,17 @@ def test_11_read_only_target_is_one_line(tmp_path, capsys):
     ro.mkdir(mode=0o500)
     assert main(["baseline", "save", str(run), "-o", str(ro / "b.json")]) == 2
     _one_line_error(capsys.readouterr().err, str(ro / "b.json"))
+
+
+def test_10_a_300_character_split_name_is_refused(tmp_path, capsys):
+    suite = _suite(tmp_path, splits=[{"name": "s" * 300}])
+    assert main(["run", "--suite", str(suite), "--policy", "noop", "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "splits.0.name" in err and "100 characters" in err, err
+
+
+def test_11_report_and_canary_onto_the_wrong_kind_of_path_are_one_line(tmp_path, capsys):
+    run = _fixture_run(tmp_path / "root", "run", CELLS)
+    (tmp_path / "file").write_text("")
+    assert main(["report", str(run.parent), "-o", str(tmp_path / "file")]) == 2
+    _one_line_error(capsys.readouterr().err, str(tmp_path / "file"))

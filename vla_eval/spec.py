@@ -34,7 +34,7 @@ class TaskSpec(_Strict):
 class SplitSpec(_Strict):
     """A named evaluation condition: in-domain, or a set of perturbations on top of the task."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)
     out_of_domain: bool = False
     perturbations: list[dict[str, Any]] = Field(default_factory=list)
     task_perturbations: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
@@ -67,7 +67,7 @@ class SplitSpec(_Strict):
 
 
 class SuiteSpec(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)
     description: str = ""
     backend: str
     tasks: list[TaskSpec] = Field(min_length=1)
