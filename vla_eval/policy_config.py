@@ -23,16 +23,17 @@ from vla_eval import paths, yaml_io
 from vla_eval.errors import ConfigError, UnknownNameError
 from vla_eval.policies import POLICIES, Policy
 from vla_eval.yaml_io import load_model
+from vla_eval.strict import StrictNumbers
 
 
-class ExecutionConfig(BaseModel):
+class ExecutionConfig(StrictNumbers):
     """How the rollout turns action chunks into env steps (see :class:`vla_eval.actions.convert.ChunkExecutor`).
 
     ``temporal_ensemble`` (ACT's ``k``) only has an effect when chunks overlap, so it
     implies ``replan_steps = 1`` (a new chunk every step) unless ``replan_steps`` is given.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     replan_steps: int | None = Field(default=None, ge=1)
     temporal_ensemble: float | None = Field(default=None, ge=0)

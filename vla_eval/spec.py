@@ -15,11 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serial
 
 from vla_eval import paths
 from vla_eval.errors import ConfigError, UnknownNameError
+from vla_eval.strict import StrictNumbers
 from vla_eval.yaml_io import load_model
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(StrictNumbers):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TaskSpec(_Strict):
@@ -33,7 +34,7 @@ class TaskSpec(_Strict):
 class SplitSpec(_Strict):
     """A named evaluation condition: in-domain, or a set of perturbations on top of the task."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)
     out_of_domain: bool = False
     perturbations: list[dict[str, Any]] = Field(default_factory=list)
     task_perturbations: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
@@ -66,7 +67,7 @@ class SplitSpec(_Strict):
 
 
 class SuiteSpec(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)
     description: str = ""
     backend: str
     tasks: list[TaskSpec] = Field(min_length=1)

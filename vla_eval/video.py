@@ -9,6 +9,7 @@ from __future__ import annotations
 import queue
 import re
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,10 +71,14 @@ def write_video(path: Path, frames: list[np.ndarray], instruction: str, outcome:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part.mp4")
-    with imageio.get_writer(tmp, fps=fps, codec="libx264", macro_block_size=1, quality=7) as writer:
-        for i, frame in enumerate(frames):
-            writer.append_data(annotate(frame, [instruction[:60], f"step {i}/{len(frames) - 1}  {outcome}"]))
-    tmp.replace(path)
+    try:
+        with imageio.get_writer(tmp, fps=fps, codec="libx264", macro_block_size=1, quality=7) as writer:
+            for i, frame in enumerate(frames):
+                writer.append_data(annotate(frame, [instruction[:60], f"step {i}/{len(frames) - 1}  {outcome}"]))
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave a truncated video behind
+        raise
 
 
 class BackgroundVideoWriter:
@@ -85,18 +90,24 @@ class BackgroundVideoWriter:
         self._thread.start()
         self.errors: list[str] = []
 
-    def submit(self, path: Path, frames: list[np.ndarray], instruction: str, outcome: str) -> None:
-        self._queue.put((path, frames, instruction, outcome))
+    def submit(self, path: Path, frames: list[np.ndarray], instruction: str, outcome: str) -> Future:
+        """Queue a video; the future completes (or fails) once ``path`` is written whole."""
+        done: Future = Future()
+        self._queue.put((done, (path, frames, instruction, outcome)))
+        return done
 
     def _loop(self) -> None:
         while True:
             job = self._queue.get()
             if job is None:
                 return
+            done, args = job
             try:
-                write_video(*job)
+                write_video(*args)
+                done.set_result(args[0])
             except Exception as exc:
-                self.errors.append(f"{job[0]}: {exc}")
+                self.errors.append(f"{args[0]}: {exc}")
+                done.set_exception(exc)
 
     def close(self) -> None:
         self._queue.put(None)

@@ -18,6 +18,17 @@ def _cmd_record_demos(args: argparse.Namespace) -> int:
     return 0
 
 
+def _noise_sigma(text: str) -> float:
+    """A finite sigma >= 0: ``nan`` would compare false everywhere and record without noise."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--action-noise must be a number, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"--action-noise must be a finite number >= 0, got {text}")
+    return value
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("record-demos", help="record a policy's episodes as HDF5 demos (robomimic/LIBERO layout)")
     p.add_argument("--suite", default="tabletop_basic", help="suite name or YAML path")
@@ -28,7 +39,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=None,
                    help="suite seed for the demo layouts (default: the suite's seed + 1000, disjoint from evaluation)")
     p.add_argument("--keep-failures", action="store_true", help="also keep episodes that did not succeed")
-    p.add_argument("--action-noise", type=float, default=0.0, metavar="SIGMA",
+    p.add_argument("--action-noise", type=_noise_sigma, default=0.0, metavar="SIGMA",
                    help="DART-style: execute actions + N(0, SIGMA) on xyz and yaw, store the clean actions as labels")
     p.add_argument("-o", "--output", type=Path, required=True, help="folder for <task>_demo.hdf5 files")
     p.add_argument("--no-progress", action="store_true")

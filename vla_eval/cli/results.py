@@ -80,8 +80,21 @@ def _cmd_plan(args) -> int:
     from vla_eval.results.sequential import SequentialTest
     from vla_eval.results.stats import exact_binomial_power, required_n_exact_binomial, required_n_two_sample
 
-    if args.tasks < 1 or args.ratio <= 0:
-        raise ConfigError("--tasks must be >= 1 and --ratio > 0")
+    if args.tasks < 1 or not 0 < args.ratio < 1e6:  # also refuses nan and inf
+        raise ConfigError(f"--tasks must be >= 1 and --ratio in (0, 1e6), got --tasks {args.tasks} --ratio {args.ratio}")
+    try:
+        return _plan(args)
+    except (OverflowError, ValueError, ZeroDivisionError, MemoryError, RecursionError) as exc:
+        # a drop of 1e-9, or alpha 1e-12 at power 0.99: no finite plan exists to print
+        raise ConfigError(f"plan-episodes: no usable plan for --p0 {args.p0:g} --delta {args.delta:g} --alpha "
+                          f"{args.alpha:g} --power {args.power:g} ({type(exc).__name__}: {str(exc)[:100]}); "
+                          "ask for a larger --delta or a larger --alpha") from None
+
+
+def _plan(args) -> int:
+    from vla_eval.results.sequential import SequentialTest
+    from vla_eval.results.stats import exact_binomial_power, required_n_exact_binomial, required_n_two_sample
+
     p0 = args.p0 - args.max_drop
     p1 = p0 - args.delta
     if not 0 < p1 < p0 < 1 + 1e-12:

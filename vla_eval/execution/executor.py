@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
 from vla_eval.errors import VlaEvalError
+from vla_eval.execution.lifeline import die_with_parent, ignore_interrupts, interrupts_ignored_by_children
 from vla_eval.execution.plan import PlanItem
 from vla_eval.execution.scheduler import (
     MAX_ATTEMPTS,
@@ -50,6 +51,13 @@ def _worker_environment() -> Iterator[None]:
                 os.environ[key] = value
 
 
+def _worker_entry(conn: Connection, config: WorkerConfig, driver_pid: int) -> None:
+    """A local worker: dies with its driver, leaves Ctrl-C to it (:mod:`vla_eval.execution.lifeline`)."""
+    ignore_interrupts()
+    die_with_parent(driver_pid)
+    worker_main(conn, config)
+
+
 @dataclass(eq=False)
 class _Proc:
     process: mp.Process
@@ -68,8 +76,8 @@ class ProcessStarter:
 
     def start(self, config: WorkerConfig) -> _Proc:
         parent, child = self._ctx.Pipe()
-        with _worker_environment():
-            proc = self._ctx.Process(target=worker_main, args=(child, config), daemon=True)
+        with _worker_environment(), interrupts_ignored_by_children():
+            proc = self._ctx.Process(target=_worker_entry, args=(child, config, os.getpid()), daemon=True)
             proc.start()
         child.close()
         return _Proc(proc, parent)

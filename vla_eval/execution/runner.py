@@ -28,7 +28,7 @@ from vla_eval.record import EpisodeRecord
 from vla_eval.execution.run_lock import RunLock, open_store_errors, prepare_run_dir
 from vla_eval.run_meta import SCHEMA_VERSION, RunMeta
 from vla_eval.spec import SuiteSpec, load_suite
-from vla_eval.store import RunStore
+from vla_eval.store import RunStore, StoreError
 from vla_eval.tables import markdown, summary_frame, wide_table
 from vla_eval.video import VideoPolicy
 from vla_eval.execution.worker import WorkerConfig
@@ -163,6 +163,9 @@ def run(req: RunRequest) -> RunOutcome:
     lock = RunLock(run_dir).acquire()
     try:
         store = RunStore(run_dir)
+    except StoreError:
+        lock.release()
+        raise
     except Exception as exc:
         lock.release()
         raise open_store_errors(run_dir, exc) from exc
@@ -176,6 +179,7 @@ def run(req: RunRequest) -> RunOutcome:
         if existing is not None and not req.resume and store.count():
             raise ConfigError(f"{run_dir} already holds {store.count()} episodes; pass --resume to continue it")
         if existing is not None:
+            store.validate()
             stored = RunMeta.from_stored(store.get_meta("config"), str(run_dir)).checkpoint_hash
             current = checkpoint_hash(policy_cfg)
             if stored != current:

@@ -152,6 +152,13 @@ class Scheduler:
                     w = self._workers.get(event.handle)
                     if w is not None:  # else: already replaced (e.g. its death after a recycle)
                         self._handle(w, event)
+        except BaseException:
+            # Ctrl-C, or the driver cannot record (a full disk): what is in flight can never be
+            # stored, so end it now rather than wait for the episodes to finish for nobody
+            for handle in list(self._workers):
+                self.starter.kill(handle)
+            self._workers.clear()
+            raise
         finally:
             self.starter.stop(list(self._workers))
         return self.summary

@@ -105,13 +105,19 @@ class EpisodeWorker:
         else:
             results = run_episodes(envs, self.policy, items, settings, frames, options, self.progress)
         self._drop_envs([env for env, (_, ok) in zip(envs, results) if not ok])
-        records = []
+        records, written = [], []
         for item, f, (record, _) in zip(items, frames, results):
             if f and videos.wants(item.episode_index, record.success):
                 rel = Path("videos") / f"{item.task}__{item.split}__{item.episode_index:04d}.mp4"
-                self._videos.submit(Path(self.config.run_dir) / rel, f, record.instruction, record.termination)
-                record.video_path = str(rel)
+                written.append((record, rel, self._videos.submit(Path(self.config.run_dir) / rel, f,
+                                                                 record.instruction, record.termination)))
             records.append(_storable(record))
+        for record, rel, done in written:  # a record names its video only once the file is complete
+            error = done.exception()
+            if error is None:
+                record.video_path = str(rel)
+            else:
+                record.extras["video_error"] = f"{rel}: {error_text(error)}"[:300]
         return records
 
     def close(self) -> None:

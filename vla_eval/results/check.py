@@ -85,32 +85,70 @@ def save_baseline(run_dir: str | Path, out: str | Path) -> dict[str, Any]:
     return data
 
 
+MAX_BASELINE_EPISODES = 10**9
+"""Episodes one baseline cell may claim: far above any real run, and small enough that
+every count converts to a float exactly (10^400 would overflow the statistics)."""
+
+
+def _text_or_none(path: Path, field: str, value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{path}: field {field!r} must be a string or null, got {type(value).__name__}")
+
+
 def load_baseline(path: str | Path) -> dict[str, Any]:
-    """Read and validate a baseline file; every problem is a :class:`ConfigError` (exit 2)."""
+    """Read and validate a baseline file; every problem is a :class:`ConfigError` (exit 2).
+
+    Every field the check reads is validated here, so a malformed baseline can never
+    surface later as a crash that ``check`` / ``run --gate`` would report as exit 1,
+    which CI reads as "significant regression"."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"baseline file {path} does not exist")
     try:
         data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc})") from exc
+    except ValueError as exc:  # also a number of more than 4300 digits
+        raise ConfigError(f"{path}: not valid JSON ({str(exc)[:200]})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not a vla-eval baseline (JSON nested too deeply)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the baseline ({exc.strerror or exc})") from None
     if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT:
         raise ConfigError(f"{path}: not a vla-eval baseline (field 'format' must be {BASELINE_FORMAT!r}; write one with `vla-eval baseline save`)")
-    if data.get("version") != BASELINE_VERSION:
+    if data.get("version") != BASELINE_VERSION or isinstance(data.get("version"), bool):
         raise ConfigError(f"{path}: baseline version {data.get('version')!r} is not supported (expected {BASELINE_VERSION})")
     cells = data.get("counts")
     if not isinstance(cells, dict) or not cells:
         raise ConfigError(f"{path}: field 'counts' must be a non-empty mapping split -> task -> counts")
     for split, tasks in cells.items():
-        if not isinstance(tasks, dict):
-            raise ConfigError(f"{path}: counts[{split!r}] must be a mapping task -> counts")
+        if not isinstance(tasks, dict) or not tasks:
+            raise ConfigError(f"{path}: counts[{split!r}] must be a non-empty mapping task -> counts")
         for task, c in tasks.items():
             ok = isinstance(c, dict) and all(isinstance(c.get(k), int) and not isinstance(c.get(k), bool) for k in ("episodes", "successes"))
-            if not ok or not 0 <= c["successes"] <= c["episodes"] or c["episodes"] < 1:
-                raise ConfigError(f"{path}: counts[{split!r}][{task!r}] must be {{'episodes': n >= 1, 'successes': 0..n}}, got {c!r}")
-    if not isinstance(data.get("protocol"), dict):
+            if not ok or not 0 <= c["successes"] <= c["episodes"] or not 1 <= c["episodes"] <= MAX_BASELINE_EPISODES:
+                raise ConfigError(f"{path}: counts[{split!r}][{task!r}] must be {{'episodes': n in 1..{MAX_BASELINE_EPISODES:.0e}, "
+                                  f"'successes': 0..n}}, got {_short(c)}")
+    protocol = data.get("protocol")
+    if not isinstance(protocol, dict):
         raise ConfigError(f"{path}: field 'protocol' missing or not a mapping")
+    if not isinstance(protocol.get("task_max_steps") or {}, dict):
+        raise ConfigError(f"{path}: field 'protocol.task_max_steps' must be a mapping task -> steps, "
+                          f"got {type(protocol['task_max_steps']).__name__}")
+    splits = data.get("splits")
+    if splits is not None and not (isinstance(splits, list) and all(isinstance(x, str) for x in splits)):
+        raise ConfigError(f"{path}: field 'splits' must be a list of split names, got {_short(splits)}")
+    policy = data.get("policy")
+    if policy is not None and not isinstance(policy, dict):
+        raise ConfigError(f"{path}: field 'policy' must be a mapping (name, adapter, checkpoint), got {type(policy).__name__}")
+    for key, value in (policy or {}).items():
+        _text_or_none(path, f"policy.{key}", value)
+    for key in ("run_id", "created_at", "suite"):
+        _text_or_none(path, key, data.get(key))
     return data
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def baseline_counts(data: dict[str, Any]) -> pd.DataFrame:
@@ -273,6 +311,9 @@ def _validate(alpha: float, max_drop: float, detect_drop: float, power: float, b
         raise ConfigError(f"--detect-drop must be in (0, 1), got {detect_drop}")
     if not 0 < power < 1:
         raise ConfigError(f"--power must be in (0, 1), got {power}")
+    if max_drop + detect_drop >= 1:
+        raise ConfigError(f"--max-drop {max_drop:g} plus --detect-drop {detect_drop:g} must be below 1: "
+                          "a success rate cannot drop by 100 pts or more")
     if not 0 < beta < 1 or alpha + beta >= 1:
         raise ConfigError(f"--beta must be in (0, 1) with alpha + beta < 1, got {beta}")
 
@@ -305,6 +346,14 @@ def check_run(
     df = records_to_frame(info, records)
     merged = baseline_counts(baseline).merge(counts(df), on=["task", "split"], how="left", suffixes=("_base", "_new"))
     missing = [(r.task, r.split) for r in merged[merged["n_new"].isna()].itertuples()]
+    outside = [f"{t}/{s}" for t, s in missing if t not in info.tasks or s not in info.splits]
+    if outside and not allow_incomplete:
+        # --resume only runs the suite's own plan: advising it here would send CI round a loop
+        raise ConfigError(
+            f"the baseline has task/split cells that suite {info.suite!r} of {run_dir} does not have: "
+            f"{', '.join(outside[:10])}{' ...' if len(outside) > 10 else ''}; --resume cannot add them. "
+            "Use a baseline saved from a run of this suite, or pass --allow-incomplete to check the shared cells"
+        )
     merged = merged.dropna(subset=["n_new"])
     if merged.empty:
         raise ConfigError(f"{run_dir}: no (task, split) cell of the run is in the baseline (tasks/splits differ)")

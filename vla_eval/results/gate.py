@@ -96,6 +96,9 @@ class GateConfig:
             raise ConfigError(f"--detect-drop must be in (0, 1), got {self.detect_drop}")
         if self.resolved_detect_drop <= 0:
             raise ConfigError("--gate needs --max-drop > 0 or an explicit --detect-drop > 0 (the drop the gate must catch)")
+        if self.max_drop + self.resolved_detect_drop >= 1:
+            raise ConfigError(f"--max-drop {self.max_drop:g} plus --detect-drop {self.resolved_detect_drop:g} (default: "
+                              "--max-drop) must be below 1: a success rate cannot drop by 100 pts or more")
         if not 1 <= self.looks <= 50:
             raise ConfigError(f"--looks must be in 1..50, got {self.looks}")
         if not 0 <= self.cell_alpha_share < 1:

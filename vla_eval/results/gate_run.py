@@ -129,7 +129,6 @@ def check_gated(run_dir: str | Path, baseline_path: str | Path) -> GateState | N
     Returns None for a run that was not gated. The baseline must be the file the run was
     gated against (same SHA-256): the design's bounds were computed from its counts.
     """
-    from vla_eval.results.runs import read_run
     from vla_eval.store import DB_NAME, RunStore
 
     run_dir = Path(run_dir)
@@ -139,8 +138,19 @@ def check_gated(run_dir: str | Path, baseline_path: str | Path) -> GateState | N
         meta = store.get_meta(GATE_META)
     if not meta:
         return None
+    try:
+        return _check_gated(run_dir, meta, Path(baseline_path))
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        # a hand-edited or damaged design; exit 1 would read as a regression
+        raise ConfigError(f"{run_dir / DB_NAME}: the stored gate design (run_meta 'gate') is malformed "
+                          f"({type(exc).__name__}: {str(exc)[:120]}); check with --fixed-sample instead") from None
+
+
+def _check_gated(run_dir: Path, meta: Any, baseline_path: Path) -> GateState:
+    from vla_eval.results.runs import read_run
+
     design = meta["design"]
-    sha = file_sha256(Path(baseline_path))
+    sha = file_sha256(baseline_path)
     if design["baseline"].get("sha256") and sha != design["baseline"]["sha256"]:
         raise ConfigError(
             f"{run_dir} was gated against baseline {design['baseline'].get('path')} (sha256 {design['baseline']['sha256'][:12]}), "

@@ -23,7 +23,7 @@ import pandas as pd
 from vla_eval.errors import ConfigError
 from vla_eval.record import EpisodeRecord
 from vla_eval.run_meta import RunMeta
-from vla_eval.store import DB_NAME
+from vla_eval.store import DB_NAME, StoreError, parse_record, store_error
 
 #: Suite-spec keys that do not change what a run measures: the number of episodes and
 #: the seed only change the sample, the description is prose. Two runs whose suite specs
@@ -184,19 +184,24 @@ def read_run(run_dir: str | Path, with_records: bool = True) -> tuple[RunInfo, l
     try:
         conn = _connect_ro(db)
         conn.execute("BEGIN")  # one read snapshot for meta + episodes
-        meta = {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM run_meta")}
+        meta_rows = conn.execute("SELECT key, value FROM run_meta").fetchall()
         n = conn.execute("SELECT COUNT(*) FROM episodes").fetchone()[0]
-        rows = conn.execute("SELECT rowid, record FROM episodes ORDER BY rowid").fetchall() if with_records else []
+        rows = (conn.execute("SELECT rowid, task, split, episode_index, record FROM episodes ORDER BY rowid").fetchall()
+                if with_records else [])
         conn.execute("COMMIT")
-    except (sqlite3.DatabaseError, ValueError) as exc:
-        raise ConfigError(f"{db}: cannot read the episode store ({exc})") from exc
+    except sqlite3.DatabaseError as exc:
+        raise store_error(db, exc) from None
     finally:
         if conn is not None:
             conn.close()
-    try:
-        records = [(i, EpisodeRecord.model_validate_json(raw)) for i, (_, raw) in enumerate(rows)]
-    except ValueError as exc:
-        raise ConfigError(f"{db}: holds a malformed episode record ({str(exc)[:300]})") from exc
+    meta = {}
+    for key, value in meta_rows:
+        try:
+            meta[key] = json.loads(value)
+        except (ValueError, TypeError, RecursionError):
+            raise StoreError(f"{db}: run_meta row {key!r} is not valid JSON; restore the file from a copy") from None
+    records = [(i, parse_record(raw, db, rowid, (task, split, index)))
+               for i, (rowid, task, split, index, raw) in enumerate(rows)]
     run_meta = RunMeta.from_stored(meta.get("config"), str(db))
     suite = run_meta.suite
     splits, tasks = suite.split_names, suite.task_names
