@@ -407,3 +407,14 @@ def test_11_report_and_canary_onto_the_wrong_kind_of_path_are_one_line(tmp_path,
     (tmp_path / "file").write_text("")
     assert main(["report", str(run.parent), "-o", str(tmp_path / "file")]) == 2
     _one_line_error(capsys.readouterr().err, str(tmp_path / "file"))
+
+
+@pytest.mark.parametrize("arg", ["chunk_size=true", "scale=.nan", "chunk_size=.inf"])
+def test_10_policy_args_declared_numbers_must_be_finite_numbers(arg):
+    """``int(True)`` is 1: ``chunk_size=true`` ran silently with a chunk of one; NaN scales drew NaN actions."""
+    from vla_eval.errors import ConfigError
+    from vla_eval.policy_config import resolve_policy
+
+    with pytest.raises(ConfigError, match=f"argument '{arg.split('=')[0]}': expected a finite number"):
+        resolve_policy("random", [arg])
+    assert resolve_policy("random", ["chunk_size=2", "scale=0.5"]).args == {"chunk_size": 2, "scale": 0.5}

@@ -13,6 +13,7 @@ How chunks are executed belongs to the policy's recipe (openpi LIBERO: replan ev
 from __future__ import annotations
 
 import inspect
+import math
 from pathlib import Path
 from typing import Any
 
@@ -109,11 +110,26 @@ def _check_args(adapter: str, args: dict[str, Any], source: str) -> None:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
     accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "self"]
-    for key in args:
+    for key, value in args.items():
         if key not in accepted:
             raise ConfigError(
                 f"{source}: policy adapter {adapter!r} has no argument {key!r}; accepted: {', '.join(accepted) or '(none)'}"
             )
+        _check_number(adapter, key, value, params[key], source)
+
+
+def _check_number(adapter: str, key: str, value: Any, param: inspect.Parameter, source: str) -> None:
+    """A plain-constructor argument declared a number (by annotation or default) must be a finite number.
+
+    ``int(True)`` is 1 and ``float('nan')`` passes every comparison, so ``chunk_size=true`` or
+    ``scale=nan`` would otherwise run silently with a value nobody meant."""
+    annotation = param.annotation if isinstance(param.annotation, str) else getattr(param.annotation, "__name__", "")
+    numeric = annotation in ("int", "float") or (
+        type(param.default) in (int, float) and param.annotation is inspect.Parameter.empty)
+    if not numeric:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{source}: policy adapter {adapter!r} argument {key!r}: expected a finite number, got {value!r}")
 
 
 def resolve_policy(name_or_path: str, overrides: list[str] | None = None) -> PolicyConfig:
