@@ -418,3 +418,29 @@ def test_10_policy_args_declared_numbers_must_be_finite_numbers(arg):
     with pytest.raises(ConfigError, match=f"argument '{arg.split('=')[0]}': expected a finite number"):
         resolve_policy("random", [arg])
     assert resolve_policy("random", ["chunk_size=2", "scale=0.5"]).args == {"chunk_size": 2, "scale": 0.5}
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["canary", "--frames-only", "--json", "{dir}"], "--json {dir}: is a folder"),
+    (["baseline", "save", "{dir}", "-o", "{dir}"], "--output {dir}: is a folder"),
+    (["compare", "{dir}", "{dir}", "--json", "{dir}"], "--json {dir}: is a folder"),
+    (["report", "{dir}", "-o", "{file}"], "--output {file}: is a file, expected a folder"),
+    (["record-demos", "--suite", "tabletop_basic", "--policy", "scripted", "-o", "{file}"], "--output {file}: is a file"),
+    (["doctor", "--suite", "tabletop_basic", "--policy", "scripted", "--out", "{file}/x"],
+     "--out {file}/x: {file} is a file, so nothing can be created under it"),
+    (["assets", "fetch", "simpler", "--dest", "{file}"], "--dest {file}: is a file, expected a folder"),
+])
+def test_11_output_paths_are_checked_before_any_work(tmp_path, capsys, argv, expected):
+    """Issue 29 item 11: a wrong output path is one line and exit 2 before the command starts its work
+    (the canary used to render and roll out for a minute before failing on ``--json DIR``)."""
+    from vla_eval.cli.main import main
+
+    folder, file = tmp_path / "adir", tmp_path / "afile"
+    folder.mkdir()
+    file.write_text("x")
+    args = [a.format(dir=folder, file=file) for a in argv]
+    t0 = time.monotonic()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert expected.format(dir=folder, file=file) in err and "Traceback" not in err
+    assert time.monotonic() - t0 < 10

@@ -13,11 +13,13 @@ from pathlib import Path
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
     from vla_eval.assets import PACKS, fetch
+    from vla_eval.cli.outputs import output_dir
     from vla_eval.errors import UnknownNameError
 
     if args.pack not in PACKS:
         raise UnknownNameError("asset pack", args.pack, list(PACKS))
     pack = PACKS[args.pack]
+    output_dir(args.dest, "--dest")
     if args.source is not None and not args.source.is_dir():
         raise FileNotFoundError(f"--from {args.source}: no such folder")
 

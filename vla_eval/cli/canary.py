@@ -12,6 +12,9 @@ import json
 
 def _cmd_canary(args: argparse.Namespace) -> int:
     from vla_eval.canary import measure, run_canary, save_reference
+    from vla_eval.cli.outputs import output_file
+
+    output_file(args.json, "--json")
 
     if args.record:
         m = measure(rollouts=True)

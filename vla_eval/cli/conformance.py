@@ -15,10 +15,12 @@ from pathlib import Path
 
 
 def _cmd(args: argparse.Namespace) -> int:
+    from vla_eval.cli.outputs import output_dir
     from vla_eval.conformance.run import ConformanceRequest, run_conformance
 
     out = Path(args.out_dir) if args.out_dir else Path(args.results_root) / "conformance" / (
         f"{Path(args.suite).stem}__{Path(args.policy).stem}__{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    output_dir(out, "--out-dir")
     report = run_conformance(ConformanceRequest(
         suite=args.suite, policy=args.policy, out_dir=out, episodes=args.episodes, margin_points=args.margin,
         workers=args.workers, policy_args=args.policy_arg or [], tasks=args.tasks, render_quality=args.render_quality,

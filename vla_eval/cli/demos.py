@@ -7,8 +7,10 @@ from pathlib import Path
 
 
 def _cmd_record_demos(args: argparse.Namespace) -> int:
+    from vla_eval.cli.outputs import output_dir
     from vla_eval.demos import record_demos
 
+    output_dir(args.output, "--output")
     summary = record_demos(
         suite=args.suite, policy=args.policy, out_dir=args.output, episodes=args.episodes, split=args.split,
         seed=args.seed, policy_args=args.policy_arg, keep_failures=args.keep_failures, action_noise=args.action_noise, progress=not args.no_progress,

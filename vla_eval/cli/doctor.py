@@ -7,8 +7,10 @@ from pathlib import Path
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
+    from vla_eval.cli.outputs import output_dir
     from vla_eval.doctor import diagnose
 
+    output_dir(args.out, "--out")
     report = diagnose(args.suite, args.policy, args.policy_arg, Path(args.out), args.task, args.replan_steps)
     print(report.text())
     print(f"\nreport: {Path(args.out) / 'doctor.json'}")

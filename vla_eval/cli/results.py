@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from vla_eval.cli.outputs import output_dir, output_file
 from vla_eval.errors import ConfigError
 
 
@@ -35,6 +36,7 @@ def _prob(name: str, lo_open: bool = True, hi_open: bool = True):
 def _cmd_compare(args) -> int:
     from vla_eval.results.compare import compare_runs
 
+    output_file(args.json, "--json")
     result = compare_runs(args.run_a, args.run_b, args.alpha, args.test, args.allow_protocol_mismatch)
     if args.json:
         result.frame().to_json(args.json, orient="records", indent=2)
@@ -45,6 +47,7 @@ def _cmd_compare(args) -> int:
 def _cmd_baseline_save(args) -> int:
     from vla_eval.results.check import save_baseline
 
+    output_file(args.output, "--output")
     data = save_baseline(args.run, args.output)
     n = sum(c["episodes"] for t in data["counts"].values() for c in t.values())
     print(f"wrote {args.output}: run {data['run_id']}, suite {data['suite']}, {n} episodes in "
@@ -55,6 +58,7 @@ def _cmd_baseline_save(args) -> int:
 def _cmd_check(args) -> int:
     from vla_eval.results.check import check_run, load_baseline
 
+    output_file(args.json, "--json")
     baseline = load_baseline(args.baseline)
     if not (args.sequential or args.fixed_sample):
         from vla_eval.results.gate import describe
@@ -129,6 +133,7 @@ def _cmd_correlate(args) -> int:
 def _cmd_report(args) -> int:
     from vla_eval.results.report import build_report
 
+    output_dir(args.output, "--output")
     rep = build_report(args.results_root, args.output, title=args.title)
     print(f"wrote {rep.html_path} and {rep.markdown_path} ({rep.runs} runs, {len(rep.boards)} leaderboard tables, {len(rep.plots)} plots)")
     return 0
