@@ -24,13 +24,12 @@ mkdir -p "$OUT"
 # module's list with MUTATION_TESTS_<name>="tests/a.py tests/b.py")
 MODULES=(
   "actions|vla_eval/actions/convert.py|tests/actions/test_actions.py"
-  "stats|vla_eval/stats.py|tests/test_stats.py"
   "results_stats|vla_eval/results/stats.py|tests/results/test_results_stats.py"
   "check|vla_eval/results/check.py|tests/results/test_results_check.py"
   "compare|vla_eval/results/compare.py|tests/results/test_results_compare.py"
   "tables|vla_eval/tables.py|tests/test_tables.py"
   "plan|vla_eval/execution/plan.py|tests/execution/test_plan.py"
-  "store|vla_eval/store.py|tests/test_store.py tests/results/test_results_load.py"
+  "store|vla_eval/store.py|tests/test_store.py tests/test_store_reader.py tests/results/test_results_load.py"
   "obs_format|vla_eval/remote/obs_format.py|tests/remote/test_obs_format.py"
   "protocol|vla_eval/remote/protocol.py|tests/remote/test_protocol.py"
   "rollout|vla_eval/execution/rollout.py|tests/execution/test_rollout.py"
@@ -106,8 +105,9 @@ CFG
     score=$([ "$total" -gt 0 ] && echo "scale=1; 100 * $killed / $total" | bc || echo "n/a")
     {
       echo "$name ($src): $killed killed / $total mutants = $score%$sampled (other states: $other)"
+      # `mutmut show` must not read the loop's stdin: it swallowed the rest of the survivor list
       grep -E ': (survived|no tests)$' "$OUT/$name.results" | sed -E 's/: (survived|no tests)$//' | while read -r m; do
-        echo; echo "--- survivor $m"; "$MUTMUT" show "$m" 2>/dev/null | sed -n '1,40p'
+        echo; echo "--- survivor $m"; "$MUTMUT" show "$m" </dev/null 2>/dev/null | sed -n '1,40p'
       done
     } >"$OUT/$name.txt"
     head -1 "$OUT/$name.txt"
