@@ -34,7 +34,7 @@ MODULES=(
   "protocol|vla_eval/remote/protocol.py|tests/remote/test_protocol.py"
   "rollout|vla_eval/execution/rollout.py|tests/execution/test_rollout.py"
   "scheduler|vla_eval/execution/scheduler.py|tests/execution/test_scheduler.py tests/execution/test_scheduler_events.py"
-  "gate|vla_eval/results/gate.py|tests/results/test_results_gate.py"
+  "gate|vla_eval/results/gate.py|tests/results/test_results_gate.py tests/results/test_gate_text.py"
   "report_view|vla_eval/results/report_view.py|tests/results/test_results_report.py tests/results/test_results_report_families.py tests/results/test_misses.py"
 )
 # not yet: vla_eval/remote/server.py (the batching server), being reworked on another branch
