@@ -13,7 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from vla_eval.results.gate import GateConfig, build_design, describe, evaluate, sequential_summary, table_header
+from vla_eval.errors import ConfigError
+from vla_eval.results.gate import (
+    GateConfig, build_design, describe, evaluate, repeated_wilson, sequential_summary, table_header,
+)
 from vla_eval.results.stats import wilson_interval
 
 TASKS = ("t0", "t1", "t2")
@@ -80,3 +83,22 @@ def test_sequential_summary_widens_every_interval_including_the_suite_mean():
         assert after["ci_low"] <= after["rate"] <= after["ci_high"]
         assert after["ci_high"] - after["ci_low"] > before["ci_high"] - before["ci_low"]
     assert frame["ci_low"].iloc[0] == wilson_interval(3, 4)[0]  # the caller's frame is left as it was
+
+
+def test_looks_are_numbered_in_order_at_the_designs_marks():
+    design = _design()
+    state = evaluate(design, [(t, "in_domain", True) for _ in range(3) for t in TASKS])
+    assert [(x.look, x.episodes) for x in state.looks] == list(enumerate(design["look_episodes"][:3], start=1))
+
+
+def test_an_early_stop_gets_a_wider_repeated_interval_than_the_full_plan():
+    """The critical value grows the earlier the look (error spending), so the same 3/4 is less certain at 10%
+    of the plan than at its end."""
+    design = _design()
+    early, full = repeated_wilson(3, 4, 0.1, design), repeated_wilson(3, 4, 1.0, design)
+    assert early[0] < full[0] and early[1] > full[1]
+
+
+def test_a_zero_detect_drop_is_refused_naming_its_flag():
+    with pytest.raises(ConfigError, match="--detect-drop must be in"):
+        GateConfig(Path("b.json"), detect_drop=0.0).validate()
