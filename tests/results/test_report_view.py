@@ -131,3 +131,14 @@ def test_family_labels():
     assert family_label("simpler_widowx_ext") == "simpler_widowx_ext (vla-eval extension, not a SimplerEnv protocol)"
     assert family_label("tabletop_ext") == "tabletop_ext"
     assert family_label("simpler_google") == "simpler_google"
+
+
+def test_boards_put_libero_first_then_families_by_name_and_fast_renders_last(runs_root):
+    """Suite names may start with a capital (``ALOHA_tasks`` sorts before ``LIBERO`` by byte order)."""
+    runs = _libero(runs_root, "p", {"libero_spatial": 5})
+    for name, quality in (("ALOHA_tasks", None), ("a_fast", "fast"), ("tabletop_basic", None)):
+        spec = suite_dict(name=name, tasks=("t",), ood=(), render_quality=quality)
+        runs.append(make_run(runs_root, name, {("t", "in_domain"): (1, 2)}, suite=spec))
+    boards, _ = boards_of(_views(*runs))
+    assert [(b.family, b.fast) for b in boards] == [("LIBERO", False), ("ALOHA_tasks", False),
+                                                    ("tabletop_basic", False), ("a_fast", True)]
