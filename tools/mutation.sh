@@ -29,6 +29,8 @@ mkdir -p "$OUT"
 
 # module name | source file | fast tests that drive it (space-separated; override one
 # module's list with MUTATION_TESTS_<name>="tests/a.py tests/b.py")
+REPORT_VIEW_TESTS="tests/results/test_results_report.py tests/results/test_results_report_families.py"
+REPORT_VIEW_TESTS+=" tests/results/test_misses.py tests/results/test_report_view.py"
 MODULES=(
   "actions|vla_eval/actions/convert.py|tests/actions/test_actions.py"
   "results_stats|vla_eval/results/stats.py|tests/results/test_results_stats.py"
@@ -42,7 +44,7 @@ MODULES=(
   "rollout|vla_eval/execution/rollout.py|tests/execution/test_rollout.py"
   "scheduler|vla_eval/execution/scheduler.py|tests/execution/test_scheduler.py tests/execution/test_scheduler_events.py"
   "gate|vla_eval/results/gate.py|tests/results/test_results_gate.py tests/results/test_gate_text.py"
-  "report_view|vla_eval/results/report_view.py|tests/results/test_results_report.py tests/results/test_results_report_families.py tests/results/test_misses.py tests/results/test_report_view.py"
+  "report_view|vla_eval/results/report_view.py|$REPORT_VIEW_TESTS"
 )
 # not yet: vla_eval/remote/server.py (the batching server), being reworked on another branch
 
@@ -92,13 +94,17 @@ CFG
     unset PYTHONPATH
     if [ -n "$RERUN" ]; then
       [ -f "$RERUN/$name.results" ] || { echo "== $name: no $RERUN/$name.results to rerun"; exit 0; }
-      grep -E ': (survived|no tests)$' "$RERUN/$name.results" | sed -E 's/^ *//; s/: (survived|no tests)$//' >sample.txt || true
+      grep -E ': (survived|no tests)$' "$RERUN/$name.results" \
+        | sed -E 's/^ *//; s/: (survived|no tests)$//' >sample.txt || true
       nice -n 15 "$MUTMUT" run --max-children "$CHILDREN" "no_such_mutant_*" >"$OUT/$name.log" 2>&1 || true
       echo "rerunning the $(wc -l <sample.txt) survivors of $RERUN/$name.results" >>"$OUT/$name.log"
-      [ ! -s sample.txt ] || nice -n 15 "$MUTMUT" run --max-children "$CHILDREN" $(cat sample.txt) >>"$OUT/$name.log" 2>&1 || true
+      if [ -s sample.txt ]; then
+        nice -n 15 "$MUTMUT" run --max-children "$CHILDREN" $(cat sample.txt) >>"$OUT/$name.log" 2>&1 || true
+      fi
       {
         grep -v -E ': (survived|no tests)$' "$RERUN/$name.results" || true
-        "$MUTMUT" results --all true 2>/dev/null | awk 'NR==FNR {want[$1]; next} {n=$1; sub(/:$/, "", n)} n in want' sample.txt - || true
+        "$MUTMUT" results --all true 2>/dev/null \
+          | awk 'NR==FNR {want[$1]; next} {n=$1; sub(/:$/, "", n)} n in want' sample.txt - || true
       } >"$OUT/$name.results.new"
       mv "$OUT/$name.results.new" "$OUT/$name.results"
       sampled=" (the $(wc -l <sample.txt) survivors of $RERUN rerun)"

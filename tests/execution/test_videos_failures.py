@@ -29,7 +29,8 @@ def test_videos_failures_writes_exactly_the_failed_episodes(tmp_path):
         "episodes_per_task": 2, "max_steps": 200, "cameras": ["agentview"], "image_size": [32, 32],
         "splits": [{"name": "in_domain"}],
     }))
-    bad_seed = next(i.seed for i in build_plan(load_suite(str(suite))) if i.task == "open_drawer" and i.episode_index == 1)
+    plan = build_plan(load_suite(str(suite)))
+    bad_seed = next(i.seed for i in plan if i.task == "open_drawer" and i.episode_index == 1)
     run_dir = tmp_path / "run"
     assert main(["run", "--suite", str(suite), "--policy", "_faulty:ScriptedWithErrors",
                  "--policy-arg", f"bad_seeds=[{bad_seed}]", "--videos", "failures", "--workers", "2",

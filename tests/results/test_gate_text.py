@@ -73,7 +73,8 @@ def test_sequential_summary_widens_every_interval_including_the_suite_mean():
     design = _design()
     rows = [("t0", 3, 4), ("t1", 1, 2), ("t2", 2, 3)]
     frame = pd.DataFrame([{"task": t, "split": "in_domain", "n": n, "successes": k, "rate": k / n,
-                           "ci_low": wilson_interval(k, n)[0], "ci_high": wilson_interval(k, n)[1]} for t, k, n in rows])
+                           "ci_low": wilson_interval(k, n)[0], "ci_high": wilson_interval(k, n)[1]}
+                          for t, k, n in rows])
     mean_rate = sum(k / n for _, k, n in rows) / 3
     frame.loc[len(frame)] = {"task": "suite mean", "split": "in_domain", "n": 9, "successes": 6, "rate": mean_rate,
                              "ci_low": 0.4, "ci_high": 0.8}

@@ -80,12 +80,12 @@ def readme_runs(tmp_path_factory) -> ReadmeRuns:
 
     cli("run_random", ["run", "--suite", "tabletop_basic", "--policy", "random", "--episodes", "3", "--workers", "2",
                        "--run-dir", str(root / "random"), "--no-progress"])
-    cli("run_scripted", ["run", "--suite", "tabletop_basic", "--policy", "scripted", "--episodes", "3",
-                         "--videos", "failures", "--workers", "2", "--run-dir", str(root / "scripted"), "--no-progress"])
+    scripted = ["run", "--suite", "tabletop_basic", "--policy", "scripted", "--episodes", "3", "--videos", "failures",
+                "--workers", "2", "--run-dir", str(root / "scripted"), "--no-progress"]
+    cli("run_scripted", scripted)
     with RunStore(root / "scripted", readonly=True) as store:
         outputs["scripted_wall_times"] = {r.key: r.wall_time_s for r in store.records()}
-    cli("resume", ["run", "--suite", "tabletop_basic", "--policy", "scripted", "--episodes", "3", "--videos", "failures",
-                   "--workers", "2", "--run-dir", str(root / "scripted"), "--resume", "--no-progress"])
+    cli("resume", [*scripted, "--resume"])
     baseline = base / "baseline.json"
     cli("baseline_save", ["baseline", "save", str(root / "scripted"), "-o", str(baseline)])
     candidate = base / "candidate.yaml"
@@ -94,6 +94,11 @@ def readme_runs(tmp_path_factory) -> ReadmeRuns:
     cli("gated_run", ["run", "--policy", str(candidate), "--gate", str(baseline), "--workers", "2",
                       "--run-dir", str(gated), "--no-progress"])
     return ReadmeRuns(root, root / "random", root / "scripted", gated, baseline, outputs)
+
+
+def _board(site: Path) -> list[str]:
+    """The leaderboard's first two rows in ``index.md``."""
+    return [line for line in (site / "index.md").read_text().splitlines() if re.match(r"\| [12] \|", line)]
 
 
 def _rows(run_dir: Path, name: str) -> list[dict]:
@@ -214,7 +219,7 @@ def test_gated_run_stops_early_and_its_partial_folder_tables_and_reports(readme_
     shutil.copytree(readme_runs.scripted, root / "scripted")
     rc, out = _cli(capsys, ["report", str(root), "-o", str(tmp_path / "site")])
     assert rc == 0 and (tmp_path / "site" / "index.html").is_file()
-    board = [line for line in (tmp_path / "site" / "index.md").read_text().splitlines() if re.match(r"\| [12] \|", line)]
+    board = _board(tmp_path / "site")
     assert [line.split("|")[2].strip() for line in board] == ["scripted", "candidate"]
     assert f"| {done} |" in board[1]  # the partial run's episode count, as stored
 
@@ -271,7 +276,7 @@ def test_results_commands_on_n9_cells_with_zero_and_full_rates(runs_root, capsys
 
     rc, _ = _cli(capsys, ["report", str(runs_root), "-o", str(tmp_path / "site")])
     assert rc == 0
-    board = [line for line in (tmp_path / "site" / "index.md").read_text().splitlines() if re.match(r"\| [12] \|", line)]
+    board = _board(tmp_path / "site")
     assert board[0].startswith("| 1 | alpha |") and board[1].startswith("| 2 | beta |")
     lo, hi = wilson_pct(0, 27)
     assert f"0.0 \\[{lo:.1f}, {hi:.1f}\\]" in board[1]

@@ -59,7 +59,8 @@ def test_the_summary_keeps_the_suites_split_order(runs_root):
 def test_a_gated_run_is_labelled_in_its_view_and_its_board(runs_root):
     counts = {("pick", "in_domain"): (2, 4), ("push", "in_domain"): (1, 4)}
     run = make_run(runs_root, "gated_run", counts)
-    baseline = {"run_id": "base_run", "counts": {"in_domain": {t: {"episodes": 20, "successes": 18} for t in ("pick", "push")}}}
+    cells = {t: {"episodes": 20, "successes": 18} for t in ("pick", "push")}
+    baseline = {"run_id": "base_run", "counts": {"in_domain": cells}}
     design = build_design(GateConfig(Path("b.json")), baseline, [("pick", "in_domain", 10), ("push", "in_domain", 10)])
     with RunStore(run) as store:
         store.set_meta("gate", {"design": design})
@@ -73,15 +74,15 @@ def test_a_gated_run_is_labelled_in_its_view_and_its_board(runs_root):
 
 
 def test_rows_of_different_protocols_are_flagged(runs_root):
-    a = make_run(runs_root, "a", {("pick", "in_domain"): (3, 5)}, suite=suite_dict(tasks=("pick",), ood=(), max_steps=200),
-                 policy="alpha")
-    b = make_run(runs_root, "b", {("pick", "in_domain"): (3, 5)}, suite=suite_dict(tasks=("pick",), ood=(), max_steps=300),
-                 policy="beta")
+    counts = {("pick", "in_domain"): (3, 5)}
+    a = make_run(runs_root, "a", counts, suite=suite_dict(tasks=("pick",), ood=(), max_steps=200), policy="alpha")
+    b = make_run(runs_root, "b", counts, suite=suite_dict(tasks=("pick",), ood=(), max_steps=300), policy="beta")
     views = _views(a, b)
     hashes = sorted(v.info.protocol["protocol_hash"] for v in views)
     assert hashes[0] != hashes[1]
     (board,), _ = boards_of(views)
-    assert board.notes == [f"tabletop_basic: rows use 2 different protocols ({hashes[0]}, {hashes[1]}); compare with care"]
+    assert board.notes == [
+        f"tabletop_basic: rows use 2 different protocols ({hashes[0]}, {hashes[1]}); compare with care"]
 
 
 def _libero(root, name, rates: dict[str, int], n=10):
@@ -95,7 +96,8 @@ def _libero(root, name, rates: dict[str, int], n=10):
 
 def test_libero_ranks_by_the_family_mean_with_wilson_at_its_effective_n(runs_root):
     """`spatial_star` leads on libero_spatial alone but `all_round` leads on the mean of the four suites."""
-    star = _libero(runs_root, "spatial_star", {"libero_spatial": 9, "libero_object": 2, "libero_goal": 2, "libero_10": 2})
+    star = _libero(runs_root, "spatial_star", {"libero_spatial": 9, "libero_object": 2, "libero_goal": 2,
+                                               "libero_10": 2})
     all_round = _libero(runs_root, "all_round", {"libero_spatial": 5, "libero_object": 8, "libero_goal": 8,
                                                  "libero_10": 8})
     (board,), _ = boards_of(_views(*star, *all_round))
