@@ -168,6 +168,7 @@ def test_worker_crash_is_retried_once_then_recorded(tmp_path):
                  "--workers", "2", "--run-dir", str(always), "--no-progress"]) == 0
     recs = _records(always)
     assert [r.termination for r in recs] == ["timeout", "env_error", "timeout"]
+    assert recs[1].attempts == 2
     assert "died" in recs[1].error
 
 

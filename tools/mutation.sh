@@ -5,6 +5,11 @@
 #   tools/mutation.sh stats tables    # only these modules
 #   MUTMUT_MAX_CHILDREN=2 tools/mutation.sh actions
 #   MUTATION_SAMPLE=120 tools/mutation.sh check   # a seeded random sample of 120 mutants
+#   MUTATION_RERUN=old-results tools/mutation.sh gate   # only last run's survivors (old-results/gate.results)
+#
+# MUTATION_RERUN: after adding tests, run again only the mutants that survived (or had no
+# test) in an earlier run's results folder; its killed mutants stay killed (tests were only
+# added), so the score is over the same mutants as before at a fraction of the time.
 #
 # Each module is mutated in its own scratch copy of the working tree (so runs never
 # touch the checkout), driven only by that module's fast tests, at low CPU priority.
@@ -18,23 +23,30 @@ MUTMUT="${MUTMUT:-mutmut}"
 OUT="${MUTATION_OUT:-$ROOT/mutation-results}"
 CHILDREN="${MUTMUT_MAX_CHILDREN:-1}"
 SAMPLE="${MUTATION_SAMPLE:-0}"   # > 0: run only this many mutants per module, drawn with a fixed seed
+RERUN="${MUTATION_RERUN:-}"      # a results folder: rerun only its survivors
+[ -z "$RERUN" ] || RERUN="$(cd "$RERUN" && pwd)"
 mkdir -p "$OUT"
 
 # module name | source file | fast tests that drive it (space-separated; override one
 # module's list with MUTATION_TESTS_<name>="tests/a.py tests/b.py")
+REPORT_VIEW_TESTS="tests/results/test_results_report.py tests/results/test_results_report_families.py"
+REPORT_VIEW_TESTS+=" tests/results/test_misses.py tests/results/test_report_view.py"
 MODULES=(
   "actions|vla_eval/actions/convert.py|tests/actions/test_actions.py"
-  "stats|vla_eval/stats.py|tests/test_stats.py"
   "results_stats|vla_eval/results/stats.py|tests/results/test_results_stats.py"
   "check|vla_eval/results/check.py|tests/results/test_results_check.py"
   "compare|vla_eval/results/compare.py|tests/results/test_results_compare.py"
   "tables|vla_eval/tables.py|tests/test_tables.py"
   "plan|vla_eval/execution/plan.py|tests/execution/test_plan.py"
-  "store|vla_eval/store.py|tests/test_store.py"
+  "store|vla_eval/store.py|tests/test_store.py tests/test_store_reader.py tests/results/test_results_load.py"
   "obs_format|vla_eval/remote/obs_format.py|tests/remote/test_obs_format.py"
   "protocol|vla_eval/remote/protocol.py|tests/remote/test_protocol.py"
   "rollout|vla_eval/execution/rollout.py|tests/execution/test_rollout.py"
+  "scheduler|vla_eval/execution/scheduler.py|tests/execution/test_scheduler.py tests/execution/test_scheduler_events.py"
+  "gate|vla_eval/results/gate.py|tests/results/test_results_gate.py tests/results/test_gate_text.py"
+  "report_view|vla_eval/results/report_view.py|$REPORT_VIEW_TESTS"
 )
+# not yet: vla_eval/remote/server.py (the batching server), being reworked on another branch
 
 want=("$@")
 for entry in "${MODULES[@]}"; do
@@ -80,7 +92,23 @@ CFG
     cd "$work"
     export MUJOCO_GL="${MUJOCO_GL:-egl}" OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 LP_NUM_THREADS=1
     unset PYTHONPATH
-    if [ "${SAMPLE}" -gt 0 ]; then
+    if [ -n "$RERUN" ]; then
+      [ -f "$RERUN/$name.results" ] || { echo "== $name: no $RERUN/$name.results to rerun"; exit 0; }
+      grep -E ': (survived|no tests)$' "$RERUN/$name.results" \
+        | sed -E 's/^ *//; s/: (survived|no tests)$//' >sample.txt || true
+      nice -n 15 "$MUTMUT" run --max-children "$CHILDREN" "no_such_mutant_*" >"$OUT/$name.log" 2>&1 || true
+      echo "rerunning the $(wc -l <sample.txt) survivors of $RERUN/$name.results" >>"$OUT/$name.log"
+      if [ -s sample.txt ]; then
+        nice -n 15 "$MUTMUT" run --max-children "$CHILDREN" $(cat sample.txt) >>"$OUT/$name.log" 2>&1 || true
+      fi
+      {
+        grep -v -E ': (survived|no tests)$' "$RERUN/$name.results" || true
+        "$MUTMUT" results --all true 2>/dev/null \
+          | awk 'NR==FNR {want[$1]; next} {n=$1; sub(/:$/, "", n)} n in want' sample.txt - || true
+      } >"$OUT/$name.results.new"
+      mv "$OUT/$name.results.new" "$OUT/$name.results"
+      sampled=" (the $(wc -l <sample.txt) survivors of $RERUN rerun)"
+    elif [ "${SAMPLE}" -gt 0 ]; then
       # generate every mutant and collect test coverage without running any, then run a seeded sample
       nice -n 15 "$MUTMUT" run --max-children "$CHILDREN" "no_such_mutant_*" >"$OUT/$name.log" 2>&1 || true
       "$MUTMUT" results --all true 2>/dev/null | sed -n 's/^ *\([^ :]*\): .*/\1/p' >all-mutants.txt
@@ -102,8 +130,9 @@ CFG
     score=$([ "$total" -gt 0 ] && echo "scale=1; 100 * $killed / $total" | bc || echo "n/a")
     {
       echo "$name ($src): $killed killed / $total mutants = $score%$sampled (other states: $other)"
+      # `mutmut show` must not read the loop's stdin: it swallowed the rest of the survivor list
       grep -E ': (survived|no tests)$' "$OUT/$name.results" | sed -E 's/: (survived|no tests)$//' | while read -r m; do
-        echo; echo "--- survivor $m"; "$MUTMUT" show "$m" 2>/dev/null | sed -n '1,40p'
+        echo; echo "--- survivor $m"; "$MUTMUT" show "$m" </dev/null 2>/dev/null | sed -n '1,40p'
       done
     } >"$OUT/$name.txt"
     head -1 "$OUT/$name.txt"
