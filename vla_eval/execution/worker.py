@@ -109,7 +109,8 @@ class EpisodeWorker:
         for item, f, (record, _) in zip(items, frames, results):
             if f and videos.wants(item.episode_index, record.success):
                 rel = Path("videos") / f"{item.task}__{item.split}__{item.episode_index:04d}.mp4"
-                self._videos.submit(Path(self.config.run_dir) / rel, f, record.instruction, record.termination)
+                self._videos.submit(Path(self.config.run_dir) / rel, f, record.instruction, record.termination,
+                                    fps=_video_fps(envs[0], record))
                 record.video_path = str(rel)
             records.append(_storable(record))
         return records
@@ -119,6 +120,12 @@ class EpisodeWorker:
         if self._videos:
             self._videos.close()
         self.policy.close()
+
+
+def _video_fps(env: Any, record: EpisodeRecord) -> int:
+    """Real-time playback of frames kept every ``video_frame_stride`` control steps."""
+    hz = getattr(getattr(env, "unwrapped", env), "metadata", {}).get("render_fps") or 20
+    return max(1, round(float(hz) / int(record.extras.get("video_frame_stride", 1))))
 
 
 def start_error(exc: BaseException) -> str:
