@@ -276,3 +276,20 @@ def test_libero_frames_match_eager_on_the_steps_drawn():
         assert all(np.array_equal(eo["state"][k], lo["state"][k]) for k in eo["state"])
     for e in envs:
         e.close()
+
+
+def test_doctor_reports_what_will_be_rendered(tmp_path, capsys):
+    import json
+
+    from vla_eval.cli.main import main
+
+    def rendering(policy: str) -> dict:
+        out = tmp_path / policy
+        assert main(["doctor", "--suite", "tabletop_basic", "--policy", policy, "--out", str(out)]) == 0
+        return json.loads((out / "doctor.json").read_text())["protocol"]["rendering"]
+
+    scripted, reference = rendering("scripted"), rendering("reference")
+    assert scripted["policy_cameras"] == [] and scripted["policy_cameras_drawn"] == "never"
+    assert reference["policy_cameras"] and "when the policy is queried" in reference["policy_cameras_drawn"]
+    assert reference["settle_steps_and_success_checks"] == "nothing drawn"
+    assert "rendering:" in capsys.readouterr().out
