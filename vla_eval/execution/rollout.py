@@ -161,6 +161,14 @@ class _Episode:
                 return
             self._requested = wanted
 
+    def release_render(self) -> None:
+        """Hand the env back drawing every camera, as any caller other than this rollout expects."""
+        if self.on_demand and self.env_ok and self._requested is not None:
+            try:
+                self.env.unwrapped.set_render_cameras(None)
+            except Exception:
+                pass
+
     def will_query(self) -> bool:
         """After the action just popped: whether the policy is asked again before the next step.
         An episode that reaches its step limit on this step is never asked again."""
@@ -332,6 +340,8 @@ def run_episodes(
             ep.request_render(query=any_query or ep.will_query(), frame_at=ep.stats["steps"] + 1)
             if ep.active:
                 ep.step(action)
+    for ep in eps:
+        ep.release_render()
     return [(ep.record(settings), ep.env_ok) for ep in eps]
 
 
