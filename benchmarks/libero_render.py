@@ -134,9 +134,10 @@ def run_patterns(args) -> None:
         quality = spec.backend_options.get("render_quality", "-")
 
         def timed(render: str, chunk: int, cameras, videos: bool) -> float:
-            settings = EpisodeSettings(run_id="bench", suite=spec.name, max_steps={item.task: args.steps}, settle_steps=0,
-                                       settle_action=tuple(spec.settle_action), replan_steps=chunk, render=render,
-                                       video_camera=cams[0] if videos else None, success_rule="final_step")
+            settings = EpisodeSettings(
+                run_id="bench", suite=spec.name, max_steps={item.task: args.steps}, settle_steps=0,
+                settle_action=tuple(spec.settle_action), replan_steps=chunk, render=render,
+                video_camera=cams[0] if videos else None, success_rule="final_step")
             frames = [[]] if videos else None
             t = time.perf_counter()
             (rec, _), = run_episodes([env], _PatternPolicy(chunk, cameras, actions), [item], settings, frames, [opts])

@@ -51,7 +51,8 @@ def _counting_env(monkeypatch):
 
 def _settings(render="on_demand", video=None, max_steps=20, settle=0, **kw):
     return EpisodeSettings(run_id="r", suite="s", max_steps={"t": max_steps}, settle_steps=settle,
-                           settle_action=(0, 0, 0, 0, 0, 0, -1), replan_steps=5, video_camera=video, render=render, **kw)
+                           settle_action=(0, 0, 0, 0, 0, 0, -1), replan_steps=5, video_camera=video, render=render,
+                           **kw)
 
 
 ITEM = PlanItem(task="t", split="in_domain", episode_index=0, init_state_id=0, seed=3)
