@@ -9,6 +9,18 @@ and the harness/raw overhead ratio (time per step, target <= 1.05) for the rende
 unrendered case. Conditions are interleaved in rounds so machine noise hits them alike.
 
     MUJOCO_GL=egl python benchmarks/libero_render.py [--steps 60] [--size 128] [--rounds 2]
+
+``--patterns`` instead measures render on demand through the real rollout (``run_episodes``):
+steps/s with ``--render eager`` (every camera every step; the same whatever the policy does)
+against on-demand rendering for the query patterns of issue 28, each also with
+``--videos failures`` (frames collected, video camera ``agentview``, every other step):
+
+  * ``openvla``: queried every step, one camera (agentview);
+  * ``pi0``: 10-action chunks, 5 executed (queried every 5th step), both cameras;
+  * ``planner``: one query per 40 steps (a VLA-R1-style waypoint planner), agentview.
+
+    MUJOCO_GL=egl python benchmarks/libero_render.py --patterns --suite libero_spatial --size 128 256 --steps 40
+    MUJOCO_GL=egl python benchmarks/libero_render.py --patterns --suite tabletop_basic --size 128
 """
 
 from __future__ import annotations
@@ -73,14 +85,115 @@ def time_harness(env, actions) -> float:
     return (time.perf_counter() - t) / len(actions)
 
 
+PATTERNS = {  # name: (chunk length = steps between queries, cameras the policy reads or None for all)
+    "openvla": (1, ("agentview",)),
+    "pi0": (5, None),
+    "planner": (40, ("agentview",)),
+}
+
+
+class _ResetTimer:
+    """Forwards to the env and adds up the time its resets take, so steps/s counts steps only."""
+
+    def __init__(self, env):
+        self.env, self.unwrapped, self.reset_s = env, env.unwrapped, 0.0
+
+    def reset(self, **kw):
+        t = time.perf_counter()
+        try:
+            return self.env.reset(**kw)
+        finally:
+            self.reset_s += time.perf_counter() - t
+
+    def step(self, action):
+        return self.env.step(action)
+
+
+class _PatternPolicy:
+    """A policy that costs nothing: replays fixed actions in chunks, reading the cameras of its pattern."""
+
+    needs_images, needs_depth, needs_privileged, slot_aware = True, False, False, False
+    image_orientation = "upright"
+
+    def __init__(self, chunk: int, cameras, actions: np.ndarray):
+        self.chunk, self.cameras_needed, self.actions, self.t = chunk, cameras, actions, 0
+
+    def reset(self, instructions, seeds=None):
+        self.t = 0
+
+    def predict(self, obs_batch):
+        from vla_eval.actions.space import LIBERO_DELTA_EEF, ActionChunk
+
+        for cam in self.cameras_needed or ():
+            assert cam in obs_batch[0]["images"], f"policy camera {cam} was not rendered"
+        idx = (self.t + np.arange(self.chunk)) % len(self.actions)
+        self.t += self.chunk
+        return ActionChunk(actions=self.actions[idx][None], space=LIBERO_DELTA_EEF)
+
+
+def run_patterns(args) -> None:
+    """Eager vs on-demand steps/s through ``run_episodes`` for each pattern, with and without videos."""
+    from vla_eval.backends import get_backend
+    from vla_eval.execution.plan import build_plan
+    from vla_eval.execution.rollout import EpisodeSettings, run_episodes
+    from vla_eval.spec import SuiteSpec, load_suite
+
+    for size in args.size:
+        data = load_suite(args.suite).model_dump(mode="json")
+        data["image_size"] = [size, size]
+        spec = SuiteSpec.model_validate(data)
+        backend = get_backend(spec.backend)
+        item = build_plan(spec)[args.task * spec.episodes_per_task]
+        cams = list(spec.cameras)
+        env = backend.make_env(spec, item.task, item.split, cams)
+        opts = backend.episode_reset_options(spec, item.task, item.episode_index)
+        actions = _actions(args.steps)
+        quality = spec.backend_options.get("render_quality", "-")
+
+        def timed(render: str, chunk: int, cameras, videos: bool) -> float:
+            settings = EpisodeSettings(
+                run_id="bench", suite=spec.name, max_steps={item.task: args.steps}, settle_steps=0,
+                settle_action=tuple(spec.settle_action), replan_steps=chunk, render=render,
+                video_camera=cams[0] if videos else None, success_rule="final_step")
+            frames = [[]] if videos else None
+            timer = _ResetTimer(env)
+            t = time.perf_counter()
+            (rec, _), = run_episodes([timer], _PatternPolicy(chunk, cameras, actions), [item], settings, frames, [opts])
+            assert rec.termination != "env_error", rec.error
+            return rec.steps / (time.perf_counter() - t - timer.reset_s)
+
+        timed("eager", 1, None, False)  # warm-up: renderer, caches
+        rows: dict[str, list[float]] = {}
+        for _ in range(args.rounds):
+            rows.setdefault("eager (any pattern)", []).append(timed("eager", 1, None, False))
+            for name, (chunk, cameras) in PATTERNS.items():
+                for videos in (False, True):
+                    label = f"{name}{' + videos failures' if videos else ''}"
+                    rows.setdefault(label, []).append(timed("on_demand", chunk, cameras, videos))
+        best = {k: max(v) for k, v in rows.items()}
+        eager = best["eager (any pattern)"]
+        print(f"\n{spec.name} task {item.task}, {size}x{size}, cameras {cams}, render_quality {quality}, "
+              f"{args.steps} steps x {args.rounds} rounds (best)")
+        print(f"{'condition':34s} {'steps/s':>9s} {'vs eager':>9s}")
+        for name, v in best.items():
+            print(f"{name:34s} {v:9.1f} {v / eager:8.2f}x")
+        with contextlib.suppress(Exception):
+            env.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", default="libero_spatial")
     ap.add_argument("--task", type=int, default=0)
     ap.add_argument("--steps", type=int, default=60, help="timed steps per condition and round")
-    ap.add_argument("--size", type=int, default=128, help="square image size")
+    ap.add_argument("--size", type=int, nargs="+", default=[128], help="square image size(s)")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--patterns", action="store_true", help="eager vs on-demand rendering per query pattern")
     args = ap.parse_args()
+    if args.patterns:
+        run_patterns(args)
+        return
+    args.size = args.size[0]
 
     from vla_eval.sims.libero.tasks import libero_versions, load_init_states, suite_tasks
 

@@ -227,7 +227,8 @@ def test_videos_first_n(tmp_path):
     recs = _records(run_dir)
     assert recs[0].video_path and recs[1].video_path is None
     frames = iio.imread(run_dir / recs[0].video_path)
-    assert frames.shape[0] == 11 and frames.shape[-1] == 3
+    assert frames.shape[0] == 6 and frames.shape[-1] == 3  # rendered on demand: every 2nd of 10 steps, and the first
+    assert recs[0].extras["video_frame_stride"] == 2
 
 
 def test_list_commands(capsys):

@@ -55,6 +55,8 @@ class Policy(abc.ABC):
     name: str = "policy"
     action_space: ActionSpace = LIBERO_DELTA_EEF
     needs_images: bool = True
+    cameras_needed: tuple[str, ...] | None = None
+    """The cameras ``predict`` reads (``None``: every camera of the suite); only they are rendered for it."""
     needs_depth: bool = False
     needs_privileged: bool = False
     deterministic: bool = True

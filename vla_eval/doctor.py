@@ -193,6 +193,7 @@ def diagnose(
             "reset_options": {k: v for k, v in (opts or {}).items()},
             "backend_options": dict(spec.backend_options),
             "suite_hash": spec.spec_hash(),
+            "rendering": _rendering(env, pol, chunk, replan, spec),
         }
         report.protocol.update(backend.protocol_facts(spec))
     finally:
@@ -202,6 +203,33 @@ def diagnose(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "doctor.json").write_text(json.dumps(json_safe(asdict(report) | {"problems": report.problems}), indent=2))
     return report
+
+
+def _rendering(env: Any, pol: Any, chunk: Any, replan: int | None, spec: Any) -> dict[str, Any]:
+    """What a run renders on each step (render on demand, docs/scaling.md)."""
+    from vla_eval.execution.rollout import EpisodeSettings, policy_cameras
+    from vla_eval.sims.contract import supports_on_demand
+
+    declared = list(getattr(env.unwrapped, "cameras", ()) or ())
+    if not supports_on_demand(env):
+        return {"mode": "eager (this env draws every declared camera every step)", "cameras": declared}
+    period = None
+    if chunk is not None and getattr(chunk, "actions", None) is not None:
+        period = int(np.asarray(chunk.actions).shape[1])
+        period = min(period, replan) if replan else period
+    cams = list(policy_cameras(pol, tuple(declared)))
+    when = "never" if not cams else (f"after reset{' and settling' if spec.settle_steps else ''} and every "
+                                     f"{period if period else '?'} step(s), when the policy is queried")
+    stride = EpisodeSettings(run_id="", suite="", max_steps={}, settle_steps=0, settle_action=()).frame_stride
+    return {
+        "mode": "on_demand (--render eager draws every camera every step)",
+        "policy_cameras": cams,
+        "policy_cameras_drawn": when,
+        "not_drawn": sorted(set(declared) - set(cams)) or "-",
+        "settle_steps_and_success_checks": "nothing drawn",
+        "videos": f"{declared[0] if declared else 'none'} at {list(spec.image_size)}, every {stride} step(s), "
+                  "only with --videos",
+    }
 
 
 def _check_chunk(report: DoctorReport, chunk: Any, env_space: Any) -> None:

@@ -1,5 +1,10 @@
 """Episode videos: MP4 with the instruction and step counter burnt in.
 
+Frames: with on-demand rendering (the default) only the video camera is drawn for the
+video, at the suite's image size, on every ``video_stride``-th step (2: half the control
+rate); the MP4 plays at ``control_hz / stride`` fps so it keeps real time, and the record's
+``extras["video_frame_stride"]`` says which steps it shows (docs/scaling.md).
+
 Encoding runs on a background thread of the worker so the next episode's rollout does
 not wait for ffmpeg.
 """
@@ -90,10 +95,10 @@ class BackgroundVideoWriter:
         self._thread.start()
         self.errors: list[str] = []
 
-    def submit(self, path: Path, frames: list[np.ndarray], instruction: str, outcome: str) -> Future:
+    def submit(self, path: Path, frames: list[np.ndarray], instruction: str, outcome: str, fps: int = 20) -> Future:
         """Queue a video; the future completes (or fails) once ``path`` is written whole."""
         done: Future = Future()
-        self._queue.put((done, (path, frames, instruction, outcome)))
+        self._queue.put((done, (path, frames, instruction, outcome, fps)))
         return done
 
     def _loop(self) -> None:

@@ -33,6 +33,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             resume=args.resume,
             videos=args.videos,
             replan_steps=args.replan_steps,
+            render=args.render.replace("-", "_"),
             episodes_per_task=args.episodes,
             seed=args.seed,
             batch_envs=args.batch_envs,
@@ -133,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--videos", default="none", help="none | failures | all | first:N")
     p.add_argument("--replan-steps", type=int_at_least(1, "--replan-steps"), default=None,
                    help="execute only the first K >= 1 actions of each chunk")
+    p.add_argument("--render", choices=["on-demand", "eager"], default="on-demand",
+                   help="on-demand: draw only the cameras the policy or the video looks at; eager: every camera "
+                        "every step (same results, slower)")
     p.add_argument("--policy-timeout", type=positive_float("--policy-timeout"), default=None, metavar="SECONDS",
                    help="wall-clock limit per policy reset/predict call; an overrun ends the episode as policy_timeout")
     p.add_argument("--episode-timeout", type=positive_float("--episode-timeout"), default=None, metavar="SECONDS",

@@ -24,6 +24,7 @@ from vla_eval.errors import RetryEpisode
 from vla_eval.actions.space import LIBERO_DELTA_EEF, PolicyOutputError, normalize_chunk, validate_chunk
 from vla_eval.adapter import Policy, predict_policy, reset_policy
 from vla_eval.record import EpisodeRecord
+from vla_eval.sims.contract import supports_on_demand
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,39 @@ class EpisodeSettings:
     video_camera: str | None = None
     reset_options: dict[str, Any] = field(default_factory=dict)
     success_rule: str = "first_success"
+    render: str = "on_demand"
+    """``on_demand``: envs draw only what the policy or the video will look at; ``eager``: every camera
+    every step (the escape hatch the parity tests compare against)."""
+    video_stride: int | None = None
+    """Keep a video frame every this many steps; ``None``: 2 when rendering on demand (half the frame
+    rate, half the video camera's renders), 1 when eager or for an env that renders every step anyway."""
+
+    def __post_init__(self) -> None:
+        from vla_eval.sims.contract import RENDER_MODES
+
+        if self.render not in RENDER_MODES:
+            raise ValueError(f"render {self.render!r}: expected one of {list(RENDER_MODES)}")
+        if self.video_stride is not None and self.video_stride < 1:
+            raise ValueError(f"video_stride {self.video_stride}: expected a positive number of steps")
+
+    @property
+    def frame_stride(self) -> int:
+        if self.video_stride is not None:
+            return self.video_stride
+        return 2 if self.render == "on_demand" else 1
+
+
+def policy_cameras(policy: Any, env_cameras: tuple[str, ...]) -> tuple[str, ...]:
+    """The cameras ``policy`` looks at, in the env's order: its ``cameras_needed`` (``None`` or absent:
+    every camera), none for a policy that takes no images."""
+    if not getattr(policy, "needs_images", True):
+        return ()
+    wanted = getattr(policy, "cameras_needed", None)
+    if wanted is None:
+        return tuple(env_cameras)
+    if isinstance(wanted, str):
+        wanted = (wanted,)
+    return tuple(c for c in env_cameras if c in set(wanted))
 
 
 def state_digest(obs: dict[str, Any]) -> str:
@@ -88,6 +122,12 @@ class _Episode:
         self.t0 = time.perf_counter()
         self.conversion: ImageConversion | None = None
         self._video_view: ImageConversion | None = None
+        self.on_demand = settings.render == "on_demand" and supports_on_demand(env)
+        self.frame_stride = settings.frame_stride if self.on_demand else (settings.video_stride or 1)
+        self.policy_cams: tuple[str, ...] = ()
+        self._requested: tuple[str, ...] | None = None
+        if frames is not None and settings.video_camera:
+            self.extras["video_frame_stride"] = self.frame_stride
 
     def bind_orientation(self, policy: Policy) -> None:
         """Pick the image conversion from the env's declared origin to the policy's declared orientation."""
@@ -99,6 +139,40 @@ class _Episode:
             return
         if self.conversion is not None:
             self.extras["image_conversion"] = self.conversion.describe()
+        if self.on_demand:
+            self.policy_cams = policy_cameras(policy, tuple(self.env.unwrapped.cameras))
+
+    def request_render(self, query: bool, frame_at: int | None) -> None:
+        """Before a step: ask the env to draw the policy's cameras if the policy is queried after it,
+        and the video camera if the step's frame is kept (``frame_at``: the step count after it; None
+        for a settle step, whose frame is never kept)."""
+        if not self.on_demand or not self.env_ok:
+            return
+        cams = set(self.policy_cams) if query else set()
+        keep = frame_at is not None and frame_at % self.frame_stride == 0
+        if self.frames is not None and self.video_camera and keep:
+            cams.add(self.video_camera)
+        wanted = tuple(c for c in self.env.unwrapped.cameras if c in cams)
+        if wanted != self._requested:
+            try:
+                self.env.unwrapped.set_render_cameras(wanted)
+            except Exception as exc:
+                self.fail("env_error", error_text(exc))
+                return
+            self._requested = wanted
+
+    def release_render(self) -> None:
+        """Hand the env back drawing every camera, as any caller other than this rollout expects."""
+        if self.on_demand and self.env_ok and self._requested is not None:
+            try:
+                self.env.unwrapped.set_render_cameras(None)
+            except Exception:
+                pass
+
+    def will_query(self) -> bool:
+        """After the action just popped: whether the policy is asked again before the next step.
+        An episode that reaches its step limit on this step is never asked again."""
+        return self.executor.needs_chunk() and self.stats["steps"] + 1 < self.max_steps
 
     @property
     def active(self) -> bool:
@@ -146,11 +220,37 @@ class _Episode:
             self.termination = "success" if self.success else "timeout"
 
     def grab_frame(self) -> None:
-        if self.frames is not None and self.video_camera and "images" in self.obs:
-            frame = self.obs["images"][self.video_camera]
+        if self.frames is None or not self.video_camera or self.stats["steps"] % self.frame_stride:
+            return
+        frame = self.obs.get("images", {}).get(self.video_camera)
+        if frame is not None:
             self.frames.append(self._video_view.image(frame) if self._video_view is not None else frame)
 
+    def _complete_images(self) -> None:
+        """Fallback for a query nobody foresaw (an instruction switch resets the chunk): draw the
+        policy's cameras now. Envs that render after the physics step (all but LIBERO) give the same
+        pictures; LIBERO's would be taken after the step's last substep instead of its first."""
+        if not self.on_demand or not self.env_ok:
+            return
+        have = self.obs.get("images", {})
+        missing = [c for c in self.policy_cams if c not in have]
+        if not missing:
+            return
+        t = time.perf_counter()
+        try:
+            views = self.env.unwrapped.render_observation(missing)
+        except Exception as exc:
+            self.fail("env_error", error_text(exc))
+            return
+        finally:
+            self.stats["sim_time_s"] += time.perf_counter() - t
+        self.obs = dict(self.obs)
+        for key, per_cam in views.items():
+            self.obs[key] = {**self.obs.get(key, {}), **per_cam}
+        self.extras["late_renders"] = self.extras.get("late_renders", 0) + 1
+
     def policy_obs(self, needs_privileged: bool) -> dict[str, Any]:
+        self._complete_images()
         o = self.conversion.observation(self.obs) if self.conversion is not None else dict(self.obs)
         if o is self.obs:
             o = dict(self.obs)
@@ -210,9 +310,13 @@ def run_episodes(
     for ep, opts in zip(eps, reset_options):
         if not ep.active:
             continue
+        last = settings.settle_steps == 0
+        ep.request_render(query=last, frame_at=0 if last else None)  # settle steps render nothing
         ep.reset(opts)
-        for _ in range(settings.settle_steps):
+        for i in range(settings.settle_steps):
             if ep.active:
+                last = i == settings.settle_steps - 1
+                ep.request_render(query=last, frame_at=0 if last else None)
                 ep.step(np.asarray(settings.settle_action), counted=False)
         if ep.active:
             ep.grab_frame()
@@ -229,9 +333,15 @@ def run_episodes(
         _follow_instruction_switches(eps, policy)
         if any(ep.active and ep.executor.needs_chunk() for ep in eps):
             _refill(eps, policy, settings)
-        for ep in eps:
-            if ep.active and ep.executor.can_pop():
-                ep.step(ep.executor.pop()[0])
+        popped = [(ep, ep.executor.pop()[0]) for ep in eps if ep.active and ep.executor.can_pop()]
+        # a policy that is not slot-aware sees every row whenever any row is queried
+        any_query = not policy.slot_aware and any(ep.will_query() for ep, _ in popped)
+        for ep, action in popped:
+            ep.request_render(query=any_query or ep.will_query(), frame_at=ep.stats["steps"] + 1)
+            if ep.active:
+                ep.step(action)
+    for ep in eps:
+        ep.release_render()
     return [(ep.record(settings), ep.env_ok) for ep in eps]
 
 

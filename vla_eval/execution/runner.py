@@ -68,6 +68,8 @@ class RunRequest:
     resume: bool = False
     videos: str = "none"
     replan_steps: int | None = None
+    render: str = "on_demand"
+    """``on_demand`` (draw only what the policy or the video looks at) or ``eager`` (every camera every step)."""
     episodes_per_task: int | None = None
     seed: int | None = None
     batch_envs: int = 1
@@ -207,7 +209,7 @@ def run(req: RunRequest) -> RunOutcome:
             todo = [] if gate.should_stop() else gate.order(todo)
         policy_cls = _policy_class(policy_cfg)
         cameras = cameras_needed(spec, policy_cls, videos)
-        setup = episode_setup(spec, run_id, policy_cfg, req.replan_steps,
+        setup = episode_setup(spec, run_id, policy_cfg, req.replan_steps, render=req.render,
                               video_camera=spec.cameras[0] if videos.enabled and spec.cameras else None)
         worker_cfg = WorkerConfig(
             spec=spec, policy=policy_cfg, settings=setup.settings, run_dir=str(run_dir), videos=videos, cameras=cameras,

@@ -41,7 +41,11 @@ def chunk_execution(policy: "PolicyConfig | None", replan_steps: int | None) -> 
 
 
 def cameras_needed(spec: "SuiteSpec", policy_cls: Any, videos: "VideoPolicy") -> tuple[str, ...]:
-    """Render only what someone will look at: a state-only policy without videos renders nothing."""
+    """The cameras the run's envs declare: a state-only policy without videos declares none.
+
+    Which of them are drawn on a given step is the rollout's call (render on demand:
+    :func:`~vla_eval.execution.rollout.policy_cameras`, :class:`~vla_eval.sims.contract.RenderOnDemand`).
+    """
     if getattr(policy_cls, "needs_images", True):
         return tuple(spec.cameras)
     if videos.enabled and spec.cameras:
@@ -82,12 +86,18 @@ def episode_setup(
     policy: "PolicyConfig | None" = None,
     replan_steps: int | None = None,
     video_camera: str | None = None,
+    render: str = "on_demand",
 ) -> EpisodeSetup:
     """Build the episode settings of ``spec`` for one command.
 
     ``policy`` contributes its chunk execution (``execution:`` block); ``replan_steps`` is the
     ``--replan-steps`` override. A policy object without a config runs its whole chunks.
+    ``render``: ``on_demand`` or ``eager`` (``--render``); both give the same records.
     """
+    from vla_eval.sims.contract import RENDER_MODES
+
+    if render not in RENDER_MODES:
+        raise ConfigError(f"--render {render!r}: expected on-demand or eager")
     replan, ensemble = chunk_execution(policy, replan_steps)
     settings = EpisodeSettings(
         run_id=run_id,
@@ -99,5 +109,6 @@ def episode_setup(
         temporal_ensemble=ensemble,
         video_camera=video_camera,
         success_rule=spec.success_rule,
+        render=render,
     )
     return EpisodeSetup(spec=spec, settings=settings)

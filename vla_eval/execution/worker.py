@@ -110,7 +110,8 @@ class EpisodeWorker:
             if f and videos.wants(item.episode_index, record.success):
                 rel = Path("videos") / f"{item.task}__{item.split}__{item.episode_index:04d}.mp4"
                 written.append((record, rel, self._videos.submit(Path(self.config.run_dir) / rel, f,
-                                                                 record.instruction, record.termination)))
+                                                                 record.instruction, record.termination,
+                                                                 fps=_video_fps(envs[0], record))))
             records.append(_storable(record))
         for record, rel, done in written:  # a record names its video only once the file is complete
             error = done.exception()
@@ -125,6 +126,12 @@ class EpisodeWorker:
         if self._videos:
             self._videos.close()
         self.policy.close()
+
+
+def _video_fps(env: Any, record: EpisodeRecord) -> int:
+    """Real-time playback of frames kept every ``video_frame_stride`` control steps."""
+    hz = getattr(getattr(env, "unwrapped", env), "metadata", {}).get("render_fps") or 20
+    return max(1, round(float(hz) / int(record.extras.get("video_frame_stride", 1))))
 
 
 def start_error(exc: BaseException) -> str:

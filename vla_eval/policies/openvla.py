@@ -175,6 +175,7 @@ class OpenVlaPolicy(Policy):
         cfg: OpenVlaConfig = validate_config(OpenVlaConfig, kwargs, "openvla")  # type: ignore[assignment]
         self.cfg = cfg
         self.image_orientation = cfg.image_orientation
+        self.cameras_needed = (cfg.camera,)
         self.action_space = ActionSpace(
             kind="delta_eef", dim=cfg.action_dim, rotation=cfg.rotation, position_units=cfg.position_units, gripper=cfg.gripper
         )

@@ -81,6 +81,7 @@ class ReferencePolicy(Policy):
             self.meta = json.loads(meta_path.read_text())
             self.cfg = NetConfig.from_dict(self.meta["net"])
             self.norm = Normalizer(**self.meta["normalizer"])
+            self.cameras_needed = tuple(self.cfg.cameras)
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ConfigError(f"reference policy: {meta_path}: malformed checkpoint metadata ({type(exc).__name__}: {exc})") from exc
         self.checkpoint = str(checkpoint)

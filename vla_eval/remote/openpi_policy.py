@@ -84,6 +84,8 @@ class RemotePolicy(Policy):
         self.needs_images = cfg.needs_images
         self.needs_privileged = cfg.send_privileged
         self.needs_depth = cfg.obs.send_depth
+        if cfg.obs.kind == "openpi_libero":  # the vla_eval wire format sends every camera
+            self.cameras_needed = tuple(c for c in (cfg.obs.image_camera, cfg.obs.wrist_camera) if c)
         api_key = None
         if cfg.api_key_env:
             api_key = os.environ.get(cfg.api_key_env)

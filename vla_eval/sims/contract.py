@@ -22,12 +22,24 @@ What an observation holds (numpy only):
 * ``state``: named proprio vectors with fixed lengths; ``eef_quat`` in the declared
   ``quat_order`` (``wxyz``).
 * ``instruction``: a non-empty string.
+
+Rendering on demand (:class:`RenderOnDemand`): on a CPU, drawing the pictures is most of a
+step's cost, and most pictures are never looked at. An env that supports it renders, in
+``step`` and ``reset``, only the cameras last passed to ``env.unwrapped.set_render_cameras``
+(``None``, the default, renders every declared camera, so gymnasium's ``check_env`` and any
+caller that never asks see full observations). On a step that rendered a subset, ``images``
+(and ``depth`` / ``camera_params``) hold exactly the rendered cameras and are absent when
+none was rendered; ``state`` and ``instruction`` are always there.
+``env.unwrapped.render_observation(cameras)`` draws the current state on request.
+A policy asks for cameras with a ``cameras_needed`` attribute (a tuple of camera names;
+absent or ``None``: every camera of the suite); the rollout renders them on the steps after
+which the policy is queried (:func:`vla_eval.execution.settings.policy_cameras`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Iterable, Literal
 
 import numpy as np
 
@@ -77,6 +89,58 @@ class ObservationContract:
             "state_fields": dict(self.state_fields),
             "quat_order": self.quat_order,
         }
+
+
+RENDER_MODES: tuple[str, ...] = ("on_demand", "eager")
+"""``on_demand`` renders only what a policy or a video will look at; ``eager`` renders every camera every step."""
+
+
+class RenderOnDemand:
+    """Mixin for envs that can skip rendering: ``step`` / ``reset`` draw only the requested cameras.
+
+    The env keeps ``self.cameras`` (its declared contract) and implements :meth:`_render_views`
+    (the pictures of the current state for some of them); ``_observation`` merges
+    :meth:`_step_views` into the state-only observation.
+    """
+
+    cameras: tuple[str, ...]
+    _render_request: tuple[str, ...] | None = None
+
+    def set_render_cameras(self, cameras: Iterable[str] | None) -> None:
+        """The cameras the next ``step`` / ``reset`` render (kept until changed); ``None`` renders all."""
+        if cameras is None:
+            self._render_request = None
+            return
+        wanted = tuple(dict.fromkeys(cameras))
+        unknown = [c for c in wanted if c not in self.cameras]
+        if unknown:
+            raise ValueError(f"cannot render cameras {unknown}: the env declares {list(self.cameras)}")
+        self._render_request = tuple(c for c in self.cameras if c in wanted)
+
+    @property
+    def render_cameras(self) -> tuple[str, ...]:
+        """What ``step`` / ``reset`` render now."""
+        return self.cameras if self._render_request is None else self._render_request
+
+    def render_observation(self, cameras: Iterable[str] | None = None) -> dict[str, Any]:
+        """``images`` (and ``depth`` / ``camera_params`` where declared) of the current state for ``cameras``."""
+        wanted = self.cameras if cameras is None else tuple(cameras)
+        unknown = [c for c in wanted if c not in self.cameras]
+        if unknown:
+            raise ValueError(f"cannot render cameras {unknown}: the env declares {list(self.cameras)}")
+        return self._render_views(tuple(c for c in self.cameras if c in wanted)) if wanted else {}
+
+    def _step_views(self) -> dict[str, Any]:
+        cams = self.render_cameras
+        return self._render_views(cams) if cams else {}
+
+    def _render_views(self, cameras: tuple[str, ...]) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+def supports_on_demand(env: Any) -> bool:
+    """Whether ``env`` (or its unwrapped core) renders only the cameras asked for."""
+    return isinstance(getattr(env, "unwrapped", env), RenderOnDemand)
 
 
 def contract_of(env: Any) -> ObservationContract | None:
@@ -133,12 +197,19 @@ def _check_camera_params(cam: str, params: Any, hw: tuple[int, int], c: Observat
     return out
 
 
-def check_observation(obs: Any, env: Any = None, contract: ObservationContract | None = None, raise_on_error: bool = False) -> list[str]:
+def check_observation(obs: Any, env: Any = None, contract: ObservationContract | None = None,
+                      raise_on_error: bool = False, rendered: Iterable[str] | None = None) -> list[str]:
     """Every way ``obs`` breaks the contract declared by ``env`` (or given as ``contract``); [] when it holds.
 
+    ``rendered``: the cameras the step was asked to render (on-demand rendering); the others must be absent.
     With ``raise_on_error`` a non-empty list raises :class:`ContractViolation` naming all problems.
     """
     c = contract or (contract_of(env) if env is not None else None)
+    if c is not None and rendered is not None:
+        cams = tuple(x for x in c.cameras if x in set(rendered))
+        c = ObservationContract(cameras=cams, image_size=c.image_size, image_origin=c.image_origin,
+                                depth=c.depth and bool(cams), camera_convention=c.camera_convention,
+                                state_fields=c.state_fields, quat_order=c.quat_order, instruction=c.instruction)
     problems: list[str] = []
     if c is None:
         problems.append(f"env {type(getattr(env, 'unwrapped', env)).__name__} declares no observation_contract")

@@ -12,6 +12,11 @@ Observation (numpy only):
   in its :attr:`observation_contract` and the harness (:mod:`vla_eval.sims.orientation`)
   converts to the orientation each policy declares.
   Omitted entirely when no camera is requested (state-only policies pay no rendering).
+  With ``set_render_cameras`` only the requested cameras are drawn
+  (:class:`~vla_eval.sims.contract.RenderOnDemand`): robosuite's camera sensors are gated,
+  not disabled, so their sampling clock (a frame is taken at the first physics substep of
+  each control step) runs exactly as in eager rendering and a rendered frame is the one
+  LIBERO would have delivered on that step.
 * ``state`` — ``eef_pos`` (3, world metres), ``eef_quat`` (4, **w, x, y, z**; robosuite's
   ``robot0_eef_quat`` is x, y, z, w and is reordered here), ``gripper_qpos`` (2, finger
   joint positions, ~±0.04 open, ~0 closed), ``joint_pos`` (7 arm joints, rad).
@@ -42,7 +47,7 @@ import numpy as np
 from gymnasium import spaces
 
 from vla_eval.geometry import euler_to_quat, quat_mul, quat_normalize
-from vla_eval.sims.contract import ObservationContract
+from vla_eval.sims.contract import ObservationContract, RenderOnDemand
 from vla_eval.sims.libero.perturbations import make_texture, validate_perturbations
 from vla_eval.sims.libero.tasks import CAMERA_MAP, find_task, load_init_states, pro_task
 from vla_eval.actions.space import LIBERO_DELTA_EEF
@@ -51,7 +56,7 @@ RENDER_QUALITIES = ("reference", "fast")
 INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " .,;:'\"!?-_()/&"
 
 
-class LiberoEnv(gym.Env):
+class LiberoEnv(RenderOnDemand, gym.Env):
     """One LIBERO task, kept alive across episodes (soft reset + ``set_init_state``)."""
 
     metadata = {"render_modes": []}
@@ -106,9 +111,10 @@ class LiberoEnv(gym.Env):
                 ignore_done=True,
             )
         self._sim = self._env.env.sim
+        self._gate_camera_sensors()
         self._setup_model()
         self.instruction = self.task.language
-        self._noise_rng = np.random.default_rng(0)
+        self._noise_seed, self._obs_index = 0, -1
         self._geom_cache: dict[str, np.ndarray] = {}
         self._fixture_rng: tuple[int, int, Any] | None = None  # (seed, draws done, numpy RNG state) after the last reset
         self._fixture_pending: tuple[int, int] | None = None
@@ -231,7 +237,7 @@ class LiberoEnv(gym.Env):
             self._env.seed(seed)  # LIBERO seeds numpy's global RNG (its placement samplers use it)
         ss = np.random.SeedSequence([0 if seed is None else seed, k])
         pert_rng, noise_seed = np.random.default_rng(ss.spawn(1)[0]), ss.generate_state(1)[0]
-        self._noise_rng = np.random.default_rng(noise_seed)
+        self._noise_seed, self._obs_index = int(noise_seed), -1
         self._make_current()
         with contextlib.redirect_stdout(io.StringIO()):
             self._env.reset()
@@ -295,6 +301,26 @@ class LiberoEnv(gym.Env):
             except RandomizationError:
                 continue
 
+    def _gate_camera_sensors(self) -> None:
+        """Wrap each camera's robosuite sensor so it draws only while its camera is requested.
+
+        The observables stay enabled: disabling one resets its sampling clock, which would move
+        the substep a later frame is taken at. A skipped sample returns a black placeholder that
+        :meth:`_obs` never shows.
+        """
+        h, w = self.image_size
+        for cam, lc in zip(self.cameras, self._lib_cams):
+            observable = self._env.env._observables.get(f"{lc}_image")
+            if observable is None:
+                continue
+            blank = np.zeros((h, w, 3), dtype=np.uint8)
+
+            def gated(obs_cache, _draw=observable._sensor, _cam=cam, _blank=blank):
+                return _draw(obs_cache) if _cam in self.render_cameras else _blank
+
+            gated.__modality__ = getattr(observable._sensor, "__modality__", "image")
+            observable._sensor = gated
+
     def _make_current(self) -> None:
         # robosuite makes its GL context current only when it is created; with several envs (or any
         # other renderer) in one process, images would be drawn into whichever context is current.
@@ -328,31 +354,46 @@ class LiberoEnv(gym.Env):
             },
             "instruction": self.instruction,
         }
-        if self.cameras:
-            images = {}
-            noise = self._pert.get("image_noise")
-            for c, lc in zip(self.cameras, self._lib_cams):
-                img = raw[f"{lc}_image"]
-                if noise is not None:
-                    img = self._add_noise(img, noise)
-                images[c] = img
-            obs["images"] = images
-        if self.depth:
-            obs["depth"] = {
-                c: self._metric_depth(raw[f"{lc}_depth"][..., 0])
-                for c, lc in zip(self.cameras, self._lib_cams)
-            }
-            obs["camera_params"] = {c: self.camera_params(c) for c in self.cameras}
+        self._obs_index += 1
+        cams = self.render_cameras
+        if cams:
+            obs.update(self._views_from(cams, {c: raw[f"{CAMERA_MAP[c]}_image"] for c in cams},
+                                        {c: raw[f"{CAMERA_MAP[c]}_depth"][..., 0] for c in cams} if self.depth else {}))
         return obs
 
-    def _add_noise(self, img: np.ndarray, p: dict[str, Any]) -> np.ndarray:
+    def _views_from(self, cams: tuple[str, ...], rgb: dict[str, np.ndarray], depth: dict[str, np.ndarray]):
+        noise = self._pert.get("image_noise")
+        out: dict[str, Any] = {"images": {c: self._add_noise(rgb[c], noise, c) if noise else rgb[c] for c in cams}}
+        if self.depth:
+            out["depth"] = {c: self._metric_depth(depth[c]) for c in cams}
+            out["camera_params"] = {c: self.camera_params(c) for c in cams}
+        return out
+
+    def _render_views(self, cameras: tuple[str, ...]) -> dict[str, Any]:
+        """The current state drawn now. robosuite samples a step's frame at its first physics substep,
+        so a frame drawn after the step shows the arm up to one control step further on; the rollout
+        therefore asks for cameras before the step (``set_render_cameras``) and uses this only as a fallback."""
+        h, w = self.image_size
+        self._make_current()
+        rgb, depth = {}, {}
+        for c in cameras:
+            out = self._sim.render(camera_name=CAMERA_MAP[c], width=w, height=h, depth=self.depth)
+            if self.depth:
+                rgb[c], depth[c] = out[0], out[1]
+            else:
+                rgb[c] = out
+        return self._views_from(cameras, rgb, depth)
+
+    def _add_noise(self, img: np.ndarray, p: dict[str, Any], cam: str) -> np.ndarray:
+        """Noise keyed by (episode, observation index, camera), so skipping frames never shifts it."""
+        rng = np.random.default_rng([self._noise_seed, self._obs_index, self.cameras.index(cam)])
         out = img.astype(np.float32)
         if p["std"] > 0:
-            out += self._noise_rng.normal(0.0, p["std"], size=out.shape).astype(np.float32)
+            out += rng.normal(0.0, p["std"], size=out.shape).astype(np.float32)
         out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
         if p["salt_pepper"] > 0:
-            mask = self._noise_rng.random(out.shape[:2]) < p["salt_pepper"]
-            vals = np.where(self._noise_rng.random(out.shape[:2]) < 0.5, 0, 255).astype(np.uint8)
+            mask = rng.random(out.shape[:2]) < p["salt_pepper"]
+            vals = np.where(rng.random(out.shape[:2]) < 0.5, 0, 255).astype(np.uint8)
             out[mask] = vals[mask][:, None]
         return out
 

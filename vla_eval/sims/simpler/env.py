@@ -158,7 +158,7 @@ class SimplerEnv(TabletopEnv):
         self._pads = (m.geom("left_pad").id, m.geom("right_pad").id)
         self._renderer = None
         self._noise_std = noise_std(self.perturbations)
-        self._noise_rng = np.random.default_rng(0)
+        self._start_frames(0)
         self.instruction = self.task.instruction
         self.rule: dict[str, Any] = dict(self.task.success)
         self.config_id = 0
@@ -234,7 +234,7 @@ class SimplerEnv(TabletopEnv):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         gym.Env.reset(self, seed=seed)
         episode_seed = int(self.np_random.integers(0, 2**63 - 1))
-        layout_rng, _, noise_rng = (np.random.default_rng([episode_seed, k]) for k in range(3))
+        layout_rng = np.random.default_rng([episode_seed, 0])
         options = options or {}
         config_id = options.get("config_id")
         self.config_id = int(config_id if config_id is not None else episode_seed % len(self.task.configs))
@@ -257,7 +257,7 @@ class SimplerEnv(TabletopEnv):
             d.qpos[m.joint(joint).qposadr[0]] = q
         mujoco.mj_forward(m, d)
         mujoco.mj_step(m, d, nstep=SETTLE_SUBSTEPS)
-        self._noise_rng = noise_rng
+        self._start_frames(episode_seed)
         self.instruction = cfg.instruction or self.task.instruction
         self._init_xyz = {o.name: d.xpos[m.body(o.name).id].copy() for o in self.scene.objects if o.name not in self._parked}
         self._init_half = {o.name: world_half_extents(o.shape, o.size, d.xquat[m.body(o.name).id])

@@ -9,7 +9,8 @@ into joint position targets, then 25 physics substeps of 2 ms run.
 Observation (numpy only):
 
 * ``images``: {camera: HxWx3 uint8}, exactly as rendered (row 0 = top). Omitted when
-  ``cameras=()`` so state-only use renders nothing.
+  ``cameras=()`` so state-only use renders nothing; with ``set_render_cameras`` only the
+  requested cameras are drawn (:class:`~vla_eval.sims.contract.RenderOnDemand`).
 * ``depth``: {camera: HxW float32, metres along the optical axis} and ``camera_params``:
   {camera: {``intrinsics`` 3x3, ``extrinsics`` 4x4}} when ``depth=True``. Extrinsics are
   world-from-camera in the OpenCV convention (x right, y down, z forward), so a world
@@ -36,7 +37,7 @@ import numpy as np
 from gymnasium import spaces
 
 from vla_eval.geometry import mat_to_quat, rotvec_to_mat, yaw_to_quat
-from vla_eval.sims.contract import ObservationContract
+from vla_eval.sims.contract import ObservationContract, RenderOnDemand
 from vla_eval.sims.tabletop.builder import ARM_JOINTS, FINGER_JOINTS, build_scene
 from vla_eval.sims.tabletop.controller import DiffIKController
 from vla_eval.sims.tabletop.perturbations import (
@@ -80,7 +81,7 @@ def _track_renderer(env: "TabletopEnv") -> None:
         _exit_hook_registered = True
 
 
-class TabletopEnv(gym.Env):
+class TabletopEnv(RenderOnDemand, gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}
     native_action_space = LIBERO_DELTA_EEF
 
@@ -112,7 +113,7 @@ class TabletopEnv(gym.Env):
 
         self._renderer: mujoco.Renderer | None = None
         self._noise_std = noise_std(self.perturbations)
-        self._noise_rng = np.random.default_rng(0)
+        self._start_frames(0)
         self.instruction = self.scene.render_instruction()
 
         self.action_space = spaces.Box(-1.0, 1.0, shape=(7,), dtype=np.float32)
@@ -192,7 +193,7 @@ class TabletopEnv(gym.Env):
         """
         super().reset(seed=seed)
         episode_seed = int(self.np_random.integers(0, 2**63 - 1))
-        layout_rng, language_rng, noise_rng = (np.random.default_rng([episode_seed, k]) for k in range(3))
+        layout_rng, language_rng = (np.random.default_rng([episode_seed, k]) for k in range(2))
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)
         d.qpos[self._arm_qadr] = self._home_qpos[:7]
@@ -200,7 +201,7 @@ class TabletopEnv(gym.Env):
         d.ctrl[:] = self._home_ctrl
         self._place_all(layout_rng)
         mujoco.mj_forward(m, d)
-        self._noise_rng = noise_rng
+        self._start_frames(episode_seed)
         template = language_template(self.scene, self.perturbations, language_rng)
         self.instruction = self.scene.render_instruction(template)
         return self._observation(), {"success": bool(self.predicate(d))}
@@ -303,21 +304,32 @@ class TabletopEnv(gym.Env):
             "joint_pos": d.qpos[self._arm_qadr].astype(np.float32),
         }
 
+    def _start_frames(self, episode_seed: int) -> None:
+        """Image noise is keyed by (episode, observation index, camera), not drawn from one stream,
+        so a frame's noise does not depend on which earlier frames were rendered."""
+        self._noise_seed = int(episode_seed)
+        self._obs_index = -1
+
     def _observation(self) -> dict[str, Any]:
+        self._obs_index += 1
         obs: dict[str, Any] = {"state": self._state(), "instruction": self.instruction}
-        if self.cameras:
-            images = {}
-            for cam in self.cameras:
-                img = self._render_rgb(cam)
-                if self._noise_std > 0:
-                    noisy = img.astype(np.float32) + self._noise_rng.normal(0.0, self._noise_std, img.shape)
-                    img = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
-                images[cam] = img
-            obs["images"] = images
-            if self.depth:
-                obs["depth"] = {cam: self._render_depth(cam) for cam in self.cameras}
-                obs["camera_params"] = {cam: self.camera_params(cam) for cam in self.cameras}
+        obs.update(self._step_views())
         return obs
+
+    def _render_views(self, cameras: tuple[str, ...]) -> dict[str, Any]:
+        images = {}
+        for cam in cameras:
+            img = self._render_rgb(cam)
+            if self._noise_std > 0:
+                rng = np.random.default_rng([self._noise_seed, 2, self._obs_index, self.cameras.index(cam)])
+                noisy = img.astype(np.float32) + rng.normal(0.0, self._noise_std, img.shape)
+                img = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+            images[cam] = img
+        out: dict[str, Any] = {"images": images}
+        if self.depth:
+            out["depth"] = {cam: self._render_depth(cam) for cam in cameras}
+            out["camera_params"] = {cam: self.camera_params(cam) for cam in cameras}
+        return out
 
     # ---------------------------------------------------------- privileged
     def privileged_state(self) -> dict[str, Any]:

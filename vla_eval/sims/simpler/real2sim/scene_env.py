@@ -23,12 +23,13 @@ import numpy as np
 from gymnasium import spaces
 
 from vla_eval.geometry import quat_to_mat, rotation_error
+from vla_eval.sims.contract import RenderOnDemand
 from vla_eval.sims.simpler.rules import touching_other
 from vla_eval.sims.simpler.tasks import get_task
 from vla_eval.sims.simpler.real2sim.overlay import composite_drawn, resize_rgb
 
 
-class RealSceneEnv(gym.Env):
+class RealSceneEnv(RenderOnDemand, gym.Env):
     """One SimplerEnv visual-matching task on SimplerEnv's robot and assets; a subclass per robot (module docstring).
 
     A subclass sets the class attributes below and overrides the hooks ``_build_xml`` (the scene),
@@ -351,10 +352,12 @@ class RealSceneEnv(gym.Env):
             "gripper_qpos": d.qpos[self._finger_q].astype(np.float32),
             "joint_pos": d.qpos[self._arm_q].astype(np.float32),
         }, "instruction": self.instruction}
-        if self.cameras:
-            h, w = self.image_size
-            obs["images"] = {"agentview": resize_rgb(self.render_native(), h, w)}
+        obs.update(self._step_views())
         return obs
+
+    def _render_views(self, cameras: tuple[str, ...]) -> dict[str, Any]:
+        h, w = self.image_size
+        return {"images": {cam: resize_rgb(self.render_native(), h, w) for cam in cameras}}
 
     def render(self):
         return self.render_native()

@@ -22,11 +22,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from vla_eval.sims.contract import RenderOnDemand
 from vla_eval.sims.simpler.sapien.engine import EngineProcess
 from vla_eval.sims.simpler.sapien.tasks import sapien_task
 
 
-class SapienSimplerEnv(gym.Env):
+class SapienSimplerEnv(RenderOnDemand, gym.Env):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"]}
 
     def __init__(self, task: str, cameras=("agentview",), image_size: tuple[int, int] = (256, 256),
@@ -135,12 +136,14 @@ class SapienSimplerEnv(gym.Env):
             "gripper_qpos": np.array([q[j] for j in self.robot.FINGER_JOINTS], dtype=np.float32),
             "joint_pos": np.array([q[j] for j in self.robot.ARM_JOINTS], dtype=np.float32),
         }, "instruction": self.instruction}
-        if self.cameras:
-            from vla_eval.sims.simpler.real2sim.overlay import resize_rgb
-
-            h, w = self.image_size
-            obs["images"] = {"agentview": resize_rgb(self.render_native(), h, w)}
+        obs.update(self._step_views())
         return obs
+
+    def _render_views(self, cameras: tuple[str, ...]) -> dict[str, Any]:
+        from vla_eval.sims.simpler.real2sim.overlay import resize_rgb
+
+        h, w = self.image_size
+        return {"images": {cam: resize_rgb(self.render_native(), h, w) for cam in cameras}}
 
     # ------------------------------------------------------------- pictures
     def _port_env(self):
@@ -155,6 +158,7 @@ class SapienSimplerEnv(gym.Env):
 
                 self._port = BridgeRealEnv(self.task_name, cameras=("agentview",), image_size=self.image_size,
                                            render_scale=self.render_scale)
+            self._port.set_render_cameras(())  # its frames are drawn here, from SAPIEN's poses
         return self._port
 
     def _role_poses(self) -> dict[str, list[float]]:
