@@ -58,11 +58,12 @@ def env_steps_per_s(env, steps: int) -> float:
 
 def harness_steps_per_s(env, steps: int) -> float:
     from vla_eval.execution.plan import PlanItem
-    from vla_eval.policies.baselines import NoopPolicy
     from vla_eval.execution.rollout import EpisodeSettings, run_episode
+    from vla_eval.policies.baselines import NoopPolicy
 
-    settings = EpisodeSettings(run_id="bench", suite="bench", max_steps={"t": steps}, settle_steps=0,
-                               settle_action=(0, 0, 0, 0, 0, 0, -1))
+    settings = EpisodeSettings(
+        run_id="bench", suite="bench", max_steps={"t": steps}, settle_steps=0, settle_action=(0, 0, 0, 0, 0, 0, -1)
+    )
     item = PlanItem(task="t", split="s", episode_index=0, init_state_id=0, seed=0)
     record, _ = run_episode(env, NoopPolicy(), item, settings)
     return record.steps / (record.wall_time_s)
@@ -89,10 +90,14 @@ def overhead(scene: str, steps: int, cameras: tuple[str, ...], size: tuple[int, 
     label = f"{scene}, cameras={list(cameras) or 'none'}, {size[0]}x{size[1]}"
     print(f"[overhead] {label}")
     print(f"  raw mj_step+render            : {raw:8.1f} steps/s")
-    print(f"  raw mj_step+IK+render         : {raw_ctrl:8.1f} steps/s   (the simulated robot: physics + its controller)")
+    print(
+        f"  raw mj_step+IK+render         : {raw_ctrl:8.1f} steps/s   (the simulated robot: physics + its controller)"
+    )
     print(f"  gymnasium env.step            : {gym_rate:8.1f} steps/s   raw+IK/env     = {raw_ctrl / gym_rate:.3f}")
-    print(f"  harness episode (noop policy) : {harness:8.1f} steps/s   raw+IK/harness = {raw_ctrl / harness:.3f}"
-          f"   (physics-only raw/harness = {raw / harness:.3f})")
+    print(
+        f"  harness episode (noop policy) : {harness:8.1f} steps/s   raw+IK/harness = {raw_ctrl / harness:.3f}"
+        f"   (physics-only raw/harness = {raw / harness:.3f})"
+    )
 
 
 def scaling(episodes: int, size: int, policy: str) -> None:
@@ -102,18 +107,32 @@ def scaling(episodes: int, size: int, policy: str) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         suite = Path(tmp) / "bench.yaml"
-        suite.write_text(yaml.safe_dump({
-            "name": "bench", "backend": "tabletop", "tasks": ["pick_place_cube"], "episodes_per_task": episodes,
-            "max_steps": 150, "cameras": ["agentview", "wrist"], "image_size": [size, size],
-        }))
+        suite.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "bench",
+                    "backend": "tabletop",
+                    "tasks": ["pick_place_cube"],
+                    "episodes_per_task": episodes,
+                    "max_steps": 150,
+                    "cameras": ["agentview", "wrist"],
+                    "image_size": [size, size],
+                }
+            )
+        )
         rates = {}
         for workers in (1, 2):
             t0 = time.perf_counter()
-            out = run(RunRequest(suite=str(suite), policy=policy, workers=workers, run_dir=Path(tmp) / f"w{workers}",
-                                 progress=False))
+            out = run(
+                RunRequest(
+                    suite=str(suite), policy=policy, workers=workers, run_dir=Path(tmp) / f"w{workers}", progress=False
+                )
+            )
             elapsed = time.perf_counter() - t0
             rates[workers] = out.executed / elapsed
-            print(f"[scaling] {policy} workers={workers}: {out.executed} episodes in {elapsed:.1f} s = {rates[workers]:.2f} episodes/s")
+            print(
+                f"[scaling] {policy} workers={workers}: {out.executed} episodes in {elapsed:.1f} s = {rates[workers]:.2f} episodes/s"
+            )
         print(f"[scaling] 2 workers vs 1: {rates[2] / rates[1]:.2f}x  (cpu cores: {os.cpu_count()})")
 
 

@@ -41,10 +41,19 @@ class RenderingRandomPolicy(RandomPolicy):
 
 def _suite(tmp: Path, episodes: int, max_steps: int) -> Path:
     path = tmp / f"bench_{episodes}_{max_steps}.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "bench_exec", "backend": "tabletop", "tasks": ["pick_place_cube", "push_block"],
-        "episodes_per_task": episodes, "max_steps": max_steps, "cameras": ["agentview", "wrist"], "image_size": [128, 128],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "bench_exec",
+                "backend": "tabletop",
+                "tasks": ["pick_place_cube", "push_block"],
+                "episodes_per_task": episodes,
+                "max_steps": max_steps,
+                "cameras": ["agentview", "wrist"],
+                "image_size": [128, 128],
+            }
+        )
+    )
     return path
 
 
@@ -76,8 +85,13 @@ def main() -> None:
         walls = {}
         big = str(_suite(tmp, args.episodes * 2, 150))
         for executor in ("local", "ray"):
-            wall, steps = _timed(suite=big, policy="executors:RenderingRandomPolicy", workers=2, executor=executor,
-                                 run_dir=tmp / executor)
+            wall, steps = _timed(
+                suite=big,
+                policy="executors:RenderingRandomPolicy",
+                workers=2,
+                executor=executor,
+                run_dir=tmp / executor,
+            )
             walls[executor] = wall
             print(f"[executor] {executor}: {steps} env-steps, {wall:.1f} s wall (incl. start-up)")
         print(f"[executor] ray vs local throughput: {walls['local'] / walls['ray']:.2f}x")

@@ -28,7 +28,10 @@ from vla_eval.results.gate import GateConfig, build_design, simulate
 def design(rate: float, n_plan: int, args, looks: int) -> dict:
     tasks = [f"t{i}" for i in range(args.tasks)]
     k = int(round(rate * args.baseline_episodes))
-    baseline = {"run_id": "baseline", "counts": {"in_domain": {t: {"episodes": args.baseline_episodes, "successes": k} for t in tasks}}}
+    baseline = {
+        "run_id": "baseline",
+        "counts": {"in_domain": {t: {"episodes": args.baseline_episodes, "successes": k} for t in tasks}},
+    }
     cfg = GateConfig(Path("baseline.json"), max_drop=args.max_drop, alpha=args.alpha, power=args.power, looks=looks)
     return build_design(cfg, baseline, [(t, "in_domain", n_plan) for t in tasks])
 
@@ -62,10 +65,14 @@ def main() -> None:
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     d = args.max_drop
-    print(f"{args.tasks} tasks, baseline {args.baseline_episodes} episodes/task, max drop {d:g}, alpha {args.alpha:g}, "
-          f"power {args.power:g} at a drop of {2 * d:g}, {args.looks} looks, {args.runs} simulated runs per point\n")
-    print("| baseline | true drop | fixed plan (ep/task) | gated plan (ep/task) | P(regression) gated | "
-          "P(regression) fixed | E[episodes] gated / fixed plan | E / gated plan |")
+    print(
+        f"{args.tasks} tasks, baseline {args.baseline_episodes} episodes/task, max drop {d:g}, alpha {args.alpha:g}, "
+        f"power {args.power:g} at a drop of {2 * d:g}, {args.looks} looks, {args.runs} simulated runs per point\n"
+    )
+    print(
+        "| baseline | true drop | fixed plan (ep/task) | gated plan (ep/task) | P(regression) gated | "
+        "P(regression) fixed | E[episodes] gated / fixed plan | E / gated plan |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     far = []
     for rate in (0.5, 0.8, 0.95):
@@ -78,10 +85,14 @@ def main() -> None:
             ratio = used.mean() / (n_fixed * args.tasks)
             if drop in (0.0, 2 * d):
                 far.append(ratio)
-            print(f"| {rate:.2f} | {drop:.2f} | {n_fixed} | {n_gated} | {(codes == 1).mean():.3f} | {(codes_f == 1).mean():.3f} | "
-                  f"**{100 * ratio:.0f}%** | {100 * used.mean() / (n_gated * args.tasks):.0f}% |")
-    print(f"\nmean over the points far from the boundary (true drop 0 and 2 x max drop): "
-          f"{100 * np.mean(far):.0f}% of the fixed plan")
+            print(
+                f"| {rate:.2f} | {drop:.2f} | {n_fixed} | {n_gated} | {(codes == 1).mean():.3f} | {(codes_f == 1).mean():.3f} | "
+                f"**{100 * ratio:.0f}%** | {100 * used.mean() / (n_gated * args.tasks):.0f}% |"
+            )
+    print(
+        f"\nmean over the points far from the boundary (true drop 0 and 2 x max drop): "
+        f"{100 * np.mean(far):.0f}% of the fixed plan"
+    )
 
 
 if __name__ == "__main__":

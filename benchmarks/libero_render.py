@@ -63,7 +63,13 @@ def make_raw(task, size: int, cameras: bool):
 def make_harness(task, size: int, cameras: bool, quality: str):
     from vla_eval.sims.libero.env import LiberoEnv
 
-    return LiberoEnv(task.name, task.suite, cameras=("agentview", "wrist") if cameras else (), image_size=(size, size), render_quality=quality)
+    return LiberoEnv(
+        task.name,
+        task.suite,
+        cameras=("agentview", "wrist") if cameras else (),
+        image_size=(size, size),
+        render_quality=quality,
+    )
 
 
 def time_raw(env, init_state, actions) -> float:
@@ -152,13 +158,22 @@ def run_patterns(args) -> None:
 
         def timed(render: str, chunk: int, cameras, videos: bool) -> float:
             settings = EpisodeSettings(
-                run_id="bench", suite=spec.name, max_steps={item.task: args.steps}, settle_steps=0,
-                settle_action=tuple(spec.settle_action), replan_steps=chunk, render=render,
-                video_camera=cams[0] if videos else None, success_rule="final_step")
+                run_id="bench",
+                suite=spec.name,
+                max_steps={item.task: args.steps},
+                settle_steps=0,
+                settle_action=tuple(spec.settle_action),
+                replan_steps=chunk,
+                render=render,
+                video_camera=cams[0] if videos else None,
+                success_rule="final_step",
+            )
             frames = [[]] if videos else None
             timer = _ResetTimer(env)
             t = time.perf_counter()
-            (rec, _), = run_episodes([timer], _PatternPolicy(chunk, cameras, actions), [item], settings, frames, [opts])
+            ((rec, _),) = run_episodes(
+                [timer], _PatternPolicy(chunk, cameras, actions), [item], settings, frames, [opts]
+            )
             assert rec.termination != "env_error", rec.error
             return rec.steps / (time.perf_counter() - t - timer.reset_s)
 
@@ -172,8 +187,10 @@ def run_patterns(args) -> None:
                     rows.setdefault(label, []).append(timed("on_demand", chunk, cameras, videos))
         best = {k: max(v) for k, v in rows.items()}
         eager = best["eager (any pattern)"]
-        print(f"\n{spec.name} task {item.task}, {size}x{size}, cameras {cams}, render_quality {quality}, "
-              f"{args.steps} steps x {args.rounds} rounds (best)")
+        print(
+            f"\n{spec.name} task {item.task}, {size}x{size}, cameras {cams}, render_quality {quality}, "
+            f"{args.steps} steps x {args.rounds} rounds (best)"
+        )
         print(f"{'condition':34s} {'steps/s':>9s} {'vs eager':>9s}")
         for name, v in best.items():
             print(f"{name:34s} {v:9.1f} {v / eager:8.2f}x")
@@ -232,7 +249,9 @@ def main() -> None:
     print(f"\nharness / raw time per step, rendered:     {r_render:.3f}  (target <= 1.05)")
     print(f"harness / raw time per step, no rendering: {r_state:.3f}  (target <= 1.05)")
     print(f"fast vs reference speed-up:                {best['harness, reference'] / best['harness, fast']:.2f}x")
-    print(f"no rendering vs reference speed-up:        {best['harness, reference'] / best['harness, no rendering']:.2f}x")
+    print(
+        f"no rendering vs reference speed-up:        {best['harness, reference'] / best['harness, no rendering']:.2f}x"
+    )
     for _, env in envs.values():
         with contextlib.suppress(Exception):
             env.close()

@@ -37,8 +37,8 @@ def _actions(task_index: int, steps: int) -> np.ndarray:
 
 def record(args) -> None:
     from vla_eval.sims.libero.env import LiberoEnv
-    from vla_eval.sims.libero.tasks import suite_tasks
     from vla_eval.sims.libero.expert import LiberoScriptedExpert
+    from vla_eval.sims.libero.tasks import suite_tasks
 
     tasks = suite_tasks(args.suite)[: args.tasks]
     out: dict[str, np.ndarray] = {}
@@ -88,7 +88,9 @@ def compare(args) -> None:
     a, b = np.load(args.a), np.load(args.b)
     print("A:", str(a["stack"]), "\nB:", str(b["stack"]))
     idx = sorted(int(k.split("_")[1]) for k in a.files if k.startswith("eef_"))
-    print("| task | frame0 mean abs diff | frame0 pixels differing | frame10 mean abs diff | EEF max divergence (mm) | EEF final divergence (mm) | expert A | expert B |")
+    print(
+        "| task | frame0 mean abs diff | frame0 pixels differing | frame10 mean abs diff | EEF max divergence (mm) | EEF final divergence (mm) | expert A | expert B |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for i in idx:
         f0a, f0b = a[f"frame0_{i}"].astype(int), b[f"frame0_{i}"].astype(int)

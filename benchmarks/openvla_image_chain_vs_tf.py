@@ -88,8 +88,11 @@ def main() -> None:
             else:
                 report["chain_center_crop"].append(_diff(to, oo))
     summary = {
-        k: {"max": max(r["max"] for r in v), "mean": round(float(np.mean([r["mean"] for r in v])), 4),
-            "frac_differ": round(float(np.mean([r["frac_differ"] for r in v])), 4)}
+        k: {
+            "max": max(r["max"] for r in v),
+            "mean": round(float(np.mean([r["mean"] for r in v])), 4),
+            "frac_differ": round(float(np.mean([r["frac_differ"] for r in v])), 4),
+        }
         for k, v in report.items()
     }
     print(json.dumps({"images": len(images), "size": list(images[0].shape), "summary": summary}, indent=2))

@@ -37,10 +37,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _suite(tmp: Path, name: str, episodes: int, max_steps: int, cameras: list[str], size: int) -> Path:
     path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": name, "backend": "tabletop", "tasks": ["pick_place_cube"], "episodes_per_task": episodes,
-        "max_steps": max_steps, "cameras": cameras, "image_size": [size, size], "splits": [{"name": "in_domain"}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "backend": "tabletop",
+                "tasks": ["pick_place_cube"],
+                "episodes_per_task": episodes,
+                "max_steps": max_steps,
+                "cameras": cameras,
+                "image_size": [size, size],
+                "splits": [{"name": "in_domain"}],
+            }
+        )
+    )
     return path
 
 
@@ -59,8 +69,17 @@ def _run(suite: Path, policy: str, policy_args: list[str], workers: int, server:
     from vla_eval.store import RunStore
 
     t0 = time.perf_counter()
-    run(RunRequest(suite=str(suite), policy=policy, policy_args=policy_args, workers=workers, run_dir=run_dir,
-                   policy_server="auto" if server else "none", progress=False))
+    run(
+        RunRequest(
+            suite=str(suite),
+            policy=policy,
+            policy_args=policy_args,
+            workers=workers,
+            run_dir=run_dir,
+            policy_server="auto" if server else "none",
+            progress=False,
+        )
+    )
     wall = time.perf_counter() - t0
     with RunStore(run_dir, readonly=True) as store:
         recs = list(store.records())
@@ -70,9 +89,14 @@ def _run(suite: Path, policy: str, policy_args: list[str], workers: int, server:
     steps = sum(r.steps for r in recs)
     ep_time = float(np.mean([r.wall_time_s for r in recs]))
     step_rate = float(np.mean([r.steps / r.wall_time_s for r in recs]))
-    return {"wall": wall, "steps": steps, "episodes": len(recs),
-            "eps_per_s": workers / ep_time, "steps_per_s": workers * step_rate,
-            "mean_batch": _mean_batch(run_dir) if server else None}
+    return {
+        "wall": wall,
+        "steps": steps,
+        "episodes": len(recs),
+        "eps_per_s": workers / ep_time,
+        "steps_per_s": workers * step_rate,
+        "mean_batch": _mean_batch(run_dir) if server else None,
+    }
 
 
 def part_a(tmp: Path, ns: list[int], per_worker: int, steps: int, skip_qwen: bool) -> list[str]:
@@ -82,11 +106,19 @@ def part_a(tmp: Path, ns: list[int], per_worker: int, steps: int, skip_qwen: boo
         from tiny_models import build_tiny_qwen
 
         ckpt = build_tiny_qwen(tmp / "tiny_qwen")
-        setups.append(("tiny Qwen2.5-VL (vla_r1)", "vla_r1",
-                       [f"checkpoint={ckpt}", "max_new_tokens=8", "retry_after_steps=1", "max_queries=100000"],
-                       ["agentview"], 64))
-    rows = ["| policy | workers | layout | episodes/s | env steps/s | vs 1 worker | mean batch | wall incl. start-up (s) | load avg |",
-            "|---|---|---|---|---|---|---|---|---|"]
+        setups.append(
+            (
+                "tiny Qwen2.5-VL (vla_r1)",
+                "vla_r1",
+                [f"checkpoint={ckpt}", "max_new_tokens=8", "retry_after_steps=1", "max_queries=100000"],
+                ["agentview"],
+                64,
+            )
+        )
+    rows = [
+        "| policy | workers | layout | episodes/s | env steps/s | vs 1 worker | mean batch | wall incl. start-up (s) | load avg |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for label, policy, args, cameras, size in setups:
         base: dict[str, float] = {}
         for n in ns:
@@ -98,16 +130,24 @@ def part_a(tmp: Path, ns: list[int], per_worker: int, steps: int, skip_qwen: boo
                 base.setdefault(layout, res["steps_per_s"])
                 ratio = res["steps_per_s"] / base[layout]
                 mb = f"{res['mean_batch']:.2f}" if res["mean_batch"] is not None else "-"
-                line = (f"| {label} | {n} | {layout} | {res['eps_per_s']:.3f} | {res['steps_per_s']:.1f} | {ratio:.2f}x | {mb} "
-                        f"| {res['wall']:.1f} | {load:.1f} |")
+                line = (
+                    f"| {label} | {n} | {layout} | {res['eps_per_s']:.3f} | {res['steps_per_s']:.1f} | {ratio:.2f}x | {mb} "
+                    f"| {res['wall']:.1f} | {load:.1f} |"
+                )
                 print(line, flush=True)
                 rows.append(line)
     return rows
 
 
 def _obs(images: bool) -> dict:
-    obs = {"state": {"eef_pos": np.array([0.1, 0.2, 0.3]), "eef_quat": np.array([1.0, 0, 0, 0]),
-                     "gripper_qpos": np.array([0.04, -0.04])}, "instruction": "pick up the red cube"}
+    obs = {
+        "state": {
+            "eef_pos": np.array([0.1, 0.2, 0.3]),
+            "eef_quat": np.array([1.0, 0, 0, 0]),
+            "gripper_qpos": np.array([0.04, -0.04]),
+        },
+        "instruction": "pick up the red cube",
+    }
     if images:
         rng = np.random.default_rng(0)
         obs["images"] = {c: rng.integers(0, 255, (128, 128, 3), dtype=np.uint8) for c in ("agentview", "wrist")}
@@ -130,10 +170,15 @@ def part_b(tmp: Path, calls: int) -> list[str]:
     from vla_eval.policies.baselines import NoopPolicy
 
     port_file = tmp / "noop.port"
-    proc = subprocess.Popen([sys.executable, "-m", "vla_eval", "serve", "--policy", "noop", "--port", "0",
-                             "--port-file", str(port_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    rows = ["| observation | direct call mean (ms) | through server mean / median (ms) | added per request (ms) |",
-            "|---|---|---|---|"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vla_eval", "serve", "--policy", "noop", "--port", "0", "--port-file", str(port_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    rows = [
+        "| observation | direct call mean (ms) | through server mean / median (ms) | added per request (ms) |",
+        "|---|---|---|---|",
+    ]
     try:
         deadline = time.time() + 60
         while not port_file.exists():

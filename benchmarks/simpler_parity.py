@@ -87,9 +87,11 @@ def compare(robot: str, config: int) -> dict:
     task = TASKS[robot]
     if robot == "google":
         from vla_eval.sims.simpler.real2sim.google_env import GoogleRealEnv as Port
+
         actions = google_actions()
     else:
         from vla_eval.sims.simpler.real2sim.widowx_env import BridgeRealEnv as Port
+
         actions = bridge_actions()
     sap, port = SapienSimplerEnv(task, cameras=()), Port(task, cameras=())
     try:
@@ -112,31 +114,42 @@ def compare(robot: str, config: int) -> dict:
 
 def _row(step, so, mo, ts, tm) -> dict:
     s, m = so["state"], mo["state"]
-    return {"step": step, "pos_mm": 1000 * float(np.linalg.norm(s["eef_pos"] - m["eef_pos"])),
-            "rot_deg": quat_angle_deg(s["eef_quat"], m["eef_quat"]),
-            "finger_err": float(np.max(np.abs(s["gripper_qpos"] - m["gripper_qpos"]))),
-            "sapien_fingers": s["gripper_qpos"].tolist(), "mujoco_fingers": m["gripper_qpos"].tolist(),
-            "sapien_s": ts, "mujoco_s": tm}
+    return {
+        "step": step,
+        "pos_mm": 1000 * float(np.linalg.norm(s["eef_pos"] - m["eef_pos"])),
+        "rot_deg": quat_angle_deg(s["eef_quat"], m["eef_quat"]),
+        "finger_err": float(np.max(np.abs(s["gripper_qpos"] - m["gripper_qpos"]))),
+        "sapien_fingers": s["gripper_qpos"].tolist(),
+        "mujoco_fingers": m["gripper_qpos"].tolist(),
+        "sapien_s": ts,
+        "mujoco_s": tm,
+    }
 
 
 def print_table(result: dict) -> None:
     unit = "rad" if result["robot"] == "google" else "m"
     print(f"\n### {result['robot']}: {result['task']}, configuration {result['config']}\n")
-    print(f"| step | TCP pos err (mm) | TCP rot err (deg) | finger err ({unit}) | SAPIEN fingers | MuJoCo fingers "
-          "| SAPIEN s/step | MuJoCo s/step |")
+    print(
+        f"| step | TCP pos err (mm) | TCP rot err (deg) | finger err ({unit}) | SAPIEN fingers | MuJoCo fingers "
+        "| SAPIEN s/step | MuJoCo s/step |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in result["rows"]:
         sf = " ".join(f"{v:.3f}" for v in r["sapien_fingers"])
         mf = " ".join(f"{v:.3f}" for v in r["mujoco_fingers"])
-        print(f"| {r['step']} | {r['pos_mm']:.2f} | {r['rot_deg']:.2f} | {r['finger_err']:.3f} | {sf} | {mf} "
-              f"| {r['sapien_s']:.3f} | {r['mujoco_s']:.3f} |")
+        print(
+            f"| {r['step']} | {r['pos_mm']:.2f} | {r['rot_deg']:.2f} | {r['finger_err']:.3f} | {sf} | {mf} "
+            f"| {r['sapien_s']:.3f} | {r['mujoco_s']:.3f} |"
+        )
     rows = result["rows"][1:]
     at20 = result["rows"][min(20, len(result["rows"]) - 1)]
-    print(f"\nafter 20 steps: {at20['pos_mm']:.2f} mm, {at20['rot_deg']:.2f} deg (target 5 mm, 2 deg); "
-          f"max over the sequence {max(r['pos_mm'] for r in rows):.2f} mm, "
-          f"{max(r['rot_deg'] for r in rows):.2f} deg, "
-          f"finger {max(r['finger_err'] for r in rows):.3f} {unit}; steps/s without frames: "
-          f"SAPIEN {len(rows) / sum(r['sapien_s'] for r in rows):.1f}, MuJoCo {len(rows) / sum(r['mujoco_s'] for r in rows):.1f}")
+    print(
+        f"\nafter 20 steps: {at20['pos_mm']:.2f} mm, {at20['rot_deg']:.2f} deg (target 5 mm, 2 deg); "
+        f"max over the sequence {max(r['pos_mm'] for r in rows):.2f} mm, "
+        f"{max(r['rot_deg'] for r in rows):.2f} deg, "
+        f"finger {max(r['finger_err'] for r in rows):.3f} {unit}; steps/s without frames: "
+        f"SAPIEN {len(rows) / sum(r['sapien_s'] for r in rows):.1f}, MuJoCo {len(rows) / sum(r['mujoco_s'] for r in rows):.1f}"
+    )
 
 
 def speed_with_frames(robot: str, steps: int = 10) -> tuple[float, float]:
@@ -193,12 +206,16 @@ def print_outcomes(rows: list[dict]) -> None:
     print("|---|---|---|---|---|---|")
     for r in rows:
         n = r["n"]
-        print(f"| {r['task']} | {n} | {100 * r['sapien'] / n:.1f} | {100 * r['mujoco'] / n:.1f} "
-              f"| {100 * r['same'] / n:.1f} | {', '.join(r['differ']) or '-'} |")
+        print(
+            f"| {r['task']} | {n} | {100 * r['sapien'] / n:.1f} | {100 * r['mujoco'] / n:.1f} "
+            f"| {100 * r['same'] / n:.1f} | {', '.join(r['differ']) or '-'} |"
+        )
     n = sum(r["n"] for r in rows)
     if n:
-        print(f"\nall: {n} episodes, same outcome {100 * sum(r['same'] for r in rows) / n:.1f}% "
-              "(targets: >= 90% per task, success within 10 points)")
+        print(
+            f"\nall: {n} episodes, same outcome {100 * sum(r['same'] for r in rows) / n:.1f}% "
+            "(targets: >= 90% per task, success within 10 points)"
+        )
 
 
 def main() -> None:
@@ -206,8 +223,12 @@ def main() -> None:
     ap.add_argument("--robot", choices=["google", "bridge", "both"], default="both")
     ap.add_argument("--config", type=int, default=12, help="configuration id (both engines start from it)")
     ap.add_argument("--no-images", action="store_true", help="skip the steps/s-with-frames table")
-    ap.add_argument("--outcomes", nargs=2, metavar=("SAPIEN_RUN", "MUJOCO_RUN"),
-                    help="compare two scripted-expert run folders episode by episode (closed-loop parity)")
+    ap.add_argument(
+        "--outcomes",
+        nargs=2,
+        metavar=("SAPIEN_RUN", "MUJOCO_RUN"),
+        help="compare two scripted-expert run folders episode by episode (closed-loop parity)",
+    )
     args = ap.parse_args()
     if args.outcomes:
         print_outcomes(outcome_table(run_outcomes(args.outcomes[0]), run_outcomes(args.outcomes[1])))

@@ -25,9 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--frames", type=int, default=30)
     args = p.parse_args(argv)
-    from vla_eval.sims.simpler.real2sim.widowx_env import BridgeRealEnv
     from vla_eval.sims.simpler.real2sim.google_env import GoogleRealEnv
     from vla_eval.sims.simpler.real2sim.overlay import composite
+    from vla_eval.sims.simpler.real2sim.widowx_env import BridgeRealEnv
 
     for cls, task in ((BridgeRealEnv, "bridge_put_carrot_on_plate"), (GoogleRealEnv, "google_move_near")):
         for scale in (1.0, 0.5):
@@ -48,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 env.close()
             w, h = env.render_wh
-            print(f"{task} {w}x{h}: one pass {one:.1f} ms, two passes {two:.1f} ms, ratio {two / one:.2f}x; "
-                  f"pixels identical {100 * agree:.2f}%")
+            print(
+                f"{task} {w}x{h}: one pass {one:.1f} ms, two passes {two:.1f} ms, ratio {two / one:.2f}x; "
+                f"pixels identical {100 * agree:.2f}%"
+            )
     return 0
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from vla_eval.errors import RetryEpisode
-from vla_eval.sims.tabletop.backend import TabletopBackend
 from vla_eval.policies.base import ActionChunk, Policy
 from vla_eval.policies.baselines import NoopPolicy, RandomPolicy
+from vla_eval.sims.tabletop.backend import TabletopBackend
 from vla_eval.sims.tabletop.expert import ScriptedExpert
 
 
@@ -83,7 +83,9 @@ class FaultyBackend(TabletopBackend):
     name = "faulty"
 
     def make_env(self, spec, task, split, cameras, depth=False):
-        return _RaisingEnv(super().make_env(spec, task, split, cameras, depth), int(os.environ["VLA_EVAL_TEST_BAD_SEED"]))
+        return _RaisingEnv(
+            super().make_env(spec, task, split, cameras, depth), int(os.environ["VLA_EVAL_TEST_BAD_SEED"])
+        )
 
 
 class ImageEchoPolicy(Policy):

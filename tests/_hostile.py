@@ -67,8 +67,11 @@ class OddOutputPolicy(_OnSeeds):
         if self.mode == "complex":
             return ActionChunk(actions=zeros + 1j)
         if self.mode == "numpy_extras":
-            return ActionChunk(actions=zeros, extras=[{"logits": np.arange(3.0), "step": np.int64(2),
-                                                       "handle": threading.Lock(), "pid": os.getpid()}] * n)
+            return ActionChunk(
+                actions=zeros,
+                extras=[{"logits": np.arange(3.0), "step": np.int64(2), "handle": threading.Lock(), "pid": os.getpid()}]
+                * n,
+            )
         raise ValueError(self.mode)
 
 

@@ -28,8 +28,10 @@ def simpler_assets(monkeypatch) -> pathlib.Path:
     """Points VLA_EVAL_ASSETS at the shared SimplerEnv assets, or skips saying where they were looked for."""
     root = shared_simpler_assets()
     if root is None:
-        pytest.skip("SimplerEnv assets not found: set VLA_EVAL_ASSETS to a folder holding simpler-real2sim/ "
-                    "(vla-eval assets fetch simpler), or provide ../shared/assets/simpler-real2sim")
+        pytest.skip(
+            "SimplerEnv assets not found: set VLA_EVAL_ASSETS to a folder holding simpler-real2sim/ "
+            "(vla-eval assets fetch simpler), or provide ../shared/assets/simpler-real2sim"
+        )
     monkeypatch.setenv("VLA_EVAL_ASSETS", str(root))
     return root / "simpler-real2sim"
 
@@ -39,8 +41,10 @@ def simpler_assets_dir() -> pathlib.Path:
     """The shared ``simpler-real2sim`` folder for session/module fixtures (no env change), or skip."""
     root = shared_simpler_assets()
     if root is None:
-        pytest.skip("SimplerEnv assets not found: set VLA_EVAL_ASSETS to a folder holding simpler-real2sim/ "
-                    "(vla-eval assets fetch simpler), or provide ../shared/assets/simpler-real2sim")
+        pytest.skip(
+            "SimplerEnv assets not found: set VLA_EVAL_ASSETS to a folder holding simpler-real2sim/ "
+            "(vla-eval assets fetch simpler), or provide ../shared/assets/simpler-real2sim"
+        )
     return root / "simpler-real2sim"
 
 

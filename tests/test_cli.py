@@ -41,8 +41,22 @@ def _records(run_dir: Path):
 @pytest.mark.slow
 def test_run_scripted_prints_table_and_stores_records(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    rc = main(["run", "--suite", "tabletop_basic", "--policy", "scripted", "--episodes", "2", "--workers", "2",
-               "--run-dir", str(run_dir), "--no-progress"])
+    rc = main(
+        [
+            "run",
+            "--suite",
+            "tabletop_basic",
+            "--policy",
+            "scripted",
+            "--episodes",
+            "2",
+            "--workers",
+            "2",
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0
     assert "suite mean" in out and "pick_place_cube" in out and "drop vs in_domain" in out
@@ -60,8 +74,25 @@ def test_same_records_with_one_and_two_workers(tmp_path):
     views = []
     for workers in (1, 2):
         run_dir = tmp_path / f"w{workers}"
-        assert main(["run", "--suite", "tabletop_basic", "--policy", "random", "--episodes", "2", "--workers",
-                     str(workers), "--run-dir", str(run_dir), "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "--suite",
+                    "tabletop_basic",
+                    "--policy",
+                    "random",
+                    "--episodes",
+                    "2",
+                    "--workers",
+                    str(workers),
+                    "--run-dir",
+                    str(run_dir),
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         views.append([r.deterministic_view() for r in _records(run_dir)])
     assert views[0] == views[1]
     assert all(v["final_state_digest"] for v in views[0])
@@ -73,8 +104,23 @@ def test_scripted_also_deterministic_across_workers(tmp_path):
     views = []
     for workers in (1, 2):
         run_dir = tmp_path / f"w{workers}"
-        assert main(["run", "--suite", str(suite), "--policy", "scripted", "--workers", str(workers),
-                     "--run-dir", str(run_dir), "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "--suite",
+                    str(suite),
+                    "--policy",
+                    "scripted",
+                    "--workers",
+                    str(workers),
+                    "--run-dir",
+                    str(run_dir),
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         views.append([r.deterministic_view() for r in _records(run_dir)])
     assert views[0] == views[1]
 
@@ -85,8 +131,20 @@ def test_resume_after_killed_run_skips_finished_episodes(tmp_path):
     run_dir = tmp_path / "run"
     # paced (the random baseline plus a wait per call), so that the run is still going when the test kills it
     policy = ["--policy", "_faulty:SlowRandomPolicy"]
-    cmd = [sys.executable, "-m", "vla_eval", "run", "--suite", str(suite), *policy, "--workers", "2",
-           "--run-dir", str(run_dir), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vla_eval",
+        "run",
+        "--suite",
+        str(suite),
+        *policy,
+        "--workers",
+        "2",
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+    ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 120
@@ -103,8 +161,20 @@ def test_resume_after_killed_run_skips_finished_episodes(tmp_path):
     assert 3 <= done_before < 16
     first = {r.key: r for r in _records(run_dir)}
 
-    rc = main(["run", "--suite", str(suite), *policy, "--workers", "2", "--run-dir", str(run_dir),
-               "--resume", "--no-progress"])
+    rc = main(
+        [
+            "run",
+            "--suite",
+            str(suite),
+            *policy,
+            "--workers",
+            "2",
+            "--run-dir",
+            str(run_dir),
+            "--resume",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     final = {r.key: r for r in _records(run_dir)}
     assert len(final) == 16
@@ -113,15 +183,41 @@ def test_resume_after_killed_run_skips_finished_episodes(tmp_path):
 
     # the same records as an uninterrupted run
     fresh = tmp_path / "fresh"
-    assert main(["run", "--suite", str(suite), "--policy", "random", "--workers", "1", "--run-dir", str(fresh),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                str(suite),
+                "--policy",
+                "random",
+                "--workers",
+                "1",
+                "--run-dir",
+                str(fresh),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert [r.deterministic_view() for r in _records(fresh)] == [final[k].deterministic_view() for k in sorted(final)]
 
 
 def test_rerun_into_finished_run_needs_resume_and_same_protocol(tmp_path, capsys):
     suite = _suite(tmp_path, episodes_per_task=1, max_steps=2)
     run_dir = tmp_path / "run"
-    args = ["run", "--suite", str(suite), "--policy", "noop", "--workers", "1", "--run-dir", str(run_dir), "--no-progress"]
+    args = [
+        "run",
+        "--suite",
+        str(suite),
+        "--policy",
+        "noop",
+        "--workers",
+        "1",
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+    ]
     assert main(args) == 0
     assert main(args) == 2
     assert "--resume" in capsys.readouterr().err
@@ -139,8 +235,24 @@ def test_bad_policy_output_is_recorded_and_run_goes_on(tmp_path, mode):
 
     bad_seed = build_plan(load_suite(str(suite)))[1].seed
     run_dir = tmp_path / "run"
-    rc = main(["run", "--suite", str(suite), "--policy", "_faulty:BadOutputPolicy", "--policy-arg", f"mode={mode}",
-               "--policy-arg", f"bad_seeds=[{bad_seed}]", "--workers", "1", "--run-dir", str(run_dir), "--no-progress"])
+    rc = main(
+        [
+            "run",
+            "--suite",
+            str(suite),
+            "--policy",
+            "_faulty:BadOutputPolicy",
+            "--policy-arg",
+            f"mode={mode}",
+            "--policy-arg",
+            f"bad_seeds=[{bad_seed}]",
+            "--workers",
+            "1",
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     recs = _records(run_dir)
     assert [r.termination for r in recs] == ["timeout", "policy_error", "timeout"]
@@ -157,15 +269,51 @@ def test_worker_crash_is_retried_once_then_recorded(tmp_path):
     crash_seed = build_plan(load_suite(str(suite)))[1].seed
     once = tmp_path / "once"
     marker = tmp_path / "marker"
-    assert main(["run", "--suite", str(suite), "--policy", "_faulty:CrashingPolicy", "--policy-arg", f"crash_seed={crash_seed}",
-                 "--policy-arg", f"marker={marker}", "--workers", "2", "--run-dir", str(once), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                str(suite),
+                "--policy",
+                "_faulty:CrashingPolicy",
+                "--policy-arg",
+                f"crash_seed={crash_seed}",
+                "--policy-arg",
+                f"marker={marker}",
+                "--workers",
+                "2",
+                "--run-dir",
+                str(once),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     recs = _records(once)
     assert [r.termination for r in recs] == ["timeout"] * 3
     assert [r.attempts for r in recs] == [1, 2, 1]
 
     always = tmp_path / "always"
-    assert main(["run", "--suite", str(suite), "--policy", "_faulty:CrashingPolicy", "--policy-arg", f"crash_seed={crash_seed}",
-                 "--workers", "2", "--run-dir", str(always), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                str(suite),
+                "--policy",
+                "_faulty:CrashingPolicy",
+                "--policy-arg",
+                f"crash_seed={crash_seed}",
+                "--workers",
+                "2",
+                "--run-dir",
+                str(always),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     recs = _records(always)
     assert [r.termination for r in recs] == ["timeout", "env_error", "timeout"]
     assert recs[1].attempts == 2
@@ -181,7 +329,23 @@ def test_env_exception_is_env_error_and_run_goes_on(tmp_path, monkeypatch):
     bad_seed = build_plan(load_suite(str(suite)))[0].seed
     monkeypatch.setenv("VLA_EVAL_TEST_BAD_SEED", str(bad_seed))
     run_dir = tmp_path / "run"
-    assert main(["run", "--suite", str(suite), "--policy", "noop", "--workers", "1", "--run-dir", str(run_dir), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                str(suite),
+                "--policy",
+                "noop",
+                "--workers",
+                "1",
+                "--run-dir",
+                str(run_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     recs = _records(run_dir)
     assert [r.termination for r in recs] == ["env_error", "timeout", "timeout"]
     assert "physics blow-up" in recs[0].error
@@ -203,8 +367,13 @@ def test_bad_yaml_names_file_and_field(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "tasks.0" in err and "pick_place_cube" in err
 
-    suite = _suite(tmp_path, splits=[{"name": "in_domain"}, {"name": "ood", "out_of_domain": True,
-                                                             "perturbations": [{"type": "lightning", "scale": 0.5}]}])
+    suite = _suite(
+        tmp_path,
+        splits=[
+            {"name": "in_domain"},
+            {"name": "ood", "out_of_domain": True, "perturbations": [{"type": "lightning", "scale": 0.5}]},
+        ],
+    )
     assert main(["run", "--suite", str(suite), "--policy", "noop"]) == 2
     assert "splits.1.perturbations" in capsys.readouterr().err
 
@@ -222,8 +391,25 @@ def test_videos_first_n(tmp_path):
 
     suite = _suite(tmp_path, episodes_per_task=2, max_steps=10)
     run_dir = tmp_path / "run"
-    assert main(["run", "--suite", str(suite), "--policy", "random", "--videos", "first:1", "--workers", "1",
-                 "--run-dir", str(run_dir), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                str(suite),
+                "--policy",
+                "random",
+                "--videos",
+                "first:1",
+                "--workers",
+                "1",
+                "--run-dir",
+                str(run_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     recs = _records(run_dir)
     assert recs[0].video_path and recs[1].video_path is None
     frames = iio.imread(run_dir / recs[0].video_path)

@@ -8,15 +8,30 @@ import pytest
 h5py = pytest.importorskip("h5py")
 
 from vla_eval.cli.main import main  # noqa: E402
-from vla_eval.sims.tabletop.env import TabletopEnv  # noqa: E402
 from vla_eval.execution.plan import episode_seed  # noqa: E402
+from vla_eval.sims.tabletop.env import TabletopEnv  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def demos(tmp_path_factory):
     out = tmp_path_factory.mktemp("demos")
-    assert main(["record-demos", "--suite", "tabletop_basic", "--policy", "scripted", "--episodes", "2",
-                 "-o", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "record-demos",
+                "--suite",
+                "tabletop_basic",
+                "--policy",
+                "scripted",
+                "--episodes",
+                "2",
+                "-o",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     return out
 
 

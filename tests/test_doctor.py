@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from vla_eval.cli.main import main
-from vla_eval.sims.tabletop.env import TabletopEnv
 from vla_eval.execution.plan import episode_seed
+from vla_eval.sims.tabletop.env import TabletopEnv
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,9 @@ def test_nan_policy_fails_with_the_reason(tmp_path, capsys):
 
 
 def test_saves_exactly_what_the_policy_receives(tmp_path):
-    rc, report, out = _doctor(tmp_path, "--policy", "_faulty:ImageEchoPolicy", "--policy-arg", "image_orientation=libero_rot180")
+    rc, report, out = _doctor(
+        tmp_path, "--policy", "_faulty:ImageEchoPolicy", "--policy-arg", "image_orientation=libero_rot180"
+    )
     assert rc == 0, report["problems"]
     assert report["protocol"]["image_conversion"] == "top_left->libero_rot180:flip_cols"
     env = TabletopEnv("pick_place_cube", cameras=("agentview",), image_size=(128, 128))

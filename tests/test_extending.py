@@ -65,7 +65,7 @@ class ToyEnv(gym.Env):
         return self._obs(), float(self._success()), self._success(), False, {"success": self._success()}
 '''
 
-TOY_BACKEND = '''
+TOY_BACKEND = """
 from pydantic import Field
 
 from vla_eval.backends import Backend, BackendOptions
@@ -91,7 +91,7 @@ class ToyBackend(Backend[ToyOptions]):
 
     def protocol_facts(self, spec):
         return {"wait_steps": self.options(spec).wait_steps}
-'''
+"""
 
 
 def _toy_package(site: Path) -> Path:
@@ -110,17 +110,28 @@ def _toy_package(site: Path) -> Path:
 
 def _suite(where: Path, **options) -> Path:
     path = where / "toy.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "toy", "backend": "toy", "tasks": ["toy_wait", "toy_never"], "episodes_per_task": 2, "max_steps": 5,
-        "cameras": ["agentview"], "image_size": [16, 16], "backend_options": options,
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "toy",
+                "backend": "toy",
+                "tasks": ["toy_wait", "toy_never"],
+                "episodes_per_task": 2,
+                "max_steps": 5,
+                "cameras": ["agentview"],
+                "image_size": [16, 16],
+                "backend_options": options,
+            }
+        )
+    )
     return path
 
 
 def _cli(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(site)]), PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "vla_eval", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "vla_eval", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.slow
@@ -133,8 +144,20 @@ def test_a_toy_backend_package_runs_end_to_end_through_the_cli(tmp_path):
     assert envs.returncode == 0, envs.stderr
     assert "toy: toy_never, toy_wait" in envs.stdout
 
-    run = _cli(site, tmp_path, "run", "--suite", str(suite), "--policy", "noop", "--workers", "1",
-               "--run-dir", str(run_dir), "--no-progress")
+    run = _cli(
+        site,
+        tmp_path,
+        "run",
+        "--suite",
+        str(suite),
+        "--policy",
+        "noop",
+        "--workers",
+        "1",
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+    )
     assert run.returncode == 0, run.stderr
     rows = {line.split("|")[1].strip(): line for line in run.stdout.splitlines() if line.startswith("| toy_")}
     assert set(rows) == {"toy_wait", "toy_never"}, run.stdout
@@ -159,8 +182,20 @@ def test_a_toy_backend_package_runs_end_to_end_through_the_cli(tmp_path):
 def test_a_toy_backend_option_error_names_the_file_and_field(tmp_path):
     site = _toy_package(tmp_path / "site")
     suite = _suite(tmp_path, wait_steps=0, colour="red")
-    run = _cli(site, tmp_path, "run", "--suite", str(suite), "--policy", "noop", "--workers", "1",
-               "--run-dir", str(tmp_path / "run"), "--no-progress")
+    run = _cli(
+        site,
+        tmp_path,
+        "run",
+        "--suite",
+        str(suite),
+        "--policy",
+        "noop",
+        "--workers",
+        "1",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--no-progress",
+    )
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in run.stderr, run.stderr

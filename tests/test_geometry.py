@@ -155,8 +155,11 @@ def test_matches_transforms3d(q):
     other = np.array([0.5, 0.5, -0.5, 0.5])
     assert np.allclose(g.quat_mul(q, other), t3d.quaternions.qmult(q, other), atol=1e-12)
     axis, angle = t3d.quaternions.quat2axangle(q)
-    assert np.allclose(Rotation.from_rotvec(g.mat_to_rotvec(g.quat_to_mat(q))).as_matrix(),
-                       t3d.axangles.axangle2mat(axis, angle), atol=1e-9)
+    assert np.allclose(
+        Rotation.from_rotvec(g.mat_to_rotvec(g.quat_to_mat(q))).as_matrix(),
+        t3d.axangles.axangle2mat(axis, angle),
+        atol=1e-9,
+    )
     assert _same_angle(g.quat_yaw(q), t3d.euler.quat2euler(q, "rzyx")[0])
 
 

@@ -29,8 +29,14 @@ TESTS = Path(__file__).resolve().parent
 
 def _suite(tmp_path: Path, name: str = "mini", **overrides) -> Path:
     data = {
-        "name": name, "backend": "tabletop", "tasks": ["pick_place_cube"], "episodes_per_task": 3, "max_steps": 5,
-        "cameras": ["agentview"], "image_size": [32, 32], "splits": [{"name": "in_domain"}],
+        "name": name,
+        "backend": "tabletop",
+        "tasks": ["pick_place_cube"],
+        "episodes_per_task": 3,
+        "max_steps": 5,
+        "cameras": ["agentview"],
+        "image_size": [32, 32],
+        "splits": [{"name": "in_domain"}],
     }
     data.update(overrides)
     path = tmp_path / f"{name}.yaml"
@@ -51,8 +57,15 @@ def _env(**extra) -> dict:
 
 def _cli(args: list[str], cwd: Path, timeout: float = 120, **env) -> subprocess.CompletedProcess:
     """``vla-eval ARGS`` in its own process group, so a run that hangs is killed with all its workers."""
-    proc = subprocess.Popen([sys.executable, "-m", "vla_eval", *args], cwd=cwd, env=_env(**env), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vla_eval", *args],
+        cwd=cwd,
+        env=_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -89,7 +102,9 @@ sys.exit(5)
 
 def test_1_object_array_frame_is_rejected_not_rebuilt(tmp_path):
     """A 50-byte msgpack frame claiming an object array must be refused, not rebuilt (numpy segfaults on it)."""
-    proc = subprocess.run([sys.executable, "-c", _HOSTILE_DECODE], env=_env(), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", _HOSTILE_DECODE], env=_env(), capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0 and "REJECTED" in proc.stdout, (proc.returncode, proc.stdout, proc.stderr[-500:])
     assert "not allowed" in proc.stdout
 
@@ -156,14 +171,22 @@ with serve(handler, "127.0.0.1", 0) as srv:
 
 def test_1_server_answers_a_hostile_frame_with_an_error_and_keeps_serving():
     pytest.importorskip("websockets")
-    proc = subprocess.run([sys.executable, "-c", _SERVER_SCRIPT], env=_env(), capture_output=True, text=True, timeout=60)
-    assert "ERROR-FRAME True" in proc.stdout and "SERVED True" in proc.stdout, (proc.returncode, proc.stdout, proc.stderr[-1500:])
+    proc = subprocess.run(
+        [sys.executable, "-c", _SERVER_SCRIPT], env=_env(), capture_output=True, text=True, timeout=60
+    )
+    assert "ERROR-FRAME True" in proc.stdout and "SERVED True" in proc.stdout, (
+        proc.returncode,
+        proc.stdout,
+        proc.stderr[-1500:],
+    )
 
 
 def test_1_client_refuses_a_hostile_server_reply():
     """A hostile server must not crash the worker that talks to it."""
     pytest.importorskip("websockets")
-    proc = subprocess.run([sys.executable, "-c", _CLIENT_SCRIPT], env=_env(), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CLIENT_SCRIPT], env=_env(), capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0 and "REFUSED True" in proc.stdout, (proc.returncode, proc.stdout, proc.stderr[-1500:])
 
 
@@ -175,9 +198,28 @@ def test_2_policy_that_never_answers_ends_its_episode_and_the_run_goes_on(tmp_pa
     suite = _suite(tmp_path)
     run_dir = tmp_path / "run"
     # old behaviour: the run never ends (the subprocess timeout turns that into a failure)
-    proc = _cli(["run", "--suite", str(suite), "--policy", "_hostile:HangingPolicy", "--policy-arg", f"bad_seeds=[{_bad_seed(suite)}]",
-                 "--policy-arg", "mode=hang", "--policy-timeout", "1", "--workers", "1", "--run-dir", str(run_dir),
-                 "--no-progress"], tmp_path, timeout=300)
+    proc = _cli(
+        [
+            "run",
+            "--suite",
+            str(suite),
+            "--policy",
+            "_hostile:HangingPolicy",
+            "--policy-arg",
+            f"bad_seeds=[{_bad_seed(suite)}]",
+            "--policy-arg",
+            "mode=hang",
+            "--policy-timeout",
+            "1",
+            "--workers",
+            "1",
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+        ],
+        tmp_path,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     recs = _records(run_dir)
     assert [r.termination for r in recs] == ["timeout", "policy_timeout", "timeout"]
@@ -195,9 +237,26 @@ def test_2_call_stuck_in_c_holding_the_gil_is_killed_by_the_driver(tmp_path, mon
     suite = _suite(tmp_path, episodes_per_task=2, max_steps=3)
     run_dir = tmp_path / "run"
     t = time.monotonic()
-    rc = main(["run", "--suite", str(suite), "--policy", "_hostile:HangingPolicy", "--policy-arg", "mode=gil",
-               "--policy-arg", f"bad_seeds=[{_bad_seed(suite, 0)}]", "--policy-timeout", "1", "--workers", "1",
-               "--run-dir", str(run_dir), "--no-progress"])
+    rc = main(
+        [
+            "run",
+            "--suite",
+            str(suite),
+            "--policy",
+            "_hostile:HangingPolicy",
+            "--policy-arg",
+            "mode=gil",
+            "--policy-arg",
+            f"bad_seeds=[{_bad_seed(suite, 0)}]",
+            "--policy-timeout",
+            "1",
+            "--workers",
+            "1",
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+        ]
+    )
     assert rc == 0 and time.monotonic() - t < 240
     recs = _records(run_dir)
     assert [r.termination for r in recs] == ["policy_timeout", "timeout"]
@@ -208,9 +267,26 @@ def test_2_call_stuck_in_c_holding_the_gil_is_killed_by_the_driver(tmp_path, mon
 def test_2_episode_wall_clock_limit(tmp_path):
     suite = _suite(tmp_path, episodes_per_task=2, max_steps=40)
     run_dir = tmp_path / "run"
-    rc = main(["run", "--suite", str(suite), "--policy", "_hostile:HangingPolicy", "--policy-arg", "mode=slow",
-               "--policy-arg", f"bad_seeds=[{_bad_seed(suite, 0)}]", "--episode-timeout", "2", "--workers", "1",
-               "--run-dir", str(run_dir), "--no-progress"])
+    rc = main(
+        [
+            "run",
+            "--suite",
+            str(suite),
+            "--policy",
+            "_hostile:HangingPolicy",
+            "--policy-arg",
+            "mode=slow",
+            "--policy-arg",
+            f"bad_seeds=[{_bad_seed(suite, 0)}]",
+            "--episode-timeout",
+            "2",
+            "--workers",
+            "1",
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     recs = _records(run_dir)
     assert [r.termination for r in recs] == ["episode_timeout", "timeout"]
@@ -228,19 +304,38 @@ def test_2_episode_wall_clock_limit(tmp_path):
 
 
 def test_3_negative_replan_steps_is_refused_instead_of_looping_forever(tmp_path):
-    proc = _cli(["run", "--suite", str(_suite(tmp_path)), "--policy", "noop", "--replan-steps", "-1", "--workers", "1",
-                 "--no-progress"], tmp_path, timeout=120)
+    proc = _cli(
+        [
+            "run",
+            "--suite",
+            str(_suite(tmp_path)),
+            "--policy",
+            "noop",
+            "--replan-steps",
+            "-1",
+            "--workers",
+            "1",
+            "--no-progress",
+        ],
+        tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "--replan-steps must be >= 1, got -1" in proc.stderr, proc.stderr[-2000:]
 
 
-@pytest.mark.parametrize("flag,value,expected", [
-    ("--replan-steps", "0", "--replan-steps must be >= 1"),
-    ("--workers", "0", "--workers must be >= 1"),
-    ("--episodes", "0", "--episodes must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "flag,value,expected",
+    [
+        ("--replan-steps", "0", "--replan-steps must be >= 1"),
+        ("--workers", "0", "--workers must be >= 1"),
+        ("--episodes", "0", "--episodes must be >= 1"),
+    ],
+)
 def test_3_bad_numbers_are_refused_at_parse_time(tmp_path, capsys, flag, value, expected):
     with pytest.raises(SystemExit) as exc:
-        main(["run", "--suite", str(_suite(tmp_path)), "--policy", "noop", flag, value, "--run-dir", str(tmp_path / "r")])
+        main(
+            ["run", "--suite", str(_suite(tmp_path)), "--policy", "noop", flag, value, "--run-dir", str(tmp_path / "r")]
+        )
     assert exc.value.code == 2
     assert expected in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
@@ -248,7 +343,9 @@ def test_3_bad_numbers_are_refused_at_parse_time(tmp_path, capsys, flag, value, 
 
 def test_3_resume_of_a_missing_folder_is_refused(tmp_path, capsys):
     missing = tmp_path / "no_such_run"
-    assert main(["run", "--suite", str(_suite(tmp_path)), "--policy", "noop", "--run-dir", str(missing), "--resume"]) == 2
+    assert (
+        main(["run", "--suite", str(_suite(tmp_path)), "--policy", "noop", "--run-dir", str(missing), "--resume"]) == 2
+    )
     assert f"run folder {missing} does not exist" in capsys.readouterr().err
     assert not missing.exists()
 
@@ -266,8 +363,14 @@ except ConfigError as exc:
 
 def test_3_api_refuses_a_negative_replan_too(tmp_path):
     """Through the Python API as well (in a subprocess: the old code loops forever)."""
-    proc = subprocess.Popen([sys.executable, "-c", _API_REPLAN, str(_suite(tmp_path)), str(tmp_path / "r")], env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _API_REPLAN, str(_suite(tmp_path)), str(tmp_path / "r")],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, _ = proc.communicate(timeout=120)
     except subprocess.TimeoutExpired:
@@ -281,9 +384,27 @@ def test_3_api_refuses_a_negative_replan_too(tmp_path):
 def test_3_complex_actions_are_a_policy_error(tmp_path):
     suite = _suite(tmp_path, episodes_per_task=2)
     run_dir = tmp_path / "run"
-    assert main(["run", "--suite", str(suite), "--policy", "_hostile:OddOutputPolicy", "--policy-arg", "mode=complex",
-                 "--policy-arg", f"bad_seeds=[{_bad_seed(suite, 0)}]", "--workers", "1", "--run-dir", str(run_dir),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                str(suite),
+                "--policy",
+                "_hostile:OddOutputPolicy",
+                "--policy-arg",
+                "mode=complex",
+                "--policy-arg",
+                f"bad_seeds=[{_bad_seed(suite, 0)}]",
+                "--workers",
+                "1",
+                "--run-dir",
+                str(run_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     recs = _records(run_dir)
     assert [r.termination for r in recs] == ["policy_error", "timeout"]
     assert "complex" in recs[0].error
@@ -299,8 +420,20 @@ def test_4_policy_name_cannot_escape_the_results_root(tmp_path):
     pol = work / "evil.yaml"
     pol.write_text(yaml.safe_dump({"name": "x/../../../trav/evil", "adapter": "noop"}))
     root = work / "results"
-    rc = main(["run", "--suite", str(_suite(tmp_path, episodes_per_task=1)), "--policy", str(pol), "--workers", "1",
-               "--results-root", str(root), "--no-progress"])
+    rc = main(
+        [
+            "run",
+            "--suite",
+            str(_suite(tmp_path, episodes_per_task=1)),
+            "--policy",
+            str(pol),
+            "--workers",
+            "1",
+            "--results-root",
+            str(root),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     runs = [p for p in root.iterdir() if p.is_dir()]
     assert len(runs) == 1 and (runs[0] / "episodes.sqlite").is_file()
@@ -315,14 +448,21 @@ def test_5_cwd_file_cannot_shadow_a_builtin_policy_or_run_a_shell_command(tmp_pa
     (tmp_path / "policies").mkdir()
     marker = tmp_path / "pwned"
     (tmp_path / "policies" / "scripted.yaml").write_text(
-        yaml.safe_dump({"adapter": "os:system", "args": {"command": f"touch {marker}"}}))
+        yaml.safe_dump({"adapter": "os:system", "args": {"command": f"touch {marker}"}})
+    )
     suite = _suite(tmp_path, episodes_per_task=1)
     proc = _cli(["run", "--suite", str(suite), "--policy", "scripted", "--workers", "1", "--no-progress"], tmp_path)
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert str(tmp_path / "policies" / "scripted.yaml") in proc.stderr and "shadows the registered policy 'scripted'" in proc.stderr
+    assert (
+        str(tmp_path / "policies" / "scripted.yaml") in proc.stderr
+        and "shadows the registered policy 'scripted'" in proc.stderr
+    )
     assert "vla_eval.sims.tabletop.expert:ScriptedExpert" in proc.stderr
     # named explicitly, the file is still refused before os.system is called
-    proc = _cli(["run", "--suite", str(suite), "--policy", "policies/scripted.yaml", "--workers", "1", "--no-progress"], tmp_path)
+    proc = _cli(
+        ["run", "--suite", str(suite), "--policy", "policies/scripted.yaml", "--workers", "1", "--no-progress"],
+        tmp_path,
+    )
     assert proc.returncode == 2 and "not a vla_eval.adapter.Policy subclass" in proc.stderr, proc.stderr[-2000:]
     assert "policies/scripted.yaml: field 'adapter'" in proc.stderr
     assert not marker.exists()
@@ -333,7 +473,11 @@ def test_5_cwd_suite_cannot_shadow_a_builtin_suite(tmp_path):
     shadow = _suite(tmp_path / "suites", name="tabletop_basic")
     proc = _cli(["run", "--suite", "tabletop_basic", "--policy", "noop", "--no-progress"], tmp_path)
     assert proc.returncode == 2
-    assert str(shadow) in proc.stderr and "tabletop_basic.yaml" in proc.stderr and "shadows the built-in suite" in proc.stderr
+    assert (
+        str(shadow) in proc.stderr
+        and "tabletop_basic.yaml" in proc.stderr
+        and "shadows the built-in suite" in proc.stderr
+    )
 
 
 def test_5_suite_backend_os_abort_is_refused(tmp_path):
@@ -346,15 +490,27 @@ def test_5_suite_backend_os_abort_is_refused(tmp_path):
 # ------------------------------------------------------------------ 6. the CI gate
 
 
-def _fixture_run(root: Path, name: str, cells: dict, terminations: dict | None = None, plan: dict | None = None) -> Path:
+def _fixture_run(
+    root: Path, name: str, cells: dict, terminations: dict | None = None, plan: dict | None = None
+) -> Path:
     """A run folder holding ``cells[(task, split)] = (successes, episodes)`` of a suite planning ``plan`` (default: ``cells``)."""
     from vla_eval.record import EpisodeRecord
 
     tasks = list(dict.fromkeys(t for t, _ in plan or cells))
     splits = list(dict.fromkeys(s for _, s in plan or cells))
-    suite = {"name": "s", "backend": "tabletop", "tasks": [{"name": t, "max_steps": None} for t in tasks],
-             "splits": [{"name": s, "out_of_domain": i > 0, "perturbations": [{"kind": "x"}] if i else []} for i, s in enumerate(splits)],
-             "episodes_per_task": 10, "max_steps": 50, "settle_steps": 0, "image_size": [32, 32]}
+    suite = {
+        "name": "s",
+        "backend": "tabletop",
+        "tasks": [{"name": t, "max_steps": None} for t in tasks],
+        "splits": [
+            {"name": s, "out_of_domain": i > 0, "perturbations": [{"kind": "x"}] if i else []}
+            for i, s in enumerate(splits)
+        ],
+        "episodes_per_task": 10,
+        "max_steps": 50,
+        "settle_steps": 0,
+        "image_size": [32, 32],
+    }
     config = {"run_id": name, "suite": suite, "suite_hash": "h", "policy": {"name": "p", "adapter": "noop", "args": {}}}
     run = root / name
     with RunStore(run) as store:
@@ -364,8 +520,20 @@ def _fixture_run(root: Path, name: str, cells: dict, terminations: dict | None =
             term = (terminations or {}).get((task, split), "timeout")
             for i in range(n):
                 ok = i < k
-                store.add(EpisodeRecord(run_id=name, suite="s", task=task, split=split, episode_index=i, init_state_id=i,
-                                        seed=i, success=ok, steps=5, termination="success" if ok else term))
+                store.add(
+                    EpisodeRecord(
+                        run_id=name,
+                        suite="s",
+                        task=task,
+                        split=split,
+                        episode_index=i,
+                        init_state_id=i,
+                        seed=i,
+                        success=ok,
+                        steps=5,
+                        termination="success" if ok else term,
+                    )
+                )
     return run
 
 
@@ -411,8 +579,16 @@ def test_8_odd_outputs_are_policy_errors_without_worker_restarts(tmp_path):
     suite = _suite(tmp_path, episodes_per_task=2)
     for mode in ODD:
         run_dir = tmp_path / mode
-        out = run(RunRequest(suite=str(suite), policy="_hostile:OddOutputPolicy", workers=1, run_dir=run_dir, progress=False,
-                             policy_args=[f"mode={mode}", f"bad_seeds=[{_bad_seed(suite, 0)}]"]))
+        out = run(
+            RunRequest(
+                suite=str(suite),
+                policy="_hostile:OddOutputPolicy",
+                workers=1,
+                run_dir=run_dir,
+                progress=False,
+                policy_args=[f"mode={mode}", f"bad_seeds=[{_bad_seed(suite, 0)}]"],
+            )
+        )
         recs = _records(run_dir)
         assert [r.termination for r in recs] == ["policy_error", "timeout"], mode
         assert "invalid policy output" in recs[0].error
@@ -422,9 +598,27 @@ def test_8_odd_outputs_are_policy_errors_without_worker_restarts(tmp_path):
 def _numpy_extras_run(tmp_path: Path, executor: str) -> list:
     suite = _suite(tmp_path, episodes_per_task=2)
     run_dir = tmp_path / executor
-    proc = _cli(["run", "--suite", str(suite), "--policy", "_hostile:OddOutputPolicy", "--policy-arg", "mode=numpy_extras",
-                 "--workers", "1", "--executor", executor, "--run-dir", str(run_dir), "--no-progress"], tmp_path, timeout=180,
-                RAY_USAGE_STATS_ENABLED="0")
+    proc = _cli(
+        [
+            "run",
+            "--suite",
+            str(suite),
+            "--policy",
+            "_hostile:OddOutputPolicy",
+            "--policy-arg",
+            "mode=numpy_extras",
+            "--workers",
+            "1",
+            "--executor",
+            executor,
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+        ],
+        tmp_path,
+        timeout=180,
+        RAY_USAGE_STATS_ENABLED="0",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return _records(run_dir)
 
@@ -456,8 +650,17 @@ def test_9_worker_over_its_memory_limit_is_recycled_between_episodes(tmp_path):
     suite = _suite(tmp_path, episodes_per_task=2)
     run_dir = tmp_path / "run"
     # the policy keeps 400 MB more alive per episode; an idle worker is far below 350 MB
-    out = run(RunRequest(suite=str(suite), policy="_hostile:LeakyPolicy", policy_args=["mb=400"], workers=1,
-                         run_dir=run_dir, progress=False, max_worker_rss_mb=350))
+    out = run(
+        RunRequest(
+            suite=str(suite),
+            policy="_hostile:LeakyPolicy",
+            policy_args=["mb=400"],
+            workers=1,
+            run_dir=run_dir,
+            progress=False,
+            max_worker_rss_mb=350,
+        )
+    )
     recs = _records(run_dir)
     assert [r.termination for r in recs] == ["timeout"] * 2
     pids = [r.extras["pid"][0] for r in recs]
@@ -475,8 +678,20 @@ def test_10_second_run_on_a_locked_folder_refuses(tmp_path, capsys):
     fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what a running `vla-eval run` holds
     try:
-        rc = main(["run", "--suite", str(_suite(tmp_path, episodes_per_task=1)), "--policy", "noop", "--workers", "1",
-                   "--run-dir", str(run_dir), "--no-progress"])
+        rc = main(
+            [
+                "run",
+                "--suite",
+                str(_suite(tmp_path, episodes_per_task=1)),
+                "--policy",
+                "noop",
+                "--workers",
+                "1",
+                "--run-dir",
+                str(run_dir),
+                "--no-progress",
+            ]
+        )
     finally:
         os.close(fd)
     assert rc == 2
@@ -493,7 +708,9 @@ def test_11_run_folder_that_is_a_file(tmp_path, capsys):
     suite = _suite(tmp_path, episodes_per_task=1)
     assert main(["run", "--suite", str(suite), "--policy", "noop", "--run-dir", str(target), "--no-progress"]) == 2
     assert f"run folder {target} exists and is not a folder" in capsys.readouterr().err
-    assert main(["run", "--suite", str(suite), "--policy", "noop", "--run-dir", str(target / "sub"), "--no-progress"]) == 2
+    assert (
+        main(["run", "--suite", str(suite), "--policy", "noop", "--run-dir", str(target / "sub"), "--no-progress"]) == 2
+    )
     assert f"cannot create run folder {target / 'sub'}" in capsys.readouterr().err
 
 
@@ -560,7 +777,7 @@ def test_13_user_module_import_error_is_shown(tmp_path, capsys, monkeypatch):
 def test_14_parse_output_survives_deep_nesting():
     from vla_eval.policies.vla_r1 import parse_output
 
-    for text in ("<output>" + "[" * 100000 + "</output>", "<output>" + "{\"a\":" * 50000 + "</output>", "[" * 100000):
+    for text in ("<output>" + "[" * 100000 + "</output>", "<output>" + '{"a":' * 50000 + "</output>", "[" * 100000):
         parsed = parse_output(text)
         assert parsed.error
 
@@ -577,8 +794,23 @@ def test_15_hub_id_without_network_fails_in_seconds_with_the_fix(tmp_path, how):
         env["HF_ENDPOINT"] = "http://127.0.0.1:9"  # discard port: nothing listens
         env.pop("HF_HUB_OFFLINE", None)
     t = time.monotonic()
-    proc = _cli(["run", "--suite", str(_suite(tmp_path)), "--policy", "vla_r1", "--policy-arg", "checkpoint=some-org/some-vla-model",
-                 "--workers", "1", "--no-progress"], tmp_path, timeout=120, **env)
+    proc = _cli(
+        [
+            "run",
+            "--suite",
+            str(_suite(tmp_path)),
+            "--policy",
+            "vla_r1",
+            "--policy-arg",
+            "checkpoint=some-org/some-vla-model",
+            "--workers",
+            "1",
+            "--no-progress",
+        ],
+        tmp_path,
+        timeout=120,
+        **env,
+    )
     elapsed = time.monotonic() - t
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "some-org/some-vla-model" in proc.stderr and "--policy-arg checkpoint=DIR" in proc.stderr
@@ -593,14 +825,49 @@ def test_15_hub_id_without_network_fails_in_seconds_with_the_fix(tmp_path, how):
 def test_dead_policy_stops_the_run_early_with_a_verdict(tmp_path, capsys):
     suite = _suite(tmp_path, episodes_per_task=8)
     run_dir = tmp_path / "run"
-    rc = main(["run", "--suite", str(suite), "--policy", "_hostile:AlwaysRaises", "--stop-if-dead", "3", "--workers", "1",
-               "--run-dir", str(run_dir), "--no-progress"])
+    rc = main(
+        [
+            "run",
+            "--suite",
+            str(suite),
+            "--policy",
+            "_hostile:AlwaysRaises",
+            "--stop-if-dead",
+            "3",
+            "--workers",
+            "1",
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+        ]
+    )
     assert rc == 3
     err = capsys.readouterr().err
-    assert "stopped early: the first 3 episodes all ended in a policy failure" in err and "checkpoint produces garbage" in err
+    assert (
+        "stopped early: the first 3 episodes all ended in a policy failure" in err
+        and "checkpoint produces garbage" in err
+    )
     recs = _records(run_dir)
     assert 3 <= len(recs) < 8 and all(r.termination == "policy_error" for r in recs)
     # the verdict is a choice: with 0 the whole plan runs
-    assert main(["run", "--suite", str(suite), "--policy", "_hostile:AlwaysRaises", "--stop-if-dead", "0", "--workers", "1",
-                 "--run-dir", str(run_dir), "--resume", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                str(suite),
+                "--policy",
+                "_hostile:AlwaysRaises",
+                "--stop-if-dead",
+                "0",
+                "--workers",
+                "1",
+                "--run-dir",
+                str(run_dir),
+                "--resume",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert len(_records(run_dir)) == 8

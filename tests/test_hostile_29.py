@@ -100,12 +100,25 @@ def test_recursive_anchor_in_a_suite_is_a_clear_error(tmp_path, capsys):
 def test_recursive_anchor_in_a_policy_file_and_policy_arg(tmp_path, capsys):
     policy = tmp_path / "pol.yaml"
     policy.write_text("adapter: random\nargs:\n  seed: &s [1, *s]\n")
-    rc = main(["run", "--suite", "tabletop_basic", "--policy", str(policy), "--run-dir", str(tmp_path / "a"),
-               "--no-progress"])
+    rc = main(
+        ["run", "--suite", "tabletop_basic", "--policy", str(policy), "--run-dir", str(tmp_path / "a"), "--no-progress"]
+    )
     assert rc == 2
     _one_line_error(capsys, str(policy), "alias to itself")
-    rc = main(["run", "--suite", "tabletop_basic", "--policy", "random", "--policy-arg", "seed=&r {self: *r}",
-               "--run-dir", str(tmp_path / "b"), "--no-progress"])
+    rc = main(
+        [
+            "run",
+            "--suite",
+            "tabletop_basic",
+            "--policy",
+            "random",
+            "--policy-arg",
+            "seed=&r {self: *r}",
+            "--run-dir",
+            str(tmp_path / "b"),
+            "--no-progress",
+        ]
+    )
     assert rc == 2
     _one_line_error(capsys, "--policy-arg seed", "alias to itself")
 
@@ -124,8 +137,20 @@ def test_scene_file_goes_through_the_bounded_reader(tmp_path):
 
 def test_huge_episodes_flag_is_refused_at_once(tmp_path, capsys):
     t0 = time.perf_counter()
-    rc = main(["run", "--suite", "tabletop_basic", "--policy", "noop", "--episodes", "1000000000",
-               "--run-dir", str(tmp_path / "run"), "--no-progress"])
+    rc = main(
+        [
+            "run",
+            "--suite",
+            "tabletop_basic",
+            "--policy",
+            "noop",
+            "--episodes",
+            "1000000000",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ]
+    )
     assert rc == 2 and time.perf_counter() - t0 < 20
     _one_line_error(capsys, "--episodes", "1000000", "1000000000")
     assert not (tmp_path / "run").exists()
@@ -185,8 +210,22 @@ def test_reference_checkpoint_of_the_wrong_form_exits_2(tmp_path, capsys, checkp
     for i in range(50):
         (folder / f"f{i}.txt").write_text(str(i))
     value = str(folder) if checkpoint == "FOLDER" else checkpoint
-    rc = main(["run", "--suite", "tabletop_basic", "--policy", "reference", "--policy-arg", f"checkpoint={value}",
-               "--episodes", "1", "--run-dir", str(tmp_path / "run"), "--no-progress"])
+    rc = main(
+        [
+            "run",
+            "--suite",
+            "tabletop_basic",
+            "--policy",
+            "reference",
+            "--policy-arg",
+            f"checkpoint={value}",
+            "--episodes",
+            "1",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ]
+    )
     assert rc == 2
     _one_line_error(capsys, "checkpoint", value)
     assert not (tmp_path / "run").exists()
@@ -233,8 +272,11 @@ class TurnCounter(Policy):
 
 
 def _image_obs(size: int, instruction: str = "stack") -> dict:
-    return {"images": {"agentview": np.zeros((size, size, 3), np.uint8)}, "state": {"x": np.zeros(1)},
-            "instruction": instruction}
+    return {
+        "images": {"agentview": np.zeros((size, size, 3), np.uint8)},
+        "state": {"x": np.zeros(1)},
+        "instruction": instruction,
+    }
 
 
 def _served(policy: Policy, **kw) -> PolicyServer:
@@ -391,8 +433,14 @@ def test_installed_asset_files_are_readable_by_others(tmp_path, monkeypatch):
     mdir.mkdir()
     (mdir / "tiny.sha256").write_text("".join(f"{hashlib.sha256(d).hexdigest()}  {r}\n" for r, d in files.items()))
     monkeypatch.setattr(assets, "MANIFEST_DIR", mdir)
-    pack = assets.AssetPack(name="tiny", alias="tiny", upstream_repo="x/y", commit="0", url_base="http://127.0.0.1:9",
-                            description="test pack")
+    pack = assets.AssetPack(
+        name="tiny",
+        alias="tiny",
+        upstream_repo="x/y",
+        commit="0",
+        url_base="http://127.0.0.1:9",
+        description="test pack",
+    )
     old = os.umask(0o022)
     try:
         report = assets.fetch(pack, dest=tmp_path / "dest", source_dir=src)

@@ -10,7 +10,6 @@ import copy
 import errno
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -19,8 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from test_hostile import _cli, _env, _fixture_run, _suite
+
 from vla_eval.cli.main import main
 
 CELLS = {("t1", "in_domain"): (7, 10), ("t2", "in_domain"): (8, 10)}
@@ -63,11 +62,18 @@ def _mutate(data: dict, how: str) -> str:
     return json.dumps(d)
 
 
-@pytest.mark.parametrize("how, field", [
-    ("splits_int", "'splits'"), ("splits_nested", "'splits'"), ("policy_int", "'policy'"),
-    ("task_max_steps_list", "task_max_steps"), ("huge_count", "counts["), ("deep_brackets", "nested too deeply"),
-    ("run_id_list", "'run_id'"),
-])
+@pytest.mark.parametrize(
+    "how, field",
+    [
+        ("splits_int", "'splits'"),
+        ("splits_nested", "'splits'"),
+        ("policy_int", "'policy'"),
+        ("task_max_steps_list", "task_max_steps"),
+        ("huge_count", "counts["),
+        ("deep_brackets", "nested too deeply"),
+        ("run_id_list", "'run_id'"),
+    ],
+)
 def test_2_malformed_baseline_is_bad_input_not_a_regression(tmp_path, capsys, base_run, how, field):
     run, data = base_run
     bad = tmp_path / f"{how}.json"
@@ -99,22 +105,69 @@ def test_2_baseline_task_outside_the_suite_does_not_advise_resume(tmp_path, caps
 
 def test_2_gated_run_with_a_malformed_baseline_exits_2_before_any_episode(tmp_path):
     suite = _suite(tmp_path, episodes_per_task=1)
-    assert _cli(["run", "--suite", str(suite), "--policy", "noop", "--run-dir", str(tmp_path / "r0"),
-                 "--workers", "1", "--no-progress"], tmp_path).returncode == 0
+    assert (
+        _cli(
+            [
+                "run",
+                "--suite",
+                str(suite),
+                "--policy",
+                "noop",
+                "--run-dir",
+                str(tmp_path / "r0"),
+                "--workers",
+                "1",
+                "--no-progress",
+            ],
+            tmp_path,
+        ).returncode
+        == 0
+    )
     assert main(["baseline", "save", str(tmp_path / "r0"), "-o", str(tmp_path / "b.json")]) == 0
     data = json.loads((tmp_path / "b.json").read_text())
     data["splits"] = 5
     (tmp_path / "b.json").write_text(json.dumps(data))
-    p = _cli(["run", "--suite", str(suite), "--policy", "noop", "--run-dir", str(tmp_path / "r1"), "--workers", "1",
-              "--no-progress", "--gate", str(tmp_path / "b.json")], tmp_path)
+    p = _cli(
+        [
+            "run",
+            "--suite",
+            str(suite),
+            "--policy",
+            "noop",
+            "--run-dir",
+            str(tmp_path / "r1"),
+            "--workers",
+            "1",
+            "--no-progress",
+            "--gate",
+            str(tmp_path / "b.json"),
+        ],
+        tmp_path,
+    )
     assert p.returncode == 2, p.stderr
     _one_line_error(p.stderr, "'splits'")
 
 
 def test_10_gate_max_drop_that_leaves_no_room_to_detect_is_refused(tmp_path, capsys, base_run):
     suite = _suite(tmp_path)
-    assert main(["run", "--suite", str(suite), "--policy", "noop", "--run-dir", str(tmp_path / "g"),
-                 "--gate", str(tmp_path / "base.json"), "--max-drop", "0.999"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                str(suite),
+                "--policy",
+                "noop",
+                "--run-dir",
+                str(tmp_path / "g"),
+                "--gate",
+                str(tmp_path / "base.json"),
+                "--max-drop",
+                "0.999",
+            ]
+        )
+        == 2
+    )
     _one_line_error(capsys.readouterr().err, "--max-drop 0.999")
     assert not (tmp_path / "g" / "episodes.sqlite").exists()
 
@@ -155,8 +208,18 @@ def test_8_table_names_the_damage_in_a_corrupt_store(tmp_path, capsys, how):
 @pytest.mark.parametrize("how", ["truncated", "row_not_json"])
 def test_8_resume_refuses_a_corrupt_store_before_running_anything(tmp_path, how):
     suite = _suite(tmp_path, episodes_per_task=2)
-    args = ["run", "--suite", str(suite), "--policy", "noop", "--run-dir", str(tmp_path / "r"), "--workers", "1",
-            "--no-progress"]
+    args = [
+        "run",
+        "--suite",
+        str(suite),
+        "--policy",
+        "noop",
+        "--run-dir",
+        str(tmp_path / "r"),
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
     assert _cli(args, tmp_path).returncode == 0
     needle = _damage(tmp_path / "r" / "episodes.sqlite", how)
     p = _cli([*args, "--resume"], tmp_path)
@@ -192,14 +255,32 @@ def _start_long_run(tmp_path: Path) -> tuple[subprocess.Popen, list[int]]:
     suite = _suite(tmp_path, episodes_per_task=4, max_steps=200_000)
     # output to files: a pipe would stay open while an orphaned worker lives, and hide it
     with open(tmp_path / "out.txt", "w") as out, open(tmp_path / "err.txt", "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "vla_eval", "run", "--suite", str(suite), "--policy", "noop",
-                                 "--workers", "2", "--run-dir", str(tmp_path / "r"), "--no-progress"],
-                                cwd=tmp_path, env=_env(), stdout=out, stderr=err, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vla_eval",
+                "run",
+                "--suite",
+                str(suite),
+                "--policy",
+                "noop",
+                "--workers",
+                "2",
+                "--run-dir",
+                str(tmp_path / "r"),
+                "--no-progress",
+            ],
+            cwd=tmp_path,
+            env=_env(),
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 90
     workers: list[int] = []
     while time.monotonic() < deadline:
-        workers = [p for p in _children(proc.pid)
-                   if b"spawn_main" in (Path("/proc") / str(p) / "cmdline").read_bytes()]
+        workers = [p for p in _children(proc.pid) if b"spawn_main" in (Path("/proc") / str(p) / "cmdline").read_bytes()]
         if len(workers) == 2 and (tmp_path / "r" / "episodes.sqlite").exists():
             time.sleep(3)  # let both reach their episode loop
             return proc, workers
@@ -288,8 +369,23 @@ def test_9_full_disk_mid_run_is_one_line_and_keeps_what_finished(tmp_path, capsy
     monkeypatch.setattr(RunStore, "_open", open_full)
     suite = _suite(tmp_path, episodes_per_task=5)
     run_dir = tmp_path / "r"
-    assert main(["run", "--suite", str(suite), "--policy", "noop", "--run-dir", str(run_dir), "--workers", "1",
-                 "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                str(suite),
+                "--policy",
+                "noop",
+                "--run-dir",
+                str(run_dir),
+                "--workers",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     _one_line_error(capsys.readouterr().err, "disk is full", "--resume")
     monkeypatch.setattr(RunStore, "_open", real_open)
     with RunStore(run_dir, readonly=True) as store:
@@ -325,8 +421,24 @@ def test_9_video_cut_short_by_a_full_disk_leaves_no_file_and_no_path(tmp_path):
 
     suite = _suite(tmp_path, episodes_per_task=2)
     env = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parent / "_enospc"), _env()["PYTHONPATH"]])}
-    p = _cli(["run", "--suite", str(suite), "--policy", "noop", "--run-dir", str(tmp_path / "r"), "--workers", "1",
-              "--videos", "all", "--no-progress"], tmp_path, **env)
+    p = _cli(
+        [
+            "run",
+            "--suite",
+            str(suite),
+            "--policy",
+            "noop",
+            "--run-dir",
+            str(tmp_path / "r"),
+            "--workers",
+            "1",
+            "--videos",
+            "all",
+            "--no-progress",
+        ],
+        tmp_path,
+        **env,
+    )
     assert p.returncode == 0, p.stderr
     assert not list((tmp_path / "r").rglob("*.mp4")), "a truncated video was left behind"
     with RunStore(tmp_path / "r", readonly=True) as store:
@@ -339,10 +451,14 @@ def test_9_video_cut_short_by_a_full_disk_leaves_no_file_and_no_path(tmp_path):
 # ------------------------------------------------------------------ 10. values that make no sense
 
 
-@pytest.mark.parametrize("field, value, needle", [
-    ("max_steps", True, "boolean"), ("max_steps", float("inf"), "finite"),
-    ("settle_action", [float("nan"), 0, 0, 0, 0, 0, -1], "finite"),
-])
+@pytest.mark.parametrize(
+    "field, value, needle",
+    [
+        ("max_steps", True, "boolean"),
+        ("max_steps", float("inf"), "finite"),
+        ("settle_action", [float("nan"), 0, 0, 0, 0, 0, -1], "finite"),
+    ],
+)
 def test_10_suite_numbers_must_be_finite_and_not_booleans(tmp_path, capsys, field, value, needle):
     suite = _suite(tmp_path, **{field: value})
     assert main(["run", "--suite", str(suite), "--policy", "noop", "--run-dir", str(tmp_path / "r")]) == 2
@@ -420,16 +536,24 @@ def test_10_policy_args_declared_numbers_must_be_finite_numbers(arg):
     assert resolve_policy("random", ["chunk_size=2", "scale=0.5"]).args == {"chunk_size": 2, "scale": 0.5}
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["canary", "--frames-only", "--json", "{dir}"], "--json {dir}: is a folder"),
-    (["baseline", "save", "{dir}", "-o", "{dir}"], "--output {dir}: is a folder"),
-    (["compare", "{dir}", "{dir}", "--json", "{dir}"], "--json {dir}: is a folder"),
-    (["report", "{dir}", "-o", "{file}"], "--output {file}: is a file, expected a folder"),
-    (["record-demos", "--suite", "tabletop_basic", "--policy", "scripted", "-o", "{file}"], "--output {file}: is a file"),
-    (["doctor", "--suite", "tabletop_basic", "--policy", "scripted", "--out", "{file}/x"],
-     "--out {file}/x: {file} is a file, so nothing can be created under it"),
-    (["assets", "fetch", "simpler", "--dest", "{file}"], "--dest {file}: is a file, expected a folder"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["canary", "--frames-only", "--json", "{dir}"], "--json {dir}: is a folder"),
+        (["baseline", "save", "{dir}", "-o", "{dir}"], "--output {dir}: is a folder"),
+        (["compare", "{dir}", "{dir}", "--json", "{dir}"], "--json {dir}: is a folder"),
+        (["report", "{dir}", "-o", "{file}"], "--output {file}: is a file, expected a folder"),
+        (
+            ["record-demos", "--suite", "tabletop_basic", "--policy", "scripted", "-o", "{file}"],
+            "--output {file}: is a file",
+        ),
+        (
+            ["doctor", "--suite", "tabletop_basic", "--policy", "scripted", "--out", "{file}/x"],
+            "--out {file}/x: {file} is a file, so nothing can be created under it",
+        ),
+        (["assets", "fetch", "simpler", "--dest", "{file}"], "--dest {file}: is a file, expected a folder"),
+    ],
+)
 def test_11_output_paths_are_checked_before_any_work(tmp_path, capsys, argv, expected):
     """Issue 29 item 11: a wrong output path is one line and exit 2 before the command starts its work
     (the canary used to render and roll out for a minute before failing on ``--json DIR``)."""

@@ -10,8 +10,8 @@ import yaml
 
 from vla_eval import paths
 from vla_eval.errors import ConfigError
-from vla_eval.policy_config import resolve_policy
 from vla_eval.execution.runner import RunRequest, run
+from vla_eval.policy_config import resolve_policy
 from vla_eval.store import RunStore
 
 
@@ -24,14 +24,28 @@ def test_pi0_remote_executes_five_of_each_ten():
 
 def _run(tmp_path: Path, policy_file: dict, name: str, cli_replan: int | None = None):
     suite = {
-        "name": "mini", "backend": "tabletop", "tasks": ["push_block"], "episodes_per_task": 1,
-        "max_steps": 20, "cameras": [], "image_size": [32, 32],
+        "name": "mini",
+        "backend": "tabletop",
+        "tasks": ["push_block"],
+        "episodes_per_task": 1,
+        "max_steps": 20,
+        "cameras": [],
+        "image_size": [32, 32],
     }
     (tmp_path / "mini.yaml").write_text(yaml.safe_dump(suite))
     pol = tmp_path / f"{name}.yaml"
     pol.write_text(yaml.safe_dump(policy_file))
     run_dir = tmp_path / name
-    run(RunRequest(suite=str(tmp_path / "mini.yaml"), policy=str(pol), workers=1, run_dir=run_dir, replan_steps=cli_replan, progress=False))
+    run(
+        RunRequest(
+            suite=str(tmp_path / "mini.yaml"),
+            policy=str(pol),
+            workers=1,
+            run_dir=run_dir,
+            replan_steps=cli_replan,
+            progress=False,
+        )
+    )
     with RunStore(run_dir, readonly=True) as store:
         (rec,) = list(store.records())
     return rec, json.loads((run_dir / "run.json").read_text())

@@ -11,8 +11,16 @@ from vla_eval.store import RunStore
 
 def _record(i, success=True):
     return EpisodeRecord(
-        run_id="r", suite="s", task="t", split="in_domain", episode_index=i, init_state_id=i, seed=i,
-        success=success, steps=10 + i, termination="success" if success else "timeout",
+        run_id="r",
+        suite="s",
+        task="t",
+        split="in_domain",
+        episode_index=i,
+        init_state_id=i,
+        seed=i,
+        success=success,
+        steps=10 + i,
+        termination="success" if success else "timeout",
     )
 
 
@@ -73,8 +81,9 @@ def test_each_add_is_committed_before_it_returns(tmp_path):
     with RunStore(tmp_path) as store:
         store.add(_record(3))
         other = sqlite3.connect(tmp_path / "episodes.sqlite")
-        assert other.execute("SELECT task, split, episode_index, success, steps, termination, schema_version FROM episodes").fetchall() == [
-            ("t", "in_domain", 3, 1, 13, "success", SCHEMA_VERSION)]
+        assert other.execute(
+            "SELECT task, split, episode_index, success, steps, termination, schema_version FROM episodes"
+        ).fetchall() == [("t", "in_domain", 3, 1, 13, "success", SCHEMA_VERSION)]
         store.set_meta("run_id", "abc")
         assert other.execute("SELECT value FROM run_meta WHERE key='run_id'").fetchone() == ('"abc"',)
         other.close()
@@ -83,8 +92,20 @@ def test_each_add_is_committed_before_it_returns(tmp_path):
 def test_records_are_ordered_by_task_split_index_and_counted(tmp_path):
     with RunStore(tmp_path) as store:
         for task, split, i in [("b", "x", 1), ("a", "y", 0), ("a", "x", 2), ("a", "x", 0)]:
-            store.add(EpisodeRecord(run_id="r", suite="s", task=task, split=split, episode_index=i, init_state_id=i,
-                                    seed=i, success=False, steps=1, termination="timeout"))
+            store.add(
+                EpisodeRecord(
+                    run_id="r",
+                    suite="s",
+                    task=task,
+                    split=split,
+                    episode_index=i,
+                    init_state_id=i,
+                    seed=i,
+                    success=False,
+                    steps=1,
+                    termination="timeout",
+                )
+            )
         assert [r.key for r in store.records()] == [("a", "x", 0), ("a", "x", 2), ("a", "y", 0), ("b", "x", 1)]
         assert store.count() == 4 and store.get_meta("missing") is None
 

@@ -14,8 +14,18 @@ from vla_eval.store import RunStore
 
 
 def _record(task: str, i: int, success: bool = True) -> EpisodeRecord:
-    return EpisodeRecord(run_id="r", suite="s", task=task, split="in_domain", episode_index=i, init_state_id=i, seed=i,
-                         success=success, steps=5, termination="success" if success else "timeout")
+    return EpisodeRecord(
+        run_id="r",
+        suite="s",
+        task=task,
+        split="in_domain",
+        episode_index=i,
+        init_state_id=i,
+        seed=i,
+        success=success,
+        steps=5,
+        termination="success" if success else "timeout",
+    )
 
 
 def test_completion_order_puts_a_retried_episode_where_it_became_final(tmp_path):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from vla_eval.execution.plan import PlanItem
-from vla_eval.policies.baselines import NoopPolicy
 from vla_eval.execution.rollout import EpisodeSettings, run_episode
+from vla_eval.policies.baselines import NoopPolicy
 
 
 class ScriptedOutcomeEnv:
@@ -34,8 +34,14 @@ def _run(outcomes, rule, max_steps=8):
 
     env = ScriptedOutcomeEnv(outcomes)
     env.native_action_space = LIBERO_DELTA_EEF
-    settings = EpisodeSettings(run_id="r", suite="s", max_steps={"t": max_steps}, settle_steps=0,
-                               settle_action=(0, 0, 0, 0, 0, 0, -1), success_rule=rule)
+    settings = EpisodeSettings(
+        run_id="r",
+        suite="s",
+        max_steps={"t": max_steps},
+        settle_steps=0,
+        settle_action=(0, 0, 0, 0, 0, 0, -1),
+        success_rule=rule,
+    )
     record, _ = run_episode(env, NoopPolicy(), PlanItem("t", "in_domain", 0, 0, 0), settings)
     return record
 

@@ -17,18 +17,32 @@ def _recs(cells: dict[tuple[str, str], list[str]]) -> list[EpisodeRecord]:
     out = []
     for (task, split), terms in cells.items():
         for i, term in enumerate(terms):
-            out.append(EpisodeRecord(run_id="r", suite="s", task=task, split=split, episode_index=i, init_state_id=i,
-                                     seed=i, success=term == "success", steps=10 * (i + 1), termination=term))
+            out.append(
+                EpisodeRecord(
+                    run_id="r",
+                    suite="s",
+                    task=task,
+                    split=split,
+                    episode_index=i,
+                    init_state_id=i,
+                    seed=i,
+                    success=term == "success",
+                    steps=10 * (i + 1),
+                    termination=term,
+                )
+            )
     return out
 
 
 S, T, P, E = "success", "timeout", "policy_error", "env_error"
-RECS = _recs({
-    ("a", "id"): [S, S, S, T],          # 3/4
-    ("b", "id"): [S, T, T, T, T, T],    # 1/6
-    ("a", "ood"): [S, P, T, T],         # 1/4, one policy error
-    ("b", "ood"): [S, S, E, T, T, T],   # 2/6, one env error
-})
+RECS = _recs(
+    {
+        ("a", "id"): [S, S, S, T],  # 3/4
+        ("b", "id"): [S, T, T, T, T, T],  # 1/6
+        ("a", "ood"): [S, P, T, T],  # 1/4, one policy error
+        ("b", "ood"): [S, S, E, T, T, T],  # 2/6, one env error
+    }
+)
 
 
 def test_summary_rows_counts_rates_errors_steps():
@@ -96,9 +110,13 @@ def test_wide_table_drop_is_in_domain_minus_ood_in_points():
     summary = summary_frame(RECS, ["id", "ood"], ["a", "b"])
     table = wide_table(summary, "id", ["id", "ood"])
     assert list(table.columns) == ["id %", "ood %", "ood drop vs id (pts)"]
-    assert table.loc["a", "ood drop vs id (pts)"] == "+50.0"      # 75 % -> 25 %: a 50-point drop
-    assert table.loc["b", "ood drop vs id (pts)"] == "-16.7"      # 16.7 % -> 33.3 %: OOD is better
-    assert table.loc[MEAN_ROW, "ood drop vs id (pts)"] == f"{100 * ((3 / 4 + 1 / 6) / 2 - (1 / 4 + 2 / 6) / 2):+.1f}" == "+16.7"
+    assert table.loc["a", "ood drop vs id (pts)"] == "+50.0"  # 75 % -> 25 %: a 50-point drop
+    assert table.loc["b", "ood drop vs id (pts)"] == "-16.7"  # 16.7 % -> 33.3 %: OOD is better
+    assert (
+        table.loc[MEAN_ROW, "ood drop vs id (pts)"]
+        == f"{100 * ((3 / 4 + 1 / 6) / 2 - (1 / 4 + 2 / 6) / 2):+.1f}"
+        == "+16.7"
+    )
     lo, hi = proportion_confint(3, 4, alpha=0.05, method="wilson")
     assert table.loc["a", "id %"] == f"75.0 [{100 * lo:.1f}, {100 * hi:.1f}] (n=4)"
 
@@ -128,4 +146,8 @@ def test_empty_inputs():
 def test_markdown_layout():
     table = wide_table(summary_frame(_recs({("a", "id"): [S]}), ["id"], ["a"]), "id", ["id"])
     assert markdown(table).splitlines() == [
-        "| task | id % |", "|---|---|", "| a | 100.0 [20.7, 100.0] (n=1) |", "| suite mean | 100.0 [20.7, 100.0] (n=1) |"]
+        "| task | id % |",
+        "|---|---|",
+        "| a | 100.0 [20.7, 100.0] (n=1) |",
+        "| suite mean | 100.0 [20.7, 100.0] (n=1) |",
+    ]

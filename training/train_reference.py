@@ -45,8 +45,12 @@ def parse_args(argv=None):
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--shift", type=int, default=4, help="random-shift augmentation in pixels (0 = off)")
     p.add_argument("--max-demos", type=int, default=None, help="use at most this many demos per task")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads; 1 is ~15x faster than 2 when other processes share the two cores (OpenMP spin-waits)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads; 1 is ~15x faster than 2 when other processes share the two cores (OpenMP spin-waits)",
+    )
     p.add_argument("--log-every", type=int, default=200)
     return p.parse_args(argv)
 
@@ -68,7 +72,9 @@ def load_demos(folders: list[Path], image_size: int, cameras: tuple[str, ...], m
 
     files = [f for folder in folders for f in sorted(Path(folder).glob("*_demo.hdf5"))]
     if not files:
-        raise SystemExit(f"error: no *_demo.hdf5 files in {[str(f) for f in folders]} (record them with vla-eval record-demos)")
+        raise SystemExit(
+            f"error: no *_demo.hdf5 files in {[str(f) for f in folders]} (record them with vla-eval record-demos)"
+        )
     images, proprio, actions, instr, demo_id, step_id = [], [], [], [], [], []
     data_info, n_demo = {}, 0
     for path in files:
@@ -86,11 +92,20 @@ def load_demos(folders: list[Path], image_size: int, cameras: tuple[str, ...], m
                 demo_id += [n_demo] * n
                 step_id += list(range(n))
                 n_demo += 1
-            data_info[f"{path.parent.name}/{path.name}"] = {"sha256_16": file_sha(path), "demos_used": len(names),
-                                    "problem_info": json.loads(grp.attrs["problem_info"])}
+            data_info[f"{path.parent.name}/{path.name}"] = {
+                "sha256_16": file_sha(path),
+                "demos_used": len(names),
+                "problem_info": json.loads(grp.attrs["problem_info"]),
+            }
     return dict(
-        images=np.concatenate(images), proprio=np.concatenate(proprio), actions=actions,
-        instructions=instr, demo_id=np.asarray(demo_id), step_id=np.asarray(step_id), files=data_info, n_demos=n_demo,
+        images=np.concatenate(images),
+        proprio=np.concatenate(proprio),
+        actions=actions,
+        instructions=instr,
+        demo_id=np.asarray(demo_id),
+        step_id=np.asarray(step_id),
+        files=data_info,
+        n_demos=n_demo,
     )
 
 
@@ -98,7 +113,7 @@ def chunk_targets(actions: list[np.ndarray], chunk: int) -> np.ndarray:
     out = []
     for a in actions:
         padded = np.concatenate([a, np.repeat(a[-1:], chunk - 1, axis=0)])
-        out.append(np.stack([padded[t:t + chunk] for t in range(len(a))]))
+        out.append(np.stack([padded[t : t + chunk] for t in range(len(a))]))
     return np.concatenate(out).astype(np.float32)
 
 
@@ -112,8 +127,13 @@ def _jsonable(value):
 
 def git_commit() -> str | None:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).resolve().parent).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
     except Exception:
         return None
 
@@ -125,7 +145,13 @@ def main(argv=None) -> int:
     from safetensors.torch import save_file
 
     from vla_eval.policies.reference_model import (
-        NetConfig, Normalizer, ReferenceNet, build_vocab, image_tensor, instruction_vector, random_shift,
+        NetConfig,
+        Normalizer,
+        ReferenceNet,
+        build_vocab,
+        image_tensor,
+        instruction_vector,
+        random_shift,
     )
 
     torch.set_num_threads(args.threads)
@@ -142,8 +168,10 @@ def main(argv=None) -> int:
     flat_actions = np.concatenate(data["actions"])
     vocab = build_vocab(data["instructions"])
     norm = Normalizer(
-        proprio_mean=data["proprio"].mean(0).tolist(), proprio_std=np.maximum(data["proprio"].std(0), 1e-3).tolist(),
-        action_mean=flat_actions.mean(0).tolist(), action_std=np.maximum(flat_actions.std(0), 1e-2).tolist(),
+        proprio_mean=data["proprio"].mean(0).tolist(),
+        proprio_std=np.maximum(data["proprio"].std(0), 1e-3).tolist(),
+        action_mean=flat_actions.mean(0).tolist(),
+        action_std=np.maximum(flat_actions.std(0), 1e-2).tolist(),
     )
     proprio = torch.from_numpy(norm.proprio(data["proprio"]))
     task = torch.from_numpy(instruction_vector(data["instructions"], vocab))
@@ -153,13 +181,22 @@ def main(argv=None) -> int:
     load_s = time.perf_counter() - t_load
     print(f"loaded {data['n_demos']} demos, {n} steps, vocab {len(vocab)} words in {load_s:.1f}s", flush=True)
 
-    cfg = NetConfig(cameras=cameras, image_size=args.image_size, channels=tuple(int(c) for c in args.channels.split(",")),
-                    hidden=args.hidden, proprio_dim=proprio.shape[1], vocab=vocab, chunk=args.chunk)
+    cfg = NetConfig(
+        cameras=cameras,
+        image_size=args.image_size,
+        channels=tuple(int(c) for c in args.channels.split(",")),
+        hidden=args.hidden,
+        proprio_dim=proprio.shape[1],
+        vocab=vocab,
+        chunk=args.chunk,
+    )
     net = ReferenceNet(cfg)
     n_params = sum(p.numel() for p in net.parameters())
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
-    command = " ".join(["python", *map(shlex.quote, [str(Path(sys.argv[0])), *sys.argv[1:]])]) if argv is None else repr(argv)
+    command = (
+        " ".join(["python", *map(shlex.quote, [str(Path(sys.argv[0])), *sys.argv[1:]])]) if argv is None else repr(argv)
+    )
     print(f"network: {n_params} parameters; {args.steps} steps of batch {args.batch}", flush=True)
 
     losses: list[tuple[int, float]] = []
@@ -173,14 +210,28 @@ def main(argv=None) -> int:
         weights = args.out / f"{name}.safetensors"
         save_file(state, str(weights), metadata={"format": "pt", "policy": "vla_eval.reference", "name": name})
         meta = {
-            "name": name, "step": step, "net": cfg.to_dict(), "normalizer": norm.__dict__,
-            "weights_sha256": file_sha(weights), "parameters": n_params,
+            "name": name,
+            "step": step,
+            "net": cfg.to_dict(),
+            "normalizer": norm.__dict__,
+            "weights_sha256": file_sha(weights),
+            "parameters": n_params,
             "training": {
-                "seed": args.seed, "command": command, "args": {k: _jsonable(v) for k, v in vars(args).items()},
-                "steps_total": args.steps, "data": data["files"], "samples": n, "demos": data["n_demos"],
-                "wall_time_s": round(time.perf_counter() - t0, 1), "data_load_s": round(load_s, 1),
-                "losses": losses, "git_commit": commit, "torch": torch.__version__,
-                "python": platform.python_version(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
+                "seed": args.seed,
+                "command": command,
+                "args": {k: _jsonable(v) for k, v in vars(args).items()},
+                "steps_total": args.steps,
+                "data": data["files"],
+                "samples": n,
+                "demos": data["n_demos"],
+                "wall_time_s": round(time.perf_counter() - t0, 1),
+                "data_load_s": round(load_s, 1),
+                "losses": losses,
+                "git_commit": commit,
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "machine": platform.machine(),
+                "cpu_count": os.cpu_count(),
                 "load_average_at_save": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
             },
         }
@@ -203,7 +254,10 @@ def main(argv=None) -> int:
         if step % args.log_every == 0:
             losses.append((step, round(running / args.log_every, 5)))
             rate = step / (time.perf_counter() - t0)
-            print(f"step {step}/{args.steps} loss {running / args.log_every:.4f} ({rate:.1f} steps/s, load {os.getloadavg()[0]:.1f})", flush=True)
+            print(
+                f"step {step}/{args.steps} loss {running / args.log_every:.4f} ({rate:.1f} steps/s, load {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
             running = 0.0
         if args.save_every and step % args.save_every == 0 and step < args.steps:
             save(f"step_{step}", step)

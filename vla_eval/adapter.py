@@ -125,8 +125,12 @@ class SlotStates(Generic[S]):
         self._new = new
         self._by_slot: dict[Hashable, S] = {}
 
-    def reset(self, instructions: Sequence[str], seeds: Sequence[int | None] | None = None,
-              slots: Sequence[Hashable] | None = None) -> None:
+    def reset(
+        self,
+        instructions: Sequence[str],
+        seeds: Sequence[int | None] | None = None,
+        slots: Sequence[Hashable] | None = None,
+    ) -> None:
         if slots is None:
             self._by_slot.clear()
             slots = range(len(instructions))

@@ -152,17 +152,27 @@ class Backend(abc.ABC, Generic[OptionsT]):
 
 
 BACKENDS: Registry[Backend] = Registry("backend", base=Backend)
-BACKENDS.register("tabletop", "vla_eval.sims.tabletop.backend:TabletopBackend",
-                  help="built-in MuJoCo tabletop scenes")
-BACKENDS.register("simpler", "vla_eval.sims.simpler.backend:SimplerBackend",
-                  help="SimplerEnv-style Google-robot / Bridge tasks rebuilt in MuJoCo")
-BACKENDS.register("simpler_real", "vla_eval.sims.simpler.real2sim.backend:SimplerRealBackend",
-                  help="SimplerEnv visual matching on SimplerEnv's robots, objects and real photos "
-                  "(vla-eval assets fetch simpler)")
-BACKENDS.register("simpler_sapien", "vla_eval.sims.simpler.sapien.backend:SimplerSapienBackend",
-                  help="SimplerEnv visual matching on SimplerEnv's own SAPIEN engine (bash scripts/simpler_sapien_env.sh)")
-BACKENDS.register("libero", "vla_eval.sims.libero.backend:LiberoBackend",
-                  help="LIBERO suites (robosuite + MuJoCo; pip install -e .[libero])")
+BACKENDS.register("tabletop", "vla_eval.sims.tabletop.backend:TabletopBackend", help="built-in MuJoCo tabletop scenes")
+BACKENDS.register(
+    "simpler",
+    "vla_eval.sims.simpler.backend:SimplerBackend",
+    help="SimplerEnv-style Google-robot / Bridge tasks rebuilt in MuJoCo",
+)
+BACKENDS.register(
+    "simpler_real",
+    "vla_eval.sims.simpler.real2sim.backend:SimplerRealBackend",
+    help="SimplerEnv visual matching on SimplerEnv's robots, objects and real photos (vla-eval assets fetch simpler)",
+)
+BACKENDS.register(
+    "simpler_sapien",
+    "vla_eval.sims.simpler.sapien.backend:SimplerSapienBackend",
+    help="SimplerEnv visual matching on SimplerEnv's own SAPIEN engine (bash scripts/simpler_sapien_env.sh)",
+)
+BACKENDS.register(
+    "libero",
+    "vla_eval.sims.libero.backend:LiberoBackend",
+    help="LIBERO suites (robosuite + MuJoCo; pip install -e .[libero])",
+)
 
 from vla_eval.plugins import BACKEND_GROUP, register_plugins  # noqa: E402
 

@@ -81,8 +81,14 @@ def _versions() -> dict[str, str]:
 
     import mujoco
 
-    out = {"mujoco": mujoco.__version__, "numpy": np.__version__, "python": platform.python_version(),
-           "machine": platform.machine(), "system": platform.system(), "MUJOCO_GL": os.environ.get("MUJOCO_GL", "")}
+    out = {
+        "mujoco": mujoco.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "MUJOCO_GL": os.environ.get("MUJOCO_GL", ""),
+    }
     try:
         import torch
 
@@ -95,12 +101,19 @@ def _versions() -> dict[str, str]:
 def _with_extra_perturbations(spec, split: str, extra: list[dict] | None):
     if not extra:
         return spec
-    splits = [s.model_copy(update={"perturbations": [*s.perturbations, *extra]}) if s.name == split else s for s in spec.splits]
+    splits = [
+        s.model_copy(update={"perturbations": [*s.perturbations, *extra]}) if s.name == split else s
+        for s in spec.splits
+    ]
     return spec.model_copy(update={"splits": splits})
 
 
-def measure(checkpoint: str = "final", episodes: int = EPISODES_PER_TASK, rollouts: bool = True,
-            extra_perturbations: list[dict] | None = None) -> CanaryMeasurement:
+def measure(
+    checkpoint: str = "final",
+    episodes: int = EPISODES_PER_TASK,
+    rollouts: bool = True,
+    extra_perturbations: list[dict] | None = None,
+) -> CanaryMeasurement:
     """First frames (and, with ``rollouts``, outcomes) of the canary plan on this machine.
 
     ``extra_perturbations`` are added to the in-domain split: how a test makes the scene
@@ -153,11 +166,23 @@ def save_reference(m: CanaryMeasurement, folder: Path | None = None) -> tuple[Pa
         raise ConfigError("canary reference values need rollouts (run without --frames-only)")
     json_path, frames_path = canary_paths(folder)
     save_file({"thumbnails": np.ascontiguousarray(m.thumbnails)}, str(frames_path))  # safetensors writes the raw buffer
-    json_path.write_text(json.dumps({
-        "format": CANARY_FORMAT, "version": CANARY_VERSION, "suite": SUITE, "checkpoint": m.checkpoint,
-        "weights_sha256_16": m.weights_sha256_16, "episodes": m.episodes, "frames_sha256": m.frames_sha256,
-        "warn_mad": WARN_MAD, "recorded_with": m.versions,
-    }, indent=1) + "\n")
+    json_path.write_text(
+        json.dumps(
+            {
+                "format": CANARY_FORMAT,
+                "version": CANARY_VERSION,
+                "suite": SUITE,
+                "checkpoint": m.checkpoint,
+                "weights_sha256_16": m.weights_sha256_16,
+                "episodes": m.episodes,
+                "frames_sha256": m.frames_sha256,
+                "warn_mad": WARN_MAD,
+                "recorded_with": m.versions,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     return json_path, frames_path
 
 
@@ -179,21 +204,29 @@ def load_reference(folder: Path | None = None) -> tuple[dict[str, Any], np.ndarr
 
 def compare(m: CanaryMeasurement, ref: dict[str, Any], ref_thumbs: np.ndarray) -> CanaryReport:
     if m.weights_sha256_16 != ref["weights_sha256_16"]:
-        raise ConfigError(f"canary: reference values were recorded for weights {ref['weights_sha256_16']}, "
-                          f"checkpoint {m.checkpoint!r} has {m.weights_sha256_16}; re-record with `vla-eval canary --record`")
+        raise ConfigError(
+            f"canary: reference values were recorded for weights {ref['weights_sha256_16']}, "
+            f"checkpoint {m.checkpoint!r} has {m.weights_sha256_16}; re-record with `vla-eval canary --record`"
+        )
     if m.thumbnails is None or m.thumbnails.shape != ref_thumbs.shape:
-        raise ConfigError(f"canary: measured {None if m.thumbnails is None else m.thumbnails.shape} thumbnails, "
-                          f"reference has {ref_thumbs.shape}; the canary plan changed, re-record")
+        raise ConfigError(
+            f"canary: measured {None if m.thumbnails is None else m.thumbnails.shape} thumbnails, "
+            f"reference has {ref_thumbs.shape}; the canary plan changed, re-record"
+        )
     mad = np.abs(m.thumbnails.astype(np.float32) - ref_thumbs.astype(np.float32)).mean(axis=(1, 2, 3))
     identical = m.frames_sha256 == ref["frames_sha256"]
     warn_mad = float(ref.get("warn_mad", WARN_MAD))
-    lines = [f"frames: {'bit-identical' if identical else 'differ from the reference'} "
-             f"(mean abs pixel diff max {mad.max():.2f}, mean {mad.mean():.2f}; warn above {warn_mad})"]
+    lines = [
+        f"frames: {'bit-identical' if identical else 'differ from the reference'} "
+        f"(mean abs pixel diff max {mad.max():.2f}, mean {mad.mean():.2f}; warn above {warn_mad})"
+    ]
     level = 0 if identical else 1
     if mad.max() > warn_mad:
         level = 2
-        lines.append("  the scenes draw differently here than where the reference numbers were made "
-                     "(renderer, MuJoCo version, lighting or materials): success rates are not comparable")
+        lines.append(
+            "  the scenes draw differently here than where the reference numbers were made "
+            "(renderer, MuJoCo version, lighting or materials): success rates are not comparable"
+        )
     outcome_changes = step_changes = 0
     by_key = {(e["task"], e["episode_index"]): e for e in ref["episodes"]}
     rolled = [e for e in m.episodes if "success" in e]
@@ -207,9 +240,15 @@ def compare(m: CanaryMeasurement, ref: dict[str, Any], ref_thumbs: np.ndarray) -
         elif e["steps"] != r["steps"]:
             step_changes += 1
     if rolled:
-        k_ref = sum(int(by_key[(e['task'], e['episode_index'])]["success"]) for e in rolled if (e["task"], e["episode_index"]) in by_key)
-        lines.append(f"reference policy: {sum(int(e['success']) for e in rolled)}/{len(rolled)} successes here, "
-                     f"{k_ref}/{len(rolled)} in the reference; {outcome_changes} outcomes and {step_changes} step counts changed")
+        k_ref = sum(
+            int(by_key[(e["task"], e["episode_index"])]["success"])
+            for e in rolled
+            if (e["task"], e["episode_index"]) in by_key
+        )
+        lines.append(
+            f"reference policy: {sum(int(e['success']) for e in rolled)}/{len(rolled)} successes here, "
+            f"{k_ref}/{len(rolled)} in the reference; {outcome_changes} outcomes and {step_changes} step counts changed"
+        )
         if outcome_changes:
             level = 2
         elif step_changes:
@@ -217,14 +256,26 @@ def compare(m: CanaryMeasurement, ref: dict[str, Any], ref_thumbs: np.ndarray) -
     else:
         lines.append("reference policy: not rolled out (frames only)")
     here, there = m.versions, ref.get("recorded_with", {})
-    diffs = [f"{k} {there.get(k)} -> {here.get(k)}" for k in sorted(set(here) | set(there)) if here.get(k) != there.get(k)]
+    diffs = [
+        f"{k} {there.get(k)} -> {here.get(k)}" for k in sorted(set(here) | set(there)) if here.get(k) != there.get(k)
+    ]
     lines.append("versions: " + ("same as the reference" if not diffs else "; ".join(diffs)))
-    return CanaryReport(level=LEVELS[level], lines=lines, max_mad=float(mad.max()), outcome_changes=outcome_changes,
-                        step_changes=step_changes, frames_identical=identical)
+    return CanaryReport(
+        level=LEVELS[level],
+        lines=lines,
+        max_mad=float(mad.max()),
+        outcome_changes=outcome_changes,
+        step_changes=step_changes,
+        frames_identical=identical,
+    )
 
 
-def run_canary(checkpoint: str = "final", rollouts: bool = True, extra_perturbations: list[dict] | None = None,
-               folder: Path | None = None) -> CanaryReport:
+def run_canary(
+    checkpoint: str = "final",
+    rollouts: bool = True,
+    extra_perturbations: list[dict] | None = None,
+    folder: Path | None = None,
+) -> CanaryReport:
     ref, thumbs = load_reference(folder)
     episodes = len({e["episode_index"] for e in ref["episodes"]})
     m = measure(checkpoint=checkpoint, episodes=episodes, rollouts=rollouts, extra_perturbations=extra_perturbations)

@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import numpy as np
 
-from vla_eval.errors import ConfigError
 from vla_eval.actions.space import ActionChunk
 from vla_eval.adapter import Policy
+from vla_eval.errors import ConfigError
 
 if TYPE_CHECKING:
     from vla_eval.policy_config import PolicyConfig
@@ -205,33 +205,57 @@ def record_demos(
                         arrays = _stack_episode(env, cameras)
                         demo = grp.create_group(f"demo_{kept}")
                         for key, value in arrays.items():
-                            opts = {"compression": "gzip", "compression_opts": 4, "chunks": (1, *value.shape[1:])} if value.ndim == 4 else {}
+                            opts = (
+                                {"compression": "gzip", "compression_opts": 4, "chunks": (1, *value.shape[1:])}
+                                if value.ndim == 4
+                                else {}
+                            )
                             demo.create_dataset(key, data=value, **opts)
                         n = len(arrays["actions"])
                         done = np.zeros(n, dtype=np.uint8)
                         done[-1] = int(record.success)
                         demo.create_dataset("rewards", data=done)
                         demo.create_dataset("dones", data=done)
-                        demo.attrs.update(num_samples=n, seed=item.seed, episode_index=item.episode_index,
-                                          init_state_id=item.init_state_id, instruction=record.instruction,
-                                          success=bool(record.success), success_rule=record.success_rule,
-                                          final_state_digest=record.final_state_digest)
+                        demo.attrs.update(
+                            num_samples=n,
+                            seed=item.seed,
+                            episode_index=item.episode_index,
+                            init_state_id=item.init_state_id,
+                            instruction=record.instruction,
+                            success=bool(record.success),
+                            success_rule=record.success_rule,
+                            final_state_digest=record.final_state_digest,
+                        )
                         kept += 1
                         total += n
                         if progress:
                             print(f"\r{task}: {kept} demos / {item.episode_index + 1} episodes", end="", flush=True)
                     grp.attrs["num_demos"] = kept
                     grp.attrs["total"] = total
-                    grp.attrs["env_args"] = json.dumps({
-                        "backend": spec.backend, "task": task, "split": split_name, "cameras": list(cameras),
-                        "image_size": list(spec.image_size), "perturbations": spec.split(split_name).perturbations_for(task),
-                        "control": "delta_eef_7d_close_positive",
-                        "action_noise": {"sigma": action_noise, "dims": list(NOISE_DIMS)} if action_noise > 0 else None,
-                    })
-                    grp.attrs["problem_info"] = json.dumps({
-                        "suite": spec.name, "suite_hash": spec.spec_hash(), "task": task, "split": split_name,
-                        "suite_seed": spec.seed, "policy": cfg.model_dump(mode="json", exclude={"source"}),
-                    })
+                    grp.attrs["env_args"] = json.dumps(
+                        {
+                            "backend": spec.backend,
+                            "task": task,
+                            "split": split_name,
+                            "cameras": list(cameras),
+                            "image_size": list(spec.image_size),
+                            "perturbations": spec.split(split_name).perturbations_for(task),
+                            "control": "delta_eef_7d_close_positive",
+                            "action_noise": {"sigma": action_noise, "dims": list(NOISE_DIMS)}
+                            if action_noise > 0
+                            else None,
+                        }
+                    )
+                    grp.attrs["problem_info"] = json.dumps(
+                        {
+                            "suite": spec.name,
+                            "suite_hash": spec.spec_hash(),
+                            "task": task,
+                            "split": split_name,
+                            "suite_seed": spec.seed,
+                            "policy": cfg.model_dump(mode="json", exclude={"source"}),
+                        }
+                    )
                     grp.attrs["image_convention"] = "top_down"
                     grp.attrs["quat_convention"] = "wxyz"
                 tmp.replace(path)
@@ -240,7 +264,12 @@ def record_demos(
                 tmp.unlink(missing_ok=True)
             if progress:
                 print()
-            summary.files[task], summary.kept[task], summary.attempted[task], summary.samples[task] = path, kept, len(items), total
+            summary.files[task], summary.kept[task], summary.attempted[task], summary.samples[task] = (
+                path,
+                kept,
+                len(items),
+                total,
+            )
     finally:
         pol.close()
     return summary

@@ -59,7 +59,11 @@ class DoctorReport:
         if self.versions:
             lines += ["", "versions: " + ", ".join(f"{k} {v}" for k, v in sorted(self.versions.items()))]
         lines.append("")
-        lines.append("nothing wrong found" if self.ok else f"{len(self.problems)} problem(s):\n  - " + "\n  - ".join(self.problems))
+        lines.append(
+            "nothing wrong found"
+            if self.ok
+            else f"{len(self.problems)} problem(s):\n  - " + "\n  - ".join(self.problems)
+        )
         return "\n".join(lines)
 
 
@@ -95,14 +99,14 @@ def diagnose(
 ) -> DoctorReport:
     """Run the doctor's checks; raises only for bad input (unknown suite / policy / task)."""
     from vla_eval import provenance
+    from vla_eval.actions.space import LIBERO_DELTA_EEF
     from vla_eval.backends import get_backend
-    from vla_eval.sims.contract import check_observation, contract_of
-    from vla_eval.sims.orientation import conversion, conversion_for
     from vla_eval.errors import ConfigError
     from vla_eval.execution.plan import episode_seed
-    from vla_eval.actions.space import LIBERO_DELTA_EEF
-    from vla_eval.policy_config import resolve_policy
     from vla_eval.execution.runner import effective_replan_steps
+    from vla_eval.policy_config import resolve_policy
+    from vla_eval.sims.contract import check_observation, contract_of
+    from vla_eval.sims.orientation import conversion, conversion_for
     from vla_eval.spec import load_suite
 
     spec = load_suite(suite)
@@ -138,8 +142,13 @@ def diagnose(
             obs, *_ = env.step(np.asarray(spec.settle_action, dtype=np.float32))
         contract = contract_of(env)
         problems = check_observation(obs, env)
-        report.check("observation contract", not problems, "; ".join(problems) if problems else
-                     f"origin {contract.image_origin}, cameras {list(contract.cameras)}, depth {contract.depth}")
+        report.check(
+            "observation contract",
+            not problems,
+            "; ".join(problems)
+            if problems
+            else f"origin {contract.image_origin}, cameras {list(contract.cameras)}, depth {contract.depth}",
+        )
 
         conv = conversion_for(env, pol)
         origin = contract.image_origin if contract else "top_left"
@@ -201,7 +210,9 @@ def diagnose(
             env.close()
         pol.close()
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "doctor.json").write_text(json.dumps(json_safe(asdict(report) | {"problems": report.problems}), indent=2))
+    (out_dir / "doctor.json").write_text(
+        json.dumps(json_safe(asdict(report) | {"problems": report.problems}), indent=2)
+    )
     return report
 
 
@@ -218,8 +229,14 @@ def _rendering(env: Any, pol: Any, chunk: Any, replan: int | None, spec: Any) ->
         period = int(np.asarray(chunk.actions).shape[1])
         period = min(period, replan) if replan else period
     cams = list(policy_cameras(pol, tuple(declared)))
-    when = "never" if not cams else (f"after reset{' and settling' if spec.settle_steps else ''} and every "
-                                     f"{period if period else '?'} step(s), when the policy is queried")
+    when = (
+        "never"
+        if not cams
+        else (
+            f"after reset{' and settling' if spec.settle_steps else ''} and every "
+            f"{period if period else '?'} step(s), when the policy is queried"
+        )
+    )
     stride = EpisodeSettings(run_id="", suite="", max_steps={}, settle_steps=0, settle_action=()).frame_stride
     return {
         "mode": "on_demand (--render eager draws every camera every step)",
@@ -228,7 +245,7 @@ def _rendering(env: Any, pol: Any, chunk: Any, replan: int | None, spec: Any) ->
         "not_drawn": sorted(set(declared) - set(cams)) or "-",
         "settle_steps_and_success_checks": "nothing drawn",
         "videos": f"{declared[0] if declared else 'none'} at {list(spec.image_size)}, every {stride} step(s), "
-                  "only with --videos",
+        "only with --videos",
     }
 
 
@@ -242,7 +259,11 @@ def _check_chunk(report: DoctorReport, chunk: Any, env_space: Any) -> None:
     except (PolicyOutputError, AttributeError) as exc:
         report.check("chunk shape", False, str(exc))
         return
-    report.check("chunk shape", True, f"{actions.shape[1]} action(s) of {actions.shape[2]} dims, {space.kind}/{space.rotation}/{space.gripper}")
+    report.check(
+        "chunk shape",
+        True,
+        f"{actions.shape[1]} action(s) of {actions.shape[2]} dims, {space.kind}/{space.rotation}/{space.gripper}",
+    )
     finite = bool(np.all(np.isfinite(actions)))
     report.check("chunk finite", finite, "" if finite else f"{int((~np.isfinite(actions)).sum())} NaN/inf value(s)")
     if not finite:
@@ -255,9 +276,15 @@ def _check_chunk(report: DoctorReport, chunk: Any, env_space: Any) -> None:
     except PolicyOutputError as exc:
         report.check("action space compatible", False, str(exc))
         return
-    report.check("action space compatible", True, f"policy {space.kind} -> env {env_space.kind}, first action {np.round(env_actions[0], 3).tolist()}")
+    report.check(
+        "action space compatible",
+        True,
+        f"policy {space.kind} -> env {env_space.kind}, first action {np.round(env_actions[0], 3).tolist()}",
+    )
     extras = (chunk.extras or [{}])[0] if chunk.extras else {}
     if extras.get("bridge_failure"):
         report.check("planner bridge", False, str(extras.get("bridge_error", "bridge_failure")))
     if extras.get("parse_failure"):
-        report.warnings.append(f"model output did not parse: {extras.get('parse_error', '')} (raw: {str(extras.get('raw_text', ''))[:200]!r})")
+        report.warnings.append(
+            f"model output did not parse: {extras.get('parse_error', '')} (raw: {str(extras.get('raw_text', ''))[:200]!r})"
+        )

@@ -25,7 +25,9 @@ def inside(root: Path, child: Path) -> Path:
     """``child`` if it resolves under ``root``, else a :class:`ConfigError`."""
     root_r, child_r = Path(root).resolve(), Path(child).resolve()
     if child_r != root_r and root_r not in child_r.parents:
-        raise ConfigError(f"run folder {child} would land outside the results root {root}; pass --run-dir to choose one")
+        raise ConfigError(
+            f"run folder {child} would land outside the results root {root}; pass --run-dir to choose one"
+        )
     return child
 
 

@@ -62,7 +62,9 @@ def register_plugins(registry, group: str) -> None:
         if ep.name in registry.names():
             _warn(f"plugin {_dist_name(ep)} registers {registry.kind} {ep.name!r}, which is already taken; ignored")
             continue
-        registry.register(ep.name, ep.value, help=f"(plugin {_dist_name(ep)}) {ep.value}", origin=f"plugin {_dist_name(ep)}")
+        registry.register(
+            ep.name, ep.value, help=f"(plugin {_dist_name(ep)}) {ep.value}", origin=f"plugin {_dist_name(ep)}"
+        )
 
 
 @lru_cache(maxsize=None)

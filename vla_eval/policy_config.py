@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from vla_eval import paths, yaml_io
 from vla_eval.errors import ConfigError, UnknownNameError
 from vla_eval.policies import POLICIES, Policy
-from vla_eval.yaml_io import load_model
 from vla_eval.strict import StrictNumbers
+from vla_eval.yaml_io import load_model
 
 
 class ExecutionConfig(StrictNumbers):
@@ -125,29 +125,47 @@ def _check_number(adapter: str, key: str, value: Any, param: inspect.Parameter, 
     ``scale=nan`` would otherwise run silently with a value nobody meant."""
     annotation = param.annotation if isinstance(param.annotation, str) else getattr(param.annotation, "__name__", "")
     numeric = annotation in ("int", "float") or (
-        type(param.default) in (int, float) and param.annotation is inspect.Parameter.empty)
+        type(param.default) in (int, float) and param.annotation is inspect.Parameter.empty
+    )
     if not numeric:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{source}: policy adapter {adapter!r} argument {key!r}: expected a finite number, got {value!r}")
+        raise ConfigError(
+            f"{source}: policy adapter {adapter!r} argument {key!r}: expected a finite number, got {value!r}"
+        )
 
 
 def resolve_policy(name_or_path: str, overrides: list[str] | None = None) -> PolicyConfig:
     extra, exec_overrides = _split_execution(parse_overrides(overrides))
     candidate = Path(name_or_path)
     reserved = {n: f"{POLICIES.origin(n)} adapter {POLICIES.target(n)}" for n in POLICIES.names()}
-    file = candidate if candidate.suffix in (".yaml", ".yml") else paths.find_named_yaml("policies", name_or_path, reserved)
+    file = (
+        candidate
+        if candidate.suffix in (".yaml", ".yml")
+        else paths.find_named_yaml("policies", name_or_path, reserved)
+    )
     if file is not None:
         if not file.is_file():
             raise ConfigError(f"policy file {file} does not exist")
         pf = load_model(_PolicyFile, file)
         if pf.adapter not in POLICIES:
-            raise ConfigError(f"{file}: field 'adapter': {UnknownNameError('policy adapter', pf.adapter, POLICIES.names())}")
-        cfg = PolicyConfig(name=pf.name or file.stem, adapter=pf.adapter, args={**pf.args, **extra},
-                           execution=_execution(pf.execution, exec_overrides, "--policy-arg"), source=str(file))
+            raise ConfigError(
+                f"{file}: field 'adapter': {UnknownNameError('policy adapter', pf.adapter, POLICIES.names())}"
+            )
+        cfg = PolicyConfig(
+            name=pf.name or file.stem,
+            adapter=pf.adapter,
+            args={**pf.args, **extra},
+            execution=_execution(pf.execution, exec_overrides, "--policy-arg"),
+            source=str(file),
+        )
     elif name_or_path in POLICIES:
-        cfg = PolicyConfig(name=name_or_path, adapter=name_or_path, args=extra,
-                           execution=_execution(ExecutionConfig(), exec_overrides, "--policy-arg"))
+        cfg = PolicyConfig(
+            name=name_or_path,
+            adapter=name_or_path,
+            args=extra,
+            execution=_execution(ExecutionConfig(), exec_overrides, "--policy-arg"),
+        )
     else:
         known = sorted(set(POLICIES.names()) | set(paths.list_named_yaml("policies")))
         raise UnknownNameError("policy", name_or_path, known)

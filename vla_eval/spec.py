@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from vla_eval import paths
 from vla_eval.errors import ConfigError, UnknownNameError
@@ -28,7 +28,11 @@ class TaskSpec(_Strict):
 
     name: str
     max_steps: int | None = Field(default=None, gt=0)
-    episodes: int | None = Field(default=None, gt=0, description="this task's episode count (SimplerEnv's per-task grids); episodes_per_task caps it (CLI --episodes)")
+    episodes: int | None = Field(
+        default=None,
+        gt=0,
+        description="this task's episode count (SimplerEnv's per-task grids); episodes_per_task caps it (CLI --episodes)",
+    )
 
 
 class SplitSpec(_Strict):
@@ -38,7 +42,9 @@ class SplitSpec(_Strict):
     out_of_domain: bool = False
     perturbations: list[dict[str, Any]] = Field(default_factory=list)
     task_perturbations: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
-    tasks: list[str] | None = Field(default=None, description="tasks this split runs on (None = all); SimplerEnv's variant lists are per task")
+    tasks: list[str] | None = Field(
+        default=None, description="tasks this split runs on (None = all); SimplerEnv's variant lists are per task"
+    )
     description: str = ""
     family: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$")
     """Who defined the condition: unset = this project's perturbations (``vla_eval``),
@@ -139,7 +145,9 @@ class SuiteSpec(_Strict):
         raise KeyError(name)
 
     def canonical_json(self) -> str:
-        return json.dumps(without_unset_protocol_fields(self.model_dump(mode="json")), sort_keys=True, separators=(",", ":"))
+        return json.dumps(
+            without_unset_protocol_fields(self.model_dump(mode="json")), sort_keys=True, separators=(",", ":")
+        )
 
     def spec_hash(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
@@ -153,11 +161,15 @@ def without_unset_protocol_fields(suite: dict[str, Any]) -> dict[str, Any]:
     if out.get("success_rule") == "first_success":
         out.pop("success_rule")
     if isinstance(out.get("tasks"), list):
-        out["tasks"] = [{k: v for k, v in t.items() if not (k == "episodes" and v is None)} if isinstance(t, dict) else t
-                        for t in out["tasks"]]
+        out["tasks"] = [
+            {k: v for k, v in t.items() if not (k == "episodes" and v is None)} if isinstance(t, dict) else t
+            for t in out["tasks"]
+        ]
     if isinstance(out.get("splits"), list):
-        out["splits"] = [{k: v for k, v in sp.items() if not (k == "tasks" and v is None)} if isinstance(sp, dict) else sp
-                         for sp in out["splits"]]
+        out["splits"] = [
+            {k: v for k, v in sp.items() if not (k == "tasks" and v is None)} if isinstance(sp, dict) else sp
+            for sp in out["splits"]
+        ]
     return out
 
 

@@ -54,12 +54,16 @@ def _disk_full(exc: BaseException) -> bool:
 def store_error(path: Path, exc: BaseException) -> StoreError:
     """One line naming the store and what is wrong with it; finished episodes stay where they are."""
     if _disk_full(exc):
-        return StoreError(f"{path}: the disk is full ({exc}); every episode committed before this point is kept; "
-                          "free some space and continue with --run-dir RUN_DIR --resume")
+        return StoreError(
+            f"{path}: the disk is full ({exc}); every episode committed before this point is kept; "
+            "free some space and continue with --run-dir RUN_DIR --resume"
+        )
     if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
         return StoreError(f"{path}: the episode store is locked by another process ({exc})")
-    return StoreError(f"{path}: not a readable episode store ({exc}); the file is damaged (truncated, overwritten or "
-                      "not SQLite); restore it from a copy, or start a new run folder")
+    return StoreError(
+        f"{path}: not a readable episode store ({exc}); the file is damaged (truncated, overwritten or "
+        "not SQLite); restore it from a copy, or start a new run folder"
+    )
 
 
 def parse_record(raw: Any, path: Path, rowid: int, key: tuple[Any, ...] = ()) -> EpisodeRecord:
@@ -74,8 +78,10 @@ def parse_record(raw: Any, path: Path, rowid: int, key: tuple[Any, ...] = ()) ->
             what = f"field {loc!r}: {e.get('msg')}" if e.get("type") != "json_invalid" else "record is not valid JSON"
         else:
             what = f"record is not a valid episode record ({str(exc)[:200]})"
-        raise StoreError(f"{path}: {where} of table 'episodes' is malformed: {what}; "
-                         "delete that row (or restore the file) to use this run") from None
+        raise StoreError(
+            f"{path}: {where} of table 'episodes' is malformed: {what}; "
+            "delete that row (or restore the file) to use this run"
+        ) from None
 
 
 def _guarded(method):
@@ -153,8 +159,10 @@ class RunStore:
         try:
             return json.loads(row[0])
         except (ValueError, TypeError, RecursionError):
-            raise StoreError(f"{self.path}: run_meta row {key!r} is not valid JSON; restore the file from a copy, "
-                             "or start a new run folder") from None
+            raise StoreError(
+                f"{self.path}: run_meta row {key!r} is not valid JSON; restore the file from a copy, "
+                "or start a new run folder"
+            ) from None
 
     @_guarded
     def done_keys(self) -> set[tuple[str, str, int]]:
@@ -162,7 +170,9 @@ class RunStore:
 
     @_guarded
     def _rows(self, order: str) -> list[tuple]:
-        return self._conn.execute(f"SELECT rowid, task, split, episode_index, record FROM episodes ORDER BY {order}").fetchall()
+        return self._conn.execute(
+            f"SELECT rowid, task, split, episode_index, record FROM episodes ORDER BY {order}"
+        ).fetchall()
 
     def records(self) -> Iterator[EpisodeRecord]:
         for rowid, task, split, index, raw in self._rows("task, split, episode_index"):

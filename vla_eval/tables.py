@@ -39,13 +39,16 @@ def suite_rows(df: pd.DataFrame, tasks: list[str] | None, splits: list[str] | No
     cells = ", ".join(f"{t}/{s} ({n})" for (t, s), n in list(stray.items())[:5])
     more = f" and {len(stray) - 5} more cells" if len(stray) > 5 else ""
     where = f"{source}: " if source else ""
-    print(f"warning: {where}ignoring {int((~keep).sum())} episodes of tasks/splits not in the suite: {cells}{more}",
-          file=sys.stderr)
+    print(
+        f"warning: {where}ignoring {int((~keep).sum())} episodes of tasks/splits not in the suite: {cells}{more}",
+        file=sys.stderr,
+    )
     return df[keep]
 
 
-def summary_frame(records: Iterable[EpisodeRecord], splits: list[str] | None = None, tasks: list[str] | None = None,
-                  source: str = "") -> pd.DataFrame:
+def summary_frame(
+    records: Iterable[EpisodeRecord], splits: list[str] | None = None, tasks: list[str] | None = None, source: str = ""
+) -> pd.DataFrame:
     """Long table: one row per (task, split) plus a suite-mean row per split.
 
     With ``tasks``/``splits`` (the suite's), episodes outside them are ignored with a warning
@@ -55,7 +58,18 @@ def summary_frame(records: Iterable[EpisodeRecord], splits: list[str] | None = N
     tasks ran different episode counts. Its ``n`` and ``successes`` are the pooled counts.
     """
     df = suite_rows(records_frame(records), tasks, splits, source)
-    columns = ["task", "split", "n", "successes", "rate", "ci_low", "ci_high", "policy_errors", "env_errors", "mean_steps"]
+    columns = [
+        "task",
+        "split",
+        "n",
+        "successes",
+        "rate",
+        "ci_low",
+        "ci_high",
+        "policy_errors",
+        "env_errors",
+        "mean_steps",
+    ]
     if df.empty:
         return pd.DataFrame(columns=columns)
     tasks = tasks or sorted(df["task"].unique())

@@ -20,8 +20,18 @@ from vla_eval.policies.base import LIBERO_DELTA_EEF, ActionSpace, PolicyOutputEr
 S = np.sqrt(0.5)
 # the same rotation (90° about z, then a 90° about x case) in every representation
 ROTATION_TABLE = [
-    {"axis_angle": [0, 0, np.pi / 2], "euler_xyz": [0, 0, np.pi / 2], "quat_wxyz": [S, 0, 0, S], "quat_xyzw": [0, 0, S, S]},
-    {"axis_angle": [np.pi / 2, 0, 0], "euler_xyz": [np.pi / 2, 0, 0], "quat_wxyz": [S, S, 0, 0], "quat_xyzw": [S, 0, 0, S]},
+    {
+        "axis_angle": [0, 0, np.pi / 2],
+        "euler_xyz": [0, 0, np.pi / 2],
+        "quat_wxyz": [S, 0, 0, S],
+        "quat_xyzw": [0, 0, S, S],
+    },
+    {
+        "axis_angle": [np.pi / 2, 0, 0],
+        "euler_xyz": [np.pi / 2, 0, 0],
+        "quat_wxyz": [S, S, 0, 0],
+        "quat_xyzw": [S, 0, 0, S],
+    },
     {"axis_angle": [0, 0, 0], "euler_xyz": [0, 0, 0], "quat_wxyz": [1, 0, 0, 0], "quat_xyzw": [0, 0, 0, 1]},
 ]
 REPS = ["axis_angle", "euler_xyz", "quat_wxyz", "quat_xyzw"]
@@ -114,7 +124,9 @@ def test_position_only_policy_gets_zero_rotation():
 
 def test_binarize_option():
     policy = ActionSpace(gripper="open_01")
-    out = to_env_actions(np.array([[[0, 0, 0, 0, 0, 0, 0.7]]]), policy, LIBERO_DELTA_EEF, ConversionOptions(binarize_gripper=True))
+    out = to_env_actions(
+        np.array([[[0, 0, 0, 0, 0, 0, 0.7]]]), policy, LIBERO_DELTA_EEF, ConversionOptions(binarize_gripper=True)
+    )
     assert out[0, 0, -1] == -1.0  # 0.7 in open_01 is mostly open -> -1
 
 
@@ -217,17 +229,23 @@ def test_refusals_say_what_is_wrong():
     with pytest.raises(PolicyOutputError, match="unknown gripper convention 'closed'"):
         gripper_from_close_positive(np.zeros(1), "closed")
     joint = ActionSpace(kind="delta_eef", rotation="axis_angle", dim=7)
-    with pytest.raises(PolicyOutputError, match=r"action dim 6 \(space says 7\) does not match 3 \+ 3 \(axis_angle\) \+ 1"):
+    with pytest.raises(
+        PolicyOutputError, match=r"action dim 6 \(space says 7\) does not match 3 \+ 3 \(axis_angle\) \+ 1"
+    ):
         to_env_actions(np.zeros((1, 6)), joint, ActionSpace(kind="delta_eef", rotation="euler_xyz", dim=7))
     wrong_dim = ActionSpace(kind="delta_eef", rotation="axis_angle", dim=8)
     with pytest.raises(PolicyOutputError, match=r"action dim 7 \(space says 8\)"):
         to_env_actions(np.zeros((1, 7)), wrong_dim, LIBERO_DELTA_EEF)
-    with pytest.raises(PolicyOutputError, match="no stateless conversion from absolute_eef to the env's delta_eef .*absolute_to_delta"):
+    with pytest.raises(
+        PolicyOutputError, match="no stateless conversion from absolute_eef to the env's delta_eef .*absolute_to_delta"
+    ):
         to_env_actions(np.zeros((1, 7)), ActionSpace(kind="absolute_eef", dim=7), LIBERO_DELTA_EEF)
     with pytest.raises(PolicyOutputError, match="the env takes no rotation but the policy emits axis_angle"):
         to_env_actions(np.zeros((1, 7)), LIBERO_DELTA_EEF, ActionSpace(kind="delta_eef", rotation="none", dim=4))
     with pytest.raises(PolicyOutputError, match="joint-space actions cannot be converted to an end-effector space"):
-        to_env_actions(np.zeros((1, 7)), ActionSpace(kind="joint", dim=7), ActionSpace(kind="joint", dim=7, rotation="euler_xyz"))
+        to_env_actions(
+            np.zeros((1, 7)), ActionSpace(kind="joint", dim=7), ActionSpace(kind="joint", dim=7, rotation="euler_xyz")
+        )
     with pytest.raises(ValueError, match="replan_steps must be >= 1"):
         ChunkExecutor(replan_steps=0)
     with pytest.raises(ValueError, match=r"temporal_ensemble \(k\) must be >= 0"):
@@ -269,9 +287,13 @@ def test_integer_inputs_come_back_as_float64():
     assert gripper_to_close_positive(np.array([0, 1]), "close_positive").dtype == np.float64
     assert gripper_from_close_positive(np.array([-1, 1]), "close_positive").dtype == np.float64
     assert convert_rotation(np.array([[0, 0, 0]]), "axis_angle", "axis_angle").dtype == np.float64
-    out = to_env_actions(np.array([[0, 0, 0, 0, 0, 0, 1]]), LIBERO_DELTA_EEF, LIBERO_DELTA_EEF, ConversionOptions(clip=False))
+    out = to_env_actions(
+        np.array([[0, 0, 0, 0, 0, 0, 1]]), LIBERO_DELTA_EEF, LIBERO_DELTA_EEF, ConversionOptions(clip=False)
+    )
     assert out.dtype == np.float64
-    dpos, _ = absolute_to_delta(np.array([1, 2, 3]), np.zeros(3), "axis_angle", np.array([0, 0, 1]), np.array([1.0, 0, 0, 0]))
+    dpos, _ = absolute_to_delta(
+        np.array([1, 2, 3]), np.zeros(3), "axis_angle", np.array([0, 0, 1]), np.array([1.0, 0, 0, 0])
+    )
     assert dpos.dtype == np.float64 and dpos.tolist() == [1.0, 2.0, 2.0]
 
 
@@ -290,7 +312,9 @@ def test_batched_rotations_keep_their_leading_shape():
     np.testing.assert_allclose(q[1, 2], [S, 0, 0, S], atol=1e-12)
     np.testing.assert_allclose(q[0, 0], [1, 0, 0, 0], atol=1e-12)
     eef = np.zeros((2, 3))
-    dpos, drot = absolute_to_delta(np.ones((2, 3)), np.zeros((2, 3)), "axis_angle", eef, np.tile([1.0, 0, 0, 0], (2, 1)))
+    dpos, drot = absolute_to_delta(
+        np.ones((2, 3)), np.zeros((2, 3)), "axis_angle", eef, np.tile([1.0, 0, 0, 0], (2, 1))
+    )
     assert dpos.shape == drot.shape == (2, 3)
 
 
@@ -311,7 +335,9 @@ def test_executor_refuses_malformed_chunks_with_their_shape():
     with pytest.raises(PolicyOutputError, match=r"got \(3, 7\)"):
         ex.add_chunk(np.zeros((3, 7)))
     ex.add_chunk(np.zeros((2, 3, 7)))
-    with pytest.raises(PolicyOutputError, match=r"chunk shape \(2, 3, 6\) does not match the previous chunk's batch/dim"):
+    with pytest.raises(
+        PolicyOutputError, match=r"chunk shape \(2, 3, 6\) does not match the previous chunk's batch/dim"
+    ):
         ex.add_chunk(np.zeros((2, 3, 6)))
     with pytest.raises(PolicyOutputError, match="does not match"):
         ex.add_chunk(np.zeros((1, 3, 7)))
@@ -320,10 +346,10 @@ def test_executor_refuses_malformed_chunks_with_their_shape():
 
 def test_ensemble_drops_chunks_that_no_longer_cover_the_step():
     ex = ChunkExecutor(replan_steps=1, temporal_ensemble=0.0)
-    ex.add_chunk(np.array([[[1.0], [1.0]]]))   # covers steps 0-1
+    ex.add_chunk(np.array([[[1.0], [1.0]]]))  # covers steps 0-1
     assert ex.pop().tolist() == [[1.0]]
-    ex.add_chunk(np.array([[[3.0], [3.0]]]))   # covers steps 1-2
-    assert ex.pop().tolist() == [[2.0]]        # (1 + 3) / 2
-    ex.add_chunk(np.array([[[5.0], [5.0]]]))   # covers 2-3; the first chunk has expired
-    assert ex.pop().tolist() == [[4.0]]        # (3 + 5) / 2, not (1 + 3 + 5) / 3
+    ex.add_chunk(np.array([[[3.0], [3.0]]]))  # covers steps 1-2
+    assert ex.pop().tolist() == [[2.0]]  # (1 + 3) / 2
+    ex.add_chunk(np.array([[[5.0], [5.0]]]))  # covers 2-3; the first chunk has expired
+    assert ex.pop().tolist() == [[4.0]]  # (3 + 5) / 2, not (1 + 3 + 5) / 3
     assert len(ex._chunks) == 2

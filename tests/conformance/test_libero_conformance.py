@@ -28,8 +28,17 @@ def ckpts(tmp_path_factory):
 
 
 def _run(tmp_path, ckpts, policy, args=()):
-    return run_conformance(ConformanceRequest(suite="libero_spatial", policy=policy, out_dir=tmp_path / "conf", episodes=1,
-                                              tasks=TASK, policy_args=list(args), checkpoint_dir=ckpts))
+    return run_conformance(
+        ConformanceRequest(
+            suite="libero_spatial",
+            policy=policy,
+            out_dir=tmp_path / "conf",
+            episodes=1,
+            tasks=TASK,
+            policy_args=list(args),
+            checkpoint_dir=ckpts,
+        )
+    )
 
 
 @pytest.mark.parametrize("policy", ["vla_r1", "openvla", "pi0_remote"])
@@ -44,14 +53,25 @@ def test_vla_r1_shown_libero_rot180_fails_at_preprocess(tmp_path, ckpts):
     assert not rep.passed and rep.failing_stage() == "preprocess", rep.markdown()
 
 
-OBJECT_TASKS = ["pick_up_the_cream_cheese_and_place_it_in_the_basket", "pick_up_the_orange_juice_and_place_it_in_the_basket"]
+OBJECT_TASKS = [
+    "pick_up_the_cream_cheese_and_place_it_in_the_basket",
+    "pick_up_the_orange_juice_and_place_it_in_the_basket",
+]
 
 
 def test_vla_r1_oracle_puts_a_flat_box_and_a_tall_carton_in_the_basket(tmp_path, ckpts):
     """libero_object, episode 0 of two tasks the planner bridge used to lose: the cream cheese's first grasp
     closes on nothing (the bridge must notice and ask again), the orange juice carton hangs 10 cm below the
     fingers (the carry must clear the basket's wall with the carton, not with the fingers)."""
-    rep = run_conformance(ConformanceRequest(suite="libero_object", policy="vla_r1", out_dir=tmp_path / "conf", episodes=1,
-                                             tasks=OBJECT_TASKS, checkpoint_dir=ckpts))
+    rep = run_conformance(
+        ConformanceRequest(
+            suite="libero_object",
+            policy="vla_r1",
+            out_dir=tmp_path / "conf",
+            episodes=1,
+            tasks=OBJECT_TASKS,
+            checkpoint_dir=ckpts,
+        )
+    )
     assert [r.expert_success for r in rep.rows] == [1, 1]
     assert [r.oracle_success for r in rep.rows] == [1, 1], rep.markdown()

@@ -13,17 +13,28 @@ def _tabletop_priv(eef, quat_wxyz):
     R = Rotation.from_quat([quat_wxyz[1], quat_wxyz[2], quat_wxyz[3], quat_wxyz[0]]).as_matrix()
     return {
         "task": {"type": "on_top", "object": "cube", "support": "plate"},
-        "cube_pos": np.array([0.1, 0.0, 0.02]), "cube_quat": np.array([1.0, 0, 0, 0]), "cube_size": np.array([0.02] * 3),
-        "plate_pos": np.array([-0.1, 0.0, 0.0]), "plate_size": np.array([0.08, 0.08, 0.01]),
-        "eef_pos": eef, "eef_mat": R,
+        "cube_pos": np.array([0.1, 0.0, 0.02]),
+        "cube_quat": np.array([1.0, 0, 0, 0]),
+        "cube_size": np.array([0.02] * 3),
+        "plate_pos": np.array([-0.1, 0.0, 0.0]),
+        "plate_size": np.array([0.08, 0.08, 0.01]),
+        "eef_pos": eef,
+        "eef_mat": R,
         "proprio": {"eef_pos": eef, "eef_quat": quat_wxyz, "gripper_qpos": np.array([0.04, -0.04])},
     }
 
 
 def _wire(state_vec, priv):
     img = np.zeros((224, 224, 3), np.uint8)
-    return decode_obs({OPENPI_IMAGE: img, OPENPI_WRIST: img, OPENPI_STATE: state_vec.astype(np.float32),
-                       "prompt": "put the cube on the plate", "privileged": priv})
+    return decode_obs(
+        {
+            OPENPI_IMAGE: img,
+            OPENPI_WRIST: img,
+            OPENPI_STATE: state_vec.astype(np.float32),
+            "prompt": "put the cube on the plate",
+            "privileged": priv,
+        }
+    )
 
 
 def test_folded_rotvec_state_is_a_preprocess_failure_and_robosuite_axis_angle_is_not():

@@ -7,8 +7,18 @@ from vla_eval.record import EpisodeRecord
 
 
 def _rec(task="t", i=0, success=True, **kw) -> EpisodeRecord:
-    base = dict(run_id="r", suite="s", task=task, split="in_domain", episode_index=i, init_state_id=i, seed=i,
-                success=success, steps=10, termination="success" if success else "timeout")
+    base = dict(
+        run_id="r",
+        suite="s",
+        task=task,
+        split="in_domain",
+        episode_index=i,
+        init_state_id=i,
+        seed=i,
+        success=success,
+        steps=10,
+        termination="success" if success else "timeout",
+    )
     base.update(kw)
     return EpisodeRecord(**base)
 
@@ -18,17 +28,25 @@ def test_first_broken_stage_is_named():
     assert episode_stage(_rec(success=False, extras={"oracle_stage": ["preprocess"]}, parse_failures=1)) == "preprocess"
     assert episode_stage(_rec(success=False, parse_failures=2, outputs_checked=3)) == "parse"
     assert episode_stage(_rec(success=False, extras={"bridge_failure": [0, 1]})) == "convert"
-    assert episode_stage(_rec(success=False, extras={"oracle_action_mismatch": [1], "oracle_stage": ["convert"]})) == "convert"
+    assert (
+        episode_stage(_rec(success=False, extras={"oracle_action_mismatch": [1], "oracle_stage": ["convert"]}))
+        == "convert"
+    )
     assert episode_stage(_rec(success=False, termination="policy_error")) == "preprocess"  # failed before any output
-    assert episode_stage(_rec(success=False, termination="policy_error", extras={"oracle_text": ["<output>"]})) == "convert"
+    assert (
+        episode_stage(_rec(success=False, termination="policy_error", extras={"oracle_text": ["<output>"]}))
+        == "convert"
+    )
     assert episode_stage(_rec(success=False)) == "env"
 
 
 def test_gap_margin_and_not_applicable_tasks():
     expert = [_rec("a", i) for i in range(10)] + [_rec("b", i) for i in range(10)] + [_rec("c", i) for i in range(4)]
-    oracle = ([_rec("a", i, success=i != 0) for i in range(10)]
-              + [_rec("b", i, success=i > 2, parse_failures=int(i <= 2)) for i in range(10)]
-              + [_rec("c", i, success=False, extras={"oracle_stage": ["oracle"]}) for i in range(4)])
+    oracle = (
+        [_rec("a", i, success=i != 0) for i in range(10)]
+        + [_rec("b", i, success=i > 2, parse_failures=int(i <= 2)) for i in range(10)]
+        + [_rec("c", i, success=False, extras={"oracle_stage": ["oracle"]}) for i in range(4)]
+    )
     rep = compare("s", "p", oracle, expert, margin_points=10.0, tasks=["a", "b", "c"])
     rows = {r.task: r for r in rep.rows}
     assert rows["a"].gap_points == 10.0 and rows["a"].stages["env"] == 1

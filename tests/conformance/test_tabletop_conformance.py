@@ -20,9 +20,18 @@ def ckpts(tmp_path_factory):
 
 
 def _run(tmp_path, ckpts, policy, args=(), tasks=TASK, episodes=1, mutate=None):
-    return run_conformance(ConformanceRequest(suite="tabletop_basic", policy=policy, out_dir=tmp_path / "conf",
-                                              episodes=episodes, tasks=tasks, policy_args=list(args), checkpoint_dir=ckpts,
-                                              mutate=mutate))
+    return run_conformance(
+        ConformanceRequest(
+            suite="tabletop_basic",
+            policy=policy,
+            out_dir=tmp_path / "conf",
+            episodes=episodes,
+            tasks=tasks,
+            policy_args=list(args),
+            checkpoint_dir=ckpts,
+            mutate=mutate,
+        )
+    )
 
 
 def test_vla_r1_oracle_through_the_real_adapter_matches_the_expert(tmp_path, ckpts):
@@ -41,8 +50,24 @@ def test_vla_r1_affordance_variant_parses_and_runs(tmp_path, ckpts):
 
 
 def test_vla_r1_shown_a_mirrored_image_fails_at_preprocess_with_exit_1(tmp_path, ckpts, capsys):
-    code = main(["conformance", "--suite", "tabletop_basic", "--policy", "vla_r1", "--episodes", "1", "--tasks", *TASK,
-                 "--policy-arg", "image_orientation=libero_rot180", "--out-dir", str(tmp_path / "conf"), "--no-progress"])
+    code = main(
+        [
+            "conformance",
+            "--suite",
+            "tabletop_basic",
+            "--policy",
+            "vla_r1",
+            "--episodes",
+            "1",
+            "--tasks",
+            *TASK,
+            "--policy-arg",
+            "image_orientation=libero_rot180",
+            "--out-dir",
+            str(tmp_path / "conf"),
+            "--no-progress",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1
     assert "FAIL" in out and "stage 'preprocess'" in out

@@ -7,8 +7,19 @@ from vla_eval.record import EpisodeRecord
 
 
 def _rec(termination: str, error: str | None = None) -> EpisodeRecord:
-    return EpisodeRecord(run_id="r", suite="s", task="t", split="in_domain", episode_index=0, init_state_id=0, seed=0,
-                         success=termination == "success", steps=1, termination=termination, error=error)
+    return EpisodeRecord(
+        run_id="r",
+        suite="s",
+        task="t",
+        split="in_domain",
+        episode_index=0,
+        init_state_id=0,
+        seed=0,
+        success=termination == "success",
+        steps=1,
+        termination=termination,
+        error=error,
+    )
 
 
 def test_dead_policy_monitor_stops_only_on_an_unbroken_run_of_failures():

@@ -57,9 +57,18 @@ def test_seed_is_the_documented_digest():
         assert item.seed == ref(0, item.task, item.episode_index)
         assert item.init_state_id == item.episode_index  # seeded backends: the episode index
     order = [(i.task, i.split, i.episode_index) for i in build_plan(spec)]
-    assert order[:4] == [("pick_place_cube", "in_domain", 0), ("pick_place_cube", "in_domain", 1),
-                         ("pick_place_cube", "in_domain", 2), ("pick_place_cube", "ood_layout_light", 0)]
+    assert order[:4] == [
+        ("pick_place_cube", "in_domain", 0),
+        ("pick_place_cube", "in_domain", 1),
+        ("pick_place_cube", "in_domain", 2),
+        ("pick_place_cube", "ood_layout_light", 0),
+    ]
     first = build_plan(spec)[0]
-    assert first.to_dict() == {"task": "pick_place_cube", "split": "in_domain", "episode_index": 0, "init_state_id": 0,
-                               "seed": ref(0, "pick_place_cube", 0)}
+    assert first.to_dict() == {
+        "task": "pick_place_cube",
+        "split": "in_domain",
+        "episode_index": 0,
+        "init_state_id": 0,
+        "seed": ref(0, "pick_place_cube", 0),
+    }
     assert first.env_key == ("pick_place_cube", "in_domain") and first.key == ("pick_place_cube", "in_domain", 0)

@@ -33,27 +33,58 @@ def ray_head(tmp_path_factory):
     ray_bin = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
     port = _free_port()
     tests_dir = str(Path(__file__).parents[1])  # actors import the test doubles in tests/_faulty.py
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
-           "PYTHONPATH": os.pathsep.join(p for p in (tests_dir, os.environ.get("PYTHONPATH", "")) if p)}
-    subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-                    "--include-dashboard=false", "--disable-usage-stats"], check=True, env=env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    env = {
+        **os.environ,
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PYTHONPATH": os.pathsep.join(p for p in (tests_dir, os.environ.get("PYTHONPATH", "")) if p),
+    }
+    subprocess.run(
+        [
+            ray_bin,
+            "start",
+            "--head",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=120,
+    )
     yield f"127.0.0.1:{port}"
-    subprocess.run([ray_bin, "stop", "--force"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    subprocess.run(
+        [ray_bin, "stop", "--force"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120
+    )
 
 
 def _suite(tmp_path: Path, episodes: int) -> Path:
     path = tmp_path / "ray_suite.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "ray_mini", "backend": "tabletop", "tasks": ["pick_place_cube", "push_block"],
-        "episodes_per_task": episodes, "max_steps": 60, "cameras": ["agentview"], "image_size": [64, 64],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "ray_mini",
+                "backend": "tabletop",
+                "tasks": ["pick_place_cube", "push_block"],
+                "episodes_per_task": episodes,
+                "max_steps": 60,
+                "cameras": ["agentview"],
+                "image_size": [64, 64],
+            }
+        )
+    )
     return path
 
 
 def _with_test_doubles() -> dict:
     """A child environment whose imports see tests/_faulty.py (the driver loads the policy too)."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
+    }
 
 
 def _views(run_dir: Path):
@@ -64,14 +95,49 @@ def _views(run_dir: Path):
 def test_ray_run_with_killed_actor_matches_local(tmp_path, ray_head):
     suite = _suite(tmp_path, episodes=8)
     local = tmp_path / "local"
-    assert main(["run", "--suite", str(suite), "--policy", "random", "--workers", "1", "--run-dir", str(local),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                str(suite),
+                "--policy",
+                "random",
+                "--workers",
+                "1",
+                "--run-dir",
+                str(local),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
 
     run_dir = tmp_path / "ray"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vla_eval", "run", "--suite", str(suite), "--policy", "_faulty:SlowRandomPolicy",
-         "--workers", "2", "--executor", "ray", "--ray-address", ray_head, "--run-dir", str(run_dir), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_with_test_doubles(),
+        [
+            sys.executable,
+            "-m",
+            "vla_eval",
+            "run",
+            "--suite",
+            str(suite),
+            "--policy",
+            "_faulty:SlowRandomPolicy",
+            "--workers",
+            "2",
+            "--executor",
+            "ray",
+            "--ray-address",
+            ray_head,
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_with_test_doubles(),
     )
     killed = None
     deadline = time.time() + 180
@@ -100,11 +166,43 @@ def test_ray_run_with_killed_actor_matches_local(tmp_path, ray_head):
 def test_batched_envs_match_unbatched(tmp_path):
     suite = _suite(tmp_path, episodes=3)
     local = tmp_path / "local"
-    assert main(["run", "--suite", str(suite), "--policy", "random", "--workers", "1", "--run-dir", str(local),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                str(suite),
+                "--policy",
+                "random",
+                "--workers",
+                "1",
+                "--run-dir",
+                str(local),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     batched = tmp_path / "batched"
-    assert main(["run", "--suite", str(suite), "--policy", "random", "--workers", "2", "--batch-envs", "3",
-                 "--run-dir", str(batched), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                str(suite),
+                "--policy",
+                "random",
+                "--workers",
+                "2",
+                "--batch-envs",
+                "3",
+                "--run-dir",
+                str(batched),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert _views(batched)[0] == _views(local)[0]
 
 
@@ -112,8 +210,22 @@ def test_unreachable_address_fails_fast(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)  # the driver sets it for an explicit address; undo after
     suite = _suite(tmp_path, episodes=1)
     t0 = time.time()
-    rc = main(["run", "--suite", str(suite), "--policy", "noop", "--executor", "ray", "--ray-address",
-               f"127.0.0.1:{_free_port()}", "--run-dir", str(tmp_path / "r"), "--no-progress"])
+    rc = main(
+        [
+            "run",
+            "--suite",
+            str(suite),
+            "--policy",
+            "noop",
+            "--executor",
+            "ray",
+            "--ray-address",
+            f"127.0.0.1:{_free_port()}",
+            "--run-dir",
+            str(tmp_path / "r"),
+            "--no-progress",
+        ]
+    )
     assert rc == 2
     assert "no Ray cluster reachable" in capsys.readouterr().err
     assert time.time() - t0 < 30
@@ -132,15 +244,41 @@ def test_ray_policy_server_actor_restarted_after_crash(tmp_path, ray_head):
     run_dir, marker = tmp_path / "ray", tmp_path / "crashed"
     # a fresh process: Ray reads its auth mode when first imported, and this test module imported it already
     proc = subprocess.run(
-        [sys.executable, "-m", "vla_eval", "run", "--suite", str(suite), "--policy", "_faulty:ServerCrashingPolicy",
-         "--policy-arg", f"crash_seed={crash_seed}", "--policy-arg", f"marker={marker}", "--workers", "2",
-         "--executor", "ray", "--ray-address", ray_head, "--policy-server", "auto", "--run-dir", str(run_dir), "--no-progress"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "vla_eval",
+            "run",
+            "--suite",
+            str(suite),
+            "--policy",
+            "_faulty:ServerCrashingPolicy",
+            "--policy-arg",
+            f"crash_seed={crash_seed}",
+            "--policy-arg",
+            f"marker={marker}",
+            "--workers",
+            "2",
+            "--executor",
+            "ray",
+            "--ray-address",
+            ray_head,
+            "--policy-server",
+            "auto",
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
         env=_with_test_doubles(),
     )
     logs = proc.stdout + proc.stderr[-3000:]
     assert proc.returncode == 0, logs
     assert marker.exists() and "policy server actor died" in proc.stderr  # it really died and was replaced
     views, records = _views(run_dir)
-    assert sorted((v["seed"], v["termination"], v["steps"]) for v in views) == sorted((i.seed, "timeout", 60) for i in plan), logs
+    assert sorted((v["seed"], v["termination"], v["steps"]) for v in views) == sorted(
+        (i.seed, "timeout", 60) for i in plan
+    ), logs
     assert [r.attempts for r in records if r.seed == crash_seed] == [2]

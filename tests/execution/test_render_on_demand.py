@@ -50,9 +50,17 @@ def _counting_env(monkeypatch):
 
 
 def _settings(render="on_demand", video=None, max_steps=20, settle=0, **kw):
-    return EpisodeSettings(run_id="r", suite="s", max_steps={"t": max_steps}, settle_steps=settle,
-                           settle_action=(0, 0, 0, 0, 0, 0, -1), replan_steps=5, video_camera=video, render=render,
-                           **kw)
+    return EpisodeSettings(
+        run_id="r",
+        suite="s",
+        max_steps={"t": max_steps},
+        settle_steps=settle,
+        settle_action=(0, 0, 0, 0, 0, 0, -1),
+        replan_steps=5,
+        video_camera=video,
+        render=render,
+        **kw,
+    )
 
 
 ITEM = PlanItem(task="t", split="in_domain", episode_index=0, init_state_id=0, seed=3)
@@ -61,7 +69,7 @@ ITEM = PlanItem(task="t", split="in_domain", episode_index=0, init_state_id=0, s
 def test_policy_cameras_are_drawn_only_on_the_steps_the_policy_is_queried(monkeypatch):
     env, drawn = _counting_env(monkeypatch)
     policy = _Chunked(cameras=("agentview",))
-    (record, ok), = run_episodes([env], policy, [ITEM], _settings())
+    ((record, ok),) = run_episodes([env], policy, [ITEM], _settings())
     assert ok and record.steps == 20 and record.policy_calls == 4
     assert drawn == [(i, "agentview") for i in (0, 5, 10, 15)]  # queried after reset and every 5th step; no wrist
     assert policy.seen == [("agentview",)] * 4
@@ -70,7 +78,7 @@ def test_policy_cameras_are_drawn_only_on_the_steps_the_policy_is_queried(monkey
 
 def test_eager_rendering_draws_every_camera_every_step(monkeypatch):
     env, drawn = _counting_env(monkeypatch)
-    (record, _), = run_episodes([env], _Chunked(cameras=("agentview",)), [ITEM], _settings(render="eager"))
+    ((record, _),) = run_episodes([env], _Chunked(cameras=("agentview",)), [ITEM], _settings(render="eager"))
     assert len(drawn) == 2 * (record.steps + 1)
     env.close()
 
@@ -85,7 +93,7 @@ def test_settle_steps_render_nothing_but_the_first_observation(monkeypatch):
 def test_video_frames_come_from_the_video_camera_every_other_step(monkeypatch):
     env, drawn = _counting_env(monkeypatch)
     frames: list = []
-    (record, _), = run_episodes([env], _Chunked(cameras=("wrist",)), [ITEM], _settings(video="agentview"), [frames])
+    ((record, _),) = run_episodes([env], _Chunked(cameras=("wrist",)), [ITEM], _settings(video="agentview"), [frames])
     assert [i for i, cam in drawn if cam == "agentview"] == list(range(0, 21, 2))
     assert [i for i, cam in drawn if cam == "wrist"] == [0, 5, 10, 15]
     assert len(frames) == 11 and frames[0].shape == (32, 32, 3)
@@ -135,8 +143,9 @@ def test_image_noise_does_not_depend_on_which_frames_were_rendered():
 
 
 # ------------------------------------------------------------------ records identical, eager vs on demand
-def _cut(suite: str, tasks: list[str] | None, image_size: int, cameras: list[str] | None = None,
-         max_steps: int | None = None) -> SuiteSpec:
+def _cut(
+    suite: str, tasks: list[str] | None, image_size: int, cameras: list[str] | None = None, max_steps: int | None = None
+) -> SuiteSpec:
     data = load_suite(suite).model_dump(mode="json")
     if tasks is not None:
         data["tasks"] = [t for t in data["tasks"] if t["name"] in tasks]
@@ -155,8 +164,18 @@ def _cut(suite: str, tasks: list[str] | None, image_size: int, cameras: list[str
 
 def _outcomes(tmp_path, spec, policy, render: str, args=()) -> list[tuple]:
     out = tmp_path / render
-    run(RunRequest(suite=spec, policy=policy, policy_args=list(args), workers=1, run_dir=out, progress=False,
-                   render=render, dead_policy_episodes=10**6))
+    run(
+        RunRequest(
+            suite=spec,
+            policy=policy,
+            policy_args=list(args),
+            workers=1,
+            run_dir=out,
+            progress=False,
+            render=render,
+            dead_policy_episodes=10**6,
+        )
+    )
     with RunStore(out, readonly=True) as store:
         recs = sorted(store.records(), key=lambda r: (r.task, r.episode_index))
     return [(r.task, r.success, r.steps, r.termination, r.final_state_digest, r.policy_calls) for r in recs]
@@ -175,11 +194,22 @@ def _openvla_oracle(ckpts):
     from vla_eval.policy_config import PolicyConfig, resolve_policy
 
     user = resolve_policy("openvla", [])
-    args = {**user.args, "checkpoint": str(build_llava_oracle_checkpoint(ckpts / "llava_oracle")), "device": "cpu",
-            "dtype": "float32", "trust_remote_code": False, "model_class": "auto", "append_token_id": None,
-            "unnorm_key": "conformance"}
-    return PolicyConfig(name="openvla_oracle", adapter="vla_eval.conformance.openvla_oracle:OpenVlaOracle", args=args,
-                        execution=user.execution)
+    args = {
+        **user.args,
+        "checkpoint": str(build_llava_oracle_checkpoint(ckpts / "llava_oracle")),
+        "device": "cpu",
+        "dtype": "float32",
+        "trust_remote_code": False,
+        "model_class": "auto",
+        "append_token_id": None,
+        "unnorm_key": "conformance",
+    }
+    return PolicyConfig(
+        name="openvla_oracle",
+        adapter="vla_eval.conformance.openvla_oracle:OpenVlaOracle",
+        args=args,
+        execution=user.execution,
+    )
 
 
 def _pi0_oracle():
@@ -190,8 +220,12 @@ def _pi0_oracle():
     server = start_oracle_server(replan_steps=5, chunk=10)
     args = {**user.args, "uri": server.url, "send_privileged": True, "send_reset": True, "check_health": True}
     args.pop("host", None), args.pop("port", None)
-    return server, PolicyConfig(name="pi0_remote_oracle", adapter="vla_eval.conformance.openpi_oracle:OracleClient",
-                                args=args, execution=user.execution)
+    return server, PolicyConfig(
+        name="pi0_remote_oracle",
+        adapter="vla_eval.conformance.openpi_oracle:OracleClient",
+        args=args,
+        execution=user.execution,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -222,8 +256,10 @@ def test_tabletop_pi0_oracle_records_identical(tmp_path):
     assert any(r[1] for r in rows)
 
 
-LIBERO_TASKS = ["pick_up_the_black_bowl_between_the_plate_and_the_ramekin_and_place_it_on_the_plate",
-                "pick_up_the_black_bowl_next_to_the_ramekin_and_place_it_on_the_plate"]
+LIBERO_TASKS = [
+    "pick_up_the_black_bowl_between_the_plate_and_the_ramekin_and_place_it_on_the_plate",
+    "pick_up_the_black_bowl_next_to_the_ramekin_and_place_it_on_the_plate",
+]
 
 
 def _libero_cut(**kw):

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from vla_eval.execution.plan import PlanItem
-from vla_eval.policies.base import LIBERO_DELTA_EEF, ActionChunk, Policy
 from vla_eval.execution.rollout import EpisodeSettings, run_episode, run_episodes
+from vla_eval.policies.base import LIBERO_DELTA_EEF, ActionChunk, Policy
 
 
 class RecordingEnv:
@@ -76,8 +76,15 @@ class ChunkPolicy(Policy):
 
 
 def _settings(max_steps=7, replan=None, ensemble=None, settle=0):
-    return EpisodeSettings(run_id="r", suite="s", max_steps={"t": max_steps}, settle_steps=settle,
-                           settle_action=(0, 0, 0, 0, 0, 0, -1.0), replan_steps=replan, temporal_ensemble=ensemble)
+    return EpisodeSettings(
+        run_id="r",
+        suite="s",
+        max_steps={"t": max_steps},
+        settle_steps=settle,
+        settle_action=(0, 0, 0, 0, 0, 0, -1.0),
+        replan_steps=replan,
+        temporal_ensemble=ensemble,
+    )
 
 
 ITEM = PlanItem(task="t", split="in_domain", episode_index=0, init_state_id=0, seed=1)
@@ -228,12 +235,25 @@ def test_record_fields_frames_and_timings():
 
     env = ImageEnv()
     frames: list = []
-    settings = EpisodeSettings(run_id="run-x", suite="suite-y", max_steps={"t": 3}, settle_steps=1,
-                               settle_action=(0, 0, 0, 0, 0, 0, -1.0), video_camera="cam")
+    settings = EpisodeSettings(
+        run_id="run-x",
+        suite="suite-y",
+        max_steps={"t": 3},
+        settle_steps=1,
+        settle_action=(0, 0, 0, 0, 0, 0, -1.0),
+        video_camera="cam",
+    )
     item = PlanItem(task="t", split="ood", episode_index=4, init_state_id=2, seed=99)
     rec, ok = run_episode(env, Slow(length=2), item, settings, frames)
     assert (rec.run_id, rec.suite, rec.task, rec.split, rec.episode_index, rec.init_state_id, rec.seed) == (
-        "run-x", "suite-y", "t", "ood", 4, 2, 99)
+        "run-x",
+        "suite-y",
+        "t",
+        "ood",
+        4,
+        2,
+        99,
+    )
     assert rec.instruction == "task at 0"  # the instruction at reset, not after settling
     assert [int(f[0, 0, 0]) for f in frames] == [1, 2, 3, 4]  # after settle, then one per counted step
     assert rec.policy_time_s >= 2 * 0.002 and rec.sim_time_s > 0 and rec.wall_time_s >= rec.policy_time_s
@@ -323,9 +343,14 @@ def test_a_nan_row_fails_only_its_own_episode():
     assert r1.error == "invalid policy output: actions contain NaN or infinite values"
 
 
-@pytest.mark.parametrize("mode,message", [("shape", "invalid policy output: actions have shape (2, 2, 5), expected (2, T>=1, 7)"),
-                                          ("space", "invalid policy output: no stateless conversion from joint to the env's delta_eef"),
-                                          ("reset", "policy reset failed: RuntimeError: cannot load")])
+@pytest.mark.parametrize(
+    "mode,message",
+    [
+        ("shape", "invalid policy output: actions have shape (2, 2, 5), expected (2, T>=1, 7)"),
+        ("space", "invalid policy output: no stateless conversion from joint to the env's delta_eef"),
+        ("reset", "policy reset failed: RuntimeError: cannot load"),
+    ],
+)
 def test_malformed_output_or_reset_fails_every_episode_with_its_reason(mode, message):
     out = run_episodes([RecordingEnv(), RecordingEnv()], RowPolicy(mode), ITEMS2, _settings(max_steps=3))
     for rec, ok in out:
@@ -348,7 +373,15 @@ def test_failed_record_is_an_env_error_with_the_plan_item():
 
     item = PlanItem(task="t", split="s", episode_index=3, init_state_id=5, seed=8)
     rec = failed_record(_settings(), item, "worker died", attempts=2)
-    assert (rec.run_id, rec.suite, rec.task, rec.split, rec.episode_index, rec.init_state_id, rec.seed) == ("r", "s", "t", "s", 3, 5, 8)
+    assert (rec.run_id, rec.suite, rec.task, rec.split, rec.episode_index, rec.init_state_id, rec.seed) == (
+        "r",
+        "s",
+        "t",
+        "s",
+        3,
+        5,
+        8,
+    )
     assert rec.termination == "env_error" and not rec.success and rec.steps == 0
     assert rec.error == "worker died" and rec.attempts == 2 and rec.finished_at
 

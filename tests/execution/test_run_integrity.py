@@ -29,10 +29,15 @@ def _suite(tmp_path: Path, **overrides) -> Path:
         "splits": [
             {"name": "in_domain"},
             {"name": "ood_light", "out_of_domain": True, "perturbations": [{"type": "lighting", "scale": 0.35}]},
-            {"name": "ood_layout", "out_of_domain": True, "perturbations": [{"type": "lighting", "scale": 0.8}],
-             "task_perturbations": {
-                 "pick_place_cube": [{"type": "object_layout", "objects": {"red_cube": {"x": [0.09, 0.12]}}}],
-                 "push_block": [{"type": "object_layout", "objects": {"blue_block": {"x": [0.08, 0.11]}}}]}},
+            {
+                "name": "ood_layout",
+                "out_of_domain": True,
+                "perturbations": [{"type": "lighting", "scale": 0.8}],
+                "task_perturbations": {
+                    "pick_place_cube": [{"type": "object_layout", "objects": {"red_cube": {"x": [0.09, 0.12]}}}],
+                    "push_block": [{"type": "object_layout", "objects": {"blue_block": {"x": [0.08, 0.11]}}}],
+                },
+            },
         ],
     }
     data.update(overrides)
@@ -47,23 +52,44 @@ def _records(run_dir: Path):
 
 
 def _run(suite, run_dir, *extra, policy="scripted"):
-    return main(["run", "--suite", str(suite), "--policy", policy, "--workers", "1", "--run-dir", str(run_dir),
-                 "--no-progress", *extra])
+    return main(
+        [
+            "run",
+            "--suite",
+            str(suite),
+            "--policy",
+            policy,
+            "--workers",
+            "1",
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 @pytest.mark.slow
 def test_resume_across_splits_equals_an_uninterrupted_run(tmp_path, capsys):
     # step limits at the scripted expert's typical episode length: some episodes succeed, some time out
-    suite = _suite(tmp_path, tasks=[{"name": "pick_place_cube", "max_steps": 29}, {"name": "push_block", "max_steps": 21}])
+    suite = _suite(
+        tmp_path, tasks=[{"name": "pick_place_cube", "max_steps": 29}, {"name": "push_block", "max_steps": 21}]
+    )
     fresh, resumed = tmp_path / "fresh", tmp_path / "resumed"
     assert _run(suite, fresh) == 0
     assert _run(suite, resumed) == 0
     full = {r.key: r for r in _records(resumed)}
     assert len(full) == 2 * 3 * 3
     # an interrupted run: some episodes of every split and both tasks never got stored
-    lost = {("pick_place_cube", "in_domain", 2), ("push_block", "in_domain", 0), ("pick_place_cube", "ood_light", 1),
-            ("push_block", "ood_light", 1), ("push_block", "ood_light", 2), ("pick_place_cube", "ood_layout", 0),
-            ("push_block", "ood_layout", 2)}
+    lost = {
+        ("pick_place_cube", "in_domain", 2),
+        ("push_block", "in_domain", 0),
+        ("pick_place_cube", "ood_light", 1),
+        ("push_block", "ood_light", 1),
+        ("push_block", "ood_light", 2),
+        ("pick_place_cube", "ood_layout", 0),
+        ("push_block", "ood_layout", 2),
+    }
     assert lost <= set(full)
     conn = sqlite3.connect(resumed / DB_NAME)
     conn.executemany("DELETE FROM episodes WHERE task=? AND split=? AND episode_index=?", sorted(lost))
@@ -86,7 +112,9 @@ def test_resume_across_splits_equals_an_uninterrupted_run(tmp_path, capsys):
 
 
 def test_resume_refuses_another_policy_or_policy_args(tmp_path, capsys):
-    suite = _suite(tmp_path, tasks=["pick_place_cube"], episodes_per_task=1, max_steps=2, splits=[{"name": "in_domain"}])
+    suite = _suite(
+        tmp_path, tasks=["pick_place_cube"], episodes_per_task=1, max_steps=2, splits=[{"name": "in_domain"}]
+    )
     run_dir = tmp_path / "run"
     assert _run(suite, run_dir, policy="noop") == 0
     capsys.readouterr()
@@ -105,7 +133,9 @@ def test_resume_refuses_another_policy_or_policy_args(tmp_path, capsys):
 
 
 def test_resume_refuses_another_checkpoint_or_a_changed_one(tmp_path, capsys):
-    suite = _suite(tmp_path, tasks=["pick_place_cube"], episodes_per_task=1, max_steps=2, splits=[{"name": "in_domain"}])
+    suite = _suite(
+        tmp_path, tasks=["pick_place_cube"], episodes_per_task=1, max_steps=2, splits=[{"name": "in_domain"}]
+    )
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
     (ckpt / "config.json").write_text('{"hidden": 8}')
@@ -128,7 +158,9 @@ def test_resume_refuses_another_checkpoint_or_a_changed_one(tmp_path, capsys):
 
 
 def _single(tmp_path, max_steps):
-    return _suite(tmp_path, tasks=["pick_place_cube"], episodes_per_task=1, max_steps=max_steps, splits=[{"name": "in_domain"}])
+    return _suite(
+        tmp_path, tasks=["pick_place_cube"], episodes_per_task=1, max_steps=max_steps, splits=[{"name": "in_domain"}]
+    )
 
 
 @pytest.mark.parametrize("replan", [None, 3])
@@ -151,12 +183,24 @@ def test_execution_block_of_a_policy_file_and_policy_arg_reach_the_rollout(tmp_p
     assert _records(run_dir)[0].policy_calls == math.ceil(steps / 4)
     # temporal ensembling implies a new chunk every step
     run_dir = tmp_path / "ensemble"
-    assert _run(_single(tmp_path, steps), run_dir, "--policy-arg", "execution.temporal_ensemble=0.01",
-                policy=str(pfile)) == 0
+    assert (
+        _run(_single(tmp_path, steps), run_dir, "--policy-arg", "execution.temporal_ensemble=0.01", policy=str(pfile))
+        == 0
+    )
     assert _records(run_dir)[0].policy_calls == math.ceil(steps / 4)  # the file's replan_steps still holds
     run_dir = tmp_path / "ensemble_only"
-    assert _run(_single(tmp_path, steps), run_dir, "--policy-arg", "chunk_size=6",
-                "--policy-arg", "execution={temporal_ensemble: 0.01}", policy="noop") == 0
+    assert (
+        _run(
+            _single(tmp_path, steps),
+            run_dir,
+            "--policy-arg",
+            "chunk_size=6",
+            "--policy-arg",
+            "execution={temporal_ensemble: 0.01}",
+            policy="noop",
+        )
+        == 0
+    )
     assert _records(run_dir)[0].policy_calls == steps
 
 
@@ -183,8 +227,12 @@ def test_runner_writes_through_a_durable_connection(tmp_path, monkeypatch):
     original = RunStore.add
 
     def spy(self, record):
-        seen.append((self._conn.execute("PRAGMA synchronous").fetchone()[0],
-                     self._conn.execute("PRAGMA journal_mode").fetchone()[0]))
+        seen.append(
+            (
+                self._conn.execute("PRAGMA synchronous").fetchone()[0],
+                self._conn.execute("PRAGMA journal_mode").fetchone()[0],
+            )
+        )
         return original(self, record)
 
     monkeypatch.setattr(RunStore, "add", spy)
@@ -196,5 +244,6 @@ def test_plan_covers_every_split_once(tmp_path):
     spec = load_suite(str(_suite(tmp_path)))
     plan = build_plan(spec)
     assert sorted({(i.task, i.split) for i in plan}) == sorted(
-        (t, s) for t in ("pick_place_cube", "push_block") for s in ("in_domain", "ood_light", "ood_layout"))
+        (t, s) for t in ("pick_place_cube", "push_block") for s in ("in_domain", "ood_light", "ood_layout")
+    )
     assert len(plan) == len({i.key for i in plan}) == 18

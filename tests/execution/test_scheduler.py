@@ -27,8 +27,9 @@ SETTINGS = EpisodeSettings(run_id="r", suite="s", max_steps={"a": 5, "b": 5}, se
 
 
 def _config(**limits) -> WorkerConfig:
-    return WorkerConfig(spec=None, policy=None, settings=SETTINGS, run_dir="", videos=None, cameras=(),
-                        limits=Limits(**limits))
+    return WorkerConfig(
+        spec=None, policy=None, settings=SETTINGS, run_dir="", videos=None, cameras=(), limits=Limits(**limits)
+    )
 
 
 def _items(n: int, task: str = "a") -> list[PlanItem]:
@@ -54,9 +55,13 @@ class FakeStarter:
     def start(self, config):
         handle = _Handle()
         self.started += 1
-        self.queue.append({"ready": WorkerEvent("ready", handle, 1),
-                           "fatal": WorkerEvent("fatal", handle, "could not start worker: ImportError: no torch"),
-                           "dies": WorkerEvent("died", handle, "worker process died (exit code -11)")}[self.start_as])
+        self.queue.append(
+            {
+                "ready": WorkerEvent("ready", handle, 1),
+                "fatal": WorkerEvent("fatal", handle, "could not start worker: ImportError: no torch"),
+                "dies": WorkerEvent("died", handle, "worker process died (exit code -11)"),
+            }[self.start_as]
+        )
         return handle
 
     def send(self, handle, items):
@@ -105,8 +110,11 @@ def _run(starter, items, workers=2, batch_envs=1, supervisor=None, **limits):
 def test_an_episode_that_kills_its_worker_once_is_retried_once_and_others_are_untouched():
     starter = FakeStarter({("a", 1): ["crash"]})
     recs, summary = _run(starter, _items(3))
-    assert {i: (r.termination, r.attempts) for i, r in recs.items()} == {0: ("timeout", 1), 1: ("timeout", 2),
-                                                                         2: ("timeout", 1)}
+    assert {i: (r.termination, r.attempts) for i, r in recs.items()} == {
+        0: ("timeout", 1),
+        1: ("timeout", 2),
+        2: ("timeout", 1),
+    }
     assert summary.retried == [("a", "in_domain", 1)] and summary.worker_deaths == 1
     assert starter.started == 3  # two workers and one replacement
 
@@ -203,22 +211,44 @@ def test_both_executors_charge_deaths_and_lost_servers_alike(tmp_path, executor,
     from vla_eval.spec import load_suite
 
     suite = tmp_path / "suite.yaml"
-    suite.write_text(yaml.safe_dump({
-        "name": "faults", "backend": "tabletop", "tasks": ["pick_place_cube"], "episodes_per_task": 4,
-        "max_steps": 5, "cameras": [], "image_size": [32, 32], "splits": [{"name": "in_domain"}]}))
+    suite.write_text(
+        yaml.safe_dump(
+            {
+                "name": "faults",
+                "backend": "tabletop",
+                "tasks": ["pick_place_cube"],
+                "episodes_per_task": 4,
+                "max_steps": 5,
+                "cameras": [],
+                "image_size": [32, 32],
+                "splits": [{"name": "in_domain"}],
+            }
+        )
+    )
     seeds = [i.seed for i in build_plan(load_suite(str(suite)))]
     faults = {seeds[1]: ["crash"], seeds[2]: ["crash"] * 5, seeds[3]: ["lost", "crash"]}
     run_dir = tmp_path / "run"
     t = time.monotonic()
-    out = run(RunRequest(suite=str(suite), policy="_faulty:FaultPlanPolicy", workers=2, executor=executor,
-                         policy_args=[f"faults={faults}", f"marker_dir={tmp_path / 'markers'}"],
-                         run_dir=run_dir, progress=False))
+    out = run(
+        RunRequest(
+            suite=str(suite),
+            policy="_faulty:FaultPlanPolicy",
+            workers=2,
+            executor=executor,
+            policy_args=[f"faults={faults}", f"marker_dir={tmp_path / 'markers'}"],
+            run_dir=run_dir,
+            progress=False,
+        )
+    )
     assert time.monotonic() - t < 240
     with RunStore(run_dir, readonly=True) as store:
         recs = sorted(store.records(), key=lambda r: r.episode_index)
     assert [(r.termination, r.attempts) for r in recs] == [
-        ("timeout", 1), ("timeout", 2), ("env_error", MAX_ATTEMPTS), ("timeout", 3)]
+        ("timeout", 1),
+        ("timeout", 2),
+        ("env_error", MAX_ATTEMPTS),
+        ("timeout", 3),
+    ]
     assert "died" in recs[2].error and f"on {MAX_ATTEMPTS} attempts" in recs[2].error
-    assert sorted(out.execution.retried) == sorted(
-        [r.key for r in recs[1:2]] + [recs[2].key] + [recs[3].key] * 2)
+    assert sorted(out.execution.retried) == sorted([r.key for r in recs[1:2]] + [recs[2].key] + [recs[3].key] * 2)
     assert out.execution.worker_deaths == 5 and out.execution.recycled == []

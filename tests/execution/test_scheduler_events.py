@@ -11,6 +11,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from test_scheduler import FakeStarter, _config, _items, _run
+
 from vla_eval.execution.scheduler import Scheduler, WorkerEvent
 
 

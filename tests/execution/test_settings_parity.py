@@ -35,12 +35,28 @@ def _cut(suite: str, task: str, image_size: int) -> SuiteSpec:
 
 def _both(tmp_path, spec: SuiteSpec, probe: str):
     run_log, demo_log = tmp_path / "run.jsonl", tmp_path / "demo.jsonl"
-    run(RunRequest(suite=spec, policy=f"_first_obs_probe:{probe}", policy_args=[f"log={run_log}"], workers=1,
-                   run_dir=tmp_path / "run", progress=False))
+    run(
+        RunRequest(
+            suite=spec,
+            policy=f"_first_obs_probe:{probe}",
+            policy_args=[f"log={run_log}"],
+            workers=1,
+            run_dir=tmp_path / "run",
+            progress=False,
+        )
+    )
     with RunStore(tmp_path / "run", readonly=True) as store:
         (record,) = list(store.records())
-    summary = record_demos(spec, f"_first_obs_probe:{probe}", tmp_path / "demos", episodes=1, seed=spec.seed,
-                           policy_args=[f"log={demo_log}"], keep_failures=True, progress=False)
+    summary = record_demos(
+        spec,
+        f"_first_obs_probe:{probe}",
+        tmp_path / "demos",
+        episodes=1,
+        seed=spec.seed,
+        policy_args=[f"log={demo_log}"],
+        keep_failures=True,
+        progress=False,
+    )
     task = spec.tasks[0].name
     assert summary.kept[task] == 1
     with h5py.File(summary.files[task], "r") as f:

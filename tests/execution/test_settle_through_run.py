@@ -12,8 +12,8 @@ import json
 
 import pytest
 import yaml
-
 from _recording import POLICY_ACTION
+
 from vla_eval.cli.main import main
 from vla_eval.store import RunStore
 
@@ -28,14 +28,40 @@ def test_env_receives_the_suites_settle_actions_before_the_policys_first(tmp_pat
     log = tmp_path / "events.jsonl"
     monkeypatch.setenv("VLA_EVAL_TEST_RECORD_LOG", str(log))
     suite = tmp_path / "settle.yaml"
-    suite.write_text(yaml.safe_dump({
-        "name": "settle_probe", "backend": "_recording:RecordingBackend", "tasks": ["push_block", "open_drawer"],
-        "episodes_per_task": 2, "max_steps": MAX_STEPS, "settle_steps": SETTLE_STEPS, "settle_action": SETTLE_ACTION,
-        "cameras": ["agentview"], "image_size": [32, 32], "splits": [{"name": "in_domain"}],
-    }))
+    suite.write_text(
+        yaml.safe_dump(
+            {
+                "name": "settle_probe",
+                "backend": "_recording:RecordingBackend",
+                "tasks": ["push_block", "open_drawer"],
+                "episodes_per_task": 2,
+                "max_steps": MAX_STEPS,
+                "settle_steps": SETTLE_STEPS,
+                "settle_action": SETTLE_ACTION,
+                "cameras": ["agentview"],
+                "image_size": [32, 32],
+                "splits": [{"name": "in_domain"}],
+            }
+        )
+    )
     run_dir = tmp_path / "run"
-    assert main(["run", "--suite", str(suite), "--policy", "_recording:LoggingPolicy", "--workers", str(workers),
-                 "--run-dir", str(run_dir), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                str(suite),
+                "--policy",
+                "_recording:LoggingPolicy",
+                "--workers",
+                str(workers),
+                "--run-dir",
+                str(run_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     with RunStore(run_dir, readonly=True) as store:
         records = list(store.records())
     assert len(records) == 4

@@ -23,23 +23,53 @@ SHORT_STEPS = 4
 @pytest.mark.slow
 def test_videos_failures_writes_exactly_the_failed_episodes(tmp_path):
     suite = tmp_path / "mixed.yaml"
-    suite.write_text(yaml.safe_dump({
-        "name": "mixed_outcomes", "backend": "tabletop",
-        "tasks": ["open_drawer", {"name": "pick_place_cube", "max_steps": SHORT_STEPS}],
-        "episodes_per_task": 2, "max_steps": 200, "cameras": ["agentview"], "image_size": [32, 32],
-        "splits": [{"name": "in_domain"}],
-    }))
+    suite.write_text(
+        yaml.safe_dump(
+            {
+                "name": "mixed_outcomes",
+                "backend": "tabletop",
+                "tasks": ["open_drawer", {"name": "pick_place_cube", "max_steps": SHORT_STEPS}],
+                "episodes_per_task": 2,
+                "max_steps": 200,
+                "cameras": ["agentview"],
+                "image_size": [32, 32],
+                "splits": [{"name": "in_domain"}],
+            }
+        )
+    )
     plan = build_plan(load_suite(str(suite)))
     bad_seed = next(i.seed for i in plan if i.task == "open_drawer" and i.episode_index == 1)
     run_dir = tmp_path / "run"
-    assert main(["run", "--suite", str(suite), "--policy", "_faulty:ScriptedWithErrors",
-                 "--policy-arg", f"bad_seeds=[{bad_seed}]", "--videos", "failures", "--workers", "2",
-                 "--run-dir", str(run_dir), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                str(suite),
+                "--policy",
+                "_faulty:ScriptedWithErrors",
+                "--policy-arg",
+                f"bad_seeds=[{bad_seed}]",
+                "--videos",
+                "failures",
+                "--workers",
+                "2",
+                "--run-dir",
+                str(run_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     with RunStore(run_dir, readonly=True) as store:
         records = {(r.task, r.episode_index): r for r in store.records()}
     outcomes = {key: r.termination for key, r in records.items()}
-    assert outcomes == {("open_drawer", 0): "success", ("open_drawer", 1): "policy_error",
-                        ("pick_place_cube", 0): "timeout", ("pick_place_cube", 1): "timeout"}
+    assert outcomes == {
+        ("open_drawer", 0): "success",
+        ("open_drawer", 1): "policy_error",
+        ("pick_place_cube", 0): "timeout",
+        ("pick_place_cube", 1): "timeout",
+    }
 
     failed = {key for key, r in records.items() if not r.success}
     with_video = {key for key, r in records.items() if r.video_path}

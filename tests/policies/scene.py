@@ -55,7 +55,9 @@ def render_depth(cam: CameraModel) -> np.ndarray:
     return depth.reshape(h, w).astype(np.float32)
 
 
-def make_obs(h: int = 128, w: int = 128, convention: str = "opencv", eef=(0.45, -0.1, 0.25), instruction="pick up the cube"):
+def make_obs(
+    h: int = 128, w: int = 128, convention: str = "opencv", eef=(0.45, -0.1, 0.25), instruction="pick up the cube"
+):
     T = look_at([1.1, 0.0, 0.7], [0.5, 0.0, 0.0])
     if convention == "opengl":
         T = to_opengl(T)
@@ -66,7 +68,10 @@ def make_obs(h: int = 128, w: int = 128, convention: str = "opencv", eef=(0.45, 
     if convention == "opengl":
         params["convention"] = "opengl"
     obs = {
-        "images": {"agentview": rng.integers(0, 255, (h, w, 3), dtype=np.uint8), "wrist": rng.integers(0, 255, (h, w, 3), dtype=np.uint8)},
+        "images": {
+            "agentview": rng.integers(0, 255, (h, w, 3), dtype=np.uint8),
+            "wrist": rng.integers(0, 255, (h, w, 3), dtype=np.uint8),
+        },
         "depth": {"agentview": depth},
         "camera_params": {"agentview": params},
         "state": {
@@ -80,7 +85,9 @@ def make_obs(h: int = 128, w: int = 128, convention: str = "opencv", eef=(0.45, 
     return obs, cam
 
 
-def simulate(policy, obs: dict, steps: int, position_scale: float = 0.05) -> tuple[np.ndarray, list[np.ndarray], list[dict]]:
+def simulate(
+    policy, obs: dict, steps: int, position_scale: float = 0.05
+) -> tuple[np.ndarray, list[np.ndarray], list[dict]]:
     """A perfect point-mass EEF: ``eef += action[:3] * scale`` per step. Returns final eef, actions, extras."""
     eef = np.array(obs["state"]["eef_pos"], dtype=float)
     actions, extras = [], []

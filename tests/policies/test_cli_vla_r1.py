@@ -15,14 +15,41 @@ from vla_eval.store import RunStore
 def test_run_vla_r1_tiny_records_format_validity_and_latency(tiny_qwen, tmp_path: Path):
     pytest.importorskip("vla_eval.sims.tabletop.env")
     suite = tmp_path / "mini.yaml"
-    suite.write_text(yaml.safe_dump({
-        "name": "mini", "backend": "tabletop", "tasks": ["pick_place_cube"], "episodes_per_task": 1,
-        "max_steps": 12, "cameras": ["agentview"], "image_size": [64, 64], "splits": [{"name": "in_domain"}],
-    }))
+    suite.write_text(
+        yaml.safe_dump(
+            {
+                "name": "mini",
+                "backend": "tabletop",
+                "tasks": ["pick_place_cube"],
+                "episodes_per_task": 1,
+                "max_steps": 12,
+                "cameras": ["agentview"],
+                "image_size": [64, 64],
+                "splits": [{"name": "in_domain"}],
+            }
+        )
+    )
     run_dir = tmp_path / "run"
-    rc = main(["run", "--suite", str(suite), "--policy", "vla_r1", "--policy-arg", f"checkpoint={tiny_qwen}",
-               "--policy-arg", "max_new_tokens=8", "--policy-arg", "retry_after_steps=4",
-               "--workers", "1", "--run-dir", str(run_dir), "--no-progress"])
+    rc = main(
+        [
+            "run",
+            "--suite",
+            str(suite),
+            "--policy",
+            "vla_r1",
+            "--policy-arg",
+            f"checkpoint={tiny_qwen}",
+            "--policy-arg",
+            "max_new_tokens=8",
+            "--policy-arg",
+            "retry_after_steps=4",
+            "--workers",
+            "1",
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     with RunStore(run_dir, readonly=True) as store:
         recs = list(store.records())
@@ -40,7 +67,14 @@ def test_run_vla_r1_tiny_records_format_validity_and_latency(tiny_qwen, tmp_path
     # and on the episode once, with one sampling seed per query
     import json
 
-    upstream = {"preset": "upstream", "temperature": 0.7, "top_p": 0.9, "repetition_penalty": 1.1, "max_new_tokens": 8, "seed": 0}
+    upstream = {
+        "preset": "upstream",
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "repetition_penalty": 1.1,
+        "max_new_tokens": 8,
+        "seed": 0,
+    }
     assert json.loads((run_dir / "run.json").read_text())["policy"]["args"]["generation"] == upstream
     (gen,) = r.extras["generation"]
     assert {k: gen[k] for k in upstream} == upstream and gen["do_sample"] is True and gen["top_k"] == 50

@@ -17,8 +17,9 @@ from vla_eval.policies.openvla import BIN_CENTERS, ActionStats, normalized_to_to
 def test_bins_follow_design():
     V = 32000
     assert BIN_CENTERS.shape == (255,)
-    np.testing.assert_allclose(tokens_to_normalized(np.array([V - 1, V - 255, V - 256, V - 400]), V),
-                               BIN_CENTERS[[0, 254, 254, 254]])
+    np.testing.assert_allclose(
+        tokens_to_normalized(np.array([V - 1, V - 255, V - 256, V - 400]), V), BIN_CENTERS[[0, 254, 254, 254]]
+    )
     a = np.array([-1.0, -0.5, 0.0, 0.37, 0.999])
     back = tokens_to_normalized(normalized_to_tokens(a, V), V)
     assert np.all(np.abs(back - a) <= 2.0 / 255 + 1e-12)  # within one bin
@@ -27,12 +28,17 @@ def test_bins_follow_design():
 def test_unnormalize_q01_q99_with_mask():
     s = ActionStats(q01=[-2.0, 0.0], q99=[2.0, 10.0], mask=[True, False])
     np.testing.assert_allclose(unnormalize(np.array([0.5, 0.5]), s), [1.0, 0.5])
-    np.testing.assert_allclose(unnormalize(np.array([-1.0, 1.0]), ActionStats(q01=[-2.0, 0.0], q99=[2.0, 10.0])), [-2.0, 10.0])
+    np.testing.assert_allclose(
+        unnormalize(np.array([-1.0, 1.0]), ActionStats(q01=[-2.0, 0.0], q99=[2.0, 10.0])), [-2.0, 10.0]
+    )
 
 
 # tests/policies/tiny_models.py writes these statistics into the tiny checkpoint
-TINY_STATS = {"q01": [-0.5, -0.6, -0.7, -0.1, -0.2, -0.3, 0.0], "q99": [0.5, 0.6, 0.7, 0.1, 0.2, 0.3, 1.0],
-              "mask": [True, True, True, True, True, True, False]}
+TINY_STATS = {
+    "q01": [-0.5, -0.6, -0.7, -0.1, -0.2, -0.3, 0.0],
+    "q99": [0.5, 0.6, 0.7, 0.1, 0.2, 0.3, 1.0],
+    "mask": [True, True, True, True, True, True, False],
+}
 
 
 def _reference_decode(tokens, vocab_size, st):
@@ -67,7 +73,10 @@ def _policy(ckpt, **kw):
 def test_generate_restricted_to_action_tokens_and_decode(tiny_llava):
     policy = _policy(tiny_llava)
     rng = np.random.default_rng(0)
-    obs = [{"images": {"agentview": rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)}, "instruction": f"Pick Up {i}"} for i in range(3)]
+    obs = [
+        {"images": {"agentview": rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)}, "instruction": f"Pick Up {i}"}
+        for i in range(3)
+    ]
     policy.reset([o["instruction"] for o in obs])
     chunk = policy.predict(obs)
     assert chunk.actions.shape == (3, 1, 7)
@@ -100,8 +109,10 @@ def test_prompt_and_preprocessing_defaults(tiny_llava):
 def test_batched_equals_single(tiny_llava):
     policy = _policy(tiny_llava)
     rng = np.random.default_rng(1)
-    obs = [{"images": {"agentview": rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)}, "instruction": t}
-           for t in ("go", "pick up the red cube and place it on the plate")]
+    obs = [
+        {"images": {"agentview": rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)}, "instruction": t}
+        for t in ("go", "pick up the red cube and place it on the plate")
+    ]
     policy.reset([o["instruction"] for o in obs])
     both = policy.predict(obs)
     policy.reset([obs[0]["instruction"]])
@@ -145,6 +156,8 @@ def test_image_chain_reaches_the_model_and_is_recorded_once_per_episode(tiny_lla
     assert first.extras[0]["image_chain"]["chain"] == "openvla_libero"
     assert "area 0.9 (side 0.948683)" in first.extras[0]["image_chain"]["steps"][2]
     assert "image_chain" not in policy.predict(obs, slots=["a"]).extras[0]  # once per episode
-    simple = _policy(tiny_llava, image={"chain": "simple", "resize": [224, 224], "resample": "lanczos", "center_crop_area": 0.9})
+    simple = _policy(
+        tiny_llava, image={"chain": "simple", "resize": [224, 224], "resample": "lanczos", "center_crop_area": 0.9}
+    )
     simple.reset(["pick"])
     assert simple.predict(obs).extras[0]["image_chain"]["chain"] == "simple"

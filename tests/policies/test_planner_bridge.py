@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scene import BOX_CENTER, BOX_HALF, intrinsics, look_at, make_obs, simulate, to_opengl
 
 from vla_eval.policies.image_preprocess import ImagePreprocess
-from vla_eval.policies.planner_bridge import BridgeConfig, BridgeError, CameraModel, PlanFollower, PlannerBridge, sample_depth
+from vla_eval.policies.planner_bridge import (
+    BridgeConfig,
+    BridgeError,
+    CameraModel,
+    PlanFollower,
+    PlannerBridge,
+    sample_depth,
+)
 from vla_eval.policies.vla_r1 import ImagePlannerPolicy, PlannerSettings
-
-from scene import BOX_CENTER, BOX_HALF, look_at, intrinsics, make_obs, simulate, to_opengl
 
 
 @pytest.mark.parametrize("convention", ["opencv", "opengl"])
@@ -24,8 +30,13 @@ def test_unproject_inverts_project(convention):
     assert np.all(z > 0)
     np.testing.assert_allclose(cam.unproject(uv, z), pts, atol=1e-10)
     # both conventions describe the same physical camera: same pixels
-    other = CameraModel(cam.intrinsics, to_opengl(T) if convention == "opencv" else look_at([1.0, 0.3, 0.8], [0.5, 0.0, 0.0]),
-                        128, 96, "opengl" if convention == "opencv" else "opencv")
+    other = CameraModel(
+        cam.intrinsics,
+        to_opengl(T) if convention == "opencv" else look_at([1.0, 0.3, 0.8], [0.5, 0.0, 0.0]),
+        128,
+        96,
+        "opengl" if convention == "opencv" else "opencv",
+    )
     np.testing.assert_allclose(other.project(pts)[0], uv, atol=1e-9)
 
 
@@ -208,9 +219,13 @@ def _ray_marched_obs(container: bool, h: int = 128, w: int = 128):
         hit = np.isnan(depth) & (p[:, 2] <= _height(p[:, 0], p[:, 1], container))
         depth[hit] = d[hit]
         d = d + 0.001 / np.linalg.norm(step, axis=1)
-    obs = {"images": {"agentview": np.zeros((h, w, 3), np.uint8)}, "depth": {"agentview": depth.reshape(h, w).astype(np.float32)},
-           "camera_params": {"agentview": {"intrinsics": K, "extrinsics": T, "convention": "opencv"}},
-           "state": {"eef_pos": np.array([0.35, -0.25, 0.25])}, "instruction": "put it in the basket"}
+    obs = {
+        "images": {"agentview": np.zeros((h, w, 3), np.uint8)},
+        "depth": {"agentview": depth.reshape(h, w).astype(np.float32)},
+        "camera_params": {"agentview": {"intrinsics": K, "extrinsics": T, "convention": "opencv"}},
+        "state": {"eef_pos": np.array([0.35, -0.25, 0.25])},
+        "instruction": "put it in the basket",
+    }
     return obs, cam
 
 
@@ -247,6 +262,7 @@ def test_one_tall_neighbour_does_not_make_a_plate_a_container():
 
 
 # ------------------------------------------------------------------ grasp check, held object, step budget
+
 
 def test_missed_grasp_is_asked_again_once_then_the_place_stage_follows():
     """Fingers that close on nothing (gripper_qpos ~ 0 after the pick) make the planner ask for the pick
@@ -286,8 +302,10 @@ def test_carry_height_clears_the_bottom_of_the_held_object():
     uvp, _ = cam.project(place[None])
     # carried low (5 cm), so the clearance rule, not the current height, sets the carry
     carried = dict(obs, state=dict(obs["state"], eef_pos=np.array([0.45, -0.1, 0.05])))
-    above = {h: next(t for t in bridge.place_plan(cam.pixels_to_normalized(uvp), carried, h) if t.label == "above").pos
-             for h in (0.0, hang)}
+    above = {
+        h: next(t for t in bridge.place_plan(cam.pixels_to_normalized(uvp), carried, h) if t.label == "above").pos
+        for h in (0.0, hang)
+    }
     assert above[0.0][2] == pytest.approx(cfg.place_height + cfg.clearance, abs=0.005)
     assert above[hang][2] == pytest.approx(cfg.place_height + cfg.clearance + hang, abs=0.005)
 

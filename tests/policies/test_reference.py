@@ -6,12 +6,12 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
-from vla_eval.sims.tabletop.env import TabletopEnv  # noqa: E402
 from vla_eval.errors import ConfigError  # noqa: E402
 from vla_eval.execution.plan import PlanItem  # noqa: E402
+from vla_eval.execution.rollout import EpisodeSettings, run_episode  # noqa: E402
 from vla_eval.policies import POLICIES  # noqa: E402
 from vla_eval.policies.reference import CHECKPOINT_DIR, ReferencePolicy  # noqa: E402
-from vla_eval.execution.rollout import EpisodeSettings, run_episode  # noqa: E402
+from vla_eval.sims.tabletop.env import TabletopEnv  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +61,13 @@ def test_execute_steps_and_bad_checkpoints(tmp_path):
 @pytest.mark.slow
 def test_same_episode_twice_gives_identical_records():
     item = PlanItem(task="push_block", split="in_domain", episode_index=0, init_state_id=0, seed=11)
-    settings = EpisodeSettings(run_id="t", suite="tabletop_basic", max_steps={"push_block": 60}, settle_steps=0,
-                               settle_action=(0.0,) * 6 + (-1.0,))
+    settings = EpisodeSettings(
+        run_id="t",
+        suite="tabletop_basic",
+        max_steps={"push_block": 60},
+        settle_steps=0,
+        settle_action=(0.0,) * 6 + (-1.0,),
+    )
     records = []
     for _ in range(2):
         env = TabletopEnv("push_block")
@@ -75,9 +80,9 @@ def test_same_episode_twice_gives_identical_records():
 def test_run_fingerprint_follows_the_shipped_weights_not_the_alias():
     """`checkpoint=early` is a word; the run record must identify the weights file it names."""
     from vla_eval import provenance
-    from vla_eval.policy_config import resolve_policy
-    from vla_eval.policies.reference import CHECKPOINT_DIR
     from vla_eval.execution.runner import checkpoint_hash
+    from vla_eval.policies.reference import CHECKPOINT_DIR
+    from vla_eval.policy_config import resolve_policy
 
     early = checkpoint_hash(resolve_policy("reference", ["checkpoint=early"]))
     final = checkpoint_hash(resolve_policy("reference", ["checkpoint=final"]))

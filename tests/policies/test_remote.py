@@ -14,14 +14,13 @@ import traceback
 
 import numpy as np
 import pytest
+from scene import make_obs
 
 from vla_eval.policies import POLICIES
 from vla_eval.policies.base import ActionChunk, Policy
 from vla_eval.remote import protocol
 from vla_eval.remote.client import RemotePolicyClient, RemotePolicyError
 from vla_eval.remote.server import PolicyServer
-
-from scene import make_obs
 
 openpi_msgpack = pytest.importorskip("openpi_client.msgpack_numpy")
 pytestmark = pytest.mark.filterwarnings("ignore:connect\\(\\) must be used:DeprecationWarning")
@@ -70,7 +69,10 @@ def test_protocol_matches_openpi_msgpack_both_ways():
         "i": np.int64(7),
         "nested": {"b": np.array([True, False]), "s": "text"},
     }
-    for packed, unpack in ((protocol.packb(obj), openpi_msgpack.unpackb), (openpi_msgpack.packb(obj), protocol.unpackb)):
+    for packed, unpack in (
+        (protocol.packb(obj), openpi_msgpack.unpackb),
+        (openpi_msgpack.packb(obj), protocol.unpackb),
+    ):
         got = unpack(packed)
         np.testing.assert_array_equal(got["a"], obj["a"])
         assert got["a"].dtype == np.float32 and got["img"].dtype == np.uint8
@@ -100,7 +102,11 @@ def test_openpi_client_talks_to_vla_eval_server(echo_server):
     np.testing.assert_allclose(out["actions"][:, 3], np.arange(4))
     assert np.all(out["actions"][:, 6] == -1.0) and "infer_ms" in out["server_timing"]
     # our own nested layout works too, and a new prompt starts a new episode (reset)
-    ours = {"images": {"agentview": np.zeros((8, 8, 3), np.uint8)}, "state": {"eef_pos": np.ones(3)}, "prompt": "close it"}
+    ours = {
+        "images": {"agentview": np.zeros((8, 8, 3), np.uint8)},
+        "state": {"eef_pos": np.ones(3)},
+        "prompt": "close it",
+    }
     out = client.infer(ours)
     assert np.all(out["actions"][:, 6] == 1.0) and policy.resets[-1] == ["close it"]
     client._ws.close()
@@ -122,8 +128,22 @@ def test_vla_eval_serve_cli_subprocess():
 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vla_eval", "serve", "--policy", "random", "--policy-arg", "chunk_size=5", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "vla_eval",
+            "serve",
+            "--policy",
+            "random",
+            "--policy-arg",
+            "chunk_size=5",
+            "--port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     try:
         line = ""
@@ -189,7 +209,9 @@ class OpenpiStyleServer:
                     return
 
         async def main():
-            async with serve(handler, "127.0.0.1", self.port, compression=None, max_size=None, process_request=health) as srv:
+            async with serve(
+                handler, "127.0.0.1", self.port, compression=None, max_size=None, process_request=health
+            ) as srv:
                 self._server = srv
                 self._started.set()
                 await srv.serve_forever()
@@ -217,8 +239,14 @@ def _pi0_like(obs):
 def test_remote_policy_talks_to_openpi_server():
     srv = OpenpiStyleServer(_pi0_like)
     try:
-        policy = POLICIES.create("remote", port=srv.port, obs={"kind": "openpi_libero", "image": {"resize": [224, 224], "resize_mode": "pad"}}, image_orientation="libero_rot180",
-                                 max_chunk=5, request_timeout=5)
+        policy = POLICIES.create(
+            "remote",
+            port=srv.port,
+            obs={"kind": "openpi_libero", "image": {"resize": [224, 224], "resize_mode": "pad"}},
+            image_orientation="libero_rot180",
+            max_chunk=5,
+            request_timeout=5,
+        )
         obs, _ = make_obs(64, 64)
         quat_z90 = np.array([np.sqrt(0.5), 0, 0, np.sqrt(0.5)])  # wxyz, 90° about z
         obs["state"]["eef_quat"] = quat_z90
@@ -290,7 +318,9 @@ def test_dead_server_is_a_recorded_policy_error():
 
     policy = POLICIES.create("remote", port=_free_port(), connect_timeout=1, max_retries=1, check_health=False)
     item = PlanItem(task="t", split="in_domain", episode_index=0, init_state_id=0, seed=0)
-    settings = EpisodeSettings(run_id="r", suite="s", max_steps={"t": 5}, settle_steps=0, settle_action=(0,) * 6 + (-1,))
+    settings = EpisodeSettings(
+        run_id="r", suite="s", max_steps={"t": 5}, settle_steps=0, settle_action=(0,) * 6 + (-1,)
+    )
     t = time.perf_counter()
     record, env_ok = run_episode(TinyEnv(), policy, item, settings)
     assert record.termination == "policy_error" and env_ok
@@ -311,8 +341,11 @@ def test_openpi_state_axis_angle_is_robosuites_for_either_sign_of_w():
     fmt = ObsFormat(kind="openpi_libero", wrist_camera=None)
     for q in quats:
         q = q / np.linalg.norm(q)  # w, x, y, z
-        obs = {"images": {"agentview": np.zeros((8, 8, 3), np.uint8)}, "instruction": "x",
-               "state": {"eef_pos": np.zeros(3), "eef_quat": q, "gripper_qpos": np.zeros(2)}}
+        obs = {
+            "images": {"agentview": np.zeros((8, 8, 3), np.uint8)},
+            "instruction": "x",
+            "state": {"eef_pos": np.zeros(3), "eef_quat": q, "gripper_qpos": np.zeros(2)},
+        }
         sent = encode_obs(obs, fmt)[OPENPI_STATE]
         expected = T.quat2axisangle(np.array([q[1], q[2], q[3], q[0]]))  # robosuite takes x, y, z, w
         np.testing.assert_allclose(sent[3:6], expected, atol=1e-6)
@@ -355,25 +388,37 @@ def test_client_refuses_an_orientation_the_served_policy_was_not_trained_on():
 
 
 def test_remote_rollout_forwards_converted_images_and_camera_params():
-    from vla_eval.sims.tabletop.env import TabletopEnv
     from vla_eval.execution.plan import PlanItem
     from vla_eval.execution.rollout import EpisodeSettings, run_episode
+    from vla_eval.sims.tabletop.env import TabletopEnv
 
     served = _SeesImages("libero_rot180")
     server = PolicyServer(served, port=0)
     server.start_in_thread()
     env = TabletopEnv("pick_place_cube", cameras=("agentview",), image_size=(32, 32), depth=True)
     try:
-        policy = POLICIES.create("remote", port=server.port, request_timeout=5, image_orientation="libero_rot180",
-                                 obs={"send_depth": True, "wrist_camera": None})
-        settings = EpisodeSettings(run_id="t", suite="s", max_steps={"t": 1}, settle_steps=0, settle_action=(0, 0, 0, 0, 0, 0, -1))
-        rec, ok = run_episode(env, policy, PlanItem(task="t", split="in_domain", episode_index=0, init_state_id=0, seed=3), settings)
+        policy = POLICIES.create(
+            "remote",
+            port=server.port,
+            request_timeout=5,
+            image_orientation="libero_rot180",
+            obs={"send_depth": True, "wrist_camera": None},
+        )
+        settings = EpisodeSettings(
+            run_id="t", suite="s", max_steps={"t": 1}, settle_steps=0, settle_action=(0, 0, 0, 0, 0, 0, -1)
+        )
+        rec, ok = run_episode(
+            env, policy, PlanItem(task="t", split="in_domain", episode_index=0, init_state_id=0, seed=3), settings
+        )
         assert ok and rec.termination == "timeout", rec.error
         assert rec.extras["image_conversion"] == "top_left->libero_rot180:flip_cols"
         raw, _ = env.reset(seed=3)
         got = served.seen[0]
         np.testing.assert_array_equal(got["images"]["agentview"], raw["images"]["agentview"][:, ::-1])
-        K0, K = raw["camera_params"]["agentview"]["intrinsics"], np.asarray(got["camera_params"]["agentview"]["intrinsics"])
+        K0, K = (
+            raw["camera_params"]["agentview"]["intrinsics"],
+            np.asarray(got["camera_params"]["agentview"]["intrinsics"]),
+        )
         assert K[0, 0] == -K0[0, 0] and K[0, 2] == 32 - K0[0, 2]  # columns flipped with the image
         np.testing.assert_array_equal(got["depth"]["agentview"], raw["depth"]["agentview"][:, ::-1])
         policy.close()

@@ -5,17 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vla_eval.sims.tabletop.env import TabletopEnv
 from vla_eval.policies.base import ActionChunk, validate_chunk
 from vla_eval.policies.baselines import NoopPolicy, RandomPolicy
+from vla_eval.sims.tabletop.env import TabletopEnv
 from vla_eval.sims.tabletop.expert import ScriptedExpert
 
 SCENES = ["pick_place_cube", "push_block", "open_drawer"]
 MAX_STEPS = 200
 OOD = {
     "object_layout": {
-        "pick_place_cube": [{"type": "object_layout", "objects": {"red_cube": {"shift": [0, 0.26]}, "plate": {"shift": [0, -0.26]}}}],
-        "push_block": [{"type": "object_layout", "objects": {"blue_block": {"shift": [0, 0.22]}, "target": {"shift": [0, -0.24]}}}],
+        "pick_place_cube": [
+            {"type": "object_layout", "objects": {"red_cube": {"shift": [0, 0.26]}, "plate": {"shift": [0, -0.26]}}}
+        ],
+        "push_block": [
+            {"type": "object_layout", "objects": {"blue_block": {"shift": [0, 0.22]}, "target": {"shift": [0, -0.24]}}}
+        ],
         "open_drawer": [{"type": "object_layout", "objects": {"cabinet": {"y": [-0.2, 0.2], "yaw": [-0.35, 0.35]}}}],
     },
     "lighting": {s: [{"type": "lighting", "scale": 0.4}] for s in SCENES},

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scene import make_obs
 
 from vla_eval.errors import ConfigError
 from vla_eval.policies import POLICIES
-
-from scene import make_obs
 
 
 def _policy(ckpt, **kw):
@@ -72,15 +71,23 @@ def test_left_padding_batched_equals_single(tiny_qwen):
 def _upstream_chat(instruction: str, form: str, n_pad: int) -> str:
     return (
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
-        "<|im_start|>user\n " + instruction + form
-        + "<|vision_start|>" + "<|image_pad|>" * n_pad + "<|vision_end|><|im_end|>\n<|im_start|>assistant\n"
+        "<|im_start|>user\n "
+        + instruction
+        + form
+        + "<|vision_start|>"
+        + "<|image_pad|>" * n_pad
+        + "<|vision_end|><|im_end|>\n<|im_start|>assistant\n"
     )
 
 
-TRAJ_FORM = (" Please output the optimal trajectory of the end-effector to the target object in the format "
-             "<output>[[x1, y1], [x2, y2], ...]</output>.\n<image>")  # scripts/inference.py line 12
-AFF_FORM = (" Please output the 2D affordance region define by bounding box of the object in the format "
-            '<output>{"x": value, "y": value, "width": value, "height": value}</output>.\n<image>')  # line 11
+TRAJ_FORM = (
+    " Please output the optimal trajectory of the end-effector to the target object in the format "
+    "<output>[[x1, y1], [x2, y2], ...]</output>.\n<image>"
+)  # scripts/inference.py line 12
+AFF_FORM = (
+    " Please output the 2D affordance region define by bounding box of the object in the format "
+    '<output>{"x": value, "y": value, "width": value, "height": value}</output>.\n<image>'
+)  # line 11
 
 
 @pytest.mark.parametrize("variant,form", [("trajectory", TRAJ_FORM), ("affordance", AFF_FORM)])
@@ -104,7 +111,8 @@ def test_training_prompt_style_replaces_the_marker(tiny_qwen):
     text = policy.render_prompt("go" + TRAJ_FORM, 2)
     # rl_dataset.py _build_messages: "<image>" split out and replaced by the image, no leading space
     assert text == (
-        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\ngo" + TRAJ_FORM[: -len("<image>")]
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\ngo"
+        + TRAJ_FORM[: -len("<image>")]
         + "<|vision_start|><|image_pad|><|image_pad|><|vision_end|><|im_end|>\n<|im_start|>assistant\n"
     )
 
@@ -117,8 +125,11 @@ def _obs(i=0, size=56):
 def _texts(policy, seeds, slots):
     obs = [_obs(i) for i in range(len(slots))]
     policy.reset([o["instruction"] for o in obs], seeds=seeds, slots=slots)
-    gen = policy.generate([o["images"]["agentview"] for o in obs], [policy._prompt(policy._slots[s]) for s in slots],
-                          seeds=[(sd, 0) for sd in seeds])
+    gen = policy.generate(
+        [o["images"]["agentview"] for o in obs],
+        [policy._prompt(policy._slots[s]) for s in slots],
+        seeds=[(sd, 0) for sd in seeds],
+    )
     return gen
 
 
@@ -131,8 +142,14 @@ def test_yaml_generation_settings_reach_generate(tiny_qwen, tmp_path):
         "  generation: {preset: upstream, temperature: 0.3, top_p: 0.5, repetition_penalty: 1.3, max_new_tokens: 7, seed: 11}\n"
     )
     cfg = resolve_policy(str(f))
-    assert cfg.args["generation"] == {"preset": "upstream", "temperature": 0.3, "top_p": 0.5, "repetition_penalty": 1.3,
-                                      "max_new_tokens": 7, "seed": 11}
+    assert cfg.args["generation"] == {
+        "preset": "upstream",
+        "temperature": 0.3,
+        "top_p": 0.5,
+        "repetition_penalty": 1.3,
+        "max_new_tokens": 7,
+        "seed": 11,
+    }
     policy = cfg.create()
     calls = _spy(policy)
     policy.reset(["pick up cube 0"], seeds=[3])
@@ -141,17 +158,34 @@ def test_yaml_generation_settings_reach_generate(tiny_qwen, tmp_path):
     gc = kw["generation_config"]
     assert gc.max_new_tokens == 7 and gc.repetition_penalty == 1.3 and gc.do_sample is False  # sampling: our processor
     (sampler,) = kw["logits_processor"]
-    assert (sampler.temperature, sampler.top_p, sampler.top_k) == (0.3, 0.5, 50)  # top_k: transformers' default, as upstream
+    assert (sampler.temperature, sampler.top_p, sampler.top_k) == (
+        0.3,
+        0.5,
+        50,
+    )  # top_k: transformers' default, as upstream
     ex = chunk.extras[0]
     assert ex["new_tokens"] <= 7
-    assert ex["generation"] == {"preset": "upstream", "do_sample": True, "temperature": 0.3, "top_p": 0.5, "repetition_penalty": 1.3,
-                                "max_new_tokens": 7, "top_k": 50, "top_k_source": "transformers default", "seed": 11}
+    assert ex["generation"] == {
+        "preset": "upstream",
+        "do_sample": True,
+        "temperature": 0.3,
+        "top_p": 0.5,
+        "repetition_penalty": 1.3,
+        "max_new_tokens": 7,
+        "top_k": 50,
+        "top_k_source": "transformers default",
+        "seed": 11,
+    }
     from vla_eval.policies.vla_r1 import sampling_seed
 
     assert ex["sampling_seed"] == sampling_seed(11, 3, 0)
     assert policy.describe()["generation"]["temperature"] == 0.3
     # greedy from the YAML: no sampler, argmax
-    f.write_text("adapter: vla_r1\nargs:\n  checkpoint: " + str(tiny_qwen) + "\n  generation: {preset: greedy, max_new_tokens: 5}\n")
+    f.write_text(
+        "adapter: vla_r1\nargs:\n  checkpoint: "
+        + str(tiny_qwen)
+        + "\n  generation: {preset: greedy, max_new_tokens: 5}\n"
+    )
     greedy = resolve_policy(str(f)).create()
     calls = _spy(greedy)
     greedy.reset(["x"])
@@ -175,8 +209,11 @@ def test_sampling_is_reproducible_per_episode_and_changes_the_output(tiny_qwen):
     greedy = _texts(_greedy(tiny_qwen), [5, 6, 7], ["a", "b", "c"]).texts
     assert greedy != a  # sampling is really on
     # top_p -> 0 keeps only the most likely token: sampling then equals the argmax, so top_p is applied
-    narrow = _texts(_policy(tiny_qwen, generation={"preset": "upstream", "top_p": 1e-9, "repetition_penalty": 1.0}),
-                    [5, 6, 7], ["a", "b", "c"]).texts
+    narrow = _texts(
+        _policy(tiny_qwen, generation={"preset": "upstream", "top_p": 1e-9, "repetition_penalty": 1.0}),
+        [5, 6, 7],
+        ["a", "b", "c"],
+    ).texts
     assert narrow == greedy
 
 
@@ -203,7 +240,12 @@ def test_generation_settings_are_validated(tiny_qwen):
     cfg = resolve_policy("vla_r1", [f"checkpoint={tiny_qwen}", "max_new_tokens=8"])
     assert cfg.args["generation"]["max_new_tokens"] == 8 and "max_new_tokens" not in cfg.args
     assert resolve_policy("vla_r1", [f"checkpoint={tiny_qwen}"]).args["generation"] == {
-        "preset": "upstream", "temperature": 0.7, "top_p": 0.9, "repetition_penalty": 1.1, "max_new_tokens": 2048, "seed": 0,
+        "preset": "upstream",
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "repetition_penalty": 1.1,
+        "max_new_tokens": 2048,
+        "seed": 0,
     }  # policies/vla_r1.yaml: upstream's server values (scripts/server.py lines 44-51)
 
 

@@ -7,7 +7,6 @@ import pytest
 
 from vla_eval.policies.vla_r1 import build_prompt, parse_output
 
-
 # Upstream's format requests, copied from GigaAI-research/VLA-R1 scripts/inference.py
 # line 12 (traj_form) and line 11 (aff_form); lines 68-69 and 76-77 send `prompt + form`.
 UPSTREAM_TRAJ_FORM = (
@@ -21,11 +20,16 @@ UPSTREAM_AFF_FORM = (
 
 
 def test_prompts_equal_upstream_bytes():
-    assert build_prompt("reach for the ketchup bottle on the oven.") == "reach for the ketchup bottle on the oven." + UPSTREAM_TRAJ_FORM
+    assert (
+        build_prompt("reach for the ketchup bottle on the oven.")
+        == "reach for the ketchup bottle on the oven." + UPSTREAM_TRAJ_FORM
+    )
     assert build_prompt("pick up the broccoli and place it in a pot.", "affordance") == (
         "pick up the broccoli and place it in a pot." + UPSTREAM_AFF_FORM
     )
-    assert build_prompt("open the drawer ", "affordance").encode() == ("open the drawer " + UPSTREAM_AFF_FORM).encode()  # no strip
+    assert (
+        build_prompt("open the drawer ", "affordance").encode() == ("open the drawer " + UPSTREAM_AFF_FORM).encode()
+    )  # no strip
     assert build_prompt("x", template="Task: {instruction}!") == "Task: x!"
 
 
@@ -33,7 +37,10 @@ def test_user_turn_composed_as_upstream():
     from vla_eval.policies.vla_r1 import user_content
 
     # scripts/server.py lines 22-26: [{"type": "text", "text": f" {prompt}"}, {"type": "image", ...}]
-    assert user_content("go" + UPSTREAM_TRAJ_FORM) == [{"type": "text", "text": " go" + UPSTREAM_TRAJ_FORM}, {"type": "image"}]
+    assert user_content("go" + UPSTREAM_TRAJ_FORM) == [
+        {"type": "text", "text": " go" + UPSTREAM_TRAJ_FORM},
+        {"type": "image"},
+    ]
     # RFT_training/verl/verl/utils/dataset/rl_dataset.py lines 195-214: split at <image>, marker -> image
     assert user_content("go" + UPSTREAM_TRAJ_FORM, "upstream_training") == [
         {"type": "text", "text": "go" + UPSTREAM_TRAJ_FORM[: -len("<image>")]},
@@ -70,8 +77,8 @@ MALFORMED = [
     ("<output></output>", "not JSON"),
     ("<output>[[0.1, 0.2], [0.3]]</output>", "malformed"),
     ("<output>[]</output>", "malformed"),
-    ("<output>{\"x\": 0.5}</output>", "malformed"),
-    ("<output>[[\"a\", 0.2]]</output>", "malformed"),
+    ('<output>{"x": 0.5}</output>', "malformed"),
+    ('<output>[["a", 0.2]]</output>', "malformed"),
     ("<output>[[true, 0.2]]</output>", "malformed"),
     ("<output>[[NaN, 0.2]]</output>", "malformed"),
     ("<output>[[1.5, 0.2]]</output>", "outside [0, 1]"),
@@ -86,7 +93,9 @@ def test_malformed_outputs_are_failures_not_exceptions(text, err):
 
 
 def test_affordance_box_centre():
-    p = parse_output('<think>handle</think><output>{"x": 0.4, "y": 0.6, "width": 0.1, "height": 0.2}</output>', "affordance")
+    p = parse_output(
+        '<think>handle</think><output>{"x": 0.4, "y": 0.6, "width": 0.1, "height": 0.2}</output>', "affordance"
+    )
     assert p.ok and p.box == {"x": 0.4, "y": 0.6, "width": 0.1, "height": 0.2}
     np.testing.assert_allclose(p.points, [[0.4, 0.6]])
     assert not parse_output("<output>[[0.1, 0.2]]</output>", "affordance").ok

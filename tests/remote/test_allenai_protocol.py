@@ -22,9 +22,9 @@ from websockets.sync.server import serve
 from vla_eval.actions.space import ActionChunk, ActionSpace
 from vla_eval.adapter import Policy
 from vla_eval.policies import POLICIES
-from vla_eval.remote.allenai_policy import AllenaiConfig, allenai_obs, space_from_spec
 from vla_eval.remote import allenai_protocol as ap
 from vla_eval.remote.allenai_client import AllenaiReplyError, AllenaiServerError
+from vla_eval.remote.allenai_policy import AllenaiConfig, allenai_obs, space_from_spec
 from vla_eval.remote.allenai_server import AllenaiPolicyServer
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-import websockets
 from websockets.sync.client import connect
 
 from vla_eval.policies.base import ActionChunk, Policy, SlotStates

@@ -28,8 +28,12 @@ def quat_about(axis, angle):
 
 
 def _request(state):
-    return {OPENPI_IMAGE: np.zeros((4, 4, 3), np.uint8), OPENPI_WRIST: np.ones((4, 4, 3), np.uint8),
-            OPENPI_STATE: np.asarray(state, np.float32), "prompt": "open the drawer"}
+    return {
+        OPENPI_IMAGE: np.zeros((4, 4, 3), np.uint8),
+        OPENPI_WRIST: np.ones((4, 4, 3), np.uint8),
+        OPENPI_STATE: np.asarray(state, np.float32),
+        "prompt": "open the drawer",
+    }
 
 
 def test_server_decodes_a_hand_written_openpi_state():
@@ -45,7 +49,9 @@ def test_server_decodes_a_hand_written_openpi_state():
     assert obs["images"]["agentview"].sum() == 0 and obs["images"]["wrist"].sum() == 4 * 4 * 3
 
 
-@pytest.mark.parametrize("axis,angle", [((1, 0, 0), 0.7), ((0, 1, 0), -1.2), ((0.3, -0.5, 0.8), 2.9), ((1, 1, 0), 0.05)])
+@pytest.mark.parametrize(
+    "axis,angle", [((1, 0, 0), 0.7), ((0, 1, 0), -1.2), ((0.3, -0.5, 0.8), 2.9), ((1, 1, 0), 0.05)]
+)
 def test_server_decodes_axis_angle_about_any_axis(axis, angle):
     rotvec = np.asarray(axis, np.float64) / np.linalg.norm(axis) * angle
     q = decode_obs(_request([0, 0, 0, *rotvec, 0, 0]))["state"]["eef_quat"]
@@ -58,9 +64,11 @@ def test_server_decodes_axis_angle_about_any_axis(axis, angle):
 @pytest.mark.parametrize("axis,angle", [((0, 0, 1), 0.4), ((1, -2, 0.5), 2.0), ((0.2, 0.9, -0.4), 3.0)])
 def test_client_encode_then_server_decode_keeps_the_rotation(axis, angle):
     q = quat_about(axis, angle)
-    obs = {"images": {"agentview": np.zeros((4, 4, 3), np.uint8), "wrist": np.zeros((4, 4, 3), np.uint8)},
-           "state": {"eef_pos": np.array([0.5, 0.0, 0.2]), "eef_quat": q, "gripper_qpos": np.array([0.02, -0.02])},
-           "instruction": "push it"}
+    obs = {
+        "images": {"agentview": np.zeros((4, 4, 3), np.uint8), "wrist": np.zeros((4, 4, 3), np.uint8)},
+        "state": {"eef_pos": np.array([0.5, 0.0, 0.2]), "eef_quat": q, "gripper_qpos": np.array([0.02, -0.02])},
+        "instruction": "push it",
+    }
     msg = encode_obs(obs, ObsFormat(kind="openpi_libero"))
     assert msg[OPENPI_STATE].dtype == np.float32 and msg[OPENPI_STATE].shape == (8,)
     np.testing.assert_allclose(np.linalg.norm(msg[OPENPI_STATE][3:6]), angle, atol=1e-5)  # angle < pi: |rotvec| = angle
@@ -72,9 +80,15 @@ def test_client_encode_then_server_decode_keeps_the_rotation(axis, angle):
 
 
 def test_encode_openpi_keys_and_prompt():
-    obs = {"images": {"agentview": np.full((4, 4, 3), 7, np.uint8), "wrist": np.full((4, 4, 3), 9, np.uint8)},
-           "state": {"eef_pos": np.zeros(3), "eef_quat": np.array([1.0, 0, 0, 0]), "gripper_qpos": np.array([0.01, -0.01, 5.0])},
-           "instruction": "stack"}
+    obs = {
+        "images": {"agentview": np.full((4, 4, 3), 7, np.uint8), "wrist": np.full((4, 4, 3), 9, np.uint8)},
+        "state": {
+            "eef_pos": np.zeros(3),
+            "eef_quat": np.array([1.0, 0, 0, 0]),
+            "gripper_qpos": np.array([0.01, -0.01, 5.0]),
+        },
+        "instruction": "stack",
+    }
     msg = encode_obs(obs, ObsFormat(kind="openpi_libero"))
     assert set(msg) == {OPENPI_IMAGE, OPENPI_WRIST, OPENPI_STATE, "prompt"} and msg["prompt"] == "stack"
     assert msg[OPENPI_IMAGE].max() == 7 and msg[OPENPI_WRIST].max() == 9
@@ -84,12 +98,20 @@ def test_encode_openpi_keys_and_prompt():
 
 
 def test_vla_eval_layout_round_trip_and_depth_opt_in():
-    obs = {"images": {"agentview": np.full((4, 4, 3), 3, np.uint8)}, "state": {"eef_pos": np.arange(3.0)},
-           "instruction": "lift", "depth": {"agentview": np.ones((4, 4), np.float32)}, "camera_params": {"agentview": {"fovy": 45}}}
+    obs = {
+        "images": {"agentview": np.full((4, 4, 3), 3, np.uint8)},
+        "state": {"eef_pos": np.arange(3.0)},
+        "instruction": "lift",
+        "depth": {"agentview": np.ones((4, 4), np.float32)},
+        "camera_params": {"agentview": {"fovy": 45}},
+    }
     msg = encode_obs(obs, ObsFormat())
     assert msg["prompt"] == msg["instruction"] == "lift" and "depth" not in msg and "camera_params" not in msg
     with_depth = encode_obs(obs, ObsFormat(send_depth=True))
-    assert with_depth["camera_params"] == {"agentview": {"fovy": 45}} and with_depth["depth"]["agentview"].shape == (4, 4)
+    assert with_depth["camera_params"] == {"agentview": {"fovy": 45}} and with_depth["depth"]["agentview"].shape == (
+        4,
+        4,
+    )
     back = decode_obs({**msg, "reset": True})
     assert "reset" not in back and "prompt" not in back and back["instruction"] == "lift"
     np.testing.assert_array_equal(back["state"]["eef_pos"], [0, 1, 2])
@@ -117,8 +139,10 @@ def test_vla_eval_layout_carries_images_and_defaults():
 
 
 def test_openpi_state_shapes():
-    obs = {"images": {"agentview": np.zeros((2, 2, 3), np.uint8)},
-           "state": {"eef_pos": [[0.1, 0.2, 0.3]], "eef_quat": [1.0, 0, 0, 0], "gripper_qpos": [[0.01], [-0.02]]}}
+    obs = {
+        "images": {"agentview": np.zeros((2, 2, 3), np.uint8)},
+        "state": {"eef_pos": [[0.1, 0.2, 0.3]], "eef_quat": [1.0, 0, 0, 0], "gripper_qpos": [[0.01], [-0.02]]},
+    }
     msg = encode_obs(obs, ObsFormat(kind="openpi_libero", wrist_camera=None))
     np.testing.assert_allclose(msg[OPENPI_STATE], [0.1, 0.2, 0.3, 0, 0, 0, 0.01, -0.02], atol=1e-7)
     st = decode_obs(_request([[1, 2, 3, 0, 0, 0, 0.5, 0.6, 9.0]]))["state"]  # 2-D and a ninth value

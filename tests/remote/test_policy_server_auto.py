@@ -15,8 +15,16 @@ pytestmark = pytest.mark.slow
 
 
 def _suite(tmp_path: Path, **over) -> Path:
-    spec = {"name": "serve_mini", "backend": "tabletop", "tasks": ["pick_place_cube", "push_block"],
-            "episodes_per_task": 2, "max_steps": 60, "cameras": [], "image_size": [32, 32], **over}
+    spec = {
+        "name": "serve_mini",
+        "backend": "tabletop",
+        "tasks": ["pick_place_cube", "push_block"],
+        "episodes_per_task": 2,
+        "max_steps": 60,
+        "cameras": [],
+        "image_size": [32, 32],
+        **over,
+    }
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
@@ -54,8 +62,23 @@ def test_policy_exception_is_policy_error_on_its_episode_only(tmp_path):
     from vla_eval.spec import load_suite
 
     bad_seed = build_plan(load_suite(str(suite)))[1].seed
-    assert _run(suite, tmp_path / "run", "--policy", "_faulty:BadOutputPolicy", "--policy-arg", "mode=raise",
-                "--policy-arg", f"bad_seeds=[{bad_seed}]", "--workers", "1", "--policy-server", "auto") == 0
+    assert (
+        _run(
+            suite,
+            tmp_path / "run",
+            "--policy",
+            "_faulty:BadOutputPolicy",
+            "--policy-arg",
+            "mode=raise",
+            "--policy-arg",
+            f"bad_seeds=[{bad_seed}]",
+            "--workers",
+            "1",
+            "--policy-server",
+            "auto",
+        )
+        == 0
+    )
     recs = _records(tmp_path / "run")
     assert [r.termination for r in recs] == ["timeout", "policy_error", "timeout"]
     assert "model exploded" in recs[1].error and recs[1].seed == bad_seed

@@ -9,8 +9,15 @@ import pytest
 from vla_eval.remote import protocol
 
 
-@pytest.mark.parametrize("arr", [np.arange(6, dtype=np.float32).reshape(2, 3), np.array([[1, -2]], np.int64),
-                                 np.zeros((0, 4), np.uint8), np.array([True, False])])
+@pytest.mark.parametrize(
+    "arr",
+    [
+        np.arange(6, dtype=np.float32).reshape(2, 3),
+        np.array([[1, -2]], np.int64),
+        np.zeros((0, 4), np.uint8),
+        np.array([True, False]),
+    ],
+)
 def test_array_frame_layout(arr):
     raw = msgpack.unpackb(protocol.packb({"a": arr}), raw=True)[b"a"]
     assert raw[b"__ndarray__"] is True and raw[b"data"] == arr.tobytes()

@@ -18,20 +18,43 @@ def _with_options(suite: str, options: dict) -> SuiteSpec:
     return SuiteSpec.model_validate(data)
 
 
-@pytest.mark.parametrize("suite, options, expected", [
-    ("simpler_google_vm", {"protocol": "visual_match"},
-     "field 'backend_options.protocol': Input should be 'visual_matching' or 'variant_aggregation', "
-     "got 'visual_match'"),
-    ("simpler_google_vm", {"extension": "yes"}, "field 'backend_options.extension': Input should be a valid boolean"),
-    ("simpler_google_vm", {"task_groups": {"drawers": "google_open_top_drawer"}},
-     "field 'backend_options.task_groups.drawers': Input should be a valid list"),
-    ("simpler_google_vm", {"gripper": "absolut", "speed": 2},
-     "field 'backend_options': unknown option(s) ['speed'], expected ['exclude_from_aggregate', 'extension', "
-     "'gripper', 'protocol', 'task_groups']; field 'backend_options.gripper'"),
-    ("simpler_bridge_vm_real", {"render_scale": True}, "field 'backend_options.render_scale': expected a number in"),
-    ("tabletop_basic", {"render_quality": "fast"},
-     "field 'backend_options': unknown option(s) ['render_quality'], expected none (this backend takes no options)"),
-])
+@pytest.mark.parametrize(
+    "suite, options, expected",
+    [
+        (
+            "simpler_google_vm",
+            {"protocol": "visual_match"},
+            "field 'backend_options.protocol': Input should be 'visual_matching' or 'variant_aggregation', "
+            "got 'visual_match'",
+        ),
+        (
+            "simpler_google_vm",
+            {"extension": "yes"},
+            "field 'backend_options.extension': Input should be a valid boolean",
+        ),
+        (
+            "simpler_google_vm",
+            {"task_groups": {"drawers": "google_open_top_drawer"}},
+            "field 'backend_options.task_groups.drawers': Input should be a valid list",
+        ),
+        (
+            "simpler_google_vm",
+            {"gripper": "absolut", "speed": 2},
+            "field 'backend_options': unknown option(s) ['speed'], expected ['exclude_from_aggregate', 'extension', "
+            "'gripper', 'protocol', 'task_groups']; field 'backend_options.gripper'",
+        ),
+        (
+            "simpler_bridge_vm_real",
+            {"render_scale": True},
+            "field 'backend_options.render_scale': expected a number in",
+        ),
+        (
+            "tabletop_basic",
+            {"render_quality": "fast"},
+            "field 'backend_options': unknown option(s) ['render_quality'], expected none (this backend takes no options)",
+        ),
+    ],
+)
 def test_bad_options_are_one_line_naming_file_field_and_value(suite, options, expected):
     spec = _with_options(suite, options)
     with pytest.raises(ConfigError) as err:
@@ -60,8 +83,16 @@ def test_simpler_gripper_choices_are_the_envs_modes():
 def test_libero_reports_the_fixture_seed_in_force_even_when_the_suite_omits_it():
     from vla_eval.sims.libero.backend import LiberoOptions
 
-    spec = SuiteSpec.model_validate({"name": "t", "backend": "libero", "backend_options": {"suite": "libero_goal"},
-                                     "tasks": ["any"], "episodes_per_task": 1, "max_steps": 10})
+    spec = SuiteSpec.model_validate(
+        {
+            "name": "t",
+            "backend": "libero",
+            "backend_options": {"suite": "libero_goal"},
+            "tasks": ["any"],
+            "episodes_per_task": 1,
+            "max_steps": 10,
+        }
+    )
     assert get_backend("libero").protocol_facts(spec) == {"fixture_seed": 0}
     per_episode = LiberoOptions.model_validate({"suite": "libero_goal", "fixture_seed": "per_episode"})
     assert per_episode.fixture_seed == "per_episode"

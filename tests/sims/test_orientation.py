@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from orientation_markers import magenta_centroid, painted, project_with_params, true_view_pixel
+
+from vla_eval.execution.plan import PlanItem
+from vla_eval.execution.rollout import EpisodeSettings, run_episode
+from vla_eval.policies.base import ActionChunk, Policy
 from vla_eval.sims.orientation import conversion, conversion_for
 from vla_eval.sims.tabletop.env import TabletopEnv
-from vla_eval.execution.plan import PlanItem
-from vla_eval.policies.base import ActionChunk, Policy
-from vla_eval.execution.rollout import EpisodeSettings, run_episode
 
 HW = (96, 96)
 
@@ -32,7 +32,11 @@ def test_intrinsics_follow_the_flipped_pixels():
     K = np.array([[50.0, 0, 30.0], [0, -50.0, 20.0], [0, 0, 1]])
     pc = np.array([0.1, -0.05, 1.3])
     uv = (K @ pc)[:2] / pc[2]
-    for conv in (conversion("bottom_left", "upright"), conversion("bottom_left", "libero_rot180"), conversion("top_left", "libero_rot180")):
+    for conv in (
+        conversion("bottom_left", "upright"),
+        conversion("bottom_left", "libero_rot180"),
+        conversion("top_left", "libero_rot180"),
+    ):
         K2 = conv.intrinsics(K, (40, 60))
         uv2 = (K2 @ pc)[:2] / pc[2]
         np.testing.assert_allclose(uv2, conv.point(uv, (40, 60))[0])
@@ -97,8 +101,12 @@ class _Recorder(Policy):
 @pytest.mark.parametrize("orientation,op", [(None, "none"), ("upright", "none"), ("libero_rot180", "flip_cols")])
 def test_rollout_feeds_the_declared_orientation_and_records_it(tabletop, orientation, op):
     policy = _Recorder(orientation)
-    settings = EpisodeSettings(run_id="t", suite="s", max_steps={"t": 1}, settle_steps=0, settle_action=(0, 0, 0, 0, 0, 0, -1))
-    rec, ok = run_episode(tabletop, policy, PlanItem(task="t", split="in_domain", episode_index=0, init_state_id=0, seed=4), settings)
+    settings = EpisodeSettings(
+        run_id="t", suite="s", max_steps={"t": 1}, settle_steps=0, settle_action=(0, 0, 0, 0, 0, 0, -1)
+    )
+    rec, ok = run_episode(
+        tabletop, policy, PlanItem(task="t", split="in_domain", episode_index=0, init_state_id=0, seed=4), settings
+    )
     assert ok and rec.extras["image_conversion"] == f"top_left->{orientation or 'upright'}:{op}"
     tabletop.reset(seed=4)
     raw = tabletop._observation()["images"]["agentview"]

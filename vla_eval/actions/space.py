@@ -69,9 +69,7 @@ def validate_chunk(chunk: Any, batch_size: int, action_dim: int, per_row: bool =
     except (TypeError, ValueError) as exc:
         raise PolicyOutputError(f"actions are not real numbers: {exc}") from exc
     if actions.ndim != 3 or actions.shape[0] != batch_size or actions.shape[2] != action_dim or actions.shape[1] < 1:
-        raise PolicyOutputError(
-            f"actions have shape {actions.shape}, expected ({batch_size}, T>=1, {action_dim})"
-        )
+        raise PolicyOutputError(f"actions have shape {actions.shape}, expected ({batch_size}, T>=1, {action_dim})")
     if not per_row and not np.all(np.isfinite(actions)):
         raise PolicyOutputError("actions contain NaN or infinite values")
     return actions

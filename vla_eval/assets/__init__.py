@@ -197,7 +197,9 @@ def fetch(
                 _download(origin, tmp, timeout)
             got = sha256_file(tmp)
             if got != digest:
-                raise AssetError(f"{origin}: sha256 {got} does not match the manifest's {digest} for {rel}; file rejected")
+                raise AssetError(
+                    f"{origin}: sha256 {got} does not match the manifest's {digest} for {rel}; file rejected"
+                )
             os.chmod(tmp, _file_mode())  # mkstemp made it 0600; a shared asset folder must be readable
             os.replace(tmp, final)
         finally:

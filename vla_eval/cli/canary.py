@@ -20,15 +20,27 @@ def _cmd_canary(args: argparse.Namespace) -> int:
         m = measure(rollouts=True)
         json_path, frames_path = save_reference(m)
         k = sum(int(e["success"]) for e in m.episodes)
-        print(f"recorded canary reference: {json_path}, {frames_path} ({k}/{len(m.episodes)} successes, frames {m.frames_sha256[:16]})")
+        print(
+            f"recorded canary reference: {json_path}, {frames_path} ({k}/{len(m.episodes)} successes, frames {m.frames_sha256[:16]})"
+        )
         return 0
     report = run_canary(rollouts=not args.frames_only)
     print(report.text())
     if args.json:
-        args.json.write_text(json.dumps({
-            "level": report.level, "max_mad": report.max_mad, "outcome_changes": report.outcome_changes,
-            "step_changes": report.step_changes, "frames_identical": report.frames_identical, "lines": report.lines,
-        }, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "level": report.level,
+                    "max_mad": report.max_mad,
+                    "outcome_changes": report.outcome_changes,
+                    "step_changes": report.step_changes,
+                    "frames_identical": report.frames_identical,
+                    "lines": report.lines,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return report.exit_code
 
 

@@ -18,7 +18,9 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("doctor", help="one reset + one predict: contract, orientation, action checks before a long run")
+    p = subparsers.add_parser(
+        "doctor", help="one reset + one predict: contract, orientation, action checks before a long run"
+    )
     p.add_argument("--suite", required=True, help="suite name or YAML path")
     p.add_argument("--policy", required=True, help="registered policy name or policy YAML path")
     p.add_argument("--policy-arg", action="append", default=[], metavar="KEY=VALUE", help="override a policy argument")
@@ -26,4 +28,3 @@ def register(subparsers) -> None:
     p.add_argument("--replan-steps", type=int, default=None, help="as for run (default: the policy file's)")
     p.add_argument("--out", default="doctor", help="folder for the PNGs and doctor.json (default ./doctor)")
     p.set_defaults(func=_cmd_doctor)
-

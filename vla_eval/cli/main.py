@@ -12,13 +12,21 @@ from vla_eval.execution.preflight import int_at_least, positive_float
 
 DEFAULT_SUITE = "tabletop_basic"
 
-SUBCOMMAND_MODULES = ("vla_eval.cli.results", "vla_eval.cli.serve", "vla_eval.cli.doctor", "vla_eval.cli.demos", "vla_eval.cli.canary", "vla_eval.cli.assets", "vla_eval.cli.conformance")
+SUBCOMMAND_MODULES = (
+    "vla_eval.cli.results",
+    "vla_eval.cli.serve",
+    "vla_eval.cli.doctor",
+    "vla_eval.cli.demos",
+    "vla_eval.cli.canary",
+    "vla_eval.cli.assets",
+    "vla_eval.cli.conformance",
+)
 """Modules that add their own subcommands through ``register(subparsers)``."""
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from vla_eval.results.gate_run import gate_config
     from vla_eval.execution.runner import RunRequest, run
+    from vla_eval.results.gate_run import gate_config
 
     if args.resume and args.run_dir is None:
         raise VlaEvalError("--resume needs --run-dir RUN_DIR (the folder of the run to continue)")
@@ -58,7 +66,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(outcome.table_markdown)
     errors = outcome.summary[outcome.summary["task"] != "suite mean"][["policy_errors", "env_errors"]].sum()
     if errors.sum():
-        print(f"\npolicy errors: {int(errors['policy_errors'])}, env errors: {int(errors['env_errors'])} (see episodes.sqlite)")
+        print(
+            f"\npolicy errors: {int(errors['policy_errors'])}, env errors: {int(errors['env_errors'])} (see episodes.sqlite)"
+        )
     if outcome.gate is not None:
         from vla_eval.results.gate import describe
 
@@ -119,32 +129,75 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", default=DEFAULT_SUITE, help=f"suite name or YAML path (default {DEFAULT_SUITE})")
     p.add_argument("--policy", default="scripted", help="registered policy name or policy YAML path")
     p.add_argument("--policy-arg", action="append", default=[], metavar="KEY=VALUE", help="override a policy argument")
-    p.add_argument("--workers", type=int_at_least(1, "--workers"), default=None, help="worker processes (default: CPU cores)")
-    p.add_argument("--batch-envs", type=int_at_least(1, "--batch-envs"), default=1, metavar="K",
-                   help="step K envs in lock-step per worker so a batched policy gets one call per step")
+    p.add_argument(
+        "--workers", type=int_at_least(1, "--workers"), default=None, help="worker processes (default: CPU cores)"
+    )
+    p.add_argument(
+        "--batch-envs",
+        type=int_at_least(1, "--batch-envs"),
+        default=1,
+        metavar="K",
+        help="step K envs in lock-step per worker so a batched policy gets one call per step",
+    )
     p.add_argument("--executor", choices=["local", "ray"], default="local")
-    p.add_argument("--ray-address", default=None, help="existing Ray cluster (host:port or auto); default: start a local Ray")
-    p.add_argument("--policy-server", choices=["none", "auto"], default="none",
-                   help="auto: load the policy once in a batching server (GPU if any) that all workers share")
+    p.add_argument(
+        "--ray-address", default=None, help="existing Ray cluster (host:port or auto); default: start a local Ray"
+    )
+    p.add_argument(
+        "--policy-server",
+        choices=["none", "auto"],
+        default="none",
+        help="auto: load the policy once in a batching server (GPU if any) that all workers share",
+    )
     p.add_argument("--episodes", type=int_at_least(1, "--episodes"), default=None, help="override episodes per task")
     p.add_argument("--seed", type=int, default=None, help="override the suite seed")
-    p.add_argument("--run-dir", type=Path, default=None, help="run folder (default RESULTS_ROOT/<suite>__<policy>__<time>)")
+    p.add_argument(
+        "--run-dir", type=Path, default=None, help="run folder (default RESULTS_ROOT/<suite>__<policy>__<time>)"
+    )
     p.add_argument("--results-root", type=Path, default=Path("results"))
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir, skipping finished episodes")
     p.add_argument("--videos", default="none", help="none | failures | all | first:N")
-    p.add_argument("--replan-steps", type=int_at_least(1, "--replan-steps"), default=None,
-                   help="execute only the first K >= 1 actions of each chunk")
-    p.add_argument("--render", choices=["on-demand", "eager"], default="on-demand",
-                   help="on-demand: draw only the cameras the policy or the video looks at; eager: every camera "
-                        "every step (same results, slower)")
-    p.add_argument("--policy-timeout", type=positive_float("--policy-timeout"), default=None, metavar="SECONDS",
-                   help="wall-clock limit per policy reset/predict call; an overrun ends the episode as policy_timeout")
-    p.add_argument("--episode-timeout", type=positive_float("--episode-timeout"), default=None, metavar="SECONDS",
-                   help="wall-clock limit per episode (per lock-step batch); an overrun ends it as episode_timeout")
-    p.add_argument("--max-worker-rss-mb", type=positive_float("--max-worker-rss-mb"), default=None, metavar="MB",
-                   help="replace a worker between episodes once its resident memory passes this")
-    p.add_argument("--stop-if-dead", type=int_at_least(0, "--stop-if-dead"), default=10, metavar="K",
-                   help="stop the run (exit 3) if its first K episodes all fail in the policy; 0 = never (default 10)")
+    p.add_argument(
+        "--replan-steps",
+        type=int_at_least(1, "--replan-steps"),
+        default=None,
+        help="execute only the first K >= 1 actions of each chunk",
+    )
+    p.add_argument(
+        "--render",
+        choices=["on-demand", "eager"],
+        default="on-demand",
+        help="on-demand: draw only the cameras the policy or the video looks at; eager: every camera "
+        "every step (same results, slower)",
+    )
+    p.add_argument(
+        "--policy-timeout",
+        type=positive_float("--policy-timeout"),
+        default=None,
+        metavar="SECONDS",
+        help="wall-clock limit per policy reset/predict call; an overrun ends the episode as policy_timeout",
+    )
+    p.add_argument(
+        "--episode-timeout",
+        type=positive_float("--episode-timeout"),
+        default=None,
+        metavar="SECONDS",
+        help="wall-clock limit per episode (per lock-step batch); an overrun ends it as episode_timeout",
+    )
+    p.add_argument(
+        "--max-worker-rss-mb",
+        type=positive_float("--max-worker-rss-mb"),
+        default=None,
+        metavar="MB",
+        help="replace a worker between episodes once its resident memory passes this",
+    )
+    p.add_argument(
+        "--stop-if-dead",
+        type=int_at_least(0, "--stop-if-dead"),
+        default=10,
+        metavar="K",
+        help="stop the run (exit 3) if its first K episodes all fail in the policy; 0 = never (default 10)",
+    )
     p.add_argument("--no-progress", action="store_true")
     from vla_eval.results.gate_run import add_gate_arguments
 

@@ -37,15 +37,24 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     metadata = {"policy_name": cfg.name, "device": _device()}
     if args.protocol == "allenai":
         return _serve_allenai(args, cfg, policy, metadata)
-    server = PolicyServer(policy, host=args.host, port=args.port, metadata=metadata,
-                          max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
+    server = PolicyServer(
+        policy,
+        host=args.host,
+        port=args.port,
+        metadata=metadata,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+    )
     server.start()
     if args.port_file:
         tmp = Path(f"{args.port_file}.tmp")
         tmp.write_text(f"{server.port}\n")
         os.replace(tmp, args.port_file)  # readers never see a half-written file
-    print(f"serving policy {cfg.name} ({cfg.adapter}) on {server.url}  (health: http://{args.host}:{server.port}/healthz; "
-          f"batches up to {args.max_batch}, wait {args.max_wait_ms:g} ms)", flush=True)
+    print(
+        f"serving policy {cfg.name} ({cfg.adapter}) on {server.url}  (health: http://{args.host}:{server.port}/healthz; "
+        f"batches up to {args.max_batch}, wait {args.max_wait_ms:g} ms)",
+        flush=True,
+    )
     signal.signal(signal.SIGTERM, _interrupt)
     if args.exit_with_parent:
         _watch_parent(args.exit_with_parent)
@@ -57,8 +66,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         server.shutdown()
         policy.close()
         if server.stats["batches"]:
-            print(f"served {server.stats['requests']} requests in {server.stats['batches']} batches "
-                  f"(mean batch {server.mean_batch_size:.2f})", file=sys.stderr, flush=True)
+            print(
+                f"served {server.stats['requests']} requests in {server.stats['batches']} batches "
+                f"(mean batch {server.mean_batch_size:.2f})",
+                file=sys.stderr,
+                flush=True,
+            )
     return 0
 
 
@@ -71,8 +84,11 @@ def _serve_allenai(args: argparse.Namespace, cfg, policy, metadata: dict) -> int
         tmp = Path(f"{args.port_file}.tmp")
         tmp.write_text(f"{server.port}\n")
         os.replace(tmp, args.port_file)
-    print(f"serving policy {cfg.name} ({cfg.adapter}) to allenai's harness on {server.url}  "
-          f"(health: http://{args.host}:{server.port}/health)", flush=True)
+    print(
+        f"serving policy {cfg.name} ({cfg.adapter}) to allenai's harness on {server.url}  "
+        f"(health: http://{args.host}:{server.port}/health)",
+        flush=True,
+    )
     signal.signal(signal.SIGTERM, _interrupt)
     if args.exit_with_parent:
         _watch_parent(args.exit_with_parent)
@@ -112,19 +128,29 @@ def _device() -> str:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("serve", help="serve a policy over websocket + msgpack (openpi-compatible), batching across clients")
+    p = subparsers.add_parser(
+        "serve", help="serve a policy over websocket + msgpack (openpi-compatible), batching across clients"
+    )
     p.add_argument("--policy", help="registered policy name or policy YAML path")
     p.add_argument("--policy-arg", action="append", default=[], metavar="KEY=VALUE", help="override a policy argument")
     p.add_argument("--policy-config-json", default=None, help=argparse.SUPPRESS)
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback only)")
     p.add_argument("--port", type=int, default=8000, help="port (0 picks a free one and prints it)")
-    p.add_argument("--protocol", choices=("openpi", "allenai"), default="openpi",
-                   help="wire protocol: openpi (default; openpi clients, vla-eval run) or allenai "
-                        "(allenai/vla-evaluation-harness model-server protocol)")
+    p.add_argument(
+        "--protocol",
+        choices=("openpi", "allenai"),
+        default="openpi",
+        help="wire protocol: openpi (default; openpi clients, vla-eval run) or allenai "
+        "(allenai/vla-evaluation-harness model-server protocol)",
+    )
     p.add_argument("--port-file", default=None, help="write the bound port to this file once listening")
     p.add_argument("--exit-with-parent", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--max-batch", type=int, default=16, help="most requests answered by one predict call (default 16)")
-    p.add_argument("--max-wait-ms", type=float, default=5.0,
-                   help="longest a request waits for others to join its batch (default 5; "
-                        "a batch also closes once every connected client has a request in it)")
+    p.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=5.0,
+        help="longest a request waits for others to join its batch (default 5; "
+        "a batch also closes once every connected client has a request in it)",
+    )
     p.set_defaults(func=_cmd_serve)

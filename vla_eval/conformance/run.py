@@ -65,8 +65,9 @@ def derive_suite(req: ConformanceRequest, cameras: list[str]) -> SuiteSpec:
     """The cut of ``--suite`` both runs use; ``OUT/suite.yaml`` records it."""
     spec = load_suite(req.suite)
     if spec.backend not in ORACLE_BACKENDS or get_backend(spec.backend).expert is None:
-        raise ConfigError(f"--suite {req.suite}: conformance needs a privileged expert; "
-                          f"backends with one: {sorted(ORACLE_BACKENDS)}")
+        raise ConfigError(
+            f"--suite {req.suite}: conformance needs a privileged expert; backends with one: {sorted(ORACLE_BACKENDS)}"
+        )
     data = spec.model_dump(mode="json")
     splits = data["splits"]
     data["splits"] = [s for s in splits if not s.get("out_of_domain")][:1] or splits[:1]
@@ -90,8 +91,17 @@ def _run(suite: SuiteSpec, policy: PolicyConfig, run_dir: Path, req: Conformance
     from vla_eval.execution.runner import RunRequest, run
 
     resume = req.resume and run_dir.exists()
-    return run(RunRequest(suite=suite, policy=policy, run_dir=run_dir, workers=req.workers,
-                          resume=resume, progress=req.progress, dead_policy_episodes=10**6))
+    return run(
+        RunRequest(
+            suite=suite,
+            policy=policy,
+            run_dir=run_dir,
+            workers=req.workers,
+            resume=resume,
+            progress=req.progress,
+            dead_policy_episodes=10**6,
+        )
+    )
 
 
 def _records(run_dir: Path) -> list:
@@ -112,8 +122,12 @@ def run_conformance(req: ConformanceRequest) -> ConformanceReport:
     if kind == "vla_r1":
         from vla_eval.conformance.checkpoints import build_qwen_oracle_checkpoint
 
-        args = {**user.args, "checkpoint": str(build_qwen_oracle_checkpoint(ckpt_dir / "qwen2_5_vl_oracle")),
-                "device": "cpu", "dtype": "float32"}
+        args = {
+            **user.args,
+            "checkpoint": str(build_qwen_oracle_checkpoint(ckpt_dir / "qwen2_5_vl_oracle")),
+            "device": "cpu",
+            "dtype": "float32",
+        }
         if "task_mode" not in parse_overrides(req.policy_args):
             args["task_mode"] = "pick_place"  # every applicable task is a pick-and-place: the place query is part of it
         adapter = "vla_eval.conformance.vla_r1_oracle:VlaR1Oracle"
@@ -121,9 +135,16 @@ def run_conformance(req: ConformanceRequest) -> ConformanceReport:
     elif kind == "openvla":
         from vla_eval.conformance.checkpoints import build_llava_oracle_checkpoint
 
-        args = {**user.args, "checkpoint": str(build_llava_oracle_checkpoint(ckpt_dir / "llava_oracle")),
-                "device": "cpu", "dtype": "float32", "trust_remote_code": False, "model_class": "auto",
-                "append_token_id": None, "unnorm_key": "conformance"}
+        args = {
+            **user.args,
+            "checkpoint": str(build_llava_oracle_checkpoint(ckpt_dir / "llava_oracle")),
+            "device": "cpu",
+            "dtype": "float32",
+            "trust_remote_code": False,
+            "model_class": "auto",
+            "append_token_id": None,
+            "unnorm_key": "conformance",
+        }
         if user.args.get("norm_stats_path"):  # a real checkpoint's statistics file, with its own unnorm_key
             args["unnorm_key"] = user.args.get("unnorm_key")
         adapter = "vla_eval.conformance.openvla_oracle:OpenVlaOracle"
@@ -131,15 +152,18 @@ def run_conformance(req: ConformanceRequest) -> ConformanceReport:
     else:
         from vla_eval.conformance.openpi_oracle import start_oracle_server
 
-        server = start_oracle_server(replan_steps=user.execution.replan_steps or 5, chunk=int(user.args.get("max_chunk") or 10))
+        server = start_oracle_server(
+            replan_steps=user.execution.replan_steps or 5, chunk=int(user.args.get("max_chunk") or 10)
+        )
         args = {**user.args, "uri": server.url, "send_privileged": True, "send_reset": True, "check_health": True}
         args.pop("host", None), args.pop("port", None)
         adapter = "vla_eval.conformance.openpi_oracle:OracleClient"
         execution = user.execution.model_dump(exclude_none=True)
     if req.mutate is not None:
         req.mutate(args)
-    oracle_policy = PolicyConfig(name=f"{user.name}_oracle", adapter=adapter, args=args,
-                                 execution=ExecutionConfig.model_validate(execution))
+    oracle_policy = PolicyConfig(
+        name=f"{user.name}_oracle", adapter=adapter, args=args, execution=ExecutionConfig.model_validate(execution)
+    )
     expert_policy = PolicyConfig(name="expert", adapter=str(get_backend(suite.backend).expert))
     expert_dirs = [Path(d) for d in req.expert_runs] if req.expert_runs else [req.out_dir / "expert"]
     for d in expert_dirs:

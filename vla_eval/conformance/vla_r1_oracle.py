@@ -30,7 +30,6 @@ from vla_eval.conformance.keypoints import pick_place
 from vla_eval.policies.planner_bridge import CameraModel
 from vla_eval.policies.vla_r1 import IMAGE_PAD, VlaR1Policy
 
-
 TRAINED_VIEW = "upright"
 """The view VLA-R1 must be shown: its fine-tuning images are ordinary (upright) camera images, as
 policies/vla_r1.yaml states (issue 10, defect 2); the dataset is GigaAI-Research/vla_r1 (VLA-R1 README)."""
@@ -82,7 +81,9 @@ class VlaR1Oracle(VlaR1Policy):
             raise OracleRefusal("task is not a pick-and-place: no key points")
         cam_name = self.settings.bridge.camera
         img = np.asarray(obs["images"][cam_name])
-        cam = CameraModel.from_params(obs["camera_params"][cam_name], img.shape[:2], self.settings.bridge.camera_convention)
+        cam = CameraModel.from_params(
+            obs["camera_params"][cam_name], img.shape[:2], self.settings.bridge.camera_convention
+        )
         eef = np.asarray(obs["state"]["eef_pos"], dtype=np.float64)
         world = np.stack([eef, kp.grasp]) if stage == "pick" else np.stack([eef, kp.place])
         uv, z = cam.project(world)
@@ -92,7 +93,9 @@ class VlaR1Oracle(VlaR1Policy):
         src_norm = cam.pixels_to_normalized(uv)
         shown = self.settings.image.from_source_coords(src_norm, img.shape[:2])  # normalised on the model's image
         if np.any(shown[-1] < 0) or np.any(shown[-1] > 1):
-            raise OracleRefusal(f"{stage} key point {shown[-1].round(3).tolist()} is outside the image the model is shown")
+            raise OracleRefusal(
+                f"{stage} key point {shown[-1].round(3).tolist()} is outside the image the model is shown"
+            )
         shown = np.clip(shown, 0.0, 1.0)
         if self.settings.coords == "pixels":
             shown = shown * np.array([model_hw[1], model_hw[0]], dtype=np.float64)
@@ -118,15 +121,19 @@ class VlaR1Oracle(VlaR1Policy):
         rows_ok, cols_ok = (dv < 0) != flip, (du > 0) != flip
         if not (rows_ok and cols_ok):
             what = " and ".join(w for w, ok in (("upside down", rows_ok), ("mirrored left-right", cols_ok)) if not ok)
-            raise ViewError(f"the image the model is shown is {what} (adapter declares image_orientation="
-                            f"{self.image_orientation!r}, flip_180={flip}); VLA-R1 was trained on {TRAINED_VIEW} images")
+            raise ViewError(
+                f"the image the model is shown is {what} (adapter declares image_orientation="
+                f"{self.image_orientation!r}, flip_180={flip}); VLA-R1 was trained on {TRAINED_VIEW} images"
+            )
 
     def _oracle_generate(self, input_ids=None, attention_mask=None, pixel_values=None, image_grid_thw=None, **kwargs):
         torch = self._torch
         ids = input_ids.cpu()
         grids = image_grid_thw.cpu()
         if len(grids) != ids.shape[0] or len(self._pending) != ids.shape[0]:
-            raise RuntimeError(f"oracle generate: {ids.shape[0]} rows, {len(grids)} images, {len(self._pending)} queries")
+            raise RuntimeError(
+                f"oracle generate: {ids.shape[0]} rows, {len(grids)} images, {len(self._pending)} queries"
+            )
         pad_id = self.tokenizer.convert_tokens_to_ids(IMAGE_PAD)
         patch = int(getattr(self.image_processor, "patch_size", 14))
         answers = []
@@ -135,8 +142,10 @@ class VlaR1Oracle(VlaR1Policy):
             expected = int(grids[k].prod()) // self.merge_size**2
             model_hw = (int(grids[k][1]) * patch, int(grids[k][2]) * patch)
             if n_pad != expected:
-                self._notes[k] = {"oracle_stage": "preprocess",
-                                  "oracle_error": f"{n_pad} image tokens in the prompt, the image has {expected}"}
+                self._notes[k] = {
+                    "oracle_stage": "preprocess",
+                    "oracle_error": f"{n_pad} image tokens in the prompt, the image has {expected}",
+                }
                 answers.append("")
                 continue
             try:

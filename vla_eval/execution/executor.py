@@ -150,8 +150,12 @@ class LocalExecutor:
         self.batch_envs = batch_envs
         self.supervisor = None  # a policy server to keep alive (``--policy-server auto``)
 
-    def run(self, items: list[PlanItem], on_record: Callable[[EpisodeRecord], None],
-            should_stop: Callable[[], bool] | None = None) -> ExecutionSummary:
+    def run(
+        self,
+        items: list[PlanItem],
+        on_record: Callable[[EpisodeRecord], None],
+        should_stop: Callable[[], bool] | None = None,
+    ) -> ExecutionSummary:
         """Run ``items`` as :meth:`Scheduler.run <vla_eval.execution.scheduler.Scheduler.run>` describes."""
         scheduler = Scheduler(ProcessStarter(), self.config, self.n_workers, self.batch_envs, self.supervisor)
         try:

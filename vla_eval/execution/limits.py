@@ -112,9 +112,15 @@ class Watchdog:
             with self._lock:
                 fired = None
                 if self._call_deadline is not None and now > self._call_deadline:
-                    fired = ("policy_timeout", f"policy {self._call_name}() did not return within policy_timeout_s={self.limits.policy_call_s:g}")
+                    fired = (
+                        "policy_timeout",
+                        f"policy {self._call_name}() did not return within policy_timeout_s={self.limits.policy_call_s:g}",
+                    )
                 elif self._batch_deadline is not None and now > self._batch_deadline:
-                    fired = ("episode_timeout", f"episode did not finish within episode_timeout_s={self.limits.episode_s:g} (wall clock)")
+                    fired = (
+                        "episode_timeout",
+                        f"episode did not finish within episode_timeout_s={self.limits.episode_s:g} (wall clock)",
+                    )
                 if fired:
                     self._call_deadline = self._batch_deadline = None
             if fired:

@@ -62,8 +62,10 @@ def check_request(req: Any) -> None:
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < minimum):
             raise ConfigError(f"{flag} must be an integer >= {minimum}, got {value!r}")
     if isinstance(req.episodes_per_task, int) and req.episodes_per_task > MAX_PLAN_EPISODES:
-        raise ConfigError(f"--episodes must be at most {MAX_PLAN_EPISODES} (the episode plan is held in memory), "
-                          f"got {req.episodes_per_task}")
+        raise ConfigError(
+            f"--episodes must be at most {MAX_PLAN_EPISODES} (the episode plan is held in memory), "
+            f"got {req.episodes_per_task}"
+        )
     if req.resume:
         if req.run_dir is None:
             raise ConfigError("--resume needs --run-dir RUN_DIR (the folder of the run to continue)")

@@ -50,8 +50,10 @@ class _EnvActor:
             records = self._worker.run_batch(items)
         except RetryEpisode as exc:
             return {"lost": str(exc)}
-        return {"records": [r.model_dump(mode="json") for r in records],
-                "recycle": needs_recycling(self._limits, records)}
+        return {
+            "records": [r.model_dump(mode="json") for r in records],
+            "recycle": needs_recycling(self._limits, records),
+        }
 
     def close(self) -> None:
         if self._worker is not None:
@@ -149,8 +151,14 @@ def _check_address(address: str) -> None:
 
 
 class RayExecutor:
-    def __init__(self, config: WorkerConfig, workers: int, batch_envs: int = 1, address: str | None = None,
-                 cpus_per_actor: float = 1.0):
+    def __init__(
+        self,
+        config: WorkerConfig,
+        workers: int,
+        batch_envs: int = 1,
+        address: str | None = None,
+        cpus_per_actor: float = 1.0,
+    ):
         if address and (os.path.exists(os.path.expanduser("~/.ray/auth_token")) or os.environ.get("RAY_AUTH_TOKEN")):
             # Ray reads its auth mode when it is first imported; a cluster with token auth
             # (the default for `ray start` once a token exists) rejects drivers without it.
@@ -176,12 +184,20 @@ class RayExecutor:
             _check_address(self.address)
             ray.init(address=self.address, runtime_env={"env_vars": env_vars}, log_to_driver=False)
         else:
-            ray.init(num_cpus=max(self.n_workers, 1), include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": env_vars})
+            ray.init(
+                num_cpus=max(self.n_workers, 1),
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env={"env_vars": env_vars},
+            )
         return ray
 
-    def run(self, items: list[PlanItem], on_record: Callable[[EpisodeRecord], None],
-            should_stop: Callable[[], bool] | None = None) -> ExecutionSummary:
+    def run(
+        self,
+        items: list[PlanItem],
+        on_record: Callable[[EpisodeRecord], None],
+        should_stop: Callable[[], bool] | None = None,
+    ) -> ExecutionSummary:
         """As :meth:`LocalExecutor.run <vla_eval.execution.executor.LocalExecutor.run>`, on Ray actors."""
         starter = RayStarter(self.ray_init(), self.cpus_per_actor)
         scheduler = Scheduler(starter, self.config, self.n_workers, self.batch_envs, self.supervisor)

@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 
 from vla_eval.actions import ChunkExecutor, to_env_actions
-from vla_eval.sims.orientation import ImageConversion, conversion, conversion_for
-from vla_eval.execution.plan import PlanItem
-from vla_eval.provenance import now_iso
-from vla_eval.errors import RetryEpisode
 from vla_eval.actions.space import LIBERO_DELTA_EEF, PolicyOutputError, normalize_chunk, validate_chunk
 from vla_eval.adapter import Policy, predict_policy, reset_policy
+from vla_eval.errors import RetryEpisode
+from vla_eval.execution.plan import PlanItem
+from vla_eval.provenance import now_iso
 from vla_eval.record import EpisodeRecord
 from vla_eval.sims.contract import supports_on_demand
+from vla_eval.sims.orientation import ImageConversion, conversion, conversion_for
 
 
 @dataclass(frozen=True)
@@ -94,9 +94,19 @@ def error_text(exc: BaseException) -> str:
 def failed_record(settings: EpisodeSettings, item: PlanItem, error: str, attempts: int = 1) -> EpisodeRecord:
     """The record of an episode that never ran because its env or worker failed."""
     return EpisodeRecord(
-        run_id=settings.run_id, suite=settings.suite, task=item.task, split=item.split,
-        episode_index=item.episode_index, init_state_id=item.init_state_id, seed=item.seed,
-        success=False, steps=0, termination="env_error", error=error, attempts=attempts, finished_at=now_iso(),
+        run_id=settings.run_id,
+        suite=settings.suite,
+        task=item.task,
+        split=item.split,
+        episode_index=item.episode_index,
+        init_state_id=item.init_state_id,
+        seed=item.seed,
+        success=False,
+        steps=0,
+        termination="env_error",
+        error=error,
+        attempts=attempts,
+        finished_at=now_iso(),
         success_rule="final_step" if settings.success_rule == "final_step" else "first_success",
     )
 
@@ -113,7 +123,9 @@ class _Episode:
         self.instruction = ""
         self.current_instruction = ""
         self.executor = ChunkExecutor(settings.replan_steps, settings.temporal_ensemble)
-        self.stats = dict(steps=0, policy_calls=0, policy_time_s=0.0, sim_time_s=0.0, parse_failures=0, outputs_checked=0)
+        self.stats = dict(
+            steps=0, policy_calls=0, policy_time_s=0.0, sim_time_s=0.0, parse_failures=0, outputs_checked=0
+        )
         self.extras: dict[str, Any] = {}
         self.success = False
         self.termination: str | None = None
@@ -360,22 +372,32 @@ def _follow_instruction_switches(eps: list[_Episode], policy: Policy) -> None:
     of one; in a larger batch it sees the new instruction in the observation only, and the
     episode says so.
     """
-    changed = [ep for ep in eps if ep.active and "instruction" in ep.obs
-               and str(ep.obs["instruction"]) != ep.current_instruction]
+    changed = [
+        ep
+        for ep in eps
+        if ep.active and "instruction" in ep.obs and str(ep.obs["instruction"]) != ep.current_instruction
+    ]
     if not changed:
         return
     for ep in changed:
         ep.current_instruction = str(ep.obs["instruction"])
         ep.executor.reset()
         ep.extras.setdefault("instruction_switches", []).append(
-            {"step": ep.stats["steps"], "instruction": ep.current_instruction})
+            {"step": ep.stats["steps"], "instruction": ep.current_instruction}
+        )
     if not policy.slot_aware and len(eps) > 1:
         for ep in changed:
-            ep.extras["instruction_switch_reset"] = "not reset: policy is not slot-aware in a batch; new instruction in obs only"
+            ep.extras["instruction_switch_reset"] = (
+                "not reset: policy is not slot-aware in a batch; new instruction in obs only"
+            )
         return
     try:
-        reset_policy(policy, [ep.current_instruction for ep in changed], [ep.item.seed for ep in changed],
-                     [eps.index(ep) for ep in changed])
+        reset_policy(
+            policy,
+            [ep.current_instruction for ep in changed],
+            [ep.item.seed for ep in changed],
+            [eps.index(ep) for ep in changed],
+        )
     except RetryEpisode:
         raise
     except Exception as exc:
@@ -409,7 +431,9 @@ def _refill(eps: list[_Episode], policy: Policy, settings: EpisodeSettings) -> N
         for ep in needing:
             ep.fail("policy_error", f"invalid policy output: {exc}")
         return
-    env_space = getattr(eps[0].env.unwrapped, "native_action_space", LIBERO_DELTA_EEF) if eps[0].env_ok else LIBERO_DELTA_EEF
+    env_space = (
+        getattr(eps[0].env.unwrapped, "native_action_space", LIBERO_DELTA_EEF) if eps[0].env_ok else LIBERO_DELTA_EEF
+    )
     for i, ep in enumerate(rows):
         if ep not in needing:
             continue

@@ -16,22 +16,22 @@ from tqdm import tqdm
 
 from vla_eval import naming, provenance
 from vla_eval.adapter import Policy
-from vla_eval.execution import preflight
 from vla_eval.backends import get_backend
 from vla_eval.errors import ConfigError
+from vla_eval.execution import preflight
 from vla_eval.execution.executor import ExecutionSummary, LocalExecutor
 from vla_eval.execution.limits import DEFAULT_DEAD_POLICY_EPISODES, DeadPolicyMonitor, Limits
 from vla_eval.execution.plan import build_plan, check_plan_size
+from vla_eval.execution.run_lock import RunLock, open_store_errors, prepare_run_dir
 from vla_eval.execution.settings import cameras_needed, chunk_execution, episode_setup
+from vla_eval.execution.worker import WorkerConfig
 from vla_eval.policy_config import ExecutionConfig, PolicyConfig, check_policy_config, resolve_policy
 from vla_eval.record import EpisodeRecord
-from vla_eval.execution.run_lock import RunLock, open_store_errors, prepare_run_dir
 from vla_eval.run_meta import SCHEMA_VERSION, RunMeta
 from vla_eval.spec import SuiteSpec, load_suite
 from vla_eval.store import RunStore, StoreError
 from vla_eval.tables import markdown, summary_frame, wide_table
 from vla_eval.video import VideoPolicy
-from vla_eval.execution.worker import WorkerConfig
 
 
 class InstancePolicyConfig(PolicyConfig):
@@ -47,7 +47,9 @@ class InstancePolicyConfig(PolicyConfig):
     @classmethod
     def of(cls, policy: Policy) -> "InstancePolicyConfig":
         kind = type(policy)
-        cfg = cls(name=str(getattr(policy, "name", "") or kind.__name__), adapter=f"{kind.__module__}:{kind.__qualname__}")
+        cfg = cls(
+            name=str(getattr(policy, "name", "") or kind.__name__), adapter=f"{kind.__module__}:{kind.__qualname__}"
+        )
         cfg._instance = policy
         return cfg
 
@@ -139,8 +141,10 @@ def resolve_request_policy(policy: str | Path | PolicyConfig | Policy, policy_ar
     """The :class:`PolicyConfig` of a request's policy, whichever form it was given in."""
     if isinstance(policy, (PolicyConfig, Policy)):
         if policy_args:
-            raise ConfigError(f"--policy-arg {policy_args[0]!r}: arguments apply to a policy name or file, "
-                              f"not to a {type(policy).__name__} object; set them on the object")
+            raise ConfigError(
+                f"--policy-arg {policy_args[0]!r}: arguments apply to a policy name or file, "
+                f"not to a {type(policy).__name__} object; set them on the object"
+            )
         if isinstance(policy, (Policy, InstancePolicyConfig)):
             return policy if isinstance(policy, InstancePolicyConfig) else InstancePolicyConfig.of(policy)
         return check_policy_config(policy, f"policy {policy.name!r}")
@@ -156,8 +160,12 @@ def run(req: RunRequest) -> RunOutcome:
     preflight.check_policy_checkpoints(policy_cfg.args, policy_cfg.source or "--policy")
     videos = _parse_videos(req.videos)
     workers = req.workers or os.cpu_count() or 1
-    run_dir = Path(req.run_dir) if req.run_dir else naming.run_folder(
-        Path(req.results_root), spec.name, policy_cfg.name, datetime.now().strftime('%Y%m%d-%H%M%S')
+    run_dir = (
+        Path(req.run_dir)
+        if req.run_dir
+        else naming.run_folder(
+            Path(req.results_root), spec.name, policy_cfg.name, datetime.now().strftime("%Y%m%d-%H%M%S")
+        )
     )
     replan_steps = effective_replan_steps(req.replan_steps, policy_cfg)
     protocol = protocol_of(spec, policy_cfg, replan_steps)
@@ -209,11 +217,23 @@ def run(req: RunRequest) -> RunOutcome:
             todo = [] if gate.should_stop() else gate.order(todo)
         policy_cls = _policy_class(policy_cfg)
         cameras = cameras_needed(spec, policy_cls, videos)
-        setup = episode_setup(spec, run_id, policy_cfg, req.replan_steps, render=req.render,
-                              video_camera=spec.cameras[0] if videos.enabled and spec.cameras else None)
+        setup = episode_setup(
+            spec,
+            run_id,
+            policy_cfg,
+            req.replan_steps,
+            render=req.render,
+            video_camera=spec.cameras[0] if videos.enabled and spec.cameras else None,
+        )
         worker_cfg = WorkerConfig(
-            spec=spec, policy=policy_cfg, settings=setup.settings, run_dir=str(run_dir), videos=videos, cameras=cameras,
-            depth=bool(getattr(policy_cls, "needs_depth", False)), limits=_limits(req),
+            spec=spec,
+            policy=policy_cfg,
+            settings=setup.settings,
+            run_dir=str(run_dir),
+            videos=videos,
+            cameras=cameras,
+            depth=bool(getattr(policy_cls, "needs_depth", False)),
+            limits=_limits(req),
         )
         execution = ExecutionSummary()
         if todo:
@@ -235,7 +255,9 @@ def run(req: RunRequest) -> RunOutcome:
         if gate is None and store.get_meta("gate") and todo:
             from vla_eval.results.gate_run import GateMonitor
 
-            GateMonitor(store.get_meta("gate")["design"], []).finish(store, run_dir)  # a stopped gated run resumed to the full plan
+            GateMonitor(store.get_meta("gate")["design"], []).finish(
+                store, run_dir
+            )  # a stopped gated run resumed to the full plan
         records = list(store.records())
         summary = summary_frame(records, [s.name for s in spec.splits], [t.name for t in spec.tasks])
         summary, gate_md = _gate_view(store, summary)
@@ -266,12 +288,24 @@ def _gate_view(store: RunStore, summary: pd.DataFrame) -> tuple[pd.DataFrame, st
 
 
 def _limits(req: RunRequest) -> Limits:
-    return Limits(policy_call_s=req.policy_timeout_s, episode_s=req.episode_timeout_s,
-                  max_rss_mb=req.max_worker_rss_mb, dead_policy_episodes=req.dead_policy_episodes)
+    return Limits(
+        policy_call_s=req.policy_timeout_s,
+        episode_s=req.episode_timeout_s,
+        max_rss_mb=req.max_worker_rss_mb,
+        dead_policy_episodes=req.dead_policy_episodes,
+    )
 
 
-def _execute(executor, todo, store: RunStore, total: int, done: int, progress: bool,
-             gate=None, monitor: DeadPolicyMonitor | None = None) -> ExecutionSummary:
+def _execute(
+    executor,
+    todo,
+    store: RunStore,
+    total: int,
+    done: int,
+    progress: bool,
+    gate=None,
+    monitor: DeadPolicyMonitor | None = None,
+) -> ExecutionSummary:
     counts = {"ok": 0, "n": 0}
     bar = tqdm(total=total, initial=done, unit="ep", disable=not progress, file=sys.stderr, dynamic_ncols=True)
 
@@ -329,31 +363,38 @@ def _policy_class(cfg: PolicyConfig):
     return POLICIES.get(cfg.adapter)
 
 
-def run_meta(run_id: str, spec: SuiteSpec, policy: PolicyConfig, req: RunRequest, workers: int,
-             replan_steps: int | None = None) -> RunMeta:
+def run_meta(
+    run_id: str, spec: SuiteSpec, policy: PolicyConfig, req: RunRequest, workers: int, replan_steps: int | None = None
+) -> RunMeta:
     """The metadata a new run folder records (``run.json`` and the store's ``config``)."""
-    return RunMeta.model_validate({
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "created_at": provenance.now_iso(),
-        "suite": spec.model_dump(mode="json"),
-        "suite_hash": spec.spec_hash(),
-        "policy": policy.model_dump(mode="json"),
-        "checkpoint_hash": checkpoint_hash(policy),
-        "replan_steps": replan_steps,
-        "videos": req.videos,
-        "workers": workers,
-        "batch_envs": req.batch_envs,
-        "executor": req.executor,
-        "limits": {"policy_timeout_s": req.policy_timeout_s, "episode_timeout_s": req.episode_timeout_s,
-                   "max_worker_rss_mb": req.max_worker_rss_mb, "stop_if_dead": req.dead_policy_episodes},
-        "policy_server": req.policy_server,
-        "versions": {**provenance.package_versions(), **get_backend(spec.backend).versions()},
-        "sim_stack": provenance.sim_stack(provenance.package_versions()),
-        "git": provenance.git_commit(),
-        "machine": provenance.machine(),
-        "argv": sys.argv,
-    })
+    return RunMeta.model_validate(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": run_id,
+            "created_at": provenance.now_iso(),
+            "suite": spec.model_dump(mode="json"),
+            "suite_hash": spec.spec_hash(),
+            "policy": policy.model_dump(mode="json"),
+            "checkpoint_hash": checkpoint_hash(policy),
+            "replan_steps": replan_steps,
+            "videos": req.videos,
+            "workers": workers,
+            "batch_envs": req.batch_envs,
+            "executor": req.executor,
+            "limits": {
+                "policy_timeout_s": req.policy_timeout_s,
+                "episode_timeout_s": req.episode_timeout_s,
+                "max_worker_rss_mb": req.max_worker_rss_mb,
+                "stop_if_dead": req.dead_policy_episodes,
+            },
+            "policy_server": req.policy_server,
+            "versions": {**provenance.package_versions(), **get_backend(spec.backend).versions()},
+            "sim_stack": provenance.sim_stack(provenance.package_versions()),
+            "git": provenance.git_commit(),
+            "machine": provenance.machine(),
+            "argv": sys.argv,
+        }
+    )
 
 
 def load_run_table(run_dir: Path) -> tuple[dict, pd.DataFrame, str]:

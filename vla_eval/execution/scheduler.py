@@ -107,8 +107,9 @@ class _Worker:
 class Scheduler:
     """Runs plan items on ``workers`` workers from ``starter``; see the module docstring for the rules."""
 
-    def __init__(self, starter: WorkerStarter, config: WorkerConfig, workers: int, batch_envs: int,
-                 supervisor: Any = None):
+    def __init__(
+        self, starter: WorkerStarter, config: WorkerConfig, workers: int, batch_envs: int, supervisor: Any = None
+    ):
         self.starter, self.config = starter, config
         self.n_workers, self.batch_envs = workers, batch_envs
         self.supervisor = supervisor  # a policy server to keep alive (``--policy-server auto``)
@@ -118,8 +119,12 @@ class Scheduler:
         self._lost: dict[tuple, int] = {}
         self._solo: deque[PlanItem] = deque()
 
-    def run(self, items: list[PlanItem], on_record: Callable[[EpisodeRecord], None],
-            should_stop: Callable[[], bool] | None = None) -> ExecutionSummary:
+    def run(
+        self,
+        items: list[PlanItem],
+        on_record: Callable[[EpisodeRecord], None],
+        should_stop: Callable[[], bool] | None = None,
+    ) -> ExecutionSummary:
         """Run ``items``; ``on_record`` is called in the driver for each finished episode, in completion order.
 
         With ``should_stop`` (a gated run), items are launched strictly in the given order
@@ -140,8 +145,12 @@ class Scheduler:
                         break
                 for w in list(self._workers.values()):
                     if w.ready and w.recycle is None and not w.items and (pending or self._solo):
-                        self._send(w, [self._solo.popleft()] if self._solo else _take(
-                            pending, None if should_stop else w.env_key, self.batch_envs))
+                        self._send(
+                            w,
+                            [self._solo.popleft()]
+                            if self._solo
+                            else _take(pending, None if should_stop else w.env_key, self.batch_envs),
+                        )
                 if backstop is not None:
                     for w in [w for w in self._workers.values() if w.items]:
                         if time.monotonic() - w.sent_at > backstop:
@@ -212,8 +221,9 @@ class Scheduler:
                 self._replace(w, graceful=True)
         elif kind == "failed":
             for item in w.items:
-                self._on_record(failed_record(self.config.settings, item, str(payload),
-                                              attempts=self._attempts[item.key]))
+                self._on_record(
+                    failed_record(self.config.settings, item, str(payload), attempts=self._attempts[item.key])
+                )
             w.items = []
         elif kind == "lost":
             self._give_back(w, str(payload))
@@ -232,8 +242,14 @@ class Scheduler:
                 self.summary.retried.append(item.key)
                 self._solo.append(item)
             else:
-                self._on_record(failed_record(self.config.settings, item, attempts=self._attempts[item.key],
-                                              error=f"policy server lost on {lost} attempts: {reason}"[:2000]))
+                self._on_record(
+                    failed_record(
+                        self.config.settings,
+                        item,
+                        attempts=self._attempts[item.key],
+                        error=f"policy server lost on {lost} attempts: {reason}"[:2000],
+                    )
+                )
         w.items = []
         self._replace(w, graceful=True)
 
@@ -248,8 +264,9 @@ class Scheduler:
                 self.summary.retried.append(item.key)
                 self._solo.append(item)
             else:
-                self._on_record(failed_record(self.config.settings, item, attempts=attempts,
-                                              error=f"{what} on {attempts} attempts"))
+                self._on_record(
+                    failed_record(self.config.settings, item, attempts=attempts, error=f"{what} on {attempts} attempts")
+                )
         w.items = []
         self._replace(w, graceful=False)
 
@@ -257,8 +274,10 @@ class Scheduler:
         """A worker silent past its batch limit: kill it, record its episodes as timed out, start a fresh one."""
         grace = self.starter.backstop_grace_s
         term = "episode_timeout" if self.config.limits.episode_s else "policy_timeout"
-        message = (f"worker gave no answer within {backstop:g}s (batch limit{f' + {grace:g}s' if grace else ''}); "
-                   "killed by the driver")
+        message = (
+            f"worker gave no answer within {backstop:g}s (batch limit{f' + {grace:g}s' if grace else ''}); "
+            "killed by the driver"
+        )
         for item in w.items:
             record = timeout_record(self.config, item, term, message)
             record.attempts = self._attempts[item.key]

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vla_eval.execution.limits import Limits, TimedPolicy, Watchdog, needs_recycling
 from vla_eval.errors import RetryEpisode
+from vla_eval.execution.limits import Limits, TimedPolicy, Watchdog, needs_recycling
 from vla_eval.execution.plan import PlanItem
-from vla_eval.policy_config import PolicyConfig
-from vla_eval.record import EpisodeRecord
 from vla_eval.execution.rollout import EpisodeSettings, error_text, failed_record, run_episodes
 from vla_eval.execution.settings import EpisodeSetup
+from vla_eval.policy_config import PolicyConfig
+from vla_eval.record import EpisodeRecord
 from vla_eval.spec import SuiteSpec
 from vla_eval.video import BackgroundVideoWriter, VideoPolicy
 
@@ -71,9 +71,11 @@ class EpisodeWorker:
             self._drop_envs()
             self._env_key = item.env_key
         while len(self._envs) < count:
-            self._envs.append(self.backend.make_env(
-                self.config.spec, item.task, item.split, list(self.config.cameras), depth=self.config.depth
-            ))
+            self._envs.append(
+                self.backend.make_env(
+                    self.config.spec, item.task, item.split, list(self.config.cameras), depth=self.config.depth
+                )
+            )
         return self._envs[:count]
 
     def _drop_envs(self, which: list | None = None) -> None:
@@ -109,9 +111,19 @@ class EpisodeWorker:
         for item, f, (record, _) in zip(items, frames, results):
             if f and videos.wants(item.episode_index, record.success):
                 rel = Path("videos") / f"{item.task}__{item.split}__{item.episode_index:04d}.mp4"
-                written.append((record, rel, self._videos.submit(Path(self.config.run_dir) / rel, f,
-                                                                 record.instruction, record.termination,
-                                                                 fps=_video_fps(envs[0], record))))
+                written.append(
+                    (
+                        record,
+                        rel,
+                        self._videos.submit(
+                            Path(self.config.run_dir) / rel,
+                            f,
+                            record.instruction,
+                            record.termination,
+                            fps=_video_fps(envs[0], record),
+                        ),
+                    )
+                )
             records.append(_storable(record))
         for record, rel, done in written:  # a record names its video only once the file is complete
             error = done.exception()
@@ -213,8 +225,9 @@ def _storable(record: EpisodeRecord) -> EpisodeRecord:
         return record
 
 
-def timeout_record(config: WorkerConfig, item: PlanItem, termination: str, message: str,
-                   progress: dict[str, Any] | None = None) -> EpisodeRecord:
+def timeout_record(
+    config: WorkerConfig, item: PlanItem, termination: str, message: str, progress: dict[str, Any] | None = None
+) -> EpisodeRecord:
     """The record of an episode ended by a wall-clock limit; ``progress`` (the live step
     counters, when the worker's own watchdog fired) says how far it got. The driver's backstop
     kills a silent process and cannot know, so its records keep ``steps=0``."""
@@ -226,4 +239,3 @@ def timeout_record(config: WorkerConfig, item: PlanItem, termination: str, messa
         record.policy_time_s = float(progress.get("policy_time_s", 0.0))
         record.sim_time_s = float(progress.get("sim_time_s", 0.0))
     return record
-

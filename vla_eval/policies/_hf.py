@@ -9,10 +9,9 @@ baselines.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
-
-import os
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -110,5 +109,8 @@ def model_signature(config_model: type[BaseModel]):
     """
     import inspect
 
-    params = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=f.default) for name, f in config_model.model_fields.items()]
+    params = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=f.default)
+        for name, f in config_model.model_fields.items()
+    ]
     return inspect.Signature(params)

@@ -46,8 +46,10 @@ class RandomPolicy(Policy):
 
     def predict(self, obs_batch, slots=None):
         actions = np.stack(
-            [rng.uniform(-self.scale, self.scale, size=(self.chunk_size, LIBERO_DELTA_EEF.dim))
-             for rng in self._rngs.rows(obs_batch, slots)]
+            [
+                rng.uniform(-self.scale, self.scale, size=(self.chunk_size, LIBERO_DELTA_EEF.dim))
+                for rng in self._rngs.rows(obs_batch, slots)
+            ]
         )
         return ActionChunk(actions=actions, space=LIBERO_DELTA_EEF)
 

@@ -136,7 +136,9 @@ def center_crop_box(area: float) -> tuple[float, float, float, float]:
     return float(off), float(off), float(off + side), float(off + side)
 
 
-def crop_and_resize_bilinear(image01: np.ndarray, box: tuple[float, float, float, float], size: tuple[int, int]) -> np.ndarray:
+def crop_and_resize_bilinear(
+    image01: np.ndarray, box: tuple[float, float, float, float], size: tuple[int, int]
+) -> np.ndarray:
     """``tf.image.crop_and_resize`` (bilinear) of one HxWxC float image in [0, 1].
 
     Output pixel ``i`` samples the input at ``y1 (H - 1) + i (y2 - y1)(H - 1)/(crop_h - 1)``
@@ -220,7 +222,9 @@ class ImagePreprocess(BaseModel):
         if self.chain == "simple":
             bad = [f for f in _OPENVLA_ONLY if f in given and getattr(self, f) is not None]
             if bad:
-                raise ValueError(f"{', '.join(bad)} belongs to chain 'openvla_libero'; the simple chain crops with center_crop_area")
+                raise ValueError(
+                    f"{', '.join(bad)} belongs to chain 'openvla_libero'; the simple chain crops with center_crop_area"
+                )
         else:
             bad = [f for f in _SIMPLE_ONLY if f in given]
             if bad:

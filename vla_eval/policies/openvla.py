@@ -32,6 +32,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from vla_eval.actions.space import ActionChunk, ActionSpace
+from vla_eval.adapter import Policy, SlotStates
 from vla_eval.errors import ConfigError
 from vla_eval.policies._hf import (
     HFLoadOptions,
@@ -43,8 +45,6 @@ from vla_eval.policies._hf import (
     resolve_dtype,
     validate_config,
 )
-from vla_eval.actions.space import ActionChunk, ActionSpace
-from vla_eval.adapter import Policy, SlotStates
 from vla_eval.policies.image_preprocess import ImagePreprocess
 
 N_BINS = 256
@@ -81,7 +81,9 @@ class ActionStats(BaseModel):
     mask: list[bool] | None = None
 
 
-def load_norm_stats(checkpoint: str, model_config: Any, path: str | None, unnorm_key: str | None) -> tuple[str, ActionStats]:
+def load_norm_stats(
+    checkpoint: str, model_config: Any, path: str | None, unnorm_key: str | None
+) -> tuple[str, ActionStats]:
     """Find the dataset statistics (explicit file > checkpoint config ``norm_stats`` > ``dataset_statistics.json``)."""
     table: dict[str, Any] | None = None
     where = ""
@@ -101,7 +103,9 @@ def load_norm_stats(checkpoint: str, model_config: Any, path: str | None, unnorm
     keys = sorted(table)
     if unnorm_key is None:
         if len(keys) != 1:
-            raise ConfigError(f"openvla: {where} holds statistics for {keys}; set unnorm_key to the fine-tuning dataset")
+            raise ConfigError(
+                f"openvla: {where} holds statistics for {keys}; set unnorm_key to the fine-tuning dataset"
+            )
         unnorm_key = keys[0]
     if unnorm_key not in table:
         raise ConfigError(f"openvla: unnorm_key {unnorm_key!r} not in {where}; available: {keys}")
@@ -123,10 +127,13 @@ class OpenVlaConfig(HFLoadOptions):
     unnorm_key: str | None = None
     norm_stats_path: str | None = None
     action_dim: int = Field(default=7, ge=1)
-    vocab_size: int | None = Field(default=None, description="action bins are the last 256 ids below this (default tokenizer.vocab_size)")
+    vocab_size: int | None = Field(
+        default=None, description="action bins are the last 256 ids below this (default tokenizer.vocab_size)"
+    )
     camera: str = "agentview"
     image_orientation: Literal["upright", "libero_rot180"] = Field(
-        default="libero_rot180", description="view the checkpoint was trained on; the harness converts (LIBERO fine-tunes: libero_rot180)"
+        default="libero_rot180",
+        description="view the checkpoint was trained on; the harness converts (LIBERO fine-tunes: libero_rot180)",
     )
     image: ImagePreprocess = Field(
         default=ImagePreprocess(chain="openvla_libero", center_crop=True),
@@ -153,7 +160,6 @@ def _action_logits_processor(lo: int, hi: int):
     return ActionTokenOnly()
 
 
-
 def load_model_class(spec: str):
     """``model_class: module:Class`` from a policy file, checked to be a transformers model before it is used."""
     import transformers
@@ -163,6 +169,7 @@ def load_model_class(spec: str):
     cls = import_object(spec, "model_class")
     check_subclass(cls, transformers.PreTrainedModel, "model_class", spec)
     return cls
+
 
 class OpenVlaPolicy(Policy):
     """OpenVLA-style action-token policy; one batched greedy ``generate`` per step for all envs."""
@@ -177,7 +184,11 @@ class OpenVlaPolicy(Policy):
         self.image_orientation = cfg.image_orientation
         self.cameras_needed = (cfg.camera,)
         self.action_space = ActionSpace(
-            kind="delta_eef", dim=cfg.action_dim, rotation=cfg.rotation, position_units=cfg.position_units, gripper=cfg.gripper
+            kind="delta_eef",
+            dim=cfg.action_dim,
+            rotation=cfg.rotation,
+            position_units=cfg.position_units,
+            gripper=cfg.gripper,
         )
         require_models_extra()
         self._load()
@@ -208,9 +219,13 @@ class OpenVlaPolicy(Policy):
         self.model = self._model_class().from_pretrained(cfg.checkpoint, **kw).to(self.device).eval()
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
-        self.unnorm_key, self.stats = load_norm_stats(cfg.checkpoint, self.model.config, cfg.norm_stats_path, cfg.unnorm_key)
+        self.unnorm_key, self.stats = load_norm_stats(
+            cfg.checkpoint, self.model.config, cfg.norm_stats_path, cfg.unnorm_key
+        )
         if len(self.stats.q01) != cfg.action_dim or len(self.stats.q99) != cfg.action_dim:
-            raise ConfigError(f"openvla: statistics {self.unnorm_key!r} have {len(self.stats.q01)} dims, action_dim is {cfg.action_dim}")
+            raise ConfigError(
+                f"openvla: statistics {self.unnorm_key!r} have {len(self.stats.q01)} dims, action_dim is {cfg.action_dim}"
+            )
         self.vocab_size = int(cfg.vocab_size or self.tokenizer.vocab_size)
         self.action_ids = (self.vocab_size - N_BINS, self.vocab_size - 1)
         emb = self.model.get_input_embeddings().weight.shape[0]

@@ -55,7 +55,9 @@ class CameraModel:
     convention: Literal["opencv", "opengl"] = "opencv"
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], hw: tuple[int, int], default_convention: str = "opencv") -> "CameraModel":
+    def from_params(
+        cls, params: dict[str, Any], hw: tuple[int, int], default_convention: str = "opencv"
+    ) -> "CameraModel":
         try:
             K = np.asarray(params["intrinsics"], dtype=np.float64).reshape(3, 3)
             T = np.asarray(params["extrinsics"], dtype=np.float64).reshape(4, 4)
@@ -136,13 +138,19 @@ class BridgeConfig(BaseModel):
     max_action: float = Field(default=1.0, gt=0, le=1.0)
     waypoint_tolerance: float = Field(default=0.015, gt=0)
     final_tolerance: float = Field(default=0.006, gt=0)
-    max_steps_per_waypoint: int = Field(default=40, ge=1, description="step budget of a target, plus its distance / min_progress")
+    max_steps_per_waypoint: int = Field(
+        default=40, ge=1, description="step budget of a target, plus its distance / min_progress"
+    )
     min_progress: float = Field(
-        default=0.005, gt=0,
+        default=0.005,
+        gt=0,
         description="metres per step the arm is assumed to make at least: a target 0.5 m away gets 100 more steps "
-                    "(LIBERO's OSC moves about 1.3 cm per step at full speed)")
+        "(LIBERO's OSC moves about 1.3 cm per step at full speed)",
+    )
     stall_steps: int = Field(default=8, ge=1, description="a target is given up after this many steps without progress")
-    stall_distance: float = Field(default=0.001, ge=0, description="metres per step below which the arm counts as not moving")
+    stall_distance: float = Field(
+        default=0.001, ge=0, description="metres per step below which the arm counts as not moving"
+    )
     clearance: float = Field(default=0.06, ge=0, description="height above surfaces for intermediate waypoints / hover")
     grasp_depth: float = Field(default=0.02, description="how far below the lifted top-surface point to grasp")
     grasp_steps: int = Field(default=12, ge=1)
@@ -153,16 +161,27 @@ class BridgeConfig(BaseModel):
     descend_speed: float = Field(default=0.7, gt=0, le=1.0, description="speed factor for the final approach")
     carry_speed: float = Field(default=0.5, gt=0, le=1.0, description="speed factor while holding an object")
     container_window: float = Field(
-        default=0.1, ge=0, le=0.5,
+        default=0.1,
+        ge=0,
+        le=0.5,
         description="half-size, as a fraction of the image width, of the window searched for a container rim around "
-                    "the place point (0 = off)")
-    container_min_depth: float = Field(default=0.03, ge=0, description="a rim this far above the lifted place point makes it a container")
+        "the place point (0 = off)",
+    )
+    container_min_depth: float = Field(
+        default=0.03, ge=0, description="a rim this far above the lifted place point makes it a container"
+    )
     missed_grasp_width: float | None = Field(
-        default=0.004, ge=0,
+        default=0.004,
+        ge=0,
         description="after a pick plan, a finger opening (sum of |gripper_qpos|, metres: the Panda of LIBERO and the "
-                    "built-in scenes) below this means the fingers closed on nothing; None turns the check off")
-    max_hang: float = Field(default=0.15, ge=0, description="cap on how far a held object is taken to reach below the fingers")
-    regrasp_attempts: int = Field(default=1, ge=0, description="pick queries again after a missed grasp (0 = go on to place)")
+        "built-in scenes) below this means the fingers closed on nothing; None turns the check off",
+    )
+    max_hang: float = Field(
+        default=0.15, ge=0, description="cap on how far a held object is taken to reach below the fingers"
+    )
+    regrasp_attempts: int = Field(
+        default=1, ge=0, description="pick queries again after a missed grasp (0 = go on to place)"
+    )
     skip_near_eef_px: float = Field(
         default=8.0, ge=0, description="drop leading path points this close (pixels) to the EEF's own projection"
     )
@@ -226,8 +245,11 @@ class PlanFollower:
             moved = np.inf if self._last is None else float(np.linalg.norm(eef - self._last))
             self._last = eef.copy()
             self._stalled = self._stalled + 1 if moved < self.cfg.stall_distance else 0
-            if (np.linalg.norm(err) <= tgt.tolerance or self._steps_here >= self._budget
-                    or self._stalled >= self.cfg.stall_steps):  # blocked (on a surface, against a wall): go on
+            if (
+                np.linalg.norm(err) <= tgt.tolerance
+                or self._steps_here >= self._budget
+                or self._stalled >= self.cfg.stall_steps
+            ):  # blocked (on a surface, against a wall): go on
                 self._advance()
                 continue
             self._steps_here += 1
@@ -304,7 +326,12 @@ class PlannerBridge:
         c = self.cfg
         hover_z = goal[2] + c.clearance
         targets = [
-            Target(np.array([p[0], p[1], self._z(max(p[2] + c.clearance, hover_z))]), -1.0, c.waypoint_tolerance, label="path")
+            Target(
+                np.array([p[0], p[1], self._z(max(p[2] + c.clearance, hover_z))]),
+                -1.0,
+                c.waypoint_tolerance,
+                label="path",
+            )
             for p in pts[:-1]
         ]
         grasp = np.array([goal[0], goal[1], self._z(goal[2] - c.grasp_depth)])
@@ -312,8 +339,13 @@ class PlannerBridge:
             Target(np.array([goal[0], goal[1], self._z(hover_z)]), -1.0, c.waypoint_tolerance, label="hover"),
             Target(grasp, -1.0, c.final_tolerance, label="descend", speed=c.descend_speed),
             Target(grasp, 1.0, c.final_tolerance, hold=c.grasp_steps, label="close"),
-            Target(np.array([goal[0], goal[1], self._z(goal[2] + c.lift_height)]), 1.0, c.waypoint_tolerance, label="lift",
-                   speed=c.carry_speed),
+            Target(
+                np.array([goal[0], goal[1], self._z(goal[2] + c.lift_height)]),
+                1.0,
+                c.waypoint_tolerance,
+                label="lift",
+                speed=c.carry_speed,
+            ),
         ]
         return targets
 
@@ -409,10 +441,13 @@ class PlannerBridge:
         carry_z = max(eef_z, goal[2] + c.place_height + c.clearance + max(0.0, float(hang)))
         release = np.array([goal[0], goal[1], self._z(goal[2] + c.place_height)])
         targets = [
-            Target(np.array([p[0], p[1], carry_z]), 1.0, c.waypoint_tolerance, label="carry", speed=c.carry_speed) for p in pts[:-1]
+            Target(np.array([p[0], p[1], carry_z]), 1.0, c.waypoint_tolerance, label="carry", speed=c.carry_speed)
+            for p in pts[:-1]
         ]
         targets += [
-            Target(np.array([goal[0], goal[1], carry_z]), 1.0, c.waypoint_tolerance, label="above", speed=c.carry_speed),
+            Target(
+                np.array([goal[0], goal[1], carry_z]), 1.0, c.waypoint_tolerance, label="above", speed=c.carry_speed
+            ),
             Target(release, 1.0, c.final_tolerance, label="lower", speed=c.carry_speed),
             Target(release, -1.0, c.final_tolerance, hold=c.release_steps, label="open"),
             Target(np.array([goal[0], goal[1], carry_z]), -1.0, c.waypoint_tolerance, label="retreat"),

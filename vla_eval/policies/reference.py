@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from vla_eval.errors import ConfigError
 from vla_eval.actions.space import LIBERO_DELTA_EEF, ActionChunk
 from vla_eval.adapter import Policy
+from vla_eval.errors import ConfigError
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "reference_ckpt"
 NAMED_CHECKPOINTS = ("early", "final")
@@ -39,7 +39,9 @@ def resolve_checkpoint(checkpoint: str | Path) -> tuple[Path, Path]:
     if weights.is_dir():
         weights = weights / "final.safetensors"
     if weights.suffix != ".safetensors":
-        raise ConfigError(f"reference policy: checkpoint {text!r}: expected 'early', 'final' or a path to a .safetensors file")
+        raise ConfigError(
+            f"reference policy: checkpoint {text!r}: expected 'early', 'final' or a path to a .safetensors file"
+        )
     meta = weights.with_suffix(".json")
     for path in (weights, meta):
         if not path.is_file():
@@ -83,17 +85,23 @@ class ReferencePolicy(Policy):
             self.norm = Normalizer(**self.meta["normalizer"])
             self.cameras_needed = tuple(self.cfg.cameras)
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ConfigError(f"reference policy: {meta_path}: malformed checkpoint metadata ({type(exc).__name__}: {exc})") from exc
+            raise ConfigError(
+                f"reference policy: {meta_path}: malformed checkpoint metadata ({type(exc).__name__}: {exc})"
+            ) from exc
         self.checkpoint = str(checkpoint)
         self.execute_steps = int(execute_steps) if execute_steps else self.cfg.chunk
         if not 1 <= self.execute_steps <= self.cfg.chunk:
-            raise ConfigError(f"reference policy: execute_steps={execute_steps}: expected 1..{self.cfg.chunk} (the chunk length)")
+            raise ConfigError(
+                f"reference policy: execute_steps={execute_steps}: expected 1..{self.cfg.chunk} (the chunk length)"
+            )
         torch.set_num_threads(int(threads))
         self.net = ReferenceNet(self.cfg)
         try:
             self.net.load_state_dict(load_file(str(self.weights_path)))
         except RuntimeError as exc:
-            raise ConfigError(f"reference policy: {self.weights_path} does not match the network in {meta_path}: {exc}") from exc
+            raise ConfigError(
+                f"reference policy: {self.weights_path} does not match the network in {meta_path}: {exc}"
+            ) from exc
         self.net.eval()
         self.weights_sha = hashlib.sha256(self.weights_path.read_bytes()).hexdigest()[:16]
         self._instructions: list[str] = []
@@ -110,9 +118,14 @@ class ReferencePolicy(Policy):
             try:
                 frames = np.stack([np.asarray(o["images"][cam]) for o in obs_batch])
             except KeyError as exc:
-                raise ValueError(f"reference policy needs camera {cam!r} in obs['images'] (cameras {list(self.cfg.cameras)})") from exc
+                raise ValueError(
+                    f"reference policy needs camera {cam!r} in obs['images'] (cameras {list(self.cfg.cameras)})"
+                ) from exc
             images.append(downsample(frames, self.cfg.image_size))
-        state = {k: np.stack([np.asarray(o["state"][k], dtype=np.float32) for o in obs_batch]) for k in ("eef_pos", "eef_quat", "gripper_qpos")}
+        state = {
+            k: np.stack([np.asarray(o["state"][k], dtype=np.float32) for o in obs_batch])
+            for k in ("eef_pos", "eef_quat", "gripper_qpos")
+        }
         proprio = self.norm.proprio(proprio_vector(state["eef_pos"], state["eef_quat"], state["gripper_qpos"]))
         texts = [str(o.get("instruction", "")) for o in obs_batch]
         return image_tensor(np.stack(images, axis=1)), proprio, instruction_vector(texts, self.cfg.vocab)
@@ -128,7 +141,11 @@ class ReferencePolicy(Policy):
 
     def describe(self) -> dict[str, Any]:
         return {
-            "name": self.name, "checkpoint": self.checkpoint, "weights": str(self.weights_path),
-            "weights_sha256_16": self.weights_sha, "step": self.meta.get("step"), "execute_steps": self.execute_steps,
+            "name": self.name,
+            "checkpoint": self.checkpoint,
+            "weights": str(self.weights_path),
+            "weights_sha256_16": self.weights_sha,
+            "step": self.meta.get("step"),
+            "execute_steps": self.execute_steps,
             "training_seed": self.meta.get("training", {}).get("seed"),
         }

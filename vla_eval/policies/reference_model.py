@@ -90,8 +90,10 @@ class ReferenceNet(nn.Module):
         self.encoders = nn.ModuleList([ConvEncoder(cfg.channels) for _ in cfg.cameras])
         feat = sum(e.out_dim for e in self.encoders) + cfg.proprio_dim + len(cfg.vocab)
         self.head = nn.Sequential(
-            nn.Linear(feat, cfg.hidden), nn.ReLU(),
-            nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU(),
+            nn.Linear(feat, cfg.hidden),
+            nn.ReLU(),
+            nn.Linear(cfg.hidden, cfg.hidden),
+            nn.ReLU(),
             nn.Linear(cfg.hidden, cfg.chunk * cfg.action_dim),
         )
 
@@ -160,10 +162,14 @@ class Normalizer:
     action_std: list[float] = field(default_factory=list)
 
     def proprio(self, p: np.ndarray) -> np.ndarray:
-        return ((p - np.asarray(self.proprio_mean, np.float32)) / np.asarray(self.proprio_std, np.float32)).astype(np.float32)
+        return ((p - np.asarray(self.proprio_mean, np.float32)) / np.asarray(self.proprio_std, np.float32)).astype(
+            np.float32
+        )
 
     def action(self, a: np.ndarray) -> np.ndarray:
-        return ((a - np.asarray(self.action_mean, np.float32)) / np.asarray(self.action_std, np.float32)).astype(np.float32)
+        return ((a - np.asarray(self.action_mean, np.float32)) / np.asarray(self.action_std, np.float32)).astype(
+            np.float32
+        )
 
     def unaction(self, a: np.ndarray) -> np.ndarray:
         return a * np.asarray(self.action_std, np.float32) + np.asarray(self.action_mean, np.float32)
@@ -179,4 +185,4 @@ def random_shift(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch
     b, c, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
     offs = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator)
-    return torch.stack([padded[i, :, oy:oy + h, ox:ox + w] for i, (oy, ox) in enumerate(offs.tolist())])
+    return torch.stack([padded[i, :, oy : oy + h, ox : ox + w] for i, (oy, ox) in enumerate(offs.tolist())])

@@ -60,10 +60,30 @@ from vla_eval.policies.vla_r1_prompts import (
 from vla_eval.policies.vla_r1_qwen import decoding_config, load_qwen_vl, resolve_generation, seeded_sampler
 
 __all__ = [
-    "AFFORDANCE_SUFFIX", "GREEDY_GENERATION", "IMAGE_MARKER", "IMAGE_PAD", "OUTPUT_RE", "PRESETS", "PROMPT_TEMPLATES",
-    "QWEN2_5_VL_CHAT_TEMPLATE", "THINK_RE", "TRAJECTORY_SUFFIX", "UPSTREAM_GENERATION", "Generation",
-    "GenerationSettings", "ImagePlannerPolicy", "ParsedOutput", "PlannerSettings", "PromptStyle", "VlaR1Config",
-    "VlaR1Policy", "build_prompt", "parse_output", "render_chat", "resolve_generation_args", "sampling_seed",
+    "AFFORDANCE_SUFFIX",
+    "GREEDY_GENERATION",
+    "IMAGE_MARKER",
+    "IMAGE_PAD",
+    "OUTPUT_RE",
+    "PRESETS",
+    "PROMPT_TEMPLATES",
+    "QWEN2_5_VL_CHAT_TEMPLATE",
+    "THINK_RE",
+    "TRAJECTORY_SUFFIX",
+    "UPSTREAM_GENERATION",
+    "Generation",
+    "GenerationSettings",
+    "ImagePlannerPolicy",
+    "ParsedOutput",
+    "PlannerSettings",
+    "PromptStyle",
+    "VlaR1Config",
+    "VlaR1Policy",
+    "build_prompt",
+    "parse_output",
+    "render_chat",
+    "resolve_generation_args",
+    "sampling_seed",
     "user_content",
 ]
 
@@ -77,7 +97,8 @@ class VlaR1Config(PlannerSettings, HFLoadOptions):
         default="checkpoint", description="the checkpoint's chat template, falling back to Qwen2.5-VL's own"
     )
     prompt_style: PromptStyle = Field(
-        default="upstream_server", description="how the user turn is composed: as upstream's server, or as its RL training data"
+        default="upstream_server",
+        description="how the user turn is composed: as upstream's server, or as its RL training data",
     )
     system_prompt: str | None = None
     generation: GenerationSettings = GenerationSettings()
@@ -107,7 +128,9 @@ class VlaR1Config(PlannerSettings, HFLoadOptions):
         if self.prompt_style == "upstream_training":
             tpl = self.prompt_template or PROMPT_TEMPLATES[self.prompt]
             if tpl.count(IMAGE_MARKER) != 1:
-                raise ValueError(f"prompt_style upstream_training needs exactly one {IMAGE_MARKER} in the prompt template")
+                raise ValueError(
+                    f"prompt_style upstream_training needs exactly one {IMAGE_MARKER} in the prompt template"
+                )
         return self
 
     @property
@@ -139,7 +162,9 @@ class VlaR1Policy(ImagePlannerPolicy):
         self._greedy_config = decoding_config(self.model)
 
     def render_prompt(self, prompt: str, n_image_tokens: int) -> str:
-        return render_chat(self.tokenizer, self._template, prompt, n_image_tokens, self.cfg.system_prompt, self.cfg.prompt_style)
+        return render_chat(
+            self.tokenizer, self._template, prompt, n_image_tokens, self.cfg.system_prompt, self.cfg.prompt_style
+        )
 
     def generate(
         self, images: list[np.ndarray], prompts: list[str], seeds: list[tuple[int | None, int]] | None = None

@@ -54,7 +54,9 @@ class GenerationSettings(BaseModel):
         if self.preset == "greedy":
             bad = [f for f in _SAMPLING_ONLY if getattr(self, f) is not None]
             if bad:
-                raise ValueError(f"{', '.join(bad)} only apply when sampling; preset 'greedy' takes the argmax (use preset 'upstream')")
+                raise ValueError(
+                    f"{', '.join(bad)} only apply when sampling; preset 'greedy' takes the argmax (use preset 'upstream')"
+                )
         return self
 
     @property
@@ -101,12 +103,18 @@ def resolve_generation_args(args: dict[str, Any], source: str) -> dict[str, Any]
     try:
         gen = GenerationSettings.model_validate(raw)
     except ValidationError as exc:
-        lines = [f"field 'generation.{'.'.join(str(p) for p in e['loc'])}': {e['msg']}" if e["loc"] else f"field 'generation': {e['msg']}"
-                 for e in exc.errors()]
+        lines = [
+            f"field 'generation.{'.'.join(str(p) for p in e['loc'])}': {e['msg']}"
+            if e["loc"]
+            else f"field 'generation': {e['msg']}"
+            for e in exc.errors()
+        ]
         raise ConfigError(f"{source}: " + "; ".join(lines) + " (presets: upstream, greedy)") from None
     if shortcut is not None:
         if gen.max_new_tokens is not None and gen.max_new_tokens != shortcut:
-            raise ConfigError(f"{source}: max_new_tokens {shortcut!r} and generation.max_new_tokens {gen.max_new_tokens} disagree; set one")
+            raise ConfigError(
+                f"{source}: max_new_tokens {shortcut!r} and generation.max_new_tokens {gen.max_new_tokens} disagree; set one"
+            )
         try:
             gen = GenerationSettings.model_validate({**gen.model_dump(exclude_none=True), "max_new_tokens": shortcut})
         except ValidationError as exc:

@@ -22,6 +22,7 @@ from vla_eval.policies.planner_bridge import BridgeConfig, BridgeError, PlanFoll
 from vla_eval.policies.vla_r1_parser import parse_output
 from vla_eval.policies.vla_r1_prompts import build_prompt
 
+
 class PlannerSettings(BaseModel):
     """Settings shared by every image-space planner (model-independent part)."""
 
@@ -31,13 +32,16 @@ class PlannerSettings(BaseModel):
     prompt_template: str | None = Field(default=None, description="override; must contain {instruction}")
     coords: Literal["normalized", "pixels"] = "normalized"
     image_orientation: Literal["upright", "libero_rot180"] = Field(
-        default="upright", description="view the checkpoint was trained on; the harness converts every env's images to it"
+        default="upright",
+        description="view the checkpoint was trained on; the harness converts every env's images to it",
     )
     image: ImagePreprocess = ImagePreprocess()
     bridge: BridgeConfig = BridgeConfig()
     task_mode: Literal["pick", "pick_place"] = "pick"
     place_instruction: str = Field(default="{instruction}", description="instruction of the place query (pick_place)")
-    retry_after_steps: int = Field(default=5, ge=1, description="hold this many steps after a failed query, then ask again")
+    retry_after_steps: int = Field(
+        default=5, ge=1, description="hold this many steps after a failed query, then ask again"
+    )
     max_queries: int = Field(default=8, ge=1, description="model queries per episode before holding until timeout")
     chunk_size: int = Field(default=1, ge=1, description="actions per call; >1 repeats the follower's action open loop")
 
@@ -90,7 +94,9 @@ class ImagePlannerPolicy(Policy):
     needs_depth = True
     slot_aware = True
 
-    def __init__(self, settings: PlannerSettings, text_source: Callable[[list[dict], list[str]], list[str]] | None = None):
+    def __init__(
+        self, settings: PlannerSettings, text_source: Callable[[list[dict], list[str]], list[str]] | None = None
+    ):
         self.settings = settings
         self.image_orientation = settings.image_orientation
         self.bridge = PlannerBridge(settings.bridge)
@@ -212,7 +218,11 @@ class ImagePlannerPolicy(Policy):
                 st.gripper = float(action[6])
                 return action
             st.follower = None
-            if st.stage == "pick" and self._missed_grasp(obs) and st.missed_grasps < self.settings.bridge.regrasp_attempts:
+            if (
+                st.stage == "pick"
+                and self._missed_grasp(obs)
+                and st.missed_grasps < self.settings.bridge.regrasp_attempts
+            ):
                 st.missed_grasps += 1
                 st.note = {"missed_grasp": 1}
                 st.gripper = -1.0

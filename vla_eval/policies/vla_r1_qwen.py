@@ -74,8 +74,15 @@ def load_qwen_vl(cfg: "VlaR1Config") -> QwenVL:
     eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
     eos_ids.add(tokenizer.convert_tokens_to_ids("<|im_end|>"))
     return QwenVL(
-        torch=torch, device=device, dtype=dtype, tokenizer=tokenizer, image_processor=image_processor, model=model,
-        template=template, merge_size=int(getattr(image_processor, "merge_size", 2)), eos_ids=eos_ids,
+        torch=torch,
+        device=device,
+        dtype=dtype,
+        tokenizer=tokenizer,
+        image_processor=image_processor,
+        model=model,
+        template=template,
+        merge_size=int(getattr(image_processor, "merge_size", 2)),
+        eos_ids=eos_ids,
     )
 
 

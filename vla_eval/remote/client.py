@@ -71,14 +71,20 @@ class RemotePolicyClient:
                 close_timeout=1.0,
             ).__enter__()  # long-lived connection: entered here, closed in close()
         except (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI) as exc:
-            raise RemotePolicyError(f"cannot connect to policy server {self.uri} within {self.connect_timeout:g}s: {exc}") from exc
+            raise RemotePolicyError(
+                f"cannot connect to policy server {self.uri} within {self.connect_timeout:g}s: {exc}"
+            ) from exc
         try:
             first = ws.recv(timeout=self.connect_timeout)
         except TimeoutError as exc:
             ws.close()
-            raise RemotePolicyError(f"policy server {self.uri} sent no metadata frame within {self.connect_timeout:g}s") from exc
+            raise RemotePolicyError(
+                f"policy server {self.uri} sent no metadata frame within {self.connect_timeout:g}s"
+            ) from exc
         except websockets.ConnectionClosed as exc:
-            raise RemotePolicyError(f"policy server {self.uri} closed the connection before its metadata frame: {exc}") from exc
+            raise RemotePolicyError(
+                f"policy server {self.uri} closed the connection before its metadata frame: {exc}"
+            ) from exc
         if isinstance(first, str):
             ws.close()
             raise RemotePolicyError(f"policy server {self.uri} sent text instead of metadata: {first[:500]}")
@@ -103,7 +109,9 @@ class RemotePolicyClient:
         """``GET /healthz`` (openpi's health check); False if unreachable or not OK."""
         u = urlparse(self.uri)
         try:
-            conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port or 80, timeout=timeout or self.connect_timeout)
+            conn = http.client.HTTPConnection(
+                u.hostname or "127.0.0.1", u.port or 80, timeout=timeout or self.connect_timeout
+            )
             conn.request("GET", "/healthz")
             ok = conn.getresponse().status == 200
             conn.close()

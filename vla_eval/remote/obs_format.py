@@ -77,7 +77,10 @@ def decode_obs(msg: dict[str, Any], image_camera: str = "agentview", wrist_camer
     """A request body in either layout -> our observation dict."""
     if OPENPI_IMAGE in msg:
         state = np.asarray(msg.get(OPENPI_STATE, np.zeros(8)), dtype=np.float64).reshape(-1)
-        obs: dict[str, Any] = {"images": {image_camera: np.asarray(msg[OPENPI_IMAGE])}, "instruction": str(msg.get("prompt", ""))}
+        obs: dict[str, Any] = {
+            "images": {image_camera: np.asarray(msg[OPENPI_IMAGE])},
+            "instruction": str(msg.get("prompt", "")),
+        }
         if OPENPI_WRIST in msg:
             obs["images"][wrist_camera] = np.asarray(msg[OPENPI_WRIST])
         if state.size >= 6:

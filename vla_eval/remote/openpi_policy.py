@@ -29,11 +29,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from vla_eval.actions.space import ActionChunk, ActionSpace
+from vla_eval.adapter import Policy, SlotStates
 from vla_eval.errors import ConfigError, RetryEpisode
 from vla_eval.jsonsafe import json_safe
 from vla_eval.policies._hf import model_signature, validate_config
-from vla_eval.actions.space import ActionChunk, ActionSpace
-from vla_eval.adapter import Policy, SlotStates
 from vla_eval.remote.obs_format import ObsFormat, encode_obs
 
 
@@ -49,16 +49,28 @@ class RemoteConfig(BaseModel):
     max_retries: int = Field(default=2, ge=0)
     check_health: bool = Field(default=True, description="GET /healthz once before the first request")
     image_orientation: Literal["upright", "libero_rot180"] = Field(
-        default="upright", description="view the served checkpoint was trained on (openpi LIBERO servers: libero_rot180)"
+        default="upright",
+        description="view the served checkpoint was trained on (openpi LIBERO servers: libero_rot180)",
     )
     obs: ObsFormat = ObsFormat()
-    send_reset: bool = Field(default=False, description="add reset=True (and the episode seed) to an episode's first request (vla-eval servers)")
-    send_privileged: bool = Field(default=False, description="send the simulator's privileged state (serving a scripted expert)")
-    space_from_server: bool = Field(default=False, description="take the action space from each reply's action_space (vla-eval servers)")
+    send_reset: bool = Field(
+        default=False,
+        description="add reset=True (and the episode seed) to an episode's first request (vla-eval servers)",
+    )
+    send_privileged: bool = Field(
+        default=False, description="send the simulator's privileged state (serving a scripted expert)"
+    )
+    space_from_server: bool = Field(
+        default=False, description="take the action space from each reply's action_space (vla-eval servers)"
+    )
     server_lost: Literal["policy_error", "retry_episode"] = Field(
-        default="policy_error", description="a lost server: record policy_error, or rerun the episode (a supervised server)")
+        default="policy_error",
+        description="a lost server: record policy_error, or rerun the episode (a supervised server)",
+    )
     wait_for_server_s: float = Field(default=0.0, ge=0, description="poll /healthz this long before the first request")
-    ray_server_actor: str | None = Field(default=None, description="look the URI up from this named Ray actor (a server that may move)")
+    ray_server_actor: str | None = Field(
+        default=None, description="look the URI up from this named Ray actor (a server that may move)"
+    )
     actions_key: str = "actions"
     max_chunk: int | None = Field(default=None, ge=1, description="keep at most this many actions of each reply")
     action_dim: int = Field(default=7, ge=1)
@@ -79,7 +91,11 @@ class RemotePolicy(Policy):
         self.cfg = cfg
         self.image_orientation = cfg.image_orientation
         self.action_space = ActionSpace(
-            kind="delta_eef", dim=cfg.action_dim, rotation=cfg.rotation, position_units=cfg.position_units, gripper=cfg.gripper
+            kind="delta_eef",
+            dim=cfg.action_dim,
+            rotation=cfg.rotation,
+            position_units=cfg.position_units,
+            gripper=cfg.gripper,
         )
         self.needs_images = cfg.needs_images
         self.needs_privileged = cfg.send_privileged
@@ -96,8 +112,13 @@ class RemotePolicy(Policy):
         self._uri = uri
 
         def new_client() -> RemotePolicyClient:
-            return RemotePolicyClient(self._uri, connect_timeout=cfg.connect_timeout, request_timeout=cfg.request_timeout,
-                                      max_retries=cfg.max_retries, api_key=api_key)
+            return RemotePolicyClient(
+                self._uri,
+                connect_timeout=cfg.connect_timeout,
+                request_timeout=cfg.request_timeout,
+                max_retries=cfg.max_retries,
+                api_key=api_key,
+            )
 
         self._new_client = new_client
         self.client = new_client()  # the first slot's connection; its metadata describes the server
@@ -128,8 +149,10 @@ class RemotePolicy(Policy):
         deadline = time.monotonic() + self.cfg.wait_for_server_s
         while not (self._resolve_uri() and self.client.health(timeout=2.0)):
             if time.monotonic() >= deadline:
-                raise PolicyServerLost(f"policy server {self.client.uri}: /healthz did not answer OK"
-                                        + (f" within {self.cfg.wait_for_server_s:g}s" if self.cfg.wait_for_server_s else ""))
+                raise PolicyServerLost(
+                    f"policy server {self.client.uri}: /healthz did not answer OK"
+                    + (f" within {self.cfg.wait_for_server_s:g}s" if self.cfg.wait_for_server_s else "")
+                )
             time.sleep(0.2)
         self._checked = True
 

@@ -79,7 +79,9 @@ def unpack_array(obj: dict) -> Any:
         dtype, shape = _dtype(obj.get(b"dtype")), _shape(obj.get(b"shape"))
         expected = math.prod(shape) * dtype.itemsize
         if expected != len(data):
-            raise ProtocolError(f"array of shape {shape} and dtype {dtype.str} needs {expected} bytes, frame carries {len(data)}")
+            raise ProtocolError(
+                f"array of shape {shape} and dtype {dtype.str} needs {expected} bytes, frame carries {len(data)}"
+            )
         return np.frombuffer(data, dtype=dtype).reshape(shape).copy()  # writable, independent of the frame
     if b"__npgeneric__" in obj:
         dtype = _dtype(obj.get(b"dtype"))

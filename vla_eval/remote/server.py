@@ -151,7 +151,9 @@ class PolicyServer:
             "policy": policy.describe(),
             "action_space": dict(space.__dict__) if space is not None else None,
             # clients must send images in this orientation (vla_eval.sims.orientation); RemotePolicy checks it
-            "image_orientation": getattr(policy, "image_orientation", "upright") if getattr(policy, "needs_images", True) else None,
+            "image_orientation": getattr(policy, "image_orientation", "upright")
+            if getattr(policy, "needs_images", True)
+            else None,
             "batching": {"max_batch": self.max_batch, "max_wait_ms": float(max_wait_ms)},
             "sessions": "one at a time" if self.exclusive else "batched",
             **(metadata or {}),
@@ -178,8 +180,13 @@ class PolicyServer:
         """Bind now (so ``port=0`` resolves to a real port) and start the batcher, without blocking."""
         # max_queue: a client sends one request and waits; more frames buffered per connection are only memory
         self._server = serve(
-            self._handle, self.host, self.port, compression=None, max_size=self.max_frame_bytes,
-            process_request=_health, max_queue=2,
+            self._handle,
+            self.host,
+            self.port,
+            compression=None,
+            max_size=self.max_frame_bytes,
+            process_request=_health,
+            max_queue=2,
         )
         self.port = self._server.socket.getsockname()[1]
         self._batcher = threading.Thread(target=self._batch_loop, name="vla-eval-batcher", daemon=True)
@@ -242,10 +249,13 @@ class PolicyServer:
                 charge = 2 * len(raw)
                 if not self._reserve(charge):
                     del raw
-                    log.warning("policy server: refused a %d-byte frame, %d bytes in flight",
-                                charge // 2, self._inflight)
-                    ws.send(f"rejected frame: server busy: a {charge // 2}-byte frame would put the requests in "
-                            f"flight over {self.max_inflight_bytes} bytes (max_inflight_bytes); retry later")
+                    log.warning(
+                        "policy server: refused a %d-byte frame, %d bytes in flight", charge // 2, self._inflight
+                    )
+                    ws.send(
+                        f"rejected frame: server busy: a {charge // 2}-byte frame would put the requests in "
+                        f"flight over {self.max_inflight_bytes} bytes (max_inflight_bytes); retry later"
+                    )
                     continue
                 try:
                     if not self._serve_one(ws, packer, session, raw):
@@ -324,8 +334,9 @@ class PolicyServer:
                     self._releases.append(session.slot)
             session.slot = next(self._slots)
             session.instruction = instruction
-        return _Request(session, session.slot, obs, instruction, new_episode, None if seed is None else int(seed),
-                        signature)
+        return _Request(
+            session, session.slot, obs, instruction, new_episode, None if seed is None else int(seed), signature
+        )
 
     def _check_obs(self, obs: dict[str, Any]) -> tuple:
         """Refuse an observation this policy cannot take; returns the shapes that decide whom it may batch with."""
@@ -336,16 +347,22 @@ class PolicyServer:
             if not isinstance(images, dict):
                 raise protocol.ProtocolError("'images' must be a map of camera name to an H x W x C array")
             for cam, img in images.items():
-                if (not isinstance(img, np.ndarray) or img.dtype.kind not in "biuf" or img.ndim not in (2, 3)
-                        or 0 in img.shape):
+                if (
+                    not isinstance(img, np.ndarray)
+                    or img.dtype.kind not in "biuf"
+                    or img.ndim not in (2, 3)
+                    or 0 in img.shape
+                ):
                     got = f"shape {img.shape} dtype {img.dtype}" if isinstance(img, np.ndarray) else type(img).__name__
                     raise protocol.ProtocolError(
-                        f"image {str(cam)[:80]!r}: expected a numeric H x W x C array, got {got}")
+                        f"image {str(cam)[:80]!r}: expected a numeric H x W x C array, got {got}"
+                    )
         state = obs.get("state")
         if state is not None:
             if not isinstance(state, dict):
                 raise protocol.ProtocolError(
-                    f"'state' must be a map of name to numeric array, got {type(state).__name__}")
+                    f"'state' must be a map of name to numeric array, got {type(state).__name__}"
+                )
             for key, value in state.items():
                 arr = value if isinstance(value, np.ndarray) else None
                 if arr is None:
@@ -355,7 +372,8 @@ class PolicyServer:
                         arr = np.asarray(None)
                 if arr.dtype.kind not in "biuf":
                     raise protocol.ProtocolError(
-                        f"state {str(key)[:80]!r}: expected numbers, got {type(value).__name__}")
+                        f"state {str(key)[:80]!r}: expected numbers, got {type(value).__name__}"
+                    )
         return _signature(obs)
 
     def _submit(self, req: _Request) -> None:
@@ -376,8 +394,12 @@ class PolicyServer:
         mine = [r for r in self._queue if r.session.id == self._owner]
         if len(mine) < len(self._queue) and not self._warned_waiting:
             self._warned_waiting = True
-            log.warning("policy %s keeps state (stateful = True) and is not slot-aware: sessions are served one at a "
-                        "time, others wait until session %d disconnects", self.policy.name, self._owner)
+            log.warning(
+                "policy %s keeps state (stateful = True) and is not slot-aware: sessions are served one at a "
+                "time, others wait until session %d disconnects",
+                self.policy.name,
+                self._owner,
+            )
         return mine
 
     def _gather(self) -> tuple[list[_Request], list[Hashable]] | None:
@@ -475,8 +497,12 @@ class PolicyServer:
                 return batch
             seeds = [r.seed for r in fresh]
             try:
-                reset_policy(policy, [r.instruction for r in fresh], seeds if any(s is not None for s in seeds) else None,
-                             [r.slot for r in fresh])
+                reset_policy(
+                    policy,
+                    [r.instruction for r in fresh],
+                    seeds if any(s is not None for s in seeds) else None,
+                    [r.slot for r in fresh],
+                )
             except Exception:
                 log.exception("policy server: reset failed")
                 text = traceback.format_exc()
@@ -489,8 +515,11 @@ class PolicyServer:
             return batch
         if not self._warned_unaware and len({r.session.id for r in batch}) > 1:
             self._warned_unaware = True
-            log.warning("policy %s is not slot-aware: it is reset for every new mix of sessions in a batch, which is "
-                        "only correct if it keeps no state between calls (else declare stateful = True)", policy.name)
+            log.warning(
+                "policy %s is not slot-aware: it is reset for every new mix of sessions in a batch, which is "
+                "only correct if it keeps no state between calls (else declare stateful = True)",
+                policy.name,
+            )
         seeds = [r.seed for r in batch]
         try:
             policy.reset([r.instruction for r in batch], seeds if any(s is not None for s in seeds) else None)

@@ -35,8 +35,9 @@ START_TIMEOUT_S = 900.0
 MAX_RESTARTS = 1
 
 
-def client_policy(served: PolicyConfig, uri: str, ray_actor: str | None = None,
-                  image_orientation: str | None = None) -> PolicyConfig:
+def client_policy(
+    served: PolicyConfig, uri: str, ray_actor: str | None = None, image_orientation: str | None = None
+) -> PolicyConfig:
     """The remote config every env worker uses to reach the server holding ``served``.
 
     ``image_orientation`` is what the served policy declares (read from the server's metadata
@@ -68,8 +69,15 @@ def client_policy(served: PolicyConfig, uri: str, ray_actor: str | None = None,
 class LocalPolicyServer:
     """``vla-eval serve`` as a child process of the run, its output in ``RUN_DIR/policy_server.log``."""
 
-    def __init__(self, served: PolicyConfig, run_dir: Path, max_batch: int, max_wait_ms: float = 15.0,
-                 host: str = "127.0.0.1", cpu_workers: int = 1):
+    def __init__(
+        self,
+        served: PolicyConfig,
+        run_dir: Path,
+        max_batch: int,
+        max_wait_ms: float = 15.0,
+        host: str = "127.0.0.1",
+        cpu_workers: int = 1,
+    ):
         self.served, self.run_dir = served, Path(run_dir)
         self.cpu_workers = cpu_workers
         self.max_batch, self.max_wait_ms, self.host = max(1, int(max_batch)), float(max_wait_ms), host
@@ -86,23 +94,44 @@ class LocalPolicyServer:
         port_file = self.run_dir / "policy_server.port"
         port_file.unlink(missing_ok=True)
         cmd = [
-            sys.executable, "-m", "vla_eval", "serve",
-            "--policy-config-json", json.dumps(self.served.model_dump(mode="json")),
-            "--host", self.host, "--port", str(self.port), "--port-file", str(port_file),
-            "--max-batch", str(self.max_batch), "--max-wait-ms", f"{self.max_wait_ms:g}",
-            "--exit-with-parent", str(os.getpid()),
+            sys.executable,
+            "-m",
+            "vla_eval",
+            "serve",
+            "--policy-config-json",
+            json.dumps(self.served.model_dump(mode="json")),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--port-file",
+            str(port_file),
+            "--max-batch",
+            str(self.max_batch),
+            "--max-wait-ms",
+            f"{self.max_wait_ms:g}",
+            "--exit-with-parent",
+            str(os.getpid()),
         ]
         log = open(self.log_path, "a")
         try:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=_server_env(self.cpu_workers), start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=_server_env(self.cpu_workers),
+                start_new_session=True,
+            )
         finally:
             log.close()
         deadline = time.monotonic() + START_TIMEOUT_S
         while not port_file.exists():
             if self.proc.poll() is not None:
-                raise VlaEvalError(f"the policy server exited while starting (exit code {self.proc.returncode}); "
-                                   f"its output:\n{self._log_tail()}")
+                raise VlaEvalError(
+                    f"the policy server exited while starting (exit code {self.proc.returncode}); "
+                    f"its output:\n{self._log_tail()}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise VlaEvalError(f"the policy server did not start within {START_TIMEOUT_S:g}s; see {self.log_path}")
@@ -118,10 +147,15 @@ class LocalPolicyServer:
         if self.restarts >= MAX_RESTARTS:
             raise VlaEvalError(
                 f"the policy server died again (exit code {code}) after {self.restarts} restart(s); finished episodes "
-                f"are stored, continue with --resume. Its output:\n{self._log_tail()}")
+                f"are stored, continue with --resume. Its output:\n{self._log_tail()}"
+            )
         self.restarts += 1
-        print(f"\npolicy server died (exit code {code}); restarting it on port {self.port}; "
-              "episodes in flight will be rerun", file=sys.stderr, flush=True)
+        print(
+            f"\npolicy server died (exit code {code}); restarting it on port {self.port}; "
+            "episodes in flight will be rerun",
+            file=sys.stderr,
+            flush=True,
+        )
         self.start()
         return None
 
@@ -136,8 +170,14 @@ class LocalPolicyServer:
             self.proc.wait(timeout=5)
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "process", "uri": self.uri, "restarts": self.restarts, "max_batch": self.max_batch,
-                "max_wait_ms": self.max_wait_ms, "log": str(self.log_path)}
+        return {
+            "kind": "process",
+            "uri": self.uri,
+            "restarts": self.restarts,
+            "max_batch": self.max_batch,
+            "max_wait_ms": self.max_wait_ms,
+            "log": str(self.log_path),
+        }
 
     def _log_tail(self, chars: int = 3000) -> str:
         try:
@@ -175,8 +215,14 @@ class _ServerActor:
 
             host = ray.util.get_node_ip_address()
         self.policy = served.create()
-        self.server = PolicyServer(self.policy, host=host, port=0, metadata={"policy_name": served.name},
-                                   max_batch=max_batch, max_wait_ms=max_wait_ms)
+        self.server = PolicyServer(
+            self.policy,
+            host=host,
+            port=0,
+            metadata={"policy_name": served.name},
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+        )
         self.server.start_in_thread()
 
     def url(self) -> str:
@@ -239,10 +285,16 @@ class RayPolicyServer:
             return None  # alive but busy
         except RayActorError as exc:
             if self.restarts >= MAX_RESTARTS:
-                raise VlaEvalError(f"the policy server actor died again ({type(exc).__name__}); finished episodes are "
-                                   "stored, continue with --resume") from exc
+                raise VlaEvalError(
+                    f"the policy server actor died again ({type(exc).__name__}); finished episodes are "
+                    "stored, continue with --resume"
+                ) from exc
         self.restarts += 1
-        print("\npolicy server actor died; starting a new one; episodes in flight will be rerun", file=sys.stderr, flush=True)
+        print(
+            "\npolicy server actor died; starting a new one; episodes in flight will be rerun",
+            file=sys.stderr,
+            flush=True,
+        )
         ray.kill(self.actor, no_restart=True)  # frees its name for the replacement
         self.start()
         return None  # env actors find the new one by name
@@ -259,8 +311,14 @@ class RayPolicyServer:
         ray.kill(self.actor, no_restart=True)
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "ray_actor", "uri": self.uri, "gpus": getattr(self, "gpus", 0), "restarts": self.restarts,
-                "max_batch": self.max_batch, "max_wait_ms": self.max_wait_ms}
+        return {
+            "kind": "ray_actor",
+            "uri": self.uri,
+            "gpus": getattr(self, "gpus", 0),
+            "restarts": self.restarts,
+            "max_batch": self.max_batch,
+            "max_wait_ms": self.max_wait_ms,
+        }
 
 
 def serve_for_run(executor, served: PolicyConfig, run_dir: Path, max_batch: int):
@@ -274,8 +332,9 @@ def serve_for_run(executor, served: PolicyConfig, run_dir: Path, max_batch: int)
         server = LocalPolicyServer(served, run_dir, max_batch, cpu_workers=getattr(executor, "n_workers", 1))
     server.start()
     orientation = _served_orientation(server.uri)
-    executor.config = replace(executor.config,
-                              policy=client_policy(served, server.uri, getattr(server, "name", None), orientation))
+    executor.config = replace(
+        executor.config, policy=client_policy(served, server.uri, getattr(server, "name", None), orientation)
+    )
     executor.supervisor = server
     return server
 

@@ -178,7 +178,9 @@ def _check_camera_params(cam: str, params: Any, hw: tuple[int, int], c: Observat
         return [f"{where} contains NaN or infinite values"]
     h, w = hw
     if not np.allclose(K[2], [0, 0, 1]) or abs(K[0, 1]) > 1e-9 or abs(K[1, 0]) > 1e-9:
-        out.append(f"{where}['intrinsics'] is not a pinhole matrix [[fx,0,cx],[0,fy,cy],[0,0,1]]: {K.round(3).tolist()}")
+        out.append(
+            f"{where}['intrinsics'] is not a pinhole matrix [[fx,0,cx],[0,fy,cy],[0,0,1]]: {K.round(3).tolist()}"
+        )
     if K[0, 0] <= 0:
         out.append(f"{where}['intrinsics'] fx = {K[0, 0]:.3f}: expected > 0 (columns run left to right)")
     want_fy_sign = 1.0 if c.image_origin == "top_left" else -1.0
@@ -188,7 +190,9 @@ def _check_camera_params(cam: str, params: Any, hw: tuple[int, int], c: Observat
             f"(expected fy {'> 0' if want_fy_sign > 0 else '< 0'} for rows as delivered)"
         )
     if not (0 <= K[0, 2] <= w and 0 <= K[1, 2] <= h):
-        out.append(f"{where}['intrinsics'] principal point ({K[0, 2]:.1f}, {K[1, 2]:.1f}) lies outside the {w}x{h} image")
+        out.append(
+            f"{where}['intrinsics'] principal point ({K[0, 2]:.1f}, {K[1, 2]:.1f}) lies outside the {w}x{h} image"
+        )
     R = E[:3, :3]
     if not np.allclose(E[3], [0, 0, 0, 1], atol=1e-6):
         out.append(f"{where}['extrinsics'] last row is {E[3].tolist()}, expected [0, 0, 0, 1]")
@@ -197,8 +201,13 @@ def _check_camera_params(cam: str, params: Any, hw: tuple[int, int], c: Observat
     return out
 
 
-def check_observation(obs: Any, env: Any = None, contract: ObservationContract | None = None,
-                      raise_on_error: bool = False, rendered: Iterable[str] | None = None) -> list[str]:
+def check_observation(
+    obs: Any,
+    env: Any = None,
+    contract: ObservationContract | None = None,
+    raise_on_error: bool = False,
+    rendered: Iterable[str] | None = None,
+) -> list[str]:
     """Every way ``obs`` breaks the contract declared by ``env`` (or given as ``contract``); [] when it holds.
 
     ``rendered``: the cameras the step was asked to render (on-demand rendering); the others must be absent.
@@ -207,9 +216,16 @@ def check_observation(obs: Any, env: Any = None, contract: ObservationContract |
     c = contract or (contract_of(env) if env is not None else None)
     if c is not None and rendered is not None:
         cams = tuple(x for x in c.cameras if x in set(rendered))
-        c = ObservationContract(cameras=cams, image_size=c.image_size, image_origin=c.image_origin,
-                                depth=c.depth and bool(cams), camera_convention=c.camera_convention,
-                                state_fields=c.state_fields, quat_order=c.quat_order, instruction=c.instruction)
+        c = ObservationContract(
+            cameras=cams,
+            image_size=c.image_size,
+            image_origin=c.image_origin,
+            depth=c.depth and bool(cams),
+            camera_convention=c.camera_convention,
+            state_fields=c.state_fields,
+            quat_order=c.quat_order,
+            instruction=c.instruction,
+        )
     problems: list[str] = []
     if c is None:
         problems.append(f"env {type(getattr(env, 'unwrapped', env)).__name__} declares no observation_contract")
@@ -228,7 +244,7 @@ def _check(obs: dict[str, Any], c: ObservationContract) -> list[str]:
     if c.cameras:
         images = obs.get("images")
         if not isinstance(images, dict):
-            out.append("obs['images'] is missing (the env declares cameras " f"{list(c.cameras)})")
+            out.append(f"obs['images'] is missing (the env declares cameras {list(c.cameras)})")
         else:
             for cam in c.cameras:
                 img = images.get(cam)

@@ -141,7 +141,9 @@ def policy_orientation(policy: Any) -> str:
     """What a policy declares (``upright`` when it declares nothing)."""
     value = getattr(policy, "image_orientation", None) or "upright"
     if value not in IMAGE_ORIENTATIONS:
-        raise ValueError(f"policy {getattr(policy, 'name', policy)!r} declares image_orientation {value!r}; expected one of {IMAGE_ORIENTATIONS}")
+        raise ValueError(
+            f"policy {getattr(policy, 'name', policy)!r} declares image_orientation {value!r}; expected one of {IMAGE_ORIENTATIONS}"
+        )
     return value
 
 
@@ -155,4 +157,11 @@ def conversion_for(env: Any, policy: Any) -> ImageConversion | None:
     return conversion(origin, policy_orientation(policy))
 
 
-__all__ = ["IMAGE_ORIENTATIONS", "ImageConversion", "ImageOrientation", "conversion", "conversion_for", "policy_orientation"]
+__all__ = [
+    "IMAGE_ORIENTATIONS",
+    "ImageConversion",
+    "ImageOrientation",
+    "conversion",
+    "conversion_for",
+    "policy_orientation",
+]

@@ -19,11 +19,11 @@ pytest.importorskip("robosuite")
 pytest.importorskip("libero.libero")
 
 from vla_eval.backends import get_backend  # noqa: E402
-from vla_eval.sims.libero.env import LiberoEnv  # noqa: E402
-from vla_eval.sims.libero.tasks import STANDARD_MAX_STEPS, SUITES, suite_tasks  # noqa: E402
 from vla_eval.errors import ConfigError  # noqa: E402
 from vla_eval.execution.plan import PlanItem, build_plan  # noqa: E402
 from vla_eval.execution.rollout import EpisodeSettings, run_episode  # noqa: E402
+from vla_eval.sims.libero.env import LiberoEnv  # noqa: E402
+from vla_eval.sims.libero.tasks import STANDARD_MAX_STEPS, SUITES, suite_tasks  # noqa: E402
 from vla_eval.spec import SuiteSpec, load_suite  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -89,13 +89,31 @@ def test_suite_files_state_the_protocol(suite):
         ({"backend_options": {"suite": "libero_spatial", "fixture_seed": "once"}}, "backend_options.fixture_seed"),
         ({"tasks": ["pick_up_the_alphabet_soup_and_place_it_in_the_basket"]}, "tasks.0"),
         ({"cameras": ["frontview"]}, "cameras"),
-        ({"splits": [{"name": "in_domain"}, {"name": "x", "out_of_domain": True, "perturbations": [{"type": "fog"}]}]}, "splits.1"),
         (
-            {"splits": [{"name": "in_domain"}, {"name": "x", "out_of_domain": True, "perturbations": [{"type": "camera", "dpos": [1, 2]}]}]},
+            {
+                "splits": [
+                    {"name": "in_domain"},
+                    {"name": "x", "out_of_domain": True, "perturbations": [{"type": "fog"}]},
+                ]
+            },
             "splits.1",
         ),
         (
-            {"splits": [{"name": "in_domain"}, {"name": "x", "out_of_domain": True, "perturbations": [{"type": "image_noise", "std": -1}]}]},
+            {
+                "splits": [
+                    {"name": "in_domain"},
+                    {"name": "x", "out_of_domain": True, "perturbations": [{"type": "camera", "dpos": [1, 2]}]},
+                ]
+            },
+            "splits.1",
+        ),
+        (
+            {
+                "splits": [
+                    {"name": "in_domain"},
+                    {"name": "x", "out_of_domain": True, "perturbations": [{"type": "image_noise", "std": -1}]},
+                ]
+            },
             "splits.1",
         ),
     ],
@@ -217,8 +235,8 @@ def test_vla_r1_output_lifts_through_the_bridge_on_libero(rendered_env):
     """Valid VLA-R1 text pointing at the plate, through the harness conversion and the real adapter path."""
     from orientation_markers import true_view_pixel
 
-    from vla_eval.sims.orientation import conversion_for
     from vla_eval.policies.vla_r1 import ImagePlannerPolicy, PlannerSettings
+    from vla_eval.sims.orientation import conversion_for
 
     env = rendered_env
     env.reset(seed=0, options={"init_state_id": 2})
@@ -261,7 +279,11 @@ def test_openpi_state_vector_is_robosuites_quat2axisangle(rendered_env):
     assert (ws < 0).any() and (ws > 0).any(), ws  # the gripper points down: w hovers around 0 with either sign
     for raw, obs in pairs:
         expected = np.concatenate(
-            [raw["robot0_eef_pos"], T.quat2axisangle(np.array(raw["robot0_eef_quat"], copy=True)), raw["robot0_gripper_qpos"]]
+            [
+                raw["robot0_eef_pos"],
+                T.quat2axisangle(np.array(raw["robot0_eef_quat"], copy=True)),
+                raw["robot0_gripper_qpos"],
+            ]
         ).astype(np.float32)
         sent = encode_obs(obs, fmt)[OPENPI_STATE]
         assert sent.dtype == np.float32 and sent.shape == (8,)
@@ -287,7 +309,9 @@ def test_state_only_env_renders_nothing():
 
 def _fixture_layout(env) -> np.ndarray:
     e = env._env.env
-    return np.concatenate([e.sim.model.body_pos[e.sim.model.body_name2id(o.root_body)] for o in e.fixtures_dict.values()])
+    return np.concatenate(
+        [e.sim.model.body_pos[e.sim.model.body_name2id(o.root_body)] for o in e.fixtures_dict.values()]
+    )
 
 
 def test_fixture_seed_reproduces_the_reference_layout_in_any_order():
@@ -300,13 +324,26 @@ def test_fixture_seed_reproduces_the_reference_layout_in_any_order():
     backend = get_backend("libero")
     task = suite_tasks("libero_spatial")[0]
     with contextlib.redirect_stdout(io.StringIO()):  # the reference: a hard-reset env, as OffScreenRenderEnv
-        ref = ControlEnv(bddl_file_name=task.bddl_file, use_camera_obs=False, has_offscreen_renderer=False, hard_reset=True, ignore_done=True)
+        ref = ControlEnv(
+            bddl_file_name=task.bddl_file,
+            use_camera_obs=False,
+            has_offscreen_renderer=False,
+            hard_reset=True,
+            ignore_done=True,
+        )
         ref.seed(0)
         reference = []
         for _ in range(3):
             ref.reset()
             inner = ref.env
-            reference.append(np.concatenate([inner.sim.model.body_pos[inner.sim.model.body_name2id(o.root_body)] for o in inner.fixtures_dict.values()]))
+            reference.append(
+                np.concatenate(
+                    [
+                        inner.sim.model.body_pos[inner.sim.model.body_name2id(o.root_body)]
+                        for o in inner.fixtures_dict.values()
+                    ]
+                )
+            )
         n_fixtures = len(ref.env.fixtures_dict)
     ref.close()
     assert n_fixtures >= 2 and np.abs(reference[1] - reference[0]).max() > 1e-3
@@ -315,6 +352,7 @@ def test_fixture_seed_reproduces_the_reference_layout_in_any_order():
     assert spec.backend_options.get("fixture_seed", 0) == 0
     env = backend.make_env(spec, task.name, "in_domain", cameras=[])
     try:
+
         def layout(episode, seed):
             env.reset(seed=seed, options=backend.episode_reset_options(spec, task.name, episode))
             return _fixture_layout(env).copy()
@@ -340,7 +378,14 @@ def test_fixture_seed_reproduces_the_reference_layout_in_any_order():
 
 
 def _rendered(perturbations=(), quality="reference", cams=("agentview",)):
-    env = LiberoEnv(SPATIAL0, "libero_spatial", cameras=cams, image_size=IMG, render_quality=quality, perturbations=list(perturbations))
+    env = LiberoEnv(
+        SPATIAL0,
+        "libero_spatial",
+        cameras=cams,
+        image_size=IMG,
+        render_quality=quality,
+        perturbations=list(perturbations),
+    )
     obs, _ = env.reset(seed=5, options={"init_state_id": 0})
     return env, obs
 
@@ -356,7 +401,9 @@ def baseline():
 
 def test_camera_perturbation_moves_the_camera(baseline):
     img0, par0 = baseline
-    env, obs = _rendered([{"type": "camera", "camera": "agentview", "dpos": [0, 0.05, 0.03], "drot_deg": [3, 0, 0], "dfovy_deg": 5}])
+    env, obs = _rendered(
+        [{"type": "camera", "camera": "agentview", "dpos": [0, 0.05, 0.03], "drot_deg": [3, 0, 0], "dfovy_deg": 5}]
+    )
     try:
         par = env.camera_params("agentview")
         assert np.allclose(par["extrinsics"][:3, 3] - par0["extrinsics"][:3, 3], [0, 0.05, 0.03], atol=1e-6)
@@ -379,7 +426,9 @@ def test_lighting_perturbation_darkens(baseline):
 
 def test_table_texture_perturbation_retextures_the_table(baseline):
     img0, _ = baseline
-    env, obs = _rendered([{"type": "table_texture", "pattern": "checker", "color_a": [0.1, 0.1, 0.9], "color_b": [0.9, 0.9, 0.1]}])
+    env, obs = _rendered(
+        [{"type": "table_texture", "pattern": "checker", "color_a": [0.1, 0.1, 0.9], "color_b": [0.9, 0.9, 0.1]}]
+    )
     try:
         m = env._sim.model._model
         tex = env.surface_texture_id()
@@ -481,7 +530,11 @@ def _expert_success(suite: str, task_ids: list[int], episode: int = 0) -> list[b
     names = [suite_tasks(suite)[i].name for i in task_ids]
     spec = _spec(suite, tasks=names)
     settings = EpisodeSettings(
-        run_id="t", suite=suite, max_steps={n: spec.max_steps for n in names}, settle_steps=10, settle_action=tuple(spec.settle_action)
+        run_id="t",
+        suite=suite,
+        max_steps={n: spec.max_steps for n in names},
+        settle_steps=10,
+        settle_action=tuple(spec.settle_action),
     )
     policy = LiberoScriptedExpert()
     out = []
@@ -522,12 +575,19 @@ def test_one_rendered_episode_per_suite(suite):
     try:
         frames: list = []
         settings = EpisodeSettings(
-            run_id="t", suite=suite, max_steps={name: 3}, settle_steps=10, settle_action=tuple(spec.settle_action), video_camera="agentview"
+            run_id="t",
+            suite=suite,
+            max_steps={name: 3},
+            settle_steps=10,
+            settle_action=tuple(spec.settle_action),
+            video_camera="agentview",
         )
         item = PlanItem(task=name, split="in_domain", episode_index=7, init_state_id=7, seed=7)
         from vla_eval.execution.rollout import run_episodes
 
-        (rec, ok), = run_episodes([env], NoopPolicy(), [item], settings, [frames], [backend.episode_reset_options(spec, name, 7)])
+        ((rec, ok),) = run_episodes(
+            [env], NoopPolicy(), [item], settings, [frames], [backend.episode_reset_options(spec, name, 7)]
+        )
         assert ok and rec.termination == "timeout" and rec.steps == 3 and rec.init_state_id == 7
         # on-demand rendering keeps a video frame every 2nd step: after settling, then step 2
         assert len(frames) == 2 and all(f.shape == (*IMG, 3) and f.dtype == np.uint8 for f in frames)
@@ -559,7 +619,20 @@ def test_cli_run_records_the_protocol(tmp_path: Path):
     path = tmp_path / "libero_object_mini.yaml"
     path.write_text(yaml.safe_dump(suite))
     run_dir = tmp_path / "run"
-    code = main(["run", "--suite", str(path), "--policy", "libero_scripted", "--workers", "1", "--run-dir", str(run_dir), "--no-progress"])
+    code = main(
+        [
+            "run",
+            "--suite",
+            str(path),
+            "--policy",
+            "libero_scripted",
+            "--workers",
+            "1",
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+        ]
+    )
     assert code in (0, None)
     with RunStore(run_dir, readonly=True) as store:
         recs = list(store.records())

@@ -15,9 +15,9 @@ import pytest
 pytest.importorskip("robosuite")
 pytest.importorskip("libero.libero")
 
+from vla_eval.errors import ConfigError  # noqa: E402
 from vla_eval.sims.libero.env import LiberoEnv  # noqa: E402
 from vla_eval.sims.libero.tasks import PRO_BASES, suite_tasks  # noqa: E402
-from vla_eval.errors import ConfigError  # noqa: E402
 from vla_eval.spec import SuiteSpec, load_suite  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -77,11 +77,27 @@ def test_pro_suite_files_offer_exactly_the_audited_official_variants():
 def test_a_variant_the_audit_finds_incomplete_is_refused():
     from vla_eval.backends import get_backend
 
-    spec = SuiteSpec.model_validate(dict(
-        name="t", backend="libero", backend_options={"suite": "libero_spatial"},
-        tasks=[suite_tasks("libero_spatial")[0].name], episodes_per_task=1, max_steps=10, cameras=[],
-        splits=[{"name": "in_domain"}, {"name": "red_stick", "out_of_domain": True, "family": "libero_pro",
-                                        "perturbations": [{"type": "libero_pro", "suite": "libero_spatial_with_red_stick"}]}],
-    ))
-    with pytest.raises(ConfigError, match=r"splits\.1\.perturbations.*libero_spatial_with_red_stick.*resource audit.*red_sticker"):
+    spec = SuiteSpec.model_validate(
+        dict(
+            name="t",
+            backend="libero",
+            backend_options={"suite": "libero_spatial"},
+            tasks=[suite_tasks("libero_spatial")[0].name],
+            episodes_per_task=1,
+            max_steps=10,
+            cameras=[],
+            splits=[
+                {"name": "in_domain"},
+                {
+                    "name": "red_stick",
+                    "out_of_domain": True,
+                    "family": "libero_pro",
+                    "perturbations": [{"type": "libero_pro", "suite": "libero_spatial_with_red_stick"}],
+                },
+            ],
+        )
+    )
+    with pytest.raises(
+        ConfigError, match=r"splits\.1\.perturbations.*libero_spatial_with_red_stick.*resource audit.*red_sticker"
+    ):
         get_backend("libero").validate_suite(spec, "t.yaml")

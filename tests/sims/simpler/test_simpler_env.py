@@ -9,16 +9,22 @@ from gymnasium.utils.env_checker import check_env
 
 from vla_eval.sims.simpler import register_envs, task_env_id
 from vla_eval.sims.simpler.env import SimplerEnv
+from vla_eval.sims.simpler.expert import SimplerScriptedExpert
 from vla_eval.sims.simpler.looks import background_image, split_variants, table_image
 from vla_eval.sims.simpler.tasks import BRIDGE_TASKS, GOOGLE_TASKS, TASKS
-from vla_eval.sims.simpler.expert import SimplerScriptedExpert
 
 ALL = sorted(TASKS)
 SMALL = (32, 32)
 IMG = (64, 64)
 NOOP = np.array([0, 0, 0, 0, 0, 0, -1], dtype=np.float32)
-SIMPLER_MAX_STEPS = {"google_pick_coke_can": 80, "google_move_near": 80, "apple": 200, "drawer": 113,
-                     "bridge_put_eggplant": 120, "bridge": 60}
+SIMPLER_MAX_STEPS = {
+    "google_pick_coke_can": 80,
+    "google_move_near": 80,
+    "apple": 200,
+    "drawer": 113,
+    "bridge_put_eggplant": 120,
+    "bridge": 60,
+}
 
 
 @pytest.fixture
@@ -62,15 +68,28 @@ def test_task_families_step_limits_and_grids():
     coke = TASKS["google_pick_coke_can_standing"]
     assert len(coke.configs) == 25 and len({c.poses["coke_can"].xy for c in coke.configs}) == 25
     # SimplerEnv's per-variant episode counts (scripts/*.sh): move near 60, each drawer 9, apple 27, Bridge 24
-    expected = {"google_move_near": 60, "google_place_apple_in_closed_top_drawer": 27, **{n: 24 for n in BRIDGE_TASKS},
-                **{n: 9 for n in TASKS if "drawer" in n and "apple" not in n}}
+    expected = {
+        "google_move_near": 60,
+        "google_place_apple_in_closed_top_drawer": 27,
+        **{n: 24 for n in BRIDGE_TASKS},
+        **{n: 9 for n in TASKS if "drawer" in n and "apple" not in n},
+    }
     for name, count in expected.items():
         configs = TASKS[name].configs
         assert len(configs) == count, name
-        keys = {(c.instruction, tuple(sorted((k, p.xy, p.quat) for k, p in c.poses.items())),
-                 tuple(sorted(c.joints.items()))) for c in configs}
+        keys = {
+            (
+                c.instruction,
+                tuple(sorted((k, p.xy, p.quat) for k, p in c.poses.items())),
+                tuple(sorted(c.joints.items())),
+            )
+            for c in configs
+        }
         assert len(keys) == count, f"{name}: configurations repeat"
-    quats = {TASKS[f"google_pick_coke_can_{o}"].configs[0].poses["coke_can"].quat for o in ("horizontal", "vertical", "standing")}
+    quats = {
+        TASKS[f"google_pick_coke_can_{o}"].configs[0].poses["coke_can"].quat
+        for o in ("horizontal", "vertical", "standing")
+    }
     assert len(quats) == 3
 
 
@@ -123,7 +142,7 @@ def test_move_near_rule_needs_the_named_object(make_env):
 
     def teleport(name, xy):
         adr = m.jnt_qposadr[m.body(name).jntadr[0]]
-        d.qpos[adr:adr + 2] = xy
+        d.qpos[adr : adr + 2] = xy
 
     tgt = d.xpos[m.body(rule["target"]).id][:2].copy()
     env.step(NOOP)
@@ -137,7 +156,11 @@ def test_move_near_rule_needs_the_named_object(make_env):
     mujoco.mj_forward(m, d)
     assert not env._evaluate() and env._stats["moved_wrong_obj"]
     d.qpos[:] = saved
-    teleport(rule["object"], tgt + (env._init_xyz[rule["object"]][:2] - tgt) / np.linalg.norm(env._init_xyz[rule["object"]][:2] - tgt) * 0.09)
+    teleport(
+        rule["object"],
+        tgt
+        + (env._init_xyz[rule["object"]][:2] - tgt) / np.linalg.norm(env._init_xyz[rule["object"]][:2] - tgt) * 0.09,
+    )
     mujoco.mj_forward(m, d)
     assert env._evaluate() and env._stats["near_tgt_obj"] and env._stats["moved_correct_obj"]
 
@@ -194,8 +217,13 @@ def test_google_suites_read_rt1_gripper_outputs_as_relative(make_env):
 
 
 def test_noop_never_succeeds(make_env):
-    for task in ("google_pick_coke_can_standing", "google_open_top_drawer", "google_close_middle_drawer",
-                 "google_move_near", "bridge_put_carrot_on_plate"):
+    for task in (
+        "google_pick_coke_can_standing",
+        "google_open_top_drawer",
+        "google_close_middle_drawer",
+        "google_move_near",
+        "bridge_put_carrot_on_plate",
+    ):
         env = make_env(task, cameras=())
         env.reset(seed=0, options={"config_id": 0})
         for _ in range(40):
@@ -241,7 +269,9 @@ def test_table_texture_variant_changes_table(make_env):
     base = make_env(look="simulated")
     marble = make_env(look="simulated", perturbations=[{"type": "table_texture", "texture": "marble"}])
     tid = base.model.texture("table_tex").id
-    assert not np.array_equal(base.model.tex_data[base.model.tex_adr[tid]:], marble.model.tex_data[marble.model.tex_adr[tid]:])
+    assert not np.array_equal(
+        base.model.tex_data[base.model.tex_adr[tid] :], marble.model.tex_data[marble.model.tex_adr[tid] :]
+    )
     a, b = _img(base), _img(marble)
     assert np.abs(a - b)[-16:].mean() > 10  # bottom rows of the google view: table
 
@@ -251,14 +281,17 @@ def test_lighting_variant_changes_light_intensity(make_env):
     dark = make_env(look="simulated", perturbations=[{"type": "lighting", "scale": 0.5}])
     bright = make_env(look="simulated", perturbations=[{"type": "lighting", "scale": 1.6}])
     np.testing.assert_allclose(dark.model.light_diffuse, base.model.light_diffuse * 0.5)
-    assert (bright.model.light_diffuse >= base.model.light_diffuse).all() and (bright.model.light_diffuse > base.model.light_diffuse).any()
+    assert (bright.model.light_diffuse >= base.model.light_diffuse).all() and (
+        bright.model.light_diffuse > base.model.light_diffuse
+    ).any()
     assert _img(dark).mean() < _img(base).mean() < _img(bright).mean()
 
 
 def test_distractor_variant_adds_objects_on_the_table(make_env):
     base = make_env("bridge_put_carrot_on_plate", look="simulated")
-    env = make_env("bridge_put_carrot_on_plate", look="simulated",
-                   perturbations=[{"type": "distractors", "count": 2, "seed": 1}])
+    env = make_env(
+        "bridge_put_carrot_on_plate", look="simulated", perturbations=[{"type": "distractors", "count": 2, "seed": 1}]
+    )
     assert base.model.nbody + 2 == env.model.nbody
     img_base, img = _img(base), _img(env)
     priv = env.privileged_state()
@@ -271,7 +304,9 @@ def test_distractor_variant_adds_objects_on_the_table(make_env):
 
 
 def test_distractors_keep_out_of_the_drawer_path(make_env):
-    env = make_env("google_open_middle_drawer", cameras=(), perturbations=[{"type": "distractors", "count": 4, "seed": 2}])
+    env = make_env(
+        "google_open_middle_drawer", cameras=(), perturbations=[{"type": "distractors", "count": 4, "seed": 2}]
+    )
     for cid in range(9):
         env.reset(seed=cid, options={"config_id": cid})
         priv = env.privileged_state()
@@ -283,8 +318,11 @@ def test_distractors_keep_out_of_the_drawer_path(make_env):
 
 def test_camera_pose_variant_moves_the_camera(make_env):
     base = make_env(look="simulated", depth=True)
-    moved = make_env(look="simulated", depth=True,
-                     perturbations=[{"type": "camera_pose", "pos_delta": [0.04, 0.05, 0.03], "fovy_delta": 3}])
+    moved = make_env(
+        look="simulated",
+        depth=True,
+        perturbations=[{"type": "camera_pose", "pos_delta": [0.04, 0.05, 0.03], "fovy_delta": 3}],
+    )
     cam = base.model.camera("agentview").id
     np.testing.assert_allclose(moved.model.cam_pos[cam] - base.model.cam_pos[cam], [0.04, 0.05, 0.03])
     assert moved.model.cam_fovy[cam] == pytest.approx(base.model.cam_fovy[cam] + 3)
@@ -298,14 +336,19 @@ def test_camera_pose_variant_moves_the_camera(make_env):
 def test_visual_matching_colours_match_the_family(make_env):
     google = make_env("google_pick_coke_can_standing")
     bridge = make_env("bridge_put_carrot_on_plate")
-    link = lambda env: env.model.geom_rgba[[g for g in range(env.model.ngeom) if env.model.geom_bodyid[g] == env.model.body("link3").id][0]]  # noqa: E731
+    link = lambda env: env.model.geom_rgba[
+        [g for g in range(env.model.ngeom) if env.model.geom_bodyid[g] == env.model.body("link3").id][0]
+    ]  # noqa: E731
     assert link(google)[:3].mean() > 0.7 and link(bridge)[:3].mean() < 0.3
 
 
 def test_unsupported_perturbations_rejected():
     with pytest.raises(ValueError, match="object_layout"):
-        SimplerEnv("bridge_put_carrot_on_plate", cameras=(),
-                   perturbations=[{"type": "object_layout", "objects": {"carrot": {"shift": [0.1, 0.0]}}}])
+        SimplerEnv(
+            "bridge_put_carrot_on_plate",
+            cameras=(),
+            perturbations=[{"type": "object_layout", "objects": {"carrot": {"shift": [0.1, 0.0]}}}],
+        )
 
 
 def test_render_cost_256_is_a_few_ms(make_env):
@@ -332,8 +375,8 @@ SIMPLER_COUNTS = {
 def test_suite_plans_have_simplerenv_episode_counts(suite):
     from collections import Counter
 
-    from vla_eval.sims.simpler.protocol import aggregated_splits
     from vla_eval.execution.plan import build_plan
+    from vla_eval.sims.simpler.protocol import aggregated_splits
     from vla_eval.spec import load_suite
 
     spec = load_suite(suite)
@@ -350,8 +393,8 @@ def test_suite_plans_have_simplerenv_episode_counts(suite):
 
 
 def test_bridge_variant_suite_is_labelled_an_extension():
-    from vla_eval.sims.simpler.protocol import protocol_title
     from vla_eval.results.report import family_label
+    from vla_eval.sims.simpler.protocol import protocol_title
     from vla_eval.spec import load_suite
 
     spec = load_suite("simpler_bridge_va_ext")
@@ -388,8 +431,12 @@ def _subset_suite(tmp_path, suite: str, tasks: list[str], splits: int) -> str:
         kept.append(sp)
     data["splits"] = kept
     opts = data["backend_options"]
-    opts["task_groups"] = {g: [t for t in m if t in tasks] for g, m in opts.get("task_groups", {}).items() if set(m) & set(tasks)}
-    opts["exclude_from_aggregate"] = [s for s in opts.get("exclude_from_aggregate", []) if s in [x["name"] for x in data["splits"]]]
+    opts["task_groups"] = {
+        g: [t for t in m if t in tasks] for g, m in opts.get("task_groups", {}).items() if set(m) & set(tasks)
+    }
+    opts["exclude_from_aggregate"] = [
+        s for s in opts.get("exclude_from_aggregate", []) if s in [x["name"] for x in data["splits"]]
+    ]
     data["image_size"] = [32, 32]
     path = tmp_path / f"{suite}_subset.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -397,11 +444,14 @@ def _subset_suite(tmp_path, suite: str, tasks: list[str], splits: int) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("suite,tasks,splits", [
-    ("simpler_google_vm", ["google_pick_coke_can_standing", "google_open_top_drawer"], 2),
-    ("simpler_google_va", ["google_move_near", "google_close_middle_drawer"], 4),
-    ("simpler_bridge_vm", ["bridge_put_carrot_on_plate", "bridge_put_eggplant_in_basket"], 1),
-])
+@pytest.mark.parametrize(
+    "suite,tasks,splits",
+    [
+        ("simpler_google_vm", ["google_pick_coke_can_standing", "google_open_top_drawer"], 2),
+        ("simpler_google_va", ["google_move_near", "google_close_middle_drawer"], 4),
+        ("simpler_bridge_vm", ["bridge_put_carrot_on_plate", "bridge_put_eggplant_in_basket"], 1),
+    ],
+)
 def test_noop_runs_every_episode_to_its_step_limit(suite, tasks, splits, tmp_path):
     from vla_eval.cli.main import main
     from vla_eval.execution.plan import build_plan
@@ -410,8 +460,25 @@ def test_noop_runs_every_episode_to_its_step_limit(suite, tasks, splits, tmp_pat
 
     path = _subset_suite(tmp_path, suite, tasks, splits)
     run_dir = tmp_path / "run"
-    assert main(["run", "--suite", path, "--policy", "noop", "--episodes", "1", "--workers", "1",
-                 "--run-dir", str(run_dir), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                path,
+                "--policy",
+                "noop",
+                "--episodes",
+                "1",
+                "--workers",
+                "1",
+                "--run-dir",
+                str(run_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     spec = load_suite(path, {"episodes_per_task": 1})
     with RunStore(run_dir, readonly=True) as store:
         records = list(store.records())
@@ -429,13 +496,30 @@ def test_noop_runs_every_episode_to_its_step_limit(suite, tasks, splits, tmp_pat
 @pytest.mark.slow
 def test_suite_runs_with_scripted_expert(tmp_path):
     from vla_eval.cli.main import main
-    from vla_eval.sims.simpler.protocol import group_aggregation
     from vla_eval.execution.runner import load_run_table
+    from vla_eval.sims.simpler.protocol import group_aggregation
 
     path = _subset_suite(tmp_path, "simpler_google_vm", ["google_pick_coke_can_vertical", "google_close_top_drawer"], 2)
     run_dir = tmp_path / "run"
-    assert main(["run", "--suite", path, "--policy", "simpler_scripted", "--episodes", "1", "--workers", "1",
-                 "--run-dir", str(run_dir), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                path,
+                "--policy",
+                "simpler_scripted",
+                "--episodes",
+                "1",
+                "--workers",
+                "1",
+                "--run-dir",
+                str(run_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     config, summary, _ = load_run_table(run_dir)
     groups = group_aggregation(summary, config["suite"])
     cells = dict(zip(groups["group"], groups["cells"]))

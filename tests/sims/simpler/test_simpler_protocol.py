@@ -18,14 +18,22 @@ def _summary(cells: dict[tuple[str, str], tuple[int, int]]) -> pd.DataFrame:
 
 
 SUITE = {
-    "backend_options": {"protocol": "variant_aggregation", "exclude_from_aggregate": ["camera_a"],
-                        "task_groups": {"open drawer": ["open_top", "open_middle"]}},
+    "backend_options": {
+        "protocol": "variant_aggregation",
+        "exclude_from_aggregate": ["camera_a"],
+        "task_groups": {"open drawer": ["open_top", "open_middle"]},
+    },
     "splits": [{"name": "base"}, {"name": "light"}, {"name": "station2"}, {"name": "camera_a"}],
 }
 CELLS = {
-    ("open_top", "base"): (9, 9), ("open_top", "light"): (3, 9), ("open_top", "station2"): (0, 9),
-    ("open_middle", "base"): (6, 9), ("open_middle", "light"): (6, 9),  # station2 not run for this task
-    ("move_near", "base"): (30, 60), ("move_near", "light"): (45, 60), ("move_near", "camera_a"): (0, 60),
+    ("open_top", "base"): (9, 9),
+    ("open_top", "light"): (3, 9),
+    ("open_top", "station2"): (0, 9),
+    ("open_middle", "base"): (6, 9),
+    ("open_middle", "light"): (6, 9),  # station2 not run for this task
+    ("move_near", "base"): (30, 60),
+    ("move_near", "light"): (45, 60),
+    ("move_near", "camera_a"): (0, 60),
 }
 
 
@@ -48,5 +56,7 @@ def test_group_is_the_mean_over_all_cells_of_its_tasks():
 def test_markdown_names_protocol_and_extension():
     md = protocol_markdown(_summary(CELLS), SUITE)
     assert md.startswith("Variant aggregation:") and "reported, not aggregated: camera_a" in md
-    ext = protocol_markdown(_summary(CELLS), {**SUITE, "backend_options": {**SUITE["backend_options"], "extension": True}})
+    ext = protocol_markdown(
+        _summary(CELLS), {**SUITE, "backend_options": {**SUITE["backend_options"], "extension": True}}
+    )
     assert "not a SimplerEnv protocol" in ext

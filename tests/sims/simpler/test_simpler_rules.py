@@ -46,10 +46,10 @@ def put(env: SimplerEnv, name: str, pos, quat=None) -> None:
     body = m.body(name)
     if body.jntnum[0] > 0:
         adr = m.jnt_qposadr[body.jntadr[0]]
-        d.qpos[adr:adr + 3] = pos
+        d.qpos[adr : adr + 3] = pos
         if quat is not None:
-            d.qpos[adr + 3:adr + 7] = quat
-        d.qvel[m.jnt_dofadr[body.jntadr[0]]:m.jnt_dofadr[body.jntadr[0]] + 6] = 0
+            d.qpos[adr + 3 : adr + 7] = quat
+        d.qvel[m.jnt_dofadr[body.jntadr[0]] : m.jnt_dofadr[body.jntadr[0]] + 6] = 0
     else:
         m.body_pos[body.id] = pos
     mujoco.mj_forward(m, d)
@@ -175,11 +175,14 @@ def test_move_near_other_object_must_keep_height_within_2cm(env_of):
 
 
 # ---------------------------------------------------------------- drawers
-@pytest.mark.parametrize("task,joint,threshold,opens", [
-    ("google_open_top_drawer", "top_drawer_slide", 0.15, True),
-    ("google_open_bottom_drawer", "bottom_drawer_slide", 0.15, True),
-    ("google_close_middle_drawer", "middle_drawer_slide", 0.05, False),
-])
+@pytest.mark.parametrize(
+    "task,joint,threshold,opens",
+    [
+        ("google_open_top_drawer", "top_drawer_slide", 0.15, True),
+        ("google_open_bottom_drawer", "bottom_drawer_slide", 0.15, True),
+        ("google_close_middle_drawer", "middle_drawer_slide", 0.05, False),
+    ],
+)
 def test_drawer_thresholds(env_of, task, joint, threshold, opens):
     env = env_of(task)
     set_joint(env, joint, threshold + EPS)
@@ -249,11 +252,14 @@ def _held_over_target(env, src, tgt, dxy, gap):
     put(env, src, [p_tgt[0] + dxy[0], p_tgt[1] + dxy[1], z])
 
 
-@pytest.mark.parametrize("task,src,tgt", [
-    ("bridge_put_carrot_on_plate", "carrot", "plate"),
-    ("bridge_stack_green_on_yellow", "green_cube", "yellow_cube"),
-    ("bridge_put_spoon_on_towel", "spoon", "towel"),
-])
+@pytest.mark.parametrize(
+    "task,src,tgt",
+    [
+        ("bridge_put_carrot_on_plate", "carrot", "plate"),
+        ("bridge_stack_green_on_yellow", "green_cube", "yellow_cube"),
+        ("bridge_put_spoon_on_towel", "spoon", "towel"),
+    ],
+)
 def test_bridge_xy_within_half_diagonal_plus_3mm_and_2cm_gap(env_of, task, src, tgt):
     env = env_of(task)
     reach = float(np.linalg.norm(env._init_half[tgt][:2])) + 0.003
@@ -283,8 +289,10 @@ def test_eggplant_gap_limit_is_6cm(env_of):
 def test_carrot_touching_the_table_fails_but_spoon_has_no_contact_test(env_of):
     """Resting on the table just past the target's edge but inside its bbox diagonal: SimplerEnv
     counts it for the spoon (no contact test) and not for the carrot (touches the table)."""
-    for task, src, tgt, expected in (("bridge_put_carrot_on_plate", "carrot", "plate", False),
-                                     ("bridge_put_spoon_on_towel", "spoon", "towel", True)):
+    for task, src, tgt, expected in (
+        ("bridge_put_carrot_on_plate", "carrot", "plate", False),
+        ("bridge_put_spoon_on_towel", "spoon", "towel", True),
+    ):
         env = env_of(task)
         park_arm_high(env)
         p_tgt = env.data.xpos[env.model.body(tgt).id].copy()

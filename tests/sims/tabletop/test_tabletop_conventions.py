@@ -26,8 +26,14 @@ def rotate_wxyz(q, v):
 def hamilton(a, b):
     w1, x1, y1, z1 = a
     w2, x2, y2, z2 = b
-    return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2])
+    return np.array(
+        [
+            w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
+            w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+            w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
+        ]
+    )
 
 
 @pytest.fixture
@@ -68,8 +74,8 @@ def test_eef_quat_is_wxyz_of_the_eef_site(env_factory):
 
 def _place(env, joint, pos):
     adr = env.model.joint(joint).qposadr[0]
-    env.data.qpos[adr:adr + 3] = pos
-    env.data.qpos[adr + 3:adr + 7] = [1, 0, 0, 0]
+    env.data.qpos[adr : adr + 3] = pos
+    env.data.qpos[adr + 3 : adr + 7] = [1, 0, 0, 0]
     env.data.qvel[:] = 0
     mujoco.mj_forward(env.model, env.data)
     return bool(env.predicate(env.data))
@@ -78,8 +84,16 @@ def _place(env, joint, pos):
 RADIUS_PUSH, REST_PUSH = 0.05, 0.025 + 0.01
 
 
-@pytest.mark.parametrize("dx,z,ok", [(0.0, 0.025, True), (RADIUS_PUSH - 0.002, 0.025, True), (RADIUS_PUSH + 0.002, 0.025, False),
-                                     (0.0, REST_PUSH - 0.002, True), (0.0, REST_PUSH + 0.002, False)])
+@pytest.mark.parametrize(
+    "dx,z,ok",
+    [
+        (0.0, 0.025, True),
+        (RADIUS_PUSH - 0.002, 0.025, True),
+        (RADIUS_PUSH + 0.002, 0.025, False),
+        (0.0, REST_PUSH - 0.002, True),
+        (0.0, REST_PUSH + 0.002, False),
+    ],
+)
 def test_push_block_region_boundary(env_factory, dx, z, ok):
     env = env_factory("push_block")
     env.reset(seed=0)
@@ -117,7 +131,9 @@ def test_cube_beside_plate_on_the_table_is_not_on_it(env_factory):
 DRAWER_OPEN = 0.12
 
 
-@pytest.mark.parametrize("q,ok", [(0.0, False), (DRAWER_OPEN - 0.002, False), (DRAWER_OPEN, True), (DRAWER_OPEN + 0.002, True)])
+@pytest.mark.parametrize(
+    "q,ok", [(0.0, False), (DRAWER_OPEN - 0.002, False), (DRAWER_OPEN, True), (DRAWER_OPEN + 0.002, True)]
+)
 def test_drawer_threshold_boundary(env_factory, q, ok):
     env = env_factory("open_drawer")
     env.reset(seed=0)

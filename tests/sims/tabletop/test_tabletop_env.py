@@ -56,7 +56,12 @@ def _assert_same_obs(a, b):
 def test_builtin_scenes_and_ids():
     assert set(SCENES) <= set(list_scenes())
     ids = tabletop_envs.registered_env_ids()
-    for env_id in ["vla_eval/Tabletop-v0", "vla_eval/PickPlaceCube-v0", "vla_eval/PushBlock-v0", "vla_eval/OpenDrawer-v0"]:
+    for env_id in [
+        "vla_eval/Tabletop-v0",
+        "vla_eval/PickPlaceCube-v0",
+        "vla_eval/PushBlock-v0",
+        "vla_eval/OpenDrawer-v0",
+    ]:
         assert env_id in ids
 
 
@@ -181,9 +186,12 @@ def test_lighting_scales_lights_and_darkens(make_env):
 
 def test_object_layout_shifts_positions(make_env):
     base = make_env(cameras=())
-    moved = make_env(cameras=(), perturbations=[
-        {"type": "object_layout", "objects": {"red_cube": {"shift": [0.0, 0.26]}, "plate": {"shift": [0.0, -0.26]}}}
-    ])
+    moved = make_env(
+        cameras=(),
+        perturbations=[
+            {"type": "object_layout", "objects": {"red_cube": {"shift": [0.0, 0.26]}, "plate": {"shift": [0.0, -0.26]}}}
+        ],
+    )
     base.reset(seed=3)
     moved.reset(seed=3)
     p, q = base.privileged_state(), moved.privileged_state()
@@ -192,9 +200,9 @@ def test_object_layout_shifts_positions(make_env):
 
 
 def test_object_layout_overrides_fixture_ranges(make_env):
-    env = make_env("open_drawer", cameras=(), perturbations=[
-        {"type": "object_layout", "objects": {"cabinet": {"y": [0.15, 0.2]}}}
-    ])
+    env = make_env(
+        "open_drawer", cameras=(), perturbations=[{"type": "object_layout", "objects": {"cabinet": {"y": [0.15, 0.2]}}}]
+    )
     for seed in range(3):
         env.reset(seed=seed)
         assert 0.15 <= env.privileged_state()["cabinet_pos"][1] <= 0.2
@@ -202,9 +210,9 @@ def test_object_layout_overrides_fixture_ranges(make_env):
 
 def test_camera_pose_moves_camera(make_env):
     base = make_env(cameras=("agentview",))
-    shifted = make_env(cameras=("agentview",), perturbations=[
-        {"type": "camera_pose", "pos_delta": [0.0, 0.1, 0.05], "fovy_delta": 5}
-    ])
+    shifted = make_env(
+        cameras=("agentview",), perturbations=[{"type": "camera_pose", "pos_delta": [0.0, 0.1, 0.05], "fovy_delta": 5}]
+    )
     cid = base.model.camera("agentview").id
     np.testing.assert_allclose(shifted.model.cam_pos[cid] - base.model.cam_pos[cid], [0, 0.1, 0.05])
     assert shifted.model.cam_fovy[cid] == pytest.approx(base.model.cam_fovy[cid] + 5)
@@ -230,8 +238,9 @@ def test_distractors_add_objects(make_env):
     positions = [priv[f"distractor_{k}_pos"] for k in range(3)]
     objects = [priv["red_cube_pos"], priv["plate_pos"]]
     for i, p in enumerate(positions):
-        assert p[2] > 0 and all(np.linalg.norm(p[:2] - q[:2]) >= env.scene.min_separation - 1e-9
-                                for q in objects + positions[:i])
+        assert p[2] > 0 and all(
+            np.linalg.norm(p[:2] - q[:2]) >= env.scene.min_separation - 1e-9 for q in objects + positions[:i]
+        )
     base_obs = base.reset(seed=0)[0]
     np.testing.assert_allclose(priv["red_cube_pos"], base.privileged_state()["red_cube_pos"])
     assert not np.array_equal(obs["images"]["agentview"], base_obs["images"]["agentview"])
@@ -275,7 +284,11 @@ def test_validate_perturbations_errors_name_field():
     with pytest.raises(ValueError, match="colour"):
         validate_perturbations([{"type": "table_color", "rgba": [1, 0, 0, 1], "colour": "red"}])
     with pytest.raises(ValueError, match="objects.mug"):
-        TabletopEnv("pick_place_cube", cameras=(), perturbations=[{"type": "object_layout", "objects": {"mug": {"shift": [0, 0]}}}])
+        TabletopEnv(
+            "pick_place_cube",
+            cameras=(),
+            perturbations=[{"type": "object_layout", "objects": {"mug": {"shift": [0, 0]}}}],
+        )
     with pytest.raises(ValueError, match="index"):
         TabletopEnv("push_block", cameras=(), perturbations=[{"type": "language", "index": 9}])
     assert len(validate_perturbations([{"type": "image_noise", "std": 3}, {"type": "distractors", "count": 2}])) == 2
@@ -287,7 +300,7 @@ def test_on_top_predicate(make_env):
     env.reset(seed=0)
     plate = env.privileged_state()["plate_pos"]
     adr = env.model.joint("red_cube_joint").qposadr[0]
-    env.data.qpos[adr:adr + 3] = [plate[0], plate[1], 0.012 + 0.02 + 0.002]
+    env.data.qpos[adr : adr + 3] = [plate[0], plate[1], 0.012 + 0.02 + 0.002]
     env.data.qvel[:] = 0
     _, _, terminated, _, info = env.step(NOOP)
     assert info["success"] and terminated
@@ -306,7 +319,7 @@ def test_in_region_predicate(make_env):
     env.reset(seed=0)
     target = env.privileged_state()["target_pos"]
     adr = env.model.joint("blue_block_joint").qposadr[0]
-    env.data.qpos[adr:adr + 3] = [target[0] + 0.02, target[1], 0.025]
+    env.data.qpos[adr : adr + 3] = [target[0] + 0.02, target[1], 0.025]
     assert env.step(NOOP)[4]["success"]
 
 

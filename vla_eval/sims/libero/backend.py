@@ -32,7 +32,9 @@ FIXTURE_SEED_CONVENTIONS = {
     "openpi": (7, "openpi examples/libero/main.py, _get_libero_env(task, resolution, args.seed=7): env.seed(seed)"),
 }
 """Reference seeds of the env, once per task; the default follows OpenVLA."""
-INSTALL_HINT = "pip install -e '.[libero]' (plus the GL libraries: apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri)"
+INSTALL_HINT = (
+    "pip install -e '.[libero]' (plus the GL libraries: apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri)"
+)
 
 
 @lru_cache(maxsize=1)
@@ -81,10 +83,14 @@ def _validate_pro_split(spec: "SuiteSpec", base: str, pro_suite: Any, where: str
     if base not in PRO_BASES:
         raise ConfigError(f"{where}: LIBERO-PRO varies only {list(PRO_BASES)}, not {base!r}")
     if not isinstance(pro_suite, str) or not (pro_suite == base or pro_suite.startswith(base + "_")):
-        raise ConfigError(f"{where}: libero_pro suite must be {base!r} or one of its variants ({base}_lan, ...), got {pro_suite!r}")
+        raise ConfigError(
+            f"{where}: libero_pro suite must be {base!r} or one of its variants ({base}_lan, ...), got {pro_suite!r}"
+        )
     issues = pro_suite_issues(pro_suite)
     if issues:
-        raise ConfigError(f"{where}: LIBERO-PRO suite {pro_suite!r} fails the resource audit (libero-pro audit): {list(issues)[:3]}")
+        raise ConfigError(
+            f"{where}: LIBERO-PRO suite {pro_suite!r} fails the resource audit (libero-pro audit): {list(issues)[:3]}"
+        )
     for task in spec.tasks:
         try:
             pro_task(pro_suite, task.name)
@@ -111,7 +117,9 @@ class LiberoBackend(Backend[LiberoOptions]):
         suite = self.options(spec, source).suite
         for cam in spec.cameras:
             if cam not in CAMERA_MAP:
-                raise ConfigError(f"{source}: field 'cameras': unknown camera {cam!r}, expected one of {list(CAMERA_MAP)}")
+                raise ConfigError(
+                    f"{source}: field 'cameras': unknown camera {cam!r}, expected one of {list(CAMERA_MAP)}"
+                )
         if len(spec.settle_action) != 7:
             raise ConfigError(f"{source}: field 'settle_action': expected 7 numbers, got {len(spec.settle_action)}")
         uses_paraphrase = False
@@ -130,19 +138,28 @@ class LiberoBackend(Backend[LiberoOptions]):
         for i, split in enumerate(spec.splits):
             for p in split.perturbations:
                 if p.get("type") == "libero_pro":
-                    _validate_pro_split(spec, suite, p.get("suite"), f"{source}: field 'splits.{i}.perturbations' (split {split.name!r})")
+                    _validate_pro_split(
+                        spec,
+                        suite,
+                        p.get("suite"),
+                        f"{source}: field 'splits.{i}.perturbations' (split {split.name!r})",
+                    )
         if uses_paraphrase:
             table = paraphrase_table()
             missing = [t.name for t in spec.tasks if not table.get(t.name)]
             if missing:
-                raise ConfigError(f"{source}: field 'splits': paraphrase split but envs/libero/paraphrases.yaml has no entry for {missing}")
+                raise ConfigError(
+                    f"{source}: field 'splits': paraphrase split but envs/libero/paraphrases.yaml has no entry for {missing}"
+                )
 
     def make_env(self, spec: "SuiteSpec", task: str, split: str, cameras: list[str], depth: bool = False):
         from vla_eval.sims.libero.env import LiberoEnv
 
         opts = self.options(spec)
         perturbations = list(spec.split(split).perturbations)
-        paraphrases = paraphrase_table().get(task) if any(p.get("type") == "paraphrase" for p in perturbations) else None
+        paraphrases = (
+            paraphrase_table().get(task) if any(p.get("type") == "paraphrase" for p in perturbations) else None
+        )
         return LiberoEnv(
             task=task,
             suite=opts.suite,

@@ -46,11 +46,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from vla_eval.actions.space import LIBERO_DELTA_EEF
 from vla_eval.geometry import euler_to_quat, quat_mul, quat_normalize
 from vla_eval.sims.contract import ObservationContract, RenderOnDemand
 from vla_eval.sims.libero.perturbations import make_texture, validate_perturbations
 from vla_eval.sims.libero.tasks import CAMERA_MAP, find_task, load_init_states, pro_task
-from vla_eval.actions.space import LIBERO_DELTA_EEF
 
 RENDER_QUALITIES = ("reference", "fast")
 INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " .,;:'\"!?-_()/&"
@@ -116,7 +116,9 @@ class LiberoEnv(RenderOnDemand, gym.Env):
         self.instruction = self.task.language
         self._noise_seed, self._obs_index = 0, -1
         self._geom_cache: dict[str, np.ndarray] = {}
-        self._fixture_rng: tuple[int, int, Any] | None = None  # (seed, draws done, numpy RNG state) after the last reset
+        self._fixture_rng: tuple[int, int, Any] | None = (
+            None  # (seed, draws done, numpy RNG state) after the last reset
+        )
         self._fixture_pending: tuple[int, int] | None = None
         self.observation_space = self._make_obs_space()
         self.action_space = spaces.Box(-1.0, 1.0, shape=(7,), dtype=np.float32)
@@ -126,9 +128,7 @@ class LiberoEnv(RenderOnDemand, gym.Env):
         h, w = self.image_size
         vec = lambda n: spaces.Box(-np.inf, np.inf, shape=(n,), dtype=np.float64)  # noqa: E731
         d: dict[str, spaces.Space] = {
-            "state": spaces.Dict(
-                {"eef_pos": vec(3), "eef_quat": vec(4), "gripper_qpos": vec(2), "joint_pos": vec(7)}
-            ),
+            "state": spaces.Dict({"eef_pos": vec(3), "eef_quat": vec(4), "gripper_qpos": vec(2), "joint_pos": vec(7)}),
             "instruction": spaces.Text(max_length=512, min_length=1, charset=INSTRUCTION_CHARSET),
         }
         if self.cameras:
@@ -256,7 +256,12 @@ class LiberoEnv(RenderOnDemand, gym.Env):
         raw = self._env.set_init_state(state)
         self.instruction = self._pick_instruction(seed)
         success = bool(self._env.check_success())
-        info = {"success": success, "init_state_id": k, "instruction": self.instruction, "render_quality": self.render_quality}
+        info = {
+            "success": success,
+            "init_state_id": k,
+            "instruction": self.instruction,
+            "render_quality": self.render_quality,
+        }
         if fixture_seed is not None:
             info["fixture_seed"] = int(fixture_seed)
         if draws:
@@ -357,8 +362,13 @@ class LiberoEnv(RenderOnDemand, gym.Env):
         self._obs_index += 1
         cams = self.render_cameras
         if cams:
-            obs.update(self._views_from(cams, {c: raw[f"{CAMERA_MAP[c]}_image"] for c in cams},
-                                        {c: raw[f"{CAMERA_MAP[c]}_depth"][..., 0] for c in cams} if self.depth else {}))
+            obs.update(
+                self._views_from(
+                    cams,
+                    {c: raw[f"{CAMERA_MAP[c]}_image"] for c in cams},
+                    {c: raw[f"{CAMERA_MAP[c]}_depth"][..., 0] for c in cams} if self.depth else {},
+                )
+            )
         return obs
 
     def _views_from(self, cams: tuple[str, ...], rgb: dict[str, np.ndarray], depth: dict[str, np.ndarray]):
@@ -408,7 +418,9 @@ class LiberoEnv(RenderOnDemand, gym.Env):
     @property
     def observation_contract(self) -> ObservationContract:
         """robosuite renders through OpenGL: row 0 is the bottom of the view."""
-        return ObservationContract(cameras=self.cameras, image_size=self.image_size, image_origin="bottom_left", depth=self.depth)
+        return ObservationContract(
+            cameras=self.cameras, image_size=self.image_size, image_origin="bottom_left", depth=self.depth
+        )
 
     def camera_params(self, cam: str) -> dict[str, np.ndarray]:
         """Intrinsics for the delivered (bottom-up) arrays and camera-to-world extrinsics (OpenCV axes)."""

@@ -101,7 +101,12 @@ class LiberoScriptedExpert(Policy):
             boxes = np.concatenate(boxes) if boxes else np.zeros((0, 6))
             gz = hi[2] - 0.015
             best = None
-            for direction, yaw, half in (((0, 1), 0.0, ext[1]), ((0, -1), 0.0, ext[1]), ((1, 0), np.pi / 2, ext[0]), ((-1, 0), np.pi / 2, ext[0])):
+            for direction, yaw, half in (
+                ((0, 1), 0.0, ext[1]),
+                ((0, -1), 0.0, ext[1]),
+                ((1, 0), np.pi / 2, ext[0]),
+                ((-1, 0), np.pi / 2, ext[0]),
+            ):
                 d = np.asarray(direction, dtype=float)
                 pt = centre[:2] + d * (half / 2 - 0.008)
                 # the outer finger's volume (the inner one is inside the bowl) against fixture geoms

@@ -88,7 +88,9 @@ def validate_perturbations(perturbations: list[dict[str, Any]]) -> list[dict[str
         if kind == "camera" and full["camera"] not in CAMERAS:
             raise ValueError(f"item {i} (camera): camera must be one of {list(CAMERAS)}, got {full['camera']!r}")
         if kind == "table_texture" and full["pattern"] not in PATTERNS:
-            raise ValueError(f"item {i} (table_texture): pattern must be one of {list(PATTERNS)}, got {full['pattern']!r}")
+            raise ValueError(
+                f"item {i} (table_texture): pattern must be one of {list(PATTERNS)}, got {full['pattern']!r}"
+            )
         if kind == "table_texture" and full["cells"] < 1:
             raise ValueError(f"item {i} (table_texture): cells must be >= 1")
         for name in ("joint_std_rad", "max_shift_m", "std", "salt_pepper", "diffuse_scale"):
@@ -113,8 +115,10 @@ def _check(kind: str, i: int, name: str, ptype: str, value: Any) -> Any:
             raise ValueError(f"{where} must be an integer, got {value!r}")
         return value
     if ptype == "vec3":
-        if not isinstance(value, (list, tuple)) or len(value) != 3 or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        if (
+            not isinstance(value, (list, tuple))
+            or len(value) != 3
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
         ):
             raise ValueError(f"{where} must be a list of 3 numbers, got {value!r}")
         return [float(v) for v in value]

@@ -16,7 +16,13 @@ from pathlib import Path
 SUITES = ("libero_spatial", "libero_object", "libero_goal", "libero_10", "libero_90")
 
 # Step limits used by OpenVLA / openpi after the 10 no-op settle steps (LeRobot uses 280 for spatial).
-STANDARD_MAX_STEPS = {"libero_spatial": 220, "libero_object": 280, "libero_goal": 300, "libero_10": 520, "libero_90": 400}
+STANDARD_MAX_STEPS = {
+    "libero_spatial": 220,
+    "libero_object": 280,
+    "libero_goal": 300,
+    "libero_10": 520,
+    "libero_90": 400,
+}
 
 CAMERA_MAP = {"agentview": "agentview", "wrist": "robot0_eye_in_hand"}
 """Contract camera name -> LIBERO/robosuite camera name."""
@@ -150,7 +156,11 @@ def pro_task(pro_suite: str, base_task: str) -> LiberoTask:
     """
     bench = _pro_benchmark(pro_suite)
     bddl_root, init_root = _roots()
-    matches = [i for i in range(bench.n_tasks) if bench.get_task(i).name == base_task or bench.get_task(i).name.endswith("_" + base_task)]
+    matches = [
+        i
+        for i in range(bench.n_tasks)
+        if bench.get_task(i).name == base_task or bench.get_task(i).name.endswith("_" + base_task)
+    ]
     if len(matches) != 1:
         raise KeyError(f"LIBERO-PRO suite {pro_suite!r} has {len(matches)} entries for task {base_task!r} (expected 1)")
     i = matches[0]

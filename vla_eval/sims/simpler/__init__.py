@@ -7,9 +7,9 @@ Importing this package registers one gymnasium id per task, e.g.
 
 from __future__ import annotations
 
-import vla_eval.sims  # noqa: F401  (rendering env vars before MuJoCo's renderer loads)
-
 from gymnasium.envs.registration import register, registry  # noqa: E402
+
+import vla_eval.sims  # noqa: F401  (rendering env vars before MuJoCo's renderer loads)
 
 ENTRY_POINT = "vla_eval.sims.simpler.env:SimplerEnv"
 ASSET_VERSION = "2"

@@ -50,7 +50,9 @@ def validate_task_groups(groups: TaskGroups, spec: "SuiteSpec", source: str) -> 
     for group, members in groups.items():
         bad = sorted(set(members) - set(suite_tasks))
         if bad:
-            raise ConfigError(f"{source}: field 'backend_options.task_groups.{group}': {bad} are not tasks of this suite")
+            raise ConfigError(
+                f"{source}: field 'backend_options.task_groups.{group}': {bad} are not tasks of this suite"
+            )
 
 
 def validate_tasks(spec: "SuiteSpec", source: str, kind: str, known: list[str]) -> None:
@@ -63,8 +65,10 @@ def validate_tasks(spec: "SuiteSpec", source: str, kind: str, known: list[str]) 
             raise ConfigError(f"{source}: field 'tasks.{i}': {UnknownNameError(kind, task.name, known)}")
         grid = len(get_task(task.name).configs)
         if spec.task_episodes(task.name) > grid:
-            raise ConfigError(f"{source}: field 'tasks.{i}' ({task.name}): {spec.task_episodes(task.name)} episodes asked, "
-                              f"but the task has {grid} distinct configurations (episodes would repeat)")
+            raise ConfigError(
+                f"{source}: field 'tasks.{i}' ({task.name}): {spec.task_episodes(task.name)} episodes asked, "
+                f"but the task has {grid} distinct configurations (episodes would repeat)"
+            )
 
 
 def protocol_tables(spec: "SuiteSpec", summary: Any) -> list[ProtocolTable]:
@@ -78,12 +82,26 @@ def protocol_tables(spec: "SuiteSpec", summary: Any) -> list[ProtocolTable]:
     if groups.empty:
         return []
     tasks = variant_aggregation(summary, suite)
-    rows = [(f"group: {r.group}", f"{100 * r.aggregate:.1f}", str(r.cells), str(r.episodes)) for r in groups.itertuples()]
-    rows += [(f"task: {r.task}", f"{100 * r.aggregate:.1f}", str(r.splits), str(r.episodes)) for r in tasks.itertuples()]
-    header = (f"{protocol_title(suite)} (mean over splits, then over a group's cells)", "success %", "cells / splits",
-              "episodes")
-    return [ProtocolTable(header, tuple(rows), headline=float(groups.iloc[-1]["aggregate"]),
-                          headline_label="SimplerEnv-style aggregate % (mean over task groups)")]
+    rows = [
+        (f"group: {r.group}", f"{100 * r.aggregate:.1f}", str(r.cells), str(r.episodes)) for r in groups.itertuples()
+    ]
+    rows += [
+        (f"task: {r.task}", f"{100 * r.aggregate:.1f}", str(r.splits), str(r.episodes)) for r in tasks.itertuples()
+    ]
+    header = (
+        f"{protocol_title(suite)} (mean over splits, then over a group's cells)",
+        "success %",
+        "cells / splits",
+        "episodes",
+    )
+    return [
+        ProtocolTable(
+            header,
+            tuple(rows),
+            headline=float(groups.iloc[-1]["aggregate"]),
+            headline_label="SimplerEnv-style aggregate % (mean over task groups)",
+        )
+    ]
 
 
 def config_reset_options(task: str, episode_index: int) -> dict[str, Any]:
@@ -113,21 +131,29 @@ class SimplerBackend(Backend[SimplerOptions]):
         splits = [s.name for s in spec.splits]
         bad = sorted(set(opts.exclude_from_aggregate) - set(splits))
         if bad:
-            raise ConfigError(f"{source}: field 'backend_options.exclude_from_aggregate': {bad} are not splits of this suite {splits}")
+            raise ConfigError(
+                f"{source}: field 'backend_options.exclude_from_aggregate': {bad} are not splits of this suite {splits}"
+            )
         validate_tasks(spec, source, "simpler task", self.task_names())
         for cam in spec.cameras:
             if cam not in KNOWN_CAMERAS:
-                raise ConfigError(f"{source}: field 'cameras': unknown camera {cam!r}, expected one of {list(KNOWN_CAMERAS)}")
+                raise ConfigError(
+                    f"{source}: field 'cameras': unknown camera {cam!r}, expected one of {list(KNOWN_CAMERAS)}"
+                )
         for i, split in enumerate(spec.splits):
             for task in spec.tasks:
-                field = "perturbations" if task.name not in split.task_perturbations else f"task_perturbations.{task.name}"
+                field = (
+                    "perturbations" if task.name not in split.task_perturbations else f"task_perturbations.{task.name}"
+                )
                 try:
                     _, rest = split_variants(split.perturbations_for(task.name))
                     for p in validate_perturbations(rest):
                         if p.type in ("object_layout", "language"):
                             raise ValueError(f"perturbation {p.type!r} is not supported by simpler tasks")
                 except ValueError as exc:
-                    raise ConfigError(f"{source}: field 'splits.{i}.{field}' (split {split.name!r}, task {task.name!r}): {exc}") from exc
+                    raise ConfigError(
+                        f"{source}: field 'splits.{i}.{field}' (split {split.name!r}, task {task.name!r}): {exc}"
+                    ) from exc
         if len(spec.settle_action) != 7:
             raise ConfigError(f"{source}: field 'settle_action': expected 7 numbers, got {len(spec.settle_action)}")
 

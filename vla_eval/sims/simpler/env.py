@@ -37,11 +37,12 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
+from vla_eval.actions.space import LIBERO_DELTA_EEF
 from vla_eval.geometry import quat_to_mat, rotvec_to_mat, yaw_to_quat
 from vla_eval.sims.simpler.looks import (
     BG_SIZE,
-    FAMILY_VIEW,
     CABINET_RGBA,
+    FAMILY_VIEW,
     TABLE_SIZE,
     NoDistractor,
     background_image,
@@ -51,10 +52,18 @@ from vla_eval.sims.simpler.looks import (
     split_variants,
     table_image,
 )
-from vla_eval.sims.simpler.rules import ON_TOP_XY_MARGIN  # noqa: F401  (re-exported)
-from vla_eval.sims.simpler.rules import APPLE_DRAWER_OPEN, DRAWER_OPEN  # noqa: F401  (re-exported)
-from vla_eval.sims.simpler.rules import (drawer_evaluate, in_drawer_update, lift_evaluate, near_evaluate,
-                                        on_top, touching, touching_other)
+from vla_eval.sims.simpler.rules import (  # noqa: F401  (re-exported)
+    APPLE_DRAWER_OPEN,
+    DRAWER_OPEN,
+    ON_TOP_XY_MARGIN,  # noqa: F401  (re-exported)
+    drawer_evaluate,
+    in_drawer_update,
+    lift_evaluate,
+    near_evaluate,
+    on_top,
+    touching,
+    touching_other,
+)
 from vla_eval.sims.simpler.tasks import SimplerTask, get_task
 from vla_eval.sims.tabletop.builder import build_scene
 from vla_eval.sims.tabletop.env import TabletopEnv
@@ -67,7 +76,6 @@ from vla_eval.sims.tabletop.perturbations import (
     validate_perturbations,
 )
 from vla_eval.sims.tabletop.scene import JointAtLeast, SceneSpec
-from vla_eval.actions.space import LIBERO_DELTA_EEF
 
 POS_SCALE = 0.05
 ROT_SCALE = 0.5
@@ -133,14 +141,20 @@ class SimplerEnv(TabletopEnv):
         self.perturbations = validate_perturbations(rest)
         for p in self.perturbations:
             if isinstance(p, (ObjectLayout, Language)):
-                raise ValueError(f"perturbation {p.type!r} is not supported by simpler tasks (fixed configuration grids, no paraphrases)")
+                raise ValueError(
+                    f"perturbation {p.type!r} is not supported by simpler tasks (fixed configuration grids, no paraphrases)"
+                )
         self.look = resolve_look(self.task.family, look, self.variants)
         self.no_distractor = any(isinstance(v, NoDistractor) for v in self.variants)
         self.metadata = {**type(self).metadata, "render_fps": self.task.control_hz}
 
         self.base_scene = SceneSpec(
-            name=self.task.name, description=self.task.description, instruction=self.task.instruction,
-            objects=self.task.objects, fixtures=self.task.fixtures, min_separation=0.0,
+            name=self.task.name,
+            description=self.task.description,
+            instruction=self.task.instruction,
+            objects=self.task.objects,
+            fixtures=self.task.fixtures,
+            min_separation=0.0,
             success=JointAtLeast(type="joint_at_least", joint="_simpler_rule_", value=0.0),
         )
         self.scene = apply_to_scene(self.base_scene, self.perturbations)
@@ -189,12 +203,47 @@ class SimplerEnv(TabletopEnv):
         if asset is None:
             asset = ET.SubElement(root, "asset")
         (bh, bw), (th, tw) = BG_SIZE, TABLE_SIZE
-        ET.SubElement(asset, "texture", name="backdrop_tex", type="2d", builtin="flat", width=str(bw), height=str(bh), rgb1="0.5 0.5 0.5")
-        ET.SubElement(asset, "texture", name="table_tex", type="2d", builtin="flat", width=str(tw), height=str(th), rgb1="0.5 0.5 0.5")
-        ET.SubElement(asset, "material", name="backdrop_mat", texture="backdrop_tex", texrepeat="1 1", texuniform="false",
-                      emission="0.6", specular="0", shininess="0")
-        ET.SubElement(asset, "material", name="table_mat", texture="table_tex", texrepeat="1 1", texuniform="false",
-                      specular="0.05", shininess="0")
+        ET.SubElement(
+            asset,
+            "texture",
+            name="backdrop_tex",
+            type="2d",
+            builtin="flat",
+            width=str(bw),
+            height=str(bh),
+            rgb1="0.5 0.5 0.5",
+        )
+        ET.SubElement(
+            asset,
+            "texture",
+            name="table_tex",
+            type="2d",
+            builtin="flat",
+            width=str(tw),
+            height=str(th),
+            rgb1="0.5 0.5 0.5",
+        )
+        ET.SubElement(
+            asset,
+            "material",
+            name="backdrop_mat",
+            texture="backdrop_tex",
+            texrepeat="1 1",
+            texuniform="false",
+            emission="0.6",
+            specular="0",
+            shininess="0",
+        )
+        ET.SubElement(
+            asset,
+            "material",
+            name="table_mat",
+            texture="table_tex",
+            texrepeat="1 1",
+            texuniform="false",
+            specular="0.05",
+            shininess="0",
+        )
         world = root.find("worldbody")
         spheres = {o.name for o in self.scene.objects if o.shape == "sphere" and o.free}
         for body in world.iter("body"):
@@ -202,21 +251,43 @@ class SimplerEnv(TabletopEnv):
                 for geom in body.findall("geom"):
                     geom.set("condim", "6")  # rolling friction: a released apple / orange must not roll away forever
         w, h = view["backdrop_size"]
-        ET.SubElement(world, "geom", name="backdrop", type="plane", pos=" ".join(map(str, view["backdrop_pos"])),
-                      xyaxes=view["backdrop_xyaxes"], size=f"{w} {h} 0.1", material="backdrop_mat",
-                      contype="0", conaffinity="0", group="1")
-        ET.SubElement(world, "geom", name="table_skin", type="plane", pos="0.45 0 0.0005", size="0.55 0.6 0.1",
-                      material="table_mat", contype="0", conaffinity="0", group="1")
+        ET.SubElement(
+            world,
+            "geom",
+            name="backdrop",
+            type="plane",
+            pos=" ".join(map(str, view["backdrop_pos"])),
+            xyaxes=view["backdrop_xyaxes"],
+            size=f"{w} {h} 0.1",
+            material="backdrop_mat",
+            contype="0",
+            conaffinity="0",
+            group="1",
+        )
+        ET.SubElement(
+            world,
+            "geom",
+            name="table_skin",
+            type="plane",
+            pos="0.45 0 0.0005",
+            size="0.55 0.6 0.1",
+            material="table_mat",
+            contype="0",
+            conaffinity="0",
+            group="1",
+        )
         return ET.tostring(root, encoding="unicode")
 
     def _paint(self) -> None:
         m = self.model
-        for tex, img in (("backdrop_tex", background_image(self.look["background"])),
-                         ("table_tex", table_image(self.look["table"]))):
+        for tex, img in (
+            ("backdrop_tex", background_image(self.look["background"])),
+            ("table_tex", table_image(self.look["table"])),
+        ):
             tid = m.texture(tex).id
             adr, n = int(m.tex_adr[tid]), int(m.tex_height[tid] * m.tex_width[tid] * m.tex_nchannel[tid])
             # MuJoCo's texture row 0 is the bottom of the plane: flip so image row 0 is the top.
-            m.tex_data[adr:adr + n] = np.ascontiguousarray(img[::-1]).reshape(-1)
+            m.tex_data[adr : adr + n] = np.ascontiguousarray(img[::-1]).reshape(-1)
         main, accent = robot_rgba(self.look["robot"])
         arm_root = m.body("link0").id
         for g in range(m.ngeom):
@@ -259,9 +330,14 @@ class SimplerEnv(TabletopEnv):
         mujoco.mj_step(m, d, nstep=SETTLE_SUBSTEPS)
         self._start_frames(episode_seed)
         self.instruction = cfg.instruction or self.task.instruction
-        self._init_xyz = {o.name: d.xpos[m.body(o.name).id].copy() for o in self.scene.objects if o.name not in self._parked}
-        self._init_half = {o.name: world_half_extents(o.shape, o.size, d.xquat[m.body(o.name).id])
-                           for o in self.scene.objects if o.name not in self._parked}
+        self._init_xyz = {
+            o.name: d.xpos[m.body(o.name).id].copy() for o in self.scene.objects if o.name not in self._parked
+        }
+        self._init_half = {
+            o.name: world_half_extents(o.shape, o.size, d.xquat[m.body(o.name).id])
+            for o in self.scene.objects
+            if o.name not in self._parked
+        }
         self._consecutive_grasp = 0
         self._rule_state = {"lifted": False, "n_lift_significant": 0, "has_contact": 0, "subtask": 0}
         self._steps = 0
@@ -322,12 +398,16 @@ class SimplerEnv(TabletopEnv):
             pos = np.array([pose.xy[0], pose.xy[1], pose.z])
             if body.jntnum[0] > 0:
                 adr = m.jnt_qposadr[body.jntadr[0]]
-                d.qpos[adr:adr + 3] = pos
-                d.qpos[adr + 3:adr + 7] = pose.quat
+                d.qpos[adr : adr + 3] = pos
+                d.qpos[adr + 3 : adr + 7] = pose.quat
             else:
                 m.body_pos[body.id] = pos
                 m.body_quat[body.id] = pose.quat
-            fp = items[name].footprint if name in items else next(f.radius for f in self.scene.fixtures if f.name == name)
+            fp = (
+                items[name].footprint
+                if name in items
+                else next(f.radius for f in self.scene.fixtures if f.name == name)
+            )
             placed.append((pos[:2], fp))
         return placed
 
@@ -346,8 +426,8 @@ class SimplerEnv(TabletopEnv):
             m.body_gravcomp[body.id] = 1.0 if parked else 0.0
             if parked and body.jntnum[0] > 0:
                 adr = m.jnt_qposadr[body.jntadr[0]]
-                d.qpos[adr:adr + 3] = [0.3 * k, 0.0, PARK_Z]
-                d.qpos[adr + 3:adr + 7] = IDENTITY_QUAT
+                d.qpos[adr : adr + 3] = [0.3 * k, 0.0, PARK_Z]
+                d.qpos[adr + 3 : adr + 7] = IDENTITY_QUAT
         self._parked = unused
         self._episode_objects = [o.name for o in self.task.objects if o.name not in unused]
 
@@ -359,17 +439,19 @@ class SimplerEnv(TabletopEnv):
 
     def _place_distractors(self, rng, placed) -> None:
         m, d = self.model, self.data
-        for obj in self.scene.objects[len(self.task.objects):]:
+        for obj in self.scene.objects[len(self.task.objects) :]:
             xy = None
             for _ in range(200):
                 xy = np.array([rng.uniform(*DISTRACTOR_AREA["x"]), rng.uniform(*DISTRACTOR_AREA["y"])])
-                if not self._keepout(xy) and all(np.linalg.norm(xy - p) >= fp + obj.footprint + 0.03 for p, fp in placed):
+                if not self._keepout(xy) and all(
+                    np.linalg.norm(xy - p) >= fp + obj.footprint + 0.03 for p, fp in placed
+                ):
                     break
             placed.append((xy, obj.footprint))
             adr = m.jnt_qposadr[m.body(obj.name).jntadr[0]]
-            d.qpos[adr:adr + 3] = [xy[0], xy[1], obj.half_height + 0.001]
+            d.qpos[adr : adr + 3] = [xy[0], xy[1], obj.half_height + 0.001]
             yaw = rng.uniform(-math.pi, math.pi)
-            d.qpos[adr + 3:adr + 7] = yaw_to_quat(yaw)
+            d.qpos[adr + 3 : adr + 7] = yaw_to_quat(yaw)
 
     # ------------------------------------------------------------- success
     def _contact(self, geoms_a: set[int], geoms_b: set[int]) -> bool:
@@ -407,8 +489,13 @@ class SimplerEnv(TabletopEnv):
         elif kind == "near":
             # SimplerEnv move_near_in_scene.py MoveNearInSceneEnv.evaluate
             names = [n for n in self._episode_objects if n in self._init_xyz]
-            success, stats = near_evaluate({n: d.xpos[m.body(n).id] for n in names}, self._init_xyz, self._init_half,
-                                           rule["object"], rule["target"])
+            success, stats = near_evaluate(
+                {n: d.xpos[m.body(n).id] for n in names},
+                self._init_xyz,
+                self._init_half,
+                rule["object"],
+                rule["target"],
+            )
         elif kind in ("drawer_open", "drawer_close"):
             # SimplerEnv open_drawer_in_scene.py OpenDrawerInSceneEnv / CloseDrawerInSceneEnv.evaluate
             success, stats = drawer_evaluate(kind, float(d.qpos[m.joint(rule["joint"]).qposadr[0]]))

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from vla_eval.actions.space import ActionChunk
 from vla_eval.geometry import quat_to_mat
 from vla_eval.sims.simpler.env import half_z
-from vla_eval.actions.space import ActionChunk
 from vla_eval.sims.tabletop.expert import CLOSE, OPEN, ScriptedExpert, _Episode, _quat_yaw_of_mat, _wrap, move_action
 
 
@@ -68,18 +68,23 @@ class SimplerScriptedExpert(ScriptedExpert):
             return super().predict(obs_batch, slots)
         if len(families) != 1:
             raise ValueError(f"simpler_scripted: one batch mixes scene families {sorted(map(str, families))}")
-        from vla_eval.sims.simpler.real2sim.widowx_env import SIMPLER_WIDOWX_ACTION
-        from vla_eval.sims.simpler.real2sim.google_env import SIMPLER_GOOGLE_ACTION
         from vla_eval.sims.simpler.real2sim.expert import bridge_real_action, google_real_action
+        from vla_eval.sims.simpler.real2sim.google_env import SIMPLER_GOOGLE_ACTION
+        from vla_eval.sims.simpler.real2sim.widowx_env import SIMPLER_WIDOWX_ACTION
 
-        act, space = (bridge_real_action, SIMPLER_WIDOWX_ACTION) if "bridge_real" in real else (google_real_action, SIMPLER_GOOGLE_ACTION)
+        act, space = (
+            (bridge_real_action, SIMPLER_WIDOWX_ACTION)
+            if "bridge_real" in real
+            else (google_real_action, SIMPLER_GOOGLE_ACTION)
+        )
         episodes = self._episodes.rows(obs_batch, slots)
         actions = []
         for obs, ep in zip(obs_batch, episodes):
             ep.count += 1
             actions.append(act(obs["privileged"], ep))
-        return ActionChunk(actions=np.stack(actions)[:, None, :], space=space,
-                           extras=[{"phase": ep.phase} for ep in episodes])
+        return ActionChunk(
+            actions=np.stack(actions)[:, None, :], space=space, extras=[{"phase": ep.phase} for ep in episodes]
+        )
 
     # ------------------------------------------------------------------ dispatch
     def _act(self, priv: dict[str, Any], ep: _Episode) -> np.ndarray:
@@ -111,8 +116,11 @@ class SimplerScriptedExpert(ScriptedExpert):
         tgt_xy = np.asarray(priv[f"{tgt}_pos"])[:2]
         fp_src = footprint(priv[f"{src}_shape"], priv[f"{src}_size"])
         gap = fp_src + footprint(priv[f"{tgt}_shape"], priv[f"{tgt}_size"]) + 0.09  # well inside SimplerEnv's + 0.10
-        others = [(np.asarray(priv[f"{n}_pos"])[:2], footprint(priv[f"{n}_shape"], priv[f"{n}_size"]))
-                  for n in task.get("others", []) if f"{n}_pos" in priv and np.asarray(priv[f"{n}_pos"])[2] > -1.0]
+        others = [
+            (np.asarray(priv[f"{n}_pos"])[:2], footprint(priv[f"{n}_shape"], priv[f"{n}_size"]))
+            for n in task.get("others", [])
+            if f"{n}_pos" in priv and np.asarray(priv[f"{n}_pos"])[2] > -1.0
+        ]
         best, best_cost = None, math.inf
         for k in range(24):
             a = 2 * math.pi * k / 24
@@ -180,7 +188,9 @@ class SimplerScriptedExpert(ScriptedExpert):
                 ep.go("above")
             return move_action(eef, mat, eef + [0, 0, 0.04], yaw, OPEN)
         if place is None:  # lift task: up and hold
-            return move_action(eef, mat, [eef[0], eef[1], ep.memo["pick_surface"] + 2 * hz + 0.1], yaw, CLOSE, speed=0.5)
+            return move_action(
+                eef, mat, [eef[0], eef[1], ep.memo["pick_surface"] + 2 * hz + 0.1], yaw, CLOSE, speed=0.5
+            )
         bottom_off = offset[2] - hz  # object bottom relative to the eef
         clearance = max(ep.memo["pick_surface"], place["rim"]) + 0.05
         carry_z = clearance - bottom_off

@@ -56,15 +56,23 @@ class Background(_Strict):
     image: Literal["kitchen", "office"]
 
 
-URDF_COLORINGS = ("None", "recolor_tabletop_visual_matching_1", "recolor_tabletop_visual_matching_2",
-                  "recolor_cabinet_visual_matching_1")
+URDF_COLORINGS = (
+    "None",
+    "recolor_tabletop_visual_matching_1",
+    "recolor_tabletop_visual_matching_2",
+    "recolor_cabinet_visual_matching_1",
+)
 """SimplerEnv scripts/*_visual_matching.sh ``urdf_version_arr``."""
 
 
 class RobotColors(_Strict):
     type: Literal["robot_colors"]
-    urdf: Literal["None", "recolor_tabletop_visual_matching_1", "recolor_tabletop_visual_matching_2",
-                  "recolor_cabinet_visual_matching_1"]
+    urdf: Literal[
+        "None",
+        "recolor_tabletop_visual_matching_1",
+        "recolor_tabletop_visual_matching_2",
+        "recolor_cabinet_visual_matching_1",
+    ]
 
 
 class CabinetStation(_Strict):
@@ -76,7 +84,9 @@ class NoDistractor(_Strict):
     type: Literal["no_distractor"]
 
 
-SimplerVariant = Annotated[Union[TableTexture, Background, RobotColors, CabinetStation, NoDistractor], Field(discriminator="type")]
+SimplerVariant = Annotated[
+    Union[TableTexture, Background, RobotColors, CabinetStation, NoDistractor], Field(discriminator="type")
+]
 _LIST = TypeAdapter(list[SimplerVariant])
 OWN_TYPES = {"table_texture", "background", "robot_colors", "cabinet_station", "no_distractor"}
 
@@ -118,11 +128,23 @@ def look_at_xyaxes(pos, target) -> str:
 
 FAMILY_VIEW: dict[str, dict[str, Any]] = {
     # Google robot: head camera above the base, beside the arm, looking down the table.
-    "google": {"camera_pos": (-0.05, -0.3, 0.9), "camera_target": (0.58, 0.02, 0.05), "fovy": 48,
-               "backdrop_pos": (1.0, 0.0, 0.25), "backdrop_xyaxes": "0 -1 0 0 0 1", "backdrop_size": (1.4, 1.0)},
+    "google": {
+        "camera_pos": (-0.05, -0.3, 0.9),
+        "camera_target": (0.58, 0.02, 0.05),
+        "fovy": 48,
+        "backdrop_pos": (1.0, 0.0, 0.25),
+        "backdrop_xyaxes": "0 -1 0 0 0 1",
+        "backdrop_size": (1.4, 1.0),
+    },
     # Bridge: third-person camera across the table, looking back at the robot.
-    "bridge": {"camera_pos": (1.05, 0.32, 0.62), "camera_target": (0.4, 0.0, 0.02), "fovy": 55,
-               "backdrop_pos": (-0.45, 0.0, 0.25), "backdrop_xyaxes": "0 1 0 0 0 1", "backdrop_size": (1.6, 1.0)},
+    "bridge": {
+        "camera_pos": (1.05, 0.32, 0.62),
+        "camera_target": (0.4, 0.0, 0.02),
+        "fovy": 55,
+        "backdrop_pos": (-0.45, 0.0, 0.25),
+        "backdrop_xyaxes": "0 1 0 0 0 1",
+        "backdrop_size": (1.6, 1.0),
+    },
 }
 
 ROBOT_RGBA = {
@@ -141,7 +163,7 @@ def _grad(h, w, top, bottom) -> np.ndarray:
 
 def _rect(img, r0, r1, c0, c1, rgb) -> None:
     h, w = img.shape[:2]
-    img[int(r0 * h):int(r1 * h), int(c0 * w):int(c1 * w)] = rgb
+    img[int(r0 * h) : int(r1 * h), int(c0 * w) : int(c1 * w)] = rgb
 
 
 def background_image(name: str, size: tuple[int, int] = BG_SIZE) -> np.ndarray:

@@ -41,11 +41,22 @@ def variant_aggregation(summary: pd.DataFrame, suite: dict[str, Any]) -> pd.Data
     df = _cells(summary, suite)
     if df.empty:
         return pd.DataFrame(columns=["task", "aggregate", "splits", "episodes"])
-    rows = [{"task": task, "aggregate": float(g["rate"].mean()), "splits": int(g["split"].nunique()), "episodes": int(g["n"].sum())}
-            for task, g in df.groupby("task", sort=False)]
+    rows = [
+        {
+            "task": task,
+            "aggregate": float(g["rate"].mean()),
+            "splits": int(g["split"].nunique()),
+            "episodes": int(g["n"].sum()),
+        }
+        for task, g in df.groupby("task", sort=False)
+    ]
     tasks = pd.DataFrame(rows)
-    mean = {"task": MEAN_ROW, "aggregate": float(tasks["aggregate"].mean()), "splits": len(aggregated_splits(suite)),
-            "episodes": int(tasks["episodes"].sum())}
+    mean = {
+        "task": MEAN_ROW,
+        "aggregate": float(tasks["aggregate"].mean()),
+        "splits": len(aggregated_splits(suite)),
+        "episodes": int(tasks["episodes"].sum()),
+    }
     return pd.concat([tasks, pd.DataFrame([mean])], ignore_index=True)
 
 
@@ -68,10 +79,16 @@ def group_aggregation(summary: pd.DataFrame, suite: dict[str, Any]) -> pd.DataFr
     rows = []
     for group, members in task_groups(suite, tasks).items():
         g = df[df["task"].isin(members)]
-        rows.append({"group": group, "aggregate": float(g["rate"].mean()), "cells": len(g), "episodes": int(g["n"].sum())})
+        rows.append(
+            {"group": group, "aggregate": float(g["rate"].mean()), "cells": len(g), "episodes": int(g["n"].sum())}
+        )
     out = pd.DataFrame(rows)
-    mean = {"group": "mean over groups", "aggregate": float(out["aggregate"].mean()), "cells": int(out["cells"].sum()),
-            "episodes": int(out["episodes"].sum())}
+    mean = {
+        "group": "mean over groups",
+        "aggregate": float(out["aggregate"].mean()),
+        "cells": int(out["cells"].sum()),
+        "episodes": int(out["episodes"].sum()),
+    }
     return pd.concat([out, pd.DataFrame([mean])], ignore_index=True)
 
 
@@ -93,9 +110,15 @@ def protocol_markdown(summary: pd.DataFrame, suite: dict[str, Any]) -> str | Non
     used = ", ".join(aggregated_splits(suite))
     excluded = (suite.get("backend_options") or {}).get("exclude_from_aggregate") or []
     note = f"; reported, not aggregated: {', '.join(excluded)}" if excluded else ""
-    group_rows = "\n".join(f"| {r.group} | {100 * r.aggregate:.1f} | {r.cells} | {r.episodes} |" for r in groups.itertuples())
-    task_rows = "\n".join(f"| {r.task} | {100 * r.aggregate:.1f} | {r.splits} | {r.episodes} |" for r in tasks.itertuples())
-    return (f"{protocol_title(suite)}: success per (task, split), then the mean over splits ({used}{note}), "
-            f"then per task group the mean over its cells\n\n"
-            f"| task group | success % | cells | episodes |\n|---|---|---|---|\n{group_rows}\n\n"
-            f"| task | success % | splits | episodes |\n|---|---|---|---|\n{task_rows}")
+    group_rows = "\n".join(
+        f"| {r.group} | {100 * r.aggregate:.1f} | {r.cells} | {r.episodes} |" for r in groups.itertuples()
+    )
+    task_rows = "\n".join(
+        f"| {r.task} | {100 * r.aggregate:.1f} | {r.splits} | {r.episodes} |" for r in tasks.itertuples()
+    )
+    return (
+        f"{protocol_title(suite)}: success per (task, split), then the mean over splits ({used}{note}), "
+        f"then per task group the mean over its cells\n\n"
+        f"| task group | success % | cells | episodes |\n|---|---|---|---|\n{group_rows}\n\n"
+        f"| task | success % | splits | episodes |\n|---|---|---|---|\n{task_rows}"
+    )

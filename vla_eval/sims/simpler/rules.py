@@ -91,13 +91,19 @@ def lift_evaluate(env: Any, name: str) -> tuple[bool, dict[str, Any]]:
     clear = not env._touching_other(name, env._robot_geoms)
     dz = float(d.xpos[m.body(name).id][2] - env._init_xyz[name][2])
     significant, success = lift_update(st, grasped, clear, dz)
-    return bool(success), {"is_grasped": grasped, "consecutive_grasp": env._consecutive_grasp >= CONSECUTIVE_GRASP,
-                           "lifted_object": bool(st["lifted"]), "lifted_object_significantly": bool(significant),
-                           "n_lift_significant": st["n_lift_significant"], "lift_height": dz}
+    return bool(success), {
+        "is_grasped": grasped,
+        "consecutive_grasp": env._consecutive_grasp >= CONSECUTIVE_GRASP,
+        "lifted_object": bool(st["lifted"]),
+        "lifted_object_significantly": bool(significant),
+        "n_lift_significant": st["n_lift_significant"],
+        "lift_height": dz,
+    }
 
 
-def near_evaluate(pos: dict[str, np.ndarray], init: dict[str, np.ndarray], half: dict[str, np.ndarray],
-                  src: str, tgt: str) -> tuple[bool, dict[str, Any]]:
+def near_evaluate(
+    pos: dict[str, np.ndarray], init: dict[str, np.ndarray], half: dict[str, np.ndarray], src: str, tgt: str
+) -> tuple[bool, dict[str, Any]]:
     """SimplerEnv's move-near rule (move_near_in_scene.py MoveNearInSceneEnv.evaluate) over the episode's objects.
 
     ``pos`` / ``init``: each episode object's position now and after settling; ``half``: its half extents in
@@ -110,10 +116,20 @@ def near_evaluate(pos: dict[str, np.ndarray], init: dict[str, np.ndarray], half:
     moved_wrong = any(moved[n] > MOVED for n in others) and any(moved[n] > moved[src] for n in others)
     keep_height = all(float(pos[n][2] - init[n][2]) > (-0.15 if n in (src, tgt) else -0.02) for n in names)
     dist = float(np.linalg.norm(np.asarray(pos[src])[:2] - np.asarray(pos[tgt])[:2]))
-    near = dist < float(np.linalg.norm(np.asarray(half[src])[:2]) + np.linalg.norm(np.asarray(half[tgt])[:2])) + NEAR_MARGIN
-    closest = all(dist < float(np.linalg.norm(np.asarray(pos[src])[:2] - np.asarray(pos[n])[:2])) + 0.01 for n in others)
-    stats = {"moved_correct_obj": moved_correct, "moved_wrong_obj": moved_wrong, "near_tgt_obj": near,
-             "is_closest_to_tgt": closest, "all_obj_keep_height": keep_height}
+    near = (
+        dist
+        < float(np.linalg.norm(np.asarray(half[src])[:2]) + np.linalg.norm(np.asarray(half[tgt])[:2])) + NEAR_MARGIN
+    )
+    closest = all(
+        dist < float(np.linalg.norm(np.asarray(pos[src])[:2] - np.asarray(pos[n])[:2])) + 0.01 for n in others
+    )
+    stats = {
+        "moved_correct_obj": moved_correct,
+        "moved_wrong_obj": moved_wrong,
+        "near_tgt_obj": near,
+        "is_closest_to_tgt": closest,
+        "all_obj_keep_height": keep_height,
+    }
     return bool(keep_height and moved_correct and near and closest), stats
 
 
@@ -147,6 +163,10 @@ def in_drawer_update(state: dict[str, Any], qpos: float, on_floor: bool) -> tupl
     state["has_contact"] = int(state.get("has_contact", 0)) + int(on_floor)
     state["is_drawer_open"] = bool(state.get("is_drawer_open")) or qpos >= DRAWER_OPEN
     subtask = int(state.get("subtask", 0))
-    stats = {"qpos": float(qpos), "is_drawer_open": state["is_drawer_open"], "has_contact": state["has_contact"],
-             "subtask": subtask}
+    stats = {
+        "qpos": float(qpos),
+        "is_drawer_open": state["is_drawer_open"],
+        "has_contact": state["has_contact"],
+        "subtask": subtask,
+    }
     return bool(subtask == 1 and qpos >= APPLE_DRAWER_OPEN and state["has_contact"] >= 1), stats

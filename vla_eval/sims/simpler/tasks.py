@@ -84,15 +84,18 @@ class SimplerTask:
 
     def config(self, index: int) -> Config:
         if not 0 <= int(index) < len(self.configs):
-            raise IndexError(f"task {self.name!r} has {len(self.configs)} configurations; config_id {index} is out of range")
+            raise IndexError(
+                f"task {self.name!r} has {len(self.configs)} configurations; config_id {index} is out of range"
+            )
         return self.configs[int(index)]
 
 
 # ------------------------------------------------------------------ objects
 def _obj(name, shape, size, rgba, mass=0.05, free=True, friction=(1.0, 0.005, 0.0001)) -> ObjectSpec:
     z = {"box": size[-1], "cylinder": size[-1], "sphere": size[0]}[shape]
-    return ObjectSpec(name=name, shape=shape, size=size, rgba=rgba, mass=mass, free=free, friction=friction,
-                      pos=(0.5, 0.0, z))
+    return ObjectSpec(
+        name=name, shape=shape, size=size, rgba=rgba, mass=mass, free=free, friction=friction, pos=(0.5, 0.0, z)
+    )
 
 
 COKE = _obj("coke_can", "cylinder", (0.033, 0.061), (0.78, 0.08, 0.1, 1.0), mass=0.06)
@@ -106,8 +109,13 @@ COKE_GRID = [(x, y) for x in np.linspace(0.42, 0.62, 5).round(3) for y in np.lin
 def _coke_task(orientation: str, quat, z) -> SimplerTask:
     configs = tuple(Config(poses={"coke_can": Pose((float(x), float(y)), z, quat)}) for x, y in COKE_GRID)
     return SimplerTask(
-        name=f"google_pick_coke_can_{orientation}", family="google", instruction="pick coke can",
-        objects=(COKE,), success={"type": "lift", "object": "coke_can"}, max_steps=80, configs=configs,
+        name=f"google_pick_coke_can_{orientation}",
+        family="google",
+        instruction="pick coke can",
+        objects=(COKE,),
+        success={"type": "lift", "object": "coke_can"},
+        max_steps=80,
+        configs=configs,
         description=f"grasp and lift a coke can lying {orientation} ({len(configs)} positions, 5x5 grid)",
     )
 
@@ -120,9 +128,16 @@ SEVENUP = _obj("sevenup_can", "cylinder", (0.033, 0.061), (0.2, 0.65, 0.25, 1.0)
 REDBULL = _obj("redbull_can", "cylinder", (0.033, 0.061), (0.7, 0.72, 0.8, 1.0), mass=0.06)
 ORANGE = _obj("orange", "sphere", (0.035,), (0.98, 0.55, 0.1, 1.0), mass=0.05, friction=(1.0, 0.01, 0.002))
 MOVE_NEAR_OBJECTS = (BOTTLE, PEPSI, ORANGE, SEVENUP, APPLE, SPONGE, COKE, REDBULL)
-MOVE_NEAR_NAMES = {"blue_plastic_bottle": "blue plastic bottle", "pepsi_can": "pepsi can", "orange": "orange",
-                   "sevenup_can": "7up can", "apple": "apple", "sponge": "sponge", "coke_can": "coke can",
-                   "redbull_can": "redbull can"}
+MOVE_NEAR_NAMES = {
+    "blue_plastic_bottle": "blue plastic bottle",
+    "pepsi_can": "pepsi can",
+    "orange": "orange",
+    "sevenup_can": "7up can",
+    "apple": "apple",
+    "sponge": "sponge",
+    "coke_can": "coke can",
+    "redbull_can": "redbull can",
+}
 MOVE_NEAR_TRIPLETS = (
     ("blue_plastic_bottle", "pepsi_can", "orange"),
     ("sevenup_can", "apple", "sponge"),
@@ -154,10 +169,18 @@ def _move_near_configs() -> tuple[Config, ...]:
             o = objs[name]
             poses[name] = Pose(xy, o.half_height, yaw_quat(math.pi / 2) if o.shape == "box" else IDENTITY)
         src, tgt = triplet[src_i], triplet[tgt_i]
-        configs.append(Config(
-            poses=poses, instruction=f"move {MOVE_NEAR_NAMES[src]} near {MOVE_NEAR_NAMES[tgt]}",
-            success={"type": "near", "object": src, "target": tgt, "others": [n for n in triplet if n not in (src, tgt)]},
-        ))
+        configs.append(
+            Config(
+                poses=poses,
+                instruction=f"move {MOVE_NEAR_NAMES[src]} near {MOVE_NEAR_NAMES[tgt]}",
+                success={
+                    "type": "near",
+                    "object": src,
+                    "target": tgt,
+                    "others": [n for n in triplet if n not in (src, tgt)],
+                },
+            )
+        )
     return tuple(configs)
 
 
@@ -172,9 +195,16 @@ def _drawer_task(level: str, action: str) -> SimplerTask:
     start = 0.0 if action == "open" else 0.2
     configs = tuple(Config(poses={"cabinet": Pose((x, y), 0.0)}, joints={joint: start}) for x, y in CABINET_GRID)
     return SimplerTask(
-        name=f"google_{action}_{level}_drawer", family="google", instruction=f"{action} {level} drawer",
-        objects=(), fixtures=(CABINET,), success={"type": f"drawer_{action}", "drawer": level, "joint": joint},
-        max_steps=113, configs=configs, keepout=CABINET_KEEPOUT, robot_init=ROBOT_TUCKED,
+        name=f"google_{action}_{level}_drawer",
+        family="google",
+        instruction=f"{action} {level} drawer",
+        objects=(),
+        fixtures=(CABINET,),
+        success={"type": f"drawer_{action}", "drawer": level, "joint": joint},
+        max_steps=113,
+        configs=configs,
+        keepout=CABINET_KEEPOUT,
+        robot_init=ROBOT_TUCKED,
         description=f"{action} the {level} drawer of a three-drawer cabinet (9 cabinet placements)",
     )
 
@@ -192,15 +222,27 @@ def _apple_drawer_task() -> SimplerTask:
     for cy in APPLE_CABINET_Y:
         for x in (0.40, 0.46, 0.52):
             for y in (-0.34, -0.29, 0.31):
-                configs.append(Config(poses={"cabinet": Pose((0.82, cy), 0.0),
-                                             "apple": Pose((x, y + cy), apple.size[0] + 0.001)}))
+                configs.append(
+                    Config(poses={"cabinet": Pose((0.82, cy), 0.0), "apple": Pose((x, y + cy), apple.size[0] + 0.001)})
+                )
     return SimplerTask(
-        name="google_place_apple_in_closed_top_drawer", family="google",
+        name="google_place_apple_in_closed_top_drawer",
+        family="google",
         instruction="open top drawer",
-        objects=(apple,), fixtures=(CABINET,),
-        success={"type": "in_drawer", "object": "apple", "drawer": "top", "joint": "top_drawer_slide",
-                 "second_instruction": "place apple into top drawer", "switch_step": 100},
-        max_steps=200, configs=tuple(configs), keepout=CABINET_KEEPOUT, robot_init=ROBOT_TUCKED,
+        objects=(apple,),
+        fixtures=(CABINET,),
+        success={
+            "type": "in_drawer",
+            "object": "apple",
+            "drawer": "top",
+            "joint": "top_drawer_slide",
+            "second_instruction": "place apple into top drawer",
+            "switch_step": 100,
+        },
+        max_steps=200,
+        configs=tuple(configs),
+        keepout=CABINET_KEEPOUT,
+        robot_init=ROBOT_TUCKED,
         description="open the closed top drawer, then place the apple from the table into it (27 configurations)",
     )
 
@@ -241,7 +283,9 @@ def _pair_configs(src, tgt, halves, yaws) -> tuple[Config, ...]:
                 if i == j:
                     continue
                 for yaw in yaws:
-                    configs.append(Config(poses={src.name: Pose(ps, _z(src), yaw_quat(yaw)), tgt.name: Pose(pt, _z(tgt))}))
+                    configs.append(
+                        Config(poses={src.name: Pose(ps, _z(src), yaw_quat(yaw)), tgt.name: Pose(pt, _z(tgt))})
+                    )
     return tuple(configs)
 
 
@@ -257,45 +301,97 @@ def _eggplant_configs(src) -> tuple[Config, ...]:
         for dy in np.linspace(-0.015, 0.015, 4):
             for yaw in (0.0, math.pi / 4, -math.pi / 4):
                 xy = (float(EGGPLANT_CENTRE[0] + dx), float(EGGPLANT_CENTRE[1] + dy))
-                configs.append(Config(poses={src.name: Pose(xy, _z(src), yaw_quat(yaw)), "basket": Pose(BASKET_XY, 0.0)}))
+                configs.append(
+                    Config(poses={src.name: Pose(xy, _z(src), yaw_quat(yaw)), "basket": Pose(BASKET_XY, 0.0)})
+                )
     return tuple(configs)
 
 
-def _bridge_task(name, instruction, src, tgt, configs, max_steps=60, fixtures=(), fixture_sizes=None, desc="",
-                 z_offset=0.02, clear=True) -> SimplerTask:
+def _bridge_task(
+    name,
+    instruction,
+    src,
+    tgt,
+    configs,
+    max_steps=60,
+    fixtures=(),
+    fixture_sizes=None,
+    desc="",
+    z_offset=0.02,
+    clear=True,
+) -> SimplerTask:
     return SimplerTask(
-        name=f"bridge_{name}", family="bridge", instruction=instruction,
-        objects=(src,) if fixtures else (src, tgt), fixtures=fixtures, fixture_sizes=fixture_sizes or {},
+        name=f"bridge_{name}",
+        family="bridge",
+        instruction=instruction,
+        objects=(src,) if fixtures else (src, tgt),
+        fixtures=fixtures,
+        fixture_sizes=fixture_sizes or {},
         success={"type": "on_top", "object": src.name, "target": tgt.name, "z_offset": z_offset, "clear": clear},
-        max_steps=max_steps, configs=configs, description=desc,
+        max_steps=max_steps,
+        configs=configs,
+        description=desc,
     )
 
 
-TASKS: dict[str, SimplerTask] = {t.name: t for t in [
-    _coke_task("horizontal", AXIS_Y, COKE.size[0]),
-    _coke_task("vertical", AXIS_X, COKE.size[0]),
-    _coke_task("standing", IDENTITY, COKE.size[1]),
-    SimplerTask(
-        name="google_move_near", family="google", instruction="move coke can near apple",
-        objects=MOVE_NEAR_OBJECTS, success={"type": "near", "object": "coke_can", "target": "apple", "others": ["redbull_can"]},
-        max_steps=80, configs=_move_near_configs(),
-        description="move one of three objects near another (5 object triplets x 6 source/target pairs x 2 layouts = 60)",
-    ),
-    *[_drawer_task(level, action) for action in ("open", "close") for level in ("top", "middle", "bottom")],
-    _apple_drawer_task(),
-    _bridge_task("put_spoon_on_towel", "put the spoon on the towel", SPOON, TOWEL,
-                 _pair_configs(SPOON, TOWEL, (0.075,), (0.0, math.pi / 2)), clear=False,
-                 desc="spoon onto a flat towel (12 corner pairs x 2 yaws)"),
-    _bridge_task("put_carrot_on_plate", "put carrot on plate", CARROT, PLATE,
-                 _pair_configs(CARROT, PLATE, (0.075,), (math.pi, -math.pi / 2)),
-                 desc="carrot onto a plate (12 corner pairs x 2 yaws)"),
-    _bridge_task("stack_green_on_yellow", "stack the green block on the yellow block", GREEN, YELLOW,
-                 _pair_configs(GREEN, YELLOW, (0.05, 0.1), (0.0,)),
-                 desc="stack a 4 cm green cube on a 5 cm yellow cube (2 square sizes x 12 corner pairs)"),
-    _bridge_task("put_eggplant_in_basket", "put eggplant into yellow basket", EGGPLANT, BASKET,
-                 _eggplant_configs(EGGPLANT), max_steps=120, fixtures=(BASKET,), fixture_sizes={"basket": (0.075, 0.1, 0.01)},
-                 z_offset=0.06, clear=False, desc="eggplant into an open basket (8 positions x 3 yaws, 120 steps)"),
-]}
+TASKS: dict[str, SimplerTask] = {
+    t.name: t
+    for t in [
+        _coke_task("horizontal", AXIS_Y, COKE.size[0]),
+        _coke_task("vertical", AXIS_X, COKE.size[0]),
+        _coke_task("standing", IDENTITY, COKE.size[1]),
+        SimplerTask(
+            name="google_move_near",
+            family="google",
+            instruction="move coke can near apple",
+            objects=MOVE_NEAR_OBJECTS,
+            success={"type": "near", "object": "coke_can", "target": "apple", "others": ["redbull_can"]},
+            max_steps=80,
+            configs=_move_near_configs(),
+            description="move one of three objects near another (5 object triplets x 6 source/target pairs x 2 layouts = 60)",
+        ),
+        *[_drawer_task(level, action) for action in ("open", "close") for level in ("top", "middle", "bottom")],
+        _apple_drawer_task(),
+        _bridge_task(
+            "put_spoon_on_towel",
+            "put the spoon on the towel",
+            SPOON,
+            TOWEL,
+            _pair_configs(SPOON, TOWEL, (0.075,), (0.0, math.pi / 2)),
+            clear=False,
+            desc="spoon onto a flat towel (12 corner pairs x 2 yaws)",
+        ),
+        _bridge_task(
+            "put_carrot_on_plate",
+            "put carrot on plate",
+            CARROT,
+            PLATE,
+            _pair_configs(CARROT, PLATE, (0.075,), (math.pi, -math.pi / 2)),
+            desc="carrot onto a plate (12 corner pairs x 2 yaws)",
+        ),
+        _bridge_task(
+            "stack_green_on_yellow",
+            "stack the green block on the yellow block",
+            GREEN,
+            YELLOW,
+            _pair_configs(GREEN, YELLOW, (0.05, 0.1), (0.0,)),
+            desc="stack a 4 cm green cube on a 5 cm yellow cube (2 square sizes x 12 corner pairs)",
+        ),
+        _bridge_task(
+            "put_eggplant_in_basket",
+            "put eggplant into yellow basket",
+            EGGPLANT,
+            BASKET,
+            _eggplant_configs(EGGPLANT),
+            max_steps=120,
+            fixtures=(BASKET,),
+            fixture_sizes={"basket": (0.075, 0.1, 0.01)},
+            z_offset=0.06,
+            clear=False,
+            desc="eggplant into an open basket (8 positions x 3 yaws, 120 steps)",
+        ),
+    ]
+}
 
 GOOGLE_TASKS = [n for n, t in TASKS.items() if t.family == "google"]
 BRIDGE_TASKS = [n for n, t in TASKS.items() if t.family == "bridge"]

@@ -33,14 +33,20 @@ class TabletopBackend(Backend):
                 raise ConfigError(f"{source}: field 'tasks.{i}': {UnknownNameError('task', task.name, known)}")
         for cam in spec.cameras:
             if cam not in KNOWN_CAMERAS:
-                raise ConfigError(f"{source}: field 'cameras': unknown camera {cam!r}, expected one of {list(KNOWN_CAMERAS)}")
+                raise ConfigError(
+                    f"{source}: field 'cameras': unknown camera {cam!r}, expected one of {list(KNOWN_CAMERAS)}"
+                )
         for i, split in enumerate(spec.splits):
             for task in spec.tasks:
-                field = "perturbations" if task.name not in split.task_perturbations else f"task_perturbations.{task.name}"
+                field = (
+                    "perturbations" if task.name not in split.task_perturbations else f"task_perturbations.{task.name}"
+                )
                 try:
                     apply_to_scene(load_scene(task.name), validate_perturbations(split.perturbations_for(task.name)))
                 except ValueError as exc:
-                    raise ConfigError(f"{source}: field 'splits.{i}.{field}' (split {split.name!r}, task {task.name!r}): {exc}") from exc
+                    raise ConfigError(
+                        f"{source}: field 'splits.{i}.{field}' (split {split.name!r}, task {task.name!r}): {exc}"
+                    ) from exc
         if len(spec.settle_action) != 7:
             raise ConfigError(f"{source}: field 'settle_action': expected 7 numbers, got {len(spec.settle_action)}")
 

@@ -37,8 +37,15 @@ def _object_body(obj) -> ET.Element:
     if obj.free:
         ET.SubElement(body, "freejoint", name=f"{obj.name}_joint")
     geom = ET.SubElement(
-        body, "geom", name=obj.name, type=obj.shape, size=_fmt(obj.size), rgba=_fmt(obj.rgba),
-        mass=f"{obj.mass:.6g}", friction=_fmt(obj.friction), condim="4" if obj.free else "3",
+        body,
+        "geom",
+        name=obj.name,
+        type=obj.shape,
+        size=_fmt(obj.size),
+        rgba=_fmt(obj.rgba),
+        mass=f"{obj.mass:.6g}",
+        friction=_fmt(obj.friction),
+        condim="4" if obj.free else "3",
     )
     if not obj.collide:
         geom.set("contype", "0")

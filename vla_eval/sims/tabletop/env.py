@@ -36,6 +36,7 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
+from vla_eval.actions.space import LIBERO_DELTA_EEF
 from vla_eval.geometry import mat_to_quat, rotvec_to_mat, yaw_to_quat
 from vla_eval.sims.contract import ObservationContract, RenderOnDemand
 from vla_eval.sims.tabletop.builder import ARM_JOINTS, FINGER_JOINTS, build_scene
@@ -49,7 +50,6 @@ from vla_eval.sims.tabletop.perturbations import (
 )
 from vla_eval.sims.tabletop.predicates import make_predicate
 from vla_eval.sims.tabletop.scene import INSTRUCTION_CHARSET, SceneSpec, load_scene
-from vla_eval.actions.space import LIBERO_DELTA_EEF
 
 CONTROL_HZ = 20
 POS_SCALE = 0.05
@@ -124,25 +124,31 @@ class TabletopEnv(RenderOnDemand, gym.Env):
         h, w = self.image_size
         box = lambda n, lim: spaces.Box(-lim, lim, shape=(n,), dtype=np.float32)  # noqa: E731
         obs: dict[str, spaces.Space] = {
-            "state": spaces.Dict({
-                "eef_pos": box(3, 3.0),
-                "eef_quat": box(4, 1.0),
-                "gripper_qpos": box(2, 0.1),
-                "joint_pos": box(7, 2 * math.pi),
-            }),
+            "state": spaces.Dict(
+                {
+                    "eef_pos": box(3, 3.0),
+                    "eef_quat": box(4, 1.0),
+                    "gripper_qpos": box(2, 0.1),
+                    "joint_pos": box(7, 2 * math.pi),
+                }
+            ),
             "instruction": spaces.Text(max_length=512, min_length=1, charset=INSTRUCTION_CHARSET),
         }
         if self.cameras:
             obs["images"] = spaces.Dict({c: spaces.Box(0, 255, shape=(h, w, 3), dtype=np.uint8) for c in self.cameras})
         if self.depth and self.cameras:
             obs["depth"] = spaces.Dict({c: spaces.Box(0.0, 1e3, shape=(h, w), dtype=np.float32) for c in self.cameras})
-            obs["camera_params"] = spaces.Dict({
-                c: spaces.Dict({
-                    "intrinsics": spaces.Box(-1e6, 1e6, shape=(3, 3), dtype=np.float32),
-                    "extrinsics": spaces.Box(-1e3, 1e3, shape=(4, 4), dtype=np.float32),
-                })
-                for c in self.cameras
-            })
+            obs["camera_params"] = spaces.Dict(
+                {
+                    c: spaces.Dict(
+                        {
+                            "intrinsics": spaces.Box(-1e6, 1e6, shape=(3, 3), dtype=np.float32),
+                            "extrinsics": spaces.Box(-1e3, 1e3, shape=(4, 4), dtype=np.float32),
+                        }
+                    )
+                    for c in self.cameras
+                }
+            )
         return spaces.Dict(obs)
 
     # --------------------------------------------------------------- placement
@@ -152,15 +158,33 @@ class TabletopEnv(RenderOnDemand, gym.Env):
         for obj in self.scene.objects:
             body = m.body(obj.name)
             jnt = body.jntadr[0] if body.jntnum[0] > 0 else -1
-            table.append(dict(
-                name=obj.name, footprint=obj.footprint, pos=np.array(obj.pos), x=obj.x, y=obj.y, yaw0=0.0, yaw=obj.yaw,
-                body=body.id, qadr=(m.jnt_qposadr[jnt] if jnt >= 0 else -1),
-            ))
+            table.append(
+                dict(
+                    name=obj.name,
+                    footprint=obj.footprint,
+                    pos=np.array(obj.pos),
+                    x=obj.x,
+                    y=obj.y,
+                    yaw0=0.0,
+                    yaw=obj.yaw,
+                    body=body.id,
+                    qadr=(m.jnt_qposadr[jnt] if jnt >= 0 else -1),
+                )
+            )
         for fx in self.scene.fixtures:
-            table.append(dict(
-                name=fx.name, footprint=fx.radius, pos=np.array(fx.pos), x=fx.x, y=fx.y, yaw0=fx.yaw, yaw=fx.yaw_range,
-                body=m.body(fx.name).id, qadr=-1,
-            ))
+            table.append(
+                dict(
+                    name=fx.name,
+                    footprint=fx.radius,
+                    pos=np.array(fx.pos),
+                    x=fx.x,
+                    y=fx.y,
+                    yaw0=fx.yaw,
+                    yaw=fx.yaw_range,
+                    body=m.body(fx.name).id,
+                    qadr=-1,
+                )
+            )
         return table
 
     def _place_all(self, rng: np.random.Generator) -> None:
@@ -178,8 +202,8 @@ class TabletopEnv(RenderOnDemand, gym.Env):
             pos = np.array([xy[0], xy[1], item["pos"][2]])
             quat = yaw_to_quat(yaw)
             if item["qadr"] >= 0:
-                self.data.qpos[item["qadr"]:item["qadr"] + 3] = pos
-                self.data.qpos[item["qadr"] + 3:item["qadr"] + 7] = quat
+                self.data.qpos[item["qadr"] : item["qadr"] + 3] = pos
+                self.data.qpos[item["qadr"] + 3 : item["qadr"] + 7] = quat
             else:
                 self.model.body_pos[item["body"]] = pos
                 self.model.body_quat[item["body"]] = quat
@@ -228,7 +252,8 @@ class TabletopEnv(RenderOnDemand, gym.Env):
             m.joint(j).name for j in range(m.njnt) if int(m.body_rootid[m.jnt_bodyid[j]]) in fixture_roots
         ]
         self._fixture_sites = [
-            m.site(s).name for s in range(m.nsite)
+            m.site(s).name
+            for s in range(m.nsite)
             if m.site(s).name and int(m.body_rootid[m.site_bodyid[s]]) in fixture_roots
         ]
 
@@ -280,7 +305,10 @@ class TabletopEnv(RenderOnDemand, gym.Env):
     def observation_contract(self) -> ObservationContract:
         """MuJoCo's Python renderer delivers row 0 at the top of the view (checked in tests/sims/test_orientation.py)."""
         return ObservationContract(
-            cameras=self.cameras, image_size=self.image_size, image_origin="top_left", depth=self.depth and bool(self.cameras)
+            cameras=self.cameras,
+            image_size=self.image_size,
+            image_origin="top_left",
+            depth=self.depth and bool(self.cameras),
         )
 
     def camera_params(self, camera: str) -> dict[str, np.ndarray]:
@@ -355,7 +383,7 @@ class TabletopEnv(RenderOnDemand, gym.Env):
             out[f"{site}_pos"] = d.site(site).xpos.copy()
         for joint in self._fixture_joints:
             jid = m.joint(joint).id
-            out[f"{joint}_qpos"] = d.qpos[m.jnt_qposadr[jid]:m.jnt_qposadr[jid] + 1].copy()
+            out[f"{joint}_qpos"] = d.qpos[m.jnt_qposadr[jid] : m.jnt_qposadr[jid] + 1].copy()
             out[f"{joint}_axis"] = d.xaxis[jid].copy()
         out["eef_pos"] = d.site_xpos[self._eef].copy()
         out["eef_mat"] = d.site_xmat[self._eef].reshape(3, 3).copy()

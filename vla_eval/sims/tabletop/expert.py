@@ -48,8 +48,9 @@ def _clip_dir(vec: np.ndarray) -> np.ndarray:
     return vec / peak if peak > 1.0 else vec
 
 
-def move_action(eef_pos, eef_mat, target_pos, yaw: float, gripper: float, speed: float = 1.0,
-                period: float = math.pi) -> np.ndarray:
+def move_action(
+    eef_pos, eef_mat, target_pos, yaw: float, gripper: float, speed: float = 1.0, period: float = math.pi
+) -> np.ndarray:
     """One native action stepping the EEF towards ``target_pos`` with the gripper down at ``yaw``.
 
     ``yaw`` is taken modulo ``period`` (the gripper's or the object's symmetry) nearest to the
@@ -92,8 +93,9 @@ class ScriptedExpert(Policy):
     def predict(self, obs_batch: list[dict[str, Any]], slots=None) -> ActionChunk:
         episodes = self._episodes.rows(obs_batch, slots)
         actions = np.stack([self._act(obs["privileged"], ep) for obs, ep in zip(obs_batch, episodes)])
-        return ActionChunk(actions=actions[:, None, :], space=LIBERO_DELTA_EEF,
-                           extras=[{"phase": ep.phase} for ep in episodes])
+        return ActionChunk(
+            actions=actions[:, None, :], space=LIBERO_DELTA_EEF, extras=[{"phase": ep.phase} for ep in episodes]
+        )
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "tolerance": self.tolerance}

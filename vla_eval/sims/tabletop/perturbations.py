@@ -137,10 +137,19 @@ def apply_to_scene(scene: SceneSpec, perturbations: list[BaseModel]) -> SceneSpe
                 half = float(rng.uniform(0.015, 0.025))
                 size = {"box": (half, half, half), "cylinder": (half, half), "sphere": (half,)}[shape]
                 rgba = (*rng.uniform(0.15, 0.95, size=3).round(3).tolist(), 1.0)
-                objects.append(ObjectSpec(
-                    name=f"distractor_{k}", shape=shape, size=size, rgba=rgba, mass=0.05,
-                    pos=(*DISTRACTOR_AREA["pos"], half), x=DISTRACTOR_AREA["x"], y=DISTRACTOR_AREA["y"], yaw=(-3.14, 3.14),
-                ))
+                objects.append(
+                    ObjectSpec(
+                        name=f"distractor_{k}",
+                        shape=shape,
+                        size=size,
+                        rgba=rgba,
+                        mass=0.05,
+                        pos=(*DISTRACTOR_AREA["pos"], half),
+                        x=DISTRACTOR_AREA["x"],
+                        y=DISTRACTOR_AREA["y"],
+                        yaw=(-3.14, 3.14),
+                    )
+                )
         elif isinstance(p, Language):
             _check_paraphrases(scene, p)
     return scene.model_copy(update={"objects": tuple(objects), "fixtures": tuple(fixtures)})

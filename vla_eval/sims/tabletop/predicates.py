@@ -54,7 +54,9 @@ class JointAtLeastPredicate(Predicate):
         try:
             self.qadr = model.joint(spec.joint).qposadr[0]
         except KeyError:
-            raise ValueError(f"scene {scene.name!r}: field 'success.joint': no joint named {spec.joint!r} in the model") from None
+            raise ValueError(
+                f"scene {scene.name!r}: field 'success.joint': no joint named {spec.joint!r} in the model"
+            ) from None
         self.value = spec.value
 
     def __call__(self, data):

@@ -11,22 +11,30 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from vla_eval.sims.simpler.tasks import get_task
 from vla_eval.sims.simpler.real2sim import google_robot as G
 from vla_eval.sims.simpler.real2sim import widowx_robot as W
-from vla_eval.sims.simpler.real2sim.google_env import GOOGLE_REAL_TASKS, SIMPLER_GOOGLE_ACTION, GoogleRealEnv, native_config
+from vla_eval.sims.simpler.real2sim.google_env import (
+    GOOGLE_REAL_TASKS,
+    SIMPLER_GOOGLE_ACTION,
+    GoogleRealEnv,
+    native_config,
+)
 from vla_eval.sims.simpler.real2sim.overlay import foreground_mask
+from vla_eval.sims.simpler.tasks import get_task
 
 TASKS = sorted(GOOGLE_REAL_TASKS)
 APPLE = "google_place_apple_in_closed_top_drawer"
 DRAWER_TASKS = [f"google_{a}_{lv}_drawer" for a in ("open", "close") for lv in ("top", "middle", "bottom")]
 
 
-@pytest.mark.parametrize("task, quat", [
-    ("google_pick_coke_can_horizontal", (0, 0, 0, 1)),  # euler2quat(0, 0, pi)
-    ("google_pick_coke_can_vertical", (math.cos(math.pi / 4), 0, 0, math.sin(math.pi / 4))),
-    ("google_pick_coke_can_standing", (math.cos(math.pi / 4), math.sin(math.pi / 4), 0, 0)),
-])
+@pytest.mark.parametrize(
+    "task, quat",
+    [
+        ("google_pick_coke_can_horizontal", (0, 0, 0, 1)),  # euler2quat(0, 0, pi)
+        ("google_pick_coke_can_vertical", (math.cos(math.pi / 4), 0, 0, math.sin(math.pi / 4))),
+        ("google_pick_coke_can_standing", (math.cos(math.pi / 4), math.sin(math.pi / 4), 0, 0)),
+    ],
+)
 def test_native_grid_is_simplerenvs(task, quat):
     """rt1_pick_coke_can_visual_matching.sh: --obj-init-x -0.35 -0.12 5 --obj-init-y -0.02 0.42 5, x outer, y inner."""
     t = get_task(task)
@@ -68,7 +76,9 @@ def test_overhead_camera_axes_and_fov():
     np.testing.assert_allclose(rot[:, 1], [-1, 0, 0], atol=1e-12)
     np.testing.assert_allclose(rot[:, 2], [0, -1, 0], atol=1e-12)
     assert G.fovy_degrees() == pytest.approx(2 * math.degrees(math.atan(256 / 425)))
-    assert G.urdf_for("") == G.URDF and G.urdf_for("recolor_cabinet_visual_matching_1").endswith("_recolor_cabinet_visual_matching_1.urdf")
+    assert G.urdf_for("") == G.URDF and G.urdf_for("recolor_cabinet_visual_matching_1").endswith(
+        "_recolor_cabinet_visual_matching_1.urdf"
+    )
     with pytest.raises(ValueError, match="urdf_version"):
         G.urdf_for("recolor_sim_2")
 
@@ -80,13 +90,21 @@ def test_suite_matches_the_panda_look_suite():
     steps = {t.name: t.max_steps for t in panda.tasks}
     assert [t.name for t in real.tasks] == [n for n in steps if n in GOOGLE_REAL_TASKS]
     assert all(t.max_steps == steps[t.name] for t in real.tasks)
-    assert {t.name: t.max_steps for t in real.tasks if "drawer" in t.name} == {**{n: 113 for n in DRAWER_TASKS}, APPLE: 200}
+    assert {t.name: t.max_steps for t in real.tasks if "drawer" in t.name} == {
+        **{n: 113 for n in DRAWER_TASKS},
+        APPLE: 200,
+    }
     assert real.success_rule == panda.success_rule == "final_step"
     assert {t.name: real.task_episodes(t.name) for t in real.tasks} == {
-        **{f"google_pick_coke_can_{o}": 25 for o in ("horizontal", "vertical", "standing")}, "google_move_near": 60,
-        **{n: 9 for n in DRAWER_TASKS}, "google_place_apple_in_closed_top_drawer": 27}
+        **{f"google_pick_coke_can_{o}": 25 for o in ("horizontal", "vertical", "standing")},
+        "google_move_near": 60,
+        **{n: 9 for n in DRAWER_TASKS},
+        "google_place_apple_in_closed_top_drawer": 27,
+    }
     assert real.backend_options["task_groups"]["move near"] == ["google_move_near"]
-    assert real.backend_options["task_groups"]["open drawer"] == [f"google_open_{lv}_drawer" for lv in ("top", "middle", "bottom")]
+    assert real.backend_options["task_groups"]["open drawer"] == [
+        f"google_open_{lv}_drawer" for lv in ("top", "middle", "bottom")
+    ]
     assert [s.name for s in real.splits] == ["default", *G.URDF_VERSIONS[1:]]
 
 
@@ -107,8 +125,11 @@ def test_start_pose_camera_and_composite(google_env):
     np.testing.assert_allclose(env.data.qpos[env._head_q], G.INIT_QPOS[-2:], atol=1e-3)
     m, d = env.model, env.data
     table = m.geom("table").id
-    assert any({int(c.geom1), int(c.geom2)} & env._obj_geoms["coke_can"] and table in (c.geom1, c.geom2) for c in d.contact[: d.ncon])
-    assert np.linalg.norm(d.qvel[m.joint("coke_can_free").dofadr[0]:][:3]) < 0.01  # settled on the table top
+    assert any(
+        {int(c.geom1), int(c.geom2)} & env._obj_geoms["coke_can"] and table in (c.geom1, c.geom2)
+        for c in d.contact[: d.ncon]
+    )
+    assert np.linalg.norm(d.qvel[m.joint("coke_can_free").dofadr[0] :][:3]) < 0.01  # settled on the table top
     frame = obs["images"]["agentview"]
     _, seg_r = env._renderers()
     seg_r.update_scene(env.data, camera=env._cam, scene_option=env._opt)
@@ -205,7 +226,9 @@ def test_gripper_closes_and_opens_in_simplerenvs_control_steps(google_env):
 
 @pytest.mark.slow
 def test_check_env_and_contract(google_env):
-    env = google_env("google_pick_coke_can_vertical", image_size=(64, 64), urdf_version="recolor_tabletop_visual_matching_2")
+    env = google_env(
+        "google_pick_coke_can_vertical", image_size=(64, 64), urdf_version="recolor_tabletop_visual_matching_2"
+    )
     check_env(env, skip_render_check=True)
     assert env.native_action_space == SIMPLER_GOOGLE_ACTION
     from vla_eval.sims.contract import check_observation
@@ -215,7 +238,9 @@ def test_check_env_and_contract(google_env):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task, config", [("google_pick_coke_can_horizontal", 0), ("google_pick_coke_can_standing", 24)])
+@pytest.mark.parametrize(
+    "task, config", [("google_pick_coke_can_horizontal", 0), ("google_pick_coke_can_standing", 24)]
+)
 def test_expert_succeeds_and_noop_does_not(google_env, task, config):
     from vla_eval.sims.simpler.expert import SimplerScriptedExpert
 
@@ -272,7 +297,9 @@ def test_picture_first_frames_beside_simplerenvs_photo(simpler_assets, mesh_cach
     paths = first_frames(out, tasks=TASKS, scale=0.5)
     assert sorted(p.name for p in paths) == sorted(f"{t}_config0.png" for t in TASKS)
     for task, path in zip(TASKS, paths):
-        photo = np.asarray(Image.open(simpler_assets / "data" / GOOGLE_REAL_TASKS[task].overlay).convert("RGB").resize((320, 256)))
+        photo = np.asarray(
+            Image.open(simpler_assets / "data" / GOOGLE_REAL_TASKS[task].overlay).convert("RGB").resize((320, 256))
+        )
         pair = np.asarray(Image.open(path).convert("RGB"))
         assert pair.shape == (256, 640, 3)
         ours, theirs = pair[:, :320].astype(int), pair[:, 320:].astype(int)
@@ -319,8 +346,11 @@ def test_run_table_has_simplerenvs_group_aggregate_for_the_real_suite():
     from vla_eval.spec import load_suite
 
     spec = load_suite("simpler_google_vm_real")
-    rows = [{"task": f"google_pick_coke_can_{o}", "split": s.name, "n": 25, "successes": k, "rate": k / 25}
-            for o, k in (("horizontal", 25), ("vertical", 20), ("standing", 15)) for s in spec.splits]
+    rows = [
+        {"task": f"google_pick_coke_can_{o}", "split": s.name, "n": 25, "successes": k, "rate": k / 25}
+        for o, k in (("horizontal", 25), ("vertical", 20), ("standing", 15))
+        for s in spec.splits
+    ]
     rows += [{"task": "google_move_near", "split": s.name, "n": 60, "successes": 54, "rate": 0.9} for s in spec.splits]
     md = get_backend("simpler_real").protocol_summary(spec, pd.DataFrame(rows))
     assert md.startswith("Visual matching:")
@@ -335,9 +365,17 @@ def test_run_table_has_simplerenvs_group_aggregate_for_the_real_suite():
 
 # --------------------------------------------------------------------------- drawers
 # scripts/rt1_drawer_visual_matching.sh, written out again here: (overlay, --robot-init-x, --robot-init-y, yaw)
-SCRIPT_POSES = [("a0", 0.644, -0.179, -0.03), ("a1", 0.765, -0.182, -0.02), ("a2", 0.889, -0.203, -0.06),
-                ("b0", 0.652, 0.009, 0.0), ("b1", 0.752, 0.009, 0.0), ("b2", 0.851, 0.035, 0.0),
-                ("c0", 0.665, 0.224, 0.0), ("c1", 0.765, 0.222, -0.025), ("c2", 0.865, 0.222, -0.025)]
+SCRIPT_POSES = [
+    ("a0", 0.644, -0.179, -0.03),
+    ("a1", 0.765, -0.182, -0.02),
+    ("a2", 0.889, -0.203, -0.06),
+    ("b0", 0.652, 0.009, 0.0),
+    ("b1", 0.752, 0.009, 0.0),
+    ("b2", 0.851, 0.035, 0.0),
+    ("c0", 0.665, 0.224, 0.0),
+    ("c1", 0.765, 0.222, -0.025),
+    ("c2", 0.865, 0.222, -0.025),
+]
 
 
 @pytest.mark.parametrize("task", ["google_open_middle_drawer", "google_close_bottom_drawer"])
@@ -365,15 +403,27 @@ def test_drawer_scene_poses_photos_and_start(google_env, task):
         want = {lv: (0.2 if lv == level and "close" in task else 0.0) for lv in qs}
         assert qs == pytest.approx(want, abs=2e-3)  # after SimplerEnv's settle, the damped drawers stay put
         assert info["qpos"] == pytest.approx(want[level], abs=2e-3) and not info["success"]
-    front = next(g for g in range(m.ngeom) if m.body(int(m.geom_bodyid[g])).name == f"cabinet_{level}_drawer"
-                 and m.geom_group[g] == 2 and abs(m.geom_size[g][0] - 0.0075) < 1e-9)
+    front = next(
+        g
+        for g in range(m.ngeom)
+        if m.body(int(m.geom_bodyid[g])).name == f"cabinet_{level}_drawer"
+        and m.geom_group[g] == 2
+        and abs(m.geom_size[g][0] - 0.0075) < 1e-9
+    )
     np.testing.assert_allclose(m.geom_rgba[front][:3], [srgb_from_linear(c) for c in (0.325, 0.187, 0.1166)], atol=1e-6)
     frame = env.render_native()  # the cabinet is foreground: its pixels are not the photo's
     assert (np.abs(frame.astype(int) - env._photo.astype(int)).max(axis=2) > 12).mean() > 0.2
 
 
-@pytest.mark.parametrize("kind, q, ok", [("drawer_open", 0.149, False), ("drawer_open", 0.151, True),
-                                         ("drawer_close", 0.051, False), ("drawer_close", 0.049, True)])
+@pytest.mark.parametrize(
+    "kind, q, ok",
+    [
+        ("drawer_open", 0.149, False),
+        ("drawer_open", 0.151, True),
+        ("drawer_close", 0.051, False),
+        ("drawer_close", 0.049, True),
+    ],
+)
 def test_drawer_rule_thresholds(google_env, kind, q, ok):
     """open_drawer_in_scene.py evaluate: open = qpos >= 0.15, close = qpos <= 0.05, on the task's drawer joint only."""
     from vla_eval.sims.simpler.real2sim.google_env import station_joint
@@ -401,13 +451,16 @@ def test_drawer_expert_succeeds_and_noop_does_not(google_env, task, config):
         expert = SimplerScriptedExpert()
         expert.reset([env.instruction])
         for _ in range(env.task.max_steps):
-            action = expert.predict([{"privileged": env.privileged_state()}]).actions[0, 0] if who == "expert" else np.zeros(7)
+            action = (
+                expert.predict([{"privileged": env.privileged_state()}]).actions[0, 0]
+                if who == "expert"
+                else np.zeros(7)
+            )
             _, _, success, _, info = env.step(action)
         results[who] = (success, round(info["qpos"], 1))
     start = 0.2 if "close" in task else 0.0
     assert results["expert"][0] and not results["noop"][0]
     assert results["noop"][1] == start and abs(results["expert"][1] - start) >= 0.15
-
 
 
 def test_apple_placements_poses_and_subtask_switch(google_env):
@@ -451,7 +504,7 @@ def test_apple_rule_counts_drawer_floor_contacts(google_env):
     assert env._stats["has_contact"] == 0
     d.qpos[top] = 0.25
     floor = d.geom_xpos[m.geom("cabinet_top_drawer/drawer_interior_bottom_collision").id]
-    d.qpos[adr:adr + 3] = [floor[0] + 0.2, floor[1], floor[2] + 0.01 + 0.045]  # on the exposed part of the floor
+    d.qpos[adr : adr + 3] = [floor[0] + 0.2, floor[1], floor[2] + 0.01 + 0.045]  # on the exposed part of the floor
     d.qvel[:] = 0
     env.step(np.zeros(7))
     assert env._stats["has_contact"] >= 1 and not env._stats["subtask"] and env._evaluate() is False
@@ -476,7 +529,11 @@ def test_apple_expert_succeeds_and_noop_does_not(google_env):
             if obs["instruction"] != instruction:  # as the harness (and SimplerEnv's evaluator): a reset on the switch
                 instruction = obs["instruction"]
                 expert.reset([instruction])
-            action = expert.predict([{"privileged": env.privileged_state()}]).actions[0, 0] if who == "expert" else np.zeros(7)
+            action = (
+                expert.predict([{"privileged": env.privileged_state()}]).actions[0, 0]
+                if who == "expert"
+                else np.zeros(7)
+            )
             obs, _, success, _, info = env.step(action)
         results[who] = (success, info["has_contact"] > 0)
     assert results == {"expert": (True, True), "noop": (False, False)}

@@ -13,10 +13,23 @@ from scipy.spatial.transform import Rotation
 from vla_eval.sims.simpler.real2sim.urdf import standalone_mjcf, urdf_to_mjcf_parts
 
 WIDOWX = "mani_skill2_real2sim/assets/descriptions/widowx_description/wx250s.urdf"
-GOOGLE = ("mani_skill2_real2sim/assets/descriptions/googlerobot_description/"
-          "google_robot_meta_sim_fix_wheel_fix_fingertip_recolor_tabletop_visual_matching_1.urdf")
-GOOGLE_JOINTS = ["joint_torso", "joint_shoulder", "joint_bicep", "joint_elbow", "joint_forearm", "joint_wrist",
-                 "joint_gripper", "joint_finger_right", "joint_finger_left", "joint_head_pan", "joint_head_tilt"]
+GOOGLE = (
+    "mani_skill2_real2sim/assets/descriptions/googlerobot_description/"
+    "google_robot_meta_sim_fix_wheel_fix_fingertip_recolor_tabletop_visual_matching_1.urdf"
+)
+GOOGLE_JOINTS = [
+    "joint_torso",
+    "joint_shoulder",
+    "joint_bicep",
+    "joint_elbow",
+    "joint_forearm",
+    "joint_wrist",
+    "joint_gripper",
+    "joint_finger_right",
+    "joint_finger_left",
+    "joint_head_pan",
+    "joint_head_tilt",
+]
 
 
 def _tf(xyz, rpy) -> np.ndarray:
@@ -71,15 +84,32 @@ def _assert_fk_matches(urdf: str, model, data, q: dict[str, float], links) -> No
         np.testing.assert_allclose(got[:3, :3], want[:3, :3], atol=1e-6, err_msg=link)
 
 
-@pytest.mark.parametrize("q", [
-    {},
-    {"waist": 0.4, "shoulder": -0.3, "elbow": 0.5, "forearm_roll": 0.2, "wrist_angle": 1.0, "wrist_rotate": -0.7},
-    {"waist": -1.2, "shoulder": 0.8, "elbow": -1.0, "forearm_roll": -1.5, "wrist_angle": -0.4, "wrist_rotate": 2.0,
-     "left_finger": 0.03},
-    # SimplerEnv's Bridge visual-matching start (ManiSkill2_real2sim agents/robots/widowx.py: init qpos)
-    {"waist": -0.01840777, "shoulder": 0.0398835, "elbow": 0.22242722, "forearm_roll": -0.00460194,
-     "wrist_angle": 1.36524296, "wrist_rotate": 0.00153398, "left_finger": 0.037},
-])
+@pytest.mark.parametrize(
+    "q",
+    [
+        {},
+        {"waist": 0.4, "shoulder": -0.3, "elbow": 0.5, "forearm_roll": 0.2, "wrist_angle": 1.0, "wrist_rotate": -0.7},
+        {
+            "waist": -1.2,
+            "shoulder": 0.8,
+            "elbow": -1.0,
+            "forearm_roll": -1.5,
+            "wrist_angle": -0.4,
+            "wrist_rotate": 2.0,
+            "left_finger": 0.03,
+        },
+        # SimplerEnv's Bridge visual-matching start (ManiSkill2_real2sim agents/robots/widowx.py: init qpos)
+        {
+            "waist": -0.01840777,
+            "shoulder": 0.0398835,
+            "elbow": 0.22242722,
+            "forearm_roll": -0.00460194,
+            "wrist_angle": 1.36524296,
+            "wrist_rotate": 0.00153398,
+            "left_finger": 0.037,
+        },
+    ],
+)
 def test_widowx_fk_matches_urdf_chain(simpler_assets, q):
     urdf = str(simpler_assets / WIDOWX)
     parts = urdf_to_mjcf_parts(simpler_assets / WIDOWX)
@@ -121,14 +151,43 @@ def google_model(simpler_assets_dir, tmp_path_factory):
 
 
 @pytest.mark.slow  # converts the .glb meshes once (~6 s)
-@pytest.mark.parametrize("q", [
-    {},
-    # SimplerEnv's Google-robot visual-matching start (envs/custom_scenes/base_env.py _initialize_agent)
-    dict(zip(GOOGLE_JOINTS, [-0.2639457174606611, 0.0831913360274175, 0.5017611504652179, 1.156859026208673,
-                             0.028583671314766423, 1.592598203487462, -1.080652960128774, 0, 0, -0.00285961, 0.7851361])),
-    {"joint_torso": 0.5, "joint_shoulder": -1.0, "joint_bicep": 1.2, "joint_elbow": -0.7, "joint_forearm": 2.0,
-     "joint_wrist": 0.9, "joint_gripper": -1.5, "joint_finger_right": 0.6, "joint_head_pan": 0.3, "joint_head_tilt": -0.5},
-])
+@pytest.mark.parametrize(
+    "q",
+    [
+        {},
+        # SimplerEnv's Google-robot visual-matching start (envs/custom_scenes/base_env.py _initialize_agent)
+        dict(
+            zip(
+                GOOGLE_JOINTS,
+                [
+                    -0.2639457174606611,
+                    0.0831913360274175,
+                    0.5017611504652179,
+                    1.156859026208673,
+                    0.028583671314766423,
+                    1.592598203487462,
+                    -1.080652960128774,
+                    0,
+                    0,
+                    -0.00285961,
+                    0.7851361,
+                ],
+            )
+        ),
+        {
+            "joint_torso": 0.5,
+            "joint_shoulder": -1.0,
+            "joint_bicep": 1.2,
+            "joint_elbow": -0.7,
+            "joint_forearm": 2.0,
+            "joint_wrist": 0.9,
+            "joint_gripper": -1.5,
+            "joint_finger_right": 0.6,
+            "joint_head_pan": 0.3,
+            "joint_head_tilt": -0.5,
+        },
+    ],
+)
 def test_google_robot_fk_matches_urdf_chain(google_model, q):
     urdf, parts, model = google_model
     assert parts.joints == GOOGLE_JOINTS

@@ -16,10 +16,10 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from vla_eval.assets import AssetError
-from vla_eval.sims.simpler.tasks import get_task
 from vla_eval.sims.simpler.real2sim import widowx_robot as W
-from vla_eval.sims.simpler.real2sim.widowx_env import REAL_TASKS, SIMPLER_WIDOWX_ACTION, BridgeRealEnv, native_config
 from vla_eval.sims.simpler.real2sim.overlay import composite, foreground_mask
+from vla_eval.sims.simpler.real2sim.widowx_env import REAL_TASKS, SIMPLER_WIDOWX_ACTION, BridgeRealEnv, native_config
+from vla_eval.sims.simpler.tasks import get_task
 
 TASKS = sorted(REAL_TASKS)
 
@@ -33,11 +33,24 @@ def _simpler_pairs(halves):
     return out
 
 
-@pytest.mark.parametrize("task, names, halves, quats", [
-    ("bridge_put_spoon_on_towel", ("spoon", "towel"), (0.075,), [(1, 0, 0, 0), (math.cos(math.pi / 4), 0, 0, math.sin(math.pi / 4))]),
-    ("bridge_put_carrot_on_plate", ("carrot", "plate"), (0.075,), [(0, 0, 0, 1), (math.cos(-math.pi / 4), 0, 0, math.sin(-math.pi / 4))]),
-    ("bridge_stack_green_on_yellow", ("green_cube", "yellow_cube"), (0.05, 0.1), [(1, 0, 0, 0)]),
-])
+@pytest.mark.parametrize(
+    "task, names, halves, quats",
+    [
+        (
+            "bridge_put_spoon_on_towel",
+            ("spoon", "towel"),
+            (0.075,),
+            [(1, 0, 0, 0), (math.cos(math.pi / 4), 0, 0, math.sin(math.pi / 4))],
+        ),
+        (
+            "bridge_put_carrot_on_plate",
+            ("carrot", "plate"),
+            (0.075,),
+            [(0, 0, 0, 1), (math.cos(-math.pi / 4), 0, 0, math.sin(-math.pi / 4))],
+        ),
+        ("bridge_stack_green_on_yellow", ("green_cube", "yellow_cube"), (0.05, 0.1), [(1, 0, 0, 0)]),
+    ],
+)
 def test_native_grid_is_simplerenvs(task, names, halves, quats):
     """Episode i: xy pair i // len(quats), source quat i % len(quats) (SimplerEnv's episode_id decoding)."""
     t = get_task(task)
@@ -91,7 +104,19 @@ def test_run_without_assets_fails_before_starting(tmp_path, monkeypatch, capsys)
     from vla_eval.cli.main import main
 
     monkeypatch.setenv("VLA_EVAL_ASSETS", str(tmp_path / "none"))
-    rc = main(["run", "--suite", "simpler_bridge_vm_real", "--policy", "noop", "--results-root", str(tmp_path / "runs"), "--workers", "1"])
+    rc = main(
+        [
+            "run",
+            "--suite",
+            "simpler_bridge_vm_real",
+            "--policy",
+            "noop",
+            "--results-root",
+            str(tmp_path / "runs"),
+            "--workers",
+            "1",
+        ]
+    )
     assert rc == 2
     assert "Run: vla-eval assets fetch simpler" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
@@ -164,8 +189,10 @@ def test_controller_moves_the_target_in_the_base_frame(bridge_env):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task, config", [("bridge_put_carrot_on_plate", 0), ("bridge_stack_green_on_yellow", 1),
-                                          ("bridge_put_eggplant_in_basket", 2)])
+@pytest.mark.parametrize(
+    "task, config",
+    [("bridge_put_carrot_on_plate", 0), ("bridge_stack_green_on_yellow", 1), ("bridge_put_eggplant_in_basket", 2)],
+)
 def test_expert_succeeds_and_noop_does_not(bridge_env, task, config):
     from vla_eval.sims.simpler.expert import SimplerScriptedExpert
 
@@ -212,8 +239,8 @@ def test_pinched_spoon_stays_level_and_lands_on_the_towel(bridge_env):
 
 
 def test_expert_eases_the_hand_holding_a_long_object():
-    from vla_eval.sims.tabletop.expert import _Episode
     from vla_eval.sims.simpler.real2sim.expert import ACCEL, _ease, _step
+    from vla_eval.sims.tabletop.expert import _Episode
 
     ep = _Episode()
     ep.go("carry")
@@ -242,7 +269,9 @@ def test_picture_first_frames_beside_simplerenvs_photo(simpler_assets, mesh_cach
     assert sorted(p.name for p in paths) == sorted(f"{t}_config0.png" for t in TASKS)
     for path in paths:
         overlay = "bridge_sink.png" if "eggplant" in path.name else "bridge_real_eval_1.png"
-        photo = np.asarray(Image.open(simpler_assets / "data/real_inpainting" / overlay).convert("RGB").resize((320, 240)))
+        photo = np.asarray(
+            Image.open(simpler_assets / "data/real_inpainting" / overlay).convert("RGB").resize((320, 240))
+        )
         pair = np.asarray(Image.open(path).convert("RGB"))
         assert pair.shape == ((240, 960, 3) if "stack" in path.name else (240, 640, 3))  # + the real first frame
         ours, theirs = pair[:, :320].astype(int), pair[:, 320:640].astype(int)
@@ -258,10 +287,14 @@ def test_backend_rejects_bad_render_scale(tmp_path):
 
     text = (Path(__file__).resolve().parents[4] / "suites" / "simpler_bridge_vm_real.yaml").read_text()
     bad = tmp_path / "bad.yaml"
-    bad.write_text(text.replace("backend: simpler_real\n", "backend: simpler_real\nbackend_options: {render_scale: 3}\n"))
+    bad.write_text(
+        text.replace("backend: simpler_real\n", "backend: simpler_real\nbackend_options: {render_scale: 3}\n")
+    )
     with pytest.raises(ConfigError, match=r"backend_options.render_scale.*\[0.1, 1.0\], got 3"):
         load_suite(str(bad))
-    bad.write_text(text.replace("backend: simpler_real\n", "backend: simpler_real\nbackend_options: {protocol: visual_matching}\n"))
+    bad.write_text(
+        text.replace("backend: simpler_real\n", "backend: simpler_real\nbackend_options: {protocol: visual_matching}\n")
+    )
     with pytest.raises(ConfigError, match=r"unknown option\(s\) \['protocol'\]"):
         load_suite(str(bad))
 
@@ -285,9 +318,9 @@ def test_eggplant_sink_scene_is_simplerenvs(bridge_env):
     the base), the sink locked at (-0.16, 0.13, 0.88), eggplant episode i = 2 x 4 grid cell i // 3 (x outer) around
     (-0.105, 0.206) at yaw (0, pi/4, -pi/4)[i % 3], the target plane at (-0.125, 0.025); sink and plane are drawn by
     the photo only (rgb_always_overlay_objects) and the sink collides as its 82 convex pieces (an open basin)."""
-    from vla_eval.sims.simpler.tasks import get_task
     from vla_eval.sims.simpler.real2sim import widowx_robot as W
     from vla_eval.sims.simpler.real2sim.widowx_env import native_config
+    from vla_eval.sims.simpler.tasks import get_task
 
     task = get_task("bridge_put_eggplant_in_basket")
     xs, ys = np.linspace(-0.115, -0.095, 2), np.linspace(0.191, 0.221, 4)
@@ -302,7 +335,9 @@ def test_eggplant_sink_scene_is_simplerenvs(bridge_env):
     _, info = env.reset(seed=0, options={"config_id": 4})
     assert info["overlay"] == "real_inpainting/bridge_sink.png" and env.rule["target"] == "sink_target"
     np.testing.assert_allclose(d.xpos[env._base], [0.127, 0.06, 0.85], atol=1e-9)
-    np.testing.assert_allclose(d.qpos[env._arm_q], W.INIT_QPOS_SINK[:6], atol=0.05)  # held by the drives after the settle
+    np.testing.assert_allclose(
+        d.qpos[env._arm_q], W.INIT_QPOS_SINK[:6], atol=0.05
+    )  # held by the drives after the settle
     np.testing.assert_allclose(d.xpos[m.body("sink").id], [-0.16, 0.13, 0.88], atol=1e-9)
     cam = d.cam_xpos[env._cam] - d.xpos[env._base]
     np.testing.assert_allclose(d.xmat[env._base].reshape(3, 3).T @ cam, [-0.003, -0.21, 0.39], atol=1e-6)
@@ -325,10 +360,10 @@ def test_eggplant_rule_z_offset_and_no_contact_requirement(bridge_env):
     halves = env.facts["bbox"]["eggplant"][2] / 2 + env.facts["bbox"]["sink_target"][2] / 2
     adr = m.joint("eggplant_free").qposadr[0]
     for dz, ok in ((halves + 0.055, True), (halves + 0.065, False), (-0.005, False)):
-        d.qpos[adr:adr + 3] = plane + np.array([0.02, 0.0, dz])
+        d.qpos[adr : adr + 3] = plane + np.array([0.02, 0.0, dz])
         mujoco.mj_forward(m, d)
         assert env._evaluate() is ok, dz
-    d.qpos[adr:adr + 3] = plane + np.array([0.085, 0.0, halves + 0.01])  # beyond the 7.6 cm half diagonal
+    d.qpos[adr : adr + 3] = plane + np.array([0.085, 0.0, halves + 0.01])  # beyond the 7.6 cm half diagonal
     mujoco.mj_forward(m, d)
     assert env._evaluate() is False
 
@@ -338,8 +373,10 @@ def test_collision_obj_objects_become_separate_hulls(tmp_path):
     from vla_eval.sims.simpler.real2sim.meshes import obj_objects
 
     path = tmp_path / "collision.obj"
-    path.write_text("o a\nv 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 2 4\n"
-                    "o b\nv 5 0 0\nv 6 0 0\nv 5 1 0\nv 5 0 1\nf 5/1 6/1 7/1 8/1\n")
+    path.write_text(
+        "o a\nv 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 2 4\n"
+        "o b\nv 5 0 0\nv 6 0 0\nv 5 1 0\nv 5 0 1\nf 5/1 6/1 7/1 8/1\n"
+    )
     parts = obj_objects(path)
     assert len(parts) == 2
     np.testing.assert_allclose(parts[1][0][:, 0], [5, 6, 5, 5])

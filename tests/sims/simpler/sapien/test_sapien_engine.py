@@ -35,8 +35,11 @@ def test_not_installed_names_where_it_looked_and_how_to_install(monkeypatch, tmp
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     where = tmp_path / "vla-eval" / "simpler-sapien" / "bin" / "python"
     monkeypatch.setattr(engine, "default_locations", lambda: [where])
-    with pytest.raises(EngineNotInstalled, match=r"not installed \(looked for .*simpler-sapien/bin/python\); "
-                                                 r"install it with: bash scripts/simpler_sapien_env.sh"):
+    with pytest.raises(
+        EngineNotInstalled,
+        match=r"not installed \(looked for .*simpler-sapien/bin/python\); "
+        r"install it with: bash scripts/simpler_sapien_env.sh",
+    ):
         find_python()
 
 

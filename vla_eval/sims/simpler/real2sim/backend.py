@@ -20,8 +20,13 @@ from pydantic import Field, field_validator
 
 from vla_eval.backends import Backend, BackendOptions, ProtocolTable
 from vla_eval.errors import ConfigError
-from vla_eval.sims.simpler.backend import (TaskGroups, config_reset_options, protocol_tables, validate_task_groups,
-                                           validate_tasks)
+from vla_eval.sims.simpler.backend import (
+    TaskGroups,
+    config_reset_options,
+    protocol_tables,
+    validate_task_groups,
+    validate_tasks,
+)
 
 if TYPE_CHECKING:
     from vla_eval.spec import SuiteSpec
@@ -63,11 +68,15 @@ class SimplerRealBackend(Backend[SimplerRealOptions]):
         validate_task_groups(self.options(spec, source).task_groups, spec, source)
         validate_tasks(spec, source, "simpler_real task", self.task_names())
         if list(spec.cameras) != ["agentview"]:
-            raise ConfigError(f"{source}: field 'cameras': the visual-matching scene has one camera, ['agentview'], got {list(spec.cameras)}")
+            raise ConfigError(
+                f"{source}: field 'cameras': the visual-matching scene has one camera, ['agentview'], got {list(spec.cameras)}"
+            )
         for i, split in enumerate(spec.splits):
             for task in spec.tasks:
                 if split.perturbations_for(task.name):
-                    raise ConfigError(f"{source}: field 'splits.{i}' (split {split.name!r}): backend simpler_real has no perturbations")
+                    raise ConfigError(
+                        f"{source}: field 'splits.{i}' (split {split.name!r}): backend simpler_real has no perturbations"
+                    )
         if len(spec.settle_action) != 7:
             raise ConfigError(f"{source}: field 'settle_action': expected 7 numbers, got {len(spec.settle_action)}")
 
@@ -85,8 +94,13 @@ class SimplerRealBackend(Backend[SimplerRealOptions]):
             raise ConfigError("backend simpler_real renders no depth")
         scale = self.options(spec).render_scale
         if task in GOOGLE_REAL_TASKS:
-            return GoogleRealEnv(task=task, cameras=tuple(cameras), image_size=tuple(spec.image_size),
-                                 render_scale=scale, urdf_version=self.urdf_version(split))
+            return GoogleRealEnv(
+                task=task,
+                cameras=tuple(cameras),
+                image_size=tuple(spec.image_size),
+                render_scale=scale,
+                urdf_version=self.urdf_version(split),
+            )
         return BridgeRealEnv(task=task, cameras=tuple(cameras), image_size=tuple(spec.image_size), render_scale=scale)
 
     def episode_reset_options(self, spec: "SuiteSpec", task: str, episode_index: int) -> dict[str, Any] | None:

@@ -24,7 +24,10 @@ from vla_eval.sims.tabletop.expert import _Episode, _wrap
 
 OPEN, CLOSE = 1.0, -1.0
 FAST, SLOW = 0.035, 0.015  # metres per 5 Hz step
-LIFT_CARRY = {False: (0.02, 0.02), True: (0.015, 0.012)}  # compact / elongated objects (long ones lever out of the hand)
+LIFT_CARRY = {
+    False: (0.02, 0.02),
+    True: (0.015, 0.012),
+}  # compact / elongated objects (long ones lever out of the hand)
 TURN = 0.35  # radians per step
 CLEAR = 0.07  # approach / carry height above the object tops
 DROP = 0.025  # release height of the object's bounding box above the target's
@@ -190,8 +193,11 @@ def google_near_spot(priv: dict[str, Any], task: dict[str, Any]) -> np.ndarray:
     start = np.asarray(priv[f"{src}_init_pos"])[:2]
     tgt_xy = np.asarray(priv[f"{tgt}_pos"])[:2]
     gap = half(src) + half(tgt) + G_NEAR_GAP
-    others = [(np.asarray(priv[f"{n}_pos"])[:2], half(n)) for n in task.get("others", [])
-              if np.asarray(priv[f"{n}_pos"])[2] > 0.0]
+    others = [
+        (np.asarray(priv[f"{n}_pos"])[:2], half(n))
+        for n in task.get("others", [])
+        if np.asarray(priv[f"{n}_pos"])[2] > 0.0
+    ]
     lo, hi = np.array([-0.40, -0.05]), np.array([-0.06, 0.45])
     best, best_cost = None, math.inf
     for k in range(24):
@@ -397,7 +403,9 @@ def google_drawer_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
 
 
 A_FREE = 0.10  # after the pull, lift the fingertips this far (out from behind the front plate) before turning
-A_LEAN = math.radians(30)  # the hand's lean for the apple: turning from the hook's 60 to straight down swung the arm away
+A_LEAN = math.radians(
+    30
+)  # the hand's lean for the apple: turning from the hook's 60 to straight down swung the arm away
 A_TURN = 0.2  # radians per step from the hook's lean to the apple's (faster swung the arm off sideways)
 A_DESCEND_SPEED = 0.03
 A_PRE = 0.12  # start of the approach, this far back along the approach axis from the grasp

@@ -38,18 +38,26 @@ from typing import Any
 import mujoco
 import numpy as np
 
+from vla_eval.actions.space import ActionSpace
 from vla_eval.geometry import rotvec_to_mat
-from vla_eval.sims.simpler.rules import CONTACT_FORCE, drawer_evaluate, in_drawer_update, lift_evaluate, near_evaluate, touching
-from vla_eval.sims.simpler.tasks import SimplerTask
 from vla_eval.sims.simpler.real2sim import google_robot as G
 from vla_eval.sims.simpler.real2sim import widowx_robot as W
 from vla_eval.sims.simpler.real2sim.scene_env import RealSceneEnv
 from vla_eval.sims.simpler.real2sim.scene_xml import _fmt, position_drives, scene_mjcf, scene_objects
 from vla_eval.sims.simpler.real2sim.urdf import urdf_to_mjcf_parts
-from vla_eval.actions.space import ActionSpace
+from vla_eval.sims.simpler.rules import (
+    CONTACT_FORCE,
+    drawer_evaluate,
+    in_drawer_update,
+    lift_evaluate,
+    near_evaluate,
+    touching,
+)
+from vla_eval.sims.simpler.tasks import SimplerTask
 
-SIMPLER_GOOGLE_ACTION = ActionSpace(kind="delta_eef", rotation="axis_angle", position_units="meters",
-                                    gripper="close_positive", low=-1.0, high=1.0)
+SIMPLER_GOOGLE_ACTION = ActionSpace(
+    kind="delta_eef", rotation="axis_angle", position_units="meters", gripper="close_positive", low=-1.0, high=1.0
+)
 """SimplerEnv's Google-robot action: metres and radians in the base frame; a[6] a relative gripper command, + closes
 (RT-1's closedness action as SimplerEnv's RT-1 wrapper sends it)."""
 
@@ -111,8 +119,10 @@ class FingerPlanner:
         try:
             from ruckig import InputParameter, Result, Ruckig, Trajectory
         except ImportError as e:  # a checkout installed before ruckig became a dependency
-            raise ImportError("the Google robot's gripper planner needs ruckig (SimplerEnv's planner): "
-                              "pip install -e . (or pip install ruckig)") from e
+            raise ImportError(
+                "the Google robot's gripper planner needs ruckig (SimplerEnv's planner): "
+                "pip install -e . (or pip install ruckig)"
+            ) from e
         dof = len(q0)
         inp = InputParameter(dof)
         inp.current_position = q0.tolist()
@@ -129,8 +139,9 @@ class FingerPlanner:
         traj = Trajectory(dof)
         result = Ruckig(dof).calculate(inp, traj)
         if result not in (Result.Working, Result.Finished):
-            raise RuntimeError(f"gripper planner failed ({result}) from {q0.tolist()} at {v0.tolist()} "
-                               f"to {target.tolist()}")
+            raise RuntimeError(
+                f"gripper planner failed ({result}) from {q0.tolist()} at {v0.tolist()} to {target.tolist()}"
+            )
         times = np.clip(np.arange(self.n_substeps + 1) * self.dt, 0.0, traj.duration)
         samples = [traj.at_time(float(t)) for t in times]
         return np.array([p for p, _, _ in samples]), np.array([v for _, v, _ in samples])
@@ -171,26 +182,52 @@ class GoogleRealTask:
 
 
 GOOGLE_REAL_TASKS: dict[str, GoogleRealTask] = {
-    f"google_pick_coke_can_{o}": GoogleRealTask({"coke_can": G.COKE_MODEL}, G.COKE_MODEL_JSON, G.COKE_OVERLAY,
-                                                G.BASE_XY_COKE, "GraspSingleOpenedCokeCanInScene-v0", o)
+    f"google_pick_coke_can_{o}": GoogleRealTask(
+        {"coke_can": G.COKE_MODEL},
+        G.COKE_MODEL_JSON,
+        G.COKE_OVERLAY,
+        G.BASE_XY_COKE,
+        "GraspSingleOpenedCokeCanInScene-v0",
+        o,
+    )
     for o in ("horizontal", "vertical", "standing")
 }
 GOOGLE_REAL_TASKS["google_move_near"] = GoogleRealTask(
-    dict(G.MOVE_NEAR_MODELS), G.MOVE_NEAR_MODEL_JSON, G.MOVE_NEAR_OVERLAY, G.BASE_XY_MOVE_NEAR,
-    "MoveNearGoogleBakedTexInScene-v0 (models of its -v1 variant)", base_yaw=G.BASE_YAW_MOVE_NEAR,
-    densities=dict(G.MOVE_NEAR_DENSITY), visual_substitutes=dict(G.MOVE_NEAR_VISUAL_SUBSTITUTE))
+    dict(G.MOVE_NEAR_MODELS),
+    G.MOVE_NEAR_MODEL_JSON,
+    G.MOVE_NEAR_OVERLAY,
+    G.BASE_XY_MOVE_NEAR,
+    "MoveNearGoogleBakedTexInScene-v0 (models of its -v1 variant)",
+    base_yaw=G.BASE_YAW_MOVE_NEAR,
+    densities=dict(G.MOVE_NEAR_DENSITY),
+    visual_substitutes=dict(G.MOVE_NEAR_VISUAL_SUBSTITUTE),
+)
 
 for _action in ("open", "close"):
     for _level in ("top", "middle", "bottom"):
         GOOGLE_REAL_TASKS[f"google_{_action}_{_level}_drawer"] = GoogleRealTask(
-            {}, G.MOVE_NEAR_MODEL_JSON, G.drawer_overlay(G.DRAWER_POSES[0][0]), G.DRAWER_POSES[0][1:3],
-            f"{_action.capitalize()}{_level.capitalize()}DrawerCustomInScene-v0", base_yaw=G.DRAWER_POSES[0][3],
-            station=True, poses=G.DRAWER_POSES)
+            {},
+            G.MOVE_NEAR_MODEL_JSON,
+            G.drawer_overlay(G.DRAWER_POSES[0][0]),
+            G.DRAWER_POSES[0][1:3],
+            f"{_action.capitalize()}{_level.capitalize()}DrawerCustomInScene-v0",
+            base_yaw=G.DRAWER_POSES[0][3],
+            station=True,
+            poses=G.DRAWER_POSES,
+        )
 
 GOOGLE_REAL_TASKS["google_place_apple_in_closed_top_drawer"] = GoogleRealTask(
-    {"apple": G.APPLE_MODEL}, G.MOVE_NEAR_MODEL_JSON, G.drawer_overlay(G.APPLE_POSES[0]), G.DRAWER_POSES[0][1:3],
-    "PlaceIntoClosedTopDrawerCustomInScene-v0", base_yaw=G.DRAWER_POSES[0][3], station=True,
-    poses=tuple(p for p in G.DRAWER_POSES if p[0] in G.APPLE_POSES for _ in range(len(G.APPLE_GRID_X) * len(G.APPLE_GRID_Y))))
+    {"apple": G.APPLE_MODEL},
+    G.MOVE_NEAR_MODEL_JSON,
+    G.drawer_overlay(G.APPLE_POSES[0]),
+    G.DRAWER_POSES[0][1:3],
+    "PlaceIntoClosedTopDrawerCustomInScene-v0",
+    base_yaw=G.DRAWER_POSES[0][3],
+    station=True,
+    poses=tuple(
+        p for p in G.DRAWER_POSES if p[0] in G.APPLE_POSES for _ in range(len(G.APPLE_GRID_X) * len(G.APPLE_GRID_Y))
+    ),
+)
 
 
 def native_config(task: SimplerTask, config_id: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -219,12 +256,20 @@ def native_config(task: SimplerTask, config_id: int) -> dict[str, tuple[np.ndarr
     return {"coke_can": (xy, np.array(G.COKE_ORIENTATION_QUAT[real.orientation]))}
 
 
-def build_google_xml(assets: Path, task: SimplerTask, real: GoogleRealTask, urdf_version: str = "") -> tuple[str, dict[str, Any]]:
+def build_google_xml(
+    assets: Path, task: SimplerTask, real: GoogleRealTask, urdf_version: str = ""
+) -> tuple[str, dict[str, Any]]:
     cam_rot = W.sapien_camera_axes(("quat", G.CAMERA_QUAT))
-    camera = (f'<camera name="overhead_camera" pos="0 0 0" xyaxes="{_fmt(W.mujoco_xyaxes(cam_rot))}" '
-              f'fovy="{G.fovy_degrees():.6f}"/>')
-    robot = urdf_to_mjcf_parts(assets / G.urdf_for(urdf_version), prefix="", root_pos=(*real.base_xy, G.BASE_Z),
-                               root_quat=G.base_quat(real.base_yaw))
+    camera = (
+        f'<camera name="overhead_camera" pos="0 0 0" xyaxes="{_fmt(W.mujoco_xyaxes(cam_rot))}" '
+        f'fovy="{G.fovy_degrees():.6f}"/>'
+    )
+    robot = urdf_to_mjcf_parts(
+        assets / G.urdf_for(urdf_version),
+        prefix="",
+        root_pos=(*real.base_xy, G.BASE_Z),
+        root_quat=G.base_quat(real.base_yaw),
+    )
     body, n = re.subn(r'(<body name="link_camera"[^>]*>)', lambda mt: mt.group(1) + camera, robot.body, count=1)
     if n != 1:
         raise ValueError("the Google robot URDF has no link_camera")
@@ -232,26 +277,52 @@ def build_google_xml(assets: Path, task: SimplerTask, real: GoogleRealTask, urdf
     body = body.replace("<body ", '<body gravcomp="1" ')
     object_assets, objects_xml, facts = scene_objects(assets, task, real, G.OBJECT_FRICTION)
     if real.station:
-        station = urdf_to_mjcf_parts(assets / G.STATION_URDF, prefix=STATION_PREFIX, root_pos=G.STATION_POS,
-                                     joint_attrs=f'frictionloss="{G.STATION_JOINT_FRICTION}" damping="{G.STATION_JOINT_DAMPING}"',
-                                     massless_visuals=True, linear_colors=True, name_collisions=True)
+        station = urdf_to_mjcf_parts(
+            assets / G.STATION_URDF,
+            prefix=STATION_PREFIX,
+            root_pos=G.STATION_POS,
+            joint_attrs=f'frictionloss="{G.STATION_JOINT_FRICTION}" damping="{G.STATION_JOINT_DAMPING}"',
+            massless_visuals=True,
+            linear_colors=True,
+            name_collisions=True,
+        )
         object_assets += station.assets
         objects_xml.append(station.body)
         # PhysX does not collide an articulation's parent and child links; MuJoCo filters parent-child contacts except
         # under a body welded to the world, as the cabinet's fixed root is
-        contact_xml = "".join(f'<exclude body1="{STATION_PREFIX}body" body2="{STATION_PREFIX}{level}_drawer"/>'
-                              for level in ("top", "middle", "bottom"))
+        contact_xml = "".join(
+            f'<exclude body1="{STATION_PREFIX}body" body2="{STATION_PREFIX}{level}_drawer"/>'
+            for level in ("top", "middle", "bottom")
+        )
     else:
         contact_xml = ""
-    actuators = (position_drives(G.ARM_JOINTS + G.HEAD_JOINTS, G.ARM_STIFFNESS, G.ARM_DAMPING, G.ARM_FORCE_LIMIT)
-                 + position_drives(G.FINGER_JOINTS, G.GRIPPER_STIFFNESS, G.GRIPPER_DAMPING, G.GRIPPER_FORCE_LIMIT,
-                                   f"{G.GRIPPER_LOW} {G.GRIPPER_HIGH}"))
+    actuators = position_drives(
+        G.ARM_JOINTS + G.HEAD_JOINTS, G.ARM_STIFFNESS, G.ARM_DAMPING, G.ARM_FORCE_LIMIT
+    ) + position_drives(
+        G.FINGER_JOINTS,
+        G.GRIPPER_STIFFNESS,
+        G.GRIPPER_DAMPING,
+        G.GRIPPER_FORCE_LIMIT,
+        f"{G.GRIPPER_LOW} {G.GRIPPER_HIGH}",
+    )
     (cx, cy), (hx, hy) = G.TABLE_BOX_CENTRE, G.TABLE_BOX_HALF
-    xml = scene_mjcf(f"{task.name}_real", G.SIM_HZ, G.CAMERA_SIZE, list(robot.assets) + object_assets, body, objects_xml,
-                     actuators, table_pos=f"{cx} {cy} {G.TABLE_HEIGHT / 2}", table_size=f"{hx} {hy} {G.TABLE_HEIGHT / 2}",
-                     table_friction=G.OBJECT_ON_TABLE, floor=True, compiler_extra=' balanceinertia="true"',
-                     table=not real.station, contact_xml=contact_xml,
-                     option_extra=f' impratio="{G.IMPRATIO}" noslip_iterations="{G.NOSLIP_ITERATIONS}"')
+    xml = scene_mjcf(
+        f"{task.name}_real",
+        G.SIM_HZ,
+        G.CAMERA_SIZE,
+        list(robot.assets) + object_assets,
+        body,
+        objects_xml,
+        actuators,
+        table_pos=f"{cx} {cy} {G.TABLE_HEIGHT / 2}",
+        table_size=f"{hx} {hy} {G.TABLE_HEIGHT / 2}",
+        table_friction=G.OBJECT_ON_TABLE,
+        floor=True,
+        compiler_extra=' balanceinertia="true"',
+        table=not real.station,
+        contact_xml=contact_xml,
+        option_extra=f' impratio="{G.IMPRATIO}" noslip_iterations="{G.NOSLIP_ITERATIONS}"',
+    )
     return xml, facts
 
 
@@ -272,9 +343,16 @@ class GoogleRealEnv(RealSceneEnv):
     gripper_qpos_limit = 2.0
     initial_rule_state = {"lifted": False, "n_lift_significant": 0}
 
-    def __init__(self, task: str, assets: Path | str | None = None, cameras=("agentview",),
-                 image_size: tuple[int, int] = (256, 256), render_mode: str | None = None, render_scale: float = 1.0,
-                 urdf_version: str = ""):
+    def __init__(
+        self,
+        task: str,
+        assets: Path | str | None = None,
+        cameras=("agentview",),
+        image_size: tuple[int, int] = (256, 256),
+        render_mode: str | None = None,
+        render_scale: float = 1.0,
+        urdf_version: str = "",
+    ):
         self.urdf_version = urdf_version
         self._fingers: FingerPlanner | None = None
         super().__init__(task, assets, cameras, image_size, render_mode, render_scale)
@@ -294,8 +372,9 @@ class GoogleRealEnv(RealSceneEnv):
             m.jnt_solref[m.joint(j).id] = (FINGER_LIMIT_TIMECONST, 1.0)
             m.jnt_solimp[m.joint(j).id, :2] = FINGER_LIMIT_IMPEDANCE
         self._n_arm_ctrl = len(G.ARM_JOINTS) + len(G.HEAD_JOINTS)
-        self._finger_links = {side: (m.body(f"link_finger_{side}").id, m.body(f"link_finger_tip_{side}").id)
-                              for side in ("left", "right")}
+        self._finger_links = {
+            side: (m.body(f"link_finger_{side}").id, m.body(f"link_finger_tip_{side}").id) for side in ("left", "right")
+        }
         for g in self._robot_geoms:
             name = m.body(int(m.geom_bodyid[g])).name
             if m.geom_contype[g] and name.startswith("link_finger"):
@@ -360,14 +439,14 @@ class GoogleRealEnv(RealSceneEnv):
         d = self.data
         n_arm = len(G.ARM_JOINTS)
         d.qpos[self._arm_q] = G.INIT_QPOS[:n_arm]
-        d.qpos[self._finger_q] = G.INIT_QPOS[n_arm:n_arm + 2]
-        d.qpos[self._head_q] = G.INIT_QPOS[n_arm + 2:]
+        d.qpos[self._finger_q] = G.INIT_QPOS[n_arm : n_arm + 2]
+        d.qpos[self._head_q] = G.INIT_QPOS[n_arm + 2 :]
         d.ctrl[:n_arm] = G.INIT_QPOS[:n_arm]
-        d.ctrl[n_arm:self._n_arm_ctrl] = G.INIT_QPOS[n_arm + 2:]
-        d.ctrl[self._n_arm_ctrl:] = G.INIT_QPOS[n_arm:n_arm + 2]
+        d.ctrl[n_arm : self._n_arm_ctrl] = G.INIT_QPOS[n_arm + 2 :]
+        d.ctrl[self._n_arm_ctrl :] = G.INIT_QPOS[n_arm : n_arm + 2]
         if self._fingers is None:
             self._fingers = FingerPlanner(self.n_substeps, self.model.opt.timestep)
-        self._fingers.reset(G.INIT_QPOS[n_arm:n_arm + 2])
+        self._fingers.reset(G.INIT_QPOS[n_arm : n_arm + 2])
         self._finger_v = np.array([self.model.joint(j).dofadr[0] for j in G.FINGER_JOINTS])
 
     def _actuate(self, dpos: np.ndarray, drot: np.ndarray, g: float) -> None:
@@ -387,7 +466,7 @@ class GoogleRealEnv(RealSceneEnv):
             f = (min((k - 1) // chunk, RAMP_CHUNKS - 1) + 1) / RAMP_CHUNKS
             d.ctrl[: len(G.ARM_JOINTS)] = q0 + f * (q_goal - q0)
             pos, vel = self._fingers.drive_at(k)
-            d.ctrl[self._n_arm_ctrl:] = pos + kv_over_kp * vel
+            d.ctrl[self._n_arm_ctrl :] = pos + kv_over_kp * vel
             mujoco.mj_step(self.model, d)
 
     # ----------------------------------------------------------- success
@@ -424,20 +503,30 @@ class GoogleRealEnv(RealSceneEnv):
         if rule["type"] == "near":
             m, d = self.model, self.data
             names = self._episode_objects
-            success, stats = near_evaluate({n: d.xpos[m.body(n).id] for n in names}, self._init_xyz, self._init_half,
-                                           rule["object"], rule["target"])
+            success, stats = near_evaluate(
+                {n: d.xpos[m.body(n).id] for n in names},
+                self._init_xyz,
+                self._init_half,
+                rule["object"],
+                rule["target"],
+            )
             self._stats = {**stats, "is_src_obj_grasped": bool(self.is_grasped(rule["object"]))}
             return success
         if rule["type"] in ("drawer_open", "drawer_close"):
             m, d = self.model, self.data
-            success, self._stats = drawer_evaluate(rule["type"], float(d.qpos[m.joint(station_joint(rule["drawer"])).qposadr[0]]))
+            success, self._stats = drawer_evaluate(
+                rule["type"], float(d.qpos[m.joint(station_joint(rule["drawer"])).qposadr[0]])
+            )
             return success
         if rule["type"] == "in_drawer":
             m, d = self.model, self.data
             level = rule["drawer"]
             floor = {m.geom(f"{STATION_PREFIX}{level}_drawer/{G.APPLE_FLOOR_SHAPE}").id}
-            success, self._stats = in_drawer_update(self._rule_state, float(d.qpos[m.joint(station_joint(level)).qposadr[0]]),
-                                                    touching(m, d, self._obj_geoms[rule["object"]], floor))
+            success, self._stats = in_drawer_update(
+                self._rule_state,
+                float(d.qpos[m.joint(station_joint(level)).qposadr[0]]),
+                touching(m, d, self._obj_geoms[rule["object"]], floor),
+            )
             return success
         if rule["type"] != "lift":
             raise ValueError(f"rule {rule['type']!r} is not staged on the SimplerEnv Google robot yet")

@@ -17,7 +17,12 @@ DESCRIPTION = "mani_skill2_real2sim/assets/descriptions/googlerobot_description/
 URDF = DESCRIPTION + "google_robot_meta_sim_fix_wheel_fix_fingertip.urdf"
 """agents/configs/google_robot/defaults.py GoogleRobotDefaultConfig.urdf_path (mobile_base=False)"""
 
-URDF_VERSIONS = ("", "recolor_tabletop_visual_matching_1", "recolor_tabletop_visual_matching_2", "recolor_cabinet_visual_matching_1")
+URDF_VERSIONS = (
+    "",
+    "recolor_tabletop_visual_matching_1",
+    "recolor_tabletop_visual_matching_2",
+    "recolor_cabinet_visual_matching_1",
+)
 """SimplerEnv scripts/rt1_pick_coke_can_visual_matching.sh urdf_version_arr (None = the plain URDF);
 agents/robots/googlerobot.py appends ``_<urdf_version>`` to the URDF's stem."""
 
@@ -28,17 +33,43 @@ def urdf_for(version: str) -> str:
     return URDF if not version else URDF.replace(".urdf", f"_{version}.urdf")
 
 
-ARM_JOINTS = ("joint_torso", "joint_shoulder", "joint_bicep", "joint_elbow", "joint_forearm", "joint_wrist", "joint_gripper")
+ARM_JOINTS = (
+    "joint_torso",
+    "joint_shoulder",
+    "joint_bicep",
+    "joint_elbow",
+    "joint_forearm",
+    "joint_wrist",
+    "joint_gripper",
+)
 HEAD_JOINTS = ("joint_head_pan", "joint_head_tilt")
 FINGER_JOINTS = ("joint_finger_right", "joint_finger_left")
 EE_LINK = "link_gripper_tcp"
 """defaults.py arm_joint_names (the 7 arm joints + the 2 head joints, all driven by the arm controller),
 gripper_joint_names, ee_link_name"""
 
-ARM_STIFFNESS = (1700.0, 1737.0471680861954, 979.975871856535, 930.0, 1212.154500274304, 432.96500923932535,
-                 468.0013365498738, 2000.0, 2000.0)
-ARM_DAMPING = (1059.9791902443303, 1010.4720585373592, 767.2803161582076, 680.0, 674.9946964336588, 274.613381336198,
-               340.532560578637, 900.0, 900.0)
+ARM_STIFFNESS = (
+    1700.0,
+    1737.0471680861954,
+    979.975871856535,
+    930.0,
+    1212.154500274304,
+    432.96500923932535,
+    468.0013365498738,
+    2000.0,
+    2000.0,
+)
+ARM_DAMPING = (
+    1059.9791902443303,
+    1010.4720585373592,
+    767.2803161582076,
+    680.0,
+    674.9946964336588,
+    274.613381336198,
+    340.532560578637,
+    900.0,
+    900.0,
+)
 ARM_FORCE_LIMIT = (300.0, 300.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0)
 """defaults.py base_arm_drive_mode == "force" (tuned for arm_pd_ee_delta_pose_align_interpolate_by_planner); order
 ARM_JOINTS + HEAD_JOINTS"""
@@ -106,8 +137,21 @@ CONTROL_HZ, SIM_HZ = 3, 513
 """grasp_single_in_scene.py _setup_prepackaged_env_init_config and scripts/rt1_*_visual_matching.sh:
 --control-freq 3 --sim-freq 513"""
 
-INIT_QPOS = np.array([-0.2639457174606611, 0.0831913360274175, 0.5017611504652179, 1.156859026208673,
-                      0.028583671314766423, 1.592598203487462, -1.080652960128774, 0.0, 0.0, -0.00285961, 0.7851361])
+INIT_QPOS = np.array(
+    [
+        -0.2639457174606611,
+        0.0831913360274175,
+        0.5017611504652179,
+        1.156859026208673,
+        0.028583671314766423,
+        1.592598203487462,
+        -1.080652960128774,
+        0.0,
+        0.0,
+        -0.00285961,
+        0.7851361,
+    ]
+)
 """envs/custom_scenes/base_env.py _initialize_agent (google_robot_static): ARM_JOINTS, FINGER_JOINTS, HEAD_JOINTS"""
 
 BASE_Z = 0.06205 + 0.017
@@ -208,8 +252,7 @@ MOVE_NEAR_QUAT = {
 }
 """move_near_in_scene.py MoveNearGoogleInSceneEnv.obj_init_quat_dict (wxyz)"""
 
-MOVE_NEAR_LAYOUTS = (((-0.33, 0.04), (-0.33, 0.34), (-0.13, 0.19)),
-                     ((-0.13, 0.04), (-0.33, 0.19), (-0.13, 0.34)))
+MOVE_NEAR_LAYOUTS = (((-0.33, 0.04), (-0.33, 0.34), (-0.13, 0.19)), ((-0.13, 0.04), (-0.33, 0.19), (-0.13, 0.34)))
 """move_near_in_scene.py _xy_config_per_triplet (SimplerEnv's world; the Panda-look task rescales the same triangles)"""
 
 MOVE_NEAR_VISUAL_SUBSTITUTE = {"baked_opened_redbull_can_v2": (0.62, 0.66, 0.78, 1.0)}
@@ -230,9 +273,17 @@ STATION_JOINT_FRICTION, STATION_JOINT_DAMPING = 0.05, 1.0
 DRAWER_CLOSE_INIT_QPOS = 0.2
 """open_drawer_in_scene.py CloseDrawerInSceneEnv.reset: cabinet_init_qpos 0.2 on the task's drawer (others 0)"""
 
-DRAWER_POSES = (("a0", 0.644, -0.179, -0.03), ("a1", 0.765, -0.182, -0.02), ("a2", 0.889, -0.203, -0.06),
-                ("b0", 0.652, 0.009, 0.0), ("b1", 0.752, 0.009, 0.0), ("b2", 0.851, 0.035, 0.0),
-                ("c0", 0.665, 0.224, 0.0), ("c1", 0.765, 0.222, -0.025), ("c2", 0.865, 0.222, -0.025))
+DRAWER_POSES = (
+    ("a0", 0.644, -0.179, -0.03),
+    ("a1", 0.765, -0.182, -0.02),
+    ("a2", 0.889, -0.203, -0.06),
+    ("b0", 0.652, 0.009, 0.0),
+    ("b1", 0.752, 0.009, 0.0),
+    ("b2", 0.851, 0.035, 0.0),
+    ("c0", 0.665, 0.224, 0.0),
+    ("c1", 0.765, 0.222, -0.025),
+    ("c2", 0.865, 0.222, -0.025),
+)
 """(overlay id, robot x, robot y, extra base yaw) of SimplerEnv's nine drawer evaluation poses, in the script's
 order A0 ... C2: scripts/rt1_drawer_visual_matching.sh --robot-init-x/-y, --robot-init-rot-rpy-range yaw,
 --rgb-overlay-path real_inpainting/open_drawer_<id>.png (the same lists as open_drawer_in_scene.py

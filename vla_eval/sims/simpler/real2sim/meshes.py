@@ -59,14 +59,23 @@ def _file_hash(path: Path) -> str:
 
 def visual_parts(model_dir: Path) -> list[VisualPart]:
     """The converted visual sub-meshes of one object model (converting on first use)."""
-    src = next((model_dir / n for n in ("textured.obj", "textured.dae", "textured.glb") if (model_dir / n).is_file()), None)
+    src = next(
+        (model_dir / n for n in ("textured.obj", "textured.dae", "textured.glb") if (model_dir / n).is_file()), None
+    )
     if src is None:
         raise ConfigError(f"{model_dir}: no textured.obj / textured.dae / textured.glb visual model")
     out_dir = cache_root() / "simpler-meshes" / f"{model_dir.name}-{_file_hash(src)}-v{CONVERTER_VERSION}"
     index = out_dir / "parts.json"
     if index.is_file():
-        return [VisualPart(Path(p["obj"]), Path(p["texture"]) if p["texture"] else None, tuple(p["rgba"]), float(p.get("emission", 0.0)))
-                for p in json.loads(index.read_text())]
+        return [
+            VisualPart(
+                Path(p["obj"]),
+                Path(p["texture"]) if p["texture"] else None,
+                tuple(p["rgba"]),
+                float(p.get("emission", 0.0)),
+            )
+            for p in json.loads(index.read_text())
+        ]
     import trimesh
     from PIL import Image
 
@@ -108,8 +117,14 @@ def visual_parts(model_dir: Path) -> list[VisualPart]:
             rgba = tuple(float(c) / 255.0 for c in visual.main_color[:4])
         obj = tmp / f"part{i}.obj"
         _write_obj(obj, np.asarray(mesh.vertices), np.asarray(mesh.faces), uv)
-        parts.append({"obj": str(out_dir / obj.name), "texture": str(out_dir / tex_path.name) if tex_path else None,
-                      "rgba": list(rgba), "emission": emission})
+        parts.append(
+            {
+                "obj": str(out_dir / obj.name),
+                "texture": str(out_dir / tex_path.name) if tex_path else None,
+                "rgba": list(rgba),
+                "emission": emission,
+            }
+        )
     (tmp / "parts.json").write_text(json.dumps(parts, indent=1))
     try:
         os.replace(tmp, out_dir)

@@ -41,7 +41,9 @@ def composite_drawn(rgb: np.ndarray, depth: np.ndarray, photo: np.ndarray) -> np
     ``depth`` is the pass's raw depth buffer (``mjr_readPixels``); MuJoCo 3 renders with reversed Z, so the
     cleared value is 0 and anything drawn is above it (tests check the mask against the segmentation render)."""
     if photo.shape != rgb.shape or depth.shape != rgb.shape[:2]:
-        raise ValueError(f"overlay photo is {photo.shape}, depth {depth.shape}, render {rgb.shape}: resize the photo first")
+        raise ValueError(
+            f"overlay photo is {photo.shape}, depth {depth.shape}, render {rgb.shape}: resize the photo first"
+        )
     return np.where((depth > 0.0)[..., None], rgb, photo)
 
 

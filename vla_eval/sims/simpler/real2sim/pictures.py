@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 REAL_FIRST_FRAME = {"bridge_stack_green_on_yellow": "real_inpainting/bridge/stack_cube_1st_frame.png"}
 """Real-robot first frames in the asset pack (same table and camera, not inpainted)."""
 
@@ -24,8 +23,8 @@ REAL_FIRST_FRAME = {"bridge_stack_green_on_yellow": "real_inpainting/bridge/stac
 def first_frames(out_dir: Path, tasks: list[str] | None = None, config_id: int = 0, scale: float = 0.5) -> list[Path]:
     from PIL import Image
 
-    from vla_eval.sims.simpler.real2sim.widowx_env import REAL_TASKS, BridgeRealEnv
     from vla_eval.sims.simpler.real2sim.google_env import GOOGLE_REAL_TASKS, GoogleRealEnv
+    from vla_eval.sims.simpler.real2sim.widowx_env import REAL_TASKS, BridgeRealEnv
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -52,8 +51,9 @@ def first_frames(out_dir: Path, tasks: list[str] | None = None, config_id: int =
     return paths
 
 
-def compare_reference(reference: Path, out: Path, task: str = "google_pick_coke_can_horizontal",
-                      config_id: int | None = None) -> dict[str, float]:
+def compare_reference(
+    reference: Path, out: Path, task: str = "google_pick_coke_can_horizontal", config_id: int | None = None
+) -> dict[str, float]:
     """``[our first frame | a SimplerEnv-rendered frame | the photo]`` and how well they agree.
 
     ``reference`` is a frame SimplerEnv itself rendered over the same photo (e.g. SimplerEnv's
@@ -72,7 +72,9 @@ def compare_reference(reference: Path, out: Path, task: str = "google_pick_coke_
     env = GoogleRealEnv(task, cameras=())
     try:
         if ref.shape[:2] != (env.render_wh[1], env.render_wh[0]):
-            raise ValueError(f"{reference}: {ref.shape[1]}x{ref.shape[0]}, expected SimplerEnv's {env.render_wh[0]}x{env.render_wh[1]}")
+            raise ValueError(
+                f"{reference}: {ref.shape[1]}x{ref.shape[0]}, expected SimplerEnv's {env.render_wh[0]}x{env.render_wh[1]}"
+            )
         photo = env._photo.astype(int)
         fg_ref = np.abs(ref.astype(int) - photo).max(axis=2) > 40
         r = ref.astype(int)
@@ -87,28 +89,39 @@ def compare_reference(reference: Path, out: Path, task: str = "google_pick_coke_
             return foreground_mask(seg, env._robot_geoms), foreground_mask(seg, env._obj_geoms["coke_can"])
 
         if config_id is None:
-            dist = {c: float(np.linalg.norm(np.argwhere(masks(c)[1]).mean(axis=0) - want)) for c in range(len(env.task.configs))}
+            dist = {
+                c: float(np.linalg.norm(np.argwhere(masks(c)[1]).mean(axis=0) - want))
+                for c in range(len(env.task.configs))
+            }
             config_id = min(dist, key=dist.get)
         robot, can = masks(config_id)
         ours = env.render_native()
         right = np.arange(ref.shape[1])[None, :] > 450
         a, b = robot & right, fg_ref & right
         can_at = np.argwhere(can).mean(axis=0)
-        stats = {"config_id": int(config_id), "robot_iou": round(float((a & b).sum() / max((a | b).sum(), 1)), 3),
-                 "robot_px_ours": int(a.sum()), "robot_px_simplerenv": int(b.sum()),
-                 "can_centroid_offset_px": round(float(np.linalg.norm(can_at - want)), 1)}
+        stats = {
+            "config_id": int(config_id),
+            "robot_iou": round(float((a & b).sum() / max((a | b).sum(), 1)), 3),
+            "robot_px_ours": int(a.sum()),
+            "robot_px_simplerenv": int(b.sum()),
+            "can_centroid_offset_px": round(float(np.linalg.norm(can_at - want)), 1),
+        }
         pair = np.concatenate([ours, ref, env._photo], axis=1)
     finally:
         env.close()
-    Image.fromarray(pair).resize((pair.shape[1] // 2, pair.shape[0] // 2), Image.Resampling.LANCZOS).save(out, optimize=True)
+    Image.fromarray(pair).resize((pair.shape[1] // 2, pair.shape[0] // 2), Image.Resampling.LANCZOS).save(
+        out, optimize=True
+    )
     return stats
 
 
-def speed(task: str = "bridge_put_carrot_on_plate", steps: int = 30, image_size=(256, 256), render_scale: float = 1.0) -> dict[str, float]:
+def speed(
+    task: str = "bridge_put_carrot_on_plate", steps: int = 30, image_size=(256, 256), render_scale: float = 1.0
+) -> dict[str, float]:
     """Milliseconds: physics + control per step; native render + segmentation + composite; resize."""
-    from vla_eval.sims.simpler.real2sim.widowx_env import BridgeRealEnv
     from vla_eval.sims.simpler.real2sim.google_env import GOOGLE_REAL_TASKS, GoogleRealEnv
     from vla_eval.sims.simpler.real2sim.overlay import resize_rgb
+    from vla_eval.sims.simpler.real2sim.widowx_env import BridgeRealEnv
 
     cls = GoogleRealEnv if task in GOOGLE_REAL_TASKS else BridgeRealEnv
     env = cls(task, cameras=(), render_scale=render_scale)
@@ -131,9 +144,12 @@ def speed(task: str = "bridge_put_carrot_on_plate", steps: int = 30, image_size=
     finally:
         env.close()
     w, h = env.render_wh
-    return {"step_ms_no_camera": round(step_ms, 2), f"composite_{w}x{h}_ms": round(frame_ms, 2),
-            f"resize_to_{image_size[0]}x{image_size[1]}_ms": round(resize_ms, 2),
-            "step_with_frame_ms": round(step_ms + frame_ms + resize_ms, 2)}
+    return {
+        "step_ms_no_camera": round(step_ms, 2),
+        f"composite_{w}x{h}_ms": round(frame_ms, 2),
+        f"resize_to_{image_size[0]}x{image_size[1]}_ms": round(resize_ms, 2),
+        "step_with_frame_ms": round(step_ms + frame_ms + resize_ms, 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("docs/simpler_vm"))
     p.add_argument("--config", type=int, default=0)
     p.add_argument("--speed", action="store_true", help="also print per-step and per-frame cost")
-    p.add_argument("--simplerenv-frame", type=Path, help="a frame SimplerEnv rendered for the coke-can task, to compare with")
+    p.add_argument(
+        "--simplerenv-frame", type=Path, help="a frame SimplerEnv rendered for the coke-can task, to compare with"
+    )
     args = p.parse_args(argv)
     for path in first_frames(args.out, config_id=args.config):
         print(path)

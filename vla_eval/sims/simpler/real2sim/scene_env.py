@@ -24,9 +24,9 @@ from gymnasium import spaces
 
 from vla_eval.geometry import quat_to_mat, rotation_error
 from vla_eval.sims.contract import RenderOnDemand
+from vla_eval.sims.simpler.real2sim.overlay import composite_drawn, resize_rgb
 from vla_eval.sims.simpler.rules import touching_other
 from vla_eval.sims.simpler.tasks import get_task
-from vla_eval.sims.simpler.real2sim.overlay import composite_drawn, resize_rgb
 
 
 class RealSceneEnv(RenderOnDemand, gym.Env):
@@ -52,8 +52,15 @@ class RealSceneEnv(RenderOnDemand, gym.Env):
     gripper_qpos_limit: float
     initial_rule_state: dict[str, Any] = {}
 
-    def __init__(self, task: str, assets: Path | str | None = None, cameras=("agentview",),
-                 image_size: tuple[int, int] = (256, 256), render_mode: str | None = None, render_scale: float = 1.0):
+    def __init__(
+        self,
+        task: str,
+        assets: Path | str | None = None,
+        cameras=("agentview",),
+        image_size: tuple[int, int] = (256, 256),
+        render_mode: str | None = None,
+        render_scale: float = 1.0,
+    ):
         """``render_scale`` < 1 renders (and composites) below SimplerEnv's camera size before the resize to
         ``image_size``: cheaper on a CPU, but not SimplerEnv's pipeline (which renders at full size)."""
         from vla_eval.assets import SIMPLER, require_pack
@@ -71,8 +78,10 @@ class RealSceneEnv(RenderOnDemand, gym.Env):
         self.assets = Path(assets) if assets is not None else require_pack(SIMPLER)
         bad = [c for c in cameras if c != "agentview"]
         if bad:
-            raise ValueError(f"cameras {bad}: the {self.scene_label} visual-matching scene has one camera, 'agentview' "
-                             f"(SimplerEnv's {self.camera_name})")
+            raise ValueError(
+                f"cameras {bad}: the {self.scene_label} visual-matching scene has one camera, 'agentview' "
+                f"(SimplerEnv's {self.camera_name})"
+            )
         self.cameras = tuple(cameras)
         self.image_size = (int(image_size[0]), int(image_size[1]))
         xml, self.facts = self._build_xml()
@@ -94,7 +103,9 @@ class RealSceneEnv(RenderOnDemand, gym.Env):
         self._obj_names = [o.name for o in self.task.objects] + list(getattr(self.real, "extra_objects", None) or ())
         self._obj_geoms = {n: {g for g in range(m.ngeom) if m.geom_bodyid[g] == m.body(n).id} for n in self._obj_names}
         self._foreground = set(self._robot_geoms).union(*self._obj_geoms.values())
-        self._obj_collision = {g: (int(m.geom_contype[g]), int(m.geom_conaffinity[g])) for gs in self._obj_geoms.values() for g in gs}
+        self._obj_collision = {
+            g: (int(m.geom_contype[g]), int(m.geom_conaffinity[g])) for gs in self._obj_geoms.values() for g in gs
+        }
         self._episode_objects = list(self._obj_names)
         self._init_half: dict[str, np.ndarray] = {}
         self._photos: dict[str, np.ndarray] = {}
@@ -115,10 +126,19 @@ class RealSceneEnv(RenderOnDemand, gym.Env):
         h, w = self.image_size
         box = lambda n, lim: spaces.Box(-lim, lim, shape=(n,), dtype=np.float32)  # noqa: E731
         obs: dict[str, spaces.Space] = {
-            "state": spaces.Dict({"eef_pos": box(3, 3.0), "eef_quat": box(4, 1.0), "gripper_qpos": box(2, self.gripper_qpos_limit),
-                                  "joint_pos": box(len(R.ARM_JOINTS), 2 * math.pi)}),
-            "instruction": spaces.Text(max_length=512, min_length=1,
-                                       charset="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,'-_"),
+            "state": spaces.Dict(
+                {
+                    "eef_pos": box(3, 3.0),
+                    "eef_quat": box(4, 1.0),
+                    "gripper_qpos": box(2, self.gripper_qpos_limit),
+                    "joint_pos": box(len(R.ARM_JOINTS), 2 * math.pi),
+                }
+            ),
+            "instruction": spaces.Text(
+                max_length=512,
+                min_length=1,
+                charset="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,'-_",
+            ),
         }
         if self.cameras:
             obs["images"] = spaces.Dict({c: spaces.Box(0, 255, shape=(h, w, 3), dtype=np.uint8) for c in self.cameras})
@@ -258,8 +278,12 @@ class RealSceneEnv(RenderOnDemand, gym.Env):
         for name, (xy, quat) in placed.items():
             adr = m.joint(f"{name}_free").qposadr[0]
             half = self.facts["bbox"][name] / 2
-            d.qpos[adr:adr + 3] = [xy[0], xy[1], self._support_z(name, xy, quat) + float(np.abs(quat_to_mat(quat)[2]) @ half) + 0.002]
-            d.qpos[adr + 3:adr + 7] = quat
+            d.qpos[adr : adr + 3] = [
+                xy[0],
+                xy[1],
+                self._support_z(name, xy, quat) + float(np.abs(quat_to_mat(quat)[2]) @ half) + 0.002,
+            ]
+            d.qpos[adr + 3 : adr + 7] = quat
         self._park(set(self._obj_names) - set(placed))
         mujoco.mj_forward(m, d)
         self._settle(placed)
@@ -271,7 +295,12 @@ class RealSceneEnv(RenderOnDemand, gym.Env):
         self._rule_state = dict(self.initial_rule_state)
         self.elapsed_steps = 0
         success = self._evaluate()
-        return self._observation(), {"success": success, "config_id": self.config_id, "overlay": self.overlay, **self._stats}
+        return self._observation(), {
+            "success": success,
+            "config_id": self.config_id,
+            "overlay": self.overlay,
+            **self._stats,
+        }
 
     settle_lock_s = 0.0
     """Seconds at the start of the settle with the objects' rotation about the world x and y axes locked (SimplerEnv's
@@ -289,11 +318,11 @@ class RealSceneEnv(RenderOnDemand, gym.Env):
             mujoco.mj_step(m, d)
             for dof, body in zip(dofs, bodies):
                 rot = d.xmat[body].reshape(3, 3)
-                w = rot @ d.qvel[dof + 3:dof + 6]  # free-joint angular velocity is in the body frame
-                d.qvel[dof + 3:dof + 6] = rot.T @ np.array([0.0, 0.0, w[2]])
+                w = rot @ d.qvel[dof + 3 : dof + 6]  # free-joint angular velocity is in the body frame
+                d.qvel[dof + 3 : dof + 6] = rot.T @ np.array([0.0, 0.0, w[2]])
         if locked:
             for dof in dofs:
-                d.qvel[dof:dof + 6] = 0.0
+                d.qvel[dof : dof + 6] = 0.0
         mujoco.mj_step(m, d, nstep=int(self.settle_s * self.robot.SIM_HZ) - locked)
 
     def _park(self, unused: set[str]) -> None:
@@ -309,7 +338,7 @@ class RealSceneEnv(RenderOnDemand, gym.Env):
             m.body_gravcomp[body] = 1.0 if parked else 0.0
             if parked:
                 adr = m.joint(f"{name}_free").qposadr[0]
-                d.qpos[adr:adr + 7] = [5.0 + 0.3 * k, 0.0, -2.0, 1.0, 0.0, 0.0, 0.0]  # behind both robots' cameras
+                d.qpos[adr : adr + 7] = [5.0 + 0.3 * k, 0.0, -2.0, 1.0, 0.0, 0.0, 0.0]  # behind both robots' cameras
         self._episode_objects = [n for n in self._obj_names if n not in unused]
 
     # ----------------------------------------------------------- success
@@ -341,17 +370,22 @@ class RealSceneEnv(RenderOnDemand, gym.Env):
         rgb_r, _ = self._renderers(segmentation=False)
         rgb_r.update_scene(self.data, camera=self._cam, scene_option=self._opt)
         rgb = rgb_r.render()
-        mujoco.mjr_readPixels(None, self._depth_buf, rgb_r._rect, rgb_r._mjr_context)  # same pass, context still current
+        mujoco.mjr_readPixels(
+            None, self._depth_buf, rgb_r._rect, rgb_r._mjr_context
+        )  # same pass, context still current
         return composite_drawn(rgb, np.flipud(self._depth_buf), self._photo)
 
     def _observation(self) -> dict[str, Any]:
         d = self.data
-        obs: dict[str, Any] = {"state": {
-            "eef_pos": d.xpos[self._ee].astype(np.float32),
-            "eef_quat": d.xquat[self._ee].astype(np.float32),
-            "gripper_qpos": d.qpos[self._finger_q].astype(np.float32),
-            "joint_pos": d.qpos[self._arm_q].astype(np.float32),
-        }, "instruction": self.instruction}
+        obs: dict[str, Any] = {
+            "state": {
+                "eef_pos": d.xpos[self._ee].astype(np.float32),
+                "eef_quat": d.xquat[self._ee].astype(np.float32),
+                "gripper_qpos": d.qpos[self._finger_q].astype(np.float32),
+                "joint_pos": d.qpos[self._arm_q].astype(np.float32),
+            },
+            "instruction": self.instruction,
+        }
         obs.update(self._step_views())
         return obs
 
@@ -368,19 +402,32 @@ class RealSceneEnv(RenderOnDemand, gym.Env):
         arm joints (the WidowX has 6, the Google robot 7)."""
         from vla_eval.sims.contract import STANDARD_STATE, ObservationContract
 
-        return ObservationContract(cameras=self.cameras, image_size=self.image_size, image_origin="top_left",
-                                   state_fields={**STANDARD_STATE, "joint_pos": len(self.robot.ARM_JOINTS)})
+        return ObservationContract(
+            cameras=self.cameras,
+            image_size=self.image_size,
+            image_origin="top_left",
+            state_fields={**STANDARD_STATE, "joint_pos": len(self.robot.ARM_JOINTS)},
+        )
 
     def privileged_state(self) -> dict[str, Any]:
         """Ground truth for the scripted expert: object poses, bbox sizes, EEF pose, base pose, the rule."""
         m, d = self.model, self.data
         bp, br = self._base_pose()
-        out: dict[str, Any] = {"task": dict(self.rule), "task_type": self.rule["type"], "family": self.family,
-                               "control_hz": self.robot.CONTROL_HZ, "config_id": self.config_id,
-                               "base_pos": bp, "base_mat": br, "eef_pos": d.xpos[self._ee].copy(),
-                               "eef_mat": d.xmat[self._ee].reshape(3, 3).copy(), "gripper_qpos": d.qpos[self._finger_q].copy(),
-                               "ee_target_pos": self._target_pos.copy(), "ee_target_mat": self._target_mat.copy(),
-                               **self._stats}
+        out: dict[str, Any] = {
+            "task": dict(self.rule),
+            "task_type": self.rule["type"],
+            "family": self.family,
+            "control_hz": self.robot.CONTROL_HZ,
+            "config_id": self.config_id,
+            "base_pos": bp,
+            "base_mat": br,
+            "eef_pos": d.xpos[self._ee].copy(),
+            "eef_mat": d.xmat[self._ee].reshape(3, 3).copy(),
+            "gripper_qpos": d.qpos[self._finger_q].copy(),
+            "ee_target_pos": self._target_pos.copy(),
+            "ee_target_mat": self._target_mat.copy(),
+            **self._stats,
+        }
         for n in self._obj_names:
             out[f"{n}_pos"] = d.xpos[m.body(n).id].copy()
             out[f"{n}_com"] = d.xipos[m.body(n).id].copy()

@@ -54,10 +54,20 @@ def widest_section(parts: list[Path], scale: float, bins: int = 12) -> np.ndarra
     return out
 
 
-def object_mjcf(assets: Path, model_json: str, db: dict, name: str, model_id: str, facts: dict[str, Any],
-                friction: float, damping: float = 0.0, density: float | None = None,
-                visual_rgba: tuple[float, float, float, float] | None = None, hidden: bool = False,
-                fixed_pos: tuple[float, float, float] | None = None) -> tuple[list[str], str]:
+def object_mjcf(
+    assets: Path,
+    model_json: str,
+    db: dict,
+    name: str,
+    model_id: str,
+    facts: dict[str, Any],
+    friction: float,
+    damping: float = 0.0,
+    density: float | None = None,
+    visual_rgba: tuple[float, float, float, float] | None = None,
+    hidden: bool = False,
+    fixed_pos: tuple[float, float, float] | None = None,
+) -> tuple[list[str], str]:
     """One SimplerEnv object model as MJCF assets and a free body named ``name``: visual meshes (group 2, no
     collision) from the converted ``textured.*``, collision hulls (group 3) from ``collision.obj``, at the
     ``info_*.json`` scale and density (``density`` overrides it, as SimplerEnv's per-task density tables do).
@@ -80,8 +90,11 @@ def object_mjcf(assets: Path, model_json: str, db: dict, name: str, model_id: st
     if hidden:
         pass
     elif visual_rgba is not None:  # the substitute look: the collision hulls themselves, drawn in one colour
-        geoms += [f'<geom type="mesh" mesh="{name}_col{i}" rgba="{_fmt(visual_rgba)}" group="2" contype="0" '
-                  'conaffinity="0" density="0"/>' for i in range(len(hulls))]
+        geoms += [
+            f'<geom type="mesh" mesh="{name}_col{i}" rgba="{_fmt(visual_rgba)}" group="2" contype="0" '
+            'conaffinity="0" density="0"/>'
+            for i in range(len(hulls))
+        ]
     else:
         for i, part in enumerate(visual_parts(model_dir)):
             mesh = f"{name}_vis{i}"
@@ -91,14 +104,22 @@ def object_mjcf(assets: Path, model_json: str, db: dict, name: str, model_id: st
                 asset_xml.append(f'<material name="{mesh}_mat" texture="{mesh}_tex" rgba="{_fmt(part.rgba)}"/>')
             else:
                 asset_xml.append(f'<material name="{mesh}_mat" rgba="{_fmt(part.rgba)}" emission="{part.emission}"/>')
-            geoms.append(f'<geom type="mesh" mesh="{mesh}" material="{mesh}_mat" group="2" contype="0" conaffinity="0" density="0"/>')
+            geoms.append(
+                f'<geom type="mesh" mesh="{mesh}" material="{mesh}_mat" group="2" contype="0" conaffinity="0" density="0"/>'
+            )
     for i in range(len(hulls)):
-        geoms.append(f'<geom name="{name}_col{i}" type="mesh" mesh="{name}_col{i}" group="3" density="{density}" '
-                     f'friction="{friction} 0.005 0.0001" contype="1" conaffinity="3" rgba="0 0 0 0"/>')
+        geoms.append(
+            f'<geom name="{name}_col{i}" type="mesh" mesh="{name}_col{i}" group="3" density="{density}" '
+            f'friction="{friction} 0.005 0.0001" contype="1" conaffinity="3" rgba="0 0 0 0"/>'
+        )
     facts.setdefault("grasp", {})[name] = widest_section(hulls, scale)
     if fixed_pos is not None:
         return asset_xml, f'<body name="{name}" pos="{_fmt(fixed_pos)}">{"".join(geoms)}</body>'
-    joint = f'<joint name="{name}_free" type="free" damping="{damping}"/>' if damping else f'<freejoint name="{name}_free"/>'
+    joint = (
+        f'<joint name="{name}_free" type="free" damping="{damping}"/>'
+        if damping
+        else f'<freejoint name="{name}_free"/>'
+    )
     return asset_xml, f'<body name="{name}" pos="0 0 2">{joint}{"".join(geoms)}</body>'
 
 
@@ -118,9 +139,19 @@ def scene_objects(assets: Path, task: Any, real: Any, friction: float) -> tuple[
     free = [o.name for o in task.objects] + list(getattr(real, "extra_objects", None) or ())
     for name in free + list(fixed):
         model_id = real.models[name]
-        assets_i, body_i = object_mjcf(assets, real.model_json, db, name, model_id, facts, friction,
-                                       density=densities.get(name), visual_rgba=substitutes.get(model_id),
-                                       hidden=name in hidden, fixed_pos=fixed.get(name))
+        assets_i, body_i = object_mjcf(
+            assets,
+            real.model_json,
+            db,
+            name,
+            model_id,
+            facts,
+            friction,
+            density=densities.get(name),
+            visual_rgba=substitutes.get(model_id),
+            hidden=name in hidden,
+            fixed_pos=fixed.get(name),
+        )
         asset_xml += assets_i
         objects_xml.append(body_i)
     return asset_xml, objects_xml, facts
@@ -131,32 +162,54 @@ def position_drives(joints, stiffness, damping, force_limit, ctrlrange: str | No
     n = len(joints)
     per_joint = [v if isinstance(v, (list, tuple)) else (v,) * n for v in (stiffness, damping, force_limit)]
     extra = f' ctrlrange="{ctrlrange}"' if ctrlrange is not None else ""
-    return [f'<position name="act_{j}" joint="{j}" kp="{kp}" kv="{kv}" forcerange="{-f} {f}" forcelimited="true"{extra}/>'
-            for j, kp, kv, f in zip(joints, *per_joint)]
+    return [
+        f'<position name="act_{j}" joint="{j}" kp="{kp}" kv="{kv}" forcerange="{-f} {f}" forcelimited="true"{extra}/>'
+        for j, kp, kv, f in zip(joints, *per_joint)
+    ]
 
 
-def scene_mjcf(model_name: str, sim_hz: int, camera_size: tuple[int, int], asset_xml: list[str], robot_body: str,
-               objects_xml: list[str], actuators: list[str], table_pos: str, table_size: str, table_friction: float,
-               floor: bool = False, compiler_extra: str = "", option_extra: str = "", table: bool = True,
-               contact_xml: str = "") -> str:
+def scene_mjcf(
+    model_name: str,
+    sim_hz: int,
+    camera_size: tuple[int, int],
+    asset_xml: list[str],
+    robot_body: str,
+    objects_xml: list[str],
+    actuators: list[str],
+    table_pos: str,
+    table_size: str,
+    table_friction: float,
+    floor: bool = False,
+    compiler_extra: str = "",
+    option_extra: str = "",
+    table: bool = True,
+    contact_xml: str = "",
+) -> str:
     """The scene file: robot body, object bodies and drives inside the shared options, lights and table box
     (``table`` False: none, as SimplerEnv's ``dummy_drawer`` scene has no collision but the floor)."""
-    floor_xml = ('\n    <geom name="floor" type="plane" size="5 5 0.1" rgba="0.3 0.25 0.2 1" contype="1" conaffinity="3" group="4"/>'
-                 if floor else "")
-    table_xml = (f'<geom name="table" type="box" pos="{table_pos}" size="{table_size}" rgba="0.55 0.5 0.45 1" group="4" '
-                 f'contype="1" conaffinity="3" friction="{table_friction} 0.005 0.0001"/>' if table else "")
+    floor_xml = (
+        '\n    <geom name="floor" type="plane" size="5 5 0.1" rgba="0.3 0.25 0.2 1" contype="1" conaffinity="3" group="4"/>'
+        if floor
+        else ""
+    )
+    table_xml = (
+        f'<geom name="table" type="box" pos="{table_pos}" size="{table_size}" rgba="0.55 0.5 0.45 1" group="4" '
+        f'contype="1" conaffinity="3" friction="{table_friction} 0.005 0.0001"/>'
+        if table
+        else ""
+    )
     return f"""<mujoco model="{model_name}">
   <compiler angle="radian" autolimits="true"{compiler_extra}/>
   <option timestep="{1.0 / sim_hz}" integrator="implicitfast" cone="pyramidal"{option_extra}><flag multiccd="enable"/></option>
   <visual><global offwidth="{camera_size[0]}" offheight="{camera_size[1]}"/><quality shadowsize="0"/>
     <headlight ambient="0.45 0.45 0.45" diffuse="0.5 0.5 0.5" specular="0 0 0"/></visual>
   <default><geom solref="0.004 1" solimp="0.95 0.99 0.001"/></default>
-  <asset>{''.join(asset_xml)}</asset>
+  <asset>{"".join(asset_xml)}</asset>
   <worldbody>
     <light name="sun" directional="true" dir="0 0 -1" pos="0 0 3" diffuse="0.3 0.3 0.3" castshadow="false"/>{floor_xml}
     {table_xml}
     {robot_body}
-    {''.join(objects_xml)}
+    {"".join(objects_xml)}
   </worldbody>
-  <actuator>{''.join(actuators)}</actuator>{f"<contact>{contact_xml}</contact>" if contact_xml else ""}
+  <actuator>{"".join(actuators)}</actuator>{f"<contact>{contact_xml}</contact>" if contact_xml else ""}
 </mujoco>"""

@@ -84,10 +84,17 @@ def srgb_from_linear(c: float) -> float:
     return 12.92 * c if c <= 0.0031308 else 1.055 * c ** (1 / 2.4) - 0.055
 
 
-def urdf_to_mjcf_parts(urdf_path: Path, prefix: str = "", root_pos=(0.0, 0.0, 0.0), root_quat=(1.0, 0.0, 0.0, 0.0),
-                       rgba_override: dict[str, tuple[float, float, float, float]] | None = None,
-                       joint_attrs: str = "", massless_visuals: bool = False, linear_colors: bool = False,
-                       name_collisions: bool = False) -> MjcfParts:
+def urdf_to_mjcf_parts(
+    urdf_path: Path,
+    prefix: str = "",
+    root_pos=(0.0, 0.0, 0.0),
+    root_quat=(1.0, 0.0, 0.0, 0.0),
+    rgba_override: dict[str, tuple[float, float, float, float]] | None = None,
+    joint_attrs: str = "",
+    massless_visuals: bool = False,
+    linear_colors: bool = False,
+    name_collisions: bool = False,
+) -> MjcfParts:
     """Convert ``urdf_path`` into MJCF fragments; names get ``prefix`` (meshes, bodies, joints).
 
     Mesh files are referenced by absolute path, so the result compiles from any folder. A primitive visual takes
@@ -160,7 +167,9 @@ def urdf_to_mjcf_parts(urdf_path: Path, prefix: str = "", root_pos=(0.0, 0.0, 0.
                     shape = f'type="box" size="{_fmt(np.array(_floats(box.get("size"), 3)) / 2)}"'
                     src = None
                 elif cyl is not None:
-                    shape = f'type="cylinder" size="{float(cyl.get("radius")):.10g} {float(cyl.get("length")) / 2:.10g}"'
+                    shape = (
+                        f'type="cylinder" size="{float(cyl.get("radius")):.10g} {float(cyl.get("length")) / 2:.10g}"'
+                    )
                     src = None
                 elif sph is not None:
                     shape = f'type="sphere" size="{float(sph.get("radius")):.10g}"'
@@ -168,14 +177,22 @@ def urdf_to_mjcf_parts(urdf_path: Path, prefix: str = "", root_pos=(0.0, 0.0, 0.
                 else:
                     continue
                 if kind == "visual":
-                    rgba = (rgba_override.get(link.get("name"))
-                            or (mtl_rgba(src) if src is not None and src.suffix == ".obj" else None)
-                            or (material_rgba(el.find("material")) if src is None else None) or (0.5, 0.5, 0.5, 1))
+                    rgba = (
+                        rgba_override.get(link.get("name"))
+                        or (mtl_rgba(src) if src is not None and src.suffix == ".obj" else None)
+                        or (material_rgba(el.find("material")) if src is None else None)
+                        or (0.5, 0.5, 0.5, 1)
+                    )
                     mass = ' density="0"' if massless_visuals else ""
-                    out.append(f'<geom {shape} {attrs} group="2" contype="0" conaffinity="0"{mass} rgba="{_fmt(rgba)}"/>')
+                    out.append(
+                        f'<geom {shape} {attrs} group="2" contype="0" conaffinity="0"{mass} rgba="{_fmt(rgba)}"/>'
+                    )
                 else:
-                    name = (f' name="{prefix}{link.get("name")}/{el.get("name")}"'
-                            if name_collisions and el.get("name") else "")
+                    name = (
+                        f' name="{prefix}{link.get("name")}/{el.get("name")}"'
+                        if name_collisions and el.get("name")
+                        else ""
+                    )
                     out.append(f'<geom{name} {shape} {attrs} group="3" rgba="0.5 0.5 0.5 0"/>')
         return out
 
@@ -193,8 +210,10 @@ def urdf_to_mjcf_parts(urdf_path: Path, prefix: str = "", root_pos=(0.0, 0.0, 0.
         vals, vecs = np.linalg.eigh(full)
         if vals.min() <= 0:  # the Google robot's finger nails: an inertia no body can have; keep its axes, floor it
             full = vecs @ np.diag(np.maximum(np.abs(vals), 1e-9)) @ vecs.T
-        return (f'<inertial pos="{_fmt(xyz)}" mass="{mass:.10g}" '
-                f'fullinertia="{_fmt((full[0, 0], full[1, 1], full[2, 2], full[0, 1], full[0, 2], full[1, 2]))}"/>')
+        return (
+            f'<inertial pos="{_fmt(xyz)}" mass="{mass:.10g}" '
+            f'fullinertia="{_fmt((full[0, 0], full[1, 1], full[2, 2], full[0, 1], full[0, 2], full[1, 2]))}"/>'
+        )
 
     def body(name: str, joint: ET.Element | None, depth: int) -> str:
         link = links[name]
@@ -221,7 +240,8 @@ def urdf_to_mjcf_parts(urdf_path: Path, prefix: str = "", root_pos=(0.0, 0.0, 0.
             if mimic is not None:
                 mult, off = float(mimic.get("multiplier", 1)), float(mimic.get("offset", 0))
                 parts.equalities.append(
-                    f'<joint joint1="{prefix}{jname}" joint2="{prefix}{mimic.get("joint")}" polycoef="{off:.10g} {mult:.10g} 0 0 0"/>')
+                    f'<joint joint1="{prefix}{jname}" joint2="{prefix}{mimic.get("joint")}" polycoef="{off:.10g} {mult:.10g} 0 0 0"/>'
+                )
         elif joint is not None and joint.get("type") != "fixed":
             raise ConfigError(f"{urdf_path}: joint {joint.get('name')!r} has unsupported type {joint.get('type')!r}")
         lines += geoms(link)
@@ -236,5 +256,7 @@ def urdf_to_mjcf_parts(urdf_path: Path, prefix: str = "", root_pos=(0.0, 0.0, 0.
 
 def standalone_mjcf(parts: MjcfParts, name: str = "robot") -> str:
     """A model with only the robot (fixed base), for kinematics checks."""
-    return (f'<mujoco model="{name}"><compiler angle="radian" balanceinertia="true"/><asset>{"".join(parts.assets)}</asset>'
-            f'<worldbody>{parts.body}</worldbody><equality>{"".join(parts.equalities)}</equality></mujoco>')
+    return (
+        f'<mujoco model="{name}"><compiler angle="radian" balanceinertia="true"/><asset>{"".join(parts.assets)}</asset>'
+        f"<worldbody>{parts.body}</worldbody><equality>{''.join(parts.equalities)}</equality></mujoco>"
+    )

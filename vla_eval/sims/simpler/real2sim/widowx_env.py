@@ -35,17 +35,18 @@ from typing import Any
 import mujoco
 import numpy as np
 
+from vla_eval.actions.space import ActionSpace
 from vla_eval.geometry import quat_to_mat, rotvec_to_mat
-from vla_eval.sims.simpler.rules import on_top
-from vla_eval.sims.simpler.tasks import BRIDGE_CENTRE, SimplerTask
 from vla_eval.sims.simpler.real2sim import widowx_robot as W
 from vla_eval.sims.simpler.real2sim.scene_env import RealSceneEnv
 from vla_eval.sims.simpler.real2sim.scene_xml import _fmt, position_drives, scene_mjcf, scene_objects
 from vla_eval.sims.simpler.real2sim.urdf import urdf_to_mjcf_parts
-from vla_eval.actions.space import ActionSpace
+from vla_eval.sims.simpler.rules import on_top
+from vla_eval.sims.simpler.tasks import BRIDGE_CENTRE, SimplerTask
 
-SIMPLER_WIDOWX_ACTION = ActionSpace(kind="delta_eef", rotation="axis_angle", position_units="meters",
-                                    gripper="open_positive", low=-1.0, high=1.0)
+SIMPLER_WIDOWX_ACTION = ActionSpace(
+    kind="delta_eef", rotation="axis_angle", position_units="meters", gripper="open_positive", low=-1.0, high=1.0
+)
 """SimplerEnv's WidowX action: metres and radians in the base frame, gripper +1 open (as Octo / RT-1-X send it)."""
 
 SETTLE_S = 1.0  # move_near_in_scene.py _initialize_actors: _settle(0.5) twice
@@ -76,20 +77,36 @@ class RealTask:
 
 REAL_TASKS: dict[str, RealTask] = {
     # sources: envs/custom_scenes/put_on_in_scene.py (model ids), scripts/octo_bridge.sh (env ids, overlay)
-    "bridge_put_spoon_on_towel": RealTask({"spoon": "bridge_spoon_generated_modified", "towel": "table_cloth_generated_shorter"},
-                                          "info_bridge_custom_v0.json", "real_inpainting/bridge_real_eval_1.png",
-                                          "PutSpoonOnTableClothInScene-v0"),
-    "bridge_put_carrot_on_plate": RealTask({"carrot": "bridge_carrot_generated_modified", "plate": "bridge_plate_objaverse_larger"},
-                                           "info_bridge_custom_v0.json", "real_inpainting/bridge_real_eval_1.png",
-                                           "PutCarrotOnPlateInScene-v0"),
-    "bridge_stack_green_on_yellow": RealTask({"green_cube": "baked_green_cube_3cm", "yellow_cube": "baked_yellow_cube_3cm"},
-                                             "info_bridge_custom_baked_tex_v0.json", "real_inpainting/bridge_real_eval_1.png",
-                                             "StackGreenCubeOnYellowCubeBakedTexInScene-v0"),
+    "bridge_put_spoon_on_towel": RealTask(
+        {"spoon": "bridge_spoon_generated_modified", "towel": "table_cloth_generated_shorter"},
+        "info_bridge_custom_v0.json",
+        "real_inpainting/bridge_real_eval_1.png",
+        "PutSpoonOnTableClothInScene-v0",
+    ),
+    "bridge_put_carrot_on_plate": RealTask(
+        {"carrot": "bridge_carrot_generated_modified", "plate": "bridge_plate_objaverse_larger"},
+        "info_bridge_custom_v0.json",
+        "real_inpainting/bridge_real_eval_1.png",
+        "PutCarrotOnPlateInScene-v0",
+    ),
+    "bridge_stack_green_on_yellow": RealTask(
+        {"green_cube": "baked_green_cube_3cm", "yellow_cube": "baked_yellow_cube_3cm"},
+        "info_bridge_custom_baked_tex_v0.json",
+        "real_inpainting/bridge_real_eval_1.png",
+        "StackGreenCubeOnYellowCubeBakedTexInScene-v0",
+    ),
     "bridge_put_eggplant_in_basket": RealTask(
-        {"eggplant": "eggplant", "sink_target": "dummy_sink_target_plane", "sink": "sink"}, "info_bridge_custom_v0.json",
-        W.SINK_OVERLAY, "PutEggplantInBasketScene-v0", setup="sink", extra_objects=("sink_target",),
-        fixed={"sink": W.SINK_POS}, hidden=("sink", "sink_target"), targets={"basket": "sink_target"},
-        visual_substitutes={"eggplant": W.EGGPLANT_RGBA}),
+        {"eggplant": "eggplant", "sink_target": "dummy_sink_target_plane", "sink": "sink"},
+        "info_bridge_custom_v0.json",
+        W.SINK_OVERLAY,
+        "PutEggplantInBasketScene-v0",
+        setup="sink",
+        extra_objects=("sink_target",),
+        fixed={"sink": W.SINK_POS},
+        hidden=("sink", "sink_target"),
+        targets={"basket": "sink_target"},
+        visual_substitutes={"eggplant": W.EGGPLANT_RGBA},
+    ),
 }
 SIMPLER_CENTRE = (-0.16, 0.0)
 """put_on_in_scene.py: ``xy_center`` of every table-top Bridge grid."""
@@ -109,8 +126,10 @@ def native_config(task: SimplerTask, config_id: int) -> dict[str, tuple[np.ndarr
         cell, yaw = divmod(i, len(W.EGGPLANT_YAWS))
         xy = np.array([cx + np.linspace(-hx, hx, nx)[cell // ny], cy + np.linspace(-hy, hy, ny)[cell % ny]])
         a = W.EGGPLANT_YAWS[yaw] / 2
-        return {"eggplant": (xy, np.array([math.cos(a), 0.0, 0.0, math.sin(a)])),
-                "sink_target": (np.array(W.SINK_TARGET_XY), np.array([1.0, 0.0, 0.0, 0.0]))}
+        return {
+            "eggplant": (xy, np.array([math.cos(a), 0.0, 0.0, math.sin(a)])),
+            "sink_target": (np.array(W.SINK_TARGET_XY), np.array([1.0, 0.0, 0.0, 0.0])),
+        }
     out = {}
     for name, pose in cfg.poses.items():
         dx, dy = BRIDGE_CENTRE[0] - pose.xy[0], -pose.xy[1]
@@ -123,17 +142,29 @@ def build_bridge_xml(assets: Path, task: SimplerTask, real: RealTask) -> tuple[s
     sink = real.setup == "sink"
     cam_rot = W.sapien_camera_axes(("quat", W.CAMERA_QUAT_SINK) if sink else ("look", W.CAMERA_LOOK))
     cam_pos = W.CAMERA_POS_SINK if sink else W.CAMERA_POS
-    camera = (f'<camera name="3rd_view_camera" pos="{_fmt(cam_pos)}" xyaxes="{_fmt(W.mujoco_xyaxes(cam_rot))}" '
-              f'fovy="{W.fovy_degrees():.6f}"/>')
+    camera = (
+        f'<camera name="3rd_view_camera" pos="{_fmt(cam_pos)}" xyaxes="{_fmt(W.mujoco_xyaxes(cam_rot))}" '
+        f'fovy="{W.fovy_degrees():.6f}"/>'
+    )
     base = (*W.BASE_XY_SINK, W.BASE_Z_SINK) if sink else (*W.BASE_XY, W.BASE_Z)
     robot = urdf_to_mjcf_parts(assets / W.URDF, prefix="", root_pos=base, root_quat=W.BASE_QUAT)
     body = robot.body.replace(">", ">" + camera, 1)  # the camera rides on base_link, as in SimplerEnv
     object_assets, objects_xml, facts = scene_objects(assets, task, real, W.OBJECT_FRICTION)
-    actuators = (position_drives(W.ARM_JOINTS, W.ARM_STIFFNESS, W.ARM_DAMPING, W.ARM_FORCE_LIMIT)
-                 + position_drives(W.FINGER_JOINTS, W.GRIPPER_STIFFNESS, W.GRIPPER_DAMPING, W.GRIPPER_FORCE_LIMIT, "0 0.05"))
-    xml = scene_mjcf(f"{task.name}_real", W.SIM_HZ, W.CAMERA_SIZE, list(robot.assets) + object_assets, body, objects_xml,
-                     actuators, table_pos=f"-0.2 0.1 {W.TABLE_HEIGHT - 0.05}", table_size="0.6 0.6 0.05",
-                     table_friction=W.OBJECT_FRICTION)
+    actuators = position_drives(W.ARM_JOINTS, W.ARM_STIFFNESS, W.ARM_DAMPING, W.ARM_FORCE_LIMIT) + position_drives(
+        W.FINGER_JOINTS, W.GRIPPER_STIFFNESS, W.GRIPPER_DAMPING, W.GRIPPER_FORCE_LIMIT, "0 0.05"
+    )
+    xml = scene_mjcf(
+        f"{task.name}_real",
+        W.SIM_HZ,
+        W.CAMERA_SIZE,
+        list(robot.assets) + object_assets,
+        body,
+        objects_xml,
+        actuators,
+        table_pos=f"-0.2 0.1 {W.TABLE_HEIGHT - 0.05}",
+        table_size="0.6 0.6 0.05",
+        table_friction=W.OBJECT_FRICTION,
+    )
     return xml, facts
 
 
@@ -189,8 +220,9 @@ class BridgeRealEnv(RealSceneEnv):
             for sx in (-1, 0, 1):
                 for sy in (-1, 0, 1):
                     p = np.array([xy[0], xy[1], 1.5]) + rot @ np.array([sx * hx, sy * hy, 0.0])
-                    dist = mujoco.mj_ray(m, d, np.array([p[0], p[1], 1.5]), np.array([0.0, 0.0, -1.0]), groups, 1,
-                                         m.body(name).id, geom)
+                    dist = mujoco.mj_ray(
+                        m, d, np.array([p[0], p[1], 1.5]), np.array([0.0, 0.0, -1.0]), groups, 1, m.body(name).id, geom
+                    )
                     tops.append(1.5 - dist if geom[0] >= 0 else W.TABLE_HEIGHT)
         finally:
             m.geom_rgba[hulls, 3] = alpha
@@ -234,11 +266,20 @@ class BridgeRealEnv(RealSceneEnv):
             raise ValueError(f"rule {rule['type']!r} is not staged on the SimplerEnv robot yet")
         m, d = self.model, self.data
         src, tgt = rule["object"], rule["target"]
-        on = on_top(d.xpos[m.body(src).id], d.xpos[m.body(tgt).id], self.facts["bbox"][src] / 2, self.facts["bbox"][tgt] / 2,
-                    float(rule.get("z_offset", 0.02)))
+        on = on_top(
+            d.xpos[m.body(src).id],
+            d.xpos[m.body(tgt).id],
+            self.facts["bbox"][src] / 2,
+            self.facts["bbox"][tgt] / 2,
+            float(rule.get("z_offset", 0.02)),
+        )
         if rule.get("clear", True):
             on = on and not self._touching_other(src, self._robot_geoms | self._obj_geoms[tgt])
         grasped = self.is_grasped(src)
         self._consecutive_grasp = self._consecutive_grasp + 1 if grasped else 0
-        self._stats = {"is_src_obj_grasped": bool(grasped), "consecutive_grasp": self._consecutive_grasp >= 5, "src_on_target": bool(on)}
+        self._stats = {
+            "is_src_obj_grasped": bool(grasped),
+            "consecutive_grasp": self._consecutive_grasp >= 5,
+            "src_on_target": bool(on),
+        }
         return bool(on)

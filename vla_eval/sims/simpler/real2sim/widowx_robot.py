@@ -21,7 +21,14 @@ FINGER_JOINTS = ("left_finger", "right_finger")
 EE_LINK = "ee_gripper_link"
 """defaults.py: arm_joint_names, gripper_joint_names, ee_link_name"""
 
-ARM_STIFFNESS = (1169.7891719504198, 730.0, 808.4601346394447, 1229.1299089624076, 1272.2760456418862, 1056.3326605132252)
+ARM_STIFFNESS = (
+    1169.7891719504198,
+    730.0,
+    808.4601346394447,
+    1229.1299089624076,
+    1272.2760456418862,
+    1056.3326605132252,
+)
 ARM_DAMPING = (330.0, 180.0, 152.12036565582588, 309.6215302722146, 201.04998711007383, 269.51458932695414)
 ARM_FORCE_LIMIT = (200.0, 200.0, 100.0, 100.0, 100.0, 100.0)
 """defaults.py, the gains tuned for arm_pd_ee_target_delta_pose_align2 (5 Hz)"""

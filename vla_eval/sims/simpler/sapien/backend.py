@@ -46,11 +46,20 @@ class SimplerSapienBackend(SimplerRealBackend):
         if depth:
             raise ConfigError("backend simpler_sapien renders no depth")
         version = self.urdf_version(split) if sapien_task(task).urdf_versions else ""
-        return SapienSimplerEnv(task, cameras=tuple(cameras), image_size=tuple(spec.image_size), urdf_version=version,
-                                render_scale=self.options(spec).render_scale)
+        return SapienSimplerEnv(
+            task,
+            cameras=tuple(cameras),
+            image_size=tuple(spec.image_size),
+            urdf_version=version,
+            render_scale=self.options(spec).render_scale,
+        )
 
     def versions(self) -> dict[str, str]:
         from vla_eval.assets import SIMPLER
 
-        return {**super().versions(), "simpler_engine": "sapien==2.2.2 (physics only, SimplerEnv's own venv)",
-                "mani_skill2_real2sim": f"{SIMPLER.upstream_repo}@{SIMPLER.commit}", "simpler_images": IMAGE_SOURCE}
+        return {
+            **super().versions(),
+            "simpler_engine": "sapien==2.2.2 (physics only, SimplerEnv's own venv)",
+            "mani_skill2_real2sim": f"{SIMPLER.upstream_repo}@{SIMPLER.commit}",
+            "simpler_images": IMAGE_SOURCE,
+        }

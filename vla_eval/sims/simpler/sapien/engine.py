@@ -25,8 +25,10 @@ from vla_eval.sims.simpler.sapien import wire
 
 PYTHON_ENV = "VLA_EVAL_SIMPLER_SAPIEN_PYTHON"
 SERVER = Path(__file__).resolve().parent / "server.py"
-INSTALL_HINT = ("install it with: bash scripts/simpler_sapien_env.sh (SimplerEnv's own venv; see docs/simpler.md, "
-                "\"SimplerEnv's own engine (SAPIEN)\"), or point $" + PYTHON_ENV + " at that venv's python")
+INSTALL_HINT = (
+    "install it with: bash scripts/simpler_sapien_env.sh (SimplerEnv's own venv; see docs/simpler.md, "
+    '"SimplerEnv\'s own engine (SAPIEN)"), or point $' + PYTHON_ENV + " at that venv's python"
+)
 
 
 class EngineNotInstalled(VlaEvalError):
@@ -41,8 +43,10 @@ def default_locations() -> list[Path]:
     from vla_eval.paths import REPO_ROOT
 
     data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return [data_home / "vla-eval" / "simpler-sapien" / "bin" / "python",
-            REPO_ROOT / ".venv-simpler-sapien" / "bin" / "python"]
+    return [
+        data_home / "vla-eval" / "simpler-sapien" / "bin" / "python",
+        REPO_ROOT / ".venv-simpler-sapien" / "bin" / "python",
+    ]
 
 
 def find_python() -> Path:
@@ -81,8 +85,9 @@ class EngineProcess:
         self.python = python or find_python()
         env = {**os.environ, "MS2_REAL2SIM_ASSET_DIR": str(assets or asset_dir()), "PYTHONNOUSERSITE": "1"}
         env.pop("PYTHONPATH", None)  # vla-eval's checkout must not shadow the engine venv's packages
-        self._proc = subprocess.Popen([str(self.python), "-u", str(SERVER)], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=None, env=env)
+        self._proc = subprocess.Popen(
+            [str(self.python), "-u", str(SERVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, env=env
+        )
         self.versions: dict[str, str] = self.request("hello")["versions"]
 
     def request(self, op: str, **payload: Any) -> dict[str, Any]:
@@ -94,9 +99,11 @@ class EngineProcess:
             reply = wire.read_frame(proc.stdout)
         except (wire.WireError, BrokenPipeError, OSError) as e:
             code = proc.poll()
-            raise EngineError(f"SimplerEnv engine server ({self.python}) stopped during {op!r}"
-                              f"{f' with exit status {code}' if code is not None else ''}: {e}"
-                              " (its stderr above says why)") from None
+            raise EngineError(
+                f"SimplerEnv engine server ({self.python}) stopped during {op!r}"
+                f"{f' with exit status {code}' if code is not None else ''}: {e}"
+                " (its stderr above says why)"
+            ) from None
         if not reply.pop("ok", False):
             err = EngineError(f"SimplerEnv engine {op!r} failed: {reply.get('error')}")
             err.trace = reply.get("trace", "")  # type: ignore[attr-defined]

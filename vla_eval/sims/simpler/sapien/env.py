@@ -30,8 +30,15 @@ from vla_eval.sims.simpler.sapien.tasks import sapien_task
 class SapienSimplerEnv(RenderOnDemand, gym.Env):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"]}
 
-    def __init__(self, task: str, cameras=("agentview",), image_size: tuple[int, int] = (256, 256),
-                 urdf_version: str = "", render_scale: float = 1.0, engine: EngineProcess | None = None):
+    def __init__(
+        self,
+        task: str,
+        cameras=("agentview",),
+        image_size: tuple[int, int] = (256, 256),
+        urdf_version: str = "",
+        render_scale: float = 1.0,
+        engine: EngineProcess | None = None,
+    ):
         from vla_eval.sims.simpler.real2sim import google_robot, widowx_robot
         from vla_eval.sims.simpler.tasks import get_task
 
@@ -56,8 +63,12 @@ class SapienSimplerEnv(RenderOnDemand, gym.Env):
         kwargs = dict(self.spec_task.kwargs)
         if self.spec_task.urdf_versions:
             kwargs["urdf_version"] = urdf_version
-        made = self.engine.request("make", env_id=self.spec_task.env_id, kwargs=kwargs,
-                                   box=list(self.spec_task.box) if self.spec_task.box else None)
+        made = self.engine.request(
+            "make",
+            env_id=self.spec_task.env_id,
+            kwargs=kwargs,
+            box=list(self.spec_task.box) if self.spec_task.box else None,
+        )
         missing = [j for j in (*self.robot.ARM_JOINTS, *self.robot.FINGER_JOINTS) if j not in made["joints"]]
         if missing:
             raise RuntimeError(f"SimplerEnv's {kwargs['robot']} has no joints {missing}: not the robot vla-eval knows")
@@ -73,10 +84,19 @@ class SapienSimplerEnv(RenderOnDemand, gym.Env):
         h, w = self.image_size
         box = lambda n, lim: spaces.Box(-lim, lim, shape=(n,), dtype=np.float32)
         obs: dict[str, spaces.Space] = {
-            "state": spaces.Dict({"eef_pos": box(3, 3.0), "eef_quat": box(4, 1.0), "gripper_qpos": box(2, 2.0),
-                                  "joint_pos": box(len(self.robot.ARM_JOINTS), 2 * math.pi)}),
-            "instruction": spaces.Text(max_length=512, min_length=1,
-                                       charset="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,'-_"),
+            "state": spaces.Dict(
+                {
+                    "eef_pos": box(3, 3.0),
+                    "eef_quat": box(4, 1.0),
+                    "gripper_qpos": box(2, 2.0),
+                    "joint_pos": box(len(self.robot.ARM_JOINTS), 2 * math.pi),
+                }
+            ),
+            "instruction": spaces.Text(
+                max_length=512,
+                min_length=1,
+                charset="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,'-_",
+            ),
         }
         if self.cameras:
             obs["images"] = spaces.Dict({c: spaces.Box(0, 255, shape=(h, w, 3), dtype=np.uint8) for c in self.cameras})
@@ -98,16 +118,23 @@ class SapienSimplerEnv(RenderOnDemand, gym.Env):
         cid = options.get("config_id")
         self.config_id = int(cid if cid is not None else self.np_random.integers(len(self.task.configs)))
         self.task.config(self.config_id)  # range check, as the port does
-        request = {"robot_init_options": self.spec_task.robot_init_options,
-                   "obj_init_options": self.spec_task.obj_init_options(self.task_name, self.config_id)}
+        request = {
+            "robot_init_options": self.spec_task.robot_init_options,
+            "obj_init_options": self.spec_task.obj_init_options(self.task_name, self.config_id),
+        }
         seed = int(seed) if seed is not None else self.config_id
         self._last = self.engine.request("reset", seed=seed, options=request)
         self.instruction = self._last["instruction"]
         self.elapsed_steps = 0
         self._port_config = None  # the port's scene follows on first use (a frame or the privileged state)
         self._init_objects = {role: s_pose[:3] for role, s_pose in self._role_poses().items()}
-        info = {"success": False, "config_id": self.config_id, "image_source": self.image_source,
-                "simpler_env_id": self.spec_task.env_id, **self._last["info"]}
+        info = {
+            "success": False,
+            "config_id": self.config_id,
+            "image_source": self.image_source,
+            "simpler_env_id": self.spec_task.env_id,
+            **self._last["info"],
+        }
         return self._observation(), info
 
     def step(self, action):
@@ -131,11 +158,15 @@ class SapienSimplerEnv(RenderOnDemand, gym.Env):
         s = self._last
         tcp = np.asarray(s["tcp"], dtype=np.float32)
         q = s["qpos"]
-        obs: dict[str, Any] = {"state": {
-            "eef_pos": tcp[:3], "eef_quat": tcp[3:],
-            "gripper_qpos": np.array([q[j] for j in self.robot.FINGER_JOINTS], dtype=np.float32),
-            "joint_pos": np.array([q[j] for j in self.robot.ARM_JOINTS], dtype=np.float32),
-        }, "instruction": self.instruction}
+        obs: dict[str, Any] = {
+            "state": {
+                "eef_pos": tcp[:3],
+                "eef_quat": tcp[3:],
+                "gripper_qpos": np.array([q[j] for j in self.robot.FINGER_JOINTS], dtype=np.float32),
+                "joint_pos": np.array([q[j] for j in self.robot.ARM_JOINTS], dtype=np.float32),
+            },
+            "instruction": self.instruction,
+        }
         obs.update(self._step_views())
         return obs
 
@@ -151,13 +182,19 @@ class SapienSimplerEnv(RenderOnDemand, gym.Env):
             if self.spec_task.robot == "google":
                 from vla_eval.sims.simpler.real2sim.google_env import GoogleRealEnv
 
-                self._port = GoogleRealEnv(self.task_name, cameras=("agentview",), image_size=self.image_size,
-                                           render_scale=self.render_scale, urdf_version=self.urdf_version)
+                self._port = GoogleRealEnv(
+                    self.task_name,
+                    cameras=("agentview",),
+                    image_size=self.image_size,
+                    render_scale=self.render_scale,
+                    urdf_version=self.urdf_version,
+                )
             else:
                 from vla_eval.sims.simpler.real2sim.widowx_env import BridgeRealEnv
 
-                self._port = BridgeRealEnv(self.task_name, cameras=("agentview",), image_size=self.image_size,
-                                           render_scale=self.render_scale)
+                self._port = BridgeRealEnv(
+                    self.task_name, cameras=("agentview",), image_size=self.image_size, render_scale=self.render_scale
+                )
             self._port.set_render_cameras(())  # its frames are drawn here, from SAPIEN's poses
         return self._port
 
@@ -189,7 +226,7 @@ class SapienSimplerEnv(RenderOnDemand, gym.Env):
             if mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, f"{body}_free") < 0:
                 continue
             adr = m.joint(f"{body}_free").qposadr[0]
-            d.qpos[adr:adr + 7] = s["objects"][actor]
+            d.qpos[adr : adr + 7] = s["objects"][actor]
         mujoco.mj_kinematics(m, d)
         return port
 
@@ -233,8 +270,12 @@ class SapienSimplerEnv(RenderOnDemand, gym.Env):
     def observation_contract(self):
         from vla_eval.sims.contract import STANDARD_STATE, ObservationContract
 
-        return ObservationContract(cameras=self.cameras, image_size=self.image_size, image_origin="top_left",
-                                   state_fields={**STANDARD_STATE, "joint_pos": len(self.robot.ARM_JOINTS)})
+        return ObservationContract(
+            cameras=self.cameras,
+            image_size=self.image_size,
+            image_origin="top_left",
+            state_fields={**STANDARD_STATE, "joint_pos": len(self.robot.ARM_JOINTS)},
+        )
 
     def close(self):
         if self._port is not None:

@@ -139,9 +139,17 @@ class Server:
             if actor is not None:
                 roles[role] = actor.name
         links = {link.name: _pose(link.pose) for link in robot.get_links()}
-        return {"qpos": dict(zip(names, [float(v) for v in robot.get_qpos()])), "tcp": _pose(u.tcp.pose),
-                "base": _pose(robot.pose), "links": links, "objects": objects, "roles": roles,
-                "info": _jsonable(info), "instruction": u.get_language_instruction(), **self._targets()}
+        return {
+            "qpos": dict(zip(names, [float(v) for v in robot.get_qpos()])),
+            "tcp": _pose(u.tcp.pose),
+            "base": _pose(robot.pose),
+            "links": links,
+            "objects": objects,
+            "roles": roles,
+            "info": _jsonable(info),
+            "instruction": u.get_language_instruction(),
+            **self._targets(),
+        }
 
     def _targets(self):
         """The controllers' goals, which the scripted expert steers (a ``*_target_delta_pose`` arm adds each action to
@@ -167,8 +175,9 @@ class Server:
         t = time.perf_counter()
         _, reward, terminated, truncated, info = self.env.step(np.asarray(action, dtype=np.float64))
         out = self._state(info)
-        out.update(reward=float(reward), terminated=bool(terminated), truncated=bool(truncated),
-                   step_s=time.perf_counter() - t)
+        out.update(
+            reward=float(reward), terminated=bool(terminated), truncated=bool(truncated), step_s=time.perf_counter() - t
+        )
         return out
 
 
@@ -198,8 +207,9 @@ def main():
                 raise ValueError(f"unknown request {op!r}")
             wire.write_frame(_REPLIES, {"ok": True, **reply})
         except Exception as e:  # noqa: BLE001  (reported to vla-eval, which raises it with this traceback)
-            wire.write_frame(_REPLIES, {"ok": False, "error": f"{type(e).__name__}: {e}",
-                                        "trace": traceback.format_exc()})
+            wire.write_frame(
+                _REPLIES, {"ok": False, "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()}
+            )
 
 
 if __name__ == "__main__":

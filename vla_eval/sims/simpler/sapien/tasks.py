@@ -18,8 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-GOOGLE_CONTROL = ("arm_pd_ee_delta_pose_align_interpolate_by_planner"
-                  "_gripper_pd_joint_target_delta_pos_interpolate_by_planner")
+GOOGLE_CONTROL = (
+    "arm_pd_ee_delta_pose_align_interpolate_by_planner_gripper_pd_joint_target_delta_pos_interpolate_by_planner"
+)
 """grasp_single_in_scene.py _setup_prepackaged_env_init_config control_mode (rt1_pick_coke_can_visual_matching.sh)"""
 BRIDGE_CONTROL = "arm_pd_ee_target_delta_pose_align2_gripper_pd_joint_pos"
 """put_on_in_scene.py PutOnBridgeInSceneEnv._setup_prepackaged_env_init_config control_mode"""
@@ -54,18 +55,37 @@ class SapienTask:
 
 def _google(orientation: str) -> SapienTask:
     return SapienTask(
-        "GraspSingleOpenedCokeCanInScene-v0", "google",
-        {"robot": "google_robot_static", "control_mode": GOOGLE_CONTROL, "sim_freq": 513, "control_freq": 3,
-         "scene_name": "dummy_tabletop", "max_episode_steps": 80, COKE_ORIENTATION_KWARG[orientation]: True},
-        {"init_xy": [0.35, 0.20], "init_rot_quat": [0, 0, 0, 1]}, urdf_versions=True)
+        "GraspSingleOpenedCokeCanInScene-v0",
+        "google",
+        {
+            "robot": "google_robot_static",
+            "control_mode": GOOGLE_CONTROL,
+            "sim_freq": 513,
+            "control_freq": 3,
+            "scene_name": "dummy_tabletop",
+            "max_episode_steps": 80,
+            COKE_ORIENTATION_KWARG[orientation]: True,
+        },
+        {"init_xy": [0.35, 0.20], "init_rot_quat": [0, 0, 0, 1]},
+        urdf_versions=True,
+    )
 
 
 def _bridge(env_id: str, robot: str = "widowx", init_xy=(0.147, 0.028), steps: int = 60) -> SapienTask:
     return SapienTask(
-        env_id, "widowx",
-        {"robot": robot, "control_mode": BRIDGE_CONTROL, "sim_freq": 500, "control_freq": 5,
-         "scene_name": "dummy_tabletop", "max_episode_steps": steps},
-        {"init_xy": list(init_xy), "init_rot_quat": [0, 0, 0, 1]}, box=BRIDGE_BOX)
+        env_id,
+        "widowx",
+        {
+            "robot": robot,
+            "control_mode": BRIDGE_CONTROL,
+            "sim_freq": 500,
+            "control_freq": 5,
+            "scene_name": "dummy_tabletop",
+            "max_episode_steps": steps,
+        },
+        {"init_xy": list(init_xy), "init_rot_quat": [0, 0, 0, 1]},
+        box=BRIDGE_BOX,
+    )
 
 
 SAPIEN_TASKS: dict[str, SapienTask] = {
@@ -74,8 +94,9 @@ SAPIEN_TASKS: dict[str, SapienTask] = {
     "bridge_put_carrot_on_plate": _bridge("PutCarrotOnPlateInScene-v0"),
     "bridge_stack_green_on_yellow": _bridge("StackGreenCubeOnYellowCubeBakedTexInScene-v0"),
     # put_on_in_scene.py PutEggplantInBasketScene: widowx_sink_camera_setup at (0.127, 0.06), 120 steps
-    "bridge_put_eggplant_in_basket": _bridge("PutEggplantInBasketScene-v0", "widowx_sink_camera_setup",
-                                             (0.127, 0.06), 120),
+    "bridge_put_eggplant_in_basket": _bridge(
+        "PutEggplantInBasketScene-v0", "widowx_sink_camera_setup", (0.127, 0.06), 120
+    ),
 }
 
 
