@@ -131,7 +131,8 @@ def scaling(episodes: int, size: int, policy: str) -> None:
             elapsed = time.perf_counter() - t0
             rates[workers] = out.executed / elapsed
             print(
-                f"[scaling] {policy} workers={workers}: {out.executed} episodes in {elapsed:.1f} s = {rates[workers]:.2f} episodes/s"
+                f"[scaling] {policy} workers={workers}: {out.executed} episodes in {elapsed:.1f} s "
+                f"= {rates[workers]:.2f} episodes/s"
             )
         print(f"[scaling] 2 workers vs 1: {rates[2] / rates[1]:.2f}x  (cpu cores: {os.cpu_count()})")
 

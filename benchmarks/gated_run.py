@@ -86,7 +86,8 @@ def main() -> None:
             if drop in (0.0, 2 * d):
                 far.append(ratio)
             print(
-                f"| {rate:.2f} | {drop:.2f} | {n_fixed} | {n_gated} | {(codes == 1).mean():.3f} | {(codes_f == 1).mean():.3f} | "
+                f"| {rate:.2f} | {drop:.2f} | {n_fixed} | {n_gated} | "
+                f"{(codes == 1).mean():.3f} | {(codes_f == 1).mean():.3f} | "
                 f"**{100 * ratio:.0f}%** | {100 * used.mean() / (n_gated * args.tasks):.0f}% |"
             )
     print(

@@ -89,7 +89,8 @@ def compare(args) -> None:
     print("A:", str(a["stack"]), "\nB:", str(b["stack"]))
     idx = sorted(int(k.split("_")[1]) for k in a.files if k.startswith("eef_"))
     print(
-        "| task | frame0 mean abs diff | frame0 pixels differing | frame10 mean abs diff | EEF max divergence (mm) | EEF final divergence (mm) | expert A | expert B |"
+        "| task | frame0 mean abs diff | frame0 pixels differing | frame10 mean abs diff "
+        "| EEF max divergence (mm) | EEF final divergence (mm) | expert A | expert B |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for i in idx:
@@ -99,7 +100,8 @@ def compare(args) -> None:
         ea, eb = a["expert_success"][idx.index(i)], b["expert_success"][idx.index(i)]
         print(
             f"| {i} | {np.abs(f0a - f0b).mean():.3f} | {100 * (np.abs(f0a - f0b).max(axis=2) > 0).mean():.2f}% "
-            f"| {np.abs(f1a - f1b).mean():.3f} | {d.max():.3f} | {d[-1]:.3f} | {int(ea.sum())}/{len(ea)} | {int(eb.sum())}/{len(eb)} |"
+            f"| {np.abs(f1a - f1b).mean():.3f} | {d.max():.3f} | {d[-1]:.3f} "
+            f"| {int(ea.sum())}/{len(ea)} | {int(eb.sum())}/{len(eb)} |"
         )
 
 

@@ -116,7 +116,8 @@ def part_a(tmp: Path, ns: list[int], per_worker: int, steps: int, skip_qwen: boo
             )
         )
     rows = [
-        "| policy | workers | layout | episodes/s | env steps/s | vs 1 worker | mean batch | wall incl. start-up (s) | load avg |",
+        "| policy | workers | layout | episodes/s | env steps/s | vs 1 worker | mean batch "
+        "| wall incl. start-up (s) | load avg |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for label, policy, args, cameras, size in setups:
@@ -131,7 +132,8 @@ def part_a(tmp: Path, ns: list[int], per_worker: int, steps: int, skip_qwen: boo
                 ratio = res["steps_per_s"] / base[layout]
                 mb = f"{res['mean_batch']:.2f}" if res["mean_batch"] is not None else "-"
                 line = (
-                    f"| {label} | {n} | {layout} | {res['eps_per_s']:.3f} | {res['steps_per_s']:.1f} | {ratio:.2f}x | {mb} "
+                    f"| {label} | {n} | {layout} | {res['eps_per_s']:.3f} | {res['steps_per_s']:.1f} "
+                    f"| {ratio:.2f}x | {mb} "
                     f"| {res['wall']:.1f} | {load:.1f} |"
                 )
                 print(line, flush=True)

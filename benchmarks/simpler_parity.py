@@ -148,7 +148,8 @@ def print_table(result: dict) -> None:
         f"max over the sequence {max(r['pos_mm'] for r in rows):.2f} mm, "
         f"{max(r['rot_deg'] for r in rows):.2f} deg, "
         f"finger {max(r['finger_err'] for r in rows):.3f} {unit}; steps/s without frames: "
-        f"SAPIEN {len(rows) / sum(r['sapien_s'] for r in rows):.1f}, MuJoCo {len(rows) / sum(r['mujoco_s'] for r in rows):.1f}"
+        f"SAPIEN {len(rows) / sum(r['sapien_s'] for r in rows):.1f}, "
+        f"MuJoCo {len(rows) / sum(r['mujoco_s'] for r in rows):.1f}"
     )
 
 

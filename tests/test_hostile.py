@@ -135,7 +135,11 @@ with connect(server.url, max_size=None) as ws:
     ws.send(msgpack.packb({b"__ndarray__": True, b"data": b"\x41" * 16, b"dtype": "|O", b"shape": [2]}))
     err = ws.recv(timeout=10)
     print("ERROR-FRAME", isinstance(err, str) and "not allowed" in err)
-    obs = {"observation/state": np.zeros(8), "prompt": "pick up the cube", "observation/image": np.zeros((8, 8, 3), np.uint8)}
+    obs = {
+        "observation/state": np.zeros(8),
+        "prompt": "pick up the cube",
+        "observation/image": np.zeros((8, 8, 3), np.uint8),
+    }
     ws.send(protocol.packb(obs))  # the same connection is still served
     reply = protocol.unpackb(ws.recv(timeout=10))
     print("SERVED", reply["actions"].shape[1] == 7)
@@ -158,7 +162,9 @@ def handler(ws):
 
 with serve(handler, "127.0.0.1", 0) as srv:
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    client = RemotePolicyClient(f"ws://127.0.0.1:{srv.socket.getsockname()[1]}", connect_timeout=5, request_timeout=5, max_retries=0)
+    client = RemotePolicyClient(
+        f"ws://127.0.0.1:{srv.socket.getsockname()[1]}", connect_timeout=5, request_timeout=5, max_retries=0
+    )
     try:
         out = client.infer({"prompt": "x"})
         print(repr(out["actions"]))  # an object array of wild pointers: numpy crashes here
@@ -493,7 +499,8 @@ def test_5_suite_backend_os_abort_is_refused(tmp_path):
 def _fixture_run(
     root: Path, name: str, cells: dict, terminations: dict | None = None, plan: dict | None = None
 ) -> Path:
-    """A run folder holding ``cells[(task, split)] = (successes, episodes)`` of a suite planning ``plan`` (default: ``cells``)."""
+    """A run folder holding ``cells[(task, split)] = (successes, episodes)`` of a suite planning ``plan``
+    (default: ``cells``)."""
     from vla_eval.record import EpisodeRecord
 
     tasks = list(dict.fromkeys(t for t, _ in plan or cells))

@@ -21,7 +21,8 @@ BREAKS = [
         "vla_eval/execution/runner.py",
         '"policy": policy_block,',
         '"policy": None,',
-        "tests/execution/test_run_integrity.py::test_resume_refuses_another_policy_or_policy_args tests/execution/test_run_integrity.py::test_resume_refuses_another_checkpoint_or_a_changed_one",
+        "tests/execution/test_run_integrity.py::test_resume_refuses_another_policy_or_policy_args "
+        "tests/execution/test_run_integrity.py::test_resume_refuses_another_checkpoint_or_a_changed_one",
     ),
     (
         "resume: checkpoint fingerprint not compared",
@@ -34,7 +35,8 @@ BREAKS = [
         "check/compare: errored episodes dropped from the counts",
         "vla_eval/results/compare.py",
         '    g = df.groupby(["task", "split"], sort=False)["success"]',
-        '    df = df[~df["termination"].isin(["policy_error", "env_error"])]\n    g = df.groupby(["task", "split"], sort=False)["success"]',
+        '    df = df[~df["termination"].isin(["policy_error", "env_error"])]\n'
+        '    g = df.groupby(["task", "split"], sort=False)["success"]',
         "tests/results/test_results_real_runs.py",
     ),
     (
@@ -42,7 +44,8 @@ BREAKS = [
         "vla_eval/execution/runner.py",
         "            replan_steps=replan,",
         "            replan_steps=None,",
-        "tests/execution/test_run_integrity.py::test_replan_steps_flag_reaches_the_rollout tests/execution/test_run_integrity.py::test_execution_block_of_a_policy_file_and_policy_arg_reach_the_rollout",
+        "tests/execution/test_run_integrity.py::test_replan_steps_flag_reaches_the_rollout "
+        "tests/execution/test_run_integrity.py::test_execution_block_of_a_policy_file_and_policy_arg_reach_the_rollout",
     ),
     (
         "chunks: executor ignores replan_steps",
@@ -133,7 +136,8 @@ BREAKS = [
         "vla_eval/store.py",
         'self._conn.execute("PRAGMA synchronous=FULL")',
         'self._conn.execute("PRAGMA synchronous=NORMAL")',
-        "tests/execution/test_run_integrity.py::test_store_connection_is_wal_with_full_sync tests/execution/test_run_integrity.py::test_runner_writes_through_a_durable_connection",
+        "tests/execution/test_run_integrity.py::test_store_connection_is_wal_with_full_sync "
+        "tests/execution/test_run_integrity.py::test_runner_writes_through_a_durable_connection",
     ),
 ]
 only = sys.argv[1:]
@@ -155,7 +159,7 @@ for i, (name, file, old, new, tests) in enumerate(BREAKS):
         )
     finally:
         path.write_text(text)
-    failed = [l for l in res.stdout.splitlines() if l.startswith("FAILED")]
+    failed = [line for line in res.stdout.splitlines() if line.startswith("FAILED")]
     rows.append(
         (
             name,

@@ -255,7 +255,8 @@ def main(argv=None) -> int:
             losses.append((step, round(running / args.log_every, 5)))
             rate = step / (time.perf_counter() - t0)
             print(
-                f"step {step}/{args.steps} loss {running / args.log_every:.4f} ({rate:.1f} steps/s, load {os.getloadavg()[0]:.1f})",
+                f"step {step}/{args.steps} loss {running / args.log_every:.4f} "
+                f"({rate:.1f} steps/s, load {os.getloadavg()[0]:.1f})",
                 flush=True,
             )
             running = 0.0

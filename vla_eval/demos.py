@@ -3,7 +3,8 @@
 Episodes are set up by the same builder as an evaluation (:func:`vla_eval.execution.settings.episode_setup`:
 reset options, settle phase, step limits, success rule, chunk execution) and go through the same
 rollout loop, so what a demo holds is exactly what a policy under evaluation would see and what
-the env executed, and a demo counts as successful exactly when ``vla-eval run`` would say so. The capture is a gymnasium wrapper around each env: it stores the observation
+the env executed, and a demo counts as successful exactly when ``vla-eval run`` would say so.
+The capture is a gymnasium wrapper around each env: it stores the observation
 before every ``step`` and the action the env actually received (after the harness's action
 conversion), so nothing in the rollout loop changes for recording.
 

@@ -286,5 +286,6 @@ def _check_chunk(report: DoctorReport, chunk: Any, env_space: Any) -> None:
         report.check("planner bridge", False, str(extras.get("bridge_error", "bridge_failure")))
     if extras.get("parse_failure"):
         report.warnings.append(
-            f"model output did not parse: {extras.get('parse_error', '')} (raw: {str(extras.get('raw_text', ''))[:200]!r})"
+            f"model output did not parse: {extras.get('parse_error', '')} "
+            f"(raw: {str(extras.get('raw_text', ''))[:200]!r})"
         )

@@ -89,12 +89,14 @@ def find_named_yaml(kind: str, name: str, reserved: dict[str, str] | None = None
     others = [f for f in found if f.parent.resolve() != builtin and f.read_bytes() != first.read_bytes()]
     if first.parent.resolve() == builtin and others:
         raise ConfigError(
-            f"{others[0]} shadows the built-in {_SINGULAR.get(kind, kind)} {name!r} ({first}); built-in names always mean the "
+            f"{others[0]} shadows the built-in {_SINGULAR.get(kind, kind)} {name!r} ({first}); "
+            "built-in names always mean the "
             f"built-in: rename your file, or pass its path (--{_SINGULAR.get(kind, kind)} {others[0]})"
         )
     if first.parent.resolve() != builtin and reserved and name in reserved:
         raise ConfigError(
-            f"{first} shadows the registered {_SINGULAR.get(kind, kind)} {name!r} ({reserved[name]}); built-in names always mean the "
+            f"{first} shadows the registered {_SINGULAR.get(kind, kind)} {name!r} ({reserved[name]}); "
+            "built-in names always mean the "
             f"built-in: rename your file, or pass its path (--{_SINGULAR.get(kind, kind)} {first})"
         )
     return first

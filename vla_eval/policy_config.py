@@ -113,7 +113,8 @@ def _check_args(adapter: str, args: dict[str, Any], source: str) -> None:
     for key, value in args.items():
         if key not in accepted:
             raise ConfigError(
-                f"{source}: policy adapter {adapter!r} has no argument {key!r}; accepted: {', '.join(accepted) or '(none)'}"
+                f"{source}: policy adapter {adapter!r} has no argument {key!r}; "
+                f"accepted: {', '.join(accepted) or '(none)'}"
             )
         _check_number(adapter, key, value, params[key], source)
 

@@ -21,7 +21,8 @@ T = TypeVar("T")
 
 
 def import_object(spec: str, kind: str, known: list[str] | None = None) -> Any:
-    """Import ``"module:attr"``; a missing module is an unknown name, a module that fails to import shows its own error."""
+    """Import ``"module:attr"``; a missing module is an unknown name,
+    a module that fails to import shows its own error."""
     module, _, attr = spec.partition(":")
     if not module or not attr:
         raise UnknownNameError(kind, spec, known or [])

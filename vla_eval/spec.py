@@ -31,7 +31,8 @@ class TaskSpec(_Strict):
     episodes: int | None = Field(
         default=None,
         gt=0,
-        description="this task's episode count (SimplerEnv's per-task grids); episodes_per_task caps it (CLI --episodes)",
+        description="this task's episode count (SimplerEnv's per-task grids); "
+        "episodes_per_task caps it (CLI --episodes)",
     )
 
 

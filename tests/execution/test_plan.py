@@ -44,7 +44,8 @@ def test_balanced_order_keeps_the_plan_and_balances_every_prefix():
 
 
 def test_seed_is_the_documented_digest():
-    """Seeds are part of every published run: sha256("<suite seed>/<task>/<episode>"), first 4 bytes little-endian, 31 bits."""
+    """Seeds are part of every published run: sha256("<suite seed>/<task>/<episode>"),
+    first 4 bytes little-endian, 31 bits."""
     import hashlib
 
     def ref(seed, task, i):

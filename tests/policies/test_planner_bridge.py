@@ -253,7 +253,7 @@ def test_one_tall_neighbour_does_not_make_a_plate_a_container():
     obs, cam = _ray_marched_obs(False)
     depth = obs["depth"]["agentview"].copy()
     uv, _ = cam.project(np.array([[BASKET_C[0], BASKET_C[1], 0.01]]))
-    c, r = int(uv[0, 0]), int(uv[0, 1])
+    r = int(uv[0, 1])
     depth[: r - 3, :] *= 0.8  # everything beyond the plate's centre row rises (a box behind the plate)
     obs["depth"]["agentview"] = depth
     bridge = PlannerBridge(BridgeConfig())

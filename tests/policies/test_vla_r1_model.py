@@ -139,7 +139,8 @@ def test_yaml_generation_settings_reach_generate(tiny_qwen, tmp_path):
     f = tmp_path / "r1.yaml"
     f.write_text(
         "adapter: vla_r1\nargs:\n  checkpoint: " + str(tiny_qwen) + "\n"
-        "  generation: {preset: upstream, temperature: 0.3, top_p: 0.5, repetition_penalty: 1.3, max_new_tokens: 7, seed: 11}\n"
+        "  generation: {preset: upstream, temperature: 0.3, top_p: 0.5, repetition_penalty: 1.3, "
+        "max_new_tokens: 7, seed: 11}\n"
     )
     cfg = resolve_policy(str(f))
     assert cfg.args["generation"] == {

@@ -51,7 +51,8 @@ def _with_options(suite: str, options: dict) -> SuiteSpec:
         (
             "tabletop_basic",
             {"render_quality": "fast"},
-            "field 'backend_options': unknown option(s) ['render_quality'], expected none (this backend takes no options)",
+            "field 'backend_options': unknown option(s) ['render_quality'], "
+            "expected none (this backend takes no options)",
         ),
     ],
 )

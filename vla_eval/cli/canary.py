@@ -21,7 +21,8 @@ def _cmd_canary(args: argparse.Namespace) -> int:
         json_path, frames_path = save_reference(m)
         k = sum(int(e["success"]) for e in m.episodes)
         print(
-            f"recorded canary reference: {json_path}, {frames_path} ({k}/{len(m.episodes)} successes, frames {m.frames_sha256[:16]})"
+            f"recorded canary reference: {json_path}, {frames_path} "
+            f"({k}/{len(m.episodes)} successes, frames {m.frames_sha256[:16]})"
         )
         return 0
     report = run_canary(rollouts=not args.frames_only)

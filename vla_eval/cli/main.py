@@ -67,7 +67,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     errors = outcome.summary[outcome.summary["task"] != "suite mean"][["policy_errors", "env_errors"]].sum()
     if errors.sum():
         print(
-            f"\npolicy errors: {int(errors['policy_errors'])}, env errors: {int(errors['env_errors'])} (see episodes.sqlite)"
+            f"\npolicy errors: {int(errors['policy_errors'])}, env errors: {int(errors['env_errors'])} "
+            "(see episodes.sqlite)"
         )
     if outcome.gate is not None:
         from vla_eval.results.gate import describe

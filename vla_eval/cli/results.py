@@ -121,10 +121,12 @@ def _plan(args) -> int:
     n2 = required_n_two_sample(p0, p1, level, args.power, ratio=args.ratio, one_sided=not args.two_sided)
     sided = "two-sided" if args.two_sided else "one-sided"
     print(
-        f"H0: p >= {p0:.3f}  vs  true rate {p1:.3f} (baseline {args.p0:g}, allowed drop {args.max_drop:g}, detect {args.delta:g} more)"
+        f"H0: p >= {p0:.3f}  vs  true rate {p1:.3f} "
+        f"(baseline {args.p0:g}, allowed drop {args.max_drop:g}, detect {args.delta:g} more)"
     )
     print(
-        f"alpha {args.alpha:g}{f' / {args.tasks} tasks (Holm first step) = {level:.3g}' if args.tasks > 1 else ''}, power {args.power:g}, {sided}"
+        f"alpha {args.alpha:g}{f' / {args.tasks} tasks (Holm first step) = {level:.3g}' if args.tasks > 1 else ''}, "
+        f"power {args.power:g}, {sided}"
     )
     print(
         f"two-sample (baseline run also measured, {args.ratio:g}x as many baseline episodes): "
@@ -141,7 +143,8 @@ def _plan(args) -> int:
             h0, h1 = t.operating_characteristics(p0), t.operating_characteristics(p1)
             print(
                 f"sequential (SPRT, truncated at {2 * n1}): expected {h0.expected_n:.0f} episodes when p = {p0:.3f}, "
-                f"{h1.expected_n:.0f} when p = {p1:.3f}; false alarms {h0.p_regression:.3f}, power {h1.p_regression:.3f}"
+                f"{h1.expected_n:.0f} when p = {p1:.3f}; "
+                f"false alarms {h0.p_regression:.3f}, power {h1.p_regression:.3f}"
             )
     return 0
 
@@ -160,7 +163,8 @@ def _cmd_report(args) -> int:
     output_dir(args.output, "--output")
     rep = build_report(args.results_root, args.output, title=args.title)
     print(
-        f"wrote {rep.html_path} and {rep.markdown_path} ({rep.runs} runs, {len(rep.boards)} leaderboard tables, {len(rep.plots)} plots)"
+        f"wrote {rep.html_path} and {rep.markdown_path} "
+        f"({rep.runs} runs, {len(rep.boards)} leaderboard tables, {len(rep.plots)} plots)"
     )
     return 0
 
@@ -227,7 +231,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--detect-drop",
         type=_prob("--detect-drop"),
         default=0.10,
-        help="further drop beyond --max-drop the check should catch with --power (power warning, SPRT alternative; default 0.10)",
+        help="further drop beyond --max-drop the check should catch with --power "
+        "(power warning, SPRT alternative; default 0.10)",
     )
     p.add_argument(
         "--power", type=_prob("--power"), default=0.8, help="target power for the too-small warning (default 0.8)"

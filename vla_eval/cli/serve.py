@@ -51,7 +51,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         tmp.write_text(f"{server.port}\n")
         os.replace(tmp, args.port_file)  # readers never see a half-written file
     print(
-        f"serving policy {cfg.name} ({cfg.adapter}) on {server.url}  (health: http://{args.host}:{server.port}/healthz; "
+        f"serving policy {cfg.name} ({cfg.adapter}) on {server.url}  "
+        f"(health: http://{args.host}:{server.port}/healthz; "
         f"batches up to {args.max_batch}, wait {args.max_wait_ms:g} ms)",
         flush=True,
     )

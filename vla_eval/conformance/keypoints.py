@@ -76,8 +76,8 @@ def libero_target_top(priv: dict[str, Any], target: str) -> tuple[np.ndarray, fl
 
 
 def libero_grasp(priv: dict[str, Any], obj: str, eef_quat_wxyz: np.ndarray | None) -> np.ndarray:
-    """Grasp point of LIBERO object ``obj``: the visible top centre of a narrow object, or for a wide one (bowls) the rim
-    point on the fingers' closing axis nearest the gripper (the bridge does not turn the wrist)."""
+    """Grasp point of LIBERO object ``obj``: the visible top centre of a narrow object, or for a wide one (bowls)
+    the rim point on the fingers' closing axis nearest the gripper (the bridge does not turn the wrist)."""
     o = priv["objects"][obj]
     lo, hi = np.asarray(o["bbox_min"], dtype=np.float64), np.asarray(o["bbox_max"], dtype=np.float64)
     ext, centre = hi - lo, (lo + hi) / 2

@@ -183,7 +183,8 @@ class OpenpiOracle(Policy):
                 if np.linalg.norm(true_pos - pos) > 2e-3:
                     ex.update(
                         oracle_stage="preprocess",
-                        oracle_error=f"observation/state eef_pos {pos.round(4).tolist()} != true {true_pos.round(4).tolist()}",
+                        oracle_error=f"observation/state eef_pos {pos.round(4).tolist()} "
+                        f"!= true {true_pos.round(4).tolist()}",
                     )
             if (
                 track.last_pos is not None

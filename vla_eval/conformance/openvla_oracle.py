@@ -3,8 +3,9 @@ expert's action as the 7 action tokens OpenVLA would.
 
 Per step the privileged expert's action (LIBERO's native space) is re-expressed in the
 space the checkpoint emits (:data:`MODEL_SPACE`: OpenVLA's gripper ``open_01``, axis-angle,
-normalised units -- fixed by the training data, not read from the adapter's config), normalised with the checkpoint's dataset statistics
-(``2 (a - q01) / (q99 - q01) - 1`` where ``mask``; the gripper is not normalised), clipped
+normalised units -- fixed by the training data, not read from the adapter's config), normalised
+with the checkpoint's dataset statistics (``2 (a - q01) / (q99 - q01) - 1`` where ``mask``;
+the gripper is not normalised), clipped
 to [-1, 1] and binned to token ids exactly as OpenVLA's ``ActionTokenizer`` does
 (``vocab_size - digitize(a, linspace(-1, 1, 256))``).  Those ids are returned by the
 substituted ``generate``; the adapter's own code then cuts the new tokens, de-tokenises,

@@ -130,7 +130,8 @@ class ConformanceReport:
         for r in self.rows:
             if not r.applicable:
                 lines.append(
-                    f"| {r.task} | {r.episodes} | n/a | {100 * r.expert_rate:.0f}% | n/a (oracle cannot phrase this task) | | | | |"
+                    f"| {r.task} | {r.episodes} | n/a | {100 * r.expert_rate:.0f}% "
+                    "| n/a (oracle cannot phrase this task) | | | | |"
                 )
                 continue
             flag = " **over margin**" if r.gap_points > self.margin_points else ""

@@ -114,7 +114,8 @@ class Watchdog:
                 if self._call_deadline is not None and now > self._call_deadline:
                     fired = (
                         "policy_timeout",
-                        f"policy {self._call_name}() did not return within policy_timeout_s={self.limits.policy_call_s:g}",
+                        f"policy {self._call_name}() did not return within "
+                        f"policy_timeout_s={self.limits.policy_call_s:g}",
                     )
                 elif self._batch_deadline is not None and now > self._batch_deadline:
                     fired = (

@@ -162,11 +162,11 @@ def crop_and_resize_bilinear(
         return c0, c1, (c - c0.astype(np.float32)).astype(np.float32)
 
     t, b, yl = coords(y1, y2, h, ch)
-    l, r, xl = coords(x1, x2, w, cw)
+    left, r, xl = coords(x1, x2, w, cw)
     img = image01.astype(np.float32)
     xl = xl[None, :, None]
-    top = img[t][:, l] + (img[t][:, r] - img[t][:, l]) * xl
-    bottom = img[b][:, l] + (img[b][:, r] - img[b][:, l]) * xl
+    top = img[t][:, left] + (img[t][:, r] - img[t][:, left]) * xl
+    bottom = img[b][:, left] + (img[b][:, r] - img[b][:, left]) * xl
     return (top + (bottom - top) * yl[:, None, None]).astype(np.float32)
 
 

@@ -137,7 +137,8 @@ class OpenVlaConfig(HFLoadOptions):
     )
     image: ImagePreprocess = Field(
         default=ImagePreprocess(chain="openvla_libero", center_crop=True),
-        description="OpenVLA's LIBERO evaluation chain (JPEG, lanczos3 224, 0.9-area crop); chain: simple for the old PIL path",
+        description="OpenVLA's LIBERO evaluation chain (JPEG, lanczos3 224, 0.9-area crop); "
+        "chain: simple for the old PIL path",
     )
     binarize_gripper: bool = True
     rotation: Literal["axis_angle", "euler_xyz"] = "axis_angle"
@@ -224,7 +225,8 @@ class OpenVlaPolicy(Policy):
         )
         if len(self.stats.q01) != cfg.action_dim or len(self.stats.q99) != cfg.action_dim:
             raise ConfigError(
-                f"openvla: statistics {self.unnorm_key!r} have {len(self.stats.q01)} dims, action_dim is {cfg.action_dim}"
+                f"openvla: statistics {self.unnorm_key!r} have {len(self.stats.q01)} dims, "
+                f"action_dim is {cfg.action_dim}"
             )
         self.vocab_size = int(cfg.vocab_size or self.tokenizer.vocab_size)
         self.action_ids = (self.vocab_size - N_BINS, self.vocab_size - 1)

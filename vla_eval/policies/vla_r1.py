@@ -114,7 +114,8 @@ class VlaR1Config(PlannerSettings, HFLoadOptions):
             if moved:
                 raise ValueError(
                     f"{', '.join(moved)}: set generation settings under 'generation' "
-                    "(e.g. generation: {preset: upstream | greedy, temperature: 0.7, top_p: 0.9, repetition_penalty: 1.1})"
+                    "(e.g. generation: {preset: upstream | greedy, temperature: 0.7, top_p: 0.9, "
+                    "repetition_penalty: 1.1})"
                 )
         return data
 
@@ -123,7 +124,8 @@ class VlaR1Config(PlannerSettings, HFLoadOptions):
         g = self.generation
         if self.max_new_tokens is not None and g.max_new_tokens is not None and g.max_new_tokens != self.max_new_tokens:
             raise ValueError(
-                f"max_new_tokens {self.max_new_tokens} and generation.max_new_tokens {g.max_new_tokens} disagree; set one"
+                f"max_new_tokens {self.max_new_tokens} and generation.max_new_tokens {g.max_new_tokens} "
+                "disagree; set one"
             )
         if self.prompt_style == "upstream_training":
             tpl = self.prompt_template or PROMPT_TEMPLATES[self.prompt]

@@ -55,7 +55,8 @@ class GenerationSettings(BaseModel):
             bad = [f for f in _SAMPLING_ONLY if getattr(self, f) is not None]
             if bad:
                 raise ValueError(
-                    f"{', '.join(bad)} only apply when sampling; preset 'greedy' takes the argmax (use preset 'upstream')"
+                    f"{', '.join(bad)} only apply when sampling; "
+                    "preset 'greedy' takes the argmax (use preset 'upstream')"
                 )
         return self
 
@@ -113,7 +114,8 @@ def resolve_generation_args(args: dict[str, Any], source: str) -> dict[str, Any]
     if shortcut is not None:
         if gen.max_new_tokens is not None and gen.max_new_tokens != shortcut:
             raise ConfigError(
-                f"{source}: max_new_tokens {shortcut!r} and generation.max_new_tokens {gen.max_new_tokens} disagree; set one"
+                f"{source}: max_new_tokens {shortcut!r} and generation.max_new_tokens {gen.max_new_tokens} "
+                "disagree; set one"
             )
         try:
             gen = GenerationSettings.model_validate({**gen.model_dump(exclude_none=True), "max_new_tokens": shortcut})

@@ -57,7 +57,8 @@ def client_policy(
         "server_lost": "retry_episode",
         "max_retries": 0,  # a reconnect mid-episode would meet a server that lost the episode's state
         "wait_for_server_s": START_TIMEOUT_S,
-        "request_timeout": 600.0,  # a batch of big-model generations on a busy GPU; a dead server is noticed at once anyway
+        # a batch of big-model generations on a busy GPU; a dead server is noticed at once anyway
+        "request_timeout": 600.0,
         "action_dim": getattr(getattr(cls, "action_space", None), "dim", 7),
     }
     orientation = image_orientation or served.args.get("image_orientation")

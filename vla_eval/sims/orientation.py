@@ -142,7 +142,8 @@ def policy_orientation(policy: Any) -> str:
     value = getattr(policy, "image_orientation", None) or "upright"
     if value not in IMAGE_ORIENTATIONS:
         raise ValueError(
-            f"policy {getattr(policy, 'name', policy)!r} declares image_orientation {value!r}; expected one of {IMAGE_ORIENTATIONS}"
+            f"policy {getattr(policy, 'name', policy)!r} declares image_orientation {value!r}; "
+            f"expected one of {IMAGE_ORIENTATIONS}"
         )
     return value
 

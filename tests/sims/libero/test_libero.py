@@ -247,7 +247,10 @@ def test_vla_r1_output_lifts_through_the_bridge_on_libero(rendered_env):
     h, w = IMG
     start = true_view_pixel(m, d, cid, obs["state"]["eef_pos"], IMG)
     goal = true_view_pixel(m, d, cid, plate, IMG)
-    text = f"<think>the plate</think><output>[[{start[0] / w:.4f}, {start[1] / h:.4f}], [{goal[0] / w:.4f}, {goal[1] / h:.4f}]]</output>"
+    text = (
+        f"<think>the plate</think><output>[[{start[0] / w:.4f}, {start[1] / h:.4f}], "
+        f"[{goal[0] / w:.4f}, {goal[1] / h:.4f}]]</output>"
+    )
     policy = ImagePlannerPolicy(PlannerSettings(), text_source=lambda obs_batch, prompts: [text])
     conv = conversion_for(env, policy)
     assert conv.describe() == "bottom_left->upright:flip_rows"

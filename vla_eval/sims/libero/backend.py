@@ -149,7 +149,8 @@ class LiberoBackend(Backend[LiberoOptions]):
             missing = [t.name for t in spec.tasks if not table.get(t.name)]
             if missing:
                 raise ConfigError(
-                    f"{source}: field 'splits': paraphrase split but envs/libero/paraphrases.yaml has no entry for {missing}"
+                    f"{source}: field 'splits': paraphrase split but envs/libero/paraphrases.yaml "
+                    f"has no entry for {missing}"
                 )
 
     def make_env(self, spec: "SuiteSpec", task: str, split: str, cameras: list[str], depth: bool = False):

@@ -7,8 +7,8 @@ Suite files pick it with ``backend: simpler``::
       protocol: visual_matching        # visual_matching (reference look) | variant_aggregation (simulated base look)
       gripper: auto                    # auto (Google: relative, Bridge: absolute, as SimplerEnv) | absolute | relative
       exclude_from_aggregate: []       # splits reported but not averaged (camera shifts)
-      task_groups: {}                  # group name -> tasks, averaged together as SimplerEnv's calc_metrics reports them
-      extension: false                 # true: a protocol SimplerEnv does not have (labelled so in tables and the report)
+      task_groups: {}                  # group name -> tasks, averaged as SimplerEnv's calc_metrics reports them
+      extension: false                 # true: a protocol SimplerEnv lacks (labelled so in tables and the report)
     success_rule: final_step           # SimplerEnv judges the last step
 
 Episode *i* of a (task, split) uses the task's initial configuration *i* (passed to ``reset``

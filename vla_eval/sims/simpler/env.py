@@ -142,7 +142,8 @@ class SimplerEnv(TabletopEnv):
         for p in self.perturbations:
             if isinstance(p, (ObjectLayout, Language)):
                 raise ValueError(
-                    f"perturbation {p.type!r} is not supported by simpler tasks (fixed configuration grids, no paraphrases)"
+                    f"perturbation {p.type!r} is not supported by simpler tasks "
+                    "(fixed configuration grids, no paraphrases)"
                 )
         self.look = resolve_look(self.task.family, look, self.variants)
         self.no_distractor = any(isinstance(v, NoDistractor) for v in self.variants)
@@ -530,7 +531,8 @@ class SimplerEnv(TabletopEnv):
 
     # ----------------------------------------------------------- privileged
     def privileged_state(self) -> dict[str, Any]:
-        """The tabletop keys plus ``task`` (this episode's rule), ``<object>_shape``, target sizes and ``control_hz``."""
+        """The tabletop keys plus ``task`` (this episode's rule), ``<object>_shape``, target sizes
+        and ``control_hz``."""
         out = super().privileged_state()
         out["task"] = dict(self.rule)
         out["task_type"] = self.rule["type"]

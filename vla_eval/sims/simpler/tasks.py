@@ -348,7 +348,8 @@ TASKS: dict[str, SimplerTask] = {
             success={"type": "near", "object": "coke_can", "target": "apple", "others": ["redbull_can"]},
             max_steps=80,
             configs=_move_near_configs(),
-            description="move one of three objects near another (5 object triplets x 6 source/target pairs x 2 layouts = 60)",
+            description="move one of three objects near another "
+            "(5 object triplets x 6 source/target pairs x 2 layouts = 60)",
         ),
         *[_drawer_task(level, action) for action in ("open", "close") for level in ("top", "middle", "bottom")],
         _apple_drawer_task(),

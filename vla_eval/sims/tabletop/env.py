@@ -303,7 +303,8 @@ class TabletopEnv(RenderOnDemand, gym.Env):
 
     @property
     def observation_contract(self) -> ObservationContract:
-        """MuJoCo's Python renderer delivers row 0 at the top of the view (checked in tests/sims/test_orientation.py)."""
+        """MuJoCo's Python renderer delivers row 0 at the top of the view
+        (checked in tests/sims/test_orientation.py)."""
         return ObservationContract(
             cameras=self.cameras,
             image_size=self.image_size,

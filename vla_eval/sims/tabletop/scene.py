@@ -50,7 +50,8 @@ def _check_range(value: Range) -> Range:
 
 
 class ObjectSpec(_Strict):
-    """A primitive-shaped object. ``size`` uses MuJoCo half-sizes: box (3), cylinder [radius, half-height], sphere [radius].
+    """A primitive-shaped object. ``size`` uses MuJoCo half-sizes: box (3), cylinder [radius, half-height],
+    sphere [radius].
 
     ``x``/``y``/``yaw`` are offsets sampled uniformly and added to ``pos`` (and to yaw 0)
     at every reset. ``free`` objects get a free joint; others are welded to the table but

@@ -7,7 +7,8 @@ import pytest
 
 @pytest.fixture
 def make_real_env(simpler_assets, mesh_cache, monkeypatch):
-    """``make(cls, task, **kw)``: a scene env on the shared asset pack and converted-mesh cache, closed after the test."""
+    """``make(cls, task, **kw)``: a scene env on the shared asset pack and converted-mesh cache,
+    closed after the test."""
     monkeypatch.setenv("VLA_EVAL_CACHE", str(mesh_cache))
     envs = []
 

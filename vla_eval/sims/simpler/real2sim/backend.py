@@ -69,13 +69,15 @@ class SimplerRealBackend(Backend[SimplerRealOptions]):
         validate_tasks(spec, source, "simpler_real task", self.task_names())
         if list(spec.cameras) != ["agentview"]:
             raise ConfigError(
-                f"{source}: field 'cameras': the visual-matching scene has one camera, ['agentview'], got {list(spec.cameras)}"
+                f"{source}: field 'cameras': the visual-matching scene has one camera, ['agentview'], "
+                f"got {list(spec.cameras)}"
             )
         for i, split in enumerate(spec.splits):
             for task in spec.tasks:
                 if split.perturbations_for(task.name):
                     raise ConfigError(
-                        f"{source}: field 'splits.{i}' (split {split.name!r}): backend simpler_real has no perturbations"
+                        f"{source}: field 'splits.{i}' (split {split.name!r}): "
+                        "backend simpler_real has no perturbations"
                     )
         if len(spec.settle_action) != 7:
             raise ConfigError(f"{source}: field 'settle_action': expected 7 numbers, got {len(spec.settle_action)}")

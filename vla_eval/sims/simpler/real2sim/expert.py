@@ -327,8 +327,8 @@ def google_drawer_action(priv: dict[str, Any], ep: _Episode) -> np.ndarray:
     front plate with the fingertips (the mk_station handles have no collision shape, as in SimplerEnv).
 
     Open: close the hand, go in front of and above the front plate, over its top edge, down behind it, pull out to
-    ``D_PULL_TO``, hold (the apple task then goes on with :func:`google_apple_action`). Close: close the hand, go in front of the (open) front plate at its middle height, push it
-    in to ``D_PUSH_TO``, back off."""
+    ``D_PULL_TO``, hold (the apple task then goes on with :func:`google_apple_action`). Close: close the hand,
+    go in front of the (open) front plate at its middle height, push it in to ``D_PUSH_TO``, back off."""
     kind = priv["task"]["type"]
     bp, br = np.asarray(priv["base_pos"]), np.asarray(priv["base_mat"])
     eef_w = np.asarray(priv["eef_pos"])

@@ -273,7 +273,8 @@ def build_google_xml(
     body, n = re.subn(r'(<body name="link_camera"[^>]*>)', lambda mt: mt.group(1) + camera, robot.body, count=1)
     if n != 1:
         raise ValueError("the Google robot URDF has no link_camera")
-    # ManiSkill2 cancels gravity on the robot's joints every step (agents/base_controller.py, balance_passive_force=True)
+    # ManiSkill2 cancels gravity on the robot's joints every step
+    # (agents/base_controller.py, balance_passive_force=True)
     body = body.replace("<body ", '<body gravcomp="1" ')
     object_assets, objects_xml, facts = scene_objects(assets, task, real, G.OBJECT_FRICTION)
     if real.station:

@@ -131,7 +131,8 @@ OBJECT_DAMPING = 0.1
 """grasp_single_in_scene.py _load_actors: obj.set_damping(0.1, 0.1)"""
 
 POS_BOUND, ROT_BOUND = 1.0, math.pi / 2
-"""defaults.py arm_common_args (-1, 1 unused since normalize_action=False; rot_bound pi/2, rotation clipped by its norm)"""
+"""defaults.py arm_common_args (-1, 1 unused since normalize_action=False;
+rot_bound pi/2, rotation clipped by its norm)"""
 
 CONTROL_HZ, SIM_HZ = 3, 513
 """grasp_single_in_scene.py _setup_prepackaged_env_init_config and scripts/rt1_*_visual_matching.sh:
@@ -183,8 +184,9 @@ COKE_ORIENTATION_QUAT = {
 
 COKE_MODEL, COKE_MODEL_JSON = "baked_opened_coke_can_v2", "info_pick_custom_baked_tex_v1.json"
 COKE_MODEL_SIMPLER = "opened_coke_can"
-"""SimplerEnv's coke-can task (GraspSingleOpenedCokeCanInScene-v0) loads ``opened_coke_can`` of info_pick_custom_v0.json;
-that model is not in the asset pack. Substitute: ``baked_opened_coke_can_v2`` (same bbox 0.066 x 0.123 x 0.066 m,
+"""SimplerEnv's coke-can task (GraspSingleOpenedCokeCanInScene-v0) loads ``opened_coke_can`` of
+info_pick_custom_v0.json; that model is not in the asset pack. Substitute: ``baked_opened_coke_can_v2``
+(same bbox 0.066 x 0.123 x 0.066 m,
 same density 50; SimplerEnv's move-near tasks use it, move_near_in_scene.py DEFAULT_MODEL_JSON v1)."""
 
 COKE_OVERLAY = "real_inpainting/google_coke_can_real_eval_1.png"
@@ -238,7 +240,8 @@ MoveNearGoogleBakedTexInSceneEnvV1, the line the script leaves commented out), w
 baked_orange_v2 for the two unbaked ones (same bboxes in info_pick_custom_baked_tex_v1.json)."""
 
 MOVE_NEAR_DENSITY = {"apple": 200.0, "orange": 200.0}
-"""move_near_in_scene.py special_density_dict (toy apple and orange as in the real evaluation); the rest use the json's"""
+"""move_near_in_scene.py special_density_dict (toy apple and orange as in the real evaluation);
+the rest use the json's"""
 
 MOVE_NEAR_QUAT = {
     "blue_plastic_bottle": (0.5, 0.5, 0.5, 0.5),  # euler2quat(pi/2, 0, pi/2)

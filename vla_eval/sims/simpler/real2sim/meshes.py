@@ -189,7 +189,8 @@ def collision_parts(model_dir: Path) -> list[Path]:
 
 
 def mujoco_mesh_file(path: Path) -> Path:
-    """``path`` itself if MuJoCo reads it (OBJ, STL), else its geometry as a cached OBJ (e.g. the Google robot's ``.glb``)."""
+    """``path`` itself if MuJoCo reads it (OBJ, STL), else its geometry as a cached OBJ
+    (e.g. the Google robot's ``.glb``)."""
     if path.suffix.lower() in (".obj", ".stl", ".msh"):
         return path
     out_dir = cache_root() / "simpler-meshes" / f"{path.stem}-{_file_hash(path)}-v{CONVERTER_VERSION}"

@@ -73,7 +73,8 @@ def compare_reference(
     try:
         if ref.shape[:2] != (env.render_wh[1], env.render_wh[0]):
             raise ValueError(
-                f"{reference}: {ref.shape[1]}x{ref.shape[0]}, expected SimplerEnv's {env.render_wh[0]}x{env.render_wh[1]}"
+                f"{reference}: {ref.shape[1]}x{ref.shape[0]}, "
+                f"expected SimplerEnv's {env.render_wh[0]}x{env.render_wh[1]}"
             )
         photo = env._photo.astype(int)
         fg_ref = np.abs(ref.astype(int) - photo).max(axis=2) > 40

@@ -38,7 +38,8 @@ class RealSceneEnv(RenderOnDemand, gym.Env):
     """
 
     robot: ModuleType
-    """The robot's facts (:mod:`.widowx`, :mod:`.google`): joint and link names, rates, bounds, camera size, table height."""
+    """The robot's facts (:mod:`.widowx`, :mod:`.google`): joint and link names, rates, bounds, camera size,
+    table height."""
     real_tasks: dict[str, Any]
     """Task name -> how it is staged with SimplerEnv's assets (models, model json, overlay photo, SimplerEnv env id)."""
     scene_label: str
@@ -360,12 +361,14 @@ class RealSceneEnv(RenderOnDemand, gym.Env):
         return self._renderer, self._seg_renderer
 
     def render_native(self) -> np.ndarray:
-        """The composite at SimplerEnv's camera size (times ``render_scale``): real photo where the sim shows neither robot nor object.
+        """The composite at SimplerEnv's camera size (times ``render_scale``): real photo where the sim shows
+        neither robot nor object.
 
         One render pass: the table and floor are in a geom group the camera does not draw, and parked objects wait
         behind the camera, so every pixel the pass draws (depth buffer off its cleared value) shows the robot, a
-        task object or an articulated fixture (the drawer tasks' cabinet) -- the pixels SimplerEnv's segmentation keeps, at half the cost of a second,
-        segmentation pass (tests compare the two masks on real frames: they differ on ~0.1% of the pixels, at
+        task object or an articulated fixture (the drawer tasks' cabinet) -- the pixels SimplerEnv's segmentation
+        keeps, at half the cost of a second, segmentation pass (tests compare the two masks on real frames: they
+        differ on ~0.1% of the pixels, at
         antialiased edges, which the colour pass blends and the segmentation pass does not)."""
         rgb_r, _ = self._renderers(segmentation=False)
         rgb_r.update_scene(self.data, camera=self._cam, scene_option=self._opt)

@@ -105,7 +105,8 @@ def object_mjcf(
             else:
                 asset_xml.append(f'<material name="{mesh}_mat" rgba="{_fmt(part.rgba)}" emission="{part.emission}"/>')
             geoms.append(
-                f'<geom type="mesh" mesh="{mesh}" material="{mesh}_mat" group="2" contype="0" conaffinity="0" density="0"/>'
+                f'<geom type="mesh" mesh="{mesh}" material="{mesh}_mat" group="2" '
+                'contype="0" conaffinity="0" density="0"/>'
             )
     for i in range(len(hulls)):
         geoms.append(
@@ -188,7 +189,8 @@ def scene_mjcf(
     """The scene file: robot body, object bodies and drives inside the shared options, lights and table box
     (``table`` False: none, as SimplerEnv's ``dummy_drawer`` scene has no collision but the floor)."""
     floor_xml = (
-        '\n    <geom name="floor" type="plane" size="5 5 0.1" rgba="0.3 0.25 0.2 1" contype="1" conaffinity="3" group="4"/>'
+        '\n    <geom name="floor" type="plane" size="5 5 0.1" rgba="0.3 0.25 0.2 1" '
+        'contype="1" conaffinity="3" group="4"/>'
         if floor
         else ""
     )
@@ -200,7 +202,8 @@ def scene_mjcf(
     )
     return f"""<mujoco model="{model_name}">
   <compiler angle="radian" autolimits="true"{compiler_extra}/>
-  <option timestep="{1.0 / sim_hz}" integrator="implicitfast" cone="pyramidal"{option_extra}><flag multiccd="enable"/></option>
+  <option timestep="{1.0 / sim_hz}" integrator="implicitfast" cone="pyramidal"{option_extra}>\
+<flag multiccd="enable"/></option>
   <visual><global offwidth="{camera_size[0]}" offheight="{camera_size[1]}"/><quality shadowsize="0"/>
     <headlight ambient="0.45 0.45 0.45" diffuse="0.5 0.5 0.5" specular="0 0 0"/></visual>
   <default><geom solref="0.004 1" solimp="0.95 0.99 0.001"/></default>

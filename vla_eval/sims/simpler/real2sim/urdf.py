@@ -240,7 +240,8 @@ def urdf_to_mjcf_parts(
             if mimic is not None:
                 mult, off = float(mimic.get("multiplier", 1)), float(mimic.get("offset", 0))
                 parts.equalities.append(
-                    f'<joint joint1="{prefix}{jname}" joint2="{prefix}{mimic.get("joint")}" polycoef="{off:.10g} {mult:.10g} 0 0 0"/>'
+                    f'<joint joint1="{prefix}{jname}" joint2="{prefix}{mimic.get("joint")}" '
+                    f'polycoef="{off:.10g} {mult:.10g} 0 0 0"/>'
                 )
         elif joint is not None and joint.get("type") != "fixed":
             raise ConfigError(f"{urdf_path}: joint {joint.get('name')!r} has unsupported type {joint.get('type')!r}")

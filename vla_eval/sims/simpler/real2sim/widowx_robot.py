@@ -45,7 +45,8 @@ GRIPPER_LOW, GRIPPER_HIGH = 0.015 - 0.001, 0.037 + 0.001
 GRIPPER_FRICTION = 2.0
 FINGER_PATCH_RADIUS = 0.01
 OBJECT_FRICTION = 0.5
-"""defaults.py gripper material (static/dynamic friction 2.0), finger patch_radius 0.01 (torsional friction); envs/custom_scenes/base_env.py obj_*_friction 0.5"""
+"""defaults.py gripper material (static/dynamic friction 2.0), finger patch_radius 0.01 (torsional friction);
+envs/custom_scenes/base_env.py obj_*_friction 0.5"""
 
 FINGER_TORSION = GRIPPER_FRICTION * FINGER_PATCH_RADIUS
 """MuJoCo's torsional friction coefficient (a length: the most twisting torque per newton of normal force) for the

@@ -82,7 +82,10 @@ class SapienSimplerEnv(RenderOnDemand, gym.Env):
         self.elapsed_steps = 0
         self.action_space = spaces.Box(-1.0, 1.0, shape=(7,), dtype=np.float32)
         h, w = self.image_size
-        box = lambda n, lim: spaces.Box(-lim, lim, shape=(n,), dtype=np.float32)
+
+        def box(n, lim):
+            return spaces.Box(-lim, lim, shape=(n,), dtype=np.float32)
+
         obs: dict[str, spaces.Space] = {
             "state": spaces.Dict(
                 {

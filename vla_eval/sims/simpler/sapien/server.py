@@ -29,7 +29,7 @@ _REPLIES = os.fdopen(os.dup(1), "wb")
 os.dup2(2, 1)
 sys.stdout = sys.stderr
 
-import wire
+import wire  # noqa: E402 -- after the stdout redirect on purpose: no import may print into the reply stream
 
 
 def _physics_only():
