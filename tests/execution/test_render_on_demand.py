@@ -130,6 +130,7 @@ class _Lazy(_Chunked):
         self.calls += 1
         o = obs_batch[0]
         self.seen.append(tuple(sorted(o.get("images", {}))))  # the keys: nothing is drawn for them
+        assert "agentview" in o["images"] and "top" not in o["images"]
         if self.calls in self.reads:
             views = {k: o[k]["agentview"] for k in ("images", "depth", "camera_params") if k in o}
             self.got.append(views)

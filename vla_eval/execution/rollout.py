@@ -155,6 +155,9 @@ class LazyCameraMap(Mapping):
             raise KeyError(cam)
         return self._views.view(self._key, cam)
 
+    def __contains__(self, cam: object) -> bool:
+        return cam in self._order  # Mapping's default would read the value, i.e. draw it
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._order)
 
