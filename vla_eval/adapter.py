@@ -57,6 +57,11 @@ class Policy(abc.ABC):
     needs_images: bool = True
     cameras_needed: tuple[str, ...] | None = None
     """The cameras ``predict`` reads (``None``: every camera of the suite); only they are rendered for it."""
+    lazy_images: bool = False
+    """Set by an adapter that reads ``obs["images"]`` (and ``depth`` / ``camera_params``) only on some calls,
+    decided by the observation itself (a planner that re-plans when its plan runs out): it then gets mappings
+    that draw a camera on first read, valid until the env's next step, instead of pictures drawn before
+    every query (:class:`~vla_eval.execution.rollout.LazyCameraMap`)."""
     needs_depth: bool = False
     needs_privileged: bool = False
     deterministic: bool = True

@@ -237,6 +237,8 @@ def _rendering(env: Any, pol: Any, chunk: Any, replan: int | None, spec: Any) ->
             f"{period if period else '?'} step(s), when the policy is queried"
         )
     )
+    if cams and getattr(pol, "lazy_images", False) and getattr(env.unwrapped, "late_render_exact", True):
+        when = "only on the calls where the policy reads them (lazy_images), drawn on first read"
     stride = EpisodeSettings(run_id="", suite="", max_steps={}, settle_steps=0, settle_action=()).frame_stride
     return {
         "mode": "on_demand (--render eager draws every camera every step)",

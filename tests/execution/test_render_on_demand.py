@@ -116,6 +116,80 @@ def test_an_unforeseen_query_renders_late_with_the_same_pictures(monkeypatch):
     env.close()
 
 
+class _Lazy(_Chunked):
+    """Declares lazy images and reads ``agentview`` only on the calls ``reads`` names (1-based)."""
+
+    lazy_images = True
+
+    def __init__(self, cameras=("agentview",), reads=(1, 3), orientation="upright"):
+        super().__init__(cameras)
+        self.image_orientation = orientation
+        self.reads, self.calls, self.got = set(reads), 0, []
+
+    def predict(self, obs_batch):
+        self.calls += 1
+        o = obs_batch[0]
+        self.seen.append(tuple(sorted(o.get("images", {}))))  # the keys: nothing is drawn for them
+        assert "agentview" in o["images"] and "top" not in o["images"]
+        if self.calls in self.reads:
+            views = {k: o[k]["agentview"] for k in ("images", "depth", "camera_params") if k in o}
+            self.got.append(views)
+        return ActionChunk(actions=np.zeros((len(obs_batch), 10, 7)), space=LIBERO_DELTA_EEF)
+
+
+def test_a_lazy_policy_draws_only_the_pictures_it_reads(monkeypatch):
+    env, drawn = _counting_env(monkeypatch)
+    policy = _Lazy(reads=(1, 3))
+    ((record, ok),) = run_episodes([env], policy, [ITEM], _settings())
+    assert ok and record.steps == 20 and record.policy_calls == 4 and record.termination == "timeout"
+    assert drawn == [(0, "agentview"), (10, "agentview")]  # queried at 0, 5, 10, 15; read at the 1st and 3rd
+    assert policy.seen == [("agentview",)] * 4  # every call sees which cameras it may read
+    assert record.extras["lazy_renders"] == 2
+    env.close()
+
+
+def test_a_lazy_picture_read_after_the_env_stepped_on_fails_the_episode_clearly(monkeypatch):
+    env, drawn = _counting_env(monkeypatch)
+
+    class Stale(_Lazy):
+        def predict(self, obs_batch):
+            if self.calls == 1:
+                self.old["agentview"]  # the previous call's mapping: the env has stepped since
+            self.old = obs_batch[0]["images"]
+            return super().predict(obs_batch)
+
+    ((record, _),) = run_episodes([env], Stale(reads=()), [ITEM], _settings())
+    assert record.termination == "policy_error" and record.steps == 5
+    assert "read after the env stepped on" in record.error and drawn == []
+    env.close()
+
+
+def _views_at_queries(render: str, lazy: bool) -> tuple[list, object]:
+    env = TabletopEnv("pick_place_cube", cameras=("agentview", "wrist"), image_size=(32, 24), depth=True)
+    policy = _Lazy(reads=(1, 2, 3, 4), orientation="libero_rot180")
+    policy.lazy_images = lazy
+    ((record, ok),) = run_episodes([env], policy, [ITEM], _settings(render=render))
+    env.close()
+    assert ok and len(policy.got) == 4
+    return policy.got, record
+
+
+@pytest.mark.parametrize("render, lazy", [("eager", False), ("on_demand", False)])
+def test_lazily_drawn_images_depth_and_camera_params_match_eager_after_orientation(render, lazy):
+    """A picture drawn on first read is converted to the policy's orientation like one drawn with the step."""
+    lazy_views, lazy_record = _views_at_queries("on_demand", lazy=True)
+    ref_views, _ = _views_at_queries(render, lazy)
+    assert lazy_record.extras["lazy_renders"] == 4
+    assert lazy_record.extras["image_conversion"] == "top_left->libero_rot180:flip_cols"
+    for got, ref in zip(lazy_views, ref_views):
+        assert sorted(got) == ["camera_params", "depth", "images"]
+        assert np.array_equal(got["images"], ref["images"]) and got["images"].shape == (32, 24, 3)
+        assert np.array_equal(got["depth"], ref["depth"])
+        K = np.asarray(got["camera_params"]["intrinsics"])
+        assert np.array_equal(K, ref["camera_params"]["intrinsics"]) and K[0, 0] < 0  # columns flipped
+        assert np.array_equal(got["camera_params"]["extrinsics"], ref["camera_params"]["extrinsics"])
+
+
 def test_gymnasium_check_env_still_passes():
     from gymnasium.utils.env_checker import check_env
 
@@ -254,6 +328,33 @@ def test_tabletop_pi0_oracle_records_identical(tmp_path):
     finally:
         server.shutdown()
     assert any(r[1] for r in rows)
+
+
+def _vla_r1_oracle(ckpts):
+    from vla_eval.conformance.checkpoints import build_qwen_oracle_checkpoint
+    from vla_eval.policy_config import PolicyConfig, resolve_policy
+
+    user = resolve_policy("vla_r1", [])
+    checkpoint = build_qwen_oracle_checkpoint(ckpts / "qwen2_5_vl_oracle")
+    args = {**user.args, "checkpoint": str(checkpoint), "device": "cpu", "dtype": "float32", "task_mode": "pick_place"}
+    return PolicyConfig(
+        name="vla_r1_oracle",
+        adapter="vla_eval.conformance.vla_r1_oracle:VlaR1Oracle",
+        args=args,
+        execution=user.execution,
+    )
+
+
+def test_tabletop_vla_r1_oracle_records_identical_with_lazy_images(tmp_path, ckpts):
+    """VLA-R1 reads its camera only when it plans: on demand draws exactly one picture per model query."""
+    pytest.importorskip("transformers")
+    rows = _assert_same(tmp_path, _cut(**TABLETOP), _vla_r1_oracle(ckpts))
+    assert any(r[1] for r in rows)
+    with RunStore(tmp_path / "on_demand", readonly=True) as store:
+        recs = list(store.records())
+    for r in recs:
+        assert r.outputs_checked >= 1 and r.extras.get("lazy_renders") == r.outputs_checked, (r.task, r.extras)
+        assert r.outputs_checked < r.policy_calls  # queried every step, drawn only when it planned
 
 
 LIBERO_TASKS = [

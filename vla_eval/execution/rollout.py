@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from vla_eval.errors import RetryEpisode
 from vla_eval.execution.plan import PlanItem
 from vla_eval.provenance import now_iso
 from vla_eval.record import EpisodeRecord
-from vla_eval.sims.contract import supports_on_demand
+from vla_eval.sims.contract import CAMERA_PARAMS_KEY, contract_of, supports_on_demand
 from vla_eval.sims.orientation import ImageConversion, conversion, conversion_for
 
 
@@ -111,6 +112,63 @@ def failed_record(settings: EpisodeSettings, item: PlanItem, error: str, attempt
     )
 
 
+class LazyRenderError(RuntimeError):
+    """A lazy picture was read after the env stepped on: it would show a state the policy was not asked about."""
+
+
+class _LazyViews:
+    """The pictures of one observation that were not drawn on its step, drawn on first read.
+
+    Shared by the ``images`` / ``depth`` / ``camera_params`` mappings of that observation: one
+    ``render_observation`` per camera gives all three, converted to the policy's orientation
+    exactly as an eagerly drawn observation is.
+    """
+
+    def __init__(self, ep: "_Episode", cameras: tuple[str, ...]):
+        self.ep, self.cameras, self.version = ep, cameras, ep.obs_version
+        self._drawn: dict[str, dict[str, Any]] = {}
+
+    def view(self, key: str, cam: str) -> Any:
+        if cam not in self._drawn:
+            self._drawn[cam] = self.ep.draw_late(cam, self.version)
+        try:
+            return self._drawn[cam][key][cam]
+        except KeyError:
+            raise KeyError(cam) from None
+
+
+class LazyCameraMap(Mapping):
+    """``obs["images"]`` (or ``depth`` / ``camera_params``) for a policy with ``lazy_images``.
+
+    Keys are known without drawing (``in``, ``keys()``, ``len``); reading a camera's value draws it
+    the first time. Valid until the env's next step (:class:`LazyRenderError` after that).
+    """
+
+    def __init__(self, key: str, drawn: Mapping[str, Any], views: _LazyViews):
+        self._key, self._have, self._views = key, dict(drawn), views
+        self._order = tuple(dict.fromkeys([*self._have, *views.cameras]))
+
+    def __getitem__(self, cam: str) -> Any:
+        if cam in self._have:
+            return self._have[cam]
+        if cam not in self._views.cameras:
+            raise KeyError(cam)
+        return self._views.view(self._key, cam)
+
+    def __contains__(self, cam: object) -> bool:
+        return cam in self._order  # Mapping's default would read the value, i.e. draw it
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __repr__(self) -> str:
+        lazy = [c for c in self._order if c not in self._have]
+        return f"LazyCameraMap({self._key!r}, drawn={sorted(self._have)}, on_read={lazy})"
+
+
 class _Episode:
     """Mutable state of one episode inside a lock-step batch."""
 
@@ -127,6 +185,7 @@ class _Episode:
             steps=0, policy_calls=0, policy_time_s=0.0, sim_time_s=0.0, parse_failures=0, outputs_checked=0
         )
         self.extras: dict[str, Any] = {}
+        self.late_render_s = 0.0
         self.success = False
         self.termination: str | None = None
         self.error: str | None = None
@@ -137,6 +196,8 @@ class _Episode:
         self.on_demand = settings.render == "on_demand" and supports_on_demand(env)
         self.frame_stride = settings.frame_stride if self.on_demand else (settings.video_stride or 1)
         self.policy_cams: tuple[str, ...] = ()
+        self.lazy = False
+        self.obs_version = 0
         self._requested: tuple[str, ...] | None = None
         if frames is not None and settings.video_camera:
             self.extras["video_frame_stride"] = self.frame_stride
@@ -153,6 +214,10 @@ class _Episode:
             self.extras["image_conversion"] = self.conversion.describe()
         if self.on_demand:
             self.policy_cams = policy_cameras(policy, tuple(self.env.unwrapped.cameras))
+            # an env whose late picture differs from the step's own (LIBERO) keeps drawing before the step
+            self.lazy = bool(getattr(policy, "lazy_images", False)) and bool(
+                getattr(self.env.unwrapped, "late_render_exact", True)
+            )
 
     def request_render(self, query: bool, frame_at: int | None) -> None:
         """Before a step: ask the env to draw the policy's cameras if the policy is queried after it,
@@ -160,7 +225,7 @@ class _Episode:
         for a settle step, whose frame is never kept)."""
         if not self.on_demand or not self.env_ok:
             return
-        cams = set(self.policy_cams) if query else set()
+        cams = set(self.policy_cams) if query and not self.lazy else set()
         keep = frame_at is not None and frame_at % self.frame_stride == 0
         if self.frames is not None and self.video_camera and keep:
             cams.add(self.video_camera)
@@ -197,6 +262,7 @@ class _Episode:
 
     def reset(self, options: dict[str, Any] | None) -> None:
         t = time.perf_counter()
+        self.obs_version += 1
         try:
             self.obs, info = self.env.reset(seed=self.item.seed, options=options or None)
         except Exception as exc:
@@ -210,6 +276,7 @@ class _Episode:
 
     def step(self, action: np.ndarray, counted: bool = True) -> None:
         t = time.perf_counter()
+        self.obs_version += 1
         try:
             self.obs, _, _, _, info = self.env.step(np.asarray(action, dtype=np.float32))
         except Exception as exc:
@@ -261,11 +328,46 @@ class _Episode:
             self.obs[key] = {**self.obs.get(key, {}), **per_cam}
         self.extras["late_renders"] = self.extras.get("late_renders", 0) + 1
 
+    def draw_late(self, cam: str, version: int) -> dict[str, Any]:
+        """One camera of the current state, drawn now for a lazy read and converted to the policy's view."""
+        if version != self.obs_version or not self.env_ok:
+            raise LazyRenderError(
+                f"obs['images'][{cam!r}] read after the env stepped on; read lazy images inside the predict call"
+            )
+        t = time.perf_counter()
+        try:
+            views = self.env.unwrapped.render_observation([cam])
+        except Exception as exc:
+            self.fail("env_error", error_text(exc))
+            raise LazyRenderError(f"drawing camera {cam!r} failed: {error_text(exc)}") from exc
+        finally:
+            elapsed = time.perf_counter() - t
+            self.stats["sim_time_s"] += elapsed
+            self.late_render_s += elapsed
+        self.extras["lazy_renders"] = self.extras.get("lazy_renders", 0) + 1
+        return self.conversion.observation(views) if self.conversion is not None else views
+
+    def _lazy_obs(self, o: dict[str, Any]) -> dict[str, Any]:
+        """``o`` with the policy's cameras not drawn on this step behind :class:`LazyCameraMap` s."""
+        have = self.obs.get("images", {})
+        missing = tuple(c for c in self.policy_cams if c not in have)
+        if not missing or not self.env_ok:
+            return o
+        views = _LazyViews(self, missing)
+        contract = contract_of(self.env)
+        keys = ("images", "depth", CAMERA_PARAMS_KEY) if contract is not None and contract.depth else ("images",)
+        for key in keys:
+            o[key] = LazyCameraMap(key, o.get(key) or {}, views)
+        return o
+
     def policy_obs(self, needs_privileged: bool) -> dict[str, Any]:
-        self._complete_images()
+        if not self.lazy:
+            self._complete_images()
         o = self.conversion.observation(self.obs) if self.conversion is not None else dict(self.obs)
         if o is self.obs:
             o = dict(self.obs)
+        if self.lazy:
+            o = self._lazy_obs(o)
         if needs_privileged and self.env_ok:
             o["privileged"] = self.env.unwrapped.privileged_state()
         return o
@@ -409,6 +511,7 @@ def _refill(eps: list[_Episode], policy: Policy, settings: EpisodeSettings) -> N
     needing = [ep for ep in eps if ep.active and ep.executor.needs_chunk()]
     rows = needing if policy.slot_aware else eps
     obs_batch = [ep.policy_obs(policy.needs_privileged) for ep in rows]
+    drawn_before = sum(ep.late_render_s for ep in rows)
     t = time.perf_counter()
     try:
         chunk = predict_policy(policy, obs_batch, [eps.index(ep) for ep in rows])
@@ -416,10 +519,11 @@ def _refill(eps: list[_Episode], policy: Policy, settings: EpisodeSettings) -> N
         raise
     except Exception as exc:
         for ep in needing:
-            ep.fail("policy_error", error_text(exc))
+            if ep.env_ok:  # a lazy draw that failed already ended its episode as env_error
+                ep.fail("policy_error", error_text(exc))
         return
     finally:
-        elapsed = time.perf_counter() - t
+        elapsed = time.perf_counter() - t - (sum(ep.late_render_s for ep in rows) - drawn_before)
         for ep in needing:
             ep.stats["policy_time_s"] += elapsed
             ep.stats["policy_calls"] += 1

@@ -93,12 +93,16 @@ class ImagePlannerPolicy(Policy):
     needs_images = True
     needs_depth = True
     slot_aware = True
+    lazy_images = True
+    """Pictures are read only when a plan is made (:meth:`_query`); between plans the follower steers from
+    ``eef_pos``, and whether the next call plans depends on that call's observation."""
 
     def __init__(
         self, settings: PlannerSettings, text_source: Callable[[list[dict], list[str]], list[str]] | None = None
     ):
         self.settings = settings
         self.image_orientation = settings.image_orientation
+        self.cameras_needed = (settings.bridge.camera,)
         self.bridge = PlannerBridge(settings.bridge)
         self._text_source = text_source
         self._slots: SlotStates[_EnvState] = SlotStates(

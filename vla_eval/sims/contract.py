@@ -105,6 +105,9 @@ class RenderOnDemand:
 
     cameras: tuple[str, ...]
     _render_request: tuple[str, ...] | None = None
+    late_render_exact: bool = True
+    """Whether :meth:`render_observation` after a step draws what that step would have drawn; False (LIBERO)
+    makes the rollout request a lazy-image policy's cameras before the step, as for any other policy."""
 
     def set_render_cameras(self, cameras: Iterable[str] | None) -> None:
         """The cameras the next ``step`` / ``reset`` render (kept until changed); ``None`` renders all."""

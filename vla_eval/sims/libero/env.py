@@ -61,6 +61,7 @@ class LiberoEnv(RenderOnDemand, gym.Env):
 
     metadata = {"render_modes": []}
     native_action_space = LIBERO_DELTA_EEF
+    late_render_exact = False  # robosuite takes a step's frame at its first substep (see _render_views)
 
     def __init__(
         self,
