@@ -179,7 +179,7 @@ def record_demos(
     if action_noise < 0:
         raise ConfigError(f"--action-noise {action_noise}: expected a standard deviation >= 0")
     cfg = resolve_request_policy(policy, policy_args)
-    setup = episode_setup(spec, f"demos-{spec.name}", cfg)
+    setup = episode_setup(spec, f"demos-{spec.name}", cfg, render="eager")  # a demo stores every frame of every camera
     backend = setup.backend
     cameras = tuple(spec.cameras)
     out_dir = Path(out_dir)
