@@ -28,9 +28,21 @@ RERUN="${MUTATION_RERUN:-}"      # a results folder: rerun only its survivors
 mkdir -p "$OUT"
 
 # module name | source file | fast tests that drive it (space-separated; override one
-# module's list with MUTATION_TESTS_<name>="tests/a.py tests/b.py")
+# module's list with MUTATION_TESTS_<name>="tests/a.py tests/b.py"; a pytest node id file.py::test_x
+# selects one test, a --deselect=file.py::test_x drops one)
 REPORT_VIEW_TESTS="tests/results/test_results_report.py tests/results/test_results_report_families.py"
 REPORT_VIEW_TESTS+=" tests/results/test_misses.py tests/results/test_report_view.py"
+# the server's cases of the hostile-input file only (the rest mutate nothing here and cost minutes)
+SERVER_TESTS="tests/remote/test_batching_server.py tests/remote/test_server_mutants.py tests/policies/test_remote.py"
+# a MuJoCo EGL render hangs in mutmut's forked children (the fork server holds a GL context); that test
+# covers the rollout's image conversion, not the server
+SERVER_TESTS+=" --deselect=tests/policies/test_remote.py::test_remote_rollout_forwards_converted_images_and_camera_params"
+for t in odd_image_is_answered_alone_and_good_clients_keep_their_connection \
+  observation_outside_the_contract_is_refused_alone stateful_policy_is_never_reset_by_another_session \
+  inflight_frame_memory_is_bounded_across_clients idle_and_surplus_connections_are_closed \
+  refused_request_does_not_close_the_client; do
+  SERVER_TESTS+=" tests/test_hostile_29.py::test_$t"
+done
 MODULES=(
   "actions|vla_eval/actions/convert.py|tests/actions/test_actions.py"
   "results_stats|vla_eval/results/stats.py|tests/results/test_results_stats.py"
@@ -45,8 +57,8 @@ MODULES=(
   "scheduler|vla_eval/execution/scheduler.py|tests/execution/test_scheduler.py tests/execution/test_scheduler_events.py"
   "gate|vla_eval/results/gate.py|tests/results/test_results_gate.py tests/results/test_gate_text.py"
   "report_view|vla_eval/results/report_view.py|$REPORT_VIEW_TESTS"
+  "server|vla_eval/remote/server.py|$SERVER_TESTS"
 )
-# not yet: vla_eval/remote/server.py (the batching server), being reworked on another branch
 
 want=("$@")
 for entry in "${MODULES[@]}"; do
@@ -62,8 +74,11 @@ for entry in "${MODULES[@]}"; do
     cp -a "$ROOT/." "$work/"
   fi
   sel=""
-  for t in $tests; do [ -e "$work/$t" ] && sel="$sel
-    $t"; done
+  for t in $tests; do
+    case "$t" in -*) ;; *) [ -e "$work/${t%%::*}" ] || continue ;; esac  # an option (--deselect=...) passes as is
+    sel="$sel
+    $t"
+  done
   if [ -z "$sel" ]; then echo "== $name: none of its tests ($tests) exist; skipped"; rm -rf "$work"; continue; fi
   # mutmut reads pyproject's [tool.mutmut] first; the scratch copy's config lives in setup.cfg
   "$PY" - "$work/pyproject.toml" <<'PYEOF'
