@@ -46,26 +46,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_wait_ms=args.max_wait_ms,
     )
     server.start()
-    if args.port_file:
-        tmp = Path(f"{args.port_file}.tmp")
-        tmp.write_text(f"{server.port}\n")
-        os.replace(tmp, args.port_file)  # readers never see a half-written file
-    print(
+    banner = (
         f"serving policy {cfg.name} ({cfg.adapter}) on {server.url}  "
         f"(health: http://{args.host}:{server.port}/healthz; "
-        f"batches up to {args.max_batch}, wait {args.max_wait_ms:g} ms)",
-        flush=True,
+        f"batches up to {args.max_batch}, wait {args.max_wait_ms:g} ms)"
     )
-    signal.signal(signal.SIGTERM, _interrupt)
-    if args.exit_with_parent:
-        _watch_parent(args.exit_with_parent)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        print("\nstopped", file=sys.stderr)
-    finally:
-        server.shutdown()
-        policy.close()
+
+    def stats() -> None:
         if server.stats["batches"]:
             print(
                 f"served {server.stats['requests']} requests in {server.stats['batches']} batches "
@@ -73,7 +60,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-    return 0
+
+    return _serve_until_stopped(args, server, policy, banner, stats)
 
 
 def _serve_allenai(args: argparse.Namespace, cfg, policy, metadata: dict) -> int:
@@ -81,15 +69,21 @@ def _serve_allenai(args: argparse.Namespace, cfg, policy, metadata: dict) -> int
     from vla_eval.remote.allenai_server import AllenaiPolicyServer
 
     server = AllenaiPolicyServer(policy, host=args.host, port=args.port, metadata=metadata).start()
+    banner = (
+        f"serving policy {cfg.name} ({cfg.adapter}) to allenai's harness on {server.url}  "
+        f"(health: http://{args.host}:{server.port}/health)"
+    )
+    return _serve_until_stopped(args, server, policy, banner, lambda: None)
+
+
+def _serve_until_stopped(args: argparse.Namespace, server, policy, banner: str, on_stop) -> int:
+    """Either protocol's server, once listening: publish the port, serve until Ctrl-C / SIGTERM / the
+    parent's death, then shut down and close the policy."""
     if args.port_file:
         tmp = Path(f"{args.port_file}.tmp")
         tmp.write_text(f"{server.port}\n")
-        os.replace(tmp, args.port_file)
-    print(
-        f"serving policy {cfg.name} ({cfg.adapter}) to allenai's harness on {server.url}  "
-        f"(health: http://{args.host}:{server.port}/health)",
-        flush=True,
-    )
+        os.replace(tmp, args.port_file)  # readers never see a half-written file
+    print(banner, flush=True)
     signal.signal(signal.SIGTERM, _interrupt)
     if args.exit_with_parent:
         _watch_parent(args.exit_with_parent)
@@ -100,6 +94,7 @@ def _serve_allenai(args: argparse.Namespace, cfg, policy, metadata: dict) -> int
     finally:
         server.shutdown()
         policy.close()
+        on_stop()
     return 0
 
 
