@@ -17,11 +17,9 @@ observation: the server never sees an observation on a session without an episod
 
 from __future__ import annotations
 
-import http.client
 import itertools
 import time
 from typing import Any
-from urllib.parse import urlparse
 
 import websockets
 from websockets.sync.client import ClientConnection, connect
@@ -119,17 +117,9 @@ class AllenaiClient:
 
     def health(self, timeout: float | None = None) -> bool:
         """``GET /health`` (their readiness probe); False if unreachable or not 200."""
-        u = urlparse(self.url)
-        try:
-            conn = http.client.HTTPConnection(
-                u.hostname or "127.0.0.1", u.port or 80, timeout=timeout or self.connect_timeout
-            )
-            conn.request("GET", "/health")
-            ok = conn.getresponse().status == 200
-            conn.close()
-            return ok
-        except OSError:
-            return False
+        from vla_eval.remote.client import http_ok
+
+        return http_ok(self.url, "/health", timeout or self.connect_timeout)
 
     # -- frames
     def _send(self, kind: ap.MessageType, payload: dict[str, Any]) -> int:

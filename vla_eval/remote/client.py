@@ -107,17 +107,7 @@ class RemotePolicyClient:
 
     def health(self, timeout: float | None = None) -> bool:
         """``GET /healthz`` (openpi's health check); False if unreachable or not OK."""
-        u = urlparse(self.uri)
-        try:
-            conn = http.client.HTTPConnection(
-                u.hostname or "127.0.0.1", u.port or 80, timeout=timeout or self.connect_timeout
-            )
-            conn.request("GET", "/healthz")
-            ok = conn.getresponse().status == 200
-            conn.close()
-            return ok
-        except OSError:
-            return False
+        return http_ok(self.uri, "/healthz", timeout or self.connect_timeout)
 
     # -- requests
     def infer(self, obs: dict[str, Any]) -> dict[str, Any]:
@@ -163,3 +153,16 @@ class RemotePolicyClient:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def http_ok(ws_url: str, path: str, timeout: float) -> bool:
+    """``GET path`` on a websocket server's host and port (its health probe): True only on 200."""
+    u = urlparse(ws_url)
+    try:
+        conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port or 80, timeout=timeout)
+        conn.request("GET", path)
+        ok = conn.getresponse().status == 200
+        conn.close()
+        return ok
+    except OSError:
+        return False
