@@ -308,6 +308,8 @@ def test_7_workers_die_with_their_driver(tmp_path, sig):
         proc.wait(timeout=30)
         assert _gone_within(workers, 5), f"workers {workers} outlived their driver (signal {sig.name})"
     finally:
+        if proc.poll() is None:
+            proc.kill()
         for p in workers:
             if _alive(p):
                 os.kill(p, signal.SIGKILL)
@@ -326,6 +328,8 @@ def test_7_ctrl_c_is_one_line_and_ends_the_workers(tmp_path):
         assert "interrupted" in err
         assert _gone_within(workers, 5)
     finally:
+        if proc.poll() is None:
+            proc.kill()
         for p in workers:
             if _alive(p):
                 os.kill(p, signal.SIGKILL)
