@@ -250,6 +250,10 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_long_run(tmp_path: Path) -> tuple[subprocess.Popen, list[int]]:
     """``run --workers 2`` with episodes far longer than the test; returns the driver and its two workers."""
     suite = _suite(tmp_path, episodes_per_task=4, max_steps=200_000)
@@ -276,6 +280,9 @@ def _start_long_run(tmp_path: Path) -> tuple[subprocess.Popen, list[int]]:
             stdout=out,
             stderr=err,
             start_new_session=True,
+            # a shell running the tests in the background starts them with SIGINT ignored, and an ignored
+            # signal stays ignored across exec: give the run the terminal's default, as a user's shell does
+            preexec_fn=_default_sigint,
         )
     deadline = time.monotonic() + 90
     workers: list[int] = []
