@@ -365,7 +365,7 @@ LIBERO_TASKS = [
 
 def _libero_cut(**kw):
     pytest.importorskip("libero")
-    return _cut("libero_spatial", LIBERO_TASKS, 64, max_steps=60, **kw)
+    return _cut("libero_spatial", LIBERO_TASKS, 64, max_steps=30, **kw)
 
 
 @pytest.mark.slow
