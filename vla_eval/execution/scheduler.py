@@ -164,10 +164,9 @@ class Scheduler:
         except BaseException:
             # Ctrl-C, or the driver cannot record (a full disk): what is in flight can never be
             # stored, so end it now rather than wait for the episodes to finish for nobody
-            for handle, w in list(self._workers.items()):
-                if w.items:  # idle workers are stopped cleanly below
-                    self.starter.kill(handle)
-                    del self._workers[handle]
+            for handle in list(self._workers):
+                self.starter.kill(handle)
+            self._workers.clear()
             raise
         finally:
             self.starter.stop(list(self._workers))
