@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from vla_eval import paths, yaml_io
 from vla_eval.errors import ConfigError, UnknownNameError
@@ -38,6 +38,18 @@ class ExecutionConfig(StrictNumbers):
 
     replan_steps: int | None = Field(default=None, ge=1)
     temporal_ensemble: float | None = Field(default=None, ge=0)
+    action_rule: str | None = None
+    """A model wrapper's post-processing of each executed action (``vla_eval.actions.wrapper_rules``: SimplerEnv's
+    RT-1 / Octo / OpenVLA gripper, rotation and terminate rules); ``None``: the policy's declared action space."""
+
+    @field_validator("action_rule")
+    @classmethod
+    def _known_rule(cls, value: str | None) -> str | None:
+        from vla_eval.actions.wrapper_rules import ACTION_RULES
+
+        if value is not None and value not in ACTION_RULES:
+            raise ValueError(f"unknown action rule {value!r}; known: {', '.join(sorted(ACTION_RULES))}")
+        return value
 
 
 class PolicyConfig(BaseModel):
@@ -84,7 +96,8 @@ def _execution(base: ExecutionConfig, overrides: dict[str, Any], source: str) ->
         return ExecutionConfig.model_validate({**base.model_dump(), **overrides})
     except ValidationError as exc:
         fields = "; ".join(f"field 'execution.{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{source}: {fields} (known: replan_steps >= 1, temporal_ensemble >= 0)") from None
+        known = "replan_steps >= 1, temporal_ensemble >= 0, action_rule"
+        raise ConfigError(f"{source}: {fields} (known: {known})") from None
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:

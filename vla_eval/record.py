@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 
-Termination = Literal["success", "timeout", "policy_error", "policy_timeout", "episode_timeout", "env_error"]
+Termination = Literal[
+    "success", "timeout", "policy_terminated", "policy_error", "policy_timeout", "episode_timeout", "env_error"]
 
 POLICY_FAILURES = ("policy_error", "policy_timeout", "episode_timeout")
 """Terminations that are the policy's fault (or a wall-clock overrun): failures, and errors for ``check``."""

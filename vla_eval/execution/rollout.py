@@ -18,7 +18,14 @@ from typing import Any, Iterator
 import numpy as np
 
 from vla_eval.actions import ChunkExecutor, to_env_actions
-from vla_eval.actions.space import LIBERO_DELTA_EEF, PolicyOutputError, normalize_chunk, validate_chunk
+from vla_eval.actions.space import (
+    LIBERO_DELTA_EEF,
+    ActionSpace,
+    PolicyOutputError,
+    normalize_chunk,
+    validate_chunk,
+)
+from vla_eval.actions.wrapper_rules import ActionRule, make_rule
 from vla_eval.adapter import Policy, predict_policy, reset_policy
 from vla_eval.errors import RetryEpisode
 from vla_eval.execution.plan import PlanItem
@@ -39,6 +46,8 @@ class EpisodeSettings:
     settle_action: tuple[float, ...]
     replan_steps: int | None = None
     temporal_ensemble: float | None = None
+    action_rule: str | None = None
+    """A model wrapper's per-episode post-processing of each executed action (:mod:`vla_eval.actions.wrapper_rules`)."""
     video_camera: str | None = None
     reset_options: dict[str, Any] = field(default_factory=dict)
     success_rule: str = "first_success"
@@ -181,6 +190,12 @@ class _Episode:
         self.instruction = ""
         self.current_instruction = ""
         self.executor = ChunkExecutor(settings.replan_steps, settings.temporal_ensemble)
+        self.space: ActionSpace = LIBERO_DELTA_EEF
+        """The action space of the chunks queued in the executor: actions stay in the policy's space until they are
+        executed, so ensembling averages what the model predicted and a wrapper rule reads the model's numbers."""
+        self.rule: ActionRule | None = None
+        self.rule_name = settings.action_rule
+        self.stop_after_step = False
         self.stats = dict(
             steps=0, policy_calls=0, policy_time_s=0.0, sim_time_s=0.0, parse_failures=0, outputs_checked=0
         )
@@ -212,6 +227,13 @@ class _Episode:
             return
         if self.conversion is not None:
             self.extras["image_conversion"] = self.conversion.describe()
+        if self.rule_name:
+            try:
+                self.rule = make_rule(self.rule_name, self.env)
+            except ValueError as exc:
+                self.fail("policy_error", f"execution.action_rule: {exc}")
+                return
+            self.extras["action_rule"] = self.rule.name
         if self.on_demand:
             self.policy_cams = policy_cameras(policy, tuple(self.env.unwrapped.cameras))
             # an env whose late picture differs from the step's own (LIBERO) keeps drawing before the step
@@ -289,6 +311,32 @@ class _Episode:
             self.stats["steps"] += 1
             self.grab_frame()
             self.settle_outcome()
+            if self.stop_after_step and self.active:
+                self.termination = "success" if self.success else "policy_terminated"
+
+    def env_action(self, raw: np.ndarray) -> np.ndarray | None:
+        """The popped action (policy space) as the env's action, through the wrapper rule if there is one.
+
+        A terminate request ends the episode after this step, judged on it (SimplerEnv's evaluator steps the env
+        with the terminating action, then stops: ``maniskill2_evaluator.py`` L110-126); before the last subtask of a
+        two-subtask task it advances the subtask instead (L115-119)."""
+        env_space = getattr(self.env.unwrapped, "native_action_space", LIBERO_DELTA_EEF)
+        try:
+            if self.rule is None:
+                return to_env_actions(raw[None], self.space, env_space)[0]
+            out = self.rule.apply(raw)
+            action = to_env_actions(out.action[None], self.rule.out_space, env_space)[0]
+        except PolicyOutputError as exc:
+            self.fail("policy_error", f"invalid policy output: {exc}")
+            return None
+        if out.terminate:
+            env = self.env.unwrapped
+            if hasattr(env, "is_final_subtask") and not env.is_final_subtask():
+                env.advance_to_next_subtask()
+                self.extras.setdefault("policy_advanced_subtask", []).append(self.stats["steps"])
+            else:
+                self.stop_after_step = True
+        return action
 
     def settle_outcome(self) -> None:
         """first_success: stop at the first successful step. final_step: run to the step limit and let
@@ -447,7 +495,8 @@ def run_episodes(
         _follow_instruction_switches(eps, policy)
         if any(ep.active and ep.executor.needs_chunk() for ep in eps):
             _refill(eps, policy, settings)
-        popped = [(ep, ep.executor.pop()[0]) for ep in eps if ep.active and ep.executor.can_pop()]
+        popped = [(ep, ep.env_action(ep.executor.pop()[0])) for ep in eps if ep.active and ep.executor.can_pop()]
+        popped = [(ep, action) for ep, action in popped if action is not None]
         # a policy that is not slot-aware sees every row whenever any row is queried
         any_query = not policy.slot_aware and any(ep.will_query() for ep, _ in popped)
         for ep, action in popped:
@@ -484,6 +533,8 @@ def _follow_instruction_switches(eps: list[_Episode], policy: Policy) -> None:
     for ep in changed:
         ep.current_instruction = str(ep.obs["instruction"])
         ep.executor.reset()
+        if ep.rule is not None:
+            ep.rule.reset()  # the wrappers reset on a new instruction (octo_model.py step L143-146)
         ep.extras.setdefault("instruction_switches", []).append(
             {"step": ep.stats["steps"], "instruction": ep.current_instruction}
         )
@@ -535,9 +586,6 @@ def _refill(eps: list[_Episode], policy: Policy, settings: EpisodeSettings) -> N
         for ep in needing:
             ep.fail("policy_error", f"invalid policy output: {exc}")
         return
-    env_space = (
-        getattr(eps[0].env.unwrapped, "native_action_space", LIBERO_DELTA_EEF) if eps[0].env_ok else LIBERO_DELTA_EEF
-    )
     for i, ep in enumerate(rows):
         if ep not in needing:
             continue
@@ -548,8 +596,12 @@ def _refill(eps: list[_Episode], policy: Policy, settings: EpisodeSettings) -> N
             ep.fail("policy_error", "invalid policy output: actions contain NaN or infinite values")
             continue
         try:
-            converted = to_env_actions(row[None], space, env_space)[0]
-            ep.executor.add_chunk(converted[None])
+            if ep.rule is not None:
+                ep.rule.check(row[0])
+            elif ep.executor.can_pop() and space != ep.space and ep.executor.temporal_ensemble is not None:
+                raise PolicyOutputError(f"the action space changed within an ensembled episode ({ep.space} -> {space})")
+            ep.space = space
+            ep.executor.add_chunk(row[None])
         except PolicyOutputError as exc:
             ep.fail("policy_error", f"invalid policy output: {exc}")
             continue

@@ -105,6 +105,8 @@ def protocol_of(spec: SuiteSpec, policy: PolicyConfig, replan_steps: int | None)
     policy_block = policy.model_dump(mode="json", exclude={"source"})
     if policy.execution == ExecutionConfig():
         policy_block.pop("execution")  # runs stored before the execution block existed stay resumable
+    elif policy.execution.action_rule is None:
+        policy_block["execution"].pop("action_rule", None)  # ... and those stored before action rules existed
     return {
         "suite_hash": spec.spec_hash(),
         "suite": spec.model_dump(mode="json"),

@@ -107,6 +107,7 @@ def episode_setup(
         settle_action=tuple(spec.settle_action),
         replan_steps=replan,
         temporal_ensemble=ensemble,
+        action_rule=policy.execution.action_rule if policy is not None else None,
         video_camera=video_camera,
         success_rule=spec.success_rule,
         render=render,

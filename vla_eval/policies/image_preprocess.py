@@ -8,6 +8,9 @@ Two named chains:
 
 * ``simple`` (default): flip -> optional JPEG round trip -> centre crop -> resize, each a
   PIL operation (one resampling for crop + resize).
+* ``tf_resize_with_pad``, ``tf_lanczos3``, ``cv2_inter_area``: the one resize of SimplerEnv's RT-1, Octo and
+  OpenVLA wrappers from the env's full frame (:func:`tf_resize_with_pad`, :func:`lanczos3_resize`,
+  :func:`cv2_inter_area`), to ``resize``.
 * ``openvla_libero``: the image path of OpenVLA's LIBERO evaluation, step by step
   (openvla ``experiments/robot/libero/libero_utils.py`` ``resize_image`` and
   ``experiments/robot/openvla_utils.py`` ``crop_and_resize`` / ``get_vla_action``):
@@ -125,6 +128,67 @@ def lanczos3_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
+def _tf_bilinear_axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TensorFlow's ``compute_interpolation_weights`` with ``HalfPixelScaler`` in float32: for each output index
+    the lower and upper source index and the fraction of the upper one."""
+    scale = np.float32(in_size) / np.float32(out_size)
+    pos = (np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
+    floor = np.floor(pos)
+    lower = np.maximum(floor.astype(np.int64), 0)
+    upper = np.minimum(np.ceil(pos).astype(np.int64), in_size - 1)
+    return lower, upper, (pos - floor).astype(np.float32)
+
+
+def tf_resize_bilinear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``tf.image.resize(image, size)`` (bilinear, half-pixel centres, no antialias) as float32, interpolated in
+    TensorFlow's order: along x on the two rows, then along y."""
+    img = np.asarray(image, dtype=np.float32)
+    th, tw = size
+    y0, y1, yl = _tf_bilinear_axis(img.shape[0], th)
+    x0, x1, xl = _tf_bilinear_axis(img.shape[1], tw)
+    xl = xl[None, :, None]
+    top = img[y0][:, x0] + (img[y0][:, x1] - img[y0][:, x0]) * xl
+    bottom = img[y1][:, x0] + (img[y1][:, x1] - img[y1][:, x0]) * xl
+    return top + (bottom - top) * yl[:, None, None]
+
+
+def tf_resize_with_pad(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """SimplerEnv's RT-1 wrapper (``rt1_model.py`` ``_resize_image`` L101-104): ``tf.image.resize_with_pad`` to
+    ``size`` = (H, W) then ``tf.cast(..., tf.uint8)``, which truncates.
+
+    ``resize_with_pad`` (TensorFlow ``image_ops_impl._resize_image_with_pad_common``) scales by the larger of the
+    two ratios, floors the resized size, resizes bilinearly and pads with zeros, ``floor`` of half the slack above
+    and to the left: 640x512 -> 320x256 exactly, 640x480 -> 320x240 with 8 black rows above and below.
+    """
+    h, w = image.shape[:2]
+    th, tw = size
+    ratio = max(w / tw, h / th)
+    rh, rw = int(math.floor(h / ratio)), int(math.floor(w / ratio))
+    top, left = max(0, int(math.floor((th - rh) / 2))), max(0, int(math.floor((tw - rw) / 2)))
+    out = np.zeros((th, tw, image.shape[2]), dtype=np.float32)
+    out[top : top + rh, left : left + rw] = tf_resize_bilinear(image, (rh, rw))
+    return out.astype(np.uint8)
+
+
+def cv2_inter_area(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """SimplerEnv's OpenVLA wrapper (``openvla_model.py`` ``_resize_image`` L147-149 @ e4545d2):
+    ``cv2.resize(image, (W, H), interpolation=cv2.INTER_AREA)``, with OpenCV itself."""
+    try:
+        import cv2
+    except ImportError:
+        raise ImportError(
+            "image chain cv2_inter_area needs OpenCV: pip install opencv-python-headless "
+            "(it is OpenVLA's SimplerEnv resize; no other implementation gives the same pixels)"
+        ) from None
+    th, tw = size
+    return cv2.resize(np.ascontiguousarray(image), (tw, th), interpolation=cv2.INTER_AREA)
+
+
+_RESIZE_CHAINS = {"tf_resize_with_pad": tf_resize_with_pad, "tf_lanczos3": None, "cv2_inter_area": cv2_inter_area}
+"""Chains that are one upstream resize from the full frame (``tf_lanczos3``: :func:`lanczos3_resize`, Octo's
+``octo_model.py`` ``_resize_image`` L88-96: lanczos3 + antialias, round, clip)."""
+
+
 def center_crop_box(area: float) -> tuple[float, float, float, float]:
     """Normalised ``(y1, x1, y2, x2)`` of a centred crop covering ``area`` of the image.
 
@@ -205,7 +269,7 @@ class ImagePreprocess(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    chain: Literal["simple", "openvla_libero"] = "simple"
+    chain: Literal["simple", "openvla_libero", "tf_resize_with_pad", "tf_lanczos3", "cv2_inter_area"] = "simple"
     flip_180: bool = False
     jpeg_quality: int | None = Field(default=None, ge=1, le=100)
     center_crop_area: float | None = Field(default=None, gt=0.0, le=1.0)
@@ -219,7 +283,13 @@ class ImagePreprocess(BaseModel):
         given = self.model_fields_set
         if self.resize is not None and (self.resize[0] < 1 or self.resize[1] < 1):
             raise ValueError(f"resize {list(self.resize)}: expected [H, W] with both >= 1")
-        if self.chain == "simple":
+        if self.chain in _RESIZE_CHAINS:
+            bad = [f for f in (*_SIMPLE_ONLY, *_OPENVLA_ONLY, "jpeg_quality", "center_crop_area") if f in given]
+            if bad:
+                raise ValueError(f"{', '.join(bad)} cannot be set with chain {self.chain!r} (one resize, nothing else)")
+            if self.resize is None:
+                raise ValueError(f"chain {self.chain!r} needs resize: [H, W]")
+        elif self.chain == "simple":
             bad = [f for f in _OPENVLA_ONLY if f in given and getattr(self, f) is not None]
             if bad:
                 raise ValueError(
@@ -265,7 +335,9 @@ class ImagePreprocess(BaseModel):
             dec = "fast IDCT as tf.io.decode_image" if self.chain == "openvla_libero" else "PIL decode"
             steps.append(f"jpeg q{self.jpeg} 4:2:0, {dec}")
         area = self.crop_area
-        if self.chain == "openvla_libero":
+        if self.chain in _RESIZE_CHAINS:
+            steps.append(f"{self.chain} to {self.resize[0]}x{self.resize[1]}")  # type: ignore[index]
+        elif self.chain == "openvla_libero":
             h, w = self.out_size  # type: ignore[misc]
             steps.append(f"resize {h}x{w} lanczos3 antialias, round")
             if area is not None:
@@ -295,6 +367,9 @@ class ImagePreprocess(BaseModel):
             img = jpeg_roundtrip(img, self.jpeg, "tf_default" if self.chain == "openvla_libero" else "pil")
         if self.chain == "openvla_libero":
             return self._apply_openvla(img)
+        if self.chain in _RESIZE_CHAINS:
+            resize = _RESIZE_CHAINS[self.chain] or lanczos3_resize
+            return np.ascontiguousarray(resize(img, tuple(self.resize)))  # type: ignore[arg-type]
         return self._apply_simple(img)
 
     def _apply_openvla(self, img: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from vla_eval.geometry import axis_angle_robosuite_to_quat as axis_angle_to_quat_wxyz
 from vla_eval.geometry import quat_to_axis_angle_robosuite as quat_wxyz_to_axis_angle
@@ -39,6 +39,10 @@ class ObsFormat(BaseModel):
     wrist_camera: str | None = "wrist"
     image: ImagePreprocess = ImagePreprocess()
     send_depth: bool = False
+    history: int = Field(default=1, ge=1, le=64)
+    """Frames of ``image_camera`` sent with each request (``vla_eval`` layout: ``image_history`` (n, H, W, 3), oldest
+    first, and ``pad_mask`` (n,)): Octo's 2-frame window as SimplerEnv's wrapper keeps it (``octo_model.py``
+    L81, L98-114: the window grows from 1 to ``history`` frames after a reset and the mask is all ones)."""
 
 
 def encode_obs(obs: dict[str, Any], fmt: ObsFormat) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -195,6 +195,8 @@ class RemotePolicy(Policy):
             o = dict(obs)
             o["instruction"] = ep.instruction
             msg = encode_obs(o, self.cfg.obs)
+            if self.cfg.obs.history > 1:
+                _add_history(msg, ep, self.cfg.obs)
             if self.cfg.send_privileged and "privileged" in obs:
                 msg["privileged"] = obs["privileged"]
             if self.cfg.send_reset and ep.fresh:
@@ -275,6 +277,21 @@ class _Episode:
     instruction: str
     seed: int | None
     fresh: bool = True
+    frames: list[np.ndarray] = field(default_factory=list)
+
+
+def _add_history(msg: dict[str, Any], ep: _Episode, fmt: ObsFormat) -> None:
+    from vla_eval.remote.client import RemotePolicyError
+
+    if fmt.kind != "vla_eval":
+        raise RemotePolicyError(f"obs.history {fmt.history} needs obs.kind vla_eval (got {fmt.kind!r})")
+    try:
+        frame = msg["images"][fmt.image_camera]
+    except KeyError:
+        raise RemotePolicyError(f"obs.history: the observation has no camera {fmt.image_camera!r}") from None
+    ep.frames = [*ep.frames, frame][-fmt.history :]
+    msg["image_history"] = np.stack(ep.frames)
+    msg["pad_mask"] = np.ones(len(ep.frames), dtype=np.float64)
 
 
 def _space(reply: dict[str, Any], uri: str) -> ActionSpace:

@@ -336,6 +336,7 @@ class GoogleRealEnv(RealSceneEnv):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": G.CONTROL_HZ}
     native_action_space = SIMPLER_GOOGLE_ACTION
+    policy_setup = "google_robot"  # SimplerEnv's name for this robot in its model wrappers (wrapper_rules)
     robot = G
     real_tasks = GOOGLE_REAL_TASKS
     scene_label, camera_name, base_link, family = "Google", "overhead_camera", "link_base", "google_real"

@@ -173,6 +173,7 @@ class BridgeRealEnv(RealSceneEnv):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": W.CONTROL_HZ}
     native_action_space = SIMPLER_WIDOWX_ACTION
+    policy_setup = "widowx_bridge"  # SimplerEnv's name for this robot in its model wrappers (wrapper_rules)
     robot = W
     real_tasks = REAL_TASKS
     scene_label, camera_name, base_link, family = "Bridge", "3rd_view_camera", "base_link", "bridge_real"

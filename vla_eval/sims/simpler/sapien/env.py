@@ -46,6 +46,7 @@ class SapienSimplerEnv(RenderOnDemand, gym.Env):
         self.task_name = task
         self.task = get_task(task)
         self.robot = google_robot if self.spec_task.robot == "google" else widowx_robot
+        self.policy_setup = "google_robot" if self.spec_task.robot == "google" else "widowx_bridge"
         bad = [c for c in cameras if c != "agentview"]
         if bad:
             raise ValueError(f"cameras {bad}: SimplerEnv's visual-matching scene has one camera, 'agentview'")
