@@ -84,7 +84,7 @@ def test_libero_demo_starts_and_is_judged_like_the_run(tmp_path):
 
 
 def test_final_step_simpler_demo_starts_and_is_judged_like_the_run(tmp_path):
-    spec = _cut("simpler_google_vm", "google_pick_coke_can_vertical", 64)
+    spec = _cut("simpler_google_vm_panda", "google_pick_coke_can_vertical", 64)
     assert spec.backend == "simpler" and spec.success_rule == "final_step"
     record, demo, firsts = _both(tmp_path, spec, "SimplerProbe")
     _assert_same_episode(record, demo, firsts, "final_step")

@@ -22,23 +22,23 @@ def _with_options(suite: str, options: dict) -> SuiteSpec:
     "suite, options, expected",
     [
         (
-            "simpler_google_vm",
+            "simpler_google_vm_panda",
             {"protocol": "visual_match"},
             "field 'backend_options.protocol': Input should be 'visual_matching' or 'variant_aggregation', "
             "got 'visual_match'",
         ),
         (
-            "simpler_google_vm",
+            "simpler_google_vm_panda",
             {"extension": "yes"},
             "field 'backend_options.extension': Input should be a valid boolean",
         ),
         (
-            "simpler_google_vm",
+            "simpler_google_vm_panda",
             {"task_groups": {"drawers": "google_open_top_drawer"}},
             "field 'backend_options.task_groups.drawers': Input should be a valid list",
         ),
         (
-            "simpler_google_vm",
+            "simpler_google_vm_panda",
             {"gripper": "absolut", "speed": 2},
             "field 'backend_options': unknown option(s) ['speed'], expected ['exclude_from_aggregate', 'extension', "
             "'gripper', 'protocol', 'task_groups']; field 'backend_options.gripper'",
@@ -101,7 +101,7 @@ def test_libero_reports_the_fixture_seed_in_force_even_when_the_suite_omits_it()
 
 
 def test_simpler_protocol_table_carries_the_headline_the_leaderboard_shows():
-    spec = load_suite("simpler_google_vm")
+    spec = load_suite("simpler_google_vm_panda")
     splits = [s.name for s in spec.splits]
     rows = [{"task": "google_pick_coke_can_vertical", "split": s, "n": 10, "successes": 8, "rate": 0.8} for s in splits]
     rows += [{"task": "google_open_top_drawer", "split": s, "n": 10, "successes": 4, "rate": 0.4} for s in splits]

@@ -190,7 +190,7 @@ def test_google_suites_read_rt1_gripper_outputs_as_relative(make_env):
     from vla_eval.backends import get_backend
     from vla_eval.spec import load_suite
 
-    for suite in ("simpler_google_vm", "simpler_google_va"):
+    for suite in ("simpler_google_vm_panda", "simpler_google_va"):
         spec = load_suite(suite)
         env = get_backend("simpler").make_env(spec, spec.tasks[0].name, spec.splits[0].name, cameras=[])
         try:
@@ -365,9 +365,9 @@ def test_render_cost_256_is_a_few_ms(make_env):
 # ------------------------------------------------------------------ suites
 SIMPLER_COUNTS = {
     # episodes per task, from SimplerEnv scripts/*.sh: VM = grid x 4 URDF colourings; VA = grid x aggregated variants
-    "simpler_google_vm": {"coke": 25 * 4, "google_move_near": 60 * 4, "apple": 27 * 4, "drawer": 9 * 4},
+    "simpler_google_vm_panda": {"coke": 25 * 4, "google_move_near": 60 * 4, "apple": 27 * 4, "drawer": 9 * 4},
     "simpler_google_va": {"coke": 25 * 9, "google_move_near": 60 * 8, "apple": 27 * 7, "drawer": 9 * 7},
-    "simpler_bridge_vm": {"bridge": 24},
+    "simpler_bridge_vm_panda": {"bridge": 24},
 }
 
 
@@ -409,7 +409,7 @@ def test_suite_rejects_more_episodes_than_configurations(tmp_path):
     from vla_eval.errors import ConfigError
     from vla_eval.spec import load_suite
 
-    data = yaml.safe_load(open("suites/simpler_google_vm.yaml"))
+    data = yaml.safe_load(open("suites/simpler_google_vm_panda.yaml"))
     data["tasks"][4]["episodes"] = 10  # a drawer has 9 configurations
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -447,9 +447,9 @@ def _subset_suite(tmp_path, suite: str, tasks: list[str], splits: int) -> str:
 @pytest.mark.parametrize(
     "suite,tasks,splits",
     [
-        ("simpler_google_vm", ["google_pick_coke_can_standing", "google_open_top_drawer"], 2),
+        ("simpler_google_vm_panda", ["google_pick_coke_can_standing", "google_open_top_drawer"], 2),
         ("simpler_google_va", ["google_move_near", "google_close_middle_drawer"], 4),
-        ("simpler_bridge_vm", ["bridge_put_carrot_on_plate", "bridge_put_eggplant_in_basket"], 1),
+        ("simpler_bridge_vm_panda", ["bridge_put_carrot_on_plate", "bridge_put_eggplant_in_basket"], 1),
     ],
 )
 def test_noop_runs_every_episode_to_its_step_limit(suite, tasks, splits, tmp_path):
@@ -499,7 +499,7 @@ def test_suite_runs_with_scripted_expert(tmp_path):
     from vla_eval.execution.runner import load_run_table
     from vla_eval.sims.simpler.protocol import group_aggregation
 
-    path = _subset_suite(tmp_path, "simpler_google_vm", ["google_pick_coke_can_vertical", "google_close_top_drawer"], 2)
+    path = _subset_suite(tmp_path, "simpler_google_vm_panda", ["google_pick_coke_can_vertical", "google_close_top_drawer"], 2)
     run_dir = tmp_path / "run"
     assert (
         main(

@@ -44,14 +44,16 @@ def test_not_installed_names_where_it_looked_and_how_to_install(monkeypatch, tmp
 
 
 def test_backend_refuses_to_start_a_run_without_the_engine(monkeypatch, tmp_path):
-    """``vla-eval run --suite simpler_vm_sapien`` stops before any worker starts, with the install step (exit 2)."""
+    """``vla-eval run --suite simpler_google_vm`` (or the Bridge one) stops before any worker starts, with the
+    install step (exit 2)."""
     from vla_eval.backends import get_backend
     from vla_eval.spec import load_suite
 
     monkeypatch.setenv(engine.PYTHON_ENV, str(tmp_path / "missing"))
-    spec = load_suite("simpler_vm_sapien")
-    with pytest.raises(EngineNotInstalled, match="simpler_sapien_env.sh"):
-        get_backend("simpler_sapien").check_ready(spec)
+    for name in ("simpler_google_vm", "simpler_bridge_vm"):
+        spec = load_suite(name)
+        with pytest.raises(EngineNotInstalled, match="simpler_sapien_env.sh"):
+            get_backend("simpler_sapien").check_ready(spec)
 
 
 def test_suite_names_only_tasks_the_engine_stages():
@@ -59,7 +61,9 @@ def test_suite_names_only_tasks_the_engine_stages():
     from vla_eval.spec import load_suite
 
     backend = get_backend("simpler_sapien")
-    spec = load_suite("simpler_vm_sapien")
-    assert {t.name for t in spec.tasks} <= set(backend.task_names())
+    for name, size in (("simpler_google_vm", (512, 640)), ("simpler_bridge_vm", (480, 640))):
+        spec = load_suite(name)
+        assert spec.backend == "simpler_sapien" and {t.name for t in spec.tasks} <= set(backend.task_names())
+        assert tuple(spec.image_size) == size  # SimplerEnv's full camera frame; policies resize as their wrappers do
     assert "google_pick_coke_can_horizontal" in backend.task_names()
     assert "bridge_put_carrot_on_plate" in backend.task_names()
