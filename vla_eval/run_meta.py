@@ -103,6 +103,8 @@ class RunMeta(_Lenient):
     checkpoint_hash: str | None = None
     replan_steps: int | None = None
     videos: str | None = None
+    render: str | None = None
+    """``on_demand`` (envs draw only what the policy or the video looks at) or ``eager``; absent in older runs."""
     workers: int | None = None
     batch_envs: int | None = None
     executor: str | None = None

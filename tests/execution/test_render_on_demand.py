@@ -6,6 +6,8 @@ rendering, and require identical outcomes (success, steps, termination, final st
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -252,6 +254,7 @@ def _outcomes(tmp_path, spec, policy, render: str, args=()) -> list[tuple]:
     )
     with RunStore(out, readonly=True) as store:
         recs = sorted(store.records(), key=lambda r: (r.task, r.episode_index))
+    assert json.loads((out / "run.json").read_text())["render"] == render  # the run says how it was drawn
     return [(r.task, r.success, r.steps, r.termination, r.final_state_digest, r.policy_calls) for r in recs]
 
 

@@ -380,6 +380,7 @@ def run_meta(
             "checkpoint_hash": checkpoint_hash(policy),
             "replan_steps": replan_steps,
             "videos": req.videos,
+            "render": req.render,
             "workers": workers,
             "batch_envs": req.batch_envs,
             "executor": req.executor,
