@@ -86,7 +86,7 @@ def test_overhead_camera_axes_and_fov():
 def test_suite_matches_the_panda_look_suite():
     from vla_eval.spec import load_suite
 
-    real, panda = load_suite("simpler_google_vm_real"), load_suite("simpler_google_vm")
+    real, panda = load_suite("simpler_google_vm_real"), load_suite("simpler_google_vm_panda")
     steps = {t.name: t.max_steps for t in panda.tasks}
     assert [t.name for t in real.tasks] == [n for n in steps if n in GOOGLE_REAL_TASKS]
     assert all(t.max_steps == steps[t.name] for t in real.tasks)
@@ -106,6 +106,11 @@ def test_suite_matches_the_panda_look_suite():
         f"google_open_{lv}_drawer" for lv in ("top", "middle", "bottom")
     ]
     assert [s.name for s in real.splits] == ["default", *G.URDF_VERSIONS[1:]]
+    engine = load_suite("simpler_google_vm")  # SimplerEnv's own engine: the same coke-can episodes and colourings
+    assert [s.name for s in engine.splits] == [s.name for s in real.splits]
+    assert {t.name: (t.max_steps, engine.task_episodes(t.name)) for t in engine.tasks} == {
+        t.name: (t.max_steps, real.task_episodes(t.name)) for t in real.tasks if "coke_can" in t.name
+    }
 
 
 @pytest.fixture

@@ -125,7 +125,7 @@ def test_run_without_assets_fails_before_starting(tmp_path, monkeypatch, capsys)
 def test_suite_matches_the_panda_look_suite():
     from vla_eval.spec import load_suite
 
-    real, panda = load_suite("simpler_bridge_vm_real"), load_suite("simpler_bridge_vm")
+    real, panda = load_suite("simpler_bridge_vm_real"), load_suite("simpler_bridge_vm_panda")
     steps = {t.name: t.max_steps for t in panda.tasks}
     assert [t.name for t in real.tasks] == [n for n in steps if n in REAL_TASKS]
     assert all(t.max_steps == steps[t.name] for t in real.tasks)
