@@ -499,7 +499,8 @@ def test_suite_runs_with_scripted_expert(tmp_path):
     from vla_eval.execution.runner import load_run_table
     from vla_eval.sims.simpler.protocol import group_aggregation
 
-    path = _subset_suite(tmp_path, "simpler_google_vm_panda", ["google_pick_coke_can_vertical", "google_close_top_drawer"], 2)
+    tasks = ["google_pick_coke_can_vertical", "google_close_top_drawer"]
+    path = _subset_suite(tmp_path, "simpler_google_vm_panda", tasks, 2)
     run_dir = tmp_path / "run"
     assert (
         main(

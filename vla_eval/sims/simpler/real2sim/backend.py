@@ -89,21 +89,15 @@ class SimplerRealBackend(Backend[SimplerRealOptions]):
         require_pack(SIMPLER)
 
     def make_env(self, spec: "SuiteSpec", task: str, split: str, cameras: list[str], depth: bool = False):
-        from vla_eval.sims.simpler.real2sim.google_env import GOOGLE_REAL_TASKS, GoogleRealEnv
-        from vla_eval.sims.simpler.real2sim.widowx_env import BridgeRealEnv
-
         if depth:
             raise ConfigError("backend simpler_real renders no depth")
-        scale = self.options(spec).render_scale
-        if task in GOOGLE_REAL_TASKS:
-            return GoogleRealEnv(
-                task=task,
-                cameras=tuple(cameras),
-                image_size=tuple(spec.image_size),
-                render_scale=scale,
-                urdf_version=self.urdf_version(split),
-            )
-        return BridgeRealEnv(task=task, cameras=tuple(cameras), image_size=tuple(spec.image_size), render_scale=scale)
+        return make_port_env(
+            task,
+            cameras=tuple(cameras),
+            image_size=tuple(spec.image_size),
+            render_scale=self.options(spec).render_scale,
+            urdf_version=self.urdf_version(split),
+        )
 
     def episode_reset_options(self, spec: "SuiteSpec", task: str, episode_index: int) -> dict[str, Any] | None:
         return config_reset_options(task, episode_index)
@@ -123,3 +117,26 @@ class SimplerRealBackend(Backend[SimplerRealOptions]):
         from vla_eval.assets import SIMPLER
 
         return {"mujoco": mujoco.__version__, "simpler_real2sim": f"{SIMPLER.upstream_repo}@{SIMPLER.commit}"}
+
+
+def make_port_env(
+    task: str,
+    cameras: tuple[str, ...] = ("agentview",),
+    image_size: tuple[int, int] | None = None,
+    render_scale: float = 1.0,
+    urdf_version: str = "",
+):
+    """One task of the MuJoCo port (gymnasium id ``vla_eval/Simpler<Task>-Real-v0``); ``image_size`` ``None`` is
+    SimplerEnv's full camera frame (640x512 Google, 640x480 WidowX)."""
+    from vla_eval.sims.simpler.real2sim.google_env import GOOGLE_REAL_TASKS, GoogleRealEnv
+    from vla_eval.sims.simpler.real2sim.widowx_env import BridgeRealEnv
+
+    google = task in GOOGLE_REAL_TASKS
+    size = tuple(image_size) if image_size is not None else ((512, 640) if google else (480, 640))
+    if google:
+        return GoogleRealEnv(
+            task=task, cameras=tuple(cameras), image_size=size, render_scale=render_scale, urdf_version=urdf_version
+        )
+    if urdf_version:
+        raise ValueError(f"urdf_version {urdf_version!r}: task {task!r} has one robot URDF")
+    return BridgeRealEnv(task=task, cameras=tuple(cameras), image_size=size, render_scale=render_scale)

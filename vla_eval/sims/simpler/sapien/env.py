@@ -34,7 +34,7 @@ class SapienSimplerEnv(RenderOnDemand, gym.Env):
         self,
         task: str,
         cameras=("agentview",),
-        image_size: tuple[int, int] = (256, 256),
+        image_size: tuple[int, int] | None = None,
         urdf_version: str = "",
         render_scale: float = 1.0,
         engine: EngineProcess | None = None,
@@ -51,6 +51,8 @@ class SapienSimplerEnv(RenderOnDemand, gym.Env):
         if bad:
             raise ValueError(f"cameras {bad}: SimplerEnv's visual-matching scene has one camera, 'agentview'")
         self.cameras = tuple(cameras)
+        if image_size is None:  # SimplerEnv's full camera frame: overhead_camera 640x512, 3rd_view_camera 640x480
+            image_size = (512, 640) if self.spec_task.robot == "google" else (480, 640)
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.render_scale = float(render_scale)
         if urdf_version and not self.spec_task.urdf_versions:
