@@ -233,31 +233,36 @@ def locations(name: str) -> list[Path]:
     return [_interpreter(d) for d in dirs]
 
 
-def python_for(name: str) -> Path:
-    """The environment's interpreter (module docstring for the order), or :class:`EnvironmentNotBuilt`."""
+def lookup(name: str, candidates: list[Path] | None = None) -> Path | None:
+    """The interpreter by the order of the module docstring, or None; a variable naming a missing file raises.
+
+    ``candidates`` replaces the default folders (:func:`locations`); the variables are always read first."""
     env = get(name)
     for var in (env.python_var, *env.legacy_python_vars):
         value = os.environ.get(var)
         if value:
             path = Path(value).expanduser()
             if not path.is_file():
-                raise EnvironmentNotBuilt(f"${var}={value}: no such file; {build_hint(name)}")
+                raise EnvironmentNotBuilt(f"${var}={value}: no such file")
             return path
-    for path in locations(name):
+    for path in locations(name) if candidates is None else candidates:
         if path.is_file():
             return path
-    looked = ", ".join(str(p) for p in locations(name))
-    raise EnvironmentNotBuilt(f"managed environment {name!r} is not built (looked for {looked}); {build_hint(name)}")
+    return None
 
 
-def find_python(name: str) -> Path | None:
-    """:func:`python_for`, or None when it is not built (a set-but-missing variable still raises)."""
+def python_for(name: str) -> Path:
+    """The environment's interpreter (module docstring for the order), or :class:`EnvironmentNotBuilt`."""
     try:
-        return python_for(name)
+        python = lookup(name)
     except EnvironmentNotBuilt as exc:
-        if "no such file" in str(exc):
-            raise
-        return None
+        raise EnvironmentNotBuilt(f"{exc}; {build_hint(name)}") from None
+    if python is None:
+        looked = ", ".join(str(p) for p in locations(name))
+        raise EnvironmentNotBuilt(
+            f"managed environment {name!r} is not built (looked for {looked}); {build_hint(name)}"
+        )
+    return python
 
 
 def build_hint(name: str) -> str:
@@ -366,16 +371,17 @@ def interpreter_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def list_rows() -> list[dict]:
+    """One row per known environment: name, whether built, its interpreter (or where it would be built)."""
     rows = []
     for name, env in ENVIRONMENTS.items():
         try:
-            py = python_for(name)
-            where, built = str(py), True
+            python = lookup(name)
+            where = str(python or _interpreter(default_path(name)))
         except EnvironmentNotBuilt as exc:
-            where, built = str(default_path(name) / "bin" / "python"), False
-            if "no such file" in str(exc):
-                where = str(exc).split(":", 1)[0]
-        rows.append({"name": name, "built": built, "python": where, "summary": env.summary, "notes": env.notes})
+            python, where = None, str(exc)
+        rows.append(
+            {"name": name, "built": python is not None, "python": where, "summary": env.summary, "notes": env.notes}
+        )
     return rows
 
 

@@ -1,7 +1,7 @@
 """Build tiny random-init LeRobot policy folders with LeRobot's own classes (run inside the lerobot env).
 
-``python tests/policies/lerobot_tiny.py KIND OUT_DIR [IMAGE_SIZE]`` writes what ``lerobot-train`` writes
-for a checkpoint: ``config.json`` + ``model.safetensors`` (``PreTrainedPolicy.save_pretrained``) and the
+``python tests/policies/lerobot_tiny.py OUT_DIR KIND...`` writes ``OUT_DIR/KIND`` (act, diffusion), each what
+``lerobot-train`` writes for a checkpoint: ``config.json`` + ``model.safetensors`` (``PreTrainedPolicy.save_pretrained``) and the
 pre/post-processor pipelines with their normalisation statistics (``PolicyProcessorPipeline.save_pretrained``),
 with the input/output features LeRobot's LIBERO env gives a policy: two cameras
 (``observation.images.image`` agentview, ``observation.images.image2`` wrist), an 8-D
@@ -100,5 +100,5 @@ def _vector_stats(dim: int, scale: float) -> dict:
 
 
 if __name__ == "__main__":
-    size = int(sys.argv[3]) if len(sys.argv) > 3 else 64
-    print(build(sys.argv[1], Path(sys.argv[2]), size))
+    for kind in sys.argv[2:]:
+        print(build(kind, Path(sys.argv[1]) / kind))
