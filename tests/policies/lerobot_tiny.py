@@ -1,12 +1,12 @@
 """Build tiny random-init LeRobot policy folders with LeRobot's own classes (run inside the lerobot env).
 
 ``python tests/policies/lerobot_tiny.py OUT_DIR KIND...`` writes ``OUT_DIR/KIND`` (act, diffusion), each what
-``lerobot-train`` writes for a checkpoint: ``config.json`` + ``model.safetensors`` (``PreTrainedPolicy.save_pretrained``) and the
-pre/post-processor pipelines with their normalisation statistics (``PolicyProcessorPipeline.save_pretrained``),
-with the input/output features LeRobot's LIBERO env gives a policy: two cameras
-(``observation.images.image`` agentview, ``observation.images.image2`` wrist), an 8-D
-``observation.state`` and a 7-D ``action``.  Nothing is downloaded: the vision backbones start from
-random weights (``pretrained_backbone_weights=None``).
+``lerobot-train`` writes for a checkpoint: ``config.json`` + ``model.safetensors``
+(``PreTrainedPolicy.save_pretrained``) and the pre/post-processor pipelines with their normalisation
+statistics (``PolicyProcessorPipeline.save_pretrained``), with the input/output features LeRobot's LIBERO
+env gives a policy: two cameras (``observation.images.image`` agentview, ``observation.images.image2``
+wrist), an 8-D ``observation.state`` and a 7-D ``action``.  Nothing is downloaded: the vision backbones
+start from random weights (``pretrained_backbone_weights=None``).
 """
 
 from __future__ import annotations

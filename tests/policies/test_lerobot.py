@@ -30,6 +30,9 @@ def lerobot_python() -> Path:
         python = environments.python_for("lerobot")
     except environments.EnvironmentNotBuilt as exc:
         pytest.skip(f"the lerobot environment is not built: {exc}")
+    code = "import importlib.util as u; raise SystemExit(any(u.find_spec(m) is None for m in ('lerobot', 'torch')))"
+    if subprocess.run([str(python), "-c", code], env=environments.interpreter_env()).returncode != 0:
+        pytest.skip(f"{python} has no lerobot (a failed build?); rebuild it with: vla-eval env create lerobot")
     return python
 
 
