@@ -185,3 +185,10 @@ def test_policy_env_decides_in_process_or_served(clean_lookup, monkeypatch):
     py = _python_at(clean_lookup / "checkout" / ".venv-lerobot" / "bin" / "python")
     assert policy_env.foreign_python(Needs) == py
     assert "serving it from" in policy_env.announce("lerobot", Needs, py)
+    # another venv's python links to the same base interpreter as ours: still another environment
+    link = clean_lookup / "checkout" / ".venv-lerobot" / "bin" / "python"
+    link.unlink()
+    link.symlink_to(sys.executable)
+    assert policy_env.foreign_python(Needs) == link
+    monkeypatch.setattr(sys, "prefix", str(clean_lookup / "checkout" / ".venv-lerobot"))
+    assert policy_env.foreign_python(Needs) is None  # we are that environment

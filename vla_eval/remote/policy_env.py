@@ -30,8 +30,10 @@ def foreign_python(policy_cls: Any) -> Path | None:
     if name is None or environments.importable_here(name):
         return None
     python = environments.python_for(name)
-    if Path(python).resolve() == Path(sys.executable).resolve():
-        return None  # already in it (its modules failed to import for another reason; let the adapter say why)
+    if Path(python).absolute().parent.parent == Path(sys.prefix).absolute():
+        # already in it (its modules failed to import for another reason; let the adapter say why). Compared by
+        # prefix, not by resolving links: every venv's bin/python links to the same base interpreter
+        return None
     return python
 
 
