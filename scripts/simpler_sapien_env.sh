@@ -16,9 +16,6 @@ set -euo pipefail
 DATA_HOME="${XDG_DATA_HOME:-$HOME/.local/share}"
 VENV="${1:-$DATA_HOME/vla-eval/simpler-sapien}"
 PY="${PYTHON:-python3}"
-COMMIT=ef7a4d4fdf4b69f2c2154db5b15b9ac8dfe10682
-UPSTREAM="mani_skill2_real2sim @ git+https://github.com/simpler-env/ManiSkill2_real2sim@$COMMIT"
-PKG="${SIMPLER_WHEEL:-$UPSTREAM}"
 
 if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
@@ -28,15 +25,9 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'; then
   fi
 fi
 
-"$PY" -m venv "$VENV"
-# The package is installed without its dependencies (its metadata pins gymnasium < 1.0 and old pins of others);
-# these are the ones its environments import, with the pins SAPIEN 2.2.2 needs.
-"$VENV/bin/python" -m pip install --quiet "sapien==2.2.2" "numpy<2" "setuptools<81" "gymnasium>=0.28.1,<1.0" \
-  transforms3d "opencv-python-headless<4.11" trimesh ruckig scipy h5py pyyaml tqdm tabulate imageio GitPython
-"$VENV/bin/python" -m pip install --quiet --no-deps "$PKG"
-"$VENV/bin/python" - <<'PY'
-import importlib.metadata as m
-print({d: m.version(d) for d in ("mani_skill2_real2sim", "sapien", "numpy", "gymnasium")})
-import sapien.core  # noqa: F401  (fails here, not at run time, when libvulkan.so.1 is missing)
-PY
+# The pinned install steps live in vla_eval/environments.py (ENVIRONMENTS["simpler-sapien"]), shared with
+# `vla-eval env create simpler-sapien`; that module needs only the standard library, so any python3 runs it.
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+VLA_EVAL_ENV_SIMPLER_SAPIEN_BASE_PYTHON="$(command -v "$PY")" PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
+  "$PY" -m vla_eval.environments create simpler-sapien "$VENV"
 echo "SimplerEnv's engine installed: $VENV/bin/python"

@@ -14,15 +14,16 @@ Conventions (each function states its own):
 * Matrices are 3 x 3 rotation matrices acting on column vectors.
 
 The conversions the simulators step with go through MuJoCo's own routines (``mju_*``): they are
-what the simulators always used, so every rollout stays bit for bit what it was.  scipy is used
-where its result is exact for the caller (matrix -> rotation vector near 0 and pi).
+what the simulators always used, so every rollout stays bit for bit what it was.
+scipy is used where its result is exact for the caller (matrix -> rotation vector near 0 and pi).
+MuJoCo is imported inside the functions that call it: the policy server also runs in policy
+environments that do not have it (vla_eval/environments.py).
 """
 
 from __future__ import annotations
 
 import math
 
-import mujoco
 import numpy as np
 from scipy.spatial.transform import Rotation
 
@@ -94,6 +95,8 @@ def quat_to_mat(q) -> np.ndarray:
     A quaternion further than 1e-9 from unit length is normalised first; one within it (every
     quaternion MuJoCo computes) is used as given, so the matrix is the one MuJoCo itself builds.
     """
+    import mujoco
+
     q = np.asarray(q, dtype=np.float64).reshape(4)
     norm = float(np.linalg.norm(q))
     if norm == 0.0:
@@ -105,6 +108,8 @@ def quat_to_mat(q) -> np.ndarray:
 
 def mat_to_quat(m) -> np.ndarray:
     """Unit ``(w, x, y, z)`` quaternion of a rotation matrix (MuJoCo's ``mju_mat2Quat``)."""
+    import mujoco
+
     out = np.empty(4)
     mujoco.mju_mat2Quat(out, np.ascontiguousarray(m, dtype=np.float64).reshape(9))
     return out
@@ -137,6 +142,8 @@ def euler_to_mat(angles, axes: str = "sxyz") -> np.ndarray:
 # ----------------------------------------------------------------------------- axis-angle
 def rotvec_to_mat(v) -> np.ndarray:
     """Rotation matrix of a rotation vector (MuJoCo's ``mju_axisAngle2Quat`` then ``mju_quat2Mat``)."""
+    import mujoco
+
     v = np.asarray(v, dtype=np.float64)
     angle = float(np.linalg.norm(v))
     if angle < 1e-12:
@@ -207,6 +214,8 @@ def axis_angle_robosuite_to_quat(v) -> np.ndarray:
 def rotation_error(target, current) -> np.ndarray:
     """Rotation vector taking orientation ``current`` to ``target`` (world frame), angle wrapped into ``[-pi, pi]``
     (MuJoCo's ``mju_quat2Vel`` over one second)."""
+    import mujoco
+
     v = np.empty(3)
     mujoco.mju_quat2Vel(v, mat_to_quat(np.asarray(target) @ np.asarray(current).T), 1.0)
     return v

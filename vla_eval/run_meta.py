@@ -110,6 +110,9 @@ class RunMeta(_Lenient):
     executor: str | None = None
     limits: LimitsRecord | None = None
     policy_server: str | None = None
+    policy_environment: dict[str, Any] | None = None
+    """The environment the policy ran in when its adapter declares one (vla_eval/environments.py): ``name``,
+    ``managed`` (its own interpreter, not the harness's), ``python`` and ``versions`` of its key packages."""
     versions: dict[str, Any] = Field(default_factory=dict)
     sim_stack: str | None = None
     git: dict[str, Any] | None = None

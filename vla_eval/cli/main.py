@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = (
     "vla_eval.cli.canary",
     "vla_eval.cli.assets",
     "vla_eval.cli.conformance",
+    "vla_eval.cli.envs",
 )
 """Modules that add their own subcommands through ``register(subparsers)``."""
 
@@ -200,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop the run (exit 3) if its first K episodes all fail in the policy; 0 = never (default 10)",
     )
     p.add_argument("--no-progress", action="store_true")
-    from vla_eval.results.gate_run import add_gate_arguments
+    from vla_eval.cli.gate_args import add_gate_arguments
 
     add_gate_arguments(p)
     p.set_defaults(func=_cmd_run)

@@ -30,9 +30,12 @@ def _policy_config(args: argparse.Namespace):
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    cfg = _policy_config(args)
+    python = _foreign_python(cfg)
+    if python is not None:
+        return _serve_from(python, cfg, args)
     from vla_eval.remote.server import PolicyServer
 
-    cfg = _policy_config(args)
     policy = cfg.create()
     metadata = {"policy_name": cfg.name, "device": _device()}
     if args.protocol == "allenai":
@@ -62,6 +65,43 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             )
 
     return _serve_until_stopped(args, server, policy, banner, stats)
+
+
+def _foreign_python(cfg):
+    """The policy's managed interpreter when this one cannot import its packages (vla_eval/remote/policy_env.py)."""
+    from vla_eval.policies import POLICIES
+    from vla_eval.remote.policy_env import foreign_python
+
+    try:
+        cls = POLICIES.get(cfg.adapter)
+    except Exception:
+        return None  # the adapter's own import error is reported where it is created
+    return foreign_python(cls)
+
+
+def _serve_from(python, cfg, args: argparse.Namespace) -> int:
+    """Run this same ``serve`` command in the policy's environment; its exit code is ours, SIGTERM is passed on."""
+    import subprocess
+
+    from vla_eval.environments import interpreter_env
+    from vla_eval.policies import POLICIES
+    from vla_eval.remote.policy_env import announce
+
+    print(announce(cfg.name, POLICIES.get(cfg.adapter), python), file=sys.stderr, flush=True)
+    cmd = [str(python), "-m", "vla_eval", "serve", "--policy-config-json", json.dumps(cfg.model_dump(mode="json"))]
+    for flag in ("host", "port", "protocol", "port_file", "max_batch", "max_wait_ms"):
+        value = getattr(args, flag)
+        if value is not None:
+            cmd += [f"--{flag.replace('_', '-')}", str(value)]
+    cmd += ["--exit-with-parent", str(os.getpid())]  # the server never outlives this process, even after kill -9
+    proc = subprocess.Popen(cmd, env=interpreter_env({"PYTHONUNBUFFERED": "1"}))
+    signal.signal(signal.SIGTERM, lambda signum, frame: proc.terminate())
+    if args.exit_with_parent:
+        _watch_parent(args.exit_with_parent)  # our parent gone -> SIGTERM here -> passed on to the server
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        return proc.wait()
 
 
 def _serve_allenai(args: argparse.Namespace, cfg, policy, metadata: dict) -> int:

@@ -160,6 +160,14 @@ def run(req: RunRequest) -> RunOutcome:
     check_plan_size(spec)
     policy_cfg = resolve_request_policy(req.policy, req.policy_args)
     preflight.check_policy_checkpoints(policy_cfg.args, policy_cfg.source or "--policy")
+    policy_python = _policy_python(policy_cfg)
+    if policy_python is not None and req.policy_server == "none":
+        from dataclasses import replace
+
+        from vla_eval.remote.policy_env import announce
+
+        print(announce(policy_cfg.name, _policy_class(policy_cfg), policy_python), file=sys.stderr, flush=True)
+        req = replace(req, policy_server="auto")
     videos = _parse_videos(req.videos)
     workers = req.workers or os.cpu_count() or 1
     run_dir = (
@@ -204,7 +212,7 @@ def run(req: RunRequest) -> RunOutcome:
         if existing is None:
             store.set_meta("run_id", run_id)
             store.set_meta("protocol", protocol)
-            config = run_meta(run_id, spec, policy_cfg, req, workers, replan_steps).stored()
+            config = run_meta(run_id, spec, policy_cfg, req, workers, replan_steps, policy_python).stored()
             store.set_meta("config", config)
             (run_dir / "run.json").write_text(json.dumps(config, indent=2, sort_keys=True))
 
@@ -245,7 +253,9 @@ def run(req: RunRequest) -> RunOutcome:
             if req.policy_server == "auto":  # one batching server; workers reach it through the remote adapter
                 from vla_eval.remote.supervisor import serve_for_run
 
-                server = serve_for_run(executor, policy_cfg, run_dir, max_batch=workers * req.batch_envs)
+                server = serve_for_run(
+                    executor, policy_cfg, run_dir, max_batch=workers * req.batch_envs, python=policy_python
+                )
             elif req.policy_server != "none":
                 raise ConfigError(f"--policy-server {req.policy_server!r}: expected 'auto' or 'none'")
             try:
@@ -365,12 +375,47 @@ def _policy_class(cfg: PolicyConfig):
     return POLICIES.get(cfg.adapter)
 
 
+def _policy_python(cfg: PolicyConfig) -> Path | None:
+    """The managed interpreter the policy must be served from (its adapter's ``environment``), or None.
+
+    A policy given as an object already lives here; a class that cannot be found is the worker's error to report."""
+    if isinstance(cfg, InstancePolicyConfig):
+        return None
+    try:
+        cls = _policy_class(cfg)
+    except Exception:
+        return None
+    from vla_eval.remote.policy_env import foreign_python
+
+    location = cls.checkpoint_location(cfg.args) if hasattr(cls, "checkpoint_location") else None
+    if location and not any(key in cfg.args for key in preflight.CHECKPOINT_KEYS):
+        preflight.check_checkpoint(location, f"{cfg.source or '--policy'}: checkpoint")
+    return foreign_python(cls)
+
+
 def run_meta(
-    run_id: str, spec: SuiteSpec, policy: PolicyConfig, req: RunRequest, workers: int, replan_steps: int | None = None
+    run_id: str,
+    spec: SuiteSpec,
+    policy: PolicyConfig,
+    req: RunRequest,
+    workers: int,
+    replan_steps: int | None = None,
+    policy_python: Path | None = None,
 ) -> RunMeta:
     """The metadata a new run folder records (``run.json`` and the store's ``config``)."""
+    extra: dict[str, Any] = {}
+    if not isinstance(policy, InstancePolicyConfig):
+        try:
+            from vla_eval.remote.policy_env import record
+
+            env_record = record(_policy_class(policy), policy_python)
+        except Exception:
+            env_record = None
+        if env_record is not None:
+            extra["policy_environment"] = env_record
     return RunMeta.model_validate(
         {
+            **extra,
             "schema_version": SCHEMA_VERSION,
             "run_id": run_id,
             "created_at": provenance.now_iso(),

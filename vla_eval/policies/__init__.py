@@ -26,6 +26,11 @@ POLICIES.register(
 )
 POLICIES.register("openvla", "vla_eval.policies.openvla:OpenVlaPolicy", help="OpenVLA-style action-token model")
 POLICIES.register(
+    "lerobot",
+    "vla_eval.policies.lerobot:LeRobotPolicy",
+    help="any LeRobot policy folder or hub id (path=DIR); runs in its own env (vla-eval env create lerobot)",
+)
+POLICIES.register(
     "remote",
     "vla_eval.remote.openpi_policy:RemotePolicy",
     help="openpi-protocol websocket policy server (pi0, pi05, vla-eval serve)",

@@ -78,8 +78,11 @@ class LocalPolicyServer:
         max_wait_ms: float = 15.0,
         host: str = "127.0.0.1",
         cpu_workers: int = 1,
+        python: Path | None = None,
     ):
         self.served, self.run_dir = served, Path(run_dir)
+        self.python = python
+        """The policy's managed environment's interpreter (vla_eval/remote/policy_env.py); None: this one."""
         self.cpu_workers = cpu_workers
         self.max_batch, self.max_wait_ms, self.host = max(1, int(max_batch)), float(max_wait_ms), host
         self.port = 0
@@ -95,7 +98,7 @@ class LocalPolicyServer:
         port_file = self.run_dir / "policy_server.port"
         port_file.unlink(missing_ok=True)
         cmd = [
-            sys.executable,
+            str(self.python or sys.executable),
             "-m",
             "vla_eval",
             "serve",
@@ -121,7 +124,7 @@ class LocalPolicyServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=_server_env(self.cpu_workers),
+                env=_server_env(self.cpu_workers, foreign=self.python is not None),
                 start_new_session=True,
             )
         finally:
@@ -178,6 +181,7 @@ class LocalPolicyServer:
             "max_batch": self.max_batch,
             "max_wait_ms": self.max_wait_ms,
             "log": str(self.log_path),
+            "python": str(self.python or sys.executable),
         }
 
     def _log_tail(self, chars: int = 3000) -> str:
@@ -187,17 +191,26 @@ class LocalPolicyServer:
             return "(no log)"
 
 
-def _server_env(cpu_workers: int) -> dict[str, str]:
+def _server_env(cpu_workers: int, foreign: bool = False) -> dict[str, str]:
     """The run's environment plus its import path, so a ``module:Class`` policy the run can
     import (a plugin, a test double) is importable in the server too.
+
+    A server in a policy's managed environment gets only the harness package on its path
+    (:func:`vla_eval.environments.interpreter_env`): this interpreter's site-packages would
+    shadow the environment's own torch and numpy.
 
     CPU threads: the env workers already hold one core each, and a CPU model whose OpenMP
     threads outnumber the free cores spins at every op (measured here: the tiny Qwen2.5-VL
     ran 7x slower served with default threads next to busy workers than in a one-thread
     worker).  So the server gets the cores the workers leave, at least one, unless the user
     set ``OMP_NUM_THREADS`` (a GPU model barely uses CPU threads either way)."""
-    path = [p for p in sys.path if p] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(dict.fromkeys(path)))
+    if foreign:
+        from vla_eval.environments import interpreter_env
+
+        env = interpreter_env({"PYTHONUNBUFFERED": "1"})
+    else:
+        path = [p for p in sys.path if p] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(dict.fromkeys(path)))
     if "OMP_NUM_THREADS" not in os.environ:
         threads = str(max(1, (os.cpu_count() or 1) - cpu_workers))
         env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
@@ -322,15 +335,25 @@ class RayPolicyServer:
         }
 
 
-def serve_for_run(executor, served: PolicyConfig, run_dir: Path, max_batch: int):
-    """Start the run's server and point ``executor``'s workers at it; the caller stops it."""
+def serve_for_run(executor, served: PolicyConfig, run_dir: Path, max_batch: int, python: Path | None = None):
+    """Start the run's server and point ``executor``'s workers at it; the caller stops it.
+
+    ``python``: the policy's managed environment's interpreter (a local server process runs it)."""
     from dataclasses import replace
 
+    if python is not None and getattr(executor, "ray_init", None) is not None:
+        raise VlaEvalError(
+            f"policy {served.name} runs in its own environment ({python}), which a Ray server actor cannot use; "
+            f"start `{python} -m vla_eval serve --policy ...` yourself and run with --policy remote --policy-arg "
+            "uri=ws://HOST:PORT"
+        )
     if getattr(executor, "ray_init", None) is not None:
         executor.ray_init()
         server: LocalPolicyServer | RayPolicyServer = RayPolicyServer(served, max_batch, cluster=bool(executor.address))
     else:
-        server = LocalPolicyServer(served, run_dir, max_batch, cpu_workers=getattr(executor, "n_workers", 1))
+        server = LocalPolicyServer(
+            served, run_dir, max_batch, cpu_workers=getattr(executor, "n_workers", 1), python=python
+        )
     server.start()
     orientation = _served_orientation(server.uri)
     executor.config = replace(

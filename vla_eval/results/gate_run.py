@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vla_eval.cli.gate_args import add_gate_arguments  # noqa: F401  (its old home; the CLI parser imports it light)
 from vla_eval.errors import ConfigError
 from vla_eval.execution.plan import PlanItem, balanced_order
 from vla_eval.record import EpisodeRecord
@@ -98,17 +99,6 @@ def gate_view(gate_meta: dict[str, Any] | None, records_in_order: list[EpisodeRe
 
 
 # ------------------------------------------------------------------ CLI helpers
-
-
-def add_gate_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("gated run (stop as soon as the regression verdict is settled; exit 1 regression, 0 none, 5 undecided)")
-    g.add_argument("--gate", type=Path, default=None, metavar="BASELINE.json",
-                   help="baseline written by `vla-eval baseline save`; run in balanced order and stop once settled")
-    g.add_argument("--max-drop", type=float, default=None, help="allowed drop in success rate (default 0.05)")
-    g.add_argument("--alpha", type=float, default=None, help="false-alarm probability (default 0.05)")
-    g.add_argument("--power", type=float, default=None, help="probability of catching a drop of max-drop + detect-drop (default 0.8)")
-    g.add_argument("--detect-drop", type=float, default=None, help="drop beyond --max-drop that --power applies to (default: max-drop)")
-    g.add_argument("--looks", type=int, default=None, help="interim looks over the plan (default 10)")
 
 
 def gate_config(args: argparse.Namespace) -> GateConfig | None:

@@ -1,12 +1,15 @@
 """Finding SimplerEnv's engine interpreter and talking to the server (``server.py``) running in it.
 
-Where the interpreter is, first found wins:
+The engine's venv is the managed environment ``simpler-sapien`` (vla_eval/environments.py, which holds its pinned
+install steps); where its interpreter is, first found wins:
 
-1. ``$VLA_EVAL_SIMPLER_SAPIEN_PYTHON`` (a Python executable; set but missing is an error, not a fallback);
-2. ``$XDG_DATA_HOME/vla-eval/simpler-sapien/bin/python`` (``~/.local/share/...``), where
+1. ``$VLA_EVAL_ENV_SIMPLER_SAPIEN_PYTHON``, then ``$VLA_EVAL_SIMPLER_SAPIEN_PYTHON`` (a Python executable; set but
+   missing is an error, not a fallback);
+2. ``$XDG_DATA_HOME/vla-eval/envs/simpler-sapien/bin/python`` (``vla-eval env create simpler-sapien``), then
+   ``$XDG_DATA_HOME/vla-eval/simpler-sapien/bin/python`` (``~/.local/share/...``), where
    ``scripts/simpler_sapien_env.sh`` installs by default;
 3. ``.venv-simpler-sapien/bin/python`` at the top of a source checkout (``scripts/simpler_sapien_env.sh
-   .venv-simpler-sapien``, as CI would).
+   .venv-simpler-sapien``, as CI does).
 
 SimplerEnv's object models come from ``$MS2_REAL2SIM_ASSET_DIR`` when set, else from the ``data/`` folder of the
 asset pack ``vla-eval assets fetch simpler`` installs (the same files the MuJoCo port reads).
@@ -23,11 +26,15 @@ from typing import Any
 from vla_eval.errors import VlaEvalError
 from vla_eval.sims.simpler.sapien import wire
 
+ENV_NAME = "simpler-sapien"
+"""Its managed environment (vla_eval/environments.py)."""
 PYTHON_ENV = "VLA_EVAL_SIMPLER_SAPIEN_PYTHON"
 SERVER = Path(__file__).resolve().parent / "server.py"
 INSTALL_HINT = (
-    "install it with: bash scripts/simpler_sapien_env.sh (SimplerEnv's own venv; see docs/simpler.md, "
-    '"SimplerEnv\'s own engine (SAPIEN)"), or point $' + PYTHON_ENV + " at that venv's python"
+    "install it with: bash scripts/simpler_sapien_env.sh or vla-eval env create simpler-sapien (SimplerEnv's own "
+    'venv; see docs/simpler.md, "SimplerEnv\'s own engine (SAPIEN)"), or point $'
+    + PYTHON_ENV
+    + " at that venv's python"
 )
 
 
@@ -40,28 +47,25 @@ class EngineError(VlaEvalError):
 
 
 def default_locations() -> list[Path]:
-    from vla_eval.paths import REPO_ROOT
+    from vla_eval import environments
 
-    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return [
-        data_home / "vla-eval" / "simpler-sapien" / "bin" / "python",
-        REPO_ROOT / ".venv-simpler-sapien" / "bin" / "python",
-    ]
+    return environments.locations(ENV_NAME)
 
 
 def find_python() -> Path:
     """The engine interpreter (module docstring for the order), or :class:`EngineNotInstalled`."""
-    env = os.environ.get(PYTHON_ENV)
-    if env:
-        path = Path(env).expanduser()
-        if not path.is_file():
-            raise EngineNotInstalled(f"${PYTHON_ENV}={env}: no such file; {INSTALL_HINT}")
-        return path
-    for path in default_locations():
-        if path.is_file():
-            return path
-    looked = ", ".join(str(p) for p in default_locations())
-    raise EngineNotInstalled(f"SimplerEnv's own engine (SAPIEN) is not installed (looked for {looked}); {INSTALL_HINT}")
+    from vla_eval import environments
+
+    try:
+        python = environments.lookup(ENV_NAME, default_locations())
+    except environments.EnvironmentNotBuilt as exc:
+        raise EngineNotInstalled(f"{exc}; {INSTALL_HINT}") from None
+    if python is None:
+        looked = ", ".join(str(p) for p in default_locations())
+        raise EngineNotInstalled(
+            f"SimplerEnv's own engine (SAPIEN) is not installed (looked for {looked}); {INSTALL_HINT}"
+        )
+    return python
 
 
 def asset_dir() -> Path:
