@@ -542,3 +542,57 @@ def test_apple_expert_succeeds_and_noop_does_not(google_env):
             obs, _, success, _, info = env.step(action)
         results[who] = (success, info["has_contact"] > 0)
     assert results == {"expert": (True, True), "noop": (False, False)}
+
+
+@pytest.mark.slow
+def test_objects_are_damped_as_physx_damps_them(google_env):
+    """SimplerEnv's ``set_damping(0.1, 0.1)``: a can moving freely (no gravity, no contacts) loses its speed as
+    ``exp(-0.1 t)`` and a spinning one its kinetic energy as ``exp(-0.2 t)``, whatever its mass (the port applied no
+    damping before: both stayed constant)."""
+    import mujoco
+
+    env = google_env("google_pick_coke_can_standing", cameras=())
+    env.reset(seed=0, options={"config_id": 0})
+    m, d = env.model, env.data
+    m.opt.gravity[:] = 0.0
+    m.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_CONTACT
+    m.opt.enableflags |= mujoco.mjtEnableBit.mjENBL_ENERGY
+    dof = m.joint(f"{env._obj_names[0]}_free").dofadr[0]
+    one_second = int(round(1.0 / m.opt.timestep))
+    d.qvel[:] = 0.0
+    d.qvel[dof] = 1.0
+    mujoco.mj_step(m, d, nstep=one_second)
+    assert d.qvel[dof] == pytest.approx(np.exp(-0.1), rel=0.01)
+    d.qvel[:] = 0.0
+    d.qvel[dof + 3 : dof + 6] = [0.5, -1.0, 2.0]
+    mujoco.mj_forward(m, d)
+    before = d.energy[1]
+    mujoco.mj_step(m, d, nstep=one_second)
+    mujoco.mj_forward(m, d)
+    assert d.energy[1] / before == pytest.approx(np.exp(-0.2), rel=0.03)
+
+
+@pytest.mark.slow
+def test_google_scene_settles_with_the_object_locked_upright_first(google_env, monkeypatch):
+    """SimplerEnv locks the object's x / y rotation for the first 0.5 s of the settle (grasp_single_in_scene.py
+    L300-305): during that time the can never turns about a horizontal axis."""
+    import mujoco
+
+    from vla_eval.sims.simpler.real2sim.google_env import GoogleRealEnv
+
+    assert GoogleRealEnv.settle_lock_s == 0.5
+    env = google_env("google_pick_coke_can_horizontal", cameras=())
+    tilts: list[float] = []
+    real_step = mujoco.mj_step
+
+    def watch(m, d, nstep=1):  # the can's horizontal spin as each step starts (after the lock's zeroing)
+        name = env._obj_names[0]
+        dof = m.joint(f"{name}_free").dofadr[0]
+        rot = d.xmat[m.body(name).id].reshape(3, 3)
+        tilts.append(float(np.linalg.norm((rot @ d.qvel[dof + 3 : dof + 6])[:2])))
+        real_step(m, d, nstep)
+
+    monkeypatch.setattr(mujoco, "mj_step", watch)
+    env.reset(seed=0, options={"config_id": 12})
+    locked = int(0.5 * env.robot.SIM_HZ)
+    assert len(tilts) > locked and max(tilts[: locked + 1]) < 1e-9

@@ -341,6 +341,9 @@ class GoogleRealEnv(RealSceneEnv):
     real_tasks = GOOGLE_REAL_TASKS
     scene_label, camera_name, base_link, family = "Google", "overhead_camera", "link_base", "google_real"
     settle_s = SETTLE_S
+    settle_lock_s = 0.5
+    """grasp_single_in_scene.py _initialize_actors L300-305 (and move_near_in_scene.py L299-309,
+    place_in_closed_drawer_in_scene.py L132-141): the first 0.5 s with the object's x / y rotation locked."""
     ik_iters = 60
     gripper_qpos_limit = 2.0
     initial_rule_state = {"lifted": False, "n_lift_significant": 0}

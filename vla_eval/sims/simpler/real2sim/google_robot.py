@@ -127,8 +127,6 @@ OBJECT_ON_TABLE = physx_friction(OBJECT_FRICTION, SCENE_FRICTION)  # 0.75
 with a higher priority (so they win against any object) and the table 0.75 (the larger against the objects' 0.5):
 finger-object, nail-object, object-table and object-object contacts then equal PhysX's; finger on table is 1.25
 (PhysX 1.5) and nail on table 0.3 (PhysX 0.55)."""
-OBJECT_DAMPING = 0.1
-"""grasp_single_in_scene.py _load_actors: obj.set_damping(0.1, 0.1)"""
 
 POS_BOUND, ROT_BOUND = 1.0, math.pi / 2
 """defaults.py arm_common_args (-1, 1 unused since normalize_action=False;

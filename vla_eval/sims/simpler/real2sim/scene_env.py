@@ -108,6 +108,7 @@ class RealSceneEnv(RenderOnDemand, gym.Env):
             g: (int(m.geom_contype[g]), int(m.geom_conaffinity[g])) for gs in self._obj_geoms.values() for g in gs
         }
         self._episode_objects = list(self._obj_names)
+        self._damp_objects()
         self._init_half: dict[str, np.ndarray] = {}
         self._photos: dict[str, np.ndarray] = {}
         self._use_photo(self._overlay_for(0))
@@ -303,6 +304,28 @@ class RealSceneEnv(RenderOnDemand, gym.Env):
             **self._stats,
         }
 
+    object_damping = 0.1
+    """SimplerEnv's ``obj.set_damping(0.1, 0.1)`` on every task object (``move_near_in_scene.py`` ``_load_actors``
+    L132-135, which the Bridge tasks inherit; ``grasp_single_in_scene.py`` L86; ``place_in_closed_drawer_in_scene.py``
+    L97): PhysX's linear and angular damping, a velocity decay of 0.1 per second whatever the mass."""
+
+    def _damp_objects(self) -> None:
+        """PhysX damping ``dv/dt = -c v`` as MuJoCo dof damping (a force ``-b v``): ``b = c M_ii`` on each of the
+        free joint's six dofs, ``M_ii`` the joint-space inertia (the object's whole mass on a translation, its
+        inertia about the body axis on a rotation; the free joint's angular velocity is in the body frame, so this
+        is exact where the principal axes are the body's and close otherwise)."""
+        m = self.model
+        scratch = mujoco.MjData(m)
+        mujoco.mj_forward(m, scratch)
+        full = np.zeros((m.nv, m.nv))
+        mujoco.mj_fullM(m, scratch, full)
+        for name in self._obj_names:
+            try:
+                dof = m.joint(f"{name}_free").dofadr[0]
+            except KeyError:
+                continue  # a static object (the sink): nothing moves
+            m.dof_damping[dof : dof + 6] = self.object_damping * np.diag(full)[dof : dof + 6]
+
     settle_lock_s = 0.0
     """Seconds at the start of the settle with the objects' rotation about the world x and y axes locked (SimplerEnv's
     ``lock_motion(0, 0, 0, 1, 1, 0)`` for its first 0.5 s), so a round object does not roll off its start spot."""
@@ -325,6 +348,13 @@ class RealSceneEnv(RenderOnDemand, gym.Env):
             for dof in dofs:
                 d.qvel[dof : dof + 6] = 0.0
         mujoco.mj_step(m, d, nstep=int(self.settle_s * self.robot.SIM_HZ) - locked)
+        # "Some objects need longer time to settle" (move_near_in_scene.py L315-322, grasp_single_in_scene.py
+        # L312-316): summed speeds over 1e-3 m/s or 1e-2 rad/s get another 1.5 s
+        lin = sum(float(np.linalg.norm(d.qvel[dof : dof + 3])) for dof in dofs)
+        ang = sum(float(np.linalg.norm(d.qvel[dof + 3 : dof + 6])) for dof in dofs)
+        self.settled_longer = lin > 1e-3 or ang > 1e-2
+        if self.settled_longer:
+            mujoco.mj_step(m, d, nstep=int(1.5 * self.robot.SIM_HZ))
 
     def _park(self, unused: set[str]) -> None:
         """Task objects this configuration does not use (move near: 5 of 8) wait 2 m below the floor and 5 m behind
