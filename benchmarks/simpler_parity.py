@@ -6,7 +6,8 @@ opens the gripper is replayed from the same configuration in both engines:
 port's ``GoogleRealEnv`` / ``BridgeRealEnv`` (:mod:`vla_eval.sims.simpler.real2sim`). Printed per control step:
 TCP position error (mm), TCP rotation error (degrees), finger joint error (the larger of the two fingers; radians
 on the Google robot, metres on the WidowX), each engine's finger joints, and the per-step wall time of each engine
-(physics only, no frames). A last table gives steps/s with frames (SAPIEN: the port's scene posed from SAPIEN's state).
+(physics only, no frames). A last table gives control steps/s per worker for both engines with SimplerEnv's
+full-size frame (SAPIEN: the port's scene posed from SAPIEN's state) and without frames.
 
 Outcome parity, closed loop (``--outcomes SAPIEN_RUN MUJOCO_RUN``): two ``vla-eval run`` folders of the scripted
 expert (``simpler_scripted``), one on ``simpler_sapien`` and one on ``simpler_real``, over the same tasks and
@@ -153,8 +154,9 @@ def print_table(result: dict) -> None:
     )
 
 
-def speed_with_frames(robot: str, steps: int = 10) -> tuple[float, float]:
-    """Control steps/s with 256x256 frames drawn at SimplerEnv's camera size: SAPIEN (posed port scene), MuJoCo port."""
+def speed(robot: str, steps: int = 20) -> dict[str, float]:
+    """Control steps/s per worker, a zero action from configuration 0: each engine with SimplerEnv's full-size frame
+    every step (SAPIEN: the port's scene posed from SAPIEN's state) and without frames (``cameras=()``)."""
     from vla_eval.sims.simpler.sapien.env import SapienSimplerEnv
 
     task = TASKS[robot]
@@ -162,8 +164,15 @@ def speed_with_frames(robot: str, steps: int = 10) -> tuple[float, float]:
         from vla_eval.sims.simpler.real2sim.google_env import GoogleRealEnv as Port
     else:
         from vla_eval.sims.simpler.real2sim.widowx_env import BridgeRealEnv as Port
-    out = []
-    for make in (lambda: SapienSimplerEnv(task), lambda: Port(task)):
+    native = (512, 640) if robot == "google" else (480, 640)
+    makers = {
+        "sapien_frames": lambda: SapienSimplerEnv(task, image_size=native),
+        "sapien_physics": lambda: SapienSimplerEnv(task, cameras=()),
+        "port_frames": lambda: Port(task, image_size=native),
+        "port_physics": lambda: Port(task, cameras=()),
+    }
+    out = {}
+    for name, make in makers.items():
         env = make()
         try:
             env.reset(options={"config_id": 0})
@@ -171,10 +180,10 @@ def speed_with_frames(robot: str, steps: int = 10) -> tuple[float, float]:
             t = time.perf_counter()
             for _ in range(steps):
                 env.step(a)
-            out.append(steps / (time.perf_counter() - t))
+            out[name] = steps / (time.perf_counter() - t)
         finally:
             env.close()
-    return out[0], out[1]
+    return out
 
 
 def run_outcomes(run_dir: str) -> dict[tuple[str, str, int], bool]:
@@ -238,10 +247,16 @@ def main() -> None:
     for robot in robots:
         print_table(compare(robot, args.config))
     if not args.no_images:
-        print("\n| robot | SAPIEN + posed MuJoCo frame, steps/s | MuJoCo port with frame, steps/s |\n|---|---|---|")
+        print(
+            "\n| robot | SAPIEN + posed MuJoCo frame | SAPIEN, no frame | MuJoCo port + frame | MuJoCo port, no frame |"
+            "\n|---|---|---|---|---|"
+        )
         for robot in robots:
-            s, m = speed_with_frames(robot)
-            print(f"| {robot} | {s:.1f} | {m:.1f} |")
+            r = speed(robot)
+            print(
+                f"| {robot} | {r['sapien_frames']:.1f} | {r['sapien_physics']:.1f} | {r['port_frames']:.1f} "
+                f"| {r['port_physics']:.1f} |"
+            )
 
 
 if __name__ == "__main__":
