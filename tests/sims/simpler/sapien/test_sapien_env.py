@@ -68,6 +68,27 @@ def test_coke_can_resets_to_simplers_grid_and_arm_follows_the_action(sapien_env)
     assert reward == 0.0 and not terminated and not truncated
 
 
+def test_move_near_stages_simplers_episode_like_the_port(sapien_env):
+    """Move near on the engine: SimplerEnv's MoveNearGoogleBakedTexInScene-v0 episode ``config_id`` is the port's
+    configuration of the same index (same source / target pair and layout, base pose), and the port's scene posed
+    from it puts all three objects where SAPIEN has them."""
+    from vla_eval.sims.simpler.real2sim.google_env import GoogleRealEnv
+
+    env = sapien_env("google_move_near", cameras=())
+    obs, info = env.reset(options={"config_id": 7})
+    assert info["simpler_env_id"] == "MoveNearGoogleBakedTexInScene-v0" and info["episode_id"] == 7
+    state = env.sapien_state()
+    port = env.pose_port()
+    assert isinstance(port, GoogleRealEnv) and obs["instruction"] == port.instruction
+    model = {body: mid.removeprefix("baked_").removesuffix("_v2") for body, mid in port.real.models.items()}
+    for role, key in (("source", "object"), ("target", "target")):
+        assert state["roles"][role].removeprefix("baked_") == model[port.rule[key]]
+    np.testing.assert_allclose(state["base"][:3], port.data.xpos[port._base], atol=1e-3)
+    for body in port._episode_objects:  # the third object too, matched by model
+        actor = next(a for a in state["objects"] if a.removeprefix("baked_") == model[body])
+        np.testing.assert_allclose(port.data.xpos[port.model.body(body).id][:2], state["objects"][actor][:2], atol=1e-6)
+
+
 def test_google_gripper_closes_over_four_steps_like_simplers_planner(sapien_env):
     """SimplerEnv's Ruckig-planned gripper (issue 26: 0.19, 0.53, 0.86, 1.07 rad) -- not the port's one-step ramp."""
     env = sapien_env("google_pick_coke_can_horizontal", cameras=())

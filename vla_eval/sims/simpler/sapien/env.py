@@ -225,14 +225,22 @@ class SapienSimplerEnv(RenderOnDemand, gym.Env):
             if jid >= 0:
                 d.qpos[m.jnt_qposadr[jid]] = value
         roles = {"source": port.rule.get("object"), "target": port.rule.get("target")}
+        placed = {}
         for role, actor in s["roles"].items():
-            body = roles.get(role)
-            if body is None or actor not in s["objects"]:
-                continue
+            if roles.get(role) is not None and actor in s["objects"]:
+                placed[roles[role]] = s["objects"][actor]
+        # the other objects of the episode (move near's third one) by model: SimplerEnv's -v0 ids and the port's
+        # -v1 ones name the same object once "baked_" and "_v2" are dropped
+        by_model = {_model_key(mid): body for body, mid in getattr(port.real, "models", {}).items()}
+        for actor, pose in s["objects"].items():
+            body = by_model.get(_model_key(actor))
+            if body is not None and body not in placed and body in port._episode_objects:
+                placed[body] = pose
+        for body, pose in placed.items():
             if mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, f"{body}_free") < 0:
                 continue
             adr = m.joint(f"{body}_free").qposadr[0]
-            d.qpos[adr : adr + 7] = s["objects"][actor]
+            d.qpos[adr : adr + 7] = pose
         mujoco.mj_kinematics(m, d)
         return port
 
@@ -288,3 +296,7 @@ class SapienSimplerEnv(RenderOnDemand, gym.Env):
             self._port.close()
             self._port = None
         self.engine.close()
+
+
+def _model_key(model_id: str) -> str:
+    return model_id.removeprefix("baked_").removesuffix("_v2")

@@ -9,8 +9,8 @@ tasks use SimplerEnv's own ``dummy_tabletop`` (a box with its top at 0.87 m, the
 copies); the Bridge tasks a static box with the MuJoCo port's table footprint and SimplerEnv's 0.87 m height.
 
 Configuration *i* of a task is the same episode as in the MuJoCo port (:mod:`vla_eval.sims.simpler.real2sim`):
-the coke-can tasks' ``obj_init_options.init_xy`` walks SimplerEnv's 5 x 5 grid (x outer, y inner), the Bridge
-tasks pass ``obj_init_options.episode_id = i``.
+the coke-can tasks' ``obj_init_options.init_xy`` walks SimplerEnv's 5 x 5 grid (x outer, y inner), move near and
+the Bridge tasks pass ``obj_init_options.episode_id = i``.
 """
 
 from __future__ import annotations
@@ -41,9 +41,11 @@ class SapienTask:
     urdf_versions: bool = False
     """splits named after SimplerEnv's URDF colourings pick ``urdf_version`` (Google robot)"""
     extra: dict[str, Any] = field(default_factory=dict)
+    episode_ids: bool = False
+    """configuration *i* is SimplerEnv's ``obj_init_options.episode_id = i`` (the Bridge tasks, move near)"""
 
     def obj_init_options(self, task: str, config_id: int) -> dict[str, Any]:
-        if self.robot == "google":
+        if self.robot == "google" and not self.episode_ids:
             from vla_eval.sims.simpler.real2sim import google_robot as G
             from vla_eval.sims.simpler.tasks import get_task
 
@@ -71,6 +73,34 @@ def _google(orientation: str) -> SapienTask:
     )
 
 
+def _move_near() -> SapienTask:
+    """rt1_move_near_visual_matching.sh: MoveNearGoogleBakedTexInScene-v0 (its own -v0 models, which SAPIEN needs only
+    as collision meshes), base at (0.35, 0.21) with ``--robot-init-rot-quat-center 0 0 0 1`` turned by
+    ``--robot-init-rot-rpy-range ... -0.09 -0.09 1`` (main_inference composes ``euler2quat(0, 0, -0.09) * center``;
+    the env's ``_additional_prepackaged_config_reset`` does the same), episodes 0-59 by ``episode_id``, 80 steps."""
+    import math
+
+    half = -0.09 / 2.0
+    yaw = (math.cos(half), 0.0, 0.0, math.sin(half))  # euler2quat(0, 0, -0.09), wxyz
+    # yaw * (0, 0, 0, 1): a half turn about z after the yaw
+    quat = [-yaw[3], 0.0, 0.0, yaw[0]]
+    return SapienTask(
+        "MoveNearGoogleBakedTexInScene-v0",
+        "google",
+        {
+            "robot": "google_robot_static",
+            "control_mode": GOOGLE_CONTROL,
+            "sim_freq": 513,
+            "control_freq": 3,
+            "scene_name": "dummy_tabletop",
+            "max_episode_steps": 80,
+        },
+        {"init_xy": [0.35, 0.21], "init_rot_quat": quat},
+        urdf_versions=True,
+        episode_ids=True,
+    )
+
+
 def _bridge(env_id: str, robot: str = "widowx", init_xy=(0.147, 0.028), steps: int = 60) -> SapienTask:
     return SapienTask(
         env_id,
@@ -85,11 +115,13 @@ def _bridge(env_id: str, robot: str = "widowx", init_xy=(0.147, 0.028), steps: i
         },
         {"init_xy": list(init_xy), "init_rot_quat": [0, 0, 0, 1]},
         box=BRIDGE_BOX,
+        episode_ids=True,
     )
 
 
 SAPIEN_TASKS: dict[str, SapienTask] = {
     **{f"google_pick_coke_can_{o}": _google(o) for o in COKE_ORIENTATION_KWARG},
+    "google_move_near": _move_near(),
     "bridge_put_spoon_on_towel": _bridge("PutSpoonOnTableClothInScene-v0"),
     "bridge_put_carrot_on_plate": _bridge("PutCarrotOnPlateInScene-v0"),
     "bridge_stack_green_on_yellow": _bridge("StackGreenCubeOnYellowCubeBakedTexInScene-v0"),
