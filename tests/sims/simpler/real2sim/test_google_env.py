@@ -596,3 +596,18 @@ def test_google_scene_settles_with_the_object_locked_upright_first(google_env, m
     env.reset(seed=0, options={"config_id": 12})
     locked = int(0.5 * env.robot.SIM_HZ)
     assert len(tilts) > locked and max(tilts[: locked + 1]) < 1e-9
+
+
+@pytest.mark.slow
+def test_arm_holds_still_when_its_ik_finds_no_solution(google_env):
+    """SimplerEnv's ``PDEEPoseController.set_action`` keeps the joints where they are when IK reports no solution
+    (``pd_ee_pose.py`` L114-116); the port used to move the arm as far as the clamped IK got. A target 0.6 m out of
+    reach leaves every joint in place; the next reachable step moves the hand again."""
+    env = google_env("google_pick_coke_can_standing", cameras=())
+    obs, _ = env.reset(options={"config_id": 0})
+    q0, p0 = obs["state"]["joint_pos"].copy(), obs["state"]["eef_pos"].copy()
+    obs, *_ = env.step([0.6, 0, 0, 0, 0, 0, 0])
+    assert env.ik_failures == 1 and not env.last_ik_ok
+    np.testing.assert_allclose(obs["state"]["joint_pos"], q0, atol=1e-4)
+    obs, *_ = env.step([0.02, 0, 0, 0, 0, 0, 0])
+    assert env.ik_failures == 1 and np.linalg.norm(obs["state"]["eef_pos"] - p0) > 0.003

@@ -459,7 +459,7 @@ class GoogleRealEnv(RealSceneEnv):
         # ee_align, use_target=False: rotate the measured pose about its own position (base axes), then translate
         self._target_pos = cur_p + dpos
         self._target_mat = rotvec_to_mat(drot) @ cur_r
-        q_goal = self._ik(self._target_pos, self._target_mat)
+        q_goal = self._ik_or_hold(self._target_pos, self._target_mat)
         q0 = self.data.ctrl[: len(G.ARM_JOINTS)].copy()
         max_dq = G.ARM_VEL_LIMIT / G.CONTROL_HZ
         q_goal = q0 + np.clip(q_goal - q0, -max_dq, max_dq)

@@ -124,6 +124,8 @@ class RealSceneEnv(RenderOnDemand, gym.Env):
         self._init_xyz: dict[str, np.ndarray] = {}
         self._consecutive_grasp = 0
         self.elapsed_steps = 0
+        self.last_ik_ok = True
+        self.ik_failures = 0
         self.action_space = spaces.Box(-1.0, 1.0, shape=(7,), dtype=np.float32)
         h, w = self.image_size
         box = lambda n, lim: spaces.Box(-lim, lim, shape=(n,), dtype=np.float32)  # noqa: E731
@@ -224,9 +226,27 @@ class RealSceneEnv(RenderOnDemand, gym.Env):
         return br.T @ (d.xpos[self._ee] - bp), br.T @ d.xmat[self._ee].reshape(3, 3)
 
     # ------------------------------------------------------------ control
-    def _ik(self, pos_b: np.ndarray, mat_b: np.ndarray, iters: int | None = None) -> np.ndarray:
+    IK_TOLERANCE = 1e-4
+    """SimplerEnv's controllers ask pinocchio's IK for the target (``pd_ee_pose.py`` ``compute_ik``, SAPIEN's
+    ``compute_inverse_kinematics`` with its default ``eps`` 1e-4 on the 6-D error) and, when it reports no
+    solution, keep the joints where they are (``set_action`` L114-116: ``_target_qpos = _start_qpos``). The port's
+    IK below counts as failed when its pose error stays above this after its iterations (it clamps to the joint
+    limits, so a target past a limit is where it fails)."""
+
+    def _ik_or_hold(self, pos_b: np.ndarray, mat_b: np.ndarray) -> np.ndarray:
+        """The IK solution for the base-frame target, or the measured arm joints when there is none (SimplerEnv:
+        the arm holds still instead of moving as far as it can). pinocchio's CLIK does not know the joint limits
+        (a solution past a limit is a drive target the joint limit then stops), so "none" is judged without them;
+        the drive target is the limit-clamped solution, as before."""
+        self._ik(pos_b, mat_b, clamp=False)
+        if not self.last_ik_ok:
+            self.ik_failures += 1
+            return self.data.qpos[self._arm_q].copy()
+        return self._ik(pos_b, mat_b)
+
+    def _ik(self, pos_b: np.ndarray, mat_b: np.ndarray, iters: int | None = None, clamp: bool = True) -> np.ndarray:
         """Damped least squares over the arm joints from the current joints to the base-frame target pose
-        (``ik_iters`` iterations at most)."""
+        (``ik_iters`` iterations at most); ``last_ik_ok`` says whether it converged within :attr:`IK_TOLERANCE`."""
         m, s = self.model, self._scratch
         s.qpos[:] = self.data.qpos
         bp, br = self._base_pose()
@@ -242,7 +262,11 @@ class RealSceneEnv(RenderOnDemand, gym.Env):
             mujoco.mj_jacBody(m, s, jp, jr, self._ee)
             jac = np.vstack([jp, jr])[:, self._arm_v]
             dq = jac.T @ np.linalg.solve(jac @ jac.T + 1e-4 * np.eye(6), err)
-            s.qpos[self._arm_q] = np.clip(s.qpos[self._arm_q] + dq, lo, hi)
+            q = s.qpos[self._arm_q] + dq
+            s.qpos[self._arm_q] = np.clip(q, lo, hi) if clamp else q
+        mujoco.mj_kinematics(m, s)
+        err = np.concatenate([pos_w - s.xpos[self._ee], rotation_error(mat_w, s.xmat[self._ee].reshape(3, 3))])
+        self.last_ik_ok = bool(np.linalg.norm(err) < self.IK_TOLERANCE)
         return s.qpos[self._arm_q].copy()
 
     def step(self, action):
@@ -296,6 +320,7 @@ class RealSceneEnv(RenderOnDemand, gym.Env):
         self._consecutive_grasp = 0
         self._rule_state = dict(self.initial_rule_state)
         self.elapsed_steps = 0
+        self.last_ik_ok, self.ik_failures = True, 0
         success = self._evaluate()
         return self._observation(), {
             "success": success,

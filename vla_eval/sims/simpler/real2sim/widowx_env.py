@@ -244,7 +244,7 @@ class BridgeRealEnv(RealSceneEnv):
         # ee_align2: T(p_cur) * delta * T(p_cur)^-1 * previous target
         self._target_pos = cur_p + r @ (self._target_pos - cur_p) + dpos
         self._target_mat = r @ self._target_mat
-        q = self._ik(self._target_pos, self._target_mat)
+        q = self._ik_or_hold(self._target_pos, self._target_mat)
         self.data.ctrl[:6] = q
         self.data.ctrl[6:8] = W.GRIPPER_LOW + (g + 1.0) / 2.0 * (W.GRIPPER_HIGH - W.GRIPPER_LOW)
         mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
