@@ -611,3 +611,84 @@ def test_arm_holds_still_when_its_ik_finds_no_solution(google_env):
     np.testing.assert_allclose(obs["state"]["joint_pos"], q0, atol=1e-4)
     obs, *_ = env.step([0.02, 0, 0, 0, 0, 0, 0])
     assert env.ik_failures == 1 and np.linalg.norm(obs["state"]["eef_pos"] - p0) > 0.003
+
+
+@pytest.mark.slow
+def test_arm_goal_past_a_joint_limit_stays_there_as_pinocchios_does(google_env):
+    """SimplerEnv's IK (pinocchio's CLIK) ignores the joint limits: a target that needs the wrist past its 1.79 rad
+    limit gets a goal past it, and the limit then stops the wrist while the other joints keep theirs, so the hand falls
+    short (move near's far objects). The port used to clamp inside its IK, letting the other joints make up for the
+    wrist and reach targets SAPIEN's arm never reaches."""
+    import mujoco
+
+    env = google_env("google_move_near", cameras=())
+    env.reset(seed=0, options={"config_id": 0})
+    m, d = env.model, env.data
+    wrist = list(G.ARM_JOINTS).index("joint_wrist")
+    lo, hi = m.jnt_range[m.joint("joint_wrist").id]
+    q = d.qpos[env._arm_q].copy()
+    q[wrist] = hi + 0.08
+    saved = d.qpos.copy()
+    d.qpos[env._arm_q] = q
+    mujoco.mj_kinematics(m, d)
+    pos, mat = env.ee_pose_at_base()
+    d.qpos[:] = saved
+    d.qpos[env._arm_q[wrist]] = hi - 0.02
+    mujoco.mj_forward(m, d)
+    goal = env._ik_or_hold(pos, mat)
+    assert env.last_ik_ok
+    assert goal[wrist] > hi + 0.02, f"wrist goal {goal[wrist]:.3f} clamped to the limit {hi:.3f}"
+
+
+def test_arm_planner_is_simplerenvs_jerk_limited_ruckig_path():
+    """``arm_pd_ee_delta_pose_align_interpolate_by_planner``: each control step's joint targets follow one Ruckig path
+    (1.5 rad/s, 2 rad/s^2, 50 rad/s^3) that starts where the previous step's path ended, at its velocity. The linear,
+    velocity-limited ramp it replaced jumped to full speed in the first substep and restarted from rest each step,
+    which put the port's arm about 0.7 control steps ahead of SAPIEN's."""
+    pytest.importorskip("ruckig")
+    from vla_eval.sims.simpler.real2sim.google_env import ArmPlanner
+
+    n, dt = round(G.SIM_HZ / G.CONTROL_HZ), 1.0 / G.SIM_HZ
+    p = ArmPlanner(n, dt)
+    p.set_goal(np.full(7, 1.0), np.zeros(7), np.zeros(7))
+    path = np.array([p.drive_at(k) for k in range(n + 1)])
+    v = np.diff(path[:, 0]) / dt
+    a = np.diff(v) / dt
+    assert v.max() <= G.ARM_VEL_LIMIT + 1e-6 and np.abs(a).max() <= G.ARM_ACC_LIMIT + 1e-2
+    assert np.abs(np.diff(a)).max() / dt <= G.ARM_JERK_LIMIT + 1.0
+    # from rest: jerk-limited acceleration to 2 rad/s^2, so after 1/3 s about a * t^2 / 2 less the jerk ramp
+    assert path[-1, 0] == pytest.approx(0.5 * 2.0 * (1 / 3) ** 2 - 2.0 * (1 / 3) * 0.04 / 2, abs=2e-3)
+    end_v = p.vel[-1].copy()
+    # the next step continues from the end of this path at its velocity, not from the measured joints at rest
+    p.set_goal(np.full(7, 1.0), np.zeros(7), np.zeros(7))
+    assert p.path[0] == pytest.approx(path[-1]) and p.vel[0] == pytest.approx(end_v)
+    assert p.path[1, 0] - p.path[0, 0] == pytest.approx(end_v[0] * dt, rel=0.05)
+    p.reset()  # after a reset the first plan starts from the measured state again
+    p.set_goal(np.zeros(7), np.full(7, 0.3), np.zeros(7))
+    assert p.path[0] == pytest.approx(np.full(7, 0.3))
+
+
+@pytest.mark.slow
+def test_reset_settles_moving_objects_for_another_one_and_a_half_seconds(google_env, monkeypatch):
+    """SimplerEnv lets the scene settle 1.5 s more when the objects' summed speeds exceed 1e-3 m/s or 1e-2 rad/s after
+    the first second (move_near_in_scene.py L315-322): in move near's configuration 0 the orange is still rolling
+    then, and the reset runs the extra 1.5 s of physics (the coke can at rest gets none)."""
+    import mujoco
+
+    env = google_env("google_move_near", cameras=())
+    steps = []
+    real_step = mujoco.mj_step
+
+    def count(m, d, nstep=1):
+        steps.append(nstep)
+        real_step(m, d, nstep)
+
+    monkeypatch.setattr(mujoco, "mj_step", count)
+    env.reset(seed=0, options={"config_id": 0})
+    monkeypatch.setattr(mujoco, "mj_step", real_step)
+    assert env.settled_longer
+    base = int(env.settle_s * G.SIM_HZ)
+    assert sum(steps) == base + int(1.5 * G.SIM_HZ)
+    still = google_env("google_pick_coke_can_standing", cameras=())
+    still.reset(seed=0, options={"config_id": 12})
+    assert not still.settled_longer

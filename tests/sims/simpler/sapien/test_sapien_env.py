@@ -165,3 +165,33 @@ def test_scripted_expert_reads_sapiens_state_and_lifts_the_can(sapien_env):
         action = expert.predict([{"privileged": env.privileged_state()}]).actions[0, 0]
         _, _, success, _, info = env.step(action)
     assert success and info["lifted_object_significantly"]
+
+
+def test_move_near_reports_simplers_grasp_and_stands_on_the_ports_table(sapien_env):
+    """Move near's evaluate() says nothing about the grasp, so the engine reports SimplerEnv's own ``check_grasp`` on
+    the source; before, the expert read a grasp flag from the posed port scene (which has no contacts), took every
+    lifted object for a slipped one and let go (SAPIEN 10% against the port's 82%). The objects also rest on a table
+    at the port's 0.87 m, not on ``dummy_tabletop``'s 0.882 m top."""
+    from vla_eval.sims.simpler.expert import SimplerScriptedExpert
+    from vla_eval.sims.simpler.real2sim.google_env import GoogleRealEnv
+
+    env = sapien_env("google_move_near", cameras=())
+    env.reset(options={"config_id": 24})  # the coke can, beside the redbull can and the apple
+    port = GoogleRealEnv("google_move_near", cameras=())
+    port.reset(options={"config_id": 24})
+    src = port.rule["object"]
+    start = np.asarray(env.privileged_state()[f"{src}_pos"], dtype=float)
+    assert start[2] == pytest.approx(port.data.xpos[port.model.body(src).id][2], abs=0.003)
+    expert = SimplerScriptedExpert()
+    expert.reset([env.instruction])
+    seen, carried = set(), False
+    for _ in range(45):
+        priv = env.privileged_state()
+        seen.add(priv["is_src_obj_grasped"])
+        chunk = expert.predict([{"privileged": priv}])
+        env.step(chunk.actions[0, 0])
+        if chunk.extras[0]["phase"] == "carry":
+            carried = True
+    priv = env.privileged_state()
+    assert seen == {False, True} and env.sapien_state()["source_grasped"] == priv["is_src_obj_grasped"]
+    assert carried and priv[f"{src}_pos"][2] > start[2] + 0.03

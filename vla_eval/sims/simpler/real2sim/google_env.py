@@ -19,9 +19,9 @@ SimplerEnv's own world frame, and the scene is SimplerEnv's:
 Control is SimplerEnv's ``arm_pd_ee_delta_pose_align_interpolate_by_planner`` +
 ``gripper_pd_joint_target_delta_pos_interpolate_by_planner`` at 3 Hz over a 513 Hz simulation:
 (dx, dy, dz) metres and an axis-angle rotation in the base frame applied to the *measured*
-end-effector pose (rotation about the end-effector position), solved by IK to joint targets
-that are ramped over the control step (SimplerEnv's planner also limits acceleration and jerk;
-here the ramp is linear with the velocity limit, an approximation); the gripper action adds ``a[6]`` x 1.31 rad
+end-effector pose (rotation about the end-effector position), solved by IK (without the joint limits, as pinocchio's
+is) to joint targets that SimplerEnv's jerk-limited Ruckig planner interpolates over the control step
+(:class:`ArmPlanner`); the gripper action adds ``a[6]`` x 1.31 rad
 (+ closes) to the fingers' last drive target, and each finger's drive follows SimplerEnv's jerk-limited Ruckig
 profile to it (:class:`FingerPlanner`). The two fingertips collide with each other, as in PhysX, which stops a
 close on nothing at ~1.07 rad instead of the 1.3 rad joint limit.
@@ -63,7 +63,6 @@ SIMPLER_GOOGLE_ACTION = ActionSpace(
 
 SETTLE_S = 1.0  # grasp_single_in_scene.py _initialize_actors: _settle(0.5) twice
 GRASP_MAX_ANGLE = 80.0  # grasp_single_in_scene.py evaluate: check_grasp(obj, max_angle=80)
-RAMP_CHUNKS = 9  # joint targets updated 9 times per control step (171 / 9 = 19 substeps each)
 FINGER_LIMIT_TIMECONST = 0.004
 """Finger joint-limit stiffness (MuJoCo solref time constant, s; ~2 simulation steps, the stiffest MuJoCo advises):
 the drive's target may sit 0.01 rad past the limit (clip_target_thres), which the default 0.02 s let it reach."""
@@ -79,6 +78,75 @@ STATION_PREFIX = "cabinet_"
 def station_joint(level: str) -> str:
     """The MJCF joint of SimplerEnv's ``<level>_drawer_joint`` (mk_station URDF)."""
     return f"{STATION_PREFIX}{level}_drawer_joint"
+
+
+def ruckig_path(
+    q0: np.ndarray, v0: np.ndarray, target: np.ndarray, limits: tuple[float, float, float], n: int, dt: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """SimplerEnv's joint-path planner (``agents/utils.py`` ``parameterize_path``, sampled as ``base_controller.py``
+    ``plan_joint_path`` samples it): one time-synchronised Ruckig trajectory over all the joints from ``q0`` at
+    velocity ``v0`` (zero acceleration) to rest at ``target`` under (velocity, acceleration, jerk) ``limits``,
+    positions and velocities at substeps 0 ... n of length ``dt`` (held at the end once it is done)."""
+    try:
+        from ruckig import InputParameter, Result, Ruckig, Trajectory
+    except ImportError as e:  # a checkout installed before ruckig became a dependency
+        raise ImportError(
+            "the Google robot's joint planner needs ruckig (SimplerEnv's planner): "
+            "pip install -e . (or pip install ruckig)"
+        ) from e
+    vlim, alim, jlim = limits
+    dof = len(q0)
+    inp = InputParameter(dof)
+    inp.current_position = np.asarray(q0, float).tolist()
+    inp.current_velocity = np.asarray(v0, float).tolist()
+    inp.current_acceleration = [0.0] * dof
+    inp.target_position = np.asarray(target, float).tolist()
+    inp.target_velocity = [0.0] * dof
+    inp.target_acceleration = [0.0] * dof
+    inp.max_velocity = [vlim] * dof
+    inp.min_velocity = [-vlim] * dof
+    inp.max_acceleration = [alim] * dof
+    inp.min_acceleration = [-alim] * dof
+    inp.max_jerk = [jlim] * dof
+    traj = Trajectory(dof)
+    result = Ruckig(dof).calculate(inp, traj)
+    if result not in (Result.Working, Result.Finished):
+        raise RuntimeError(f"joint planner failed ({result}) from {list(q0)} at {list(v0)} to {list(target)}")
+    times = np.clip(np.arange(n + 1) * dt, 0.0, traj.duration)
+    samples = [traj.at_time(float(t)) for t in times]
+    return np.array([p for p, _, _ in samples]), np.array([v for _, v, _ in samples])
+
+
+class ArmPlanner:
+    """SimplerEnv's ``arm_pd_ee_delta_pose_align_interpolate_by_planner`` joint interpolation (``pd_joint_pos.py``
+    ``_setup_qpos_interpolation`` L99-134, limits ``defaults.py`` L130-132: 1.5 rad/s, 2 rad/s^2, 50 rad/s^3).
+
+    The first plan after a reset starts from the measured joints and velocity (clipped to the velocity limit); every
+    later one from where the previous plan was at the end of its control step, with its velocity there (the arm is
+    not ``use_target``), so the drive targets form one smooth jerk-limited path even when the arm lags behind them.
+    Only position targets are set (``interpolate_planner_exec_set_target_vel`` is off for the arm). The linear,
+    velocity-limited ramp this replaced reached each step's goal about 0.7 control steps sooner than SAPIEN's arm.
+    """
+
+    def __init__(self, n_substeps: int, dt: float):
+        self.n_substeps, self.dt = int(n_substeps), float(dt)
+        self.path: np.ndarray | None = None
+        self.vel: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.path = self.vel = None
+
+    def set_goal(self, goal: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        limits = (G.ARM_VEL_LIMIT, G.ARM_ACC_LIMIT, G.ARM_JERK_LIMIT)
+        if self.path is None:
+            q0, v0 = np.asarray(qpos, float), np.clip(qvel, -limits[0], limits[0])
+        else:
+            q0, v0 = self.path[-1], self.vel[-1]
+        self.path, self.vel = ruckig_path(q0, v0, goal, limits, self.n_substeps, self.dt)
+
+    def drive_at(self, k: int) -> np.ndarray:
+        """Drive target for substep ``k`` (1-based)."""
+        return self.path[min(k, len(self.path) - 1)]
 
 
 class FingerPlanner:
@@ -116,35 +184,8 @@ class FingerPlanner:
 
     def plan(self, q0: np.ndarray, v0: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions and velocities at substeps 0 ... n (held at the end once the trajectory is done)."""
-        try:
-            from ruckig import InputParameter, Result, Ruckig, Trajectory
-        except ImportError as e:  # a checkout installed before ruckig became a dependency
-            raise ImportError(
-                "the Google robot's gripper planner needs ruckig (SimplerEnv's planner): "
-                "pip install -e . (or pip install ruckig)"
-            ) from e
-        dof = len(q0)
-        inp = InputParameter(dof)
-        inp.current_position = q0.tolist()
-        inp.current_velocity = np.clip(v0, -G.GRIPPER_VEL_LIMIT, G.GRIPPER_VEL_LIMIT).tolist()
-        inp.current_acceleration = [0.0] * dof
-        inp.target_position = target.tolist()
-        inp.target_velocity = [0.0] * dof
-        inp.target_acceleration = [0.0] * dof
-        inp.max_velocity = [G.GRIPPER_VEL_LIMIT] * dof
-        inp.min_velocity = [-G.GRIPPER_VEL_LIMIT] * dof
-        inp.max_acceleration = [G.GRIPPER_ACC_LIMIT] * dof
-        inp.min_acceleration = [-G.GRIPPER_ACC_LIMIT] * dof
-        inp.max_jerk = [G.GRIPPER_JERK_LIMIT] * dof
-        traj = Trajectory(dof)
-        result = Ruckig(dof).calculate(inp, traj)
-        if result not in (Result.Working, Result.Finished):
-            raise RuntimeError(
-                f"gripper planner failed ({result}) from {q0.tolist()} at {v0.tolist()} to {target.tolist()}"
-            )
-        times = np.clip(np.arange(self.n_substeps + 1) * self.dt, 0.0, traj.duration)
-        samples = [traj.at_time(float(t)) for t in times]
-        return np.array([p for p, _, _ in samples]), np.array([v for _, v, _ in samples])
+        limits = (G.GRIPPER_VEL_LIMIT, G.GRIPPER_ACC_LIMIT, G.GRIPPER_JERK_LIMIT)
+        return ruckig_path(q0, np.clip(v0, -limits[0], limits[0]), target, limits, self.n_substeps, self.dt)
 
     def drive_at(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Drive target and velocity target for substep ``k`` (1-based, as SimplerEnv counts before each sim step)."""
@@ -360,6 +401,7 @@ class GoogleRealEnv(RealSceneEnv):
     ):
         self.urdf_version = urdf_version
         self._fingers: FingerPlanner | None = None
+        self._arm: ArmPlanner | None = None
         super().__init__(task, assets, cameras, image_size, render_mode, render_scale)
 
     def _check_scene_options(self) -> None:
@@ -452,6 +494,9 @@ class GoogleRealEnv(RealSceneEnv):
         if self._fingers is None:
             self._fingers = FingerPlanner(self.n_substeps, self.model.opt.timestep)
         self._fingers.reset(G.INIT_QPOS[n_arm : n_arm + 2])
+        if self._arm is None:
+            self._arm = ArmPlanner(self.n_substeps, self.model.opt.timestep)
+        self._arm.reset()
         self._finger_v = np.array([self.model.joint(j).dofadr[0] for j in G.FINGER_JOINTS])
 
     def _actuate(self, dpos: np.ndarray, drot: np.ndarray, g: float) -> None:
@@ -459,17 +504,13 @@ class GoogleRealEnv(RealSceneEnv):
         # ee_align, use_target=False: rotate the measured pose about its own position (base axes), then translate
         self._target_pos = cur_p + dpos
         self._target_mat = rotvec_to_mat(drot) @ cur_r
-        q_goal = self._ik_or_hold(self._target_pos, self._target_mat)
-        q0 = self.data.ctrl[: len(G.ARM_JOINTS)].copy()
-        max_dq = G.ARM_VEL_LIMIT / G.CONTROL_HZ
-        q_goal = q0 + np.clip(q_goal - q0, -max_dq, max_dq)
         d = self.data
+        q_goal = self._ik_or_hold(self._target_pos, self._target_mat)
+        self._arm.set_goal(q_goal, d.qpos[self._arm_q], d.qvel[self._arm_v])
         self._fingers.set_action(g, d.qpos[self._finger_q], d.qvel[self._finger_v])
         kv_over_kp = G.GRIPPER_DAMPING / G.GRIPPER_STIFFNESS  # a position drive's ctrl offset for a velocity target
-        n, chunk = self.n_substeps, self.n_substeps // RAMP_CHUNKS
-        for k in range(1, n + 1):
-            f = (min((k - 1) // chunk, RAMP_CHUNKS - 1) + 1) / RAMP_CHUNKS
-            d.ctrl[: len(G.ARM_JOINTS)] = q0 + f * (q_goal - q0)
+        for k in range(1, self.n_substeps + 1):
+            d.ctrl[: len(G.ARM_JOINTS)] = self._arm.drive_at(k)
             pos, vel = self._fingers.drive_at(k)
             d.ctrl[self._n_arm_ctrl :] = pos + kv_over_kp * vel
             mujoco.mj_step(self.model, d)

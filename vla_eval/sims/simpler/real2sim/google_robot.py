@@ -74,8 +74,9 @@ ARM_FORCE_LIMIT = (300.0, 300.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0
 """defaults.py base_arm_drive_mode == "force" (tuned for arm_pd_ee_delta_pose_align_interpolate_by_planner); order
 ARM_JOINTS + HEAD_JOINTS"""
 
-ARM_VEL_LIMIT, ARM_ACC_LIMIT = 1.5, 2.0
-"""defaults.py arm_vel_limit / arm_acc_limit: the planner that interpolates the joint targets over a control step"""
+ARM_VEL_LIMIT, ARM_ACC_LIMIT, ARM_JERK_LIMIT = 1.5, 2.0, 50.0
+"""defaults.py L130-132 arm_vel_limit / arm_acc_limit / arm_jerk_limit: the Ruckig planner that interpolates the arm's
+joint targets over a control step"""
 
 ARM_ARMATURE = 0.05
 """Not a SimplerEnv value: PhysX drives are implicit; a rotor inertia keeps MuJoCo's explicit PD drives with

@@ -234,15 +234,17 @@ class RealSceneEnv(RenderOnDemand, gym.Env):
     limits, so a target past a limit is where it fails)."""
 
     def _ik_or_hold(self, pos_b: np.ndarray, mat_b: np.ndarray) -> np.ndarray:
-        """The IK solution for the base-frame target, or the measured arm joints when there is none (SimplerEnv:
-        the arm holds still instead of moving as far as it can). pinocchio's CLIK does not know the joint limits
-        (a solution past a limit is a drive target the joint limit then stops), so "none" is judged without them;
-        the drive target is the limit-clamped solution, as before."""
-        self._ik(pos_b, mat_b, clamp=False)
+        """The arm's joint goal for the base-frame target pose, as SimplerEnv's controller picks it (``pd_ee_pose.py``
+        ``compute_ik`` / ``set_action`` L97-116). pinocchio's CLIK does not know the joint limits, so its solution may
+        put a joint past its limit; the goal stays there and the joint limit stops that joint while the others reach
+        their goals, so the hand falls short. With no solution the arm's goal is its measured joints. Solving with
+        the limits instead (as the port did) lets the other joints make up for the stopped one and reached targets
+        SAPIEN's arm never reaches (move near's far objects)."""
+        q = self._ik(pos_b, mat_b, clamp=False)
         if not self.last_ik_ok:
             self.ik_failures += 1
             return self.data.qpos[self._arm_q].copy()
-        return self._ik(pos_b, mat_b)
+        return q
 
     def _ik(self, pos_b: np.ndarray, mat_b: np.ndarray, iters: int | None = None, clamp: bool = True) -> np.ndarray:
         """Damped least squares over the arm joints from the current joints to the base-frame target pose

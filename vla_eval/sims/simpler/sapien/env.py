@@ -265,8 +265,12 @@ class SapienSimplerEnv(RenderOnDemand, gym.Env):
             out["gripper_target"] = float(s["gripper_target"][0])
         info = s.get("info", {})
         out.update({k: v for k, v in info.items() if isinstance(v, (bool, int, float))})
-        if "is_src_obj_grasped" not in info and "is_grasped" in info:
-            out["is_src_obj_grasped"] = bool(info["is_grasped"])
+        if "is_src_obj_grasped" not in info:
+            # the coke can's evaluate() says is_grasped; move near's says nothing, so the server's own check_grasp on
+            # the source stands in (the posed port scene has no contacts to judge a grasp by)
+            grasped = info.get("is_grasped", s.get("source_grasped"))
+            if grasped is not None:
+                out["is_src_obj_grasped"] = bool(grasped)
         bodies = {"source": port.rule.get("object"), "target": port.rule.get("target")}
         for role, pos in self._init_objects.items():
             if bodies.get(role):

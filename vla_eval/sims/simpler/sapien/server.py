@@ -13,7 +13,8 @@ The only scene change: a named static box (``scene: {"box": ...}``) may stand in
 Requests (see ``wire.py`` for framing): ``make`` {env_id, kwargs, box}, ``reset`` {seed, options}, ``step``
 {action}, ``close``. Every reply to reset/step carries the state vla-eval needs: robot joint positions by name, the
 TCP and base poses, every non-static actor's pose, the task's source/target actor names, ``evaluate()``'s info,
-the language instruction and the arm's and gripper's controller targets (what the scripted expert steers).
+the language instruction, the arm's and gripper's controller targets (what the scripted expert steers) and, where
+the task has a source object, SimplerEnv's grasp check on it.
 """
 
 from __future__ import annotations
@@ -139,7 +140,13 @@ class Server:
             if actor is not None:
                 roles[role] = actor.name
         links = {link.name: _pose(link.pose) for link in robot.get_links()}
+        # SimplerEnv's own grasp check on the source object (agents/robots/*.py check_grasp, with the robot's default
+        # max_angle as put_on_in_scene.py L68 calls it): move near's evaluate() reports none, and the scripted expert
+        # needs it to tell a held object from a slipped one
+        src = getattr(u, "episode_source_obj", None)
+        grasped = {"source_grasped": bool(u.agent.check_grasp(src))} if src is not None else {}
         return {
+            **grasped,
             "qpos": dict(zip(names, [float(v) for v in robot.get_qpos()])),
             "tcp": _pose(u.tcp.pose),
             "base": _pose(robot.pose),

@@ -4,9 +4,10 @@ The settings are SimplerEnv's visual-matching ones, as its scripts and the envs'
 (simpler-env/SimplerEnv ``scripts/*.sh``; ManiSkill2_real2sim @ ef7a4d4 ``envs/custom_scenes/*.py``
 ``_setup_prepackaged_env_init_config`` and ``_additional_prepackaged_config_reset``). They are passed explicitly with
 ``prepackaged_config=False`` because the prepackaged config would also load the scene stage, which the asset pack
-lacks, and set up the camera overlay, which needs a Vulkan device. Stand-ins for the stage (labelled): the Google
-tasks use SimplerEnv's own ``dummy_tabletop`` (a box with its top at 0.87 m, the footprint the MuJoCo port's table
-copies); the Bridge tasks a static box with the MuJoCo port's table footprint and SimplerEnv's 0.87 m height.
+lacks, and set up the camera overlay, which needs a Vulkan device. Stand-ins for the stage (labelled): a static box
+with its top at SimplerEnv's ``scene_table_height`` 0.87 m on the MuJoCo port's table footprint -- for the Google
+tasks the footprint of SimplerEnv's own ``dummy_tabletop``, whose top is at 0.882 m instead (``base_env.py``
+L197-199: a 0.865 m box on a 0.017 m floor), which left every object 1.2 cm higher than on the port and the stage.
 
 Configuration *i* of a task is the same episode as in the MuJoCo port (:mod:`vla_eval.sims.simpler.real2sim`):
 the coke-can tasks' ``obj_init_options.init_xy`` walks SimplerEnv's 5 x 5 grid (x outer, y inner), move near and
@@ -26,6 +27,9 @@ BRIDGE_CONTROL = "arm_pd_ee_target_delta_pose_align2_gripper_pd_joint_pos"
 """put_on_in_scene.py PutOnBridgeInSceneEnv._setup_prepackaged_env_init_config control_mode"""
 BRIDGE_BOX = (-0.2, 0.1, 0.6, 0.6, 0.87)
 """(centre x, centre y, half x, half y, top z): the MuJoCo port's Bridge table (widowx_env.build_bridge_xml)"""
+GOOGLE_BOX = (-0.295, 0.21, 0.63 / 2, 0.615 / 2, 0.87)
+"""The MuJoCo port's Google table (google_robot.TABLE_BOX_*, TABLE_HEIGHT): ``dummy_tabletop``'s footprint in the world
+(box at x -0.295 shifted by -scene_offset (0, -0.21)), top at ``scene_table_height``."""
 COKE_ORIENTATION_KWARG = {"horizontal": "lr_switch", "vertical": "laid_vertically", "standing": "upright"}
 """rt1_pick_coke_can_visual_matching.sh coke_can_options_arr (GraspSingleCustomOrientationInSceneEnv kwargs)"""
 
@@ -69,6 +73,7 @@ def _google(orientation: str) -> SapienTask:
             COKE_ORIENTATION_KWARG[orientation]: True,
         },
         {"init_xy": [0.35, 0.20], "init_rot_quat": [0, 0, 0, 1]},
+        box=GOOGLE_BOX,
         urdf_versions=True,
     )
 
@@ -96,6 +101,7 @@ def _move_near() -> SapienTask:
             "max_episode_steps": 80,
         },
         {"init_xy": [0.35, 0.21], "init_rot_quat": quat},
+        box=GOOGLE_BOX,
         urdf_versions=True,
         episode_ids=True,
     )
