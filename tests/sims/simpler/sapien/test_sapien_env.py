@@ -195,3 +195,24 @@ def test_move_near_reports_simplers_grasp_and_stands_on_the_ports_table(sapien_e
     priv = env.privileged_state()
     assert seen == {False, True} and env.sapien_state()["source_grasped"] == priv["is_src_obj_grasped"]
     assert carried and priv[f"{src}_pos"][2] > start[2] + 0.03
+
+
+def test_drawer_tasks_put_the_robot_at_the_scripts_pose_and_pose_the_ports_cabinet(sapien_env):
+    """The drawers on the engine: configuration *i* is the robot pose *i* of rt1_drawer_visual_matching.sh (A0 ... C2),
+    a close task starts with its drawer 0.2 m out (CloseDrawerInSceneEnv.reset), and the port's cabinet, posed from
+    SAPIEN's joints, shows it; SimplerEnv's evaluate() judges (closed to <= 0.05 m)."""
+    from vla_eval.sims.simpler.real2sim import google_robot as G
+    from vla_eval.sims.simpler.real2sim.google_env import station_joint
+
+    env = sapien_env("google_close_middle_drawer", cameras=())
+    obs, info = env.reset(options={"config_id": 4})
+    assert info["simpler_env_id"] == "CloseMiddleDrawerCustomInScene-v0"
+    assert info["station_name"] == "mk_station_recolor"
+    _, x, y, yaw = G.DRAWER_POSES[4]
+    state = env.sapien_state()
+    np.testing.assert_allclose(state["base"][:2], [x, y], atol=1e-6)
+    assert state["cabinet_qpos"]["middle_drawer_joint"] == pytest.approx(0.2, abs=1e-3)
+    port = env.pose_port()
+    assert port.data.qpos[port.model.joint(station_joint("middle")).qposadr[0]] == pytest.approx(0.2, abs=1e-3)
+    np.testing.assert_allclose(port.data.xpos[port._base][:2], [x, y], atol=1e-6)
+    assert obs["instruction"] == "close middle drawer" and not info["success"]

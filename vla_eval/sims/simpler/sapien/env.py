@@ -125,7 +125,7 @@ class SapienSimplerEnv(RenderOnDemand, gym.Env):
         self.config_id = int(cid if cid is not None else self.np_random.integers(len(self.task.configs)))
         self.task.config(self.config_id)  # range check, as the port does
         request = {
-            "robot_init_options": self.spec_task.robot_init_options,
+            "robot_init_options": self.spec_task.robot_init_options_for(self.config_id),
             "obj_init_options": self.spec_task.obj_init_options(self.task_name, self.config_id),
         }
         seed = int(seed) if seed is not None else self.config_id
@@ -222,6 +222,12 @@ class SapienSimplerEnv(RenderOnDemand, gym.Env):
         s = self._last
         for name, value in s["qpos"].items():
             jid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, name)
+            if jid >= 0:
+                d.qpos[m.jnt_qposadr[jid]] = value
+        from vla_eval.sims.simpler.real2sim.google_env import STATION_PREFIX
+
+        for name, value in s.get("cabinet_qpos", {}).items():  # SimplerEnv's cabinet joints, the port's prefixed
+            jid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, STATION_PREFIX + name)
             if jid >= 0:
                 d.qpos[m.jnt_qposadr[jid]] = value
         roles = {"source": port.rule.get("object"), "target": port.rule.get("target")}

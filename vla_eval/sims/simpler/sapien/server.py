@@ -145,8 +145,13 @@ class Server:
         # needs it to tell a held object from a slipped one
         src = getattr(u, "episode_source_obj", None)
         grasped = {"source_grasped": bool(u.agent.check_grasp(src))} if src is not None else {}
+        art = getattr(u, "art_obj", None)  # the drawer tasks' cabinet: its joints pose the port's cabinet
+        cabinet = {}
+        if art is not None:
+            cabinet["cabinet_qpos"] = dict(zip([j.name for j in art.get_active_joints()], map(float, art.get_qpos())))
         return {
             **grasped,
+            **cabinet,
             "qpos": dict(zip(names, [float(v) for v in robot.get_qpos()])),
             "tcp": _pose(u.tcp.pose),
             "base": _pose(robot.pose),

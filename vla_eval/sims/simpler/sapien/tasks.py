@@ -11,7 +11,7 @@ L197-199: a 0.865 m box on a 0.017 m floor), which left every object 1.2 cm high
 
 Configuration *i* of a task is the same episode as in the MuJoCo port (:mod:`vla_eval.sims.simpler.real2sim`):
 the coke-can tasks' ``obj_init_options.init_xy`` walks SimplerEnv's 5 x 5 grid (x outer, y inner), move near and
-the Bridge tasks pass ``obj_init_options.episode_id = i``.
+the Bridge tasks pass ``obj_init_options.episode_id = i``, the drawer tasks put the robot at the script's pose *i*.
 """
 
 from __future__ import annotations
@@ -47,8 +47,24 @@ class SapienTask:
     extra: dict[str, Any] = field(default_factory=dict)
     episode_ids: bool = False
     """configuration *i* is SimplerEnv's ``obj_init_options.episode_id = i`` (the Bridge tasks, move near)"""
+    robot_poses: tuple[tuple[str, float, float, float], ...] | None = None
+    """configuration *i* puts the robot at pose *i* (overlay id, x, y, extra yaw): the drawer tasks' nine poses"""
+
+    def robot_init_options_for(self, config_id: int) -> dict[str, Any]:
+        """The robot's start for one configuration: the task's one pose, or (drawers) the configuration's own,
+        composed as SimplerEnv's drawer env does (``open_drawer_in_scene.py`` L207-212:
+        ``euler2quat(0, 0, yaw) * [0, 0, 0, 1]``)."""
+        if self.robot_poses is None:
+            return self.robot_init_options
+        _, x, y, yaw = self.robot_poses[config_id]
+        return {"init_xy": [float(x), float(y)], "init_rot_quat": _turned_half(yaw)}
 
     def obj_init_options(self, task: str, config_id: int) -> dict[str, Any]:
+        if self.robot_poses is not None:
+            from vla_eval.sims.simpler.tasks import get_task
+
+            get_task(task).config(config_id)  # range check
+            return {}  # the drawer env opens a close task's drawer 0.2 m itself (CloseDrawerInSceneEnv.reset)
         if self.robot == "google" and not self.episode_ids:
             from vla_eval.sims.simpler.real2sim import google_robot as G
             from vla_eval.sims.simpler.tasks import get_task
@@ -75,6 +91,38 @@ def _google(orientation: str) -> SapienTask:
         {"init_xy": [0.35, 0.20], "init_rot_quat": [0, 0, 0, 1]},
         box=GOOGLE_BOX,
         urdf_versions=True,
+    )
+
+
+def _turned_half(yaw: float) -> list[float]:
+    """``euler2quat(0, 0, yaw) * [0, 0, 0, 1]`` (wxyz): a half turn about z, then ``yaw`` more."""
+    import math
+
+    return [-math.sin(yaw / 2.0), 0.0, 0.0, math.cos(yaw / 2.0)]
+
+
+def _drawer(action: str, level: str) -> SapienTask:
+    """rt1_drawer_visual_matching.sh: ``{Open,Close}{Top,Middle,Bottom}DrawerCustomInScene-v0`` with
+    ``station_name=mk_station_recolor`` on ``dummy_drawer`` (no table: the cabinet stands on the floor), the robot at
+    one of the script's nine poses per configuration (A0 ... C2, ``google_robot.DRAWER_POSES``), 113 steps."""
+    from vla_eval.sims.simpler.real2sim import google_robot as G
+
+    return SapienTask(
+        f"{action.capitalize()}{level.capitalize()}DrawerCustomInScene-v0",
+        "google",
+        {
+            "robot": "google_robot_static",
+            "control_mode": GOOGLE_CONTROL,
+            "sim_freq": 513,
+            "control_freq": 3,
+            "scene_name": "dummy_drawer",
+            "station_name": "mk_station_recolor",  # the script's --additional-env-build-kwargs
+            "disable_bad_material": True,
+            "max_episode_steps": 113,
+        },
+        {},
+        urdf_versions=True,
+        robot_poses=G.DRAWER_POSES,
     )
 
 
@@ -128,6 +176,7 @@ def _bridge(env_id: str, robot: str = "widowx", init_xy=(0.147, 0.028), steps: i
 SAPIEN_TASKS: dict[str, SapienTask] = {
     **{f"google_pick_coke_can_{o}": _google(o) for o in COKE_ORIENTATION_KWARG},
     "google_move_near": _move_near(),
+    **{f"google_{a}_{lv}_drawer": _drawer(a, lv) for a in ("open", "close") for lv in ("top", "middle", "bottom")},
     "bridge_put_spoon_on_towel": _bridge("PutSpoonOnTableClothInScene-v0"),
     "bridge_put_carrot_on_plate": _bridge("PutCarrotOnPlateInScene-v0"),
     "bridge_stack_green_on_yellow": _bridge("StackGreenCubeOnYellowCubeBakedTexInScene-v0"),
