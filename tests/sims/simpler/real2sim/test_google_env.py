@@ -643,6 +643,25 @@ def test_arm_goal_past_a_joint_limit_stays_there_as_pinocchios_does(google_env):
     assert goal[wrist] > hi + 0.02, f"wrist goal {goal[wrist]:.3f} clamped to the limit {hi:.3f}"
 
 
+@pytest.mark.slow
+def test_arm_joint_limit_is_hard_as_physx_makes_it(google_env):
+    """A drive target past an arm joint's limit (pinocchio's IK goals may be) leaves the joint at the limit, as PhysX's
+    hard limits do (SAPIEN stops the forearm at -2.919 against its -2.92 limit at close-bottom-drawer pose B0). With
+    MuJoCo's default soft limit the 100 N drive pushed it 0.28 rad past, and the hand reached what SAPIEN's cannot."""
+    import mujoco
+
+    env = google_env("google_close_bottom_drawer", cameras=())
+    env.reset(seed=0, options={"config_id": 3})
+    m, d = env.model, env.data
+    jid = m.joint("joint_forearm").id
+    lo, _ = m.jnt_range[jid]
+    (act,) = [a for a in range(m.nu) if m.actuator_trnid[a, 0] == jid]
+    d.ctrl[act] = lo - 0.3  # 0.3 rad past: the drive pushes with its full 100 N m until the joint is 0.08 rad past
+    for _ in range(int(3.0 / m.opt.timestep)):
+        mujoco.mj_step(m, d)
+    assert d.qpos[m.jnt_qposadr[jid]] > lo - 0.03  # the soft limit settled 0.29 rad past, under 16 N m
+
+
 def test_arm_planner_is_simplerenvs_jerk_limited_ruckig_path():
     """``arm_pd_ee_delta_pose_align_interpolate_by_planner``: each control step's joint targets follow one Ruckig path
     (1.5 rad/s, 2 rad/s^2, 50 rad/s^3) that starts where the previous step's path ended, at its velocity. The linear,

@@ -217,8 +217,9 @@ def test_expert_succeeds_and_noop_does_not(bridge_env, task, config):
 
 @pytest.mark.slow
 def test_pinched_spoon_stays_level_and_lands_on_the_towel(bridge_env):
-    """A two-point pinch in MuJoCo is a hinge: without the fingers' torsional friction and the noslip pass the spoon
-    swung to ~60 degrees during the lift and was dropped; held as SimplerEnv's PhysX holds it, it stays level."""
+    """Held as SimplerEnv's PhysX holds it, the spoon stays level through the lift and carry. Without the noslip pass
+    it crept out of the fingers; a single hull over the spoon's four pieces made it twice as heavy, and it swung
+    about the line between the fingers during the carry."""
     from vla_eval.sims.simpler.expert import SimplerScriptedExpert
 
     env = bridge_env("bridge_put_spoon_on_towel", cameras=())
@@ -236,6 +237,33 @@ def test_pinched_spoon_stays_level_and_lands_on_the_towel(bridge_env):
     assert len(pitches) >= 10
     assert max(pitches) < 15.0
     assert success
+
+
+@pytest.mark.slow
+def test_spoon_has_simplers_four_convex_pieces_and_weight(bridge_env):
+    """SAPIEN splits each mesh of a collision file into its vertex-connected pieces before taking hulls; SimplerEnv's
+    spoon is one OBJ object of four pieces, which SAPIEN weighs at 43 g with its centre of mass 8.7 mm along the
+    handle. One hull over the whole object made it 80 g with the centre of mass 3.5 mm the other way."""
+    env = bridge_env("bridge_put_spoon_on_towel", cameras=())
+    env.reset(seed=0, options={"config_id": 0})
+    m = env.model
+    spoon = m.body("spoon").id
+    assert sum(1 for g in range(m.ngeom) if m.geom_bodyid[g] == spoon and m.geom_contype[g]) == 4
+    assert m.body_mass[spoon] == pytest.approx(0.0431, rel=0.1)
+    np.testing.assert_allclose(m.body_ipos[spoon], [0.0087, 0.0001, 0.0007], atol=0.001)
+
+
+@pytest.mark.slow
+def test_widowx_arm_holds_its_pose_under_gravity(bridge_env):
+    """ManiSkill2 cancels the robot's passive forces, gravity included, every simulation step (DictController
+    balance_passive_force): with a still target the WidowX hand stays put. Without it the hand sagged 1.1 mm over two
+    seconds under its PD drives."""
+    env = bridge_env("bridge_put_carrot_on_plate", cameras=())
+    env.reset(seed=0, options={"config_id": 0})
+    start = env.data.xpos[env._ee].copy()
+    for _ in range(10):
+        env.step(np.array([0, 0, 0, 0, 0, 0, 1.0]))
+    assert np.linalg.norm(env.data.xpos[env._ee] - start) < 2e-4
 
 
 def test_expert_eases_the_hand_holding_a_long_object():
@@ -366,6 +394,25 @@ def test_eggplant_rule_z_offset_and_no_contact_requirement(bridge_env):
     d.qpos[adr : adr + 3] = plane + np.array([0.085, 0.0, halves + 0.01])  # beyond the 7.6 cm half diagonal
     mujoco.mj_forward(m, d)
     assert env._evaluate() is False
+
+
+def test_collision_pieces_split_objects_at_shared_vertices_as_sapien_does(tmp_path):
+    """SAPIEN's ``loadMeshGroup``: per object, corners at one position are one vertex, and each vertex-connected piece
+    (two triangles touching at a single corner are one piece) becomes its own hull."""
+    from vla_eval.sims.simpler.real2sim.meshes import collision_pieces
+
+    path = tmp_path / "collision.obj"
+    path.write_text(
+        "o a\n"
+        "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 0 0\nv 2 0 0\nv 1 1 0\n"  # two triangles sharing the corner (1, 0, 0)
+        "v 5 0 0\nv 6 0 0\nv 5 1 0\n"  # and one apart
+        "f 1 2 3\nf 4 5 6\nf 7 8 9\n"
+        "o b\nv 9 0 0\nv 9 1 0\nv 9 0 1\nf 10 11 12\n"
+    )
+    pieces = collision_pieces(path)
+    assert [len(v) for v, _ in pieces] == [5, 3, 3]
+    assert [len(f) for _, f in pieces] == [2, 1, 1]
+    np.testing.assert_allclose(pieces[1][0][:, 0], [5, 5, 6])
 
 
 def test_collision_obj_objects_become_separate_hulls(tmp_path):

@@ -63,10 +63,13 @@ SIMPLER_GOOGLE_ACTION = ActionSpace(
 
 SETTLE_S = 1.0  # grasp_single_in_scene.py _initialize_actors: _settle(0.5) twice
 GRASP_MAX_ANGLE = 80.0  # grasp_single_in_scene.py evaluate: check_grasp(obj, max_angle=80)
-FINGER_LIMIT_TIMECONST = 0.004
-"""Finger joint-limit stiffness (MuJoCo solref time constant, s; ~2 simulation steps, the stiffest MuJoCo advises):
-the drive's target may sit 0.01 rad past the limit (clip_target_thres), which the default 0.02 s let it reach."""
-FINGER_LIMIT_IMPEDANCE = 0.99
+LIMIT_TIMECONST = 0.004
+"""Joint-limit stiffness (MuJoCo solref time constant, s; ~2 simulation steps, the stiffest MuJoCo advises), for the
+arm and the fingers: PhysX's limits are hard. A finger's drive target may sit 0.01 rad past its limit
+(clip_target_thres), and an arm joint's far past it (pinocchio's IK knows no limits); under the default 0.02 s the
+fingers reached 0.01 rad past and the arm's forearm joint 0.28 rad past its 2.92 rad limit (close bottom drawer, pose
+B0), where SAPIEN's stops at 2.919."""
+LIMIT_IMPEDANCE = 0.99
 """... and its impedance (MuJoCo solimp d0 = dwidth; default 0.9 / 0.95 leaves the limit 5-10% soft)."""
 FINGER_BIT = 4
 FINGER_PRIORITY = 1
@@ -415,9 +418,9 @@ class GoogleRealEnv(RealSceneEnv):
         self._head_q = np.array([m.joint(j).qposadr[0] for j in G.HEAD_JOINTS])
         for j in G.ARM_JOINTS + G.HEAD_JOINTS + G.FINGER_JOINTS:
             m.dof_armature[m.joint(j).dofadr[0]] = G.ARM_ARMATURE
-        for j in G.FINGER_JOINTS:  # PhysX's limits are hard: the open fingers stop at -0.0001 rad, not 0.01 past it
-            m.jnt_solref[m.joint(j).id] = (FINGER_LIMIT_TIMECONST, 1.0)
-            m.jnt_solimp[m.joint(j).id, :2] = FINGER_LIMIT_IMPEDANCE
+        for j in G.ARM_JOINTS + G.FINGER_JOINTS:  # PhysX's limits are hard (LIMIT_TIMECONST)
+            m.jnt_solref[m.joint(j).id] = (LIMIT_TIMECONST, 1.0)
+            m.jnt_solimp[m.joint(j).id, :2] = LIMIT_IMPEDANCE
         self._n_arm_ctrl = len(G.ARM_JOINTS) + len(G.HEAD_JOINTS)
         self._finger_links = {
             side: (m.body(f"link_finger_{side}").id, m.body(f"link_finger_tip_{side}").id) for side in ("left", "right")

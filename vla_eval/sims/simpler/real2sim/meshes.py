@@ -8,8 +8,8 @@ coordinates kept) and its base-colour texture as a PNG (down-sized to at most
 ``cache_root()/simpler-meshes/<model>-<hash>/``; the hash covers the source file and this
 converter's version, so a changed input is never served stale.
 
-Collision shapes come from ``collision.obj`` split into its sub-objects (MuJoCo collides
-with each mesh's convex hull, as SAPIEN does with ``add_multiple_collisions_from_file``).
+Collision shapes come from ``collision.obj`` split into its sub-objects and their connected pieces (MuJoCo
+collides with each mesh's convex hull, as SAPIEN does with ``add_multiple_collisions_from_file``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 
 from vla_eval.errors import ConfigError
 
-CONVERTER_VERSION = 4
+CONVERTER_VERSION = 5
 MAX_TEXTURE = 1024
 
 
@@ -136,11 +136,7 @@ def visual_parts(model_dir: Path) -> list[VisualPart]:
 
 
 def obj_objects(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Each ``o`` object of an OBJ file as (vertices, triangles), vertices renumbered per object.
-
-    SAPIEN gives every object of a ``collision.obj`` its own convex hull (SimplerEnv's convex decompositions: the
-    sink's 82 pieces leave its basin open); trimesh's loader merged the pieces of these files into one mesh, whose
-    single hull filled the basin (and rounded off the apple's 14 pieces)."""
+    """Each ``o`` object of an OBJ file as (vertices, triangles), vertices renumbered per object."""
     verts: list[list[float]] = []
     objects: list[list[list[int]]] = [[]]
     for line in path.read_text(errors="replace").splitlines():
@@ -163,8 +159,40 @@ def obj_objects(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def connected_pieces(verts: np.ndarray, faces: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One mesh split as SAPIEN 2 splits each mesh of a collision file before taking convex hulls
+    (``MeshManager::loadMeshGroup``: assimp's ``JoinIdenticalVertices`` merges corners at the same position, then
+    ``splitMesh`` takes the components connected through shared vertices). SimplerEnv's spoon is one OBJ object of
+    four such pieces (handle and bowl): one hull over all of it weighed 80 g with its centre of mass 1.2 cm off, where
+    SAPIEN's four hulls weigh 43 g."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    points, joined = np.unique(verts, axis=0, return_inverse=True)
+    tri = joined.reshape(-1)[faces]
+    a = np.concatenate([tri[:, 0], tri[:, 1], tri[:, 2]])
+    b = np.concatenate([tri[:, 1], tri[:, 2], tri[:, 0]])
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(len(points), len(points)))
+    n, label = connected_components(graph, directed=False)
+    pieces = []
+    for k in range(n):
+        mine = tri[label[tri[:, 0]] == k]
+        if len(mine) == 0:
+            continue
+        used, inverse = np.unique(mine, return_inverse=True)
+        pieces.append((points[used], inverse.reshape(mine.shape)))
+    return pieces
+
+
+def collision_pieces(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The convex pieces SAPIEN makes of a ``collision.obj`` (``add_multiple_collisions_from_file``): every ``o``
+    object (SimplerEnv's convex decompositions: the sink's 82 pieces leave its basin open; one hull over the file
+    filled it and rounded off the apple's 14 pieces), and within it every connected piece (:func:`connected_pieces`)."""
+    return [piece for verts, faces in obj_objects(path) for piece in connected_pieces(verts, faces)]
+
+
 def collision_parts(model_dir: Path) -> list[Path]:
-    """``collision.obj`` split into one OBJ per sub-object (each collides as its convex hull)."""
+    """``collision.obj`` split into one OBJ per convex piece (:func:`collision_pieces`)."""
     src = model_dir / "collision.obj"
     if not src.is_file():
         raise ConfigError(f"{model_dir}: collision.obj is missing")
@@ -175,7 +203,7 @@ def collision_parts(model_dir: Path) -> list[Path]:
     tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)
     paths = []
-    for i, (verts, faces) in enumerate(obj_objects(src)):
+    for i, (verts, faces) in enumerate(collision_pieces(src)):
         _write_obj(tmp / f"c{i}.obj", verts, faces, None)
         paths.append(str(out_dir / f"c{i}.obj"))
     (tmp / "parts.json").write_text(json.dumps(paths))

@@ -149,6 +149,9 @@ def build_bridge_xml(assets: Path, task: SimplerTask, real: RealTask) -> tuple[s
     base = (*W.BASE_XY_SINK, W.BASE_Z_SINK) if sink else (*W.BASE_XY, W.BASE_Z)
     robot = urdf_to_mjcf_parts(assets / W.URDF, prefix="", root_pos=base, root_quat=W.BASE_QUAT)
     body = robot.body.replace(">", ">" + camera, 1)  # the camera rides on base_link, as in SimplerEnv
+    # ManiSkill2 cancels the robot's own passive forces, gravity included, every simulation step for the WidowX as for
+    # the Google robot (agents/base_controller.py L229-231, DictController balance_passive_force=True)
+    body = body.replace("<body ", '<body gravcomp="1" ')
     object_assets, objects_xml, facts = scene_objects(assets, task, real, W.OBJECT_FRICTION)
     actuators = position_drives(W.ARM_JOINTS, W.ARM_STIFFNESS, W.ARM_DAMPING, W.ARM_FORCE_LIMIT) + position_drives(
         W.FINGER_JOINTS, W.GRIPPER_STIFFNESS, W.GRIPPER_DAMPING, W.GRIPPER_FORCE_LIMIT, "0 0.05"
