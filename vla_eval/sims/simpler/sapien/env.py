@@ -127,6 +127,11 @@ class SapienSimplerEnv(RenderOnDemand, gym.Env):
         request = {
             "robot_init_options": self.spec_task.robot_init_options_for(self.config_id),
             "obj_init_options": self.spec_task.obj_init_options(self.task_name, self.config_id),
+            # SimplerEnv's evaluator builds a new env for every episode (simpler_env/evaluation/
+            # maniskill2_evaluator.py L60, reset once at L85); a reused env carries PhysX state from the episodes
+            # before (move near 55 succeeded after 50 and failed after 49), so results would depend on which
+            # episodes a worker ran first. Rebuilding the scene gives each episode the fresh env's result.
+            "reconfigure": True,
         }
         seed = int(seed) if seed is not None else self.config_id
         self._last = self.engine.request("reset", seed=seed, options=request)
