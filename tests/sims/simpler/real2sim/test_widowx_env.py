@@ -254,6 +254,22 @@ def test_spoon_has_simplers_four_convex_pieces_and_weight(bridge_env):
 
 
 @pytest.mark.slow
+def test_fingers_pinching_the_spoon_rest_as_far_apart_as_sapiens(bridge_env):
+    """SAPIEN's fingers, pinching the spoon at configuration 2 during the lift, rest at 26.5 and 27.1 mm (PhysX's
+    contact stops at the surface); MuJoCo's soft contact let them sink 1.1 mm further in together, 52.5 mm apart."""
+    from vla_eval.sims.simpler.expert import SimplerScriptedExpert
+
+    env = bridge_env("bridge_put_spoon_on_towel", cameras=())
+    env.reset(seed=0, options={"config_id": 2})
+    expert = SimplerScriptedExpert()
+    expert.reset([env.instruction])
+    for _ in range(21):
+        env.step(expert.predict([{"privileged": env.privileged_state()}]).actions[0, 0])
+    assert env.privileged_state()["is_src_obj_grasped"]
+    assert float(env.data.qpos[env._finger_q].sum()) == pytest.approx(0.0265 + 0.0271, abs=4e-4)
+
+
+@pytest.mark.slow
 def test_widowx_arm_holds_its_pose_under_gravity(bridge_env):
     """ManiSkill2 cancels the robot's passive forces, gravity included, every simulation step (DictController
     balance_passive_force): with a still target the WidowX hand stays put. Without it the hand sagged 1.1 mm over two

@@ -199,6 +199,7 @@ class BridgeRealEnv(RealSceneEnv):
                     m.geom_friction[g, 0] = W.GRIPPER_FRICTION
                     m.geom_friction[g, 1] = W.FINGER_TORSION
                     m.geom_condim[g] = 4
+                    m.geom_margin[g] = W.FINGER_MARGIN  # rest at the surface, as PhysX's fingers do
         m.opt.noslip_iterations = W.NOSLIP_ITERATIONS
 
     def _native_config(self, config_id: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:

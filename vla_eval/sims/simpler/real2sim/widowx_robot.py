@@ -54,6 +54,13 @@ fingers, standing in for PhysX's patch: friction times patch radius, 0.02 m. It 
 SAPIEN holds it (2 degrees); without it (condim 3) the spoon swung about the line between the fingers to 85-119
 degrees in every spoon configuration, though it then reached the towel in 23-24 of 24 (docs/simpler.md)."""
 
+FINGER_MARGIN = 0.0005
+"""Not a SimplerEnv value: MuJoCo's contacts are soft, so a finger squeezing an object with the gripper's ~12 N sinks
+into it (0.5-0.7 mm on the spoon) where PhysX's (rest offset 0) stops at the surface. A contact margin of 0.5 mm on
+the finger geoms brings a pinched spoon's fingers to rest 53.5 mm apart, as SAPIEN's (26.5 + 27.1 mm), where they
+closed to 52.5 mm without it; measured against SAPIEN (expert, 24 configurations): spoon on towel 17-19/24 (margin
+0.5-0.6 mm) against 15/24 without, carrot, stack and eggplant unchanged within one episode (docs/simpler.md)."""
+
 NOSLIP_ITERATIONS = 10
 """Not a SimplerEnv value: PhysX friction holds a resting contact still, MuJoCo's soft friction lets it creep. Without
 the noslip pass a pinched spoon turned about the line between the fingers to ~60 degrees during the lift, and with
