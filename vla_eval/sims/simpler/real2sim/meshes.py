@@ -163,7 +163,7 @@ def connected_pieces(verts: np.ndarray, faces: np.ndarray) -> list[tuple[np.ndar
     """One mesh split as SAPIEN 2 splits each mesh of a collision file before taking convex hulls
     (``MeshManager::loadMeshGroup``: assimp's ``JoinIdenticalVertices`` merges corners at the same position, then
     ``splitMesh`` takes the components connected through shared vertices). SimplerEnv's spoon is one OBJ object of
-    four such pieces (handle and bowl): one hull over all of it weighed 80 g with its centre of mass 1.2 cm off, where
+    four such pieces: one hull over all of it weighed 80 g with its centre of mass 1.2 cm off, where
     SAPIEN's four hulls weigh 43 g."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
