@@ -375,14 +375,19 @@ def test_inflight_frame_memory_is_bounded_across_clients():
         reply = second.recv(timeout=5)
         assert isinstance(reply, str) and "server busy" in reply and "max_inflight_bytes" in reply
         assert protocol.unpackb(first.recv(timeout=5))["actions"][0, 0] == 300 * 300 * 3
+
+        def released():  # a request's bytes are released just after its reply is sent, not before the client reads it
+            deadline = time.monotonic() + 5
+            while server._inflight and time.monotonic() < deadline:
+                time.sleep(0.01)
+            return server._inflight == 0
+
+        assert released()
         second.send(protocol.packb(_image_obs(300)))  # the first is answered: room again, same connection
         assert protocol.unpackb(second.recv(timeout=5))["actions"][0, 0] == 300 * 300 * 3
         first.send(protocol.packb(_image_obs(600)))  # 1.08 MB alone never fits
         assert "max_inflight_bytes" in first.recv(timeout=5)
-        deadline = time.monotonic() + 5
-        while server._inflight and time.monotonic() < deadline:  # released just after each reply is sent
-            time.sleep(0.01)
-        assert server._inflight == 0
+        assert released()
         first.close(), second.close()
     finally:
         server.shutdown()
