@@ -225,16 +225,14 @@ class SapienSimplerEnv(RenderOnDemand, gym.Env):
             self._port_config = self.config_id
         m, d = port.model, port.data
         s = self._last
-        for name, value in s["qpos"].items():
-            jid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, name)
-            if jid >= 0:
-                d.qpos[m.jnt_qposadr[jid]] = value
         from vla_eval.sims.simpler.real2sim.google_env import STATION_PREFIX
 
-        for name, value in s.get("cabinet_qpos", {}).items():  # SimplerEnv's cabinet joints, the port's prefixed
-            jid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, STATION_PREFIX + name)
-            if jid >= 0:
-                d.qpos[m.jnt_qposadr[jid]] = value
+        # the robot's joints by their own names; SimplerEnv's cabinet joints under the port's station prefix
+        for prefix, joints in (("", s["qpos"]), (STATION_PREFIX, s.get("cabinet_qpos", {}))):
+            for name, value in joints.items():
+                jid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, prefix + name)
+                if jid >= 0:
+                    d.qpos[m.jnt_qposadr[jid]] = value
         roles = {"source": port.rule.get("object"), "target": port.rule.get("target")}
         placed = {}
         for role, actor in s["roles"].items():

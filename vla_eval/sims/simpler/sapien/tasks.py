@@ -56,8 +56,10 @@ class SapienTask:
         ``euler2quat(0, 0, yaw) * [0, 0, 0, 1]``)."""
         if self.robot_poses is None:
             return self.robot_init_options
+        from vla_eval.sims.simpler.real2sim import google_robot as G
+
         _, x, y, yaw = self.robot_poses[config_id]
-        return {"init_xy": [float(x), float(y)], "init_rot_quat": _turned_half(yaw)}
+        return {"init_xy": [float(x), float(y)], "init_rot_quat": list(G.base_quat(yaw))}
 
     def obj_init_options(self, task: str, config_id: int) -> dict[str, Any]:
         if self.robot_poses is not None:
@@ -75,30 +77,29 @@ class SapienTask:
         return {"episode_id": int(config_id)}
 
 
+def _google_kwargs(**extra: Any) -> dict[str, Any]:
+    """The env kwargs every Google-robot script passes (``scripts/rt1_*_visual_matching.sh``: robot, control mode,
+    513 Hz simulation, 3 Hz control, on ``dummy_tabletop`` for 80 steps), with the task's own on top."""
+    return {
+        "robot": "google_robot_static",
+        "control_mode": GOOGLE_CONTROL,
+        "sim_freq": 513,
+        "control_freq": 3,
+        "scene_name": "dummy_tabletop",
+        "max_episode_steps": 80,
+        **extra,
+    }
+
+
 def _google(orientation: str) -> SapienTask:
     return SapienTask(
         "GraspSingleOpenedCokeCanInScene-v0",
         "google",
-        {
-            "robot": "google_robot_static",
-            "control_mode": GOOGLE_CONTROL,
-            "sim_freq": 513,
-            "control_freq": 3,
-            "scene_name": "dummy_tabletop",
-            "max_episode_steps": 80,
-            COKE_ORIENTATION_KWARG[orientation]: True,
-        },
+        _google_kwargs(**{COKE_ORIENTATION_KWARG[orientation]: True}),
         {"init_xy": [0.35, 0.20], "init_rot_quat": [0, 0, 0, 1]},
         box=GOOGLE_BOX,
         urdf_versions=True,
     )
-
-
-def _turned_half(yaw: float) -> list[float]:
-    """``euler2quat(0, 0, yaw) * [0, 0, 0, 1]`` (wxyz): a half turn about z, then ``yaw`` more."""
-    import math
-
-    return [-math.sin(yaw / 2.0), 0.0, 0.0, math.cos(yaw / 2.0)]
 
 
 def _drawer(action: str, level: str) -> SapienTask:
@@ -110,16 +111,12 @@ def _drawer(action: str, level: str) -> SapienTask:
     return SapienTask(
         f"{action.capitalize()}{level.capitalize()}DrawerCustomInScene-v0",
         "google",
-        {
-            "robot": "google_robot_static",
-            "control_mode": GOOGLE_CONTROL,
-            "sim_freq": 513,
-            "control_freq": 3,
-            "scene_name": "dummy_drawer",
-            "station_name": "mk_station_recolor",  # the script's --additional-env-build-kwargs
-            "disable_bad_material": True,
-            "max_episode_steps": 113,
-        },
+        _google_kwargs(
+            scene_name="dummy_drawer",
+            station_name="mk_station_recolor",  # the script's --additional-env-build-kwargs
+            disable_bad_material=True,
+            max_episode_steps=113,
+        ),
         {},
         urdf_versions=True,
         robot_poses=G.DRAWER_POSES,
@@ -131,24 +128,13 @@ def _move_near() -> SapienTask:
     as collision meshes), base at (0.35, 0.21) with ``--robot-init-rot-quat-center 0 0 0 1`` turned by
     ``--robot-init-rot-rpy-range ... -0.09 -0.09 1`` (main_inference composes ``euler2quat(0, 0, -0.09) * center``;
     the env's ``_additional_prepackaged_config_reset`` does the same), episodes 0-59 by ``episode_id``, 80 steps."""
-    import math
+    from vla_eval.sims.simpler.real2sim import google_robot as G
 
-    half = -0.09 / 2.0
-    yaw = (math.cos(half), 0.0, 0.0, math.sin(half))  # euler2quat(0, 0, -0.09), wxyz
-    # yaw * (0, 0, 0, 1): a half turn about z after the yaw
-    quat = [-yaw[3], 0.0, 0.0, yaw[0]]
     return SapienTask(
         "MoveNearGoogleBakedTexInScene-v0",
         "google",
-        {
-            "robot": "google_robot_static",
-            "control_mode": GOOGLE_CONTROL,
-            "sim_freq": 513,
-            "control_freq": 3,
-            "scene_name": "dummy_tabletop",
-            "max_episode_steps": 80,
-        },
-        {"init_xy": [0.35, 0.21], "init_rot_quat": quat},
+        _google_kwargs(),
+        {"init_xy": [0.35, 0.21], "init_rot_quat": list(G.base_quat(-0.09))},
         box=GOOGLE_BOX,
         urdf_versions=True,
         episode_ids=True,
