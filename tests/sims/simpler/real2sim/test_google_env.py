@@ -17,6 +17,7 @@ from vla_eval.sims.simpler.real2sim.google_env import (
     GOOGLE_REAL_TASKS,
     SIMPLER_GOOGLE_ACTION,
     GoogleRealEnv,
+    build_google_xml,
     native_config,
 )
 from vla_eval.sims.simpler.real2sim.overlay import foreground_mask
@@ -158,6 +159,34 @@ def test_start_pose_camera_and_composite(google_env):
     d.qpos[adr + 2] += 0.05
     mujoco.mj_forward(m, d)
     assert env._evaluate() and env._stats["lift_height"] > 0.04 and not env._stats["is_grasped"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", ["", "recolor_tabletop_visual_matching_1"])
+def test_arm_is_drawn_with_its_colourings_texture_atlas(google_env, version):
+    """SAPIEN maps each colouring's texture atlas (``3obj*/meta_diffuse.png``) and the fingers' own textures onto the
+    robot through the OBJs' texture coordinates. Drawn in one colour (the mean of the texture), the finger showed one
+    chromaticity (0.3% of its pixels off the median by > 0.02) where its texture has grey ribs on a yellow body."""
+    env = google_env("google_pick_coke_can_horizontal", image_size=(512, 640), urdf_version=version)
+    m = env.model
+    folder = "3obj" if not version else f"3obj_{version}"
+    arm = [g for g in env._robot_geoms if m.geom_group[g] == 2 and m.body(m.geom_bodyid[g]).name == "link_forearm"]
+    assert arm and all(m.geom_matid[g] >= 0 for g in arm)
+    tex = m.mat_texid[m.geom_matid[arm[0]]][1]  # mjTEXROLE_RGB
+    assert tex >= 0 and m.tex(tex).name.endswith("meta_diffuse")
+    xml, _ = build_google_xml(env.assets, env.task, env.real, version)
+    assert f"googlerobot_description/{folder}/meta_diffuse.png" in xml
+    obs, _ = env.reset(seed=0, options={"config_id": 0})
+    frame = obs["images"]["agentview"]
+    _, seg_r = env._renderers()
+    seg_r.update_scene(env.data, camera=env._cam, scene_option=env._opt)
+    finger = m.body("link_finger_left").id
+    mask = foreground_mask(seg_r.render(), {g for g in env._robot_geoms if m.geom_bodyid[g] == finger})
+    assert mask.sum() > 1000
+    px = frame[mask].astype(float)
+    chroma = px / np.maximum(px.sum(axis=1, keepdims=True), 1.0)
+    off = np.abs(chroma - np.median(chroma, axis=0)).max(axis=1) > 0.02
+    assert off.mean() > 0.2
 
 
 @pytest.mark.slow

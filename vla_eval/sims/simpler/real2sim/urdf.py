@@ -4,10 +4,12 @@ MuJoCo can compile a URDF itself, but it fuses fixed-joint links (the end-effect
 ``ee_gripper_link`` would vanish), drops visual geoms and knows no mimic joints. This
 converter keeps every link as a body (fixed joints become joint-less child bodies), keeps
 the visual meshes (group 2, no collisions) apart from the collision meshes (group 3),
-turns ``<mimic>`` into a joint equality, and writes each mesh's colour from its ``.mtl``
-(the WidowX OBJs carry no texture coordinates, so a texture could not be mapped anyway;
-the colour of the texture image named by ``map_Kd`` is used instead). Meshes MuJoCo cannot
-read (the Google robot's ``.glb``) are converted to OBJ geometry on first use.
+turns ``<mimic>`` into a joint equality, and draws each visual mesh as its ``.mtl`` says: with
+the ``map_Kd`` texture where the OBJ has texture coordinates (the Google robot's arm, whose
+four URDF colourings differ only in their texture atlas ``meta_diffuse.png``, as SAPIEN draws
+them), else in one colour (``Kd``, or the mean of the ``map_Kd`` image: the WidowX OBJs carry
+no texture coordinates). Meshes MuJoCo cannot read (the Google robot's ``.glb``) are converted
+to OBJ geometry on first use.
 
 The forward kinematics of the result are tested against an independent numpy evaluation
 of the URDF's joint chain and against MuJoCo's own URDF compiler
@@ -66,6 +68,24 @@ def mtl_rgba(obj_path: Path) -> tuple[float, float, float, float]:
     return (*kd, 1.0)
 
 
+def mtl_texture(obj_path: Path) -> Path | None:
+    """The image an OBJ's material maps onto it (``map_Kd``), or None when there is none or the OBJ has no texture
+    coordinates to map it with."""
+    mtl = obj_path.with_suffix(".mtl")
+    if not mtl.is_file():
+        return None
+    tex = None
+    for line in mtl.read_text(errors="replace").splitlines():
+        parts = line.split()
+        if parts[:1] == ["map_Kd"]:
+            tex = mtl.parent / " ".join(parts[1:])
+    if tex is None or not tex.is_file():
+        return None
+    with obj_path.open("rb") as f:
+        has_uv = any(line.startswith(b"vt ") for line in f)
+    return tex if has_uv else None
+
+
 @dataclass
 class MjcfParts:
     """The pieces of a converted robot, to be placed into a scene's MJCF."""
@@ -122,6 +142,7 @@ def urdf_to_mjcf_parts(
         raise ConfigError(f"{urdf_path}: expected one root link, found {roots}")
     parts = MjcfParts()
     meshes: dict[str, str] = {}
+    materials: dict[Path, str] = {}
     rgba_override = rgba_override or {}
 
     def material_rgba(el: ET.Element | None) -> tuple[float, ...] | None:
@@ -151,6 +172,14 @@ def urdf_to_mjcf_parts(
             parts.assets.append(f'<mesh name="{name}" file="{path}" scale="{_fmt(scale)}"/>')
         return meshes[key]
 
+    def texture_material(tex: Path) -> str:
+        if tex not in materials:
+            name = f"{prefix}mat{len(materials)}_{tex.stem}"
+            materials[tex] = name
+            parts.assets.append(f'<texture name="{name}" type="2d" file="{tex.resolve()}"/>')
+            parts.assets.append(f'<material name="{name}" texture="{name}"/>')
+        return materials[tex]
+
     def geoms(link: ET.Element) -> list[str]:
         out = []
         for kind in ("visual", "collision"):
@@ -176,7 +205,15 @@ def urdf_to_mjcf_parts(
                     src = None
                 else:
                     continue
-                if kind == "visual":
+                textured = kind == "visual" and src is not None and src.suffix == ".obj"
+                tex = mtl_texture(src) if textured and link.get("name") not in rgba_override else None
+                if tex is not None:
+                    mass = ' density="0"' if massless_visuals else ""
+                    out.append(
+                        f'<geom {shape} {attrs} group="2" contype="0" conaffinity="0"{mass} '
+                        f'material="{texture_material(tex)}"/>'
+                    )
+                elif kind == "visual":
                     rgba = (
                         rgba_override.get(link.get("name"))
                         or (mtl_rgba(src) if src is not None and src.suffix == ".obj" else None)
