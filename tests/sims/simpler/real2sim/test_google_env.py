@@ -107,14 +107,12 @@ def test_suite_matches_the_panda_look_suite():
         f"google_open_{lv}_drawer" for lv in ("top", "middle", "bottom")
     ]
     assert [s.name for s in real.splits] == ["default", *G.URDF_VERSIONS[1:]]
-    engine = load_suite("simpler_google_vm")  # SimplerEnv's own engine: the same episodes and colourings
+    engine = load_suite("simpler_google_vm")  # SimplerEnv's own engine: the same tasks, episodes and colourings
     assert [s.name for s in engine.splits] == [s.name for s in real.splits]
     assert {t.name: (t.max_steps, engine.task_episodes(t.name)) for t in engine.tasks} == {
-        t.name: (t.max_steps, real.task_episodes(t.name)) for t in real.tasks if t.name != APPLE
+        t.name: (t.max_steps, real.task_episodes(t.name)) for t in real.tasks
     }
-    assert engine.backend_options["task_groups"] == {
-        k: v for k, v in real.backend_options["task_groups"].items() if APPLE not in v
-    }
+    assert engine.backend_options["task_groups"] == real.backend_options["task_groups"]
 
 
 @pytest.fixture

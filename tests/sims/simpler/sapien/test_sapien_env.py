@@ -238,3 +238,27 @@ def test_an_episode_ends_the_same_whatever_ran_before_it(sapien_env):
     first = rollout(55)
     rollout(49)
     np.testing.assert_allclose(rollout(55), first, atol=1e-6)
+
+
+def test_apple_in_drawer_stages_the_scripts_poses_and_grid_and_advances_on_request(sapien_env):
+    """rt1_put_in_drawer_visual_matching.sh on the engine: configuration *i* is robot pose A0 / B0 / C0 (*i* // 9) and
+    apple grid cell *i* % 9 (x outer, y inner), the apple dropped onto the cabinet top; "open top drawer" first, and a
+    policy's terminate moves SimplerEnv's env to "place apple into top drawer", as its evaluator does."""
+    from vla_eval.sims.simpler.real2sim import google_robot as G
+
+    env = sapien_env("google_place_apple_in_closed_top_drawer", cameras=())
+    for cid in (0, 14):
+        obs, info = env.reset(options={"config_id": cid})
+        assert info["simpler_env_id"] == "PlaceIntoClosedTopDrawerCustomInScene-v0"
+        state = env.sapien_state()
+        pose = [p for p in G.DRAWER_POSES if p[0] in G.APPLE_POSES][cid // 9]
+        np.testing.assert_allclose(state["base"][:2], pose[1:3], atol=1e-6)
+        cell = cid % 9
+        apple = state["objects"][state["roles"]["source"]]
+        np.testing.assert_allclose(apple[:2], [G.APPLE_GRID_X[cell // 3], G.APPLE_GRID_Y[cell % 3]], atol=0.01)
+        assert apple[2] == pytest.approx(G.STATION_TOP + 0.04, abs=0.01)  # resting on the cabinet top
+        assert obs["instruction"] == "open top drawer" and not env.is_final_subtask()
+    env.advance_to_next_subtask()
+    assert env.is_final_subtask() and env.instruction == "place apple into top drawer"
+    obs, _, _, _, info = env.step(np.zeros(7))
+    assert obs["instruction"] == "place apple into top drawer" and not info["success"]

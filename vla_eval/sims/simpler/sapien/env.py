@@ -160,6 +160,15 @@ class SapienSimplerEnv(RenderOnDemand, gym.Env):
         info["success"] = success
         return self._observation(), float(success), success, False, info
 
+    def is_final_subtask(self) -> bool:
+        return bool(self._last.get("final_subtask", True))
+
+    def advance_to_next_subtask(self) -> None:
+        """SimplerEnv's env moves to its next subtask and instruction (the apple task's "place apple into top
+        drawer"), as its evaluator does when a policy terminates before the last subtask."""
+        self._last = self.engine.request("advance")
+        self.instruction = self._last["instruction"]
+
     # ---------------------------------------------------------- observation
     def sapien_state(self) -> dict[str, Any]:
         """The engine's last reply: joint positions by name, TCP / base / link / actor poses ([x y z qw qx qy qz])."""

@@ -11,7 +11,7 @@ The only scene change: a named static box (``scene: {"box": ...}``) may stand in
 (``data/hab2_bench_assets/stages/*.glb``) is not in the asset pack.
 
 Requests (see ``wire.py`` for framing): ``make`` {env_id, kwargs, box}, ``reset`` {seed, options}, ``step``
-{action}, ``close``. Every reply to reset/step carries the state vla-eval needs: robot joint positions by name, the
+{action}, ``advance`` (to the task's next subtask), ``close``. Every reply to reset/step carries the state vla-eval needs: robot joint positions by name, the
 TCP and base poses, every non-static actor's pose, the task's source/target actor names, ``evaluate()``'s info,
 the language instruction, the arm's and gripper's controller targets (what the scripted expert steers) and, where
 the task has a source object, SimplerEnv's grasp check on it.
@@ -114,6 +114,7 @@ class Server:
     def __init__(self):
         self.sapien, self.scene_env = _physics_only()
         self.env = None
+        self._info = {}
 
     def make(self, env_id, kwargs, box=None):
         import gymnasium as gym
@@ -160,6 +161,7 @@ class Server:
             "roles": roles,
             "info": _jsonable(info),
             "instruction": u.get_language_instruction(),
+            "final_subtask": bool(u.is_final_subtask()),
             **self._targets(),
         }
 
@@ -179,13 +181,21 @@ class Server:
 
     def reset(self, seed=None, options=None):
         _, info = self.env.reset(seed=seed, options=options or {})
+        self._info = info
         return self._state(info)
+
+    def advance(self):
+        """A policy's terminate on a task with a next subtask (SimplerEnv's evaluator, ``maniskill2_evaluator.py``
+        L110-126: ``advance_to_next_subtask()`` when ``is_final_subtask()`` is false)."""
+        self.env.unwrapped.advance_to_next_subtask()
+        return self._state(self._info)  # the last step's evaluate() info: evaluating again would count its contacts
 
     def step(self, action):
         import numpy as np
 
         t = time.perf_counter()
         _, reward, terminated, truncated, info = self.env.step(np.asarray(action, dtype=np.float64))
+        self._info = info
         out = self._state(info)
         out.update(
             reward=float(reward), terminated=bool(terminated), truncated=bool(truncated), step_s=time.perf_counter() - t
@@ -213,7 +223,7 @@ def main():
 
                 names = ("mani_skill2_real2sim", "sapien", "numpy", "gymnasium")
                 reply = {"versions": {d: md.version(d) for d in names}}
-            elif op in ("make", "reset", "step"):
+            elif op in ("make", "reset", "step", "advance"):
                 reply = getattr(server, op)(**request)
             else:
                 raise ValueError(f"unknown request {op!r}")

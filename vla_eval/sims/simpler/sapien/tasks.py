@@ -11,7 +11,8 @@ L197-199: a 0.865 m box on a 0.017 m floor), which left every object 1.2 cm high
 
 Configuration *i* of a task is the same episode as in the MuJoCo port (:mod:`vla_eval.sims.simpler.real2sim`):
 the coke-can tasks' ``obj_init_options.init_xy`` walks SimplerEnv's 5 x 5 grid (x outer, y inner), move near and
-the Bridge tasks pass ``obj_init_options.episode_id = i``, the drawer tasks put the robot at the script's pose *i*.
+the Bridge tasks pass ``obj_init_options.episode_id = i``, the drawer tasks put the robot at the script's pose *i*,
+and the apple task puts the robot at pose *i* // 9 and the apple at cell *i* % 9 of SimplerEnv's 3 x 3 grid.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class SapienTask:
     """configuration *i* is SimplerEnv's ``obj_init_options.episode_id = i`` (the Bridge tasks, move near)"""
     robot_poses: tuple[tuple[str, float, float, float], ...] | None = None
     """configuration *i* puts the robot at pose *i* (overlay id, x, y, extra yaw): the drawer tasks' nine poses"""
+    object_grid: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    """(x values, y values): configuration *i* drops the object at cell *i* mod (nx * ny) of this grid, x outer and y
+    inner, as SimplerEnv's evaluator walks ``--obj-init-x-range`` / ``--obj-init-y-range``"""
 
     def robot_init_options_for(self, config_id: int) -> dict[str, Any]:
         """The robot's start for one configuration: the task's one pose, or (drawers) the configuration's own,
@@ -62,19 +66,16 @@ class SapienTask:
         return {"init_xy": [float(x), float(y)], "init_rot_quat": list(G.base_quat(yaw))}
 
     def obj_init_options(self, task: str, config_id: int) -> dict[str, Any]:
-        if self.robot_poses is not None:
-            from vla_eval.sims.simpler.tasks import get_task
+        from vla_eval.sims.simpler.tasks import get_task
 
-            get_task(task).config(config_id)  # range check
-            return {}  # the drawer env opens a close task's drawer 0.2 m itself (CloseDrawerInSceneEnv.reset)
-        if self.robot == "google" and not self.episode_ids:
-            from vla_eval.sims.simpler.real2sim import google_robot as G
-            from vla_eval.sims.simpler.tasks import get_task
-
-            get_task(task).config(config_id)  # range check
-            ny = len(G.COKE_GRID_Y)
-            return {"init_xy": [float(G.COKE_GRID_X[config_id // ny]), float(G.COKE_GRID_Y[config_id % ny])]}
-        return {"episode_id": int(config_id)}
+        if self.episode_ids:
+            return {"episode_id": int(config_id)}
+        get_task(task).config(config_id)  # range check
+        if self.object_grid is not None:
+            xs, ys = self.object_grid
+            cell = config_id % (len(xs) * len(ys))
+            return {"init_xy": [float(xs[cell // len(ys)]), float(ys[cell % len(ys)])]}
+        return {}  # the drawer env opens a close task's drawer 0.2 m itself (CloseDrawerInSceneEnv.reset)
 
 
 def _google_kwargs(**extra: Any) -> dict[str, Any]:
@@ -92,6 +93,8 @@ def _google_kwargs(**extra: Any) -> dict[str, Any]:
 
 
 def _google(orientation: str) -> SapienTask:
+    from vla_eval.sims.simpler.real2sim import google_robot as G
+
     return SapienTask(
         "GraspSingleOpenedCokeCanInScene-v0",
         "google",
@@ -99,6 +102,7 @@ def _google(orientation: str) -> SapienTask:
         {"init_xy": [0.35, 0.20], "init_rot_quat": [0, 0, 0, 1]},
         box=GOOGLE_BOX,
         urdf_versions=True,
+        object_grid=(G.COKE_GRID_X, G.COKE_GRID_Y),
     )
 
 
@@ -120,6 +124,32 @@ def _drawer(action: str, level: str) -> SapienTask:
         {},
         urdf_versions=True,
         robot_poses=G.DRAWER_POSES,
+    )
+
+
+def _apple_in_drawer() -> SapienTask:
+    """rt1_put_in_drawer_visual_matching.sh: ``PlaceIntoClosedTopDrawerCustomInScene-v0`` with
+    ``station_name=mk_station_recolor``, ``model_ids=baked_apple_v2`` on ``dummy_drawer``, 200 steps; the robot at the
+    script's poses A0, B0, C0 and, for each, the apple dropped onto the cabinet top at the 3 x 3 grid
+    ``--obj-init-x-range -0.08 -0.02 3 --obj-init-y-range -0.02 0.08 3`` (27 configurations, as the port's). The env
+    itself switches to the second instruction after 100 steps (``force_advance_subtask_time_steps``)."""
+    from vla_eval.sims.simpler.real2sim import google_robot as G
+
+    cells = len(G.APPLE_GRID_X) * len(G.APPLE_GRID_Y)
+    return SapienTask(
+        "PlaceIntoClosedTopDrawerCustomInScene-v0",
+        "google",
+        _google_kwargs(
+            scene_name="dummy_drawer",
+            station_name="mk_station_recolor",
+            disable_bad_material=True,
+            model_ids="baked_apple_v2",
+            max_episode_steps=200,
+        ),
+        {},
+        urdf_versions=True,
+        robot_poses=tuple(p for p in G.DRAWER_POSES if p[0] in G.APPLE_POSES for _ in range(cells)),
+        object_grid=(G.APPLE_GRID_X, G.APPLE_GRID_Y),
     )
 
 
@@ -163,6 +193,7 @@ SAPIEN_TASKS: dict[str, SapienTask] = {
     **{f"google_pick_coke_can_{o}": _google(o) for o in COKE_ORIENTATION_KWARG},
     "google_move_near": _move_near(),
     **{f"google_{a}_{lv}_drawer": _drawer(a, lv) for a in ("open", "close") for lv in ("top", "middle", "bottom")},
+    "google_place_apple_in_closed_top_drawer": _apple_in_drawer(),
     "bridge_put_spoon_on_towel": _bridge("PutSpoonOnTableClothInScene-v0"),
     "bridge_put_carrot_on_plate": _bridge("PutCarrotOnPlateInScene-v0"),
     "bridge_stack_green_on_yellow": _bridge("StackGreenCubeOnYellowCubeBakedTexInScene-v0"),
