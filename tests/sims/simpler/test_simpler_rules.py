@@ -162,6 +162,31 @@ def test_move_near_moved_more_than_3cm_and_closest(env_of):
     assert not env._stats["is_closest_to_tgt"]
 
 
+def test_move_near_reads_centres_of_mass_where_simplerenv_does_and_origins_elsewhere():
+    """move_near_in_scene.py evaluate: the source-target distance (L419), the source's distance to the others (L434)
+    and the source's and target's height drop (L387-392) use centre-of-mass poses; how far each object moved and the
+    others' heights use actor origins, as do the after-settle positions. Objects here are 1 cm from their origins."""
+    from vla_eval.sims.simpler.rules import near_evaluate
+
+    half = {n: np.array([0.03, 0.03, 0.06]) for n in ("src", "tgt", "other")}
+    init = {"src": np.array([0.0, 0.0, 0.9]), "tgt": np.array([0.3, 0.0, 0.9]), "other": np.array([0.0, 0.3, 0.9])}
+    limit = 2 * np.linalg.norm([0.03, 0.03]) + 0.10
+    # the source carried towards the target: its centre of mass 1 mm inside the near limit, its origin 1 mm outside
+    pos = {**init, "src": np.array([0.3 - limit - 0.009, 0.0, 0.9])}
+    com = {**pos, "src": pos["src"] + [0.01, 0.0, 0.0]}
+    assert not near_evaluate(pos, init, half, "src", "tgt")[1]["near_tgt_obj"]
+    ok, stats = near_evaluate(pos, init, half, "src", "tgt", com=com)
+    assert ok and stats["near_tgt_obj"] and stats["moved_correct_obj"]
+    # the others' origins, not their centres of mass, count for "closest"
+    com_other = {**com, "other": pos["src"] + [0.0, 0.01, 0.0]}
+    assert near_evaluate(pos, init, half, "src", "tgt", com=com_other)[1]["is_closest_to_tgt"]
+    # the target's height drop is measured at its centre of mass against its settled origin
+    sunk = {**com, "tgt": init["tgt"] - [0.0, 0.0, 0.151]}
+    assert not near_evaluate(pos, init, half, "src", "tgt", com=sunk)[1]["all_obj_keep_height"]
+    sunk_origin = {**pos, "other": init["other"] - [0.0, 0.0, 0.021]}
+    assert not near_evaluate(sunk_origin, init, half, "src", "tgt", com=com)[1]["all_obj_keep_height"]
+
+
 def test_move_near_other_object_must_keep_height_within_2cm(env_of):
     env = env_of("google_move_near", config_id=12)
     park_arm_high(env)

@@ -35,7 +35,8 @@ ON_TOP_XY_MARGIN = 0.003
 
 
 def on_top(p_src, p_tgt, src_half, tgt_half, z_offset: float) -> bool:
-    """SimplerEnv's bounding-box 'source on target' test (before the contact check)."""
+    """SimplerEnv's bounding-box 'source on target' test (before the contact check). SimplerEnv passes the two
+    objects' centres of mass (put_on_in_scene.py L44-45, L81-82: ``source_obj_pose`` / ``target_obj_pose``)."""
     off = np.asarray(p_src, float) - np.asarray(p_tgt, float)
     xy_ok = float(np.linalg.norm(off[:2])) <= float(np.linalg.norm(np.asarray(tgt_half, float)[:2])) + ON_TOP_XY_MARGIN
     z_ok = off[2] > 0 and off[2] - float(tgt_half[2]) - float(src_half[2]) <= float(z_offset)
@@ -102,27 +103,39 @@ def lift_evaluate(env: Any, name: str) -> tuple[bool, dict[str, Any]]:
 
 
 def near_evaluate(
-    pos: dict[str, np.ndarray], init: dict[str, np.ndarray], half: dict[str, np.ndarray], src: str, tgt: str
+    pos: dict[str, np.ndarray],
+    init: dict[str, np.ndarray],
+    half: dict[str, np.ndarray],
+    src: str,
+    tgt: str,
+    com: dict[str, np.ndarray] | None = None,
 ) -> tuple[bool, dict[str, Any]]:
     """SimplerEnv's move-near rule (move_near_in_scene.py MoveNearInSceneEnv.evaluate) over the episode's objects.
 
-    ``pos`` / ``init``: each episode object's position now and after settling; ``half``: its half extents in
-    the world frame at the start (SimplerEnv: the bbox rotated by the settled pose). Returns (success, stats).
+    ``pos`` / ``init``: each episode object's origin now and after settling; ``half``: its half extents in the world
+    frame at the start (SimplerEnv: the bbox rotated by the settled pose). ``com``: the objects' centres of mass now
+    (default: ``pos``). SimplerEnv mixes the two: its ``source_obj_pose`` / ``target_obj_pose`` are centre-of-mass
+    poses (L342-354), used for the source's and target's height drop (L387-392), the source-target distance (L419) and
+    the source's distance to the others (L434); every other position, the after-settle ones included (L324-326), is
+    the actor's origin (``obj.pose.p``). Returns (success, stats).
     """
+    com = pos if com is None else com
     names = list(pos)
     moved = {n: float(np.linalg.norm(np.asarray(pos[n])[:2] - np.asarray(init[n])[:2])) for n in names}
     others = [n for n in names if n != src]
     moved_correct = moved[src] > MOVED and all(moved[n] < moved[src] for n in others)
     moved_wrong = any(moved[n] > MOVED for n in others) and any(moved[n] > moved[src] for n in others)
-    keep_height = all(float(pos[n][2] - init[n][2]) > (-0.15 if n in (src, tgt) else -0.02) for n in names)
-    dist = float(np.linalg.norm(np.asarray(pos[src])[:2] - np.asarray(pos[tgt])[:2]))
+    keep_height = all(
+        float(com[n][2] - init[n][2]) > -0.15 if n in (src, tgt) else float(pos[n][2] - init[n][2]) > -0.02
+        for n in names
+    )
+    src_xy = np.asarray(com[src])[:2]
+    dist = float(np.linalg.norm(src_xy - np.asarray(com[tgt])[:2]))
     near = (
         dist
         < float(np.linalg.norm(np.asarray(half[src])[:2]) + np.linalg.norm(np.asarray(half[tgt])[:2])) + NEAR_MARGIN
     )
-    closest = all(
-        dist < float(np.linalg.norm(np.asarray(pos[src])[:2] - np.asarray(pos[n])[:2])) + 0.01 for n in others
-    )
+    closest = all(dist < float(np.linalg.norm(src_xy - np.asarray(pos[n])[:2])) + 0.01 for n in others)
     stats = {
         "moved_correct_obj": moved_correct,
         "moved_wrong_obj": moved_wrong,

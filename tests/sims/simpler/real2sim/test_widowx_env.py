@@ -444,3 +444,29 @@ def test_collision_obj_objects_become_separate_hulls(tmp_path):
     assert len(parts) == 2
     np.testing.assert_allclose(parts[1][0][:, 0], [5, 6, 5, 5])
     assert parts[0][1].tolist() == [[0, 1, 2], [0, 1, 3]] and parts[1][1].tolist() == [[0, 1, 2], [0, 2, 3]]
+
+
+@pytest.mark.slow
+def test_on_top_rule_reads_centres_of_mass_as_simplerenv_does(bridge_env):
+    """put_on_in_scene.py judges "on top" from the source's and target's centres of mass (``source_obj_pose`` /
+    ``target_obj_pose``), not the actors' origins; the carrot's centre of mass sits ~5 mm from its origin. A carrot
+    whose centre of mass is 1 mm inside the plate's xy margin (its origin outside) is on the plate."""
+    from vla_eval.sims.simpler.rules import on_top
+
+    env = bridge_env("bridge_put_carrot_on_plate", cameras=())
+    env.reset(seed=0, options={"config_id": 0})
+    m, d = env.model, env.data
+    carrot, plate = m.body("carrot").id, m.body("plate").id
+    off = d.xipos[carrot] - d.xpos[carrot]
+    assert np.linalg.norm(off[:2]) > 0.003
+    src_half, tgt_half = env.facts["bbox"]["carrot"] / 2, env.facts["bbox"]["plate"] / 2
+    u = -off[:2] / np.linalg.norm(off[:2])
+    com = np.empty(3)
+    com[:2] = d.xipos[plate][:2] + u * (np.linalg.norm(tgt_half[:2]) + 0.003 - 0.001)
+    com[2] = d.xipos[plate][2] + tgt_half[2] + src_half[2] + 0.01
+    adr = m.joint("carrot_free").qposadr[0]
+    d.qpos[adr : adr + 3] = com - off  # the carrot's origin, orientation unchanged
+    mujoco.mj_forward(m, d)
+    np.testing.assert_allclose(d.xipos[carrot], com, atol=1e-9)
+    assert not on_top(d.xpos[carrot], d.xpos[plate], src_half, tgt_half, 0.02)  # judged by origins: off the plate
+    assert env._evaluate() and env._stats["src_on_target"]

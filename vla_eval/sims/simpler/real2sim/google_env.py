@@ -558,6 +558,7 @@ class GoogleRealEnv(RealSceneEnv):
                 self._init_half,
                 rule["object"],
                 rule["target"],
+                com={n: d.xipos[m.body(n).id] for n in names},
             )
             self._stats = {**stats, "is_src_obj_grasped": bool(self.is_grasped(rule["object"]))}
             return success

@@ -271,9 +271,9 @@ class BridgeRealEnv(RealSceneEnv):
             raise ValueError(f"rule {rule['type']!r} is not staged on the SimplerEnv robot yet")
         m, d = self.model, self.data
         src, tgt = rule["object"], rule["target"]
-        on = on_top(
-            d.xpos[m.body(src).id],
-            d.xpos[m.body(tgt).id],
+        on = on_top(  # centres of mass, as SimplerEnv's source_obj_pose / target_obj_pose
+            d.xipos[m.body(src).id],
+            d.xipos[m.body(tgt).id],
             self.facts["bbox"][src] / 2,
             self.facts["bbox"][tgt] / 2,
             float(rule.get("z_offset", 0.02)),

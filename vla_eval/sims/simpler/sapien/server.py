@@ -11,10 +11,11 @@ The only scene change: a named static box (``scene: {"box": ...}``) may stand in
 (``data/hab2_bench_assets/stages/*.glb``) is not in the asset pack.
 
 Requests (see ``wire.py`` for framing): ``make`` {env_id, kwargs, box}, ``reset`` {seed, options}, ``step``
-{action}, ``advance`` (to the task's next subtask), ``close``. Every reply to reset/step carries the state vla-eval needs: robot joint positions by name, the
-TCP and base poses, every non-static actor's pose, the task's source/target actor names, ``evaluate()``'s info,
-the language instruction, the arm's and gripper's controller targets (what the scripted expert steers) and, where
-the task has a source object, SimplerEnv's grasp check on it.
+{action}, ``advance`` (to the task's next subtask), ``close``. Every reply to reset/step/advance carries the state
+vla-eval needs: robot joint positions by name, the TCP and base poses, every non-static actor's pose, the task's
+source/target actor names, ``evaluate()``'s info, the language instruction, whether this is the task's last subtask,
+the arm's and gripper's controller targets (what the scripted expert steers) and, where the task has a source object,
+SimplerEnv's grasp check on it.
 """
 
 from __future__ import annotations
