@@ -741,3 +741,11 @@ def test_reset_settles_moving_objects_for_another_one_and_a_half_seconds(google_
     still = google_env("google_pick_coke_can_standing", cameras=())
     still.reset(seed=0, options={"config_id": 12})
     assert not still.settled_longer
+
+
+def test_scene_robot_collides_with_sapiens_convex_pieces(google_env):
+    """The scene's Google robot is converted with one hull per convex piece, as ManiSkill2 loads it (test_robots.py)."""
+    env = google_env("google_pick_coke_can_horizontal", cameras=())
+    m = env.model
+    forearm = m.body("link_forearm").id
+    assert sum(1 for g in env._robot_geoms if m.geom_bodyid[g] == forearm and m.geom_contype[g]) == 3

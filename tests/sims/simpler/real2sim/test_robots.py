@@ -193,3 +193,48 @@ def test_google_robot_fk_matches_urdf_chain(google_model, q):
     assert parts.joints == GOOGLE_JOINTS
     data = mujoco.MjData(model)
     _assert_fk_matches(urdf, model, data, q, ("link_gripper_tcp", "link_finger_tip_right", "link_camera"))
+
+
+# Collision shapes per link of SimplerEnv's robots in SAPIEN 2.2.2, read from the live engine
+# (``link.get_collision_shapes()`` after ManiSkill2's loader with ``load_multiple_collisions_from_file = True``,
+# agents/base_agent.py L88); links not listed have none or one.
+SAPIEN_COLLISION_SHAPES = {
+    GOOGLE: {
+        "link_base": 6,
+        "link_wheel_left": 10,
+        "link_wheel_right": 10,
+        "link_torso": 2,
+        "link_shoulder": 2,
+        "link_bicep": 2,
+        "link_elbow": 2,
+        "link_forearm": 3,
+        "link_wrist": 2,
+        "link_head_pan": 2,
+        "link_head_tilt": 4,
+    },
+    WIDOWX: {
+        "shoulder_link": 5,
+        "upper_arm_link": 2,
+        "lower_forearm_link": 10,
+        "gripper_bar_link": 5,
+        "left_finger_link": 2,
+        "right_finger_link": 2,
+    },
+}
+
+
+@pytest.mark.parametrize("robot", [GOOGLE, WIDOWX], ids=["google", "widowx"])
+def test_robot_collision_meshes_split_into_sapiens_convex_pieces(simpler_assets, mesh_cache, monkeypatch, robot):
+    """ManiSkill2 loads its robots' collision meshes as one convex hull per piece of each file; one hull over the
+    whole file filled the gaps between the pieces (the WidowX finger, the Google arm's VHACD links)."""
+    monkeypatch.setenv("VLA_EVAL_CACHE", str(mesh_cache))
+    parts = urdf_to_mjcf_parts(simpler_assets / robot, split_collisions=True)
+    model = mujoco.MjModel.from_xml_string(standalone_mjcf(parts))
+    shapes: dict[str, int] = {}
+    for g in range(model.ngeom):
+        if model.geom_group[g] == 3:
+            name = model.body(model.geom_bodyid[g]).name
+            shapes[name] = shapes.get(name, 0) + 1
+    assert {k: v for k, v in shapes.items() if v > 1} == SAPIEN_COLLISION_SHAPES[robot]
+    whole = urdf_to_mjcf_parts(simpler_assets / robot)
+    assert sum(1 for a in whole.assets if "<mesh" in a) < sum(1 for a in parts.assets if "<mesh" in a)

@@ -470,3 +470,11 @@ def test_on_top_rule_reads_centres_of_mass_as_simplerenv_does(bridge_env):
     np.testing.assert_allclose(d.xipos[carrot], com, atol=1e-9)
     assert not on_top(d.xpos[carrot], d.xpos[plate], src_half, tgt_half, 0.02)  # judged by origins: off the plate
     assert env._evaluate() and env._stats["src_on_target"]
+
+
+def test_scene_robot_collides_with_sapiens_convex_pieces(bridge_env):
+    """The scene's WidowX is converted with one hull per convex piece, as ManiSkill2 loads it (test_robots.py)."""
+    env = bridge_env("bridge_put_carrot_on_plate", cameras=())
+    m = env.model
+    finger = m.body("left_finger_link").id
+    assert sum(1 for g in env._robot_geoms if m.geom_bodyid[g] == finger and m.geom_contype[g]) == 2

@@ -313,6 +313,7 @@ def build_google_xml(
         prefix="",
         root_pos=(*real.base_xy, G.BASE_Z),
         root_quat=G.base_quat(real.base_yaw),
+        split_collisions=True,  # ManiSkill2 loads robots with load_multiple_collisions_from_file (base_agent.py L88)
     )
     body, n = re.subn(r'(<body name="link_camera"[^>]*>)', lambda mt: mt.group(1) + camera, robot.body, count=1)
     if n != 1:

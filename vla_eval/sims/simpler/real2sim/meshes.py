@@ -216,6 +216,40 @@ def collision_parts(model_dir: Path) -> list[Path]:
     return collision_parts(model_dir)
 
 
+def mesh_file_pieces(path: Path) -> list[Path]:
+    """A robot link's collision mesh file as SAPIEN loads it with ``load_multiple_collisions_from_file`` (ManiSkill2
+    sets it for every robot, ``agents/base_agent.py`` L88): one cached OBJ per convex piece, each ``o`` object and
+    within it each vertex-connected piece (:func:`connected_pieces`), for OBJ, STL and glTF files alike. A file of one
+    piece is returned as itself (read by MuJoCo directly, or converted by :func:`mujoco_mesh_file`)."""
+    if path.suffix.lower() == ".obj":
+        pieces = collision_pieces(path)
+    else:
+        import trimesh
+
+        mesh = trimesh.load(path, force="mesh")
+        pieces = connected_pieces(np.asarray(mesh.vertices, dtype=float), np.asarray(mesh.faces, dtype=np.int64))
+    if len(pieces) <= 1:
+        return [mujoco_mesh_file(path)]
+    out_dir = cache_root() / "simpler-meshes" / f"{path.stem}-pieces-{_file_hash(path)}-v{CONVERTER_VERSION}"
+    index = out_dir / "parts.json"
+    if index.is_file():
+        return [Path(p) for p in json.loads(index.read_text())]
+    tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, (verts, faces) in enumerate(pieces):
+        _write_obj(tmp / f"p{i}.obj", verts, faces, None)
+        paths.append(str(out_dir / f"p{i}.obj"))
+    (tmp / "parts.json").write_text(json.dumps(paths))
+    try:
+        os.replace(tmp, out_dir)
+    except OSError:  # another process wrote it first
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [Path(p) for p in json.loads(index.read_text())]
+
+
 def mujoco_mesh_file(path: Path) -> Path:
     """``path`` itself if MuJoCo reads it (OBJ, STL), else its geometry as a cached OBJ
     (e.g. the Google robot's ``.glb``)."""

@@ -114,6 +114,7 @@ def urdf_to_mjcf_parts(
     massless_visuals: bool = False,
     linear_colors: bool = False,
     name_collisions: bool = False,
+    split_collisions: bool = False,
 ) -> MjcfParts:
     """Convert ``urdf_path`` into MJCF fragments; names get ``prefix`` (meshes, bodies, joints).
 
@@ -124,6 +125,9 @@ def urdf_to_mjcf_parts(
     shapes do at the default density, as in SAPIEN); off by default, as the robots' links all declare inertials.
     ``name_collisions``: a named ``<collision>`` becomes the geom ``<prefix><link>/<name>`` (a success rule may
     test contacts with one shape, as SimplerEnv's drawer-floor test does).
+    ``split_collisions``: a collision mesh file becomes one geom per convex piece, as SAPIEN's URDF loader makes them
+    with ``load_multiple_collisions_from_file`` (ManiSkill2's robots, :func:`meshes.mesh_file_pieces`); otherwise MuJoCo
+    takes one convex hull over the whole file.
     """
     urdf_path = Path(urdf_path)
     try:
@@ -158,19 +162,23 @@ def urdf_to_mjcf_parts(
 
     named_colors = {m.get("name"): m.find("color") for m in root.findall("material") if m.find("color") is not None}
 
-    def mesh_asset(filename: str, scale) -> str:
+    def mesh_assets(filename: str, scale, pieces: bool = False) -> list[str]:
         path = (urdf_path.parent / filename.replace("package://", "")).resolve()
         if not path.is_file():
             raise ConfigError(f"{urdf_path}: mesh {filename!r} not found at {path}")
-        from vla_eval.sims.simpler.real2sim.meshes import mujoco_mesh_file
+        from vla_eval.sims.simpler.real2sim.meshes import mesh_file_pieces, mujoco_mesh_file
 
-        path = mujoco_mesh_file(path)  # .glb / .dae: converted (geometry only) and cached
-        key = f"{path}|{_fmt(scale)}"
-        if key not in meshes:
-            name = f"{prefix}mesh{len(meshes)}_{path.stem}"
-            meshes[key] = name
-            parts.assets.append(f'<mesh name="{name}" file="{path}" scale="{_fmt(scale)}"/>')
-        return meshes[key]
+        # .glb / .dae: converted (geometry only) and cached
+        files = mesh_file_pieces(path) if pieces else [mujoco_mesh_file(path)]
+        names = []
+        for file in files:
+            key = f"{file}|{_fmt(scale)}"
+            if key not in meshes:
+                name = f"{prefix}mesh{len(meshes)}_{file.stem}"
+                meshes[key] = name
+                parts.assets.append(f'<mesh name="{name}" file="{file}" scale="{_fmt(scale)}"/>')
+            names.append(meshes[key])
+        return names
 
     def texture_material(tex: Path) -> str:
         if tex not in materials:
@@ -188,9 +196,12 @@ def urdf_to_mjcf_parts(
                 g = el.find("geometry")
                 m, box, cyl, sph = g.find("mesh"), g.find("box"), g.find("cylinder"), g.find("sphere")
                 attrs = f'pos="{_fmt(xyz)}" quat="{_fmt(euler_to_quat(rpy, "sxyz"))}"'
+                shapes: list[str] = []
                 if m is not None:
                     scale = _floats(m.get("scale"), 3, 1.0)
-                    shape = f'type="mesh" mesh="{mesh_asset(m.get("filename"), scale)}"'
+                    split = split_collisions and kind == "collision"
+                    shapes = [f'type="mesh" mesh="{n}"' for n in mesh_assets(m.get("filename"), scale, split)]
+                    shape = shapes[0]
                     src = (urdf_path.parent / m.get("filename")).resolve()
                 elif box is not None:
                     shape = f'type="box" size="{_fmt(np.array(_floats(box.get("size"), 3)) / 2)}"'
@@ -225,12 +236,12 @@ def urdf_to_mjcf_parts(
                         f'<geom {shape} {attrs} group="2" contype="0" conaffinity="0"{mass} rgba="{_fmt(rgba)}"/>'
                     )
                 else:
-                    name = (
-                        f' name="{prefix}{link.get("name")}/{el.get("name")}"'
-                        if name_collisions and el.get("name")
-                        else ""
-                    )
-                    out.append(f'<geom{name} {shape} {attrs} group="3" rgba="0.5 0.5 0.5 0"/>')
+                    base = f"{prefix}{link.get('name')}/{el.get('name')}" if name_collisions and el.get("name") else ""
+                    pieces = shapes or [shape]
+                    for n, piece in enumerate(pieces):
+                        label = f"{base}#{n}" if base and len(pieces) > 1 else base
+                        name = f' name="{label}"' if label else ""
+                        out.append(f'<geom{name} {piece} {attrs} group="3" rgba="0.5 0.5 0.5 0"/>')
         return out
 
     def inertial(link: ET.Element) -> str:

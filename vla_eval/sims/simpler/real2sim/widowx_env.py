@@ -147,7 +147,8 @@ def build_bridge_xml(assets: Path, task: SimplerTask, real: RealTask) -> tuple[s
         f'fovy="{W.fovy_degrees():.6f}"/>'
     )
     base = (*W.BASE_XY_SINK, W.BASE_Z_SINK) if sink else (*W.BASE_XY, W.BASE_Z)
-    robot = urdf_to_mjcf_parts(assets / W.URDF, prefix="", root_pos=base, root_quat=W.BASE_QUAT)
+    # ManiSkill2 loads robots with load_multiple_collisions_from_file (agents/base_agent.py L88)
+    robot = urdf_to_mjcf_parts(assets / W.URDF, prefix="", root_pos=base, root_quat=W.BASE_QUAT, split_collisions=True)
     body = robot.body.replace(">", ">" + camera, 1)  # the camera rides on base_link, as in SimplerEnv
     # ManiSkill2 cancels the robot's own passive forces, gravity included, every simulation step for the WidowX as for
     # the Google robot (agents/base_controller.py L229-231, DictController balance_passive_force=True)

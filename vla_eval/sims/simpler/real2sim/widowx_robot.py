@@ -58,9 +58,8 @@ FINGER_MARGIN = 0.0005
 """Not a SimplerEnv value: MuJoCo's contacts are soft, so a finger squeezing an object with the gripper's ~12 N sinks
 into it (0.5-0.7 mm on the spoon) where PhysX's (rest offset 0) stops at the surface. A contact margin of 0.5 mm on
 the finger geoms brings a pinched spoon's fingers to rest 53.5 mm apart, as SAPIEN's (26.5 + 27.1 mm), where they
-closed to 52.5 mm without it. Expert over the 24 configurations (SAPIEN: 24/24 on each): spoon on towel 16/24 against
-14/24 without; carrot 24/24 and eggplant 23/24 either way; stack 20/24 against 23/24 without with float32 actions (what
-``vla-eval run`` sends; 23/24 either way with float64): its outcomes turn on the last bits (docs/simpler.md)."""
+closed to 52.5 mm without it. Expert over the 24 configurations, float32 actions as ``vla-eval run`` sends them
+(SAPIEN: 24/24 on each): spoon on towel 17/24 against 14/24 without, stack 23/24 either way (docs/simpler.md)."""
 
 NOSLIP_ITERATIONS = 10
 """Not a SimplerEnv value: PhysX friction holds a resting contact still, MuJoCo's soft friction lets it creep. Without
