@@ -191,63 +191,61 @@ def collision_pieces(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
     return [piece for verts, faces in obj_objects(path) for piece in connected_pieces(verts, faces)]
 
 
+def _cached_parts(out_dir: Path, build) -> list[Path]:
+    """The mesh files listed in ``out_dir/parts.json``; on a miss ``build(tmp)`` writes them into a private folder and
+    returns their final paths, and the folder is moved into place whole (a process that lost the race drops its
+    copy and reads the winner's)."""
+    index = out_dir / "parts.json"
+    if not index.is_file():
+        tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        (tmp / "parts.json").write_text(json.dumps(build(tmp)))
+        try:
+            os.replace(tmp, out_dir)
+        except OSError:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    return [Path(p) for p in json.loads(index.read_text())]
+
+
+def _write_pieces(pieces, tmp: Path, out_dir: Path, letter: str) -> list[str]:
+    paths = []
+    for i, (verts, faces) in enumerate(pieces):
+        _write_obj(tmp / f"{letter}{i}.obj", verts, faces, None)
+        paths.append(str(out_dir / f"{letter}{i}.obj"))
+    return paths
+
+
 def collision_parts(model_dir: Path) -> list[Path]:
     """``collision.obj`` split into one OBJ per convex piece (:func:`collision_pieces`)."""
     src = model_dir / "collision.obj"
     if not src.is_file():
         raise ConfigError(f"{model_dir}: collision.obj is missing")
     out_dir = cache_root() / "simpler-meshes" / f"{model_dir.name}-collision-{_file_hash(src)}-v{CONVERTER_VERSION}"
-    index = out_dir / "parts.json"
-    if index.is_file():
-        return [Path(p) for p in json.loads(index.read_text())]
-    tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, (verts, faces) in enumerate(collision_pieces(src)):
-        _write_obj(tmp / f"c{i}.obj", verts, faces, None)
-        paths.append(str(out_dir / f"c{i}.obj"))
-    (tmp / "parts.json").write_text(json.dumps(paths))
-    try:
-        os.replace(tmp, out_dir)
-    except OSError:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-    return collision_parts(model_dir)
+    return _cached_parts(out_dir, lambda tmp: _write_pieces(collision_pieces(src), tmp, out_dir, "c"))
 
 
 def mesh_file_pieces(path: Path) -> list[Path]:
     """A robot link's collision mesh file as SAPIEN loads it with ``load_multiple_collisions_from_file`` (ManiSkill2
     sets it for every robot, ``agents/base_agent.py`` L88): one cached OBJ per convex piece, each ``o`` object and
     within it each vertex-connected piece (:func:`connected_pieces`), for OBJ, STL and glTF files alike. A file of one
-    piece is returned as itself (read by MuJoCo directly, or converted by :func:`mujoco_mesh_file`)."""
-    if path.suffix.lower() == ".obj":
-        pieces = collision_pieces(path)
-    else:
-        import trimesh
-
-        mesh = trimesh.load(path, force="mesh")
-        pieces = connected_pieces(np.asarray(mesh.vertices, dtype=float), np.asarray(mesh.faces, dtype=np.int64))
-    if len(pieces) <= 1:
-        return [mujoco_mesh_file(path)]
+    piece is listed as itself (read by MuJoCo directly, or converted by :func:`mujoco_mesh_file`)."""
     out_dir = cache_root() / "simpler-meshes" / f"{path.stem}-pieces-{_file_hash(path)}-v{CONVERTER_VERSION}"
-    index = out_dir / "parts.json"
-    if index.is_file():
-        return [Path(p) for p in json.loads(index.read_text())]
-    tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, (verts, faces) in enumerate(pieces):
-        _write_obj(tmp / f"p{i}.obj", verts, faces, None)
-        paths.append(str(out_dir / f"p{i}.obj"))
-    (tmp / "parts.json").write_text(json.dumps(paths))
-    try:
-        os.replace(tmp, out_dir)
-    except OSError:  # another process wrote it first
-        import shutil
 
-        shutil.rmtree(tmp, ignore_errors=True)
-    return [Path(p) for p in json.loads(index.read_text())]
+    def build(tmp: Path) -> list[str]:
+        if path.suffix.lower() == ".obj":
+            pieces = collision_pieces(path)
+        else:
+            import trimesh
+
+            mesh = trimesh.load(path, force="mesh")
+            pieces = connected_pieces(np.asarray(mesh.vertices, dtype=float), np.asarray(mesh.faces, dtype=np.int64))
+        if len(pieces) <= 1:
+            return [str(mujoco_mesh_file(path))]
+        return _write_pieces(pieces, tmp, out_dir, "p")
+
+    return _cached_parts(out_dir, build)
 
 
 def mujoco_mesh_file(path: Path) -> Path:
